@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""PyTorch reference of cae's lecture models, for quality and speed comparisons.
+
+Same layers, same data scaling, Adam(lr 1e-3, eps 1e-8), batch 64, BCE; threads = cores.
+
+  python3 bench/pytorch_reference.py train-ae --data DIR [--epochs 5] [--seed 0]
+  python3 bench/pytorch_reference.py throughput --data DIR [--batches 200]
+
+`--data` (or CAE_DATA) is the folder that holds mnist/.
+"""
+import argparse
+import gzip
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def read_idx(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    magic = int.from_bytes(raw[0:4], "big")
+    dims = magic & 0xFF
+    shape = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load(root, split):
+    stem = "train" if split == "train" else "t10k"
+    d = os.path.join(root, "mnist")
+    images = read_idx(os.path.join(d, f"{stem}-images-idx3-ubyte.gz"))
+    labels = read_idx(os.path.join(d, f"{stem}-labels-idx1-ubyte.gz"))
+    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+    return x, torch.from_numpy(labels.astype(np.int64))
+
+
+class Encoder(nn.Module):
+    def __init__(self, k=16, latent=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, k, 3, stride=2)
+        self.conv2 = nn.Conv2d(k, 2 * k, 3, stride=2)
+        self.conv3 = nn.Conv2d(2 * k, 4 * k, 3, stride=1)
+        self.fc = nn.Linear(4 * k * 16, latent)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x))
+        x = F.relu(self.conv3(x))
+        return F.relu(self.fc(x.flatten(1)))
+
+
+class Decoder(nn.Module):
+    def __init__(self, k=16, latent=10):
+        super().__init__()
+        self.k = k
+        self.fc = nn.Linear(latent, 4 * k * 16)
+        self.deconv1 = nn.ConvTranspose2d(4 * k, 2 * k, 3, stride=1)
+        self.deconv2 = nn.ConvTranspose2d(2 * k, k, 3, stride=2)
+        self.deconv3 = nn.ConvTranspose2d(k, 1, 3, stride=2, output_padding=1)
+
+    def forward(self, z):
+        x = F.relu(self.fc(z)).view(-1, 4 * self.k, 4, 4)
+        x = F.relu(self.deconv1(x))
+        x = F.relu(self.deconv2(x))
+        return torch.sigmoid(self.deconv3(x))
+
+
+class Autoencoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = Encoder()
+        self.decoder = Decoder()
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+def evaluate(model, x):
+    model.eval()
+    bce = mse = 0.0
+    with torch.no_grad():
+        for i in range(0, len(x), 1000):
+            b = x[i:i + 1000]
+            y = model(b)
+            bce += F.binary_cross_entropy(y, b, reduction="sum").item()
+            mse += F.mse_loss(y, b, reduction="sum").item()
+    n = x.numel()
+    model.train()
+    return bce / n, mse / n
+
+
+def train_ae(args):
+    torch.manual_seed(args.seed)
+    xtr, _ = load(args.data, "train")
+    xte, _ = load(args.data, "test")
+    model = Autoencoder()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-8)
+    for epoch in range(1, args.epochs + 1):
+        order = torch.randperm(len(xtr))
+        start = time.perf_counter()
+        for i in range(0, len(xtr), args.batch_size):
+            b = xtr[order[i:i + args.batch_size]]
+            loss = F.binary_cross_entropy(model(b), b)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        secs = time.perf_counter() - start
+        bce, mse = evaluate(model, xte)
+        with torch.no_grad():
+            z = torch.cat([model.encoder(xte[i:i + 1000]) for i in range(0, len(xte), 1000)])
+        dead = int((z.max(0).values <= 0).sum())
+        print(json.dumps({"epoch": epoch, "test_bce": bce, "test_mse": mse, "seconds": secs,
+                          "samples_per_sec": len(xtr) / secs, "dead_units": dead}), flush=True)
+
+
+def throughput(args):
+    """Training samples/s at batch 64 (forward + loss + backward + Adam), like `cae bench`."""
+    torch.manual_seed(0)
+    xtr, _ = load(args.data, "train")
+    model = Autoencoder()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-8)
+    order = torch.randperm(len(xtr))
+    def step(i):
+        b = xtr[order[(i * 64) % (len(xtr) - 64):][:64]]
+        loss = F.binary_cross_entropy(model(b), b)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for i in range(args.warmup):
+        step(i)
+    start = time.perf_counter()
+    for i in range(args.batches):
+        step(i)
+    secs = time.perf_counter() - start
+    print(json.dumps({"ae_train_samples_per_sec": args.batches * 64 / secs, "threads": torch.get_num_threads()}))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("command", choices=["train-ae", "throughput"])
+    p.add_argument("--data", default=os.environ.get("CAE_DATA", "data"))
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batches", type=int, default=200)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    {"train-ae": train_ae, "throughput": throughput}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,582 @@
+//! The `cae` command line: a thin layer of flags over the library.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use burn::module::Module;
+use burn::tensor::Device;
+use clap::{Args, Parser, Subcommand};
+
+use crate::data::download::{Fetched, download};
+use crate::data::{Dataset, DatasetKind, Split, data_root};
+use crate::loss::ReconstructionLoss;
+use crate::model::classifier::{AnyClassifier, Classifier, ClassifierKind};
+use crate::model::{
+    Autoencoder, ConvAutoencoder, ConvAutoencoderConfig, DEFAULT_LATENT_BIAS, LatentActivation,
+};
+use crate::run::{MODEL_FILE, RunConfig, RunDir};
+use crate::training::classifier::{
+    ClassifierTrainingConfig, evaluate_classifier, train_classifier,
+};
+use crate::training::{
+    AutoencoderTrainingConfig, FitOptions, LoopConfig, LrSchedule, RunMode, train_autoencoder,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cae",
+    version,
+    about = "Convolutional autoencoders on MNIST and Fashion-MNIST"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Download a dataset's four IDX files, checking each against its SHA-256.
+    Download(DownloadArgs),
+    /// The whole lecture: train the autoencoder, then the AutoCNN on its encoder.
+    Lecture(LectureArgs),
+    /// Train the convolutional autoencoder (the lecture's by default).
+    TrainAe(TrainAeArgs),
+    /// Train a digit classifier: the AutoCNN (on a trained encoder) or the plain CNN.
+    TrainClassifier(TrainClassifierArgs),
+    /// Write a PNG of test images above their reconstructions.
+    Reconstruct(ReconstructArgs),
+    /// Evaluate a run on the full test set.
+    Eval(EvalArgs),
+    /// Classify image files (PNG, JPEG) with a classifier run.
+    Predict(PredictArgs),
+    /// Compare AutoCNN, its encoder, its head and the plain CNN: size, cost, speed, accuracy.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Data root holding mnist/ and fashion-mnist/ [default: $CAE_DATA, else ./data]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+impl DataArgs {
+    pub fn root(&self) -> PathBuf {
+        data_root(self.data.as_deref())
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    #[arg(value_enum)]
+    pub dataset: DatasetKind,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Mirror to try instead of the built-in list (repeatable; tried in order)
+    #[arg(long, value_name = "URL")]
+    pub mirror: Vec<String>,
+}
+
+/// Flags of the epoch loop shared by the training commands.
+#[derive(Debug, Args)]
+pub struct LoopArgs {
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// [default: 64 for train-ae, 50 for train-classifier]
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    pub lr: f64,
+    #[arg(long, value_enum, default_value_t = LrSchedule::Constant)]
+    pub lr_schedule: LrSchedule,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Train on the first N training images only
+    #[arg(long, value_name = "N")]
+    pub train_limit: Option<usize>,
+    /// Evaluate on the first N test images only
+    #[arg(long, value_name = "N")]
+    pub test_limit: Option<usize>,
+    /// Continue the run in RUN_DIR from its last finished epoch (--epochs may extend it)
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
+    /// Replace an existing run directory
+    #[arg(long)]
+    pub force: bool,
+    /// No progress bar
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl LoopArgs {
+    fn config(&self, default_batch: usize) -> LoopConfig {
+        LoopConfig {
+            learning_rate: self.lr,
+            lr_schedule: self.lr_schedule,
+            seed: self.seed,
+            train_limit: self.train_limit,
+            test_limit: self.test_limit,
+            ..LoopConfig::new(self.epochs, self.batch_size.unwrap_or(default_batch))
+        }
+    }
+
+    /// Where the run goes and how: resume wins, then --force.
+    fn target(&self, out: &Path) -> (PathBuf, RunMode) {
+        match &self.resume {
+            Some(dir) => (dir.clone(), RunMode::Resume),
+            None if self.force => (out.to_path_buf(), RunMode::Overwrite),
+            None => (out.to_path_buf(), RunMode::New),
+        }
+    }
+
+    fn options(&self) -> FitOptions {
+        FitOptions { quiet: self.quiet }
+    }
+}
+
+/// Flags that shape the convolutional autoencoder.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Channels of the first convolution (k); the others have 2k and 4k
+    #[arg(long, default_value_t = 16)]
+    pub width: usize,
+    /// Size of the latent vector
+    #[arg(long, default_value_t = 10)]
+    pub latent: usize,
+    #[arg(long, value_enum, default_value_t = LatentActivation::Relu)]
+    pub latent_activation: LatentActivation,
+    /// Initial latent bias: a number, or `uniform` for the layer's default ±1/√fan_in draw
+    #[arg(long, value_name = "B|uniform", default_value_t = BiasInit(Some(DEFAULT_LATENT_BIAS)), value_parser = parse_bias)]
+    pub latent_bias_init: BiasInit,
+}
+
+impl ModelArgs {
+    fn config(&self) -> ConvAutoencoderConfig {
+        ConvAutoencoderConfig::new()
+            .with_width(self.width)
+            .with_latent(self.latent)
+            .with_latent_activation(self.latent_activation)
+            .with_latent_bias_init(self.latent_bias_init.0)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TrainAeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
+    pub dataset: DatasetKind,
+    #[arg(long, value_enum, default_value_t = ReconstructionLoss::Bce)]
+    pub loss: ReconstructionLoss,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub training: LoopArgs,
+    /// Run directory to create
+    #[arg(long, value_name = "RUN_DIR", default_value = "runs/autoencoder")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainClassifierArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
+    pub dataset: DatasetKind,
+    #[arg(long, value_enum, default_value_t = ClassifierKind::AutoCnn)]
+    pub model: ClassifierKind,
+    /// Autoencoder run whose encoder the AutoCNN starts from, or `none` for a fresh encoder
+    #[arg(long, value_name = "RUN_DIR|none", default_value = "runs/autoencoder")]
+    pub encoder: PathBuf,
+    /// Train the head only, keeping the autoencoder's encoder weights
+    #[arg(long)]
+    pub freeze_encoder: bool,
+    /// Shift training images by up to N pixels at random (0: off)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub augment_shift: u32,
+    #[command(flatten)]
+    pub training: LoopArgs,
+    /// Run directory to create
+    #[arg(long, value_name = "RUN_DIR", default_value = "runs/autocnn")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LectureArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Folder for the two runs: OUT/autoencoder and OUT/autocnn
+    #[arg(long, default_value = "runs/lecture")]
+    pub out: PathBuf,
+    /// Epochs of each of the two trainings
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Replace existing runs
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconstructArgs {
+    pub run_dir: PathBuf,
+    /// Number of test images
+    #[arg(long, default_value_t = 10)]
+    pub n: usize,
+    /// Output file [default: RUN_DIR/reconstructions.png]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A classifier run (cae train-classifier)
+    pub run_dir: PathBuf,
+    /// Image files: a digit on white paper or MNIST-style white on black, any size
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// AutoCNN run
+    #[arg(long, default_value = "runs/autocnn")]
+    pub autocnn: PathBuf,
+    /// Plain CNN run (cae train-classifier --model plain-cnn)
+    #[arg(long, default_value = "runs/plain-cnn")]
+    pub cnn: PathBuf,
+    /// Single-image calls timed per model (the median is reported)
+    #[arg(long, default_value_t = 1000)]
+    pub calls: usize,
+    /// Markdown file to write the table to (it is printed either way)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// `--latent-bias-init`: `Some(value)`, or `None` for `uniform`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BiasInit(pub Option<f64>);
+
+impl std::fmt::Display for BiasInit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "{v}"),
+            None => f.write_str("uniform"),
+        }
+    }
+}
+
+fn parse_bias(text: &str) -> Result<BiasInit, String> {
+    if text == "uniform" {
+        return Ok(BiasInit(None));
+    }
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(BiasInit(Some(v))),
+        _ => Err(format!("expected a number or `uniform`, got `{text}`")),
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Download(args) => cmd_download(args),
+        Command::Lecture(args) => cmd_lecture(args),
+        Command::TrainAe(args) => cmd_train_ae(args),
+        Command::TrainClassifier(args) => cmd_train_classifier(args),
+        Command::Reconstruct(args) => cmd_reconstruct(args),
+        Command::Eval(args) => cmd_eval(args),
+        Command::Predict(args) => cmd_predict(args),
+        Command::Compare(args) => crate::compare::cmd_compare(args),
+    }
+}
+
+fn cmd_download(args: DownloadArgs) -> anyhow::Result<()> {
+    let root = args.data.root();
+    download(
+        args.dataset,
+        &root,
+        &args.mirror,
+        |name, fetched| match fetched {
+            Fetched::AlreadyPresent => eprintln!("{name}: present, checksum ok"),
+            Fetched::Downloaded { mirror, bytes } => {
+                eprintln!("{name}: {bytes} bytes from {mirror}, checksum ok")
+            }
+        },
+    )?;
+    println!("{}", root.join(args.dataset.dir_name()).display());
+    Ok(())
+}
+
+fn cmd_train_ae(args: TrainAeArgs) -> anyhow::Result<()> {
+    let config = AutoencoderTrainingConfig {
+        model: args.model.config(),
+        dataset: args.dataset,
+        loss: args.loss,
+        training: args.training.config(64),
+    };
+    let (path, mode) = args.training.target(&args.out);
+    let root = args.data.root();
+    train_and_report_autoencoder(&config, &root, &path, mode, args.training.options())
+}
+
+fn train_and_report_autoencoder(
+    config: &AutoencoderTrainingConfig,
+    root: &Path,
+    path: &Path,
+    mode: RunMode,
+    options: FitOptions,
+) -> anyhow::Result<()> {
+    let device = crate::default_device();
+    let (model, run) = train_autoencoder(config, root, path, mode, &device, options)?;
+    let config = run.autoencoder_config()?;
+    let last = run.metrics()?.pop().context("the run recorded no epoch")?;
+    let test = Dataset::load(root, config.dataset, Split::Test)?;
+    let model = model.valid();
+    write_reconstructions(&model, &run, &test, 10, None)?;
+    let dead = crate::evaluation::latent_stats(|x| model.encode(x), &test, &device).dead_units();
+    println!(
+        "{}: test_bce {:.4}  test_mse {:.4}  test_psnr {:.2} dB after {} epochs; dead latent units: {}/{}",
+        run.path().display(),
+        last.test["test_bce"],
+        last.test["test_mse"],
+        last.test["test_psnr"],
+        last.epoch,
+        dead.len(),
+        config.model.latent,
+    );
+    Ok(())
+}
+
+fn classifier_config(args: &TrainClassifierArgs) -> ClassifierTrainingConfig {
+    let encoder_from = (args.encoder.as_os_str() != "none"
+        && args.model == ClassifierKind::AutoCnn)
+        .then(|| args.encoder.clone());
+    ClassifierTrainingConfig {
+        model: args.model,
+        freeze_encoder: args.freeze_encoder,
+        dataset: args.dataset,
+        augment_shift: args.augment_shift,
+        training: args.training.config(50),
+        ..ClassifierTrainingConfig::lecture(encoder_from)
+    }
+}
+
+fn cmd_train_classifier(args: TrainClassifierArgs) -> anyhow::Result<()> {
+    let config = classifier_config(&args);
+    let (path, mode) = args.training.target(&args.out);
+    train_and_report_classifier(
+        &config,
+        &args.data.root(),
+        &path,
+        mode,
+        args.training.options(),
+    )?;
+    Ok(())
+}
+
+fn train_and_report_classifier(
+    config: &ClassifierTrainingConfig,
+    root: &Path,
+    path: &Path,
+    mode: RunMode,
+    options: FitOptions,
+) -> anyhow::Result<f64> {
+    let device = crate::default_device();
+    let (_, run) = train_classifier(config, root, path, mode, &device, options)?;
+    let last = run.metrics()?.pop().context("the run recorded no epoch")?;
+    let accuracy = last.test["test_accuracy"];
+    println!(
+        "{}: test accuracy {:.2} % after {} epochs",
+        run.path().display(),
+        100.0 * accuracy,
+        last.epoch
+    );
+    Ok(accuracy)
+}
+
+fn cmd_lecture(args: LectureArgs) -> anyhow::Result<()> {
+    let root = args.data.root();
+    let mode = if args.force {
+        RunMode::Overwrite
+    } else {
+        RunMode::New
+    };
+    let options = FitOptions { quiet: args.quiet };
+    let ae_dir = args.out.join("autoencoder");
+    let mut ae = AutoencoderTrainingConfig::lecture();
+    ae.training.epochs = args.epochs;
+    ae.training.seed = args.seed;
+    train_and_report_autoencoder(&ae, &root, &ae_dir, mode, options)?;
+    let mut cls = ClassifierTrainingConfig::lecture(Some(ae_dir));
+    cls.training.epochs = args.epochs;
+    cls.training.seed = args.seed;
+    let accuracy =
+        train_and_report_classifier(&cls, &root, &args.out.join("autocnn"), mode, options)?;
+    println!("AutoCNN MNIST test accuracy: {:.2} %", 100.0 * accuracy);
+    Ok(())
+}
+
+/// Load a finished autoencoder run's latest weights for inference.
+pub fn load_autoencoder(
+    run: &RunDir,
+    device: &Device,
+) -> anyhow::Result<(ConvAutoencoder, AutoencoderTrainingConfig)> {
+    let config = run.autoencoder_config()?;
+    require_finished_epoch(run)?;
+    let model = run.load_module(MODEL_FILE, config.model.init(device))?;
+    Ok((model, config))
+}
+
+/// Load a finished classifier run's latest weights for inference.
+pub fn load_classifier(
+    run: &RunDir,
+    device: &Device,
+) -> anyhow::Result<(AnyClassifier, ClassifierTrainingConfig)> {
+    let config = run.classifier_config()?;
+    require_finished_epoch(run)?;
+    let fresh = AnyClassifier::init(config.model, &config.encoder, device);
+    Ok((run.load_module(MODEL_FILE, fresh)?, config))
+}
+
+fn require_finished_epoch(run: &RunDir) -> anyhow::Result<()> {
+    if run.checkpoint()?.is_none() {
+        bail!(
+            "{} has not finished an epoch yet: nothing to load",
+            run.path().display()
+        );
+    }
+    Ok(())
+}
+
+fn write_reconstructions(
+    model: &ConvAutoencoder,
+    run: &RunDir,
+    test: &Dataset,
+    n: usize,
+    out: Option<PathBuf>,
+) -> anyhow::Result<PathBuf> {
+    let device = crate::default_device();
+    let img = crate::pictures::reconstruction_grid(model, test, n, &device);
+    let out = out.unwrap_or_else(|| run.file("reconstructions.png"));
+    crate::pictures::save_png(&img, &out).with_context(|| format!("writing {}", out.display()))?;
+    Ok(out)
+}
+
+fn cmd_reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
+    if args.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let run = RunDir::open(&args.run_dir)?;
+    let device = crate::default_device();
+    let (model, config) = load_autoencoder(&run, &device)?;
+    let test = Dataset::load(&args.data.root(), config.dataset, Split::Test)?;
+    let out = write_reconstructions(&model, &run, &test, args.n, args.out)?;
+    println!("{}", out.display());
+    Ok(())
+}
+
+fn cmd_eval(args: EvalArgs) -> anyhow::Result<()> {
+    let run = RunDir::open(&args.run_dir)?;
+    let device = crate::default_device();
+    match run.config()? {
+        RunConfig::Autoencoder(_) => {
+            let (model, config) = load_autoencoder(&run, &device)?;
+            let test = Dataset::load(&args.data.root(), config.dataset, Split::Test)?;
+            let metrics = crate::training::reconstruction_metrics(&model, &test, &device);
+            for (name, value) in &metrics {
+                println!("{name:<10} {value:.5}");
+            }
+            print_dead_units(&model.encoder, &test, &device);
+        }
+        RunConfig::Classifier(_) => {
+            let (model, config) = load_classifier(&run, &device)?;
+            let test = Dataset::load(&args.data.root(), config.dataset, Split::Test)?;
+            let eval = evaluate_classifier(&model, &test, &device);
+            print!(
+                "{}",
+                crate::evaluation::classification_report(&eval, config.dataset)
+            );
+            let png = run.file("confusion.png");
+            crate::pictures::save_rgb_png(
+                &crate::pictures::confusion_heatmap(&eval, config.dataset)?,
+                &png,
+            )?;
+            println!("confusion heat map: {}", png.display());
+            if let Some(encoder) = model.encoder() {
+                print_dead_units(encoder, &test, &device);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_dead_units(encoder: &crate::model::Encoder, test: &Dataset, device: &Device) {
+    let stats = crate::evaluation::latent_stats(|x| encoder.forward(x), test, device);
+    let dead = stats.dead_units();
+    println!(
+        "dead latent units: {}/{} {:?}",
+        dead.len(),
+        stats.max.len(),
+        dead
+    );
+}
+
+fn cmd_predict(args: PredictArgs) -> anyhow::Result<()> {
+    let run = RunDir::open(&args.run_dir)?;
+    let device = crate::default_device();
+    let (model, config) = load_classifier(&run, &device)?;
+    let names = config.dataset.class_names();
+    let mut failed = 0;
+    for path in &args.images {
+        let pixels = match crate::data::preprocess::preprocess_file(path) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        let values = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
+        let images = crate::data::pixels_tensor(values, &device);
+        let logits = model.logits(images);
+        let probs = burn::tensor::activation::softmax(logits, 1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32 probabilities");
+        let best = (0..probs.len())
+            .max_by(|&a, &b| probs[a].total_cmp(&probs[b]))
+            .unwrap_or(0);
+        let listed: Vec<String> = probs
+            .iter()
+            .enumerate()
+            .map(|(c, p)| format!("{}:{p:.3}", names[c]))
+            .collect();
+        println!(
+            "{}\t{}\t{:.3}\t{}",
+            path.display(),
+            names[best],
+            probs[best],
+            listed.join(" ")
+        );
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} images could not be classified",
+            args.images.len()
+        );
+    }
+    Ok(())
+}

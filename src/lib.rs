@@ -1,0 +1,50 @@
+//! cae: convolutional autoencoders on MNIST-format data, from data to pictures.
+//!
+//! The library is what the `cae` command line is made of; each module is one concern:
+//!
+//! - [`data`]: IDX files, dataset folders, the checksummed download, batches of tensors
+//! - [`model`]: the lecture's convolutional autoencoder (`XConfig` → `init(&device)` → `X`)
+//! - [`loss`]: BCE from logits, L1, L2, PSNR
+//! - [`training`]: the epoch loop, checkpoints and resume
+//! - [`evaluation`]: latent statistics (dead units)
+//! - [`run`]: the run directory a training leaves behind
+//! - [`pictures`]: PNG grids
+//! - [`cli`]: the command line over all of it
+//!
+//! ```no_run
+//! use cae::training::{AutoencoderTrainingConfig, FitOptions, RunMode, train_autoencoder};
+//! let config = AutoencoderTrainingConfig::lecture();
+//! let device = cae::default_device();
+//! let (model, run) = train_autoencoder(
+//!     &config,
+//!     "data".as_ref(),
+//!     "runs/autoencoder".as_ref(),
+//!     RunMode::New,
+//!     &device,
+//!     FitOptions::default(),
+//! )?;
+//! # Ok::<(), cae::training::TrainError>(())
+//! ```
+
+pub mod atomic;
+pub mod cli;
+pub mod compare;
+pub mod data;
+pub mod evaluation;
+pub mod loss;
+pub mod model;
+pub mod pictures;
+pub mod run;
+pub mod training;
+
+use burn::tensor::Device;
+
+/// The device cae computes on: CUDA or wgpu when built with those features, else Flex (CPU).
+pub fn default_device() -> Device {
+    #[cfg(feature = "cuda")]
+    return Device::cuda(0);
+    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+    return Device::wgpu(Default::default());
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    Device::flex()
+}

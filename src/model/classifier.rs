@@ -1,0 +1,237 @@
+//! Classifiers: the lecture's AutoCNN (encoder + CNN head on the latent) and a plain CNN
+//! baseline on raw images (LeNet-5 with ReLU and max pooling).
+//!
+//! AutoCNN head, for latent size `d` and the lecture's sizes:
+//!
+//! | layer | op | output |
+//! | --- | --- | --- |
+//! | fc1 | Linear(d, 1024), ReLU, reshape | `[B, 64, 4, 4]` |
+//! | conv1 | Conv2d(64, 128, 1), ReLU | `[B, 128, 4, 4]`: (4 - 1) / 1 + 1 = 4 |
+//! | pool | MaxPool2d(2, 2) | `[B, 128, 2, 2]`: (4 - 2) / 2 + 1 = 2 |
+//! | conv2 | Conv2d(128, 256, 1), ReLU, flatten | `[B, 256·2·2]` = `[B, 1024]` |
+//! | fc2 | Linear(1024, 10) | `[B, 10]` logits |
+//!
+//! Plain CNN (LeNet-5, LeCun et al. 1998, with ReLU and max pooling):
+//!
+//! | layer | op | output |
+//! | --- | --- | --- |
+//! | conv1 | Conv2d(1, 6, 5, padding 2), ReLU, MaxPool2d(2) | `[B, 6, 14, 14]`: 28 + 4 - 5 + 1 = 28, / 2 |
+//! | conv2 | Conv2d(6, 16, 5), ReLU, MaxPool2d(2) | `[B, 16, 5, 5]`: 14 - 5 + 1 = 10, / 2 |
+//! | fc1, fc2, fc3 | Linear(400, 120) ReLU, Linear(120, 84) ReLU, Linear(84, 10) | `[B, 10]` logits |
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use serde::{Deserialize, Serialize};
+
+use super::{ConvAutoencoderConfig, Encoder};
+use crate::data::NUM_CLASSES;
+
+/// Channels and side of the head's reshaped latent, as in the lecture: `[64, 4, 4]`.
+const HEAD_CHANNELS: usize = 64;
+const HEAD_SIDE: usize = 4;
+
+/// Configuration of [`CnnHead`]: the lecture's sizes.
+#[derive(Config, Debug, PartialEq)]
+pub struct CnnHeadConfig {
+    /// Size of the latent vector it reads.
+    #[config(default = 10)]
+    pub latent: usize,
+}
+
+impl CnnHeadConfig {
+    pub fn init(&self, device: &Device) -> CnnHead {
+        let flat = HEAD_CHANNELS * HEAD_SIDE * HEAD_SIDE;
+        CnnHead {
+            fc1: LinearConfig::new(self.latent, flat).init(device),
+            conv1: Conv2dConfig::new([HEAD_CHANNELS, 128], [1, 1]).init(device),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            conv2: Conv2dConfig::new([128, 256], [1, 1]).init(device),
+            fc2: LinearConfig::new(256 * 2 * 2, NUM_CLASSES).init(device),
+        }
+    }
+}
+
+/// The lecture's CNN head on the latent vector.
+#[derive(Module, Debug)]
+pub struct CnnHead {
+    pub fc1: Linear,
+    pub conv1: Conv2d,
+    pub pool: MaxPool2d,
+    pub conv2: Conv2d,
+    pub fc2: Linear,
+}
+
+impl CnnHead {
+    /// # Shapes
+    /// - input: `[B, latent]`
+    /// - output: `[B, 10]` logits
+    pub fn forward(&self, latent: Tensor<2>) -> Tensor<2> {
+        let [batch, _] = latent.dims();
+        let x = relu(self.fc1.forward(latent)); // [B, 1024]
+        let x: Tensor<4> = x.reshape([batch, HEAD_CHANNELS, HEAD_SIDE, HEAD_SIDE]);
+        let x = relu(self.conv1.forward(x)); // [B, 128, 4, 4]
+        let x = self.pool.forward(x); // [B, 128, 2, 2]
+        let x = relu(self.conv2.forward(x)); // [B, 256, 2, 2]
+        self.fc2.forward(x.flatten(1, 3)) // [B, 10]
+    }
+}
+
+/// Configuration of [`AutoCnn`].
+#[derive(Config, Debug, PartialEq)]
+pub struct AutoCnnConfig {
+    pub encoder: ConvAutoencoderConfig,
+}
+
+impl AutoCnnConfig {
+    pub fn init(&self, device: &Device) -> AutoCnn {
+        AutoCnn {
+            encoder: self.encoder.init_encoder(device),
+            head: CnnHeadConfig::new()
+                .with_latent(self.encoder.latent)
+                .init(device),
+        }
+    }
+}
+
+/// The lecture's classifier: the autoencoder's encoder, then the CNN head.
+#[derive(Module, Debug)]
+pub struct AutoCnn {
+    pub encoder: Encoder,
+    pub head: CnnHead,
+}
+
+/// LeNet-5 on raw images, the baseline for the lecture's efficiency claim.
+#[derive(Module, Debug)]
+pub struct PlainCnn {
+    pub conv1: Conv2d,
+    pub conv2: Conv2d,
+    pub pool: MaxPool2d,
+    pub fc1: Linear,
+    pub fc2: Linear,
+    pub fc3: Linear,
+}
+
+/// Configuration of [`PlainCnn`] (LeNet-5 sizes; nothing to choose).
+#[derive(Config, Debug, PartialEq)]
+pub struct PlainCnnConfig {}
+
+impl PlainCnnConfig {
+    pub fn init(&self, device: &Device) -> PlainCnn {
+        PlainCnn {
+            conv1: Conv2dConfig::new([1, 6], [5, 5])
+                .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
+                .init(device),
+            conv2: Conv2dConfig::new([6, 16], [5, 5]).init(device),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            fc1: LinearConfig::new(16 * 5 * 5, 120).init(device),
+            fc2: LinearConfig::new(120, 84).init(device),
+            fc3: LinearConfig::new(84, NUM_CLASSES).init(device),
+        }
+    }
+}
+
+/// What the classifier training loop needs: images to logits.
+pub trait Classifier: Module + Clone {
+    /// # Shapes
+    /// - input: `[B, 1, 28, 28]` → `[B, 10]` logits
+    fn logits(&self, images: Tensor<4>) -> Tensor<2>;
+}
+
+impl Classifier for AutoCnn {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        self.head.forward(self.encoder.forward(images))
+    }
+}
+
+impl Classifier for PlainCnn {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        let x = self.pool.forward(relu(self.conv1.forward(images))); // [B, 6, 14, 14]
+        let x = self.pool.forward(relu(self.conv2.forward(x))); // [B, 16, 5, 5]
+        let x = relu(self.fc1.forward(x.flatten(1, 3))); // [B, 120]
+        let x = relu(self.fc2.forward(x)); // [B, 84]
+        self.fc3.forward(x) // [B, 10]
+    }
+}
+
+/// Either classifier, so that runs of both kinds load and train through one type.
+// Moved once per optimiser step: copying a couple of KiB of handles there is nothing next to
+// the step itself, and boxing would complicate the derived Module.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum AnyClassifier {
+    AutoCnn(AutoCnn),
+    PlainCnn(PlainCnn),
+}
+
+impl Classifier for AnyClassifier {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        match self {
+            AnyClassifier::AutoCnn(m) => m.logits(images),
+            AnyClassifier::PlainCnn(m) => m.logits(images),
+        }
+    }
+}
+
+impl AnyClassifier {
+    /// A fresh model of `kind`; `encoder` shapes the AutoCNN's encoder.
+    pub fn init(kind: ClassifierKind, encoder: &ConvAutoencoderConfig, device: &Device) -> Self {
+        match kind {
+            ClassifierKind::AutoCnn => {
+                AnyClassifier::AutoCnn(AutoCnnConfig::new(encoder.clone()).init(device))
+            }
+            ClassifierKind::PlainCnn => AnyClassifier::PlainCnn(PlainCnnConfig::new().init(device)),
+        }
+    }
+
+    /// The AutoCNN's encoder; the plain CNN has none.
+    pub fn encoder(&self) -> Option<&Encoder> {
+        match self {
+            AnyClassifier::AutoCnn(m) => Some(&m.encoder),
+            AnyClassifier::PlainCnn(_) => None,
+        }
+    }
+}
+
+/// Which classifier a run trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClassifierKind {
+    /// Encoder + CNN head on the latent (the lecture's).
+    #[default]
+    AutoCnn,
+    /// LeNet-5 on the raw image.
+    PlainCnn,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_and_classifier_shapes() {
+        let device = Device::flex();
+        let head = CnnHeadConfig::new().init(&device);
+        assert_eq!(
+            head.forward(Tensor::zeros([3, 10], &device)).dims(),
+            [3, 10]
+        );
+        let model = AutoCnnConfig::new(ConvAutoencoderConfig::new()).init(&device);
+        let images = Tensor::<4>::zeros([2, 1, 28, 28], &device);
+        assert_eq!(model.logits(images.clone()).dims(), [2, 10]);
+        let cnn = PlainCnnConfig::new().init(&device);
+        assert_eq!(cnn.logits(images).dims(), [2, 10]);
+    }
+
+    #[test]
+    fn parameter_counts_match_the_layer_arithmetic() {
+        let device = Device::flex();
+        // head: 10·1024 + 1024, 64·128 + 128, 128·256 + 256, 1024·10 + 10
+        let head = (10 * 1024 + 1024) + (64 * 128 + 128) + (128 * 256 + 256) + (1024 * 10 + 10);
+        assert_eq!(CnnHeadConfig::new().init(&device).num_params(), head);
+        // LeNet-5: 6·25 + 6, 16·6·25 + 16, 400·120 + 120, 120·84 + 84, 84·10 + 10 = 61 706
+        assert_eq!(PlainCnnConfig::new().init(&device).num_params(), 61_706);
+    }
+}

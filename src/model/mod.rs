@@ -1,0 +1,269 @@
+//! The lecture's convolutional autoencoder.
+//!
+//! With width `k` (16) and latent size `d` (10), for a `[B, 1, 28, 28]` input:
+//!
+//! | layer | op | output |
+//! | --- | --- | --- |
+//! | conv1 | Conv2d(1, k, 3, stride 2), ReLU | `[B, k, 13, 13]`: (28 - 3) / 2 + 1 = 13 |
+//! | conv2 | Conv2d(k, 2k, 3, stride 2), ReLU | `[B, 2k, 6, 6]`: (13 - 3) / 2 + 1 = 6 |
+//! | conv3 | Conv2d(2k, 4k, 3, stride 1), ReLU | `[B, 4k, 4, 4]`: (6 - 3) / 1 + 1 = 4 |
+//! | flatten | | `[B, 16·4k]` = `[B, 1024]` |
+//! | fc | Linear(1024, d), latent activation (ReLU) | `[B, d]` |
+//!
+//! The decoder mirrors it; a transposed convolution maps `in` to
+//! `out = (in - 1)·s - 2p + k + output_padding`:
+//!
+//! | layer | op | output |
+//! | --- | --- | --- |
+//! | fc | Linear(d, 1024), ReLU, reshape | `[B, 4k, 4, 4]` |
+//! | deconv1 | ConvTranspose2d(4k, 2k, 3, s 1), ReLU | `[B, 2k, 6, 6]`: (4 - 1)·1 + 3 = 6 |
+//! | deconv2 | ConvTranspose2d(2k, k, 3, s 2), ReLU | `[B, k, 13, 13]`: (6 - 1)·2 + 3 = 13 |
+//! | deconv3 | ConvTranspose2d(k, 1, 3, s 2, output_padding 1), Sigmoid | `[B, 1, 28, 28]`: (13 - 1)·2 + 3 + 1 = 28 |
+//!
+//! The decoder's last step is split: [`Decoder::forward_logits`] stops before the sigmoid so
+//! that binary cross entropy can be computed from logits without `log(0)`.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+pub mod classifier;
+
+use burn::module::Param;
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{leaky_relu, relu, sigmoid};
+use serde::{Deserialize, Serialize};
+
+use crate::data::IMAGE_SIDE;
+
+/// Spatial side of the encoder's last feature map for 28x28 inputs (28 → 13 → 6 → 4).
+pub const FEATURE_SIDE: usize = 4;
+
+/// cae's default start for the latent biases, see [`ConvAutoencoderConfig::latent_bias_init`].
+pub const DEFAULT_LATENT_BIAS: f64 = 0.5;
+
+/// What follows the encoder's last linear layer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LatentActivation {
+    /// The lecture's choice; can leave units dead (always zero).
+    #[default]
+    Relu,
+    /// Leaky ReLU with slope 0.01: no unit can die.
+    LeakyRelu,
+    /// Linear latent.
+    None,
+}
+
+impl LatentActivation {
+    pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            LatentActivation::Relu => relu(x),
+            LatentActivation::LeakyRelu => leaky_relu(x, 0.01),
+            LatentActivation::None => x,
+        }
+    }
+}
+
+/// Configuration of [`ConvAutoencoder`]; the defaults are the lecture's.
+#[derive(Config, Debug, PartialEq)]
+pub struct ConvAutoencoderConfig {
+    /// Channels of the first convolution, `k`; the others have `2k` and `4k`.
+    #[config(default = 16)]
+    pub width: usize,
+    /// Size of the latent vector.
+    #[config(default = 10)]
+    pub latent: usize,
+    #[config(default = "LatentActivation::Relu")]
+    pub latent_activation: LatentActivation,
+    /// Initial value of every latent bias; `None` keeps the layer's default uniform
+    /// `±1/√fan_in` draw (PyTorch's). A positive start keeps ReLU latent units from dying
+    /// before they learn anything (see docs/BENCHMARKS.md for the measurement).
+    #[config(default = "Some(DEFAULT_LATENT_BIAS)")]
+    pub latent_bias_init: Option<f64>,
+}
+
+impl ConvAutoencoderConfig {
+    /// Length of the flattened encoder feature map: `4k · 4 · 4` (1024 for k = 16).
+    pub fn flat_features(&self) -> usize {
+        4 * self.width * FEATURE_SIDE * FEATURE_SIDE
+    }
+
+    pub fn init_encoder(&self, device: &Device) -> Encoder {
+        let k = self.width;
+        let conv = |c_in, c_out, stride| {
+            Conv2dConfig::new([c_in, c_out], [3, 3])
+                .with_stride([stride, stride])
+                .init(device)
+        };
+        let mut fc = LinearConfig::new(self.flat_features(), self.latent).init(device);
+        if let Some(bias) = self.latent_bias_init {
+            fc.bias = Some(Param::from_tensor(Tensor::full(
+                [self.latent],
+                bias,
+                device,
+            )));
+        }
+        Encoder {
+            conv1: conv(1, k, 2),
+            conv2: conv(k, 2 * k, 2),
+            conv3: conv(2 * k, 4 * k, 1),
+            fc,
+            latent_activation: self.latent_activation,
+        }
+    }
+
+    pub fn init_decoder(&self, device: &Device) -> Decoder {
+        let k = self.width;
+        let deconv = |c_in, c_out, stride, output_padding| {
+            ConvTranspose2dConfig::new([c_in, c_out], [3, 3])
+                .with_stride([stride, stride])
+                .with_padding_out([output_padding, output_padding])
+                .init(device)
+        };
+        Decoder {
+            fc: LinearConfig::new(self.latent, self.flat_features()).init(device),
+            deconv1: deconv(4 * k, 2 * k, 1, 0),
+            deconv2: deconv(2 * k, k, 2, 0),
+            deconv3: deconv(k, 1, 2, 1),
+            width: k,
+        }
+    }
+
+    pub fn init(&self, device: &Device) -> ConvAutoencoder {
+        ConvAutoencoder {
+            encoder: self.init_encoder(device),
+            decoder: self.init_decoder(device),
+        }
+    }
+}
+
+/// Image → latent vector.
+#[derive(Module, Debug)]
+pub struct Encoder {
+    pub conv1: Conv2d,
+    pub conv2: Conv2d,
+    pub conv3: Conv2d,
+    pub fc: Linear,
+    #[module(skip)]
+    pub latent_activation: LatentActivation,
+}
+
+impl Encoder {
+    /// # Shapes
+    /// - input: `[B, 1, 28, 28]`, pixels in [0, 1]
+    /// - output: `[B, latent]`
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let x = relu(self.conv1.forward(images)); // [B, k, 13, 13]
+        let x = relu(self.conv2.forward(x)); // [B, 2k, 6, 6]
+        let x = relu(self.conv3.forward(x)); // [B, 4k, 4, 4]
+        let x: Tensor<2> = x.flatten(1, 3); // [B, 64k]
+        self.latent_activation.apply(self.fc.forward(x)) // [B, latent]
+    }
+}
+
+/// Latent vector → image.
+#[derive(Module, Debug)]
+pub struct Decoder {
+    pub fc: Linear,
+    pub deconv1: ConvTranspose2d,
+    pub deconv2: ConvTranspose2d,
+    pub deconv3: ConvTranspose2d,
+    pub width: usize,
+}
+
+impl Decoder {
+    /// # Shapes
+    /// - input: `[B, latent]`
+    /// - output: `[B, 1, 28, 28]`, logits (apply a sigmoid for pixels)
+    pub fn forward_logits(&self, latent: Tensor<2>) -> Tensor<4> {
+        let [batch, _] = latent.dims();
+        let x = relu(self.fc.forward(latent)); // [B, 64k]
+        let x: Tensor<4> = x.reshape([batch, 4 * self.width, FEATURE_SIDE, FEATURE_SIDE]);
+        let x = relu(self.deconv1.forward(x)); // [B, 2k, 6, 6]
+        let x = relu(self.deconv2.forward(x)); // [B, k, 13, 13]
+        let x = self.deconv3.forward(x); // [B, 1, 28, 28]
+        debug_assert_eq!(x.dims()[2], IMAGE_SIDE);
+        x
+    }
+
+    /// # Shapes
+    /// - input: `[B, latent]`
+    /// - output: `[B, 1, 28, 28]`, pixels in (0, 1)
+    pub fn forward(&self, latent: Tensor<2>) -> Tensor<4> {
+        sigmoid(self.forward_logits(latent))
+    }
+}
+
+/// Encoder and decoder.
+#[derive(Module, Debug)]
+pub struct ConvAutoencoder {
+    pub encoder: Encoder,
+    pub decoder: Decoder,
+}
+
+/// What the training loop needs from an autoencoder: encode, and decode to logits.
+pub trait Autoencoder: Module + Clone {
+    /// # Shapes
+    /// - input: `[B, 1, 28, 28]` → `[B, latent]`
+    fn encode(&self, images: Tensor<4>) -> Tensor<2>;
+    /// # Shapes
+    /// - input: `[B, latent]` → `[B, 1, 28, 28]` logits
+    fn decode_logits(&self, latent: Tensor<2>) -> Tensor<4>;
+
+    /// # Shapes
+    /// - input: `[B, 1, 28, 28]` → `[B, 1, 28, 28]` logits
+    fn forward_logits(&self, images: Tensor<4>) -> Tensor<4> {
+        self.decode_logits(self.encode(images))
+    }
+
+    /// # Shapes
+    /// - input: `[B, 1, 28, 28]` → `[B, 1, 28, 28]` pixels in (0, 1)
+    fn reconstruct(&self, images: Tensor<4>) -> Tensor<4> {
+        sigmoid(self.forward_logits(images))
+    }
+}
+
+impl Autoencoder for ConvAutoencoder {
+    fn encode(&self, images: Tensor<4>) -> Tensor<2> {
+        self.encoder.forward(images)
+    }
+    fn decode_logits(&self, latent: Tensor<2>) -> Tensor<4> {
+        self.decoder.forward_logits(latent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lecture_shapes() {
+        let device = Device::flex();
+        let model = ConvAutoencoderConfig::new().init(&device);
+        let x = Tensor::<4>::zeros([3, 1, 28, 28], &device);
+        let z = model.encode(x.clone());
+        assert_eq!(z.dims(), [3, 10]);
+        assert_eq!(model.decoder.forward(z).dims(), [3, 1, 28, 28]);
+        assert_eq!(model.reconstruct(x).dims(), [3, 1, 28, 28]);
+    }
+
+    #[test]
+    fn other_width_and_latent() {
+        let device = Device::flex();
+        let config = ConvAutoencoderConfig::new().with_width(8).with_latent(2);
+        assert_eq!(config.flat_features(), 512);
+        let model = config.init(&device);
+        let z = model.encode(Tensor::zeros([2, 1, 28, 28], &device));
+        assert_eq!(z.dims(), [2, 2]);
+        assert_eq!(model.decode_logits(z).dims(), [2, 1, 28, 28]);
+    }
+
+    #[test]
+    fn parameter_count_matches_the_layer_arithmetic() {
+        // conv: c_out·c_in·9 + c_out; convT: c_in·c_out·9 + c_out; linear: in·out + out.
+        let enc = (16 * 9 + 16) + (32 * 16 * 9 + 32) + (64 * 32 * 9 + 64) + (1024 * 10 + 10);
+        let dec = (10 * 1024 + 1024) + (64 * 32 * 9 + 32) + (32 * 16 * 9 + 16) + (16 * 9 + 1);
+        let model = ConvAutoencoderConfig::new().init(&Device::flex());
+        assert_eq!(model.encoder.num_params(), enc);
+        assert_eq!(model.decoder.num_params(), dec);
+    }
+}

@@ -1,0 +1,322 @@
+//! A run directory: everything needed to inspect, resume or rebuild a training run.
+//!
+//! | file | content |
+//! | --- | --- |
+//! | `config.json` | the full [`RunConfig`]: model, data, loss, optimiser and loop settings |
+//! | `metrics.jsonl` | one [`EpochRecord`] per finished epoch |
+//! | `checkpoint.json` | [`CheckpointState`]: last finished epoch, best metric, file names |
+//! | `checkpoint-N.model.bpk`, `checkpoint-N.optim.bpk` | weights and Adam state after epoch N |
+//! | `model.bpk` | the latest weights (what `reconstruct`, `eval`, ... load) |
+//! | `*.png` | pictures |
+//!
+//! Every file is written atomically. `checkpoint.json` is written after the files it names,
+//! so whatever moment a run is killed at, it points at a complete checkpoint.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::atomic;
+use crate::training::AutoencoderTrainingConfig;
+use crate::training::classifier::ClassifierTrainingConfig;
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const METRICS_FILE: &str = "metrics.jsonl";
+pub const CHECKPOINT_FILE: &str = "checkpoint.json";
+pub const MODEL_FILE: &str = "model.bpk";
+
+/// What a run trains, with all its settings. Tagged so that a run directory says its kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "kebab-case")]
+pub enum RunConfig {
+    Autoencoder(AutoencoderTrainingConfig),
+    Classifier(ClassifierTrainingConfig),
+}
+
+/// One finished epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub seconds: f64,
+    pub samples_per_sec: f64,
+    /// Test-set metrics, e.g. `test_bce`, `test_mse`, `test_l1`, `test_psnr`.
+    #[serde(flatten)]
+    pub test: BTreeMap<String, f64>,
+}
+
+/// The resumable state after a finished epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    /// Epochs finished (1-based count).
+    pub epoch: usize,
+    /// Best value of the run's headline metric so far and the epoch it came from.
+    pub best_metric: f64,
+    pub best_epoch: usize,
+    pub metric_name: String,
+    pub model_file: String,
+    pub optimizer_file: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(
+        "{0} already exists and is not empty; pass --force to overwrite it or --resume {0} to continue it"
+    )]
+    Exists(PathBuf),
+    #[error("{0} is not a cae run directory (no {CONFIG_FILE})")]
+    NotARun(PathBuf),
+    #[error("{path}: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is {found} run; this needs {expected} run")]
+    WrongKind {
+        path: PathBuf,
+        found: &'static str,
+        expected: &'static str,
+    },
+    #[error(
+        "{path}: weights do not fit this model (was the run made with another config?): {message}"
+    )]
+    Mismatch { path: PathBuf, message: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A run directory on disk.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    /// Create a new run directory. An existing non-empty directory is refused unless `force`,
+    /// in which case the files cae writes there are removed first.
+    pub fn create(path: &Path, force: bool) -> Result<Self, RunError> {
+        if path.exists() {
+            let non_empty = std::fs::read_dir(path).map_err(io(path))?.next().is_some();
+            if non_empty && !force {
+                return Err(RunError::Exists(path.to_path_buf()));
+            }
+        }
+        std::fs::create_dir_all(path).map_err(io(path))?;
+        let run = Self {
+            path: path.to_path_buf(),
+        };
+        if force {
+            run.clear()?;
+        }
+        Ok(run)
+    }
+
+    /// Open an existing run directory.
+    pub fn open(path: &Path) -> Result<Self, RunError> {
+        if !path.join(CONFIG_FILE).is_file() {
+            return Err(RunError::NotARun(path.to_path_buf()));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Remove what a previous run wrote (only cae's own file kinds).
+    fn clear(&self) -> Result<(), RunError> {
+        for entry in std::fs::read_dir(&self.path).map_err(io(&self.path))? {
+            let entry = entry.map_err(io(&self.path))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = [".json", ".jsonl", ".bpk", ".png", ".html"]
+                .iter()
+                .any(|ext| name.ends_with(ext));
+            if ours && entry.path().is_file() {
+                std::fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn write_bytes(&self, name: &str, bytes: &[u8]) -> Result<(), RunError> {
+        let path = self.file(name);
+        atomic::write(&path, bytes).map_err(io(&path))
+    }
+
+    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), RunError> {
+        let mut text = serde_json::to_string_pretty(value).expect("run files serialise");
+        text.push('\n');
+        self.write_bytes(name, text.as_bytes())
+    }
+
+    pub fn read_json<T: DeserializeOwned>(&self, name: &str) -> Result<T, RunError> {
+        let path = self.file(name);
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        serde_json::from_str(&text).map_err(|e| RunError::Corrupt {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    pub fn config(&self) -> Result<RunConfig, RunError> {
+        self.read_json(CONFIG_FILE)
+    }
+
+    /// The config of an autoencoder run; another kind of run is an error saying so.
+    pub fn autoencoder_config(&self) -> Result<AutoencoderTrainingConfig, RunError> {
+        match self.config()? {
+            RunConfig::Autoencoder(c) => Ok(c),
+            RunConfig::Classifier(_) => Err(RunError::WrongKind {
+                path: self.path.clone(),
+                found: "a classifier",
+                expected: "an autoencoder (cae train-ae)",
+            }),
+        }
+    }
+
+    /// The config of a classifier run; another kind of run is an error saying so.
+    pub fn classifier_config(&self) -> Result<ClassifierTrainingConfig, RunError> {
+        match self.config()? {
+            RunConfig::Classifier(c) => Ok(c),
+            RunConfig::Autoencoder(_) => Err(RunError::WrongKind {
+                path: self.path.clone(),
+                found: "an autoencoder",
+                expected: "a classifier (cae train-classifier)",
+            }),
+        }
+    }
+
+    /// Epoch records, oldest first; none when the run has not finished an epoch.
+    pub fn metrics(&self) -> Result<Vec<EpochRecord>, RunError> {
+        let path = self.file(METRICS_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(i, line)| {
+                serde_json::from_str(line).map_err(|e| RunError::Corrupt {
+                    path: path.clone(),
+                    message: format!("line {}: {e}", i + 1),
+                })
+            })
+            .collect()
+    }
+
+    /// Rewrite the metrics file with `records` (atomically, so it never holds half a line).
+    pub fn write_metrics(&self, records: &[EpochRecord]) -> Result<(), RunError> {
+        let mut text = String::new();
+        for r in records {
+            text.push_str(&serde_json::to_string(r).expect("metrics serialise"));
+            text.push('\n');
+        }
+        self.write_bytes(METRICS_FILE, text.as_bytes())
+    }
+
+    /// Save weights as burnpack bytes under `name`.
+    pub fn save_module<M: Module>(&self, name: &str, module: &M) -> Result<(), RunError> {
+        let bytes = module
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| RunError::Corrupt {
+                path: self.file(name),
+                message: e.to_string(),
+            })?;
+        self.write_bytes(name, &bytes)
+    }
+
+    /// Load weights saved by [`save_module`](Self::save_module) into `module`.
+    pub fn load_module<M: Module>(&self, name: &str, module: M) -> Result<M, RunError> {
+        let path = self.file(name);
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| {
+            RunError::Corrupt {
+                path: path.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        module
+            .try_load_record(record)
+            .map_err(|e| RunError::Mismatch {
+                path,
+                message: e.to_string(),
+            })
+    }
+
+    /// Write the checkpoint for a finished epoch: weights, optimiser, then the state naming them.
+    /// The previous epoch's files go only once the new state is in place.
+    pub fn save_checkpoint<M: Module>(
+        &self,
+        model: &M,
+        optimizer: &ModuleOptimizer,
+        mut state: CheckpointState,
+    ) -> Result<(), RunError> {
+        let previous = self.checkpoint().ok().flatten();
+        state.model_file = format!("checkpoint-{}.model.bpk", state.epoch);
+        state.optimizer_file = format!("checkpoint-{}.optim.bpk", state.epoch);
+        self.save_module(&state.model_file, model)?;
+        let optim = optimizer.into_bytes().map_err(|e| RunError::Corrupt {
+            path: self.file(&state.optimizer_file),
+            message: e.to_string(),
+        })?;
+        self.write_bytes(&state.optimizer_file, &optim)?;
+        self.write_json(CHECKPOINT_FILE, &state)?;
+        self.save_module(MODEL_FILE, model)?;
+        if let Some(old) = previous.filter(|old| old.epoch != state.epoch) {
+            let _ = std::fs::remove_file(self.file(&old.model_file));
+            let _ = std::fs::remove_file(self.file(&old.optimizer_file));
+        }
+        Ok(())
+    }
+
+    /// The last checkpoint's state, if the run finished an epoch.
+    pub fn checkpoint(&self) -> Result<Option<CheckpointState>, RunError> {
+        if !self.file(CHECKPOINT_FILE).is_file() {
+            return Ok(None);
+        }
+        self.read_json(CHECKPOINT_FILE).map(Some)
+    }
+
+    /// Load the checkpoint's weights into `model` and its state into `optimizer`.
+    pub fn load_checkpoint<M: Module>(
+        &self,
+        state: &CheckpointState,
+        model: M,
+        optimizer: ModuleOptimizer,
+    ) -> Result<(M, ModuleOptimizer), RunError> {
+        let model = self.load_module(&state.model_file, model)?;
+        let path = self.file(&state.optimizer_file);
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let optimizer = optimizer
+            .from_bytes(Bytes::from_bytes_vec(bytes))
+            .map_err(|e| RunError::Corrupt {
+                path,
+                message: e.to_string(),
+            })?;
+        Ok((model, optimizer))
+    }
+}

@@ -1,0 +1,176 @@
+//! The autoencoder task: reconstruct the (clean) input image.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::prelude::*;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    EVAL_BATCH, FitOptions, LoopConfig, RunMode, Start, Task, TrainError, fit, load_splits,
+};
+use crate::data::{Dataset, DatasetKind};
+use crate::loss::{self, ReconstructionLoss};
+use crate::model::{Autoencoder, ConvAutoencoder, ConvAutoencoderConfig};
+use crate::run::{RunConfig, RunDir};
+
+/// Everything that defines an autoencoder run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AutoencoderTrainingConfig {
+    pub model: ConvAutoencoderConfig,
+    pub dataset: DatasetKind,
+    pub loss: ReconstructionLoss,
+    #[serde(flatten)]
+    pub training: LoopConfig,
+}
+
+impl AutoencoderTrainingConfig {
+    /// The lecture's recipe: conv autoencoder, BCE, Adam 1e-3, batch 64, 5 epochs, seed 0.
+    pub fn lecture() -> Self {
+        Self {
+            model: ConvAutoencoderConfig::new(),
+            dataset: DatasetKind::Mnist,
+            loss: ReconstructionLoss::Bce,
+            training: LoopConfig::new(5, 64),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), TrainError> {
+        self.training.validate()?;
+        if self.model.width == 0 || self.model.latent == 0 {
+            return Err(TrainError::Invalid(
+                "--width and --latent must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reconstruction of images: input and target are the same clean image.
+pub struct AutoencoderTask<'a> {
+    pub train: &'a Dataset,
+    pub test: &'a Dataset,
+    pub loss: ReconstructionLoss,
+}
+
+impl<M: Autoencoder> Task<M> for AutoencoderTask<'_> {
+    fn train_len(&self) -> usize {
+        self.train.len()
+    }
+
+    fn batch_loss(
+        &self,
+        model: &M,
+        batch: &[usize],
+        _rng: &mut StdRng,
+        device: &Device,
+    ) -> Tensor<1> {
+        let images = self.train.images_tensor(batch, device);
+        self.loss
+            .compute(model.forward_logits(images.clone()), images)
+    }
+
+    fn evaluate(&self, model: &M, device: &Device) -> BTreeMap<String, f64> {
+        reconstruction_metrics(model, self.test, device)
+    }
+
+    fn headline(&self) -> (&'static str, bool) {
+        match self.loss {
+            ReconstructionLoss::Bce => ("test_bce", false),
+            ReconstructionLoss::L1 => ("test_l1", false),
+            ReconstructionLoss::L2 => ("test_mse", false),
+        }
+    }
+}
+
+/// Test BCE, MSE, L1 (per-pixel means over the whole set) and the PSNR of that MSE.
+pub fn reconstruction_metrics<M: Autoencoder>(
+    model: &M,
+    test: &Dataset,
+    device: &Device,
+) -> BTreeMap<String, f64> {
+    let (mut bce, mut mse, mut l1) = (0.0f64, 0.0f64, 0.0f64);
+    for batch in crate::data::sequential_batches(test.len(), EVAL_BATCH) {
+        let images = test.images_tensor(&batch, device);
+        let logits = model.forward_logits(images.clone());
+        let pixels = burn::tensor::activation::sigmoid(logits.clone());
+        let n = batch.len() as f64;
+        bce += f64::from(loss::bce_with_logits(logits, images.clone()).into_scalar::<f32>()) * n;
+        mse += f64::from(loss::l2(pixels.clone(), images.clone()).into_scalar::<f32>()) * n;
+        l1 += f64::from(loss::l1(pixels, images).into_scalar::<f32>()) * n;
+    }
+    let n = test.len().max(1) as f64;
+    let (bce, mse, l1) = (bce / n, mse / n, l1 / n);
+    BTreeMap::from([
+        ("test_bce".to_string(), bce),
+        ("test_mse".to_string(), mse),
+        ("test_l1".to_string(), l1),
+        ("test_psnr".to_string(), loss::psnr(mse)),
+    ])
+}
+
+/// Train (or resume) the conv autoencoder described by `config` into `run_path`.
+///
+/// On resume the directory's own config is used; `epochs`, when given, may extend it.
+pub fn train_autoencoder(
+    config: &AutoencoderTrainingConfig,
+    data_root: &Path,
+    run_path: &Path,
+    mode: RunMode,
+    device: &Device,
+    options: FitOptions,
+) -> Result<(ConvAutoencoder, RunDir), TrainError> {
+    let (run, config) = match mode {
+        RunMode::Resume => {
+            let run = RunDir::open(run_path)?;
+            let mut saved = run.autoencoder_config()?;
+            saved.training.epochs = saved.training.epochs.max(config.training.epochs);
+            run.write_json(
+                crate::run::CONFIG_FILE,
+                &RunConfig::Autoencoder(saved.clone()),
+            )?;
+            (run, saved)
+        }
+        RunMode::New | RunMode::Overwrite => {
+            config.validate()?;
+            let run = RunDir::create(run_path, mode == RunMode::Overwrite)?;
+            run.write_json(
+                crate::run::CONFIG_FILE,
+                &RunConfig::Autoencoder(config.clone()),
+            )?;
+            (run, config.clone())
+        }
+    };
+    config.validate()?;
+    let (train, test) = load_splits(data_root, config.dataset, &config.training)?;
+
+    let device = device.clone().autodiff();
+    device.seed(config.training.seed);
+    let model = config.model.init(&device);
+    let optimizer = config.training.optimizer();
+    let start = match run.checkpoint()? {
+        Some(state) if mode == RunMode::Resume => {
+            let (model, optimizer) = run.load_checkpoint(&state, model, optimizer)?;
+            Start {
+                model,
+                optimizer,
+                epoch: state.epoch,
+                best: Some((state.best_metric, state.best_epoch)),
+            }
+        }
+        _ => Start {
+            model,
+            optimizer,
+            epoch: 0,
+            best: None,
+        },
+    };
+    let task = AutoencoderTask {
+        train: &train,
+        test: &test,
+        loss: config.loss,
+    };
+    let model = fit(&task, start, &config.training, &run, &device, options)?;
+    Ok((model, run))
+}

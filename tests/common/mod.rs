@@ -1,0 +1,52 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use cae::data::{Dataset, DatasetKind, Split};
+
+/// The data root the tests read real MNIST from: `CAE_DATA`, else `./data`.
+/// A test that needs the data fails loudly when it is not there; it never skips.
+pub fn data_root() -> PathBuf {
+    let root = cae::data::data_root(None);
+    for kind in [DatasetKind::Mnist] {
+        if let Err(e) = Dataset::load(&root, kind, Split::Test) {
+            panic!(
+                "these tests need the real {kind} files: set CAE_DATA to a folder holding {kind}/ \
+                 (or run `cae download {kind}`): {e}"
+            );
+        }
+    }
+    root
+}
+
+/// Write a small MNIST-format dataset folder (`<root>/mnist/`) holding the first
+/// `train` / `test` real images, so that command-line tests read little data.
+pub fn subset_root(dir: &Path, train: usize, test: usize) -> PathBuf {
+    use cae::data::idx::{IdxImages, encode_images, encode_labels};
+    let real = data_root();
+    let out = dir.join("mnist");
+    std::fs::create_dir_all(&out).unwrap();
+    for (split, n) in [(Split::Train, train), (Split::Test, test)] {
+        let d = Dataset::load(&real, DatasetKind::Mnist, split)
+            .unwrap()
+            .take(n);
+        let (images, labels) = split.file_stems();
+        let idx = IdxImages {
+            count: d.len(),
+            rows: 28,
+            cols: 28,
+            pixels: d.pixels.clone(),
+        };
+        std::fs::write(out.join(images), encode_images(&idx)).unwrap();
+        std::fs::write(out.join(labels), encode_labels(&d.labels)).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+/// The `cae` binary built for these tests.
+pub fn cae() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cae"));
+    cmd.env_remove("CAE_DATA");
+    cmd
+}

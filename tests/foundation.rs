@@ -1,0 +1,320 @@
+//! The foundation on real data: the data pipeline, training, resume, the command line.
+
+mod common;
+
+use burn::module::Module;
+use burn::prelude::*;
+use cae::data::{Dataset, DatasetKind, Split};
+use cae::model::ConvAutoencoderConfig;
+use cae::run::RunDir;
+use cae::training::{
+    AutoencoderTrainingConfig, FitOptions, LoopConfig, RunMode, reconstruction_metrics,
+    train_autoencoder,
+};
+
+fn quiet() -> FitOptions {
+    FitOptions { quiet: true }
+}
+
+fn small_config(epochs: usize, train: usize, test: usize) -> AutoencoderTrainingConfig {
+    AutoencoderTrainingConfig {
+        training: LoopConfig {
+            train_limit: Some(train),
+            test_limit: Some(test),
+            ..LoopConfig::new(epochs, 64)
+        },
+        ..AutoencoderTrainingConfig::lecture()
+    }
+}
+
+#[test]
+fn real_mnist_loads_with_published_counts() {
+    let root = common::data_root();
+    let test = Dataset::load(&root, DatasetKind::Mnist, Split::Test).unwrap();
+    assert_eq!(test.len(), 10_000);
+    // Published test label counts for 0..9 (see the dataset README).
+    let mut counts = [0usize; 10];
+    test.labels.iter().for_each(|&l| counts[l as usize] += 1);
+    assert_eq!(
+        counts,
+        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    );
+}
+
+#[test]
+fn images_and_labels_that_disagree_are_refused() {
+    use cae::data::idx::{IdxImages, encode_images, encode_labels};
+    let dir = tempfile::tempdir().unwrap();
+    let mnist = dir.path().join("mnist");
+    std::fs::create_dir_all(&mnist).unwrap();
+    let images = IdxImages {
+        count: 3,
+        rows: 28,
+        cols: 28,
+        pixels: vec![0; 3 * 784],
+    };
+    std::fs::write(mnist.join("t10k-images-idx3-ubyte"), encode_images(&images)).unwrap();
+    std::fs::write(mnist.join("t10k-labels-idx1-ubyte"), encode_labels(&[1, 2])).unwrap();
+    let err = Dataset::load(dir.path(), DatasetKind::Mnist, Split::Test).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("3 images") && msg.contains("2 labels"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn short_training_on_real_data_lowers_test_loss() {
+    let root = common::data_root();
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(2, 3_000, 500);
+    let device = Device::flex();
+
+    // The untrained model, initialised exactly as training will initialise it.
+    let test = Dataset::load(&root, DatasetKind::Mnist, Split::Test)
+        .unwrap()
+        .take(500);
+    device.seed(config.training.seed);
+    let fresh = config.model.init(&device);
+    let before = reconstruction_metrics(&fresh, &test, &device)["test_bce"];
+
+    let run = dir.path().join("run");
+    let (_, run) = train_autoencoder(&config, &root, &run, RunMode::New, &device, quiet()).unwrap();
+    let metrics = run.metrics().unwrap();
+    assert_eq!(metrics.len(), 2);
+    let after = metrics[1].test["test_bce"];
+    // An untrained decoder outputs about 0.5 everywhere: BCE near ln 2 = 0.69.
+    assert!(before > 0.5, "untrained BCE {before}");
+    assert!(after < before - 0.2, "BCE {before} -> {after}");
+    assert!(metrics[1].test["test_mse"] < metrics[0].test["test_mse"] + 1e-3);
+}
+
+fn weights(run: &RunDir) -> Vec<f32> {
+    let config = run.autoencoder_config().unwrap();
+    let device = Device::flex();
+    let model = run
+        .load_module(cae::run::MODEL_FILE, config.model.init(&device))
+        .unwrap();
+    let mut all = Vec::new();
+    for t in [
+        model.encoder.conv1.weight.val().flatten::<1>(0, 3),
+        model.decoder.deconv3.weight.val().flatten::<1>(0, 3),
+        model.encoder.fc.weight.val().flatten::<1>(0, 1),
+    ] {
+        all.extend(t.into_data().try_to_vec::<f32>().unwrap());
+    }
+    all
+}
+
+#[test]
+fn resume_continues_at_the_next_epoch_with_the_same_optimizer_state() {
+    let root = common::data_root();
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+
+    // Uninterrupted: 2 epochs.
+    let straight = dir.path().join("straight");
+    train_autoencoder(
+        &small_config(2, 640, 100),
+        &root,
+        &straight,
+        RunMode::New,
+        &device,
+        quiet(),
+    )
+    .unwrap();
+
+    // Interrupted after epoch 1, then resumed up to 2.
+    let resumed = dir.path().join("resumed");
+    train_autoencoder(
+        &small_config(1, 640, 100),
+        &root,
+        &resumed,
+        RunMode::New,
+        &device,
+        quiet(),
+    )
+    .unwrap();
+    let run = RunDir::open(&resumed).unwrap();
+    assert_eq!(run.checkpoint().unwrap().unwrap().epoch, 1);
+    let after_one = weights(&run);
+    train_autoencoder(
+        &small_config(2, 640, 100),
+        &root,
+        &resumed,
+        RunMode::Resume,
+        &device,
+        quiet(),
+    )
+    .unwrap();
+
+    let epochs: Vec<usize> = run.metrics().unwrap().iter().map(|r| r.epoch).collect();
+    assert_eq!(epochs, vec![1, 2], "resume ran epoch 2 only");
+    assert_eq!(run.checkpoint().unwrap().unwrap().epoch, 2);
+    let a = weights(&RunDir::open(&straight).unwrap());
+    let b = weights(&run);
+    assert_ne!(after_one, b, "epoch 2 changed the weights");
+    // Same shuffling and same Adam moments give the same weights; a fresh optimiser
+    // (zero moments, step count 0) would take a different first step.
+    let max_diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(max_diff < 1e-5, "resumed weights differ by {max_diff}");
+}
+
+#[test]
+fn resume_with_a_fresh_optimizer_would_differ() {
+    // Guards the test above: losing the Adam state must be visible in the weights.
+    let root = common::data_root();
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let straight = dir.path().join("straight");
+    train_autoencoder(
+        &small_config(2, 640, 100),
+        &root,
+        &straight,
+        RunMode::New,
+        &device,
+        quiet(),
+    )
+    .unwrap();
+    let resumed = dir.path().join("resumed");
+    train_autoencoder(
+        &small_config(1, 640, 100),
+        &root,
+        &resumed,
+        RunMode::New,
+        &device,
+        quiet(),
+    )
+    .unwrap();
+    let run = RunDir::open(&resumed).unwrap();
+    let state = run.checkpoint().unwrap().unwrap();
+    std::fs::remove_file(run.file(&state.optimizer_file)).unwrap();
+    std::fs::write(
+        run.file(&state.optimizer_file),
+        cae::training::LoopConfig::new(1, 64)
+            .optimizer()
+            .into_bytes()
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    train_autoencoder(
+        &small_config(2, 640, 100),
+        &root,
+        &resumed,
+        RunMode::Resume,
+        &device,
+        quiet(),
+    )
+    .unwrap();
+    let a = weights(&RunDir::open(&straight).unwrap());
+    let b = weights(&run);
+    let max_diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        max_diff > 1e-4,
+        "a reset optimiser left no trace ({max_diff})"
+    );
+}
+
+#[test]
+fn cli_trains_reconstructs_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::subset_root(&dir.path().join("data"), 256, 64);
+    let run = dir.path().join("run");
+    let out = common::cae()
+        .args(["train-ae", "--epochs", "1", "--quiet", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for file in [
+        "config.json",
+        "metrics.jsonl",
+        "checkpoint.json",
+        "model.bpk",
+        "reconstructions.png",
+    ] {
+        assert!(run.join(file).is_file(), "missing {file}");
+    }
+    let png = image::open(run.join("reconstructions.png")).unwrap();
+    // 10 tiles of 56 px + 11 lines wide, 2 tiles + 3 lines high.
+    assert_eq!((png.width(), png.height()), (10 * 57 + 1, 2 * 57 + 1));
+
+    // reconstruct with --n 4 into another file.
+    let pic = dir.path().join("four.png");
+    let out = common::cae()
+        .arg("reconstruct")
+        .arg(&run)
+        .args(["--n", "4", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&pic)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(image::open(&pic).unwrap().width(), 4 * 57 + 1);
+
+    // A second train-ae into the same directory is refused and changes nothing.
+    let before = std::fs::read(run.join("model.bpk")).unwrap();
+    let out = common::cae()
+        .args(["train-ae", "--epochs", "1", "--quiet", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(run.join("model.bpk")).unwrap(), before);
+}
+
+#[test]
+fn model_weights_round_trip_through_the_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::create(&dir.path().join("r"), false).unwrap();
+    let device = Device::flex();
+    device.seed(5);
+    let model = ConvAutoencoderConfig::new().init(&device);
+    run.save_module("m.bpk", &model).unwrap();
+    device.seed(6);
+    let other = ConvAutoencoderConfig::new().init(&device);
+    let loaded = run.load_module("m.bpk", other).unwrap();
+    let w = |m: &cae::model::ConvAutoencoder| {
+        m.decoder
+            .deconv2
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    assert_eq!(w(&loaded), w(&model));
+
+    // Weights of another width do not load, with an error saying so.
+    let narrow = ConvAutoencoderConfig::new().with_width(8).init(&device);
+    let err = run.load_module("m.bpk", narrow).unwrap_err().to_string();
+    assert!(err.contains("another config"), "{err}");
+    let _ = model.num_params();
+}
