@@ -4,7 +4,7 @@
 Same layers, same data scaling, Adam(lr 1e-3, eps 1e-8), batch 64, BCE; threads = cores.
 
   python3 bench/pytorch_reference.py train-ae --data DIR [--epochs 5] [--seed 0]
-  python3 bench/pytorch_reference.py throughput --data DIR [--batches 200]
+  python3 bench/pytorch_reference.py throughput --data DIR [--batches 200] [--calls 1000]
 
 `--data` (or CAE_DATA) is the folder that holds mnist/.
 """
@@ -72,6 +72,34 @@ class Decoder(nn.Module):
         return torch.sigmoid(self.deconv3(x))
 
 
+class Head(nn.Module):
+    """The lecture's CNN head on the 10-d latent."""
+
+    def __init__(self, latent=10):
+        super().__init__()
+        self.fc1 = nn.Linear(latent, 1024)
+        self.conv1 = nn.Conv2d(64, 128, 1)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(128, 256, 1)
+        self.fc2 = nn.Linear(1024, 10)
+
+    def forward(self, z):
+        x = F.relu(self.fc1(z)).view(-1, 64, 4, 4)
+        x = self.pool(F.relu(self.conv1(x)))
+        x = F.relu(self.conv2(x))
+        return self.fc2(x.flatten(1))
+
+
+class AutoCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = Encoder()
+        self.head = Head()
+
+    def forward(self, x):
+        return self.head(self.encoder(x))
+
+
 class Autoencoder(nn.Module):
     def __init__(self):
         super().__init__()
@@ -120,10 +148,18 @@ def train_ae(args):
                           "samples_per_sec": len(xtr) / secs, "dead_units": dead}), flush=True)
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
 def throughput(args):
-    """Training samples/s at batch 64 (forward + loss + backward + Adam), like `cae bench`."""
+    """The figures of `cae bench`: autoencoder training images/s at batch 64 (forward + BCE +
+    backward + Adam), AutoCNN single-image latency (median) and batch-1000 throughput."""
     torch.manual_seed(0)
     xtr, _ = load(args.data, "train")
+    xte, _ = load(args.data, "test")
     model = Autoencoder()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-8)
     order = torch.randperm(len(xtr))
@@ -139,7 +175,28 @@ def throughput(args):
     for i in range(args.batches):
         step(i)
     secs = time.perf_counter() - start
-    print(json.dumps({"ae_train_samples_per_sec": args.batches * 64 / secs, "threads": torch.get_num_threads()}))
+    train_rate = args.batches * 64 / secs
+
+    net = AutoCNN().eval()
+    one, thousand = xte[:1], xte[:1000]
+
+    def timed(x):
+        t = time.perf_counter()
+        with torch.no_grad():
+            net(x)
+        return time.perf_counter() - t
+
+    for _ in range(min(args.calls, 50)):
+        timed(one)
+    single = [timed(one) for _ in range(args.calls)]
+    timed(thousand)
+    batch = [timed(thousand) for _ in range(5)]
+    print(json.dumps({
+        "ae_train_samples_per_sec": train_rate,
+        "autocnn_latency_us_median": median(single) * 1e6,
+        "autocnn_batch1000_images_per_sec": 1000 / median(batch),
+        "threads": torch.get_num_threads(),
+    }))
 
 
 def main():
@@ -151,6 +208,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batches", type=int, default=200)
     p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--calls", type=int, default=1000)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     args = p.parse_args()
     torch.set_num_threads(args.threads)

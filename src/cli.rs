@@ -8,11 +8,14 @@ use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand};
 
 use crate::data::download::{Fetched, download};
+use crate::data::noise::Noise;
 use crate::data::{Dataset, DatasetKind, Split, data_root};
 use crate::loss::ReconstructionLoss;
 use crate::model::classifier::{AnyClassifier, Classifier, ClassifierKind};
+use crate::model::stacked::StackedAutoencoderConfig;
 use crate::model::{
-    Autoencoder, ConvAutoencoder, ConvAutoencoderConfig, DEFAULT_LATENT_BIAS, LatentActivation,
+    AnyAutoencoder, Autoencoder, AutoencoderModelConfig, ConvAutoencoderConfig,
+    DEFAULT_LATENT_BIAS, LatentActivation,
 };
 use crate::run::{MODEL_FILE, RunConfig, RunDir};
 use crate::training::classifier::{
@@ -51,6 +54,51 @@ pub enum Command {
     Predict(PredictArgs),
     /// Compare AutoCNN, its encoder, its head and the plain CNN: size, cost, speed, accuracy.
     Compare(CompareArgs),
+    /// Measure training throughput and inference latency (prints one JSON line).
+    Bench(BenchArgs),
+    /// Write all pictures of a run and a self-contained report.html.
+    Report(ReportArgs),
+    /// Corrupt test images, reconstruct them, and report PSNR before and after (PNG grid too).
+    Denoise(DenoiseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DenoiseArgs {
+    /// An autoencoder run
+    pub run_dir: PathBuf,
+    /// Corruption [default: the run's own, else gaussian:0.3]
+    #[arg(long, value_name = "KIND:AMOUNT")]
+    pub noise: Option<Noise>,
+    /// Images in the grid
+    #[arg(long, default_value_t = 10)]
+    pub n: usize,
+    /// Seed of the noise
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Timed autoencoder training steps at batch 64
+    #[arg(long, default_value_t = 200)]
+    pub steps: usize,
+    /// Untimed steps first
+    #[arg(long, default_value_t = 20)]
+    pub warmup: usize,
+    /// Timed single-image AutoCNN calls
+    #[arg(long, default_value_t = 1000)]
+    pub calls: usize,
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 #[derive(Debug, Args)]
@@ -80,8 +128,9 @@ pub struct DownloadArgs {
 /// Flags of the epoch loop shared by the training commands.
 #[derive(Debug, Args)]
 pub struct LoopArgs {
-    #[arg(long, default_value_t = 5)]
-    pub epochs: usize,
+    /// Epochs in all [default: 5; with --resume, the run's own, which a larger value extends]
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// [default: 64 for train-ae, 50 for train-classifier]
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -116,7 +165,12 @@ impl LoopArgs {
             seed: self.seed,
             train_limit: self.train_limit,
             test_limit: self.test_limit,
-            ..LoopConfig::new(self.epochs, self.batch_size.unwrap_or(default_batch))
+            // On resume the run's epochs count unless a larger one is asked for.
+            ..LoopConfig::new(
+                self.epochs
+                    .unwrap_or(if self.resume.is_some() { 0 } else { 5 }),
+                self.batch_size.unwrap_or(default_batch),
+            )
         }
     }
 
@@ -134,9 +188,15 @@ impl LoopArgs {
     }
 }
 
-/// Flags that shape the convolutional autoencoder.
+/// Flags that shape the autoencoder.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
+    /// Convolutional (the lecture's) or stacked fully connected layers
+    #[arg(long, value_enum, default_value_t = AutoencoderKind::Conv)]
+    pub model: AutoencoderKind,
+    /// Hidden layer sizes of the stacked model, image side first
+    #[arg(long, value_delimiter = ',', default_value = "256,64")]
+    pub hidden: Vec<usize>,
     /// Channels of the first convolution (k); the others have 2k and 4k
     #[arg(long, default_value_t = 16)]
     pub width: usize,
@@ -150,13 +210,31 @@ pub struct ModelArgs {
     pub latent_bias_init: BiasInit,
 }
 
+/// `--model` of `train-ae`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AutoencoderKind {
+    Conv,
+    Stacked,
+}
+
 impl ModelArgs {
-    fn config(&self) -> ConvAutoencoderConfig {
-        ConvAutoencoderConfig::new()
-            .with_width(self.width)
-            .with_latent(self.latent)
-            .with_latent_activation(self.latent_activation)
-            .with_latent_bias_init(self.latent_bias_init.0)
+    fn config(&self) -> AutoencoderModelConfig {
+        match self.model {
+            AutoencoderKind::Conv => AutoencoderModelConfig::Conv(
+                ConvAutoencoderConfig::new()
+                    .with_width(self.width)
+                    .with_latent(self.latent)
+                    .with_latent_activation(self.latent_activation)
+                    .with_latent_bias_init(self.latent_bias_init.0),
+            ),
+            AutoencoderKind::Stacked => AutoencoderModelConfig::Stacked(
+                StackedAutoencoderConfig::new()
+                    .with_hidden(self.hidden.clone())
+                    .with_latent(self.latent)
+                    .with_latent_activation(self.latent_activation)
+                    .with_latent_bias_init(self.latent_bias_init.0),
+            ),
+        }
     }
 }
 
@@ -168,6 +246,9 @@ pub struct TrainAeArgs {
     pub dataset: DatasetKind,
     #[arg(long, value_enum, default_value_t = ReconstructionLoss::Bce)]
     pub loss: ReconstructionLoss,
+    /// Train a denoising autoencoder: gaussian:STD, salt-pepper:P or mask:P
+    #[arg(long, value_name = "KIND:AMOUNT")]
+    pub noise: Option<Noise>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -300,6 +381,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => cmd_eval(args),
         Command::Predict(args) => cmd_predict(args),
         Command::Compare(args) => crate::compare::cmd_compare(args),
+        Command::Report(args) => {
+            let run = RunDir::open(&args.run_dir)?;
+            let path =
+                crate::report::write_report(&run, &args.data.root(), &crate::default_device())?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::Denoise(args) => cmd_denoise(args),
+        Command::Bench(args) => {
+            let settings = crate::bench::BenchSettings {
+                steps: args.steps,
+                warmup: args.warmup,
+                calls: args.calls,
+            };
+            let result = crate::bench::run(&args.data.root(), settings)?;
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(())
+        }
     }
 }
 
@@ -325,6 +424,7 @@ fn cmd_train_ae(args: TrainAeArgs) -> anyhow::Result<()> {
         model: args.model.config(),
         dataset: args.dataset,
         loss: args.loss,
+        noise: args.noise,
         training: args.training.config(64),
     };
     let (path, mode) = args.training.target(&args.out);
@@ -345,7 +445,7 @@ fn train_and_report_autoencoder(
     let last = run.metrics()?.pop().context("the run recorded no epoch")?;
     let test = Dataset::load(root, config.dataset, Split::Test)?;
     let model = model.valid();
-    write_reconstructions(&model, &run, &test, 10, None)?;
+    crate::report::write_pictures(&run, root, &device)?;
     let dead = crate::evaluation::latent_stats(|x| model.encode(x), &test, &device).dead_units();
     println!(
         "{}: test_bce {:.4}  test_mse {:.4}  test_psnr {:.2} dB after {} epochs; dead latent units: {}/{}",
@@ -355,7 +455,7 @@ fn train_and_report_autoencoder(
         last.test["test_psnr"],
         last.epoch,
         dead.len(),
-        config.model.latent,
+        config.model.latent(),
     );
     Ok(())
 }
@@ -396,6 +496,7 @@ fn train_and_report_classifier(
 ) -> anyhow::Result<f64> {
     let device = crate::default_device();
     let (_, run) = train_classifier(config, root, path, mode, &device, options)?;
+    crate::report::write_pictures(&run, root, &device)?;
     let last = run.metrics()?.pop().context("the run recorded no epoch")?;
     let accuracy = last.test["test_accuracy"];
     println!(
@@ -433,7 +534,7 @@ fn cmd_lecture(args: LectureArgs) -> anyhow::Result<()> {
 pub fn load_autoencoder(
     run: &RunDir,
     device: &Device,
-) -> anyhow::Result<(ConvAutoencoder, AutoencoderTrainingConfig)> {
+) -> anyhow::Result<(AnyAutoencoder, AutoencoderTrainingConfig)> {
     let config = run.autoencoder_config()?;
     require_finished_epoch(run)?;
     let model = run.load_module(MODEL_FILE, config.model.init(device))?;
@@ -462,7 +563,7 @@ fn require_finished_epoch(run: &RunDir) -> anyhow::Result<()> {
 }
 
 fn write_reconstructions(
-    model: &ConvAutoencoder,
+    model: &impl Autoencoder,
     run: &RunDir,
     test: &Dataset,
     n: usize,
@@ -499,7 +600,7 @@ fn cmd_eval(args: EvalArgs) -> anyhow::Result<()> {
             for (name, value) in &metrics {
                 println!("{name:<10} {value:.5}");
             }
-            print_dead_units(&model.encoder, &test, &device);
+            print_dead_units(|x| model.encode(x), &test, &device);
         }
         RunConfig::Classifier(_) => {
             let (model, config) = load_classifier(&run, &device)?;
@@ -516,15 +617,19 @@ fn cmd_eval(args: EvalArgs) -> anyhow::Result<()> {
             )?;
             println!("confusion heat map: {}", png.display());
             if let Some(encoder) = model.encoder() {
-                print_dead_units(encoder, &test, &device);
+                print_dead_units(|x| encoder.forward(x), &test, &device);
             }
         }
     }
     Ok(())
 }
 
-fn print_dead_units(encoder: &crate::model::Encoder, test: &Dataset, device: &Device) {
-    let stats = crate::evaluation::latent_stats(|x| encoder.forward(x), test, device);
+fn print_dead_units(
+    encode: impl Fn(burn::Tensor<4>) -> burn::Tensor<2>,
+    test: &Dataset,
+    device: &Device,
+) {
+    let stats = crate::evaluation::latent_stats(encode, test, device);
     let dead = stats.dead_units();
     println!(
         "dead latent units: {}/{} {:?}",
@@ -578,5 +683,32 @@ fn cmd_predict(args: PredictArgs) -> anyhow::Result<()> {
             args.images.len()
         );
     }
+    Ok(())
+}
+
+fn cmd_denoise(args: DenoiseArgs) -> anyhow::Result<()> {
+    if args.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let run = RunDir::open(&args.run_dir)?;
+    let device = crate::default_device();
+    let (model, config) = load_autoencoder(&run, &device)?;
+    let noise = args
+        .noise
+        .or(config.noise)
+        .unwrap_or(Noise::Gaussian { std: 0.3 });
+    let test = Dataset::load(&args.data.root(), config.dataset, Split::Test)?;
+    let img = crate::pictures::denoising_grid(&model, &test, args.n, &noise, args.seed, &device);
+    let path = run.file("denoising.png");
+    crate::pictures::save_png(&img, &path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let score = crate::evaluation::denoising_score(&model, &test, &noise, args.seed, &device);
+    println!(
+        "{noise}: noisy PSNR {:.2} dB, denoised PSNR {:.2} dB ({:+.2} dB); grid: {}",
+        score.noisy_psnr,
+        score.denoised_psnr,
+        score.denoised_psnr - score.noisy_psnr,
+        path.display()
+    );
     Ok(())
 }

@@ -63,6 +63,104 @@ pub fn latent_stats(
     LatentStats { min, max }
 }
 
+/// Principal components of a set of row vectors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pca {
+    pub mean: Vec<f64>,
+    /// Unit vectors, largest variance first.
+    pub components: Vec<Vec<f64>>,
+    /// Variance along each component.
+    pub variances: Vec<f64>,
+}
+
+impl Pca {
+    /// Fit `k` components to `rows` (row-major, `d` columns), through the eigenvectors of the
+    /// covariance matrix. Each component's sign is fixed so that its largest entry is positive.
+    pub fn fit(rows: &[f32], d: usize, k: usize) -> Self {
+        let n = rows.len() / d.max(1);
+        let data = nalgebra::DMatrix::from_row_iterator(n, d, rows.iter().map(|&v| f64::from(v)));
+        let mean: Vec<f64> = (0..d).map(|j| data.column(j).mean()).collect();
+        let centred = nalgebra::DMatrix::from_fn(n, d, |i, j| data[(i, j)] - mean[j]);
+        let cov = centred.transpose() * &centred / (n.max(2) - 1) as f64;
+        let eigen = nalgebra::SymmetricEigen::new(cov);
+        let mut order: Vec<usize> = (0..d).collect();
+        order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
+        let mut components = Vec::new();
+        let mut variances = Vec::new();
+        for &c in order.iter().take(k) {
+            let mut v: Vec<f64> = eigen.eigenvectors.column(c).iter().copied().collect();
+            let biggest = v
+                .iter()
+                .copied()
+                .fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
+            if biggest < 0.0 {
+                v.iter_mut().for_each(|x| *x = -*x);
+            }
+            components.push(v);
+            variances.push(eigen.eigenvalues[c].max(0.0));
+        }
+        Self {
+            mean,
+            components,
+            variances,
+        }
+    }
+
+    /// Coordinates of `row` along the components.
+    pub fn project(&self, row: &[f32]) -> Vec<f64> {
+        self.components
+            .iter()
+            .map(|c| {
+                c.iter()
+                    .zip(row.iter().zip(&self.mean))
+                    .map(|(w, (&x, m))| w * (f64::from(x) - m))
+                    .sum()
+            })
+            .collect()
+    }
+}
+
+/// PSNR (dB) of noisy inputs and of their reconstructions, both against the clean images.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DenoisingScore {
+    pub noisy_psnr: f64,
+    pub denoised_psnr: f64,
+}
+
+/// Corrupt every image of `data` with `noise` (seeded), reconstruct, and score both against
+/// the clean images (PSNR of the set's mean squared error).
+pub fn denoising_score<M: crate::model::Autoencoder>(
+    model: &M,
+    data: &Dataset,
+    noise: &crate::data::noise::Noise,
+    seed: u64,
+    device: &Device,
+) -> DenoisingScore {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut noisy_se, mut denoised_se, mut n) = (0.0f64, 0.0f64, 0usize);
+    for batch in sequential_batches(data.len(), EVAL_BATCH) {
+        let clean = data.images_values(&batch);
+        let mut noisy = clean.clone();
+        noise.apply(&mut noisy, &mut rng);
+        let out = model
+            .reconstruct(crate::data::pixels_tensor(noisy.clone(), device))
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32 pixels");
+        for ((c, x), y) in clean.iter().zip(&noisy).zip(&out) {
+            noisy_se += f64::from(x - c).powi(2);
+            denoised_se += f64::from(y - c).powi(2);
+        }
+        n += clean.len();
+    }
+    let n = n.max(1) as f64;
+    DenoisingScore {
+        noisy_psnr: crate::loss::psnr(noisy_se / n),
+        denoised_psnr: crate::loss::psnr(denoised_se / n),
+    }
+}
+
 /// Accuracy, per-class accuracy and the confusion matrix as text.
 pub fn classification_report(eval: &ClassifierEval, dataset: DatasetKind) -> String {
     let names = dataset.class_names();
@@ -108,6 +206,48 @@ mod tests {
             max: vec![0.0, 2.5, -0.5],
         };
         assert_eq!(stats.dead_units(), vec![0, 2]);
+    }
+
+    #[test]
+    fn pca_finds_the_axes_of_a_known_covariance() {
+        // Points on the axes: ±3 along z, ±2 along x, ±1 along y (mean 0). Sample covariance
+        // (n - 1 = 5): diag(8/5, 2/5, 18/5) → components z, x, y with variances 3.6, 1.6, 0.4.
+        let rows: Vec<f32> = vec![
+            2.0, 0.0, 0.0, -2.0, 0.0, 0.0, //
+            0.0, 1.0, 0.0, 0.0, -1.0, 0.0, //
+            0.0, 0.0, 3.0, 0.0, 0.0, -3.0,
+        ];
+        let pca = Pca::fit(&rows, 3, 3);
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9);
+        assert!(
+            close(&pca.components[0], &[0.0, 0.0, 1.0]),
+            "{:?}",
+            pca.components
+        );
+        assert!(close(&pca.components[1], &[1.0, 0.0, 0.0]));
+        assert!(close(&pca.components[2], &[0.0, 1.0, 0.0]));
+        assert!(
+            close(&pca.variances, &[3.6, 1.6, 0.4]),
+            "{:?}",
+            pca.variances
+        );
+        assert!(close(&pca.project(&[1.0, 2.0, 3.0]), &[3.0, 1.0, 2.0]));
+    }
+
+    #[test]
+    fn pca_of_a_line_through_an_offset_mean() {
+        // y = 2x + 1 for x = 0..4: one direction (1, 2)/√5 carries all variance;
+        // var of x is 2.5 (n - 1 = 4), so along the line 2.5·(1 + 4) = 12.5.
+        let rows: Vec<f32> = (0..5)
+            .flat_map(|x| [x as f32, 2.0 * x as f32 + 1.0])
+            .collect();
+        let pca = Pca::fit(&rows, 2, 2);
+        let s = 5f64.sqrt();
+        assert!((pca.components[0][0] - 1.0 / s).abs() < 1e-9);
+        assert!((pca.components[0][1] - 2.0 / s).abs() < 1e-9);
+        assert!((pca.variances[0] - 12.5).abs() < 1e-9);
+        assert!(pca.variances[1].abs() < 1e-9);
+        assert_eq!(pca.mean, vec![2.0, 5.0]);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! - [`training`]: the epoch loop, checkpoints and resume
 //! - [`evaluation`]: latent statistics (dead units)
 //! - [`run`]: the run directory a training leaves behind
-//! - [`pictures`]: PNG grids
+//! - [`pictures`]: PNG grids and charts
+//! - [`report`]: a run's pictures and its self-contained HTML report
+//! - [`compare`], [`bench`]: the efficiency comparison and the speed figures
 //! - [`cli`]: the command line over all of it
 //!
 //! ```no_run
@@ -27,6 +29,7 @@
 //! ```
 
 pub mod atomic;
+pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod data;
@@ -34,6 +37,7 @@ pub mod evaluation;
 pub mod loss;
 pub mod model;
 pub mod pictures;
+pub mod report;
 pub mod run;
 pub mod training;
 

@@ -172,6 +172,229 @@ pub fn confusion_heatmap(
     })
 }
 
+/// Train and test loss per epoch; for classifiers a second panel with test accuracy.
+pub fn training_curves(
+    records: &[crate::run::EpochRecord],
+    test_metric: &str,
+) -> Result<RgbImage, DrawError> {
+    let accuracy: Vec<(f64, f64)> = records
+        .iter()
+        .filter_map(|r| {
+            r.test
+                .get("test_accuracy")
+                .map(|a| (r.epoch as f64, 100.0 * a))
+        })
+        .collect();
+    let train: Vec<(f64, f64)> = records
+        .iter()
+        .map(|r| (r.epoch as f64, r.train_loss))
+        .collect();
+    let test: Vec<(f64, f64)> = records
+        .iter()
+        .filter_map(|r| r.test.get(test_metric).map(|v| (r.epoch as f64, *v)))
+        .collect();
+    let last = records.last().map_or(1, |r| r.epoch).max(2) as f64;
+    let height = if accuracy.is_empty() { 420 } else { 760 };
+    render(720, height, |root| {
+        let panels = if accuracy.is_empty() {
+            vec![root.clone()]
+        } else {
+            root.split_evenly((2, 1))
+        };
+        let top = train
+            .iter()
+            .chain(&test)
+            .map(|p| p.1)
+            .fold(0.0f64, f64::max)
+            * 1.1;
+        let mut chart = ChartBuilder::on(&panels[0])
+            .caption("loss per epoch", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(1.0..last, 0.0..top.max(1e-3))
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("loss")
+            .x_labels(records.len().clamp(2, 20))
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()
+            .map_err(draw_err)?;
+        for (series, name, colour) in [
+            (&train, "train loss".to_string(), BLUE),
+            (&test, test_metric.replace('_', " "), RED),
+        ] {
+            chart
+                .draw_series(
+                    LineSeries::new(series.iter().copied(), colour.stroke_width(2)).point_size(3),
+                )
+                .map_err(draw_err)?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(draw_err)?;
+        if !accuracy.is_empty() {
+            let low = accuracy.iter().map(|p| p.1).fold(100.0f64, f64::min);
+            let mut acc = ChartBuilder::on(&panels[1])
+                .caption("test accuracy per epoch", ("sans-serif", 20))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(60)
+                .build_cartesian_2d(1.0..last, (low - 0.5).max(0.0)..100.0)
+                .map_err(draw_err)?;
+            acc.configure_mesh()
+                .x_desc("epoch")
+                .y_desc("accuracy (%)")
+                .x_labels(records.len().clamp(2, 20))
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .draw()
+                .map_err(draw_err)?;
+            acc.draw_series(
+                LineSeries::new(accuracy.iter().copied(), GREEN.stroke_width(2)).point_size(3),
+            )
+            .map_err(draw_err)?;
+        }
+        Ok(())
+    })
+}
+
+/// Ten well-separated colours (matplotlib's tab10), one per class.
+pub const CLASS_COLOURS: [RGBColor; NUM_CLASSES] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// Latent vectors projected on their first two principal components, coloured by class.
+/// `points` are `(pc1, pc2, label)`; `variances` the share of variance of each axis.
+pub fn latent_scatter(
+    points: &[(f64, f64, u8)],
+    explained: (f64, f64),
+    dataset: DatasetKind,
+) -> Result<RgbImage, DrawError> {
+    let names = dataset.class_names();
+    let range = |f: fn(&(f64, f64, u8)) -> f64| {
+        let (lo, hi) = points
+            .iter()
+            .map(f)
+            .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+        let pad = ((hi - lo) * 0.05).max(1e-6);
+        (lo - pad)..(hi + pad)
+    };
+    render(800, 720, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!("{dataset} test latents, first two principal components"),
+                ("sans-serif", 20),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(range(|p| p.0), range(|p| p.1))
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("PC1 ({:.0} % of variance)", 100.0 * explained.0))
+            .y_desc(format!("PC2 ({:.0} % of variance)", 100.0 * explained.1))
+            .draw()
+            .map_err(draw_err)?;
+        for class in 0..NUM_CLASSES {
+            let colour = CLASS_COLOURS[class];
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .filter(|p| usize::from(p.2) == class)
+                        .map(|p| Circle::new((p.0, p.1), 2, colour.mix(0.6).filled())),
+                )
+                .map_err(draw_err)?
+                .label(names[class])
+                .legend(move |(x, y)| Circle::new((x + 8, y), 5, colour.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(draw_err)?;
+        Ok(())
+    })
+}
+
+/// The first `n` test images: clean (top), corrupted by `noise` (middle), reconstructed from
+/// the corrupted input (bottom).
+pub fn denoising_grid<M: Autoencoder>(
+    model: &M,
+    test: &Dataset,
+    n: usize,
+    noise: &crate::data::noise::Noise,
+    seed: u64,
+    device: &Device,
+) -> GrayImage {
+    use rand::SeedableRng;
+    let indices: Vec<usize> = (0..n.min(test.len())).collect();
+    let clean = test.images_values(&indices);
+    let mut noisy = clean.clone();
+    noise.apply(&mut noisy, &mut rand::rngs::StdRng::seed_from_u64(seed));
+    let split = |v: &[f32]| {
+        v.chunks(IMAGE_PIXELS)
+            .map(<[f32]>::to_vec)
+            .collect::<Vec<_>>()
+    };
+    let denoised =
+        tensor_images(model.reconstruct(crate::data::pixels_tensor(noisy.clone(), device)));
+    tile_grid(&[split(&clean), split(&noisy), denoised], 2)
+}
+
+/// Steps of a latent traversal.
+pub const TRAVERSAL_STEPS: usize = 9;
+
+/// For each latent unit (a row), decode `base` with that unit swept over `[min, max]` in
+/// [`TRAVERSAL_STEPS`] steps (the columns). A dead unit gives a row of identical images.
+pub fn latent_traversal<M: Autoencoder>(
+    model: &M,
+    base: &[f32],
+    min: &[f32],
+    max: &[f32],
+    device: &Device,
+) -> GrayImage {
+    let d = base.len();
+    let mut latents = Vec::with_capacity(d * TRAVERSAL_STEPS * d);
+    for unit in 0..d {
+        for step in 0..TRAVERSAL_STEPS {
+            let t = step as f32 / (TRAVERSAL_STEPS - 1) as f32;
+            let mut z = base.to_vec();
+            z[unit] = min[unit] + t * (max[unit] - min[unit]);
+            latents.extend(z);
+        }
+    }
+    let z = Tensor::<2>::from_data(TensorData::new(latents, [d * TRAVERSAL_STEPS, d]), device);
+    let images = tensor_images(burn::tensor::activation::sigmoid(model.decode_logits(z)));
+    let rows: Vec<Vec<Vec<f32>>> = images
+        .chunks(TRAVERSAL_STEPS)
+        .map(<[Vec<f32>]>::to_vec)
+        .collect();
+    tile_grid(&rows, 2)
+}
+
 /// Split a `[B, 1, 28, 28]` tensor into B vectors of pixels.
 pub fn tensor_images(images: Tensor<4>) -> Vec<Vec<f32>> {
     let values = images
@@ -228,6 +451,39 @@ mod tests {
         // Not blank: the cells put many colours on the white canvas.
         let distinct: std::collections::HashSet<_> = img.pixels().map(|p| p.0).collect();
         assert!(distinct.len() > 10);
+    }
+
+    #[test]
+    fn curves_and_scatter_render() {
+        use std::collections::BTreeMap;
+        let records: Vec<crate::run::EpochRecord> = (1..=3)
+            .map(|e| crate::run::EpochRecord {
+                epoch: e,
+                train_loss: 1.0 / e as f64,
+                seconds: 1.0,
+                samples_per_sec: 1.0,
+                test: BTreeMap::from([
+                    ("test_loss".to_string(), 1.2 / e as f64),
+                    ("test_accuracy".to_string(), 0.9 + 0.01 * e as f64),
+                ]),
+            })
+            .collect();
+        assert_eq!(
+            training_curves(&records, "test_loss").unwrap().dimensions(),
+            (720, 760)
+        );
+        let points: Vec<(f64, f64, u8)> = (0..100)
+            .map(|i| (i as f64, (i % 7) as f64, (i % 10) as u8))
+            .collect();
+        let img = latent_scatter(&points, (0.5, 0.2), DatasetKind::FashionMnist).unwrap();
+        assert_eq!(img.dimensions(), (800, 720));
+        // Every class colour appears (points and legend).
+        for c in CLASS_COLOURS {
+            assert!(
+                img.pixels().any(|p| p.0 == [c.0, c.1, c.2]),
+                "{c:?} missing"
+            );
+        }
     }
 
     #[test]

@@ -66,9 +66,11 @@ fn frozen_encoder_keeps_the_autoencoder_weights_while_the_head_learns() {
     let device = Device::flex();
     let ae_run = RunDir::open(&ae).unwrap();
     let ae_config = ae_run.autoencoder_config().unwrap();
-    let ae_model = ae_run
-        .load_module(cae::run::MODEL_FILE, ae_config.model.init(&device))
-        .unwrap();
+    let Ok(cae::model::AnyAutoencoder::Conv(ae_model)) =
+        ae_run.load_module(cae::run::MODEL_FILE, ae_config.model.init(&device))
+    else {
+        panic!("a conv autoencoder run")
+    };
     let before = {
         let mut all = ae_model
             .encoder

@@ -5,7 +5,7 @@ mod common;
 use burn::module::Module;
 use burn::prelude::*;
 use cae::data::{Dataset, DatasetKind, Split};
-use cae::model::ConvAutoencoderConfig;
+use cae::model::{AnyAutoencoder, ConvAutoencoderConfig};
 use cae::run::RunDir;
 use cae::training::{
     AutoencoderTrainingConfig, FitOptions, LoopConfig, RunMode, reconstruction_metrics,
@@ -92,9 +92,12 @@ fn short_training_on_real_data_lowers_test_loss() {
 fn weights(run: &RunDir) -> Vec<f32> {
     let config = run.autoencoder_config().unwrap();
     let device = Device::flex();
-    let model = run
+    let AnyAutoencoder::Conv(model) = run
         .load_module(cae::run::MODEL_FILE, config.model.init(&device))
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("a conv run")
+    };
     let mut all = Vec::new();
     for t in [
         model.encoder.conv1.weight.val().flatten::<1>(0, 3),

@@ -6,6 +6,7 @@
 pub mod augment;
 pub mod download;
 pub mod idx;
+pub mod noise;
 pub mod preprocess;
 
 use std::path::{Path, PathBuf};
@@ -191,13 +192,18 @@ impl Dataset {
         &self.pixels[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS]
     }
 
-    /// Images `indices` as a `[B, 1, 28, 28]` tensor scaled to [0, 1].
-    pub fn images_tensor(&self, indices: &[usize], device: &Device) -> Tensor<4> {
+    /// Pixels of images `indices`, one after the other, scaled to [0, 1].
+    pub fn images_values(&self, indices: &[usize]) -> Vec<f32> {
         let mut values = Vec::with_capacity(indices.len() * IMAGE_PIXELS);
         for &i in indices {
             values.extend(self.image(i).iter().map(|&p| f32::from(p) / 255.0));
         }
-        pixels_tensor(values, device)
+        values
+    }
+
+    /// Images `indices` as a `[B, 1, 28, 28]` tensor scaled to [0, 1].
+    pub fn images_tensor(&self, indices: &[usize], device: &Device) -> Tensor<4> {
+        pixels_tensor(self.images_values(indices), device)
     }
 
     /// Labels `indices` as a `[B]` integer tensor.

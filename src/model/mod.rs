@@ -25,6 +25,7 @@
 
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 pub mod classifier;
+pub mod stacked;
 
 use burn::module::Param;
 use burn::nn::{Linear, LinearConfig};
@@ -228,6 +229,70 @@ impl Autoencoder for ConvAutoencoder {
     }
     fn decode_logits(&self, latent: Tensor<2>) -> Tensor<4> {
         self.decoder.forward_logits(latent)
+    }
+}
+
+/// Which autoencoder a run trains, with its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum AutoencoderModelConfig {
+    /// The lecture's convolutional autoencoder.
+    Conv(ConvAutoencoderConfig),
+    /// Fully connected layers.
+    Stacked(stacked::StackedAutoencoderConfig),
+}
+
+impl AutoencoderModelConfig {
+    pub fn init(&self, device: &Device) -> AnyAutoencoder {
+        match self {
+            AutoencoderModelConfig::Conv(c) => AnyAutoencoder::Conv(c.init(device)),
+            AutoencoderModelConfig::Stacked(c) => AnyAutoencoder::Stacked(c.init(device)),
+        }
+    }
+
+    pub fn latent(&self) -> usize {
+        match self {
+            AutoencoderModelConfig::Conv(c) => c.latent,
+            AutoencoderModelConfig::Stacked(c) => c.latent,
+        }
+    }
+
+    /// Why the sizes cannot make a model, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            AutoencoderModelConfig::Conv(c) if c.width == 0 || c.latent == 0 => {
+                Err("--width and --latent must be at least 1".into())
+            }
+            AutoencoderModelConfig::Stacked(c) if c.latent == 0 || c.hidden.contains(&0) => {
+                Err("--latent and every --hidden size must be at least 1".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Either autoencoder, so that runs of both kinds load and train through one type.
+// Moved once per optimiser step; boxing would complicate the derived Module.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum AnyAutoencoder {
+    Conv(ConvAutoencoder),
+    Stacked(stacked::StackedAutoencoder),
+}
+
+impl Autoencoder for AnyAutoencoder {
+    fn encode(&self, images: Tensor<4>) -> Tensor<2> {
+        match self {
+            AnyAutoencoder::Conv(m) => m.encode(images),
+            AnyAutoencoder::Stacked(m) => m.encode(images),
+        }
+    }
+
+    fn decode_logits(&self, latent: Tensor<2>) -> Tensor<4> {
+        match self {
+            AnyAutoencoder::Conv(m) => m.decode_logits(latent),
+            AnyAutoencoder::Stacked(m) => m.decode_logits(latent),
+        }
     }
 }
 

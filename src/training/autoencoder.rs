@@ -10,17 +10,21 @@ use serde::{Deserialize, Serialize};
 use super::{
     EVAL_BATCH, FitOptions, LoopConfig, RunMode, Start, Task, TrainError, fit, load_splits,
 };
-use crate::data::{Dataset, DatasetKind};
+use crate::data::noise::Noise;
+use crate::data::{Dataset, DatasetKind, pixels_tensor};
 use crate::loss::{self, ReconstructionLoss};
-use crate::model::{Autoencoder, ConvAutoencoder, ConvAutoencoderConfig};
+use crate::model::{AnyAutoencoder, Autoencoder, AutoencoderModelConfig, ConvAutoencoderConfig};
 use crate::run::{RunConfig, RunDir};
 
 /// Everything that defines an autoencoder run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AutoencoderTrainingConfig {
-    pub model: ConvAutoencoderConfig,
+    pub model: AutoencoderModelConfig,
     pub dataset: DatasetKind,
     pub loss: ReconstructionLoss,
+    /// Input corruption of a denoising autoencoder; `None` trains a plain one.
+    #[serde(default)]
+    pub noise: Option<Noise>,
     #[serde(flatten)]
     pub training: LoopConfig,
 }
@@ -29,21 +33,17 @@ impl AutoencoderTrainingConfig {
     /// The lecture's recipe: conv autoencoder, BCE, Adam 1e-3, batch 64, 5 epochs, seed 0.
     pub fn lecture() -> Self {
         Self {
-            model: ConvAutoencoderConfig::new(),
+            model: AutoencoderModelConfig::Conv(ConvAutoencoderConfig::new()),
             dataset: DatasetKind::Mnist,
             loss: ReconstructionLoss::Bce,
+            noise: None,
             training: LoopConfig::new(5, 64),
         }
     }
 
     pub fn validate(&self) -> Result<(), TrainError> {
         self.training.validate()?;
-        if self.model.width == 0 || self.model.latent == 0 {
-            return Err(TrainError::Invalid(
-                "--width and --latent must be at least 1".into(),
-            ));
-        }
-        Ok(())
+        self.model.check().map_err(TrainError::Invalid)
     }
 }
 
@@ -52,6 +52,8 @@ pub struct AutoencoderTask<'a> {
     pub train: &'a Dataset,
     pub test: &'a Dataset,
     pub loss: ReconstructionLoss,
+    /// Corrupt the input (not the target): a denoising autoencoder.
+    pub noise: Option<Noise>,
 }
 
 impl<M: Autoencoder> Task<M> for AutoencoderTask<'_> {
@@ -63,12 +65,20 @@ impl<M: Autoencoder> Task<M> for AutoencoderTask<'_> {
         &self,
         model: &M,
         batch: &[usize],
-        _rng: &mut StdRng,
+        rng: &mut StdRng,
         device: &Device,
     ) -> Tensor<1> {
-        let images = self.train.images_tensor(batch, device);
-        self.loss
-            .compute(model.forward_logits(images.clone()), images)
+        let clean = self.train.images_values(batch);
+        let input = match &self.noise {
+            Some(noise) => {
+                let mut noisy = clean.clone();
+                noise.apply(&mut noisy, rng);
+                pixels_tensor(noisy, device)
+            }
+            None => pixels_tensor(clean.clone(), device),
+        };
+        let target = pixels_tensor(clean, device);
+        self.loss.compute(model.forward_logits(input), target)
     }
 
     fn evaluate(&self, model: &M, device: &Device) -> BTreeMap<String, f64> {
@@ -76,11 +86,16 @@ impl<M: Autoencoder> Task<M> for AutoencoderTask<'_> {
     }
 
     fn headline(&self) -> (&'static str, bool) {
-        match self.loss {
-            ReconstructionLoss::Bce => ("test_bce", false),
-            ReconstructionLoss::L1 => ("test_l1", false),
-            ReconstructionLoss::L2 => ("test_mse", false),
-        }
+        (headline_metric(self.loss), false)
+    }
+}
+
+/// The test metric that matches the training loss.
+pub fn headline_metric(loss: ReconstructionLoss) -> &'static str {
+    match loss {
+        ReconstructionLoss::Bce => "test_bce",
+        ReconstructionLoss::L1 => "test_l1",
+        ReconstructionLoss::L2 => "test_mse",
     }
 }
 
@@ -110,7 +125,7 @@ pub fn reconstruction_metrics<M: Autoencoder>(
     ])
 }
 
-/// Train (or resume) the conv autoencoder described by `config` into `run_path`.
+/// Train (or resume) the autoencoder described by `config` into `run_path`.
 ///
 /// On resume the directory's own config is used; `epochs`, when given, may extend it.
 pub fn train_autoencoder(
@@ -120,30 +135,27 @@ pub fn train_autoencoder(
     mode: RunMode,
     device: &Device,
     options: FitOptions,
-) -> Result<(ConvAutoencoder, RunDir), TrainError> {
+) -> Result<(AnyAutoencoder, RunDir), TrainError> {
+    // Everything is checked and the data loaded before anything is written.
     let (run, config) = match mode {
         RunMode::Resume => {
             let run = RunDir::open(run_path)?;
             let mut saved = run.autoencoder_config()?;
             saved.training.epochs = saved.training.epochs.max(config.training.epochs);
-            run.write_json(
-                crate::run::CONFIG_FILE,
-                &RunConfig::Autoencoder(saved.clone()),
-            )?;
-            (run, saved)
+            (Some(run), saved)
         }
-        RunMode::New | RunMode::Overwrite => {
-            config.validate()?;
-            let run = RunDir::create(run_path, mode == RunMode::Overwrite)?;
-            run.write_json(
-                crate::run::CONFIG_FILE,
-                &RunConfig::Autoencoder(config.clone()),
-            )?;
-            (run, config.clone())
-        }
+        RunMode::New | RunMode::Overwrite => (None, config.clone()),
     };
     config.validate()?;
     let (train, test) = load_splits(data_root, config.dataset, &config.training)?;
+    let run = match run {
+        Some(run) => run,
+        None => RunDir::create(run_path, mode == RunMode::Overwrite)?,
+    };
+    run.write_json(
+        crate::run::CONFIG_FILE,
+        &RunConfig::Autoencoder(config.clone()),
+    )?;
 
     let device = device.clone().autodiff();
     device.seed(config.training.seed);
@@ -170,6 +182,7 @@ pub fn train_autoencoder(
         train: &train,
         test: &test,
         loss: config.loss,
+        noise: config.noise,
     };
     let model = fit(&task, start, &config.training, &run, &device, options)?;
     Ok((model, run))

@@ -14,8 +14,8 @@ use super::{
 };
 use crate::data::augment::shifted_images_tensor;
 use crate::data::{Dataset, DatasetKind, NUM_CLASSES, sequential_batches};
-use crate::model::ConvAutoencoderConfig;
 use crate::model::classifier::{AnyClassifier, Classifier, ClassifierKind};
+use crate::model::{AnyAutoencoder, AutoencoderModelConfig, ConvAutoencoderConfig};
 use crate::run::{RunConfig, RunDir};
 
 /// Everything that defines a classifier run.
@@ -175,16 +175,13 @@ pub fn train_classifier(
     device: &Device,
     options: FitOptions,
 ) -> Result<(AnyClassifier, RunDir), TrainError> {
+    // Everything is checked and the data loaded before anything is written.
     let (run, config) = match mode {
         RunMode::Resume => {
             let run = RunDir::open(run_path)?;
             let mut saved = run.classifier_config()?;
             saved.training.epochs = saved.training.epochs.max(config.training.epochs);
-            run.write_json(
-                crate::run::CONFIG_FILE,
-                &RunConfig::Classifier(saved.clone()),
-            )?;
-            (run, saved)
+            (Some(run), saved)
         }
         RunMode::New | RunMode::Overwrite => {
             let mut config = config.clone();
@@ -192,17 +189,19 @@ pub fn train_classifier(
             if let Some(from) = &config.encoder_from {
                 config.encoder = autoencoder_model_config(from)?;
             }
-            config.validate()?;
-            let run = RunDir::create(run_path, mode == RunMode::Overwrite)?;
-            run.write_json(
-                crate::run::CONFIG_FILE,
-                &RunConfig::Classifier(config.clone()),
-            )?;
-            (run, config)
+            (None, config)
         }
     };
     config.validate()?;
     let (train, test) = load_splits(data_root, config.dataset, &config.training)?;
+    let run = match run {
+        Some(run) => run,
+        None => RunDir::create(run_path, mode == RunMode::Overwrite)?,
+    };
+    run.write_json(
+        crate::run::CONFIG_FILE,
+        &RunConfig::Classifier(config.clone()),
+    )?;
     let task = ClassifierTask {
         train: &train,
         test: &test,
@@ -256,7 +255,13 @@ fn start<M: Module>(
 
 /// The model config of an autoencoder run.
 fn autoencoder_model_config(run_path: &Path) -> Result<ConvAutoencoderConfig, TrainError> {
-    Ok(RunDir::open(run_path)?.autoencoder_config()?.model)
+    match RunDir::open(run_path)?.autoencoder_config()?.model {
+        AutoencoderModelConfig::Conv(c) => Ok(c),
+        AutoencoderModelConfig::Stacked(_) => Err(TrainError::Invalid(format!(
+            "--encoder {}: the AutoCNN needs a convolutional encoder, this run is stacked",
+            run_path.display()
+        ))),
+    }
 }
 
 /// The trained encoder of an autoencoder run.
@@ -266,6 +271,10 @@ fn load_encoder(
     device: &Device,
 ) -> Result<crate::model::Encoder, TrainError> {
     let run = RunDir::open(run_path)?;
-    let model = run.load_module(crate::run::MODEL_FILE, config.init(device))?;
-    Ok(model.encoder)
+    // Autoencoder runs store the model as an AnyAutoencoder, so load it as one.
+    let fresh = AutoencoderModelConfig::Conv(config.clone()).init(device);
+    match run.load_module(crate::run::MODEL_FILE, fresh)? {
+        AnyAutoencoder::Conv(model) => Ok(model.encoder),
+        AnyAutoencoder::Stacked(_) => unreachable!("initialised as conv"),
+    }
 }

@@ -202,8 +202,8 @@ pub fn fit<M: Module + Clone, T: Task<M>>(
         let total_steps = steps_per_epoch * config.epochs;
         for (b, batch) in batches.iter().enumerate() {
             let lr = config.learning_rate_at((epoch - 1) * steps_per_epoch + b, total_steps);
-            let loss = task.batch_loss(&model, batch, &mut rng, device);
-            let value: f32 = loss.clone().into_scalar();
+            let value;
+            (model, value) = train_step(task, model, &mut optimizer, batch, lr, &mut rng, device);
             if !value.is_finite() {
                 bar.abandon();
                 return Err(TrainError::Diverged {
@@ -213,8 +213,6 @@ pub fn fit<M: Module + Clone, T: Task<M>>(
                     last_good: epoch - 1,
                 });
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(lr, model, grads);
             loss_sum += f64::from(value) * batch.len() as f64;
             seen += batch.len();
             let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
@@ -267,6 +265,26 @@ pub fn fit<M: Module + Clone, T: Task<M>>(
         run.write_metrics(&history)?;
     }
     Ok(model)
+}
+
+/// One optimisation step on `batch`: loss, backward, Adam. Returns the updated model and the
+/// batch loss; a non-finite loss leaves the model as it was (the step is skipped).
+pub fn train_step<M: Module + Clone, T: Task<M>>(
+    task: &T,
+    model: M,
+    optimizer: &mut ModuleOptimizer,
+    batch: &[usize],
+    lr: f64,
+    rng: &mut StdRng,
+    device: &Device,
+) -> (M, f32) {
+    let loss = task.batch_loss(&model, batch, rng, device);
+    let value: f32 = loss.clone().into_scalar();
+    if !value.is_finite() {
+        return (model, value);
+    }
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    (optimizer.step(lr, model, grads), value)
 }
 
 fn progress_bar(quiet: bool, len: usize, epoch: usize, epochs: usize) -> ProgressBar {

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Run `cae bench` and the PyTorch reference alternately, several times, on the same machine,
+# and print each pair's ratios and their medians (ratios > 1 mean cae is better).
+#
+#   bench/compare.sh [ROUNDS]        (default 5; data from $CAE_DATA, else ./data)
+#
+# PyTorch is installed from PyPI into bench/.venv on first use; the tests never need it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds="${1:-5}"
+data="${CAE_DATA:-data}"
+venv=bench/.venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet torch numpy
+fi
+cargo build --release --quiet
+threads=$(nproc)
+out=$(mktemp)
+for i in $(seq "$rounds"); do
+  echo "round $i/$rounds" >&2
+  printf 'cae %s\n' "$(./target/release/cae bench --data "$data")" >>"$out"
+  printf 'torch %s\n' "$("$venv/bin/python" bench/pytorch_reference.py throughput --data "$data" --threads "$threads")" >>"$out"
+done
+python3 - "$out" <<'PY'
+import json, statistics, sys
+cae, torch = [], []
+for line in open(sys.argv[1]):
+    who, js = line.split(" ", 1)
+    (cae if who == "cae" else torch).append(json.loads(js))
+print(f"threads: cae {cae[0]['threads']}, torch {torch[0]['threads']}; rounds: {len(cae)}")
+rows = [
+    ("AE training images/s (batch 64)", "ae_train_samples_per_sec", True),
+    ("AutoCNN latency, 1 image (us)", "autocnn_latency_us_median", False),
+    ("AutoCNN throughput, batch 1000 (images/s)", "autocnn_batch1000_images_per_sec", True),
+]
+print("| figure | cae (median) | PyTorch (median) | per-round ratios | median ratio |")
+print("| --- | ---: | ---: | --- | ---: |")
+for name, key, higher in rows:
+    ratios = [(c[key] / t[key]) if higher else (t[key] / c[key]) for c, t in zip(cae, torch)]
+    print(f"| {name} | {statistics.median(c[key] for c in cae):.1f} | "
+          f"{statistics.median(t[key] for t in torch):.1f} | "
+          f"{', '.join(f'{r:.2f}' for r in ratios)} | {statistics.median(ratios):.2f} |")
+print("ratio = cae's advantage: cae/torch for rates, torch/cae for latency (> 1: cae better)")
+PY
+rm -f "$out"

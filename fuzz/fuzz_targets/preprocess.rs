@@ -1,0 +1,26 @@
+//! `cae predict`'s preprocessing on any decodable image (and any bytes to the decoder):
+//! a 28x28 digit or "empty", never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    // Small images from raw bytes: the first two bytes give the size.
+    if data.len() >= 2 {
+        let (w, h) = (u32::from(data[0] % 64) + 1, u32::from(data[1] % 64) + 1);
+        let pixels: Vec<u8> = data[2..].iter().copied().cycle().take((w * h) as usize).collect();
+        if pixels.len() == (w * h) as usize
+            && let Some(img) = image::GrayImage::from_raw(w, h, pixels)
+            && let Some(out) = cae::data::preprocess::preprocess(&img)
+        {
+            assert_eq!(out.len(), 784);
+        }
+    }
+    // Whatever the decoder makes of the bytes.
+    if let Ok(img) = image::load_from_memory(data) {
+        let img = img.to_luma8();
+        if img.width() <= 2048 && img.height() <= 2048 {
+            let _ = cae::data::preprocess::preprocess(&img);
+        }
+    }
+});

@@ -1,0 +1,247 @@
+//! Pictures of a run and `report.html`, a self-contained page (images embedded) with the
+//! config, the metrics per epoch and every picture.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use burn::prelude::*;
+
+use crate::data::{Dataset, Split};
+use crate::evaluation::{Pca, latent_stats, latents};
+use crate::model::Autoencoder;
+use crate::model::classifier::AnyClassifier;
+use crate::pictures;
+use crate::run::{RunConfig, RunDir};
+use crate::training::classifier::evaluate_classifier;
+
+pub const REPORT_FILE: &str = "report.html";
+
+/// Test images used for the latent scatter (all of them crowd the plot).
+const SCATTER_POINTS: usize = 5000;
+
+/// A picture of the run: file name and what it shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Picture {
+    pub file: String,
+    pub caption: String,
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("writing {}: {e}", path.display())
+}
+
+fn save_gray(run: &RunDir, name: &str, img: &image::GrayImage) -> anyhow::Result<()> {
+    let path = run.file(name);
+    pictures::save_png(img, &path).map_err(|e| io(&path, e))
+}
+
+fn save_rgb(run: &RunDir, name: &str, img: &image::RgbImage) -> anyhow::Result<()> {
+    let path = run.file(name);
+    pictures::save_rgb_png(img, &path).map_err(|e| io(&path, e))
+}
+
+/// PCA scatter of the latents of (the first [`SCATTER_POINTS`]) test images.
+fn latent_scatter(
+    encode: impl Fn(Tensor<4>) -> Tensor<2>,
+    test: &Dataset,
+    device: &Device,
+) -> anyhow::Result<image::RgbImage> {
+    let subset = test.clone().take(SCATTER_POINTS);
+    let (z, d) = latents(encode, &subset, device);
+    let pca = Pca::fit(&z, d, 2);
+    let total: f64 = {
+        let all = Pca::fit(&z, d, d);
+        all.variances.iter().sum::<f64>().max(1e-12)
+    };
+    let points: Vec<(f64, f64, u8)> = z
+        .chunks(d)
+        .zip(&subset.labels)
+        .map(|(row, &label)| {
+            let p = pca.project(row);
+            (p[0], p.get(1).copied().unwrap_or(0.0), label)
+        })
+        .collect();
+    let explained = (
+        pca.variances[0] / total,
+        pca.variances.get(1).copied().unwrap_or(0.0) / total,
+    );
+    Ok(pictures::latent_scatter(&points, explained, subset.kind)?)
+}
+
+/// Write every picture of the run into its directory and list them.
+pub fn write_pictures(run: &RunDir, root: &Path, device: &Device) -> anyhow::Result<Vec<Picture>> {
+    let mut out = Vec::new();
+    let mut add = |file: &str, caption: String| {
+        out.push(Picture {
+            file: file.to_string(),
+            caption,
+        })
+    };
+    let records = run.metrics()?;
+    match run.config()? {
+        RunConfig::Autoencoder(config) => {
+            let (model, _) = crate::cli::load_autoencoder(run, device)?;
+            let test = Dataset::load(root, config.dataset, Split::Test)?;
+            let metric = crate::training::autoencoder::headline_metric(config.loss);
+            save_rgb(
+                run,
+                "training_curves.png",
+                &pictures::training_curves(&records, metric)?,
+            )?;
+            add(
+                "training_curves.png",
+                format!("Train loss and {metric} per epoch."),
+            );
+            save_gray(
+                run,
+                "reconstructions.png",
+                &pictures::reconstruction_grid(&model, &test, 10, device),
+            )?;
+            add(
+                "reconstructions.png",
+                "Test images (top) and their reconstructions (bottom).".into(),
+            );
+            if let Some(noise) = config.noise {
+                let img = pictures::denoising_grid(
+                    &model,
+                    &test,
+                    10,
+                    &noise,
+                    config.training.seed,
+                    device,
+                );
+                save_gray(run, "denoising.png", &img)?;
+                add(
+                    "denoising.png",
+                    format!("Clean (top), {noise} noisy (middle), denoised (bottom)."),
+                );
+            }
+            save_rgb(
+                run,
+                "latent_pca.png",
+                &latent_scatter(|x| model.encode(x), &test, device)?,
+            )?;
+            add(
+                "latent_pca.png",
+                "Test latents on their first two principal components, by class.".into(),
+            );
+            let stats = latent_stats(|x| model.encode(x), &test, device);
+            let (z, d) = latents(|x| model.encode(x), &test, device);
+            let n = (z.len() / d.max(1)).max(1) as f32;
+            let base: Vec<f32> = (0..d)
+                .map(|j| z.iter().skip(j).step_by(d).sum::<f32>() / n)
+                .collect();
+            let img = pictures::latent_traversal(&model, &base, &stats.min, &stats.max, device);
+            save_gray(run, "latent_traversal.png", &img)?;
+            add(
+                "latent_traversal.png",
+                format!(
+                    "Each row sweeps one latent unit over its test range (others at their mean); {} dead unit(s) give constant rows.",
+                    stats.dead_units().len()
+                ),
+            );
+        }
+        RunConfig::Classifier(config) => {
+            let (model, _) = crate::cli::load_classifier(run, device)?;
+            let test = Dataset::load(root, config.dataset, Split::Test)?;
+            save_rgb(
+                run,
+                "training_curves.png",
+                &pictures::training_curves(&records, "test_loss")?,
+            )?;
+            add(
+                "training_curves.png",
+                "Train and test loss, and test accuracy, per epoch.".into(),
+            );
+            let eval = evaluate_classifier(&model, &test, device);
+            save_rgb(
+                run,
+                "confusion.png",
+                &pictures::confusion_heatmap(&eval, config.dataset)?,
+            )?;
+            add("confusion.png", "Confusion matrix on the test set.".into());
+            if let AnyClassifier::AutoCnn(m) = &model {
+                save_rgb(
+                    run,
+                    "latent_pca.png",
+                    &latent_scatter(|x| m.encoder.forward(x), &test, device)?,
+                )?;
+                add(
+                    "latent_pca.png",
+                    "The encoder's test latents on their first two principal components.".into(),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Write the pictures and `report.html`; returns the report's path.
+pub fn write_report(run: &RunDir, root: &Path, device: &Device) -> anyhow::Result<PathBuf> {
+    let pictures = write_pictures(run, root, device)?;
+    let config = std::fs::read_to_string(run.file(crate::run::CONFIG_FILE))?;
+    let records = run.metrics()?;
+    let mut html = String::new();
+    let title = format!("cae run {}", run.path().display());
+    let _ = write!(
+        html,
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>\
+         body{{font-family:sans-serif;max-width:960px;margin:2em auto;padding:0 1em}}\
+         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
+         pre{{background:#f4f4f4;padding:1em;overflow:auto}}img{{max-width:100%;image-rendering:pixelated}}\
+         </style></head><body>\n<h1>{t}</h1>\n",
+        t = escape(&title)
+    );
+    let _ = writeln!(
+        html,
+        "<h2>Metrics per epoch</h2>\n<table><tr><th>epoch</th><th>train loss</th>"
+    );
+    let names: Vec<&String> = records
+        .first()
+        .map(|r| r.test.keys().collect())
+        .unwrap_or_default();
+    for name in &names {
+        let _ = write!(html, "<th>{}</th>", escape(name));
+    }
+    let _ = writeln!(html, "<th>seconds</th><th>images/s</th></tr>");
+    for r in &records {
+        let _ = write!(html, "<tr><td>{}</td><td>{:.4}</td>", r.epoch, r.train_loss);
+        for name in &names {
+            let _ = write!(
+                html,
+                "<td>{:.4}</td>",
+                r.test.get(*name).copied().unwrap_or(f64::NAN)
+            );
+        }
+        let _ = writeln!(
+            html,
+            "<td>{:.1}</td><td>{:.0}</td></tr>",
+            r.seconds, r.samples_per_sec
+        );
+    }
+    let _ = writeln!(html, "</table>\n<h2>Pictures</h2>");
+    for p in &pictures {
+        let bytes = std::fs::read(run.file(&p.file))?;
+        let data = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let _ = writeln!(
+            html,
+            "<figure><img alt=\"{f}\" src=\"data:image/png;base64,{data}\"><figcaption>{c} ({f})</figcaption></figure>",
+            f = escape(&p.file),
+            c = escape(&p.caption)
+        );
+    }
+    let _ = writeln!(
+        html,
+        "<h2>Config</h2>\n<pre>{}</pre>\n</body></html>",
+        escape(&config)
+    );
+    run.write_bytes(REPORT_FILE, html.as_bytes())?;
+    Ok(run.file(REPORT_FILE))
+}
