@@ -111,6 +111,142 @@ pub fn run(
     })
 }
 
+/// Where a training step's time goes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Breakdown {
+    /// Median milliseconds per batch-64 step of each pass.
+    pub forward_ms: f64,
+    pub backward_ms: f64,
+    pub optimizer_ms: f64,
+    /// Median milliseconds of each layer's inference forward pass on a batch of 64.
+    pub layers_ms: Vec<(String, f64)>,
+}
+
+/// Time the passes of the lecture autoencoder's training step separately, and each layer's
+/// forward pass. Flex runs eagerly, so each call has finished its work when it returns.
+pub fn breakdown(
+    root: &std::path::Path,
+    steps: usize,
+) -> Result<Breakdown, crate::data::DataError> {
+    use burn::optim::GradientsParams;
+    use burn::tensor::activation::relu;
+
+    use crate::model::Autoencoder;
+
+    let train = Dataset::load(root, DatasetKind::Mnist, Split::Train)?;
+    let device = crate::default_device();
+    let ad = device.clone().autodiff();
+    ad.seed(0);
+    let mut model = ConvAutoencoderConfig::new().init(&ad);
+    let mut optimizer = LoopConfig::new(1, 64).optimizer();
+    let mut rng = StdRng::seed_from_u64(0);
+    let batches = shuffled_batches(train.len(), 64, &mut rng);
+    let (mut fwd, mut bwd, mut opt) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, batch) in batches.iter().cycle().take(steps + 10).enumerate() {
+        let images = train.images_tensor(batch, &ad);
+        let t = Instant::now();
+        let loss = crate::loss::bce_with_logits(model.forward_logits(images.clone()), images);
+        let _: f32 = loss.clone().into_scalar();
+        let t_fwd = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let t_bwd = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        model = optimizer.step(1e-3, model, grads);
+        let _ = model.encoder.fc.bias.as_ref().map(|b| b.val().into_data());
+        let t_opt = t.elapsed().as_secs_f64();
+        if i >= 10 {
+            fwd.push(t_fwd * 1e3);
+            bwd.push(t_bwd * 1e3);
+            opt.push(t_opt * 1e3);
+        }
+    }
+
+    let m = model.valid();
+    let x = train.images_tensor(&batches[0], &device);
+    let (e, d) = (&m.encoder, &m.decoder);
+    let h1 = relu(e.conv1.forward(x.clone()));
+    let h2 = relu(e.conv2.forward(h1.clone()));
+    let h3 = relu(e.conv3.forward(h2.clone()));
+    let flat: Tensor<2> = h3.clone().flatten(1, 3);
+    let z = e.fc.forward(flat.clone());
+    let g0 = relu(d.fc.forward(z.clone())).reshape([64, 64, 4, 4]);
+    let g1 = relu(d.deconv1.forward(g0.clone()));
+    let g2 = relu(d.deconv2.forward(g1.clone()));
+    let mut layers: Vec<(String, Box<dyn Fn()>)> = vec![
+        (
+            "encoder conv1 (1→16, s2)".into(),
+            Box::new(move || {
+                let _ = e.conv1.forward(x.clone()).into_data();
+            }),
+        ),
+        (
+            "encoder conv2 (16→32, s2)".into(),
+            Box::new(move || {
+                let _ = e.conv2.forward(h1.clone()).into_data();
+            }),
+        ),
+        (
+            "encoder conv3 (32→64)".into(),
+            Box::new(move || {
+                let _ = e.conv3.forward(h2.clone()).into_data();
+            }),
+        ),
+        (
+            "encoder fc (1024→10)".into(),
+            Box::new(move || {
+                let _ = e.fc.forward(flat.clone()).into_data();
+            }),
+        ),
+        (
+            "decoder fc (10→1024)".into(),
+            Box::new(move || {
+                let _ = d.fc.forward(z.clone()).into_data();
+            }),
+        ),
+        (
+            "decoder deconv1 (64→32)".into(),
+            Box::new(move || {
+                let _ = d.deconv1.forward(g0.clone()).into_data();
+            }),
+        ),
+        (
+            "decoder deconv2 (32→16, s2)".into(),
+            Box::new(move || {
+                let _ = d.deconv2.forward(g1.clone()).into_data();
+            }),
+        ),
+        (
+            "decoder deconv3 (16→1, s2, op1)".into(),
+            Box::new(move || {
+                let _ = d.deconv3.forward(g2.clone()).into_data();
+            }),
+        ),
+    ];
+    let layers_ms = layers
+        .drain(..)
+        .map(|(name, f)| {
+            for _ in 0..10 {
+                f();
+            }
+            let mut t: Vec<f64> = (0..steps.max(1))
+                .map(|_| {
+                    let s = Instant::now();
+                    f();
+                    s.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            (name, median(&mut t))
+        })
+        .collect();
+    Ok(Breakdown {
+        forward_ms: median(&mut fwd),
+        backward_ms: median(&mut bwd),
+        optimizer_ms: median(&mut opt),
+        layers_ms,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

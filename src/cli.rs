@@ -11,13 +11,13 @@ use crate::data::download::{Fetched, download};
 use crate::data::noise::Noise;
 use crate::data::{Dataset, DatasetKind, Split, data_root};
 use crate::loss::ReconstructionLoss;
-use crate::model::classifier::{AnyClassifier, Classifier, ClassifierKind};
+use crate::model::classifier::{Classifier, ClassifierKind};
 use crate::model::stacked::StackedAutoencoderConfig;
 use crate::model::{
-    AnyAutoencoder, Autoencoder, AutoencoderModelConfig, ConvAutoencoderConfig,
-    DEFAULT_LATENT_BIAS, LatentActivation,
+    Autoencoder, AutoencoderModelConfig, ConvAutoencoderConfig, DEFAULT_LATENT_BIAS,
+    LatentActivation,
 };
-use crate::run::{MODEL_FILE, RunConfig, RunDir};
+use crate::run::{RunConfig, RunDir};
 use crate::training::classifier::{
     ClassifierTrainingConfig, evaluate_classifier, train_classifier,
 };
@@ -97,6 +97,9 @@ pub struct BenchArgs {
     /// Timed single-image AutoCNN calls
     #[arg(long, default_value_t = 1000)]
     pub calls: usize,
+    /// Instead: time forward, backward and Adam separately, and each layer's forward
+    #[arg(long)]
+    pub breakdown: bool,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -389,6 +392,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Denoise(args) => cmd_denoise(args),
+        Command::Bench(args) if args.breakdown => {
+            let b = crate::bench::breakdown(&args.data.root(), args.steps)?;
+            let step = b.forward_ms + b.backward_ms + b.optimizer_ms;
+            println!("training step, batch 64 (median of {} steps):", args.steps);
+            for (name, ms) in [
+                ("forward + loss", b.forward_ms),
+                ("backward", b.backward_ms),
+                ("Adam step", b.optimizer_ms),
+            ] {
+                println!("  {name:<16} {ms:7.2} ms  {:5.1} %", 100.0 * ms / step);
+            }
+            let total: f64 = b.layers_ms.iter().map(|l| l.1).sum();
+            println!("inference forward per layer, batch 64:");
+            for (name, ms) in &b.layers_ms {
+                println!("  {name:<34} {ms:7.3} ms  {:5.1} %", 100.0 * ms / total);
+            }
+            Ok(())
+        }
         Command::Bench(args) => {
             let settings = crate::bench::BenchSettings {
                 steps: args.steps,
@@ -530,38 +551,6 @@ fn cmd_lecture(args: LectureArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Load a finished autoencoder run's latest weights for inference.
-pub fn load_autoencoder(
-    run: &RunDir,
-    device: &Device,
-) -> anyhow::Result<(AnyAutoencoder, AutoencoderTrainingConfig)> {
-    let config = run.autoencoder_config()?;
-    require_finished_epoch(run)?;
-    let model = run.load_module(MODEL_FILE, config.model.init(device))?;
-    Ok((model, config))
-}
-
-/// Load a finished classifier run's latest weights for inference.
-pub fn load_classifier(
-    run: &RunDir,
-    device: &Device,
-) -> anyhow::Result<(AnyClassifier, ClassifierTrainingConfig)> {
-    let config = run.classifier_config()?;
-    require_finished_epoch(run)?;
-    let fresh = AnyClassifier::init(config.model, &config.encoder, device);
-    Ok((run.load_module(MODEL_FILE, fresh)?, config))
-}
-
-fn require_finished_epoch(run: &RunDir) -> anyhow::Result<()> {
-    if run.checkpoint()?.is_none() {
-        bail!(
-            "{} has not finished an epoch yet: nothing to load",
-            run.path().display()
-        );
-    }
-    Ok(())
-}
-
 fn write_reconstructions(
     model: &impl Autoencoder,
     run: &RunDir,
@@ -582,7 +571,7 @@ fn cmd_reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
     }
     let run = RunDir::open(&args.run_dir)?;
     let device = crate::default_device();
-    let (model, config) = load_autoencoder(&run, &device)?;
+    let (model, config) = run.load_autoencoder(&device)?;
     let test = Dataset::load(&args.data.root(), config.dataset, Split::Test)?;
     let out = write_reconstructions(&model, &run, &test, args.n, args.out)?;
     println!("{}", out.display());
@@ -594,7 +583,7 @@ fn cmd_eval(args: EvalArgs) -> anyhow::Result<()> {
     let device = crate::default_device();
     match run.config()? {
         RunConfig::Autoencoder(_) => {
-            let (model, config) = load_autoencoder(&run, &device)?;
+            let (model, config) = run.load_autoencoder(&device)?;
             let test = Dataset::load(&args.data.root(), config.dataset, Split::Test)?;
             let metrics = crate::training::reconstruction_metrics(&model, &test, &device);
             for (name, value) in &metrics {
@@ -603,7 +592,7 @@ fn cmd_eval(args: EvalArgs) -> anyhow::Result<()> {
             print_dead_units(|x| model.encode(x), &test, &device);
         }
         RunConfig::Classifier(_) => {
-            let (model, config) = load_classifier(&run, &device)?;
+            let (model, config) = run.load_classifier(&device)?;
             let test = Dataset::load(&args.data.root(), config.dataset, Split::Test)?;
             let eval = evaluate_classifier(&model, &test, &device);
             print!(
@@ -642,7 +631,7 @@ fn print_dead_units(
 fn cmd_predict(args: PredictArgs) -> anyhow::Result<()> {
     let run = RunDir::open(&args.run_dir)?;
     let device = crate::default_device();
-    let (model, config) = load_classifier(&run, &device)?;
+    let (model, config) = run.load_classifier(&device)?;
     let names = config.dataset.class_names();
     let mut failed = 0;
     for path in &args.images {
@@ -692,7 +681,7 @@ fn cmd_denoise(args: DenoiseArgs) -> anyhow::Result<()> {
     }
     let run = RunDir::open(&args.run_dir)?;
     let device = crate::default_device();
-    let (model, config) = load_autoencoder(&run, &device)?;
+    let (model, config) = run.load_autoencoder(&device)?;
     let noise = args
         .noise
         .or(config.noise)

@@ -10,7 +10,7 @@ use anyhow::Context;
 use burn::module::Module;
 use burn::prelude::*;
 
-use crate::cli::{CompareArgs, load_classifier};
+use crate::cli::CompareArgs;
 use crate::data::{Dataset, Split};
 use crate::model::ConvAutoencoderConfig;
 use crate::model::classifier::{AnyClassifier, Classifier};
@@ -100,7 +100,8 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<Vec<Row>> {
     let device = crate::default_device();
     let open = |path: &std::path::Path| -> anyhow::Result<(AnyClassifier, _)> {
         let run = RunDir::open(path)?;
-        load_classifier(&run, &device).with_context(|| format!("loading {}", path.display()))
+        run.load_classifier(&device)
+            .with_context(|| format!("loading {}", path.display()))
     };
     let (autocnn, a_config) = open(&args.autocnn)?;
     let (plain, p_config) = open(&args.cnn)?;

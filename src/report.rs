@@ -81,7 +81,7 @@ pub fn write_pictures(run: &RunDir, root: &Path, device: &Device) -> anyhow::Res
     let records = run.metrics()?;
     match run.config()? {
         RunConfig::Autoencoder(config) => {
-            let (model, _) = crate::cli::load_autoencoder(run, device)?;
+            let (model, _) = run.load_autoencoder(device)?;
             let test = Dataset::load(root, config.dataset, Split::Test)?;
             let metric = crate::training::autoencoder::headline_metric(config.loss);
             save_rgb(
@@ -143,7 +143,7 @@ pub fn write_pictures(run: &RunDir, root: &Path, device: &Device) -> anyhow::Res
             );
         }
         RunConfig::Classifier(config) => {
-            let (model, _) = crate::cli::load_classifier(run, device)?;
+            let (model, _) = run.load_classifier(device)?;
             let test = Dataset::load(root, config.dataset, Split::Test)?;
             save_rgb(
                 run,

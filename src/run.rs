@@ -18,11 +18,13 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
-use burn::tensor::Bytes;
+use burn::tensor::{Bytes, Device};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
+use crate::model::AnyAutoencoder;
+use crate::model::classifier::AnyClassifier;
 use crate::training::AutoencoderTrainingConfig;
 use crate::training::classifier::ClassifierTrainingConfig;
 
@@ -72,6 +74,8 @@ pub enum RunError {
     Exists(PathBuf),
     #[error("{0} is not a cae run directory (no {CONFIG_FILE})")]
     NotARun(PathBuf),
+    #[error("{0} has not finished an epoch yet: nothing to load")]
+    Unfinished(PathBuf),
     #[error("{path}: {message}")]
     Corrupt { path: PathBuf, message: String },
     #[error("{path}: {source}")]
@@ -191,6 +195,35 @@ impl RunDir {
                 found: "a classifier",
                 expected: "an autoencoder (cae train-ae)",
             }),
+        }
+    }
+
+    /// A finished autoencoder run's latest weights, for inference.
+    pub fn load_autoencoder(
+        &self,
+        device: &Device,
+    ) -> Result<(AnyAutoencoder, AutoencoderTrainingConfig), RunError> {
+        let config = self.autoencoder_config()?;
+        self.require_finished_epoch()?;
+        let model = self.load_module(MODEL_FILE, config.model.init(device))?;
+        Ok((model, config))
+    }
+
+    /// A finished classifier run's latest weights, for inference.
+    pub fn load_classifier(
+        &self,
+        device: &Device,
+    ) -> Result<(AnyClassifier, ClassifierTrainingConfig), RunError> {
+        let config = self.classifier_config()?;
+        self.require_finished_epoch()?;
+        let fresh = AnyClassifier::init(config.model, &config.encoder, device);
+        Ok((self.load_module(MODEL_FILE, fresh)?, config))
+    }
+
+    fn require_finished_epoch(&self) -> Result<(), RunError> {
+        match self.checkpoint()? {
+            Some(_) => Ok(()),
+            None => Err(RunError::Unfinished(self.path.clone())),
         }
     }
 

@@ -115,3 +115,89 @@ fn conv_transpose_stride2_output_padding_gradients_match_finite_differences() {
         eval(&xv, &wv, &v)
     });
 }
+
+/// Splitting a batch over threads must not change the mathematics: one Adam step on the
+/// whole batch and one on two weighted halves give the same weights.
+#[test]
+fn split_batch_step_equals_whole_batch_step() {
+    use cae::data::{Dataset, DatasetKind, Split};
+    use cae::loss::ReconstructionLoss;
+    use cae::model::ConvAutoencoderConfig;
+    use cae::training::autoencoder::AutoencoderTask;
+    use cae::training::{LoopConfig, train_step_on};
+    use rand::SeedableRng;
+
+    let root = cae::data::data_root(None);
+    let data = Dataset::load(&root, DatasetKind::Mnist, Split::Test)
+        .expect("needs real MNIST under CAE_DATA")
+        .take(64);
+    let task = AutoencoderTask {
+        train: &data,
+        test: &data,
+        loss: ReconstructionLoss::Bce,
+        noise: None,
+    };
+    let device = Device::flex().autodiff();
+    let batch: Vec<usize> = (0..64).collect();
+    let step = |workers: usize| {
+        device.seed(3);
+        let model = ConvAutoencoderConfig::new().init(&device);
+        let mut optimizer = LoopConfig::new(1, 64).optimizer();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        // Two steps, so that the second uses Adam moments built from split gradients.
+        let (model, l1) = train_step_on(
+            workers,
+            &task,
+            model,
+            &mut optimizer,
+            &batch,
+            1e-3,
+            &mut rng,
+            &device,
+        );
+        let (model, l2) = train_step_on(
+            workers,
+            &task,
+            model,
+            &mut optimizer,
+            &batch,
+            1e-3,
+            &mut rng,
+            &device,
+        );
+        let w = model
+            .decoder
+            .deconv2
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        (w, l1, l2)
+    };
+    let (whole, a1, a2) = step(1);
+    let (split, b1, b2) = step(2);
+    assert!(
+        (a1 - b1).abs() < 1e-5 && (a2 - b2).abs() < 1e-5,
+        "losses {a1} {a2} vs {b1} {b2}"
+    );
+    // Same gradients up to summation order. Adam divides by the gradient's own size, so a
+    // weight whose gradient is almost exactly zero may move differently by up to 2·lr; every
+    // other weight must agree to float rounding.
+    let diffs: Vec<f32> = whole
+        .iter()
+        .zip(&split)
+        .map(|(x, y)| (x - y).abs())
+        .collect();
+    let off = diffs.iter().filter(|&&d| d > 1e-5).count();
+    assert!(
+        off * 1000 <= diffs.len(),
+        "{off} of {} weights differ",
+        diffs.len()
+    );
+    assert!(
+        diffs.iter().all(|&d| d <= 2e-3),
+        "a weight moved by more than 2·lr"
+    );
+    assert_eq!(whole, step(1).0, "one thread is deterministic");
+}

@@ -4,6 +4,14 @@
 
 use libfuzzer_sys::fuzz_target;
 
+// preprocess.rs takes these from its parent module (cae::data).
+const IMAGE_SIDE: usize = 28;
+const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
+
+#[path = "../../src/data/preprocess.rs"]
+#[allow(dead_code)]
+mod preprocess;
+
 fuzz_target!(|data: &[u8]| {
     // Small images from raw bytes: the first two bytes give the size.
     if data.len() >= 2 {
@@ -11,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         let pixels: Vec<u8> = data[2..].iter().copied().cycle().take((w * h) as usize).collect();
         if pixels.len() == (w * h) as usize
             && let Some(img) = image::GrayImage::from_raw(w, h, pixels)
-            && let Some(out) = cae::data::preprocess::preprocess(&img)
+            && let Some(out) = preprocess::preprocess(&img)
         {
             assert_eq!(out.len(), 784);
         }
@@ -20,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(img) = image::load_from_memory(data) {
         let img = img.to_luma8();
         if img.width() <= 2048 && img.height() <= 2048 {
-            let _ = cae::data::preprocess::preprocess(&img);
+            let _ = preprocess::preprocess(&img);
         }
     }
 });

@@ -17,11 +17,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, MultiGradientsParams};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, DatasetKind, Split};
@@ -173,7 +173,7 @@ pub struct FitOptions {
 
 /// Train `task` from `start` up to `config.epochs`, evaluating, recording and checkpointing
 /// after each epoch. Returns the trained model.
-pub fn fit<M: Module + Clone, T: Task<M>>(
+pub fn fit<M: Module + Clone + Sync, T: Task<M> + Sync>(
     task: &T,
     start: Start<M>,
     config: &LoopConfig,
@@ -267,9 +267,42 @@ pub fn fit<M: Module + Clone, T: Task<M>>(
     Ok(model)
 }
 
+/// Smallest share of a batch worth a thread of its own.
+const MIN_CHUNK: usize = 16;
+
+/// How many threads a step on `batch_len` examples uses: one per core, each with at least
+/// [`MIN_CHUNK`] examples. Flex keeps small convolutions on one core, so splitting the batch
+/// is what puts the other cores to work.
+pub fn step_workers(batch_len: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(batch_len / MIN_CHUNK).max(1)
+}
+
+/// Single-thread rayon pools for the step workers, built once per process.
+fn worker_pools(workers: usize) -> &'static [rayon::ThreadPool] {
+    static POOLS: std::sync::OnceLock<Vec<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    let pools = POOLS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (0..cores)
+            .map(|_| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .expect("a one-thread pool")
+            })
+            .collect()
+    });
+    &pools[..workers.min(pools.len())]
+}
+
 /// One optimisation step on `batch`: loss, backward, Adam. Returns the updated model and the
 /// batch loss; a non-finite loss leaves the model as it was (the step is skipped).
-pub fn train_step<M: Module + Clone, T: Task<M>>(
+///
+/// The batch is split into [`step_workers`] chunks, each run forward and backward on its own
+/// thread with its own autodiff graph (`fork`); each chunk's loss is weighted by its share of
+/// the batch, so the summed gradients are those of the whole batch's mean loss, and Adam
+/// takes one step with them. Each chunk draws its noise from its own RNG, seeded from `rng`.
+pub fn train_step<M, T>(
     task: &T,
     model: M,
     optimizer: &mut ModuleOptimizer,
@@ -277,14 +310,89 @@ pub fn train_step<M: Module + Clone, T: Task<M>>(
     lr: f64,
     rng: &mut StdRng,
     device: &Device,
-) -> (M, f32) {
-    let loss = task.batch_loss(&model, batch, rng, device);
-    let value: f32 = loss.clone().into_scalar();
+) -> (M, f32)
+where
+    M: Module + Clone + Sync,
+    T: Task<M> + Sync,
+{
+    let workers = step_workers(batch.len());
+    train_step_on(workers, task, model, optimizer, batch, lr, rng, device)
+}
+
+/// [`train_step`] with an explicit number of threads (1: no split).
+#[allow(clippy::too_many_arguments)]
+pub fn train_step_on<M, T>(
+    workers: usize,
+    task: &T,
+    model: M,
+    optimizer: &mut ModuleOptimizer,
+    batch: &[usize],
+    lr: f64,
+    rng: &mut StdRng,
+    device: &Device,
+) -> (M, f32)
+where
+    M: Module + Clone + Sync,
+    T: Task<M> + Sync,
+{
+    if workers <= 1 {
+        let loss = task.batch_loss(&model, batch, rng, device);
+        let value: f32 = loss.clone().into_scalar();
+        if !value.is_finite() {
+            return (model, value);
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        return (optimizer.step(lr, model, grads), value);
+    }
+    let chunk_len = batch.len().div_ceil(workers);
+    let seeds: Vec<u64> = batch.chunks(chunk_len).map(|_| rng.random()).collect();
+    let total = batch.len() as f64;
+    let pools = worker_pools(workers);
+    let results: Vec<(GradientsParams, f32)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = batch
+            .chunks(chunk_len)
+            .zip(seeds)
+            .enumerate()
+            .map(|(i, (chunk, seed))| {
+                let model = &model;
+                let pool = &pools[i];
+                scope.spawn(move || {
+                    // One rayon thread per worker: the workers already fill the cores, and
+                    // Flex's own parallel loops would only oversubscribe them.
+                    pool.install(|| {
+                        let local = model.clone().fork(device);
+                        let mut rng = StdRng::seed_from_u64(seed);
+                        let weight = chunk.len() as f64 / total;
+                        let loss = task
+                            .batch_loss(&local, chunk, &mut rng, device)
+                            .mul_scalar(weight);
+                        let value: f32 = loss.clone().into_scalar();
+                        let grads = if value.is_finite() {
+                            GradientsParams::from_grads(loss.backward(), &local)
+                        } else {
+                            GradientsParams::new()
+                        };
+                        (grads, value)
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("training thread panicked"))
+            .collect()
+    });
+    let value: f32 = results.iter().map(|(_, v)| v).sum();
     if !value.is_finite() {
         return (model, value);
     }
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    (optimizer.step(lr, model, grads), value)
+    let grads = MultiGradientsParams {
+        grads: results
+            .into_iter()
+            .map(|(g, _)| (g, device.clone()))
+            .collect(),
+    };
+    (optimizer.step_multi(lr, model, grads), value)
 }
 
 fn progress_bar(quiet: bool, len: usize, epoch: usize, epochs: usize) -> ProgressBar {

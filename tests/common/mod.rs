@@ -23,9 +23,14 @@ pub fn data_root() -> PathBuf {
 /// Write a small MNIST-format dataset folder (`<root>/mnist/`) holding the first
 /// `train` / `test` real images, so that command-line tests read little data.
 pub fn subset_root(dir: &Path, train: usize, test: usize) -> PathBuf {
+    subset_root_of(DatasetKind::Mnist, dir, train, test)
+}
+
+/// [`subset_root`] for any dataset kind (`<dir>/<kind>/`).
+pub fn subset_root_of(kind: DatasetKind, dir: &Path, train: usize, test: usize) -> PathBuf {
     use cae::data::idx::{IdxImages, encode_images, encode_labels};
     let real = data_root();
-    let out = dir.join("mnist");
+    let out = dir.join(kind.dir_name());
     std::fs::create_dir_all(&out).unwrap();
     for (split, n) in [(Split::Train, train), (Split::Test, test)] {
         let d = Dataset::load(&real, DatasetKind::Mnist, split)
