@@ -125,7 +125,7 @@ pub fn confusion_heatmap(
             } else {
                 110
             })
-            .build_cartesian_2d((0..n).into_segmented(), (0..n).into_segmented())
+            .build_cartesian_2d((0..n - 1).into_segmented(), (0..n - 1).into_segmented())
             .map_err(draw_err)?;
         chart
             .configure_mesh()

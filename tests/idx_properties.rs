@@ -1,6 +1,7 @@
 //! Property tests of the IDX reader: any byte string gives Ok or a typed error, never a panic,
-//! and whatever parses is consistent with its header. Inputs that once crashed a fuzzer live
-//! in tests/regressions/ and are replayed here.
+//! and whatever parses is consistent with its header. tests/regressions/ holds hostile inputs
+//! to replay on every run: hand-made edge cases, and any input a fuzzer ever crashes on
+//! (none so far, see docs/RELIABILITY.md).
 
 use std::path::Path;
 
