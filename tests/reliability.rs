@@ -195,8 +195,9 @@ fn bad_command_lines_are_refused_clearly() {
     // Refusals happen before anything is written.
     assert!(!Path::new(out).exists());
 
-    refused(&["train-ae", "--dataset", "cifar"], "invalid value 'cifar'");
-    refused(&["train-ae", "--noise", "blur:2"], "unknown noise");
+    refused_in_one_line(&["train-ae", "--dataset", "cifar"], "invalid value 'cifar'");
+    refused_in_one_line(&["train-ae", "--noise", "blur:2"], "unknown noise");
+    refused_in_one_line(&["train-ae", "--no-such-flag"], "unexpected argument");
     refused_in_one_line(&["eval", missing], "is not a cae run directory");
     refused_in_one_line(&["reconstruct", missing], "is not a cae run directory");
 }

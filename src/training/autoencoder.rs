@@ -160,24 +160,7 @@ pub fn train_autoencoder(
     let device = device.clone().autodiff();
     device.seed(config.training.seed);
     let model = config.model.init(&device);
-    let optimizer = config.training.optimizer();
-    let start = match run.checkpoint()? {
-        Some(state) if mode == RunMode::Resume => {
-            let (model, optimizer) = run.load_checkpoint(&state, model, optimizer)?;
-            Start {
-                model,
-                optimizer,
-                epoch: state.epoch,
-                best: Some((state.best_metric, state.best_epoch)),
-            }
-        }
-        _ => Start {
-            model,
-            optimizer,
-            epoch: 0,
-            best: None,
-        },
-    };
+    let start = Start::from_run(&run, model, &config.training, mode == RunMode::Resume)?;
     let task = AutoencoderTask {
         train: &train,
         test: &test,

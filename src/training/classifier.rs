@@ -216,7 +216,7 @@ pub fn train_classifier(
     {
         m.encoder = load_encoder(from, &config.encoder, &device)?;
     }
-    let mut start = start(&run, model, &config.training, resume)?;
+    let mut start = Start::from_run(&run, model, &config.training, resume)?;
     if let (AnyClassifier::AutoCnn(m), true) = (&mut start.model, config.freeze_encoder) {
         // freeze() consumes: swap in a cheap placeholder for the moment.
         let encoder = std::mem::replace(&mut m.encoder, config.encoder.init_encoder(&device));
@@ -224,33 +224,6 @@ pub fn train_classifier(
     }
     let trained = fit(&task, start, &config.training, &run, &device, options)?;
     Ok((trained, run))
-}
-
-/// A fresh start, or the checkpoint's model and optimiser when resuming.
-fn start<M: Module>(
-    run: &RunDir,
-    model: M,
-    training: &LoopConfig,
-    resume: bool,
-) -> Result<Start<M>, TrainError> {
-    let optimizer = training.optimizer();
-    match run.checkpoint()? {
-        Some(state) if resume => {
-            let (model, optimizer) = run.load_checkpoint(&state, model, optimizer)?;
-            Ok(Start {
-                model,
-                optimizer,
-                epoch: state.epoch,
-                best: Some((state.best_metric, state.best_epoch)),
-            })
-        }
-        _ => Ok(Start {
-            model,
-            optimizer,
-            epoch: 0,
-            best: None,
-        }),
-    }
 }
 
 /// The model config of an autoencoder run.

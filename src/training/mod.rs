@@ -164,6 +164,35 @@ pub struct Start<M> {
     pub best: Option<(f64, usize)>,
 }
 
+impl<M: Module> Start<M> {
+    /// A fresh start, or the run's last checkpoint (model and optimiser) when resuming.
+    pub fn from_run(
+        run: &RunDir,
+        model: M,
+        training: &LoopConfig,
+        resume: bool,
+    ) -> Result<Self, TrainError> {
+        let optimizer = training.optimizer();
+        match run.checkpoint()? {
+            Some(state) if resume => {
+                let (model, optimizer) = run.load_checkpoint(&state, model, optimizer)?;
+                Ok(Start {
+                    model,
+                    optimizer,
+                    epoch: state.epoch,
+                    best: Some((state.best_metric, state.best_epoch)),
+                })
+            }
+            _ => Ok(Start {
+                model,
+                optimizer,
+                epoch: 0,
+                best: None,
+            }),
+        }
+    }
+}
+
 /// Options that do not change the result.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FitOptions {
