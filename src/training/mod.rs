@@ -307,6 +307,26 @@ pub fn step_workers(batch_len: usize) -> usize {
     cores.min(batch_len / MIN_CHUNK).max(1)
 }
 
+/// The loss of `chunk` times `weight`, and its gradients (none when the loss is not finite).
+fn weighted_grads<M: Module, T: Task<M>>(
+    task: &T,
+    model: &M,
+    chunk: &[usize],
+    weight: f64,
+    rng: &mut StdRng,
+    device: &Device,
+) -> (GradientsParams, f32) {
+    let mut loss = task.batch_loss(model, chunk, rng, device);
+    if weight != 1.0 {
+        loss = loss.mul_scalar(weight);
+    }
+    let value: f32 = loss.clone().into_scalar();
+    if !value.is_finite() {
+        return (GradientsParams::new(), value);
+    }
+    (GradientsParams::from_grads(loss.backward(), model), value)
+}
+
 /// Single-thread rayon pools for the step workers, built once per process.
 fn worker_pools(workers: usize) -> &'static [rayon::ThreadPool] {
     static POOLS: std::sync::OnceLock<Vec<rayon::ThreadPool>> = std::sync::OnceLock::new();
@@ -365,12 +385,10 @@ where
     T: Task<M> + Sync,
 {
     if workers <= 1 {
-        let loss = task.batch_loss(&model, batch, rng, device);
-        let value: f32 = loss.clone().into_scalar();
+        let (grads, value) = weighted_grads(task, &model, batch, 1.0, rng, device);
         if !value.is_finite() {
             return (model, value);
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
         return (optimizer.step(lr, model, grads), value);
     }
     let chunk_len = batch.len().div_ceil(workers);
@@ -392,16 +410,7 @@ where
                         let local = model.clone().fork(device);
                         let mut rng = StdRng::seed_from_u64(seed);
                         let weight = chunk.len() as f64 / total;
-                        let loss = task
-                            .batch_loss(&local, chunk, &mut rng, device)
-                            .mul_scalar(weight);
-                        let value: f32 = loss.clone().into_scalar();
-                        let grads = if value.is_finite() {
-                            GradientsParams::from_grads(loss.backward(), &local)
-                        } else {
-                            GradientsParams::new()
-                        };
-                        (grads, value)
+                        weighted_grads(task, &local, chunk, weight, &mut rng, device)
                     })
                 })
             })
