@@ -289,6 +289,8 @@ pub struct TrainClassifierArgs {
 pub struct LectureArgs {
     #[command(flatten)]
     pub data: DataArgs,
+    #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
+    pub dataset: DatasetKind,
     /// Folder for the two runs: OUT/autoencoder and OUT/autocnn
     #[arg(long, default_value = "runs/lecture")]
     pub out: PathBuf,
@@ -539,15 +541,21 @@ fn cmd_lecture(args: LectureArgs) -> anyhow::Result<()> {
     let options = FitOptions { quiet: args.quiet };
     let ae_dir = args.out.join("autoencoder");
     let mut ae = AutoencoderTrainingConfig::lecture();
+    ae.dataset = args.dataset;
     ae.training.epochs = args.epochs;
     ae.training.seed = args.seed;
     train_and_report_autoencoder(&ae, &root, &ae_dir, mode, options)?;
     let mut cls = ClassifierTrainingConfig::lecture(Some(ae_dir));
+    cls.dataset = args.dataset;
     cls.training.epochs = args.epochs;
     cls.training.seed = args.seed;
     let accuracy =
         train_and_report_classifier(&cls, &root, &args.out.join("autocnn"), mode, options)?;
-    println!("AutoCNN MNIST test accuracy: {:.2} %", 100.0 * accuracy);
+    println!(
+        "AutoCNN {} test accuracy: {:.2} %",
+        args.dataset,
+        100.0 * accuracy
+    );
     Ok(())
 }
 
