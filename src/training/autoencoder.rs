@@ -69,15 +69,14 @@ impl<M: Autoencoder> Task<M> for AutoencoderTask<'_> {
         device: &Device,
     ) -> Tensor<1> {
         let clean = self.train.images_values(batch);
-        let input = match &self.noise {
-            Some(noise) => {
-                let mut noisy = clean.clone();
-                noise.apply(&mut noisy, rng);
-                pixels_tensor(noisy, device)
-            }
-            None => pixels_tensor(clean.clone(), device),
-        };
+        let noisy = self.noise.map(|noise| {
+            let mut noisy = clean.clone();
+            noise.apply(&mut noisy, rng);
+            pixels_tensor(noisy, device)
+        });
         let target = pixels_tensor(clean, device);
+        // Without noise the input is the target itself (a tensor clone shares the buffer).
+        let input = noisy.unwrap_or_else(|| target.clone());
         self.loss.compute(model.forward_logits(input), target)
     }
 
