@@ -19,7 +19,7 @@ use crate::loss::ReconstructionLoss;
 use crate::model::ConvAutoencoderConfig;
 use crate::model::classifier::{AutoCnnConfig, Classifier};
 use crate::training::autoencoder::AutoencoderTask;
-use crate::training::{LoopConfig, train_step};
+use crate::training::{LoopConfig, step_workers, train_step};
 
 /// What `cae bench` measures.
 #[derive(Debug, Clone, Copy)]
@@ -74,14 +74,33 @@ pub fn run(
     };
     let mut rng = StdRng::seed_from_u64(0);
     let batches = shuffled_batches(train.len(), 64, &mut rng);
+    let workers = step_workers(64);
     let mut steps = batches.iter().cycle();
     for batch in steps.by_ref().take(settings.warmup) {
-        (model, _) = train_step(&task, model, &mut optimizer, batch, 1e-3, &mut rng, &ad);
+        (model, _) = train_step(
+            workers,
+            &task,
+            model,
+            &mut optimizer,
+            batch,
+            1e-3,
+            &mut rng,
+            &ad,
+        );
     }
     let start = Instant::now();
     for batch in steps.by_ref().take(settings.steps) {
         // train_step reads the loss back, so every step has finished when it returns.
-        (model, _) = train_step(&task, model, &mut optimizer, batch, 1e-3, &mut rng, &ad);
+        (model, _) = train_step(
+            workers,
+            &task,
+            model,
+            &mut optimizer,
+            batch,
+            1e-3,
+            &mut rng,
+            &ad,
+        );
     }
     let ae_train_samples_per_sec = (settings.steps * 64) as f64 / start.elapsed().as_secs_f64();
 

@@ -124,7 +124,7 @@ fn split_batch_step_equals_whole_batch_step() {
     use cae::loss::ReconstructionLoss;
     use cae::model::ConvAutoencoderConfig;
     use cae::training::autoencoder::AutoencoderTask;
-    use cae::training::{LoopConfig, train_step_on};
+    use cae::training::{LoopConfig, train_step};
     use rand::SeedableRng;
 
     let root = cae::data::data_root(None);
@@ -145,7 +145,7 @@ fn split_batch_step_equals_whole_batch_step() {
         let mut optimizer = LoopConfig::new(1, 64).optimizer();
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
         // Two steps, so that the second uses Adam moments built from split gradients.
-        let (model, l1) = train_step_on(
+        let (model, l1) = train_step(
             workers,
             &task,
             model,
@@ -155,7 +155,7 @@ fn split_batch_step_equals_whole_batch_step() {
             &mut rng,
             &device,
         );
-        let (model, l2) = train_step_on(
+        let (model, l2) = train_step(
             workers,
             &task,
             model,

@@ -232,7 +232,16 @@ pub fn fit<M: Module + Clone + Sync, T: Task<M> + Sync>(
         for (b, batch) in batches.iter().enumerate() {
             let lr = config.learning_rate_at((epoch - 1) * steps_per_epoch + b, total_steps);
             let value;
-            (model, value) = train_step(task, model, &mut optimizer, batch, lr, &mut rng, device);
+            (model, value) = train_step(
+                step_workers(batch.len()),
+                task,
+                model,
+                &mut optimizer,
+                batch,
+                lr,
+                &mut rng,
+                device,
+            );
             if !value.is_finite() {
                 bar.abandon();
                 return Err(TrainError::Diverged {
@@ -347,30 +356,13 @@ fn worker_pools(workers: usize) -> &'static [rayon::ThreadPool] {
 /// One optimisation step on `batch`: loss, backward, Adam. Returns the updated model and the
 /// batch loss; a non-finite loss leaves the model as it was (the step is skipped).
 ///
-/// The batch is split into [`step_workers`] chunks, each run forward and backward on its own
-/// thread with its own autodiff graph (`fork`); each chunk's loss is weighted by its share of
-/// the batch, so the summed gradients are those of the whole batch's mean loss, and Adam
-/// takes one step with them. Each chunk draws its noise from its own RNG, seeded from `rng`.
-pub fn train_step<M, T>(
-    task: &T,
-    model: M,
-    optimizer: &mut ModuleOptimizer,
-    batch: &[usize],
-    lr: f64,
-    rng: &mut StdRng,
-    device: &Device,
-) -> (M, f32)
-where
-    M: Module + Clone + Sync,
-    T: Task<M> + Sync,
-{
-    let workers = step_workers(batch.len());
-    train_step_on(workers, task, model, optimizer, batch, lr, rng, device)
-}
-
-/// [`train_step`] with an explicit number of threads (1: no split).
+/// With `workers` > 1 (the loop uses [`step_workers`]) the batch is split into that many
+/// chunks, each run forward and backward on its own thread with its own autodiff graph
+/// (`fork`); each chunk's loss is weighted by its share of the batch, so the summed gradients
+/// are those of the whole batch's mean loss, and Adam takes one step with them. Each chunk
+/// draws its noise from its own RNG, seeded from `rng`.
 #[allow(clippy::too_many_arguments)]
-pub fn train_step_on<M, T>(
+pub fn train_step<M, T>(
     workers: usize,
     task: &T,
     model: M,
