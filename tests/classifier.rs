@@ -169,25 +169,20 @@ fn predict_classifies_good_files_and_reports_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::subset_root(&dir.path().join("data"), 2_000, 100);
     let run = dir.path().join("cnn");
-    let out = common::cae()
-        .args([
-            "train-classifier",
-            "--model",
-            "plain-cnn",
-            "--epochs",
-            "1",
-            "--quiet",
-            "--data",
-        ])
-        .arg(&data)
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeed(
+        common::cae()
+            .args([
+                "train-classifier",
+                "--model",
+                "plain-cnn",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--data",
+            ])
+            .arg(&data)
+            .arg("--out")
+            .arg(&run),
     );
 
     // A real test digit written as a PNG, a corrupt "PNG", and a blank page.
@@ -242,38 +237,22 @@ fn eval_prints_a_report_and_writes_a_heat_map() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::subset_root(&dir.path().join("data"), 1_000, 300);
     let run = dir.path().join("cnn");
-    let out = common::cae()
-        .args([
-            "train-classifier",
-            "--model",
-            "plain-cnn",
-            "--epochs",
-            "1",
-            "--quiet",
-            "--data",
-        ])
-        .arg(&data)
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeed(
+        common::cae()
+            .args([
+                "train-classifier",
+                "--model",
+                "plain-cnn",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--data",
+            ])
+            .arg(&data)
+            .arg("--out")
+            .arg(&run),
     );
-    let out = common::cae()
-        .arg("eval")
-        .arg(&run)
-        .arg("--data")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::succeed(common::cae().arg("eval").arg(&run).arg("--data").arg(&data));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("test accuracy") && text.contains("/ 300)"),

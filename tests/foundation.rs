@@ -232,17 +232,12 @@ fn cli_trains_reconstructs_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::subset_root(&dir.path().join("data"), 256, 64);
     let run = dir.path().join("run");
-    let out = common::cae()
-        .args(["train-ae", "--epochs", "1", "--quiet", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeed(
+        common::cae()
+            .args(["train-ae", "--epochs", "1", "--quiet", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&run),
     );
     for file in [
         "config.json",
@@ -259,19 +254,14 @@ fn cli_trains_reconstructs_and_refuses_to_overwrite() {
 
     // reconstruct with --n 4 into another file.
     let pic = dir.path().join("four.png");
-    let out = common::cae()
-        .arg("reconstruct")
-        .arg(&run)
-        .args(["--n", "4", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&pic)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeed(
+        common::cae()
+            .arg("reconstruct")
+            .arg(&run)
+            .args(["--n", "4", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&pic),
     );
     assert_eq!(image::open(&pic).unwrap().width(), 4 * 57 + 1);
 

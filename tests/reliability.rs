@@ -49,23 +49,15 @@ fn sigkill_mid_epoch_then_resume_finishes_without_repeating_finished_epochs() {
     );
     let r = RunDir::open(&run).unwrap();
     assert_eq!(r.metrics().unwrap().len(), killed_at);
-    let out = common::cae()
-        .arg("eval")
-        .arg(&run)
-        .arg("--data")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "eval after kill: {}", stderr(&out));
+    common::succeed(common::cae().arg("eval").arg(&run).arg("--data").arg(&data));
 
-    let out = common::cae()
-        .args(["train-ae", "--quiet", "--data"])
-        .arg(&data)
-        .arg("--resume")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "resume: {}", stderr(&out));
+    let out = common::succeed(
+        common::cae()
+            .args(["train-ae", "--quiet", "--data"])
+            .arg(&data)
+            .arg("--resume")
+            .arg(&run),
+    );
     let log = stderr(&out);
     // Only the epochs after the checkpoint ran again.
     for epoch in 1..=3 {
@@ -95,14 +87,13 @@ fn divergence_stops_with_epoch_and_batch_and_keeps_the_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::subset_root(&dir.path().join("data"), 640, 100);
     let run = dir.path().join("run");
-    let out = common::cae()
-        .args(["train-ae", "--epochs", "1", "--quiet", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::succeed(
+        common::cae()
+            .args(["train-ae", "--epochs", "1", "--quiet", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&run),
+    );
     let model_before = std::fs::read(run.join("model.bpk")).unwrap();
 
     // An absurd learning rate for the next epochs: the weights overflow within two steps.
@@ -132,18 +123,7 @@ fn divergence_stops_with_epoch_and_batch_and_keeps_the_last_good_checkpoint() {
 
     assert_eq!(checkpoint_epoch(&run), Some(1));
     assert_eq!(std::fs::read(run.join("model.bpk")).unwrap(), model_before);
-    let out = common::cae()
-        .arg("eval")
-        .arg(&run)
-        .arg("--data")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "checkpoint still loads: {}",
-        stderr(&out)
-    );
+    common::succeed(common::cae().arg("eval").arg(&run).arg("--data").arg(&data));
 }
 
 /// Run `cae ARGS`, expect failure with exactly one line on stderr containing `needle`.
@@ -207,16 +187,15 @@ fn weights_from_another_config_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::subset_root(&dir.path().join("data"), 128, 32);
     let train = |name: &str, width: &str| {
-        let out = common::cae()
-            .args([
-                "train-ae", "--epochs", "1", "--quiet", "--width", width, "--data",
-            ])
-            .arg(&data)
-            .arg("--out")
-            .arg(dir.path().join(name))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
+        common::succeed(
+            common::cae()
+                .args([
+                    "train-ae", "--epochs", "1", "--quiet", "--width", width, "--data",
+                ])
+                .arg(&data)
+                .arg("--out")
+                .arg(dir.path().join(name)),
+        );
     };
     train("narrow", "8");
     train("wide", "16");
@@ -233,22 +212,21 @@ fn weights_from_another_config_are_refused() {
     );
 
     // A classifier run is not an autoencoder run.
-    let out = common::cae()
-        .args([
-            "train-classifier",
-            "--model",
-            "plain-cnn",
-            "--epochs",
-            "1",
-            "--quiet",
-            "--data",
-            data,
-            "--out",
-        ])
-        .arg(dir.path().join("cnn"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::succeed(
+        common::cae()
+            .args([
+                "train-classifier",
+                "--model",
+                "plain-cnn",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--data",
+                data,
+                "--out",
+            ])
+            .arg(dir.path().join("cnn")),
+    );
     let cnn = dir.path().join("cnn");
     refused_in_one_line(
         &["reconstruct", cnn.to_str().unwrap(), "--data", data],

@@ -6,17 +6,7 @@ use base64::Engine;
 use cae::data::DatasetKind;
 
 fn cae_ok(args: &[&str], data: &std::path::Path) -> String {
-    let out = common::cae()
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::succeed(common::cae().args(args).arg("--data").arg(data));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -55,3 +55,15 @@ pub fn cae() -> std::process::Command {
     cmd.env_remove("CAE_DATA");
     cmd
 }
+
+/// Run `cmd` and fail the test, showing the command and its stderr, unless it exits 0.
+pub fn succeed(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed:\n{}",
+        cmd.get_args().collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
