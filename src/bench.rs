@@ -18,6 +18,7 @@ use crate::data::{Dataset, DatasetKind, Split, shuffled_batches};
 use crate::loss::ReconstructionLoss;
 use crate::model::ConvAutoencoderConfig;
 use crate::model::classifier::{AutoCnnConfig, Classifier};
+use crate::model::conv::{conv_transpose2d, conv2d};
 use crate::training::autoencoder::AutoencoderTask;
 use crate::training::{LoopConfig, step_workers, train_step};
 
@@ -139,6 +140,8 @@ pub struct Breakdown {
     pub optimizer_ms: f64,
     /// Median milliseconds of each layer's inference forward pass on a batch of 64.
     pub layers_ms: Vec<(String, f64)>,
+    /// Median milliseconds of each convolution's training forward + backward on a batch of 64.
+    pub conv_train_ms: Vec<(String, f64)>,
 }
 
 /// Time the passes of the lecture autoencoder's training step separately, and each layer's
@@ -181,34 +184,82 @@ pub fn breakdown(
         }
     }
 
+    // Each convolution's forward + backward as in training: the images need no gradient, the
+    // activations do.
+    let xa = train.images_tensor(&batches[0], &ad);
+    let (ea, da) = (&model.encoder, &model.decoder);
+    let a1 = relu(conv2d(&ea.conv1, xa.clone())).detach().require_grad();
+    let a2 = relu(conv2d(&ea.conv2, a1.clone())).detach().require_grad();
+    let a3: Tensor<2> = relu(conv2d(&ea.conv3, a2.clone())).flatten(1, 3);
+    let b0: Tensor<4> = relu(da.fc.forward(ea.fc.forward(a3))).reshape([64, 64, 4, 4]);
+    let b0 = b0.detach().require_grad();
+    let b1 = relu(conv_transpose2d(&da.deconv1, b0.clone()))
+        .detach()
+        .require_grad();
+    let b2 = relu(conv_transpose2d(&da.deconv2, b1.clone()))
+        .detach()
+        .require_grad();
+    let backward = |y: Tensor<4>| {
+        let _ = y.sum().backward();
+    };
+    let conv_train_ms = time_each(
+        steps,
+        vec![
+            (
+                "encoder conv1".into(),
+                Box::new(|| backward(conv2d(&ea.conv1, xa.clone()))),
+            ),
+            (
+                "encoder conv2".into(),
+                Box::new(|| backward(conv2d(&ea.conv2, a1.clone()))),
+            ),
+            (
+                "encoder conv3".into(),
+                Box::new(|| backward(conv2d(&ea.conv3, a2.clone()))),
+            ),
+            (
+                "decoder deconv1".into(),
+                Box::new(|| backward(conv_transpose2d(&da.deconv1, b0.clone()))),
+            ),
+            (
+                "decoder deconv2".into(),
+                Box::new(|| backward(conv_transpose2d(&da.deconv2, b1.clone()))),
+            ),
+            (
+                "decoder deconv3".into(),
+                Box::new(|| backward(conv_transpose2d(&da.deconv3, b2.clone()))),
+            ),
+        ],
+    );
+
     let m = model.valid();
     let x = train.images_tensor(&batches[0], &device);
     let (e, d) = (&m.encoder, &m.decoder);
-    let h1 = relu(e.conv1.forward(x.clone()));
-    let h2 = relu(e.conv2.forward(h1.clone()));
-    let h3 = relu(e.conv3.forward(h2.clone()));
+    let h1 = relu(conv2d(&e.conv1, x.clone()));
+    let h2 = relu(conv2d(&e.conv2, h1.clone()));
+    let h3 = relu(conv2d(&e.conv3, h2.clone()));
     let flat: Tensor<2> = h3.clone().flatten(1, 3);
     let z = e.fc.forward(flat.clone());
     let g0 = relu(d.fc.forward(z.clone())).reshape([64, 64, 4, 4]);
-    let g1 = relu(d.deconv1.forward(g0.clone()));
-    let g2 = relu(d.deconv2.forward(g1.clone()));
-    let mut layers: Vec<(String, Box<dyn Fn()>)> = vec![
+    let g1 = relu(conv_transpose2d(&d.deconv1, g0.clone()));
+    let g2 = relu(conv_transpose2d(&d.deconv2, g1.clone()));
+    let layers: Vec<(String, Box<dyn Fn()>)> = vec![
         (
             "encoder conv1 (1→16, s2)".into(),
             Box::new(move || {
-                let _ = e.conv1.forward(x.clone()).into_data();
+                let _ = conv2d(&e.conv1, x.clone()).into_data();
             }),
         ),
         (
             "encoder conv2 (16→32, s2)".into(),
             Box::new(move || {
-                let _ = e.conv2.forward(h1.clone()).into_data();
+                let _ = conv2d(&e.conv2, h1.clone()).into_data();
             }),
         ),
         (
             "encoder conv3 (32→64)".into(),
             Box::new(move || {
-                let _ = e.conv3.forward(h2.clone()).into_data();
+                let _ = conv2d(&e.conv3, h2.clone()).into_data();
             }),
         ),
         (
@@ -226,29 +277,39 @@ pub fn breakdown(
         (
             "decoder deconv1 (64→32)".into(),
             Box::new(move || {
-                let _ = d.deconv1.forward(g0.clone()).into_data();
+                let _ = conv_transpose2d(&d.deconv1, g0.clone()).into_data();
             }),
         ),
         (
             "decoder deconv2 (32→16, s2)".into(),
             Box::new(move || {
-                let _ = d.deconv2.forward(g1.clone()).into_data();
+                let _ = conv_transpose2d(&d.deconv2, g1.clone()).into_data();
             }),
         ),
         (
             "decoder deconv3 (16→1, s2, op1)".into(),
             Box::new(move || {
-                let _ = d.deconv3.forward(g2.clone()).into_data();
+                let _ = conv_transpose2d(&d.deconv3, g2.clone()).into_data();
             }),
         ),
     ];
-    let layers_ms = layers
-        .drain(..)
+    Ok(Breakdown {
+        forward_ms: median(&mut fwd),
+        backward_ms: median(&mut bwd),
+        optimizer_ms: median(&mut opt),
+        layers_ms: time_each(steps, layers),
+        conv_train_ms,
+    })
+}
+
+/// Median milliseconds of each closure over `calls` calls, after 10 untimed ones.
+fn time_each<'a>(calls: usize, jobs: Vec<(String, Box<dyn Fn() + 'a>)>) -> Vec<(String, f64)> {
+    jobs.into_iter()
         .map(|(name, f)| {
             for _ in 0..10 {
                 f();
             }
-            let mut t: Vec<f64> = (0..steps.max(1))
+            let mut t: Vec<f64> = (0..calls.max(1))
                 .map(|_| {
                     let s = Instant::now();
                     f();
@@ -257,13 +318,7 @@ pub fn breakdown(
                 .collect();
             (name, median(&mut t))
         })
-        .collect();
-    Ok(Breakdown {
-        forward_ms: median(&mut fwd),
-        backward_ms: median(&mut bwd),
-        optimizer_ms: median(&mut opt),
-        layers_ms,
-    })
+        .collect()
 }
 
 #[cfg(test)]

@@ -100,6 +100,9 @@ pub struct BenchArgs {
     /// Instead: time forward, backward and Adam separately, and each layer's forward
     #[arg(long)]
     pub breakdown: bool,
+    /// Compute convolutions with burn's own operations instead of cae's kernels (to compare)
+    #[arg(long)]
+    pub burn_conv: bool,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -395,6 +398,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Denoise(args) => cmd_denoise(args),
         Command::Bench(args) if args.breakdown => {
+            crate::model::conv::set_kernels_enabled(!args.burn_conv);
             let b = crate::bench::breakdown(&args.data.root(), args.steps)?;
             let step = b.forward_ms + b.backward_ms + b.optimizer_ms;
             println!("training step, batch 64 (median of {} steps):", args.steps);
@@ -410,9 +414,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             for (name, ms) in &b.layers_ms {
                 println!("  {name:<34} {ms:7.3} ms  {:5.1} %", 100.0 * ms / total);
             }
+            println!("training forward + backward per convolution, batch 64:");
+            for (name, ms) in &b.conv_train_ms {
+                println!("  {name:<34} {ms:7.3} ms");
+            }
             Ok(())
         }
         Command::Bench(args) => {
+            crate::model::conv::set_kernels_enabled(!args.burn_conv);
             let settings = crate::bench::BenchSettings {
                 steps: args.steps,
                 warmup: args.warmup,

@@ -8,7 +8,7 @@ use burn::tensor::Distribution;
 
 /// L(x, W) = ½·Σ (convT(x; W) ⊙ R)², with R fixed, so that the gradient is not constant.
 fn loss(layer: &burn::nn::conv::ConvTranspose2d, x: Tensor<4>, r: &Tensor<4>) -> Tensor<1> {
-    (layer.forward(x) * r.clone())
+    (cae::model::conv::conv_transpose2d(layer, x) * r.clone())
         .square()
         .sum()
         .mul_scalar(0.5)

@@ -25,6 +25,7 @@
 
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 pub mod classifier;
+pub mod conv;
 pub mod stacked;
 
 use burn::module::Param;
@@ -33,6 +34,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu, sigmoid};
 use serde::{Deserialize, Serialize};
 
+use self::conv::{conv_transpose2d, conv2d};
 use crate::data::IMAGE_SIDE;
 
 /// Spatial side of the encoder's last feature map for 28x28 inputs (28 → 13 → 6 → 4).
@@ -153,9 +155,9 @@ impl Encoder {
     /// - input: `[B, 1, 28, 28]`, pixels in [0, 1]
     /// - output: `[B, latent]`
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.conv1.forward(images)); // [B, k, 13, 13]
-        let x = relu(self.conv2.forward(x)); // [B, 2k, 6, 6]
-        let x = relu(self.conv3.forward(x)); // [B, 4k, 4, 4]
+        let x = relu(conv2d(&self.conv1, images)); // [B, k, 13, 13]
+        let x = relu(conv2d(&self.conv2, x)); // [B, 2k, 6, 6]
+        let x = relu(conv2d(&self.conv3, x)); // [B, 4k, 4, 4]
         let x: Tensor<2> = x.flatten(1, 3); // [B, 64k]
         self.latent_activation.apply(self.fc.forward(x)) // [B, latent]
     }
@@ -179,9 +181,9 @@ impl Decoder {
         let [batch, _] = latent.dims();
         let x = relu(self.fc.forward(latent)); // [B, 64k]
         let x: Tensor<4> = x.reshape([batch, 4 * self.width, FEATURE_SIDE, FEATURE_SIDE]);
-        let x = relu(self.deconv1.forward(x)); // [B, 2k, 6, 6]
-        let x = relu(self.deconv2.forward(x)); // [B, k, 13, 13]
-        let x = self.deconv3.forward(x); // [B, 1, 28, 28]
+        let x = relu(conv_transpose2d(&self.deconv1, x)); // [B, 2k, 6, 6]
+        let x = relu(conv_transpose2d(&self.deconv2, x)); // [B, k, 13, 13]
+        let x = conv_transpose2d(&self.deconv3, x); // [B, 1, 28, 28]
         debug_assert_eq!(x.dims()[2], IMAGE_SIDE);
         x
     }

@@ -1,0 +1,503 @@
+//! CPU kernels for the 2-D convolutions of small images, batched.
+//!
+//! A convolution relates a *wide* tensor `[N, C, H, W]` (a convolution's input, a transposed
+//! convolution's output) and a *narrow* one `[N, O, OH, OW]` through a weight `[O, C, k, k]`
+//! (PyTorch's layout for both `Conv2d` and `ConvTranspose2d`):
+//!
+//! ```text
+//! narrow[n, o, i, j] = Σ_{c, a, b} weight[o, c, a, b] · wide[n, c, i·s + a, j·s + b]
+//! ```
+//!
+//! with stride `s`, no padding, no dilation and one group. Three kernels give both layers' passes:
+//!
+//! | kernel | `Conv2d` | `ConvTranspose2d` |
+//! | --- | --- | --- |
+//! | [`correlate`]: wide → narrow | forward | input gradient |
+//! | [`scatter`]: narrow → wide (the adjoint) | input gradient | forward |
+//! | [`weight_grad`] | weight gradient | weight gradient |
+//!
+//! Each turns a block of images into one matrix multiply: im2col lays the block's patches out as
+//! the columns of a `[C·k·k, nb·OH·OW]` matrix, so the multiply sees every position of `nb`
+//! images at once instead of one 4×4 or 6×6 image at a time — at these sizes per-image multiplies
+//! spend their time in setup, not arithmetic. Blocks are sized to stay in L2 and run in parallel on
+//! the current rayon pool.
+
+use std::cell::Cell;
+
+use rayon::prelude::*;
+
+/// Floats of im2col matrix per block: 256 KiB, well inside a core's L2.
+const BLOCK_FLOATS: usize = 1 << 16;
+
+/// The sizes of one convolution; see the crate documentation for the roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub batch: usize,
+    /// `[C, H, W]` of the wide side.
+    pub wide: [usize; 3],
+    /// `[O, OH, OW]` of the narrow side.
+    pub narrow: [usize; 3],
+    pub kernel: usize,
+    pub stride: usize,
+}
+
+impl Geometry {
+    /// A `Conv2d(c_in, c_out, kernel, stride)` applied to `[batch, c_in, h, w]`; the output is
+    /// `[batch, c_out, (h - k)/s + 1, (w - k)/s + 1]`.
+    ///
+    /// # Panics
+    /// If the kernel is larger than the image, or the kernel or stride is zero.
+    pub fn conv(
+        batch: usize,
+        [c_in, h, w]: [usize; 3],
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+    ) -> Self {
+        assert!(
+            kernel > 0 && stride > 0,
+            "kernel and stride must be positive"
+        );
+        assert!(
+            h >= kernel && w >= kernel,
+            "a {kernel}×{kernel} kernel does not fit a {h}×{w} image"
+        );
+        Self {
+            batch,
+            wide: [c_in, h, w],
+            narrow: [c_out, (h - kernel) / stride + 1, (w - kernel) / stride + 1],
+            kernel,
+            stride,
+        }
+    }
+
+    /// A `ConvTranspose2d(c_in, c_out, kernel, stride, output_padding)` applied to
+    /// `[batch, c_in, h, w]`; the output is `[batch, c_out, (h-1)·s + k + op, (w-1)·s + k + op]`.
+    /// The `op` extra rows and columns receive no contributions, only the bias.
+    ///
+    /// # Panics
+    /// If the input is empty, or the kernel or stride is zero.
+    pub fn conv_transpose(
+        batch: usize,
+        [c_in, h, w]: [usize; 3],
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        output_padding: usize,
+    ) -> Self {
+        assert!(
+            kernel > 0 && stride > 0,
+            "kernel and stride must be positive"
+        );
+        assert!(
+            h > 0 && w > 0,
+            "a transposed convolution needs a non-empty input"
+        );
+        Self {
+            batch,
+            wide: [
+                c_out,
+                (h - 1) * stride + kernel + output_padding,
+                (w - 1) * stride + kernel + output_padding,
+            ],
+            narrow: [c_in, h, w],
+            kernel,
+            stride,
+        }
+    }
+
+    /// Elements of one wide image, `C·H·W`.
+    pub fn wide_len(&self) -> usize {
+        self.wide.iter().product()
+    }
+
+    /// Elements of one narrow image, `O·OH·OW`.
+    pub fn narrow_len(&self) -> usize {
+        self.narrow.iter().product()
+    }
+
+    /// Elements of the weight, `O·C·k·k`.
+    pub fn weight_len(&self) -> usize {
+        self.narrow[0] * self.patch_len()
+    }
+
+    /// Rows of the im2col matrix: one patch, `C·k·k`.
+    fn patch_len(&self) -> usize {
+        self.wide[0] * self.kernel * self.kernel
+    }
+
+    fn narrow_plane(&self) -> usize {
+        self.narrow[1] * self.narrow[2]
+    }
+
+    fn wide_plane(&self) -> usize {
+        self.wide[1] * self.wide[2]
+    }
+
+    /// Images per block, so that a block's im2col matrix holds about [`BLOCK_FLOATS`].
+    fn block_images(&self) -> usize {
+        let per_image = (self.patch_len() * self.narrow_plane()).max(1);
+        (BLOCK_FLOATS / per_image).clamp(1, self.batch.max(1))
+    }
+
+    fn check(&self, wide: usize, weight: usize, narrow: usize, bias: Option<(usize, usize)>) {
+        assert_eq!(
+            wide,
+            self.batch * self.wide_len(),
+            "wide tensor length for {self:?}"
+        );
+        assert_eq!(
+            narrow,
+            self.batch * self.narrow_len(),
+            "narrow tensor length for {self:?}"
+        );
+        assert_eq!(weight, self.weight_len(), "weight length for {self:?}");
+        if let Some((len, channels)) = bias {
+            assert_eq!(len, channels, "bias length for {self:?}");
+        }
+        // Bounds the im2col reads: the last patch ends inside the wide image.
+        let [_, oh, ow] = self.narrow;
+        if oh > 0 && ow > 0 {
+            assert!(
+                (oh - 1) * self.stride + self.kernel <= self.wide[1]
+                    && (ow - 1) * self.stride + self.kernel <= self.wide[2],
+                "narrow side too large for the wide side in {self:?}"
+            );
+        }
+    }
+}
+
+/// `narrow = bias + correlation of wide with weight` (a convolution's forward pass).
+///
+/// `wide` is `[N, C, H, W]`, `weight` `[O, C, k, k]`, `bias` `[O]`, `narrow` `[N, O, OH, OW]`,
+/// all contiguous.
+pub fn correlate(
+    g: &Geometry,
+    wide: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    narrow: &mut [f32],
+) {
+    g.check(
+        wide.len(),
+        weight.len(),
+        narrow.len(),
+        bias.map(|b| (b.len(), g.narrow[0])),
+    );
+    if narrow.is_empty() {
+        return;
+    }
+    let (o_len, plane, k_len) = (g.narrow[0], g.narrow_plane(), g.patch_len());
+    let nb = g.block_images();
+    narrow
+        .par_chunks_mut(nb * g.narrow_len())
+        .zip(wide.par_chunks(nb * g.wide_len()))
+        .for_each(|(out, inp)| {
+            let n = out.len() / g.narrow_len();
+            let cols = n * plane;
+            with_scratch(k_len * cols + o_len * cols, |scratch| {
+                let (col, prod) = scratch.split_at_mut(k_len * cols);
+                im2col(g, inp, n, col);
+                // prod [O, n·P] = weight [O, K] · col [K, n·P]
+                matmul(
+                    prod,
+                    o_len,
+                    cols,
+                    k_len,
+                    View::rows(weight, k_len),
+                    View::rows(col, cols),
+                    false,
+                );
+                for i in 0..n {
+                    for o in 0..o_len {
+                        let b = bias.map_or(0.0, |b| b[o]);
+                        let src = &prod[o * cols + i * plane..][..plane];
+                        let dst = &mut out[(i * o_len + o) * plane..][..plane];
+                        for (d, s) in dst.iter_mut().zip(src) {
+                            *d = s + b;
+                        }
+                    }
+                }
+            });
+        });
+}
+
+/// `wide = bias + adjoint of the correlation applied to narrow` (a transposed convolution's
+/// forward pass, a convolution's input gradient): every narrow value spreads over its patch.
+///
+/// `narrow` is `[N, O, OH, OW]`, `weight` `[O, C, k, k]`, `bias` `[C]`, `wide` `[N, C, H, W]`.
+pub fn scatter(
+    g: &Geometry,
+    narrow: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    wide: &mut [f32],
+) {
+    g.check(
+        wide.len(),
+        weight.len(),
+        narrow.len(),
+        bias.map(|b| (b.len(), g.wide[0])),
+    );
+    if wide.is_empty() {
+        return;
+    }
+    let (o_len, plane, k_len) = (g.narrow[0], g.narrow_plane(), g.patch_len());
+    let (c_len, wide_plane) = (g.wide[0], g.wide_plane());
+    let nb = g.block_images();
+    wide.par_chunks_mut(nb * g.wide_len())
+        .zip(narrow.par_chunks(nb * g.narrow_len()))
+        .for_each(|(out, inp)| {
+            let n = out.len() / g.wide_len();
+            let cols = n * plane;
+            with_scratch(o_len * cols + k_len * cols, |scratch| {
+                let (y, col) = scratch.split_at_mut(o_len * cols);
+                channels_first(inp, n, o_len, plane, y);
+                // col [K, n·P] = weightᵀ [K, O] · y [O, n·P]
+                matmul(
+                    col,
+                    k_len,
+                    cols,
+                    o_len,
+                    View::cols(weight, k_len),
+                    View::rows(y, cols),
+                    false,
+                );
+                for i in 0..n {
+                    for c in 0..c_len {
+                        let b = bias.map_or(0.0, |b| b[c]);
+                        out[(i * c_len + c) * wide_plane..][..wide_plane].fill(b);
+                    }
+                }
+                col2im(g, col, n, out);
+            });
+        });
+}
+
+/// `weight_grad[o, c, a, b] = Σ_{n, i, j} narrow[n, o, i, j] · wide[n, c, i·s + a, j·s + b]`:
+/// the weight gradient of a convolution (`wide` its input, `narrow` its output gradient) and of
+/// a transposed convolution (`wide` its output gradient, `narrow` its input).
+pub fn weight_grad(g: &Geometry, wide: &[f32], narrow: &[f32], weight_grad: &mut [f32]) {
+    g.check(wide.len(), weight_grad.len(), narrow.len(), None);
+    let (o_len, plane, k_len) = (g.narrow[0], g.narrow_plane(), g.patch_len());
+    let nb = g.block_images();
+    let zeros = || vec![0.0f32; o_len * k_len];
+    if narrow.is_empty() || wide.is_empty() {
+        weight_grad.fill(0.0);
+        return;
+    }
+    let sum = wide
+        .par_chunks(nb * g.wide_len())
+        .zip(narrow.par_chunks(nb * g.narrow_len()))
+        .fold(zeros, |mut acc, (x, dy)| {
+            let n = x.len() / g.wide_len();
+            let cols = n * plane;
+            with_scratch(k_len * cols + o_len * cols, |scratch| {
+                let (col, y) = scratch.split_at_mut(k_len * cols);
+                im2col(g, x, n, col);
+                channels_first(dy, n, o_len, plane, y);
+                // acc [O, K] += y [O, n·P] · colᵀ [n·P, K]
+                matmul(
+                    &mut acc,
+                    o_len,
+                    k_len,
+                    cols,
+                    View::rows(y, cols),
+                    View::cols(col, cols),
+                    true,
+                );
+            });
+            acc
+        })
+        .reduce(zeros, |mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        });
+    weight_grad.copy_from_slice(&sum);
+}
+
+/// `sums[c] = Σ_{n, p} data[n, c, p]`: a bias gradient, `data` being `[N, channels, plane]`.
+pub fn channel_sums(data: &[f32], channels: usize, plane: usize, sums: &mut [f32]) {
+    assert_eq!(sums.len(), channels, "one sum per channel");
+    assert!(
+        channels * plane == 0 || data.len().is_multiple_of(channels * plane),
+        "data is not [N, {channels}, {plane}]"
+    );
+    sums.fill(0.0);
+    if channels * plane == 0 {
+        return;
+    }
+    for image in data.chunks_exact(channels * plane) {
+        for (sum, row) in sums.iter_mut().zip(image.chunks_exact(plane)) {
+            *sum += row.iter().sum::<f32>();
+        }
+    }
+}
+
+/// Patches of `n` wide images as the columns of `col` `[C·k·k, n·OH·OW]`.
+fn im2col(g: &Geometry, wide: &[f32], n: usize, col: &mut [f32]) {
+    let [c_len, h, w] = g.wide;
+    let [_, oh, ow] = g.narrow;
+    let (k, s, cols) = (g.kernel, g.stride, n * oh * ow);
+    let mut rows = col.chunks_exact_mut(cols);
+    for c in 0..c_len {
+        for a in 0..k {
+            for b in 0..k {
+                let row = rows.next().expect("im2col matrix has C·k·k rows");
+                for i in 0..n {
+                    let image = &wide[(i * c_len + c) * h * w..][..h * w];
+                    for y in 0..oh {
+                        let src = &image[(y * s + a) * w + b..];
+                        let dst = &mut row[(i * oh + y) * ow..][..ow];
+                        if s == 1 {
+                            dst.copy_from_slice(&src[..ow]);
+                        } else {
+                            for (x, d) in dst.iter_mut().enumerate() {
+                                *d = src[x * s];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds each column of `col` back onto its patch of the `n` wide
+/// images.
+fn col2im(g: &Geometry, col: &[f32], n: usize, wide: &mut [f32]) {
+    let [c_len, h, w] = g.wide;
+    let [_, oh, ow] = g.narrow;
+    let (k, s, cols) = (g.kernel, g.stride, n * oh * ow);
+    let mut rows = col.chunks_exact(cols);
+    for c in 0..c_len {
+        for a in 0..k {
+            for b in 0..k {
+                let row = rows.next().expect("im2col matrix has C·k·k rows");
+                for i in 0..n {
+                    let image = &mut wide[(i * c_len + c) * h * w..][..h * w];
+                    for y in 0..oh {
+                        let dst = &mut image[(y * s + a) * w + b..];
+                        let src = &row[(i * oh + y) * ow..][..ow];
+                        if s == 1 {
+                            dst[..ow].iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                        } else {
+                            for (x, v) in src.iter().enumerate() {
+                                dst[x * s] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `[n, channels, plane]` → `[channels, n·plane]`, the layout the multiplies read.
+fn channels_first(src: &[f32], n: usize, channels: usize, plane: usize, dst: &mut [f32]) {
+    for i in 0..n {
+        for c in 0..channels {
+            dst[c * n * plane + i * plane..][..plane]
+                .copy_from_slice(&src[(i * channels + c) * plane..][..plane]);
+        }
+    }
+}
+
+/// A strided matrix view: element `(r, c)` is `data[r·row_stride + c·col_stride]`.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    data: &'a [f32],
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> View<'a> {
+    /// Row-major with `width` columns.
+    fn rows(data: &'a [f32], width: usize) -> Self {
+        Self {
+            data,
+            row_stride: width,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix with `width` columns.
+    fn cols(data: &'a [f32], width: usize) -> Self {
+        Self {
+            data,
+            row_stride: 1,
+            col_stride: width,
+        }
+    }
+
+    /// Whether a `rows × cols` matrix fits in `data`.
+    fn holds(&self, rows: usize, cols: usize) -> bool {
+        rows == 0
+            || cols == 0
+            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`; `dst` is row-major `m × n`,
+/// `lhs` is `m × k`, `rhs` `k × n`. Runs on the calling thread.
+fn matmul(dst: &mut [f32], m: usize, n: usize, k: usize, lhs: View, rhs: View, accumulate: bool) {
+    assert!(
+        dst.len() >= m * n && lhs.holds(m, k) && rhs.holds(k, n),
+        "matmul operands too small"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: gemm reads `lhs` at `r·row_stride + c·col_stride` for r < m, c < k (and `rhs`
+    // likewise for k × n) and writes `dst` at `r·n + c` for r < m, c < n; the assertion above
+    // keeps all of those inside the slices, which outlive the call. `dst` is a unique borrow,
+    // so it cannot alias the operands.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+thread_local! {
+    /// Per-thread working memory, kept between calls: a training step calls these kernels about
+    /// twenty times, and fresh buffers of this size would each cost page faults.
+    static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// Run `f` on `len` floats of this thread's scratch memory (contents unspecified).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    // Taken out rather than borrowed, so a nested call (rayon may run another block on this
+    // thread while it waits) gets its own buffer instead of a double borrow.
+    let mut buffer = SCRATCH.take();
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    let result = f(&mut buffer[..len]);
+    SCRATCH.set(buffer);
+    result
+}

@@ -1,0 +1,192 @@
+//! The kernels against hand-computed cases and against the definition written as plain loops.
+
+use cae_kernels::{Geometry, channel_sums, correlate, scatter, weight_grad};
+
+/// The definition, `narrow[n,o,i,j] = Σ weight[o,c,a,b] · wide[n,c,i·s+a,j·s+b]`, as loops.
+fn naive_correlate(g: &Geometry, wide: &[f32], weight: &[f32]) -> Vec<f32> {
+    let ([c_len, h, w], [o_len, oh, ow], k, s) = (g.wide, g.narrow, g.kernel, g.stride);
+    let mut out = vec![0.0; g.batch * g.narrow_len()];
+    for n in 0..g.batch {
+        for o in 0..o_len {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut acc = 0.0f64;
+                    for c in 0..c_len {
+                        for a in 0..k {
+                            for b in 0..k {
+                                acc += weight[((o * c_len + c) * k + a) * k + b] as f64
+                                    * wide[((n * c_len + c) * h + i * s + a) * w + j * s + b]
+                                        as f64;
+                            }
+                        }
+                    }
+                    out[((n * o_len + o) * oh + i) * ow + j] = acc as f32;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Deterministic values in [-1, 1) (a 64-bit LCG), so failures reproduce.
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+}
+
+fn assert_close(got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol * (1.0 + w.abs()),
+            "element {i}: {g} vs {w}"
+        );
+    }
+}
+
+/// The lecture's six layers, at a batch large enough for several blocks, and a few odd shapes.
+fn geometries() -> Vec<Geometry> {
+    vec![
+        Geometry::conv(70, [1, 28, 28], 16, 3, 2),
+        Geometry::conv(5, [16, 13, 13], 32, 3, 2),
+        Geometry::conv(5, [32, 6, 6], 64, 3, 1),
+        Geometry::conv_transpose(5, [64, 4, 4], 32, 3, 1, 0),
+        Geometry::conv_transpose(5, [32, 6, 6], 16, 3, 2, 0),
+        Geometry::conv_transpose(70, [16, 13, 13], 1, 3, 2, 1),
+        Geometry::conv(3, [3, 9, 7], 2, 2, 3),
+        Geometry::conv(4, [64, 4, 4], 128, 1, 1),
+        Geometry::conv_transpose(2, [3, 5, 4], 2, 4, 3, 2),
+    ]
+}
+
+#[test]
+fn correlate_matches_a_hand_computed_case() {
+    // wide [[1,2,3],[4,5,6],[7,8,9]], weight [[1,2],[0,-1]], stride 1:
+    // out[i][j] = x[i][j] + 2·x[i][j+1] - x[i+1][j+1] = [1+4-5, 2+6-6, 4+10-8, 5+12-9] = [0,2,6,8],
+    // plus the bias 0.5.
+    let g = Geometry::conv(1, [1, 3, 3], 1, 2, 1);
+    let wide: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+    let mut out = vec![0.0; 4];
+    correlate(&g, &wide, &[1.0, 2.0, 0.0, -1.0], Some(&[0.5]), &mut out);
+    assert_eq!(out, [0.5, 2.5, 6.5, 8.5]);
+}
+
+#[test]
+fn scatter_matches_a_hand_computed_case() {
+    // narrow [[1,2],[3,4]] spread by weight [[1,2],[0,-1]]: wide[i+a][j+b] += y[i][j]·w[a][b].
+    // e.g. wide[1][1] = 1·(-1) + 2·0 + 3·2 + 4·1 = 9; bias 1 added everywhere.
+    let g = Geometry::conv(1, [1, 3, 3], 1, 2, 1);
+    let mut wide = vec![0.0; 9];
+    scatter(
+        &g,
+        &[1.0, 2.0, 3.0, 4.0],
+        &[1.0, 2.0, 0.0, -1.0],
+        Some(&[1.0]),
+        &mut wide,
+    );
+    assert_eq!(wide, [2.0, 5.0, 5.0, 4.0, 10.0, 7.0, 1.0, -2.0, -3.0]);
+}
+
+#[test]
+fn weight_grad_matches_a_hand_computed_case() {
+    // dw[a][b] = Σ dy[i][j]·x[i+a][j+b] with x = 1..9, dy = [[1,2],[3,4]]:
+    // dw[0][0] = 1·1 + 2·2 + 3·4 + 4·5 = 37, dw[0][1] = 47, dw[1][0] = 67, dw[1][1] = 77.
+    let g = Geometry::conv(1, [1, 3, 3], 1, 2, 1);
+    let wide: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+    let mut dw = vec![0.0; 4];
+    weight_grad(&g, &wide, &[1.0, 2.0, 3.0, 4.0], &mut dw);
+    assert_eq!(dw, [37.0, 47.0, 67.0, 77.0]);
+}
+
+#[test]
+fn correlate_matches_the_definition() {
+    for (seed, g) in geometries().iter().enumerate() {
+        let wide = values(g.batch * g.wide_len(), seed as u64);
+        let weight = values(g.weight_len(), 100 + seed as u64);
+        let bias = values(g.narrow[0], 200 + seed as u64);
+        let mut out = vec![f32::NAN; g.batch * g.narrow_len()];
+        correlate(g, &wide, &weight, Some(&bias), &mut out);
+        let mut want = naive_correlate(g, &wide, &weight);
+        let plane = g.narrow[1] * g.narrow[2];
+        for (i, v) in want.iter_mut().enumerate() {
+            *v += bias[(i / plane) % g.narrow[0]];
+        }
+        assert_close(&out, &want, 1e-5);
+    }
+}
+
+/// `scatter` is the adjoint of `correlate` and `weight_grad` the derivative with respect to the
+/// weight: for any x, y, w, ⟨corr(x; w), y⟩ = ⟨x, scatter(y; w)⟩ = ⟨w, weight_grad(x, y)⟩.
+#[test]
+fn scatter_and_weight_grad_are_the_adjoints_of_correlate() {
+    for (seed, g) in geometries().iter().enumerate() {
+        let seed = seed as u64;
+        let x = values(g.batch * g.wide_len(), seed);
+        let w = values(g.weight_len(), 10 + seed);
+        let y = values(g.batch * g.narrow_len(), 20 + seed);
+        let forward = dot(&naive_correlate(g, &x, &w), &y);
+        let mut back = vec![f32::NAN; x.len()];
+        scatter(g, &y, &w, None, &mut back);
+        let mut dw = vec![f32::NAN; w.len()];
+        weight_grad(g, &x, &y, &mut dw);
+        let tol = 1e-4 * (1.0 + forward.abs());
+        assert!((dot(&x, &back) - forward).abs() < tol, "{g:?}: scatter");
+        assert!((dot(&w, &dw) - forward).abs() < tol, "{g:?}: weight_grad");
+    }
+}
+
+#[test]
+fn scatter_adds_the_bias_to_every_output_pixel_including_output_padding() {
+    // ConvTranspose2d(1, 2, 3, stride 2, output_padding 1) on a 2×2 input gives 6×6; the last row
+    // and column receive only the bias.
+    let g = Geometry::conv_transpose(1, [1, 2, 2], 2, 3, 2, 1);
+    assert_eq!(g.wide, [2, 6, 6]);
+    let mut wide = vec![f32::NAN; 72];
+    scatter(&g, &[1.0; 4], &[0.0; 18], Some(&[0.25, -1.0]), &mut wide);
+    assert!(wide[..36].iter().all(|&v| v == 0.25) && wide[36..].iter().all(|&v| v == -1.0));
+}
+
+#[test]
+fn channel_sums_add_over_images_and_pixels() {
+    // [N=2, C=2, P=3]: channel 0 holds 1,2,3 and 7,8,9 → 30; channel 1 holds 4,5,6, 10,11,12 → 48.
+    let data: Vec<f32> = (1..=12).map(|v| v as f32).collect();
+    let mut sums = [0.0; 2];
+    channel_sums(&data, 2, 3, &mut sums);
+    assert_eq!(sums, [30.0, 48.0]);
+}
+
+#[test]
+fn empty_batches_give_empty_outputs_and_zero_gradients() {
+    let g = Geometry::conv(0, [2, 5, 5], 3, 3, 1);
+    let mut out = vec![];
+    correlate(&g, &[], &values(g.weight_len(), 1), None, &mut out);
+    let mut dw = vec![f32::NAN; g.weight_len()];
+    weight_grad(&g, &[], &[], &mut dw);
+    assert!(dw.iter().all(|&v| v == 0.0));
+}
+
+#[test]
+#[should_panic(expected = "does not fit")]
+fn a_kernel_larger_than_the_image_is_refused() {
+    Geometry::conv(1, [1, 2, 2], 1, 3, 1);
+}
+
+#[test]
+#[should_panic(expected = "wide tensor length")]
+fn a_wrongly_sized_input_is_refused() {
+    let g = Geometry::conv(2, [1, 4, 4], 1, 3, 1);
+    correlate(&g, &[0.0; 16], &[0.0; 9], None, &mut [0.0; 8]);
+}

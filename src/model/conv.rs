@@ -1,0 +1,502 @@
+//! The models' convolutions on the CPU: burn's `Conv2d` / `ConvTranspose2d` layers, computed by
+//! cae's own kernels (the `cae-kernels` crate) through burn's backend-extension mechanism.
+//!
+//! Burn's Flex backend convolves one image at a time and takes its weight gradients through a
+//! convolution with an image-sized kernel; for the lecture's 28×28 images and 3×3 kernels that
+//! left the CPU mostly waiting on setup. The kernels here multiply whole blocks of images at once
+//! (see `cae_kernels`), forward and backward. The mathematics is unchanged — the tests compare
+//! both paths' outputs and gradients — and [`conv2d`] / [`conv_transpose2d`] fall back to burn's
+//! layers for any device other than Flex, for dtypes other than f32, and for padding, dilation
+//! or groups, which the kernels do not cover.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::ops::{ConvOptions, ConvTransposeOptions, ModuleOps};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, TensorMetadata, backend_extension};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::prelude::*;
+use burn::tensor::{Bytes, DType};
+use cae_kernels::Geometry;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Use cae's kernels (the default) or burn's own convolutions; `cae bench --burn-conv` compares
+/// the two in one process.
+pub fn set_kernels_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// `layer.forward(x)`, computed by cae's kernels where they apply.
+///
+/// # Shapes
+/// - input: `[B, C, H, W]`
+/// - output: `[B, O, (H - k)/s + 1, (W - k)/s + 1]` (no padding)
+pub fn conv2d(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [k, k2] = layer.kernel_size;
+    let [s, s2] = layer.stride;
+    let plain = k == k2
+        && s == s2
+        && layer.dilation == [1, 1]
+        && layer.groups == 1
+        && matches!(
+            layer.padding,
+            PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+        );
+    match &layer.bias {
+        Some(bias) if plain && kernels_apply(&x) => {
+            let [_, _, h, w] = x.dims();
+            if h < k || w < k {
+                return layer.forward(x); // burn's error message for the impossible shape
+            }
+            Tensor::from_dispatch(<burn::backend::Dispatch as ConvKernels>::cae_conv2d(
+                x.into_dispatch(),
+                layer.weight.val().into_dispatch(),
+                bias.val().into_dispatch(),
+                s,
+            ))
+        }
+        _ => layer.forward(x),
+    }
+}
+
+/// `layer.forward(x)`, computed by cae's kernels where they apply.
+///
+/// # Shapes
+/// - input: `[B, C, H, W]`
+/// - output: `[B, O, (H - 1)·s + k + output_padding, (W - 1)·s + k + output_padding]`
+pub fn conv_transpose2d(layer: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
+    let [k, k2] = layer.kernel_size;
+    let [s, s2] = layer.stride;
+    let [op, op2] = layer.padding_out;
+    let plain = k == k2
+        && s == s2
+        && op == op2
+        && layer.dilation == [1, 1]
+        && layer.groups == 1
+        && layer.padding == [0, 0];
+    match &layer.bias {
+        Some(bias) if plain && kernels_apply(&x) && x.dims()[2] > 0 && x.dims()[3] > 0 => {
+            Tensor::from_dispatch(
+                <burn::backend::Dispatch as ConvKernels>::cae_conv_transpose2d(
+                    x.into_dispatch(),
+                    layer.weight.val().into_dispatch(),
+                    bias.val().into_dispatch(),
+                    s,
+                    op,
+                ),
+            )
+        }
+        _ => layer.forward(x),
+    }
+}
+
+fn kernels_apply(x: &Tensor<4>) -> bool {
+    ENABLED.load(Ordering::Relaxed)
+        && x.dtype() == DType::F32
+        && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// Convolutions without padding, dilation or groups, with a bias; square kernels and strides.
+/// Weights are `[O, C, k, k]` for `Conv2d` and `[C_in, C_out, k, k]` for `ConvTranspose2d`, as in
+/// burn and PyTorch. The default bodies are burn's own operations.
+#[backend_extension(Flex, Autodiff)]
+pub trait ConvKernels: Backend {
+    /// `Conv2d` forward.
+    fn cae_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, Some(bias), conv_options(stride))
+    }
+
+    /// `Conv2d` input gradient.
+    fn cae_conv2d_x_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        stride: usize,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_x_backward(x, weight, output_grad, conv_options(stride))
+    }
+
+    /// `Conv2d` weight and bias gradients.
+    fn cae_conv2d_param_grads(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        stride: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let bias = Self::float_zeros(
+            [weight.shape()[0]].into(),
+            &weight.device(),
+            weight.dtype().into(),
+        );
+        let bias_grad = Self::conv2d_bias_backward(x.clone(), bias, output_grad.clone());
+        let options = conv_options(stride);
+        (
+            Self::conv2d_weight_backward(x, weight, output_grad, options),
+            bias_grad,
+        )
+    }
+
+    /// `ConvTranspose2d` forward.
+    fn cae_conv_transpose2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+        output_padding: usize,
+    ) -> FloatTensor<Self> {
+        Self::conv_transpose2d(
+            x,
+            weight,
+            Some(bias),
+            transpose_options(stride, output_padding),
+        )
+    }
+
+    /// `ConvTranspose2d` input gradient.
+    fn cae_conv_transpose2d_x_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        stride: usize,
+        output_padding: usize,
+    ) -> FloatTensor<Self> {
+        let _ = x; // burn's gradient needs only the shapes it can infer
+        let options = transpose_options(stride, output_padding);
+        Self::conv_transpose2d_x_backward(weight, output_grad, options)
+    }
+
+    /// `ConvTranspose2d` weight and bias gradients.
+    fn cae_conv_transpose2d_param_grads(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        stride: usize,
+        output_padding: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let bias = Self::float_zeros(
+            [weight.shape()[1]].into(),
+            &weight.device(),
+            weight.dtype().into(),
+        );
+        let bias_grad = Self::conv_transpose2d_bias_backward(x.clone(), bias, output_grad.clone());
+        let options = transpose_options(stride, output_padding);
+        (
+            Self::conv_transpose2d_weight_backward(x, weight, output_grad, options),
+            bias_grad,
+        )
+    }
+}
+
+fn conv_options(stride: usize) -> ConvOptions<2> {
+    ConvOptions::new([stride; 2], [0; 2], [1; 2], 1)
+}
+
+fn transpose_options(stride: usize, output_padding: usize) -> ConvTransposeOptions<2> {
+    ConvTransposeOptions::new([stride; 2], [0; 2], [output_padding; 2], [1; 2], 1)
+}
+
+/// Contiguous f32 elements of a Flex tensor (a copy only if it is a strided view).
+fn contiguous(t: FlexTensor) -> FlexTensor {
+    t.to_contiguous()
+}
+
+fn flex_f32(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(shape.into()),
+        DType::F32,
+    )
+}
+
+fn flex_f32_1d(values: Vec<f32>) -> FlexTensor {
+    let len = values.len();
+    FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous([len].into()),
+        DType::F32,
+    )
+}
+
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    t.shape().dims()
+}
+
+/// The geometry of a `Conv2d` with this input and weight.
+fn conv_geometry(x: &FlexTensor, weight: &FlexTensor, stride: usize) -> Geometry {
+    let [batch, c, h, w] = dims4(x);
+    let [o, _, k, _] = dims4(weight);
+    Geometry::conv(batch, [c, h, w], o, k, stride)
+}
+
+/// The geometry of a `ConvTranspose2d` with this input and weight.
+fn transpose_geometry(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    stride: usize,
+    output_padding: usize,
+) -> Geometry {
+    let [batch, c, h, w] = dims4(x);
+    let [_, o, k, _] = dims4(weight);
+    Geometry::conv_transpose(batch, [c, h, w], o, k, stride, output_padding)
+}
+
+fn wide_shape(g: &Geometry) -> [usize; 4] {
+    [g.batch, g.wide[0], g.wide[1], g.wide[2]]
+}
+
+fn narrow_shape(g: &Geometry) -> [usize; 4] {
+    [g.batch, g.narrow[0], g.narrow[1], g.narrow[2]]
+}
+
+fn all_f32(tensors: &[&FlexTensor]) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32)
+}
+
+impl ConvKernels for Flex {
+    fn cae_conv2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        stride: usize,
+    ) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &bias]) {
+            return Self::conv2d(x, weight, Some(bias), conv_options(stride));
+        }
+        let g = conv_geometry(&x, &weight, stride);
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let mut out = vec![0.0; g.batch * g.narrow_len()];
+        cae_kernels::correlate(
+            &g,
+            x.storage(),
+            weight.storage(),
+            Some(bias.storage()),
+            &mut out,
+        );
+        flex_f32(out, narrow_shape(&g))
+    }
+
+    fn cae_conv2d_x_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        stride: usize,
+    ) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &output_grad]) {
+            return Self::conv2d_x_backward(x, weight, output_grad, conv_options(stride));
+        }
+        let g = conv_geometry(&x, &weight, stride);
+        let (weight, output_grad) = (contiguous(weight), contiguous(output_grad));
+        let mut out = vec![0.0; g.batch * g.wide_len()];
+        cae_kernels::scatter(&g, output_grad.storage(), weight.storage(), None, &mut out);
+        flex_f32(out, wide_shape(&g))
+    }
+
+    fn cae_conv2d_param_grads(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        stride: usize,
+    ) -> (FlexTensor, FlexTensor) {
+        let g = conv_geometry(&x, &weight, stride);
+        let (x, output_grad) = (contiguous(x), contiguous(output_grad));
+        let mut weight_grad = vec![0.0; g.weight_len()];
+        cae_kernels::weight_grad(&g, x.storage(), output_grad.storage(), &mut weight_grad);
+        let mut bias_grad = vec![0.0; g.narrow[0]];
+        let plane = g.narrow[1] * g.narrow[2];
+        cae_kernels::channel_sums(output_grad.storage(), g.narrow[0], plane, &mut bias_grad);
+        (
+            flex_f32(weight_grad, dims4(&weight)),
+            flex_f32_1d(bias_grad),
+        )
+    }
+
+    fn cae_conv_transpose2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        stride: usize,
+        output_padding: usize,
+    ) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &bias]) {
+            let options = transpose_options(stride, output_padding);
+            return Self::conv_transpose2d(x, weight, Some(bias), options);
+        }
+        let g = transpose_geometry(&x, &weight, stride, output_padding);
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let mut out = vec![0.0; g.batch * g.wide_len()];
+        cae_kernels::scatter(
+            &g,
+            x.storage(),
+            weight.storage(),
+            Some(bias.storage()),
+            &mut out,
+        );
+        flex_f32(out, wide_shape(&g))
+    }
+
+    fn cae_conv_transpose2d_x_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        stride: usize,
+        output_padding: usize,
+    ) -> FlexTensor {
+        if !all_f32(&[&weight, &output_grad]) {
+            let options = transpose_options(stride, output_padding);
+            return Self::conv_transpose2d_x_backward(weight, output_grad, options);
+        }
+        let g = transpose_geometry(&x, &weight, stride, output_padding);
+        let (weight, output_grad) = (contiguous(weight), contiguous(output_grad));
+        let mut out = vec![0.0; g.batch * g.narrow_len()];
+        cae_kernels::correlate(&g, output_grad.storage(), weight.storage(), None, &mut out);
+        flex_f32(out, narrow_shape(&g))
+    }
+
+    fn cae_conv_transpose2d_param_grads(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        stride: usize,
+        output_padding: usize,
+    ) -> (FlexTensor, FlexTensor) {
+        let g = transpose_geometry(&x, &weight, stride, output_padding);
+        let (x, output_grad) = (contiguous(x), contiguous(output_grad));
+        let mut weight_grad = vec![0.0; g.weight_len()];
+        cae_kernels::weight_grad(&g, output_grad.storage(), x.storage(), &mut weight_grad);
+        let mut bias_grad = vec![0.0; g.wide[0]];
+        let plane = g.wide[1] * g.wide[2];
+        cae_kernels::channel_sums(output_grad.storage(), g.wide[0], plane, &mut bias_grad);
+        (
+            flex_f32(weight_grad, dims4(&weight)),
+            flex_f32_1d(bias_grad),
+        )
+    }
+}
+
+/// Records each convolution with a backward pass made of the inner backend's gradient kernels.
+impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B, C> {
+    fn cae_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Conv2dBackward;
+
+        impl<B: Backend + ConvKernels> Backward<B, 3> for Conv2dBackward {
+            type State = (FloatTensor<B>, FloatTensor<B>, usize);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_weight, node_bias] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, weight, stride) = ops.state;
+                if node_weight.is_some() || node_bias.is_some() {
+                    let (weight_grad, bias_grad) =
+                        B::cae_conv2d_param_grads(x.clone(), weight.clone(), grad.clone(), stride);
+                    if let Some(node) = node_weight {
+                        grads.register::<B>(node.id, weight_grad);
+                    }
+                    if let Some(node) = node_bias {
+                        grads.register::<B>(node.id, bias_grad);
+                    }
+                }
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, B::cae_conv2d_x_grad(x, weight, grad, stride));
+                }
+            }
+        }
+
+        let guards = [x.node(), weight.node(), bias.node()];
+        let (x, weight) = (x.into_primitive(), weight.into_primitive());
+        let out = B::cae_conv2d(x.clone(), weight.clone(), bias.into_primitive(), stride);
+        match Conv2dBackward
+            .prepare::<C>(guards)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x, weight, stride), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn cae_conv_transpose2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+        output_padding: usize,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct ConvTranspose2dBackward;
+
+        impl<B: Backend + ConvKernels> Backward<B, 3> for ConvTranspose2dBackward {
+            type State = (FloatTensor<B>, FloatTensor<B>, usize, usize);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_weight, node_bias] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, weight, stride, op) = ops.state;
+                if node_weight.is_some() || node_bias.is_some() {
+                    let (weight_grad, bias_grad) = B::cae_conv_transpose2d_param_grads(
+                        x.clone(),
+                        weight.clone(),
+                        grad.clone(),
+                        stride,
+                        op,
+                    );
+                    if let Some(node) = node_weight {
+                        grads.register::<B>(node.id, weight_grad);
+                    }
+                    if let Some(node) = node_bias {
+                        grads.register::<B>(node.id, bias_grad);
+                    }
+                }
+                if let Some(node) = node_x {
+                    let x_grad = B::cae_conv_transpose2d_x_grad(x, weight, grad, stride, op);
+                    grads.register::<B>(node.id, x_grad);
+                }
+            }
+        }
+
+        let guards = [x.node(), weight.node(), bias.node()];
+        let (x, weight) = (x.into_primitive(), weight.into_primitive());
+        let out = B::cae_conv_transpose2d(
+            x.clone(),
+            weight.clone(),
+            bias.into_primitive(),
+            stride,
+            output_padding,
+        );
+        match ConvTranspose2dBackward
+            .prepare::<C>(guards)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x, weight, stride, output_padding), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+}
