@@ -26,8 +26,9 @@ use std::cell::Cell;
 
 use rayon::prelude::*;
 
-/// Floats of im2col matrix per block: 256 KiB, well inside a core's L2.
-const BLOCK_FLOATS: usize = 1 << 16;
+/// Floats of im2col matrix per block at most: 512 KiB, inside a core's L2. (Training throughput
+/// was flat from 128 KiB to 1 MiB; equal-sized blocks mattered more, see `block_images`.)
+const BLOCK_FLOATS: usize = 1 << 17;
 
 /// The sizes of one convolution; see the crate documentation for the roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,10 +135,12 @@ impl Geometry {
         self.wide[1] * self.wide[2]
     }
 
-    /// Images per block, so that a block's im2col matrix holds about [`BLOCK_FLOATS`].
+    /// Images per block: as few equal blocks as keep each im2col matrix within [`BLOCK_FLOATS`].
     fn block_images(&self) -> usize {
         let per_image = (self.patch_len() * self.narrow_plane()).max(1);
-        (BLOCK_FLOATS / per_image).clamp(1, self.batch.max(1))
+        let most = (BLOCK_FLOATS / per_image).clamp(1, self.batch.max(1));
+        // Equal blocks: 32 images at most 14 a block run as 11 + 11 + 10, not 14 + 14 + 4.
+        self.batch.div_ceil(self.batch.div_ceil(most).max(1)).max(1)
     }
 
     fn check(&self, wide: usize, weight: usize, narrow: usize, bias: Option<(usize, usize)>) {
@@ -184,42 +187,20 @@ pub fn correlate(
         narrow.len(),
         bias.map(|b| (b.len(), g.narrow[0])),
     );
-    if narrow.is_empty() {
-        return;
-    }
-    let (o_len, plane, k_len) = (g.narrow[0], g.narrow_plane(), g.patch_len());
-    let nb = g.block_images();
-    narrow
-        .par_chunks_mut(nb * g.narrow_len())
-        .zip(wide.par_chunks(nb * g.wide_len()))
-        .for_each(|(out, inp)| {
-            let n = out.len() / g.narrow_len();
-            let cols = n * plane;
-            with_scratch(k_len * cols + o_len * cols, |scratch| {
-                let (col, prod) = scratch.split_at_mut(k_len * cols);
-                im2col(g, inp, n, col);
-                // prod [O, n·P] = weight [O, K] · col [K, n·P]
-                matmul(
-                    prod,
-                    o_len,
-                    cols,
-                    k_len,
-                    View::rows(weight, k_len),
-                    View::rows(col, cols),
-                    false,
-                );
-                for i in 0..n {
-                    for o in 0..o_len {
-                        let b = bias.map_or(0.0, |b| b[o]);
-                        let src = &prod[o * cols + i * plane..][..plane];
-                        let dst = &mut out[(i * o_len + o) * plane..][..plane];
-                        for (d, s) in dst.iter_mut().zip(src) {
-                            *d = s + b;
-                        }
-                    }
-                }
-            });
+    let (k_len, o_len) = (g.patch_len(), g.narrow[0]);
+    for_blocks(g, Some((narrow, g.narrow_len())), 0, |images, out, _| {
+        let (n, cols) = (images.len(), images.len() * g.narrow_plane());
+        with_scratch(k_len * cols + o_len * cols, |scratch| {
+            let (col, prod) = scratch.split_at_mut(k_len * cols);
+            im2col(
+                g,
+                &wide[images.start * g.wide_len()..][..n * g.wide_len()],
+                n,
+                col,
+            );
+            multiply_patches(g, n, col, weight, bias, prod, out.expect("output blocks"));
         });
+    });
 }
 
 /// `wide = bias + adjoint of the correlation applied to narrow` (a transposed convolution's
@@ -239,39 +220,16 @@ pub fn scatter(
         narrow.len(),
         bias.map(|b| (b.len(), g.wide[0])),
     );
-    if wide.is_empty() {
-        return;
-    }
-    let (o_len, plane, k_len) = (g.narrow[0], g.narrow_plane(), g.patch_len());
-    let (c_len, wide_plane) = (g.wide[0], g.wide_plane());
-    let nb = g.block_images();
-    wide.par_chunks_mut(nb * g.wide_len())
-        .zip(narrow.par_chunks(nb * g.narrow_len()))
-        .for_each(|(out, inp)| {
-            let n = out.len() / g.wide_len();
-            let cols = n * plane;
-            with_scratch(o_len * cols + k_len * cols, |scratch| {
-                let (y, col) = scratch.split_at_mut(o_len * cols);
-                channels_first(inp, n, o_len, plane, y);
-                // col [K, n·P] = weightᵀ [K, O] · y [O, n·P]
-                matmul(
-                    col,
-                    k_len,
-                    cols,
-                    o_len,
-                    View::cols(weight, k_len),
-                    View::rows(y, cols),
-                    false,
-                );
-                for i in 0..n {
-                    for c in 0..c_len {
-                        let b = bias.map_or(0.0, |b| b[c]);
-                        out[(i * c_len + c) * wide_plane..][..wide_plane].fill(b);
-                    }
-                }
-                col2im(g, col, n, out);
-            });
+    let (k_len, o_len) = (g.patch_len(), g.narrow[0]);
+    for_blocks(g, Some((wide, g.wide_len())), 0, |images, out, _| {
+        let (n, cols) = (images.len(), images.len() * g.narrow_plane());
+        with_scratch(o_len * cols + k_len * cols, |scratch| {
+            let (y, col) = scratch.split_at_mut(o_len * cols);
+            let block = &narrow[images.start * g.narrow_len()..][..n * g.narrow_len()];
+            channels_first(block, n, o_len, g.narrow_plane(), y);
+            spread(g, n, y, weight, bias, col, out.expect("output blocks"));
         });
+    });
 }
 
 /// `weight_grad[o, c, a, b] = Σ_{n, i, j} narrow[n, o, i, j] · wide[n, c, i·s + a, j·s + b]`:
@@ -279,40 +237,100 @@ pub fn scatter(
 /// a transposed convolution (`wide` its output gradient, `narrow` its input).
 pub fn weight_grad(g: &Geometry, wide: &[f32], narrow: &[f32], weight_grad: &mut [f32]) {
     g.check(wide.len(), weight_grad.len(), narrow.len(), None);
-    let (o_len, plane, k_len) = (g.narrow[0], g.narrow_plane(), g.patch_len());
-    let nb = g.block_images();
-    let zeros = || vec![0.0f32; o_len * k_len];
-    if narrow.is_empty() || wide.is_empty() {
-        weight_grad.fill(0.0);
-        return;
-    }
-    let sum = wide
-        .par_chunks(nb * g.wide_len())
-        .zip(narrow.par_chunks(nb * g.narrow_len()))
-        .fold(zeros, |mut acc, (x, dy)| {
-            let n = x.len() / g.wide_len();
-            let cols = n * plane;
-            with_scratch(k_len * cols + o_len * cols, |scratch| {
-                let (col, y) = scratch.split_at_mut(k_len * cols);
-                im2col(g, x, n, col);
-                channels_first(dy, n, o_len, plane, y);
-                // acc [O, K] += y [O, n·P] · colᵀ [n·P, K]
-                matmul(
-                    &mut acc,
-                    o_len,
-                    k_len,
-                    cols,
-                    View::rows(y, cols),
-                    View::cols(col, cols),
-                    true,
-                );
-            });
-            acc
-        })
-        .reduce(zeros, |mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
+    let (k_len, o_len) = (g.patch_len(), g.narrow[0]);
+    let sum = for_blocks(g, None, o_len * k_len, |images, _, acc| {
+        let (n, cols) = (images.len(), images.len() * g.narrow_plane());
+        with_scratch(k_len * cols + o_len * cols, |scratch| {
+            let (col, y) = scratch.split_at_mut(k_len * cols);
+            im2col(
+                g,
+                &wide[images.start * g.wide_len()..][..n * g.wide_len()],
+                n,
+                col,
+            );
+            let block = &narrow[images.start * g.narrow_len()..][..n * g.narrow_len()];
+            channels_first(block, n, o_len, g.narrow_plane(), y);
+            accumulate_weight_grad(g, n, y, col, acc);
         });
+    });
+    weight_grad.copy_from_slice(&sum);
+}
+
+/// A convolution's backward pass: from its input `wide` and output gradient `narrow_grad`, the
+/// weight gradient and, if asked, the input gradient — [`weight_grad`] and [`scatter`] in one
+/// pass, the output gradient rearranged once for both multiplies.
+pub fn conv_backward(
+    g: &Geometry,
+    wide: &[f32],
+    weight: &[f32],
+    narrow_grad: &[f32],
+    wide_grad: Option<&mut [f32]>,
+    weight_grad: &mut [f32],
+) {
+    g.check(wide.len(), weight.len(), narrow_grad.len(), None);
+    assert_eq!(weight_grad.len(), weight.len(), "weight gradient length");
+    if let Some(dx) = &wide_grad {
+        assert_eq!(dx.len(), wide.len(), "input gradient length");
+    }
+    let (k_len, o_len) = (g.patch_len(), g.narrow[0]);
+    let out = wide_grad.map(|dx| (dx, g.wide_len()));
+    let sum = for_blocks(g, out, o_len * k_len, |images, dx, acc| {
+        let (n, cols) = (images.len(), images.len() * g.narrow_plane());
+        with_scratch(k_len * cols + o_len * cols, |scratch| {
+            let (col, y) = scratch.split_at_mut(k_len * cols);
+            im2col(
+                g,
+                &wide[images.start * g.wide_len()..][..n * g.wide_len()],
+                n,
+                col,
+            );
+            let block = &narrow_grad[images.start * g.narrow_len()..][..n * g.narrow_len()];
+            channels_first(block, n, o_len, g.narrow_plane(), y);
+            accumulate_weight_grad(g, n, y, col, acc);
+            if let Some(dx) = dx {
+                spread(g, n, y, weight, None, col, dx); // col is free again
+            }
+        });
+    });
+    weight_grad.copy_from_slice(&sum);
+}
+
+/// A transposed convolution's backward pass: from its input `narrow` and output gradient
+/// `wide_grad`, the weight gradient and, if asked, the input gradient — [`weight_grad`] and
+/// [`correlate`] in one pass, the output gradient's patches laid out once for both multiplies.
+pub fn conv_transpose_backward(
+    g: &Geometry,
+    narrow: &[f32],
+    weight: &[f32],
+    wide_grad: &[f32],
+    narrow_grad: Option<&mut [f32]>,
+    weight_grad: &mut [f32],
+) {
+    g.check(wide_grad.len(), weight.len(), narrow.len(), None);
+    assert_eq!(weight_grad.len(), weight.len(), "weight gradient length");
+    if let Some(dx) = &narrow_grad {
+        assert_eq!(dx.len(), narrow.len(), "input gradient length");
+    }
+    let (k_len, o_len) = (g.patch_len(), g.narrow[0]);
+    let out = narrow_grad.map(|dx| (dx, g.narrow_len()));
+    let sum = for_blocks(g, out, o_len * k_len, |images, dx, acc| {
+        let (n, cols) = (images.len(), images.len() * g.narrow_plane());
+        with_scratch(k_len * cols + o_len * cols, |scratch| {
+            let (col, y) = scratch.split_at_mut(k_len * cols);
+            im2col(
+                g,
+                &wide_grad[images.start * g.wide_len()..][..n * g.wide_len()],
+                n,
+                col,
+            );
+            let block = &narrow[images.start * g.narrow_len()..][..n * g.narrow_len()];
+            channels_first(block, n, o_len, g.narrow_plane(), y);
+            accumulate_weight_grad(g, n, y, col, acc);
+            if let Some(dx) = dx {
+                multiply_patches(g, n, col, weight, None, y, dx); // y is free again
+            }
+        });
+    });
     weight_grad.copy_from_slice(&sum);
 }
 
@@ -329,34 +347,165 @@ pub fn channel_sums(data: &[f32], channels: usize, plane: usize, sums: &mut [f32
     }
     for image in data.chunks_exact(channels * plane) {
         for (sum, row) in sums.iter_mut().zip(image.chunks_exact(plane)) {
-            *sum += row.iter().sum::<f32>();
+            *sum += lane_sum(row);
         }
     }
 }
 
+/// A sum in eight independent lanes, which the compiler can keep in one vector register.
+fn lane_sum(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Runs `body` on each block of images, in parallel: `body(images, out, acc)` gets the block's
+/// image range, its part of `out` (`(buffer, elements per image)`) if there is one, and this
+/// thread's accumulator of `acc_len` floats. Returns the sum of the accumulators.
+fn for_blocks<F>(
+    g: &Geometry,
+    out: Option<(&mut [f32], usize)>,
+    acc_len: usize,
+    body: F,
+) -> Vec<f32>
+where
+    F: Fn(std::ops::Range<usize>, Option<&mut [f32]>, &mut [f32]) + Sync,
+{
+    let zeros = || vec![0.0f32; acc_len];
+    if g.batch == 0 {
+        return zeros();
+    }
+    let per_block = g.block_images();
+    let blocks = g.batch.div_ceil(per_block);
+    let outs: Vec<Option<&mut [f32]>> = match out {
+        Some((buffer, per_image)) if per_image > 0 => {
+            buffer.chunks_mut(per_block * per_image).map(Some).collect()
+        }
+        _ => (0..blocks).map(|_| None).collect(),
+    };
+    outs.into_par_iter()
+        .enumerate()
+        .fold(zeros, |mut acc, (b, out)| {
+            let start = b * per_block;
+            body(start..(start + per_block).min(g.batch), out, &mut acc);
+            acc
+        })
+        .reduce(zeros, |mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        })
+}
+
+/// One block of [`correlate`]: `out` `[n, O, OH, OW]` from the block's im2col matrix `col`,
+/// through `prod` `[O, n·OH·OW]`.
+fn multiply_patches(
+    g: &Geometry,
+    n: usize,
+    col: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    prod: &mut [f32],
+    out: &mut [f32],
+) {
+    let (o_len, plane, k_len) = (g.narrow[0], g.narrow_plane(), g.patch_len());
+    let cols = n * plane;
+    // prod [O, n·P] = weight [O, K] · col [K, n·P]
+    matmul(
+        prod,
+        o_len,
+        cols,
+        k_len,
+        View::rows(weight, k_len),
+        View::rows(col, cols),
+        false,
+    );
+    for (i, image) in out.chunks_exact_mut(o_len * plane).enumerate() {
+        for (o, dst) in image.chunks_exact_mut(plane).enumerate() {
+            let b = bias.map_or(0.0, |b| b[o]);
+            for (d, s) in dst.iter_mut().zip(&prod[o * cols + i * plane..]) {
+                *d = s + b;
+            }
+        }
+    }
+}
+
+/// One block of [`scatter`]: `out` `[n, C, H, W]` from the block's narrow values laid out
+/// channels-first, `y` `[O, n·OH·OW]`, through `col` `[C·k·k, n·OH·OW]`.
+fn spread(
+    g: &Geometry,
+    n: usize,
+    y: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    col: &mut [f32],
+    out: &mut [f32],
+) {
+    let (o_len, k_len, cols) = (g.narrow[0], g.patch_len(), n * g.narrow_plane());
+    // col [K, n·P] = weightᵀ [K, O] · y [O, n·P]
+    matmul(
+        col,
+        k_len,
+        cols,
+        o_len,
+        View::cols(weight, k_len),
+        View::rows(y, cols),
+        false,
+    );
+    for (plane, c) in out
+        .chunks_exact_mut(g.wide_plane())
+        .zip((0..g.wide[0]).cycle())
+    {
+        plane.fill(bias.map_or(0.0, |b| b[c]));
+    }
+    col2im(g, col, n, out);
+}
+
+/// `acc [O, K] += y [O, n·P] · colᵀ [n·P, K]`.
+fn accumulate_weight_grad(g: &Geometry, n: usize, y: &[f32], col: &[f32], acc: &mut [f32]) {
+    let (o_len, k_len, cols) = (g.narrow[0], g.patch_len(), n * g.narrow_plane());
+    matmul(
+        acc,
+        o_len,
+        k_len,
+        cols,
+        View::rows(y, cols),
+        View::cols(col, cols),
+        true,
+    );
+}
+
 /// Patches of `n` wide images as the columns of `col` `[C·k·k, n·OH·OW]`.
 fn im2col(g: &Geometry, wide: &[f32], n: usize, col: &mut [f32]) {
+    match g.stride {
+        1 => patches::<1>(g, wide, n, col),
+        2 => patches::<2>(g, wide, n, col),
+        _ => patches::<0>(g, wide, n, col),
+    }
+}
+
+/// [`im2col`] with the stride known at compile time (`S = 0`: read it from `g`), so the short
+/// strided row copies unroll.
+fn patches<const S: usize>(g: &Geometry, wide: &[f32], n: usize, col: &mut [f32]) {
     let [c_len, h, w] = g.wide;
     let [_, oh, ow] = g.narrow;
-    let (k, s, cols) = (g.kernel, g.stride, n * oh * ow);
-    let mut rows = col.chunks_exact_mut(cols);
-    for c in 0..c_len {
-        for a in 0..k {
-            for b in 0..k {
-                let row = rows.next().expect("im2col matrix has C·k·k rows");
-                for i in 0..n {
-                    let image = &wide[(i * c_len + c) * h * w..][..h * w];
-                    for y in 0..oh {
-                        let src = &image[(y * s + a) * w + b..];
-                        let dst = &mut row[(i * oh + y) * ow..][..ow];
-                        if s == 1 {
-                            dst.copy_from_slice(&src[..ow]);
-                        } else {
-                            for (x, d) in dst.iter_mut().enumerate() {
-                                *d = src[x * s];
-                            }
-                        }
-                    }
+    let (k, s) = (g.kernel, if S == 0 { g.stride } else { S });
+    if n * oh * ow == 0 {
+        return;
+    }
+    for (r, row) in col.chunks_exact_mut(n * oh * ow).enumerate() {
+        let (c, a, b) = (r / (k * k), r / k % k, r % k);
+        for (i, dst) in row.chunks_exact_mut(oh * ow).enumerate() {
+            let image = &wide[(i * c_len + c) * h * w..][..h * w];
+            for (y, dst) in dst.chunks_exact_mut(ow).enumerate() {
+                let src = &image[(y * s + a) * w + b..];
+                for (d, v) in dst.iter_mut().zip(src.iter().step_by(s)) {
+                    *d = *v;
                 }
             }
         }
@@ -366,27 +515,28 @@ fn im2col(g: &Geometry, wide: &[f32], n: usize, col: &mut [f32]) {
 /// The adjoint of [`im2col`]: adds each column of `col` back onto its patch of the `n` wide
 /// images.
 fn col2im(g: &Geometry, col: &[f32], n: usize, wide: &mut [f32]) {
+    match g.stride {
+        1 => unpatches::<1>(g, col, n, wide),
+        2 => unpatches::<2>(g, col, n, wide),
+        _ => unpatches::<0>(g, col, n, wide),
+    }
+}
+
+fn unpatches<const S: usize>(g: &Geometry, col: &[f32], n: usize, wide: &mut [f32]) {
     let [c_len, h, w] = g.wide;
     let [_, oh, ow] = g.narrow;
-    let (k, s, cols) = (g.kernel, g.stride, n * oh * ow);
-    let mut rows = col.chunks_exact(cols);
-    for c in 0..c_len {
-        for a in 0..k {
-            for b in 0..k {
-                let row = rows.next().expect("im2col matrix has C·k·k rows");
-                for i in 0..n {
-                    let image = &mut wide[(i * c_len + c) * h * w..][..h * w];
-                    for y in 0..oh {
-                        let dst = &mut image[(y * s + a) * w + b..];
-                        let src = &row[(i * oh + y) * ow..][..ow];
-                        if s == 1 {
-                            dst[..ow].iter_mut().zip(src).for_each(|(d, v)| *d += v);
-                        } else {
-                            for (x, v) in src.iter().enumerate() {
-                                dst[x * s] += v;
-                            }
-                        }
-                    }
+    let (k, s) = (g.kernel, if S == 0 { g.stride } else { S });
+    if n * oh * ow == 0 {
+        return;
+    }
+    for (r, row) in col.chunks_exact(n * oh * ow).enumerate() {
+        let (c, a, b) = (r / (k * k), r / k % k, r % k);
+        for (i, src) in row.chunks_exact(oh * ow).enumerate() {
+            let image = &mut wide[(i * c_len + c) * h * w..][..h * w];
+            for (y, src) in src.chunks_exact(ow).enumerate() {
+                let dst = &mut image[(y * s + a) * w + b..];
+                for (d, v) in dst.iter_mut().step_by(s).zip(src) {
+                    *d += v;
                 }
             }
         }

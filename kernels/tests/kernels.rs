@@ -1,6 +1,8 @@
 //! The kernels against hand-computed cases and against the definition written as plain loops.
 
-use cae_kernels::{Geometry, channel_sums, correlate, scatter, weight_grad};
+use cae_kernels::{
+    Geometry, channel_sums, conv_backward, conv_transpose_backward, correlate, scatter, weight_grad,
+};
 
 /// The definition, `narrow[n,o,i,j] = Σ weight[o,c,a,b] · wide[n,c,i·s+a,j·s+b]`, as loops.
 fn naive_correlate(g: &Geometry, wide: &[f32], weight: &[f32]) -> Vec<f32> {
@@ -145,6 +147,38 @@ fn scatter_and_weight_grad_are_the_adjoints_of_correlate() {
         let tol = 1e-4 * (1.0 + forward.abs());
         assert!((dot(&x, &back) - forward).abs() < tol, "{g:?}: scatter");
         assert!((dot(&w, &dw) - forward).abs() < tol, "{g:?}: weight_grad");
+    }
+}
+
+/// The fused backward passes give what the separate kernels give, with and without the input
+/// gradient.
+#[test]
+fn fused_backward_passes_match_the_separate_kernels() {
+    for (seed, g) in geometries().iter().enumerate() {
+        let seed = seed as u64;
+        let x = values(g.batch * g.wide_len(), seed);
+        let w = values(g.weight_len(), 10 + seed);
+        let y = values(g.batch * g.narrow_len(), 20 + seed);
+        let mut want_dw = vec![0.0; w.len()];
+        weight_grad(g, &x, &y, &mut want_dw);
+
+        // Conv2d: input x (wide), output gradient y (narrow).
+        let mut want_dx = vec![0.0; x.len()];
+        scatter(g, &y, &w, None, &mut want_dx);
+        let (mut dx, mut dw) = (vec![f32::NAN; x.len()], vec![f32::NAN; w.len()]);
+        conv_backward(g, &x, &w, &y, Some(&mut dx), &mut dw);
+        assert_close(&dx, &want_dx, 1e-5);
+        assert_close(&dw, &want_dw, 1e-5);
+        conv_backward(g, &x, &w, &y, None, &mut dw);
+        assert_close(&dw, &want_dw, 1e-5);
+
+        // ConvTranspose2d: input y (narrow), output gradient x (wide).
+        let mut want_dy = vec![0.0; y.len()];
+        correlate(g, &x, &w, None, &mut want_dy);
+        let (mut dy, mut dw) = (vec![f32::NAN; y.len()], vec![f32::NAN; w.len()]);
+        conv_transpose_backward(g, &y, &w, &x, Some(&mut dy), &mut dw);
+        assert_close(&dy, &want_dy, 1e-5);
+        assert_close(&dw, &want_dw, 1e-5);
     }
 }
 

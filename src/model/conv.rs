@@ -16,7 +16,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{FlexTensor, Layout};
-use burn::backend::ops::{ConvOptions, ConvTransposeOptions, ModuleOps};
+use burn::backend::ops::{ConvOptions, ConvTransposeOptions, FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, TensorMetadata, backend_extension};
 use burn::nn::PaddingConfig2d;
@@ -148,6 +148,19 @@ pub trait ConvKernels: Backend {
         )
     }
 
+    /// `Conv2d` input, weight and bias gradients.
+    fn cae_conv2d_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        stride: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let x_grad =
+            Self::cae_conv2d_x_grad(x.clone(), weight.clone(), output_grad.clone(), stride);
+        let (weight_grad, bias_grad) = Self::cae_conv2d_param_grads(x, weight, output_grad, stride);
+        (x_grad, weight_grad, bias_grad)
+    }
+
     /// `ConvTranspose2d` forward.
     fn cae_conv_transpose2d(
         x: FloatTensor<Self>,
@@ -196,6 +209,26 @@ pub trait ConvKernels: Backend {
             Self::conv_transpose2d_weight_backward(x, weight, output_grad, options),
             bias_grad,
         )
+    }
+
+    /// `ConvTranspose2d` input, weight and bias gradients.
+    fn cae_conv_transpose2d_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        stride: usize,
+        output_padding: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let x_grad = Self::cae_conv_transpose2d_x_grad(
+            x.clone(),
+            weight.clone(),
+            output_grad.clone(),
+            stride,
+            output_padding,
+        );
+        let (weight_grad, bias_grad) =
+            Self::cae_conv_transpose2d_param_grads(x, weight, output_grad, stride, output_padding);
+        (x_grad, weight_grad, bias_grad)
     }
 }
 
@@ -309,17 +342,18 @@ impl ConvKernels for Flex {
         output_grad: FlexTensor,
         stride: usize,
     ) -> (FlexTensor, FlexTensor) {
-        let g = conv_geometry(&x, &weight, stride);
-        let (x, output_grad) = (contiguous(x), contiguous(output_grad));
-        let mut weight_grad = vec![0.0; g.weight_len()];
-        cae_kernels::weight_grad(&g, x.storage(), output_grad.storage(), &mut weight_grad);
-        let mut bias_grad = vec![0.0; g.narrow[0]];
-        let plane = g.narrow[1] * g.narrow[2];
-        cae_kernels::channel_sums(output_grad.storage(), g.narrow[0], plane, &mut bias_grad);
-        (
-            flex_f32(weight_grad, dims4(&weight)),
-            flex_f32_1d(bias_grad),
-        )
+        let (_, weight_grad, bias_grad) =
+            flex_conv2d_backward(x, weight, output_grad, stride, false);
+        (weight_grad, bias_grad)
+    }
+
+    fn cae_conv2d_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        stride: usize,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        flex_conv2d_backward(x, weight, output_grad, stride, true)
     }
 
     fn cae_conv_transpose2d(
@@ -371,18 +405,111 @@ impl ConvKernels for Flex {
         stride: usize,
         output_padding: usize,
     ) -> (FlexTensor, FlexTensor) {
-        let g = transpose_geometry(&x, &weight, stride, output_padding);
-        let (x, output_grad) = (contiguous(x), contiguous(output_grad));
-        let mut weight_grad = vec![0.0; g.weight_len()];
-        cae_kernels::weight_grad(&g, output_grad.storage(), x.storage(), &mut weight_grad);
-        let mut bias_grad = vec![0.0; g.wide[0]];
-        let plane = g.wide[1] * g.wide[2];
-        cae_kernels::channel_sums(output_grad.storage(), g.wide[0], plane, &mut bias_grad);
-        (
-            flex_f32(weight_grad, dims4(&weight)),
-            flex_f32_1d(bias_grad),
-        )
+        let (_, weight_grad, bias_grad) =
+            flex_conv_transpose2d_backward(x, weight, output_grad, stride, output_padding, false);
+        (weight_grad, bias_grad)
     }
+
+    fn cae_conv_transpose2d_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        stride: usize,
+        output_padding: usize,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        flex_conv_transpose2d_backward(x, weight, output_grad, stride, output_padding, true)
+    }
+}
+
+/// The gradients of a `Conv2d` (the input's only `if with_x`, else an empty placeholder).
+fn flex_conv2d_backward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+    stride: usize,
+    with_x: bool,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    if !all_f32(&[&x, &weight, &output_grad]) {
+        let options = conv_options(stride);
+        let x_grad =
+            Flex::conv2d_x_backward(x.clone(), weight.clone(), output_grad.clone(), options);
+        let bias = Flex::float_zeros(
+            [weight.shape()[0]].into(),
+            &weight.device(),
+            weight.dtype().into(),
+        );
+        let bias_grad = Flex::conv2d_bias_backward(x.clone(), bias, output_grad.clone());
+        let weight_grad =
+            Flex::conv2d_weight_backward(x, weight, output_grad, conv_options(stride));
+        return (x_grad, weight_grad, bias_grad);
+    }
+    let g = conv_geometry(&x, &weight, stride);
+    let (x, weight, output_grad) = (contiguous(x), contiguous(weight), contiguous(output_grad));
+    let mut x_grad = vec![0.0; if with_x { g.batch * g.wide_len() } else { 0 }];
+    let mut weight_grad = vec![0.0; g.weight_len()];
+    cae_kernels::conv_backward(
+        &g,
+        x.storage(),
+        weight.storage(),
+        output_grad.storage(),
+        with_x.then_some(x_grad.as_mut_slice()),
+        &mut weight_grad,
+    );
+    let mut bias_grad = vec![0.0; g.narrow[0]];
+    let plane = g.narrow[1] * g.narrow[2];
+    cae_kernels::channel_sums(output_grad.storage(), g.narrow[0], plane, &mut bias_grad);
+    let x_shape = if with_x { wide_shape(&g) } else { [0; 4] };
+    (
+        flex_f32(x_grad, x_shape),
+        flex_f32(weight_grad, dims4(&weight)),
+        flex_f32_1d(bias_grad),
+    )
+}
+
+/// The gradients of a `ConvTranspose2d` (the input's only `if with_x`, else an empty
+/// placeholder).
+fn flex_conv_transpose2d_backward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+    stride: usize,
+    output_padding: usize,
+    with_x: bool,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    if !all_f32(&[&x, &weight, &output_grad]) {
+        let options = transpose_options(stride, output_padding);
+        let x_grad =
+            Flex::conv_transpose2d_x_backward(weight.clone(), output_grad.clone(), options.clone());
+        let bias = Flex::float_zeros(
+            [weight.shape()[1]].into(),
+            &weight.device(),
+            weight.dtype().into(),
+        );
+        let bias_grad = Flex::conv_transpose2d_bias_backward(x.clone(), bias, output_grad.clone());
+        let weight_grad = Flex::conv_transpose2d_weight_backward(x, weight, output_grad, options);
+        return (x_grad, weight_grad, bias_grad);
+    }
+    let g = transpose_geometry(&x, &weight, stride, output_padding);
+    let (x, weight, output_grad) = (contiguous(x), contiguous(weight), contiguous(output_grad));
+    let mut x_grad = vec![0.0; if with_x { g.batch * g.narrow_len() } else { 0 }];
+    let mut weight_grad = vec![0.0; g.weight_len()];
+    cae_kernels::conv_transpose_backward(
+        &g,
+        x.storage(),
+        weight.storage(),
+        output_grad.storage(),
+        with_x.then_some(x_grad.as_mut_slice()),
+        &mut weight_grad,
+    );
+    let mut bias_grad = vec![0.0; g.wide[0]];
+    let plane = g.wide[1] * g.wide[2];
+    cae_kernels::channel_sums(output_grad.storage(), g.wide[0], plane, &mut bias_grad);
+    let x_shape = if with_x { narrow_shape(&g) } else { [0; 4] };
+    (
+        flex_f32(x_grad, x_shape),
+        flex_f32(weight_grad, dims4(&weight)),
+        flex_f32_1d(bias_grad),
+    )
 }
 
 /// Records each convolution with a backward pass made of the inner backend's gradient kernels.
@@ -408,18 +535,25 @@ impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B
                 let [node_x, node_weight, node_bias] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
                 let (x, weight, stride) = ops.state;
-                if node_weight.is_some() || node_bias.is_some() {
-                    let (weight_grad, bias_grad) =
-                        B::cae_conv2d_param_grads(x.clone(), weight.clone(), grad.clone(), stride);
-                    if let Some(node) = node_weight {
-                        grads.register::<B>(node.id, weight_grad);
+                // One fused pass when the input needs a gradient too (not for the images).
+                let (x_grad, weight_grad, bias_grad) = match &node_x {
+                    Some(_) => {
+                        let (dx, dw, db) = B::cae_conv2d_backward(x, weight, grad, stride);
+                        (Some(dx), dw, db)
                     }
-                    if let Some(node) = node_bias {
-                        grads.register::<B>(node.id, bias_grad);
+                    None => {
+                        let (dw, db) = B::cae_conv2d_param_grads(x, weight, grad, stride);
+                        (None, dw, db)
                     }
-                }
-                if let Some(node) = node_x {
-                    grads.register::<B>(node.id, B::cae_conv2d_x_grad(x, weight, grad, stride));
+                };
+                for (node, grad) in [
+                    (node_x, x_grad),
+                    (node_weight, Some(weight_grad)),
+                    (node_bias, Some(bias_grad)),
+                ] {
+                    if let (Some(node), Some(grad)) = (node, grad) {
+                        grads.register::<B>(node.id, grad);
+                    }
                 }
             }
         }
@@ -459,24 +593,26 @@ impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B
                 let [node_x, node_weight, node_bias] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
                 let (x, weight, stride, op) = ops.state;
-                if node_weight.is_some() || node_bias.is_some() {
-                    let (weight_grad, bias_grad) = B::cae_conv_transpose2d_param_grads(
-                        x.clone(),
-                        weight.clone(),
-                        grad.clone(),
-                        stride,
-                        op,
-                    );
-                    if let Some(node) = node_weight {
-                        grads.register::<B>(node.id, weight_grad);
+                let (x_grad, weight_grad, bias_grad) = match &node_x {
+                    Some(_) => {
+                        let (dx, dw, db) =
+                            B::cae_conv_transpose2d_backward(x, weight, grad, stride, op);
+                        (Some(dx), dw, db)
                     }
-                    if let Some(node) = node_bias {
-                        grads.register::<B>(node.id, bias_grad);
+                    None => {
+                        let (dw, db) =
+                            B::cae_conv_transpose2d_param_grads(x, weight, grad, stride, op);
+                        (None, dw, db)
                     }
-                }
-                if let Some(node) = node_x {
-                    let x_grad = B::cae_conv_transpose2d_x_grad(x, weight, grad, stride, op);
-                    grads.register::<B>(node.id, x_grad);
+                };
+                for (node, grad) in [
+                    (node_x, x_grad),
+                    (node_weight, Some(weight_grad)),
+                    (node_bias, Some(bias_grad)),
+                ] {
+                    if let (Some(node), Some(grad)) = (node, grad) {
+                        grads.register::<B>(node.id, grad);
+                    }
                 }
             }
         }
