@@ -131,10 +131,6 @@ impl Geometry {
         self.narrow[1] * self.narrow[2]
     }
 
-    fn wide_plane(&self) -> usize {
-        self.wide[1] * self.wide[2]
-    }
-
     /// Images per block: as few equal blocks as keep each im2col matrix within [`BLOCK_FLOATS`].
     fn block_images(&self) -> usize {
         let per_image = (self.patch_len() * self.narrow_plane()).max(1);
@@ -187,18 +183,11 @@ pub fn correlate(
         narrow.len(),
         bias.map(|b| (b.len(), g.narrow[0])),
     );
-    let (k_len, o_len) = (g.patch_len(), g.narrow[0]);
+    let weight = patch_major(g, weight);
     for_blocks(g, Some((narrow, g.narrow_len())), 0, |images, out, _| {
-        let (n, cols) = (images.len(), images.len() * g.narrow_plane());
-        with_scratch(k_len * cols + o_len * cols, |scratch| {
-            let (col, prod) = scratch.split_at_mut(k_len * cols);
-            im2col(
-                g,
-                &wide[images.start * g.wide_len()..][..n * g.wide_len()],
-                n,
-                col,
-            );
-            multiply_patches(g, n, col, weight, bias, prod, out.expect("output blocks"));
+        with_block_scratch(g, images.len(), |b| {
+            b.load_patches(g, &wide[images.start * g.wide_len()..]);
+            b.multiply_patches(g, &weight, bias, out.expect("output blocks"));
         });
     });
 }
@@ -220,14 +209,11 @@ pub fn scatter(
         narrow.len(),
         bias.map(|b| (b.len(), g.wide[0])),
     );
-    let (k_len, o_len) = (g.patch_len(), g.narrow[0]);
+    let weight = patch_major(g, weight);
     for_blocks(g, Some((wide, g.wide_len())), 0, |images, out, _| {
-        let (n, cols) = (images.len(), images.len() * g.narrow_plane());
-        with_scratch(o_len * cols + k_len * cols, |scratch| {
-            let (y, col) = scratch.split_at_mut(o_len * cols);
-            let block = &narrow[images.start * g.narrow_len()..][..n * g.narrow_len()];
-            channels_first(block, n, o_len, g.narrow_plane(), y);
-            spread(g, n, y, weight, bias, col, out.expect("output blocks"));
+        with_block_scratch(g, images.len(), |b| {
+            b.load_narrow(g, &narrow[images.start * g.narrow_len()..]);
+            b.spread(g, &weight, bias, out.expect("output blocks"));
         });
     });
 }
@@ -237,23 +223,14 @@ pub fn scatter(
 /// a transposed convolution (`wide` its output gradient, `narrow` its input).
 pub fn weight_grad(g: &Geometry, wide: &[f32], narrow: &[f32], weight_grad: &mut [f32]) {
     g.check(wide.len(), weight_grad.len(), narrow.len(), None);
-    let (k_len, o_len) = (g.patch_len(), g.narrow[0]);
-    let sum = for_blocks(g, None, o_len * k_len, |images, _, acc| {
-        let (n, cols) = (images.len(), images.len() * g.narrow_plane());
-        with_scratch(k_len * cols + o_len * cols, |scratch| {
-            let (col, y) = scratch.split_at_mut(k_len * cols);
-            im2col(
-                g,
-                &wide[images.start * g.wide_len()..][..n * g.wide_len()],
-                n,
-                col,
-            );
-            let block = &narrow[images.start * g.narrow_len()..][..n * g.narrow_len()];
-            channels_first(block, n, o_len, g.narrow_plane(), y);
-            accumulate_weight_grad(g, n, y, col, acc);
+    let sum = for_blocks(g, None, g.weight_len(), |images, _, acc| {
+        with_block_scratch(g, images.len(), |b| {
+            b.load_patches(g, &wide[images.start * g.wide_len()..]);
+            b.load_narrow(g, &narrow[images.start * g.narrow_len()..]);
+            b.accumulate_weight_grad(g, acc);
         });
     });
-    weight_grad.copy_from_slice(&sum);
+    from_patch_major(g, &sum, weight_grad);
 }
 
 /// A convolution's backward pass: from its input `wide` and output gradient `narrow_grad`, the
@@ -272,27 +249,19 @@ pub fn conv_backward(
     if let Some(dx) = &wide_grad {
         assert_eq!(dx.len(), wide.len(), "input gradient length");
     }
-    let (k_len, o_len) = (g.patch_len(), g.narrow[0]);
+    let weight = patch_major(g, weight);
     let out = wide_grad.map(|dx| (dx, g.wide_len()));
-    let sum = for_blocks(g, out, o_len * k_len, |images, dx, acc| {
-        let (n, cols) = (images.len(), images.len() * g.narrow_plane());
-        with_scratch(k_len * cols + o_len * cols, |scratch| {
-            let (col, y) = scratch.split_at_mut(k_len * cols);
-            im2col(
-                g,
-                &wide[images.start * g.wide_len()..][..n * g.wide_len()],
-                n,
-                col,
-            );
-            let block = &narrow_grad[images.start * g.narrow_len()..][..n * g.narrow_len()];
-            channels_first(block, n, o_len, g.narrow_plane(), y);
-            accumulate_weight_grad(g, n, y, col, acc);
+    let sum = for_blocks(g, out, g.weight_len(), |images, dx, acc| {
+        with_block_scratch(g, images.len(), |b| {
+            b.load_patches(g, &wide[images.start * g.wide_len()..]);
+            b.load_narrow(g, &narrow_grad[images.start * g.narrow_len()..]);
+            b.accumulate_weight_grad(g, acc);
             if let Some(dx) = dx {
-                spread(g, n, y, weight, None, col, dx); // col is free again
+                b.spread(g, &weight, None, dx);
             }
         });
     });
-    weight_grad.copy_from_slice(&sum);
+    from_patch_major(g, &sum, weight_grad);
 }
 
 /// A transposed convolution's backward pass: from its input `narrow` and output gradient
@@ -311,27 +280,19 @@ pub fn conv_transpose_backward(
     if let Some(dx) = &narrow_grad {
         assert_eq!(dx.len(), narrow.len(), "input gradient length");
     }
-    let (k_len, o_len) = (g.patch_len(), g.narrow[0]);
+    let weight = patch_major(g, weight);
     let out = narrow_grad.map(|dx| (dx, g.narrow_len()));
-    let sum = for_blocks(g, out, o_len * k_len, |images, dx, acc| {
-        let (n, cols) = (images.len(), images.len() * g.narrow_plane());
-        with_scratch(k_len * cols + o_len * cols, |scratch| {
-            let (col, y) = scratch.split_at_mut(k_len * cols);
-            im2col(
-                g,
-                &wide_grad[images.start * g.wide_len()..][..n * g.wide_len()],
-                n,
-                col,
-            );
-            let block = &narrow[images.start * g.narrow_len()..][..n * g.narrow_len()];
-            channels_first(block, n, o_len, g.narrow_plane(), y);
-            accumulate_weight_grad(g, n, y, col, acc);
+    let sum = for_blocks(g, out, g.weight_len(), |images, dx, acc| {
+        with_block_scratch(g, images.len(), |b| {
+            b.load_patches(g, &wide_grad[images.start * g.wide_len()..]);
+            b.load_narrow(g, &narrow[images.start * g.narrow_len()..]);
+            b.accumulate_weight_grad(g, acc);
             if let Some(dx) = dx {
-                multiply_patches(g, n, col, weight, None, y, dx); // y is free again
+                b.multiply_patches(g, &weight, None, dx);
             }
         });
     });
-    weight_grad.copy_from_slice(&sum);
+    from_patch_major(g, &sum, weight_grad);
 }
 
 /// `sums[c] = Σ_{n, p} data[n, c, p]`: a bias gradient, `data` being `[N, channels, plane]`.
@@ -402,155 +363,170 @@ where
         })
 }
 
-/// One block of [`correlate`]: `out` `[n, O, OH, OW]` from the block's im2col matrix `col`,
-/// through `prod` `[O, n·OH·OW]`.
-fn multiply_patches(
-    g: &Geometry,
+/// The working memory of one block of `n` images. The wide side is handled channels-last
+/// (`[n, H, W, C]`), so that a patch is `k` contiguous runs of `k·C` values and im2col is a few
+/// long copies per output pixel rather than many 4- to 13-value strided gathers.
+struct Block<'a> {
     n: usize,
-    col: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    prod: &mut [f32],
-    out: &mut [f32],
-) {
-    let (o_len, plane, k_len) = (g.narrow[0], g.narrow_plane(), g.patch_len());
-    let cols = n * plane;
-    // prod [O, n·P] = weight [O, K] · col [K, n·P]
-    matmul(
-        prod,
-        o_len,
-        cols,
-        k_len,
-        View::rows(weight, k_len),
-        View::rows(col, cols),
-        false,
-    );
-    for (i, image) in out.chunks_exact_mut(o_len * plane).enumerate() {
-        for (o, dst) in image.chunks_exact_mut(plane).enumerate() {
-            let b = bias.map_or(0.0, |b| b[o]);
-            for (d, s) in dst.iter_mut().zip(&prod[o * cols + i * plane..]) {
-                *d = s + b;
+    /// The wide images channels-last, `[n, H, W, C]`.
+    wide: &'a mut [f32],
+    /// One patch per narrow pixel, `[n·OH·OW, k·k·C]` (rows ordered `(image, i, j)`, columns
+    /// `(a, b, c)`).
+    patches: &'a mut [f32],
+    /// The narrow side channels-first, `[O, n·OH·OW]`.
+    narrow: &'a mut [f32],
+}
+
+/// Run `f` on a [`Block`] of `n` images carved from this thread's scratch memory.
+fn with_block_scratch(g: &Geometry, n: usize, f: impl FnOnce(&mut Block)) {
+    let (wide_len, cols) = (n * g.wide_len(), n * g.narrow_plane());
+    let patches_len = cols * g.patch_len();
+    with_scratch(wide_len + patches_len + g.narrow[0] * cols, |scratch| {
+        let (wide, rest) = scratch.split_at_mut(wide_len);
+        let (patches, narrow) = rest.split_at_mut(patches_len);
+        f(&mut Block {
+            n,
+            wide,
+            patches,
+            narrow,
+        });
+    });
+}
+
+impl Block<'_> {
+    /// Fill `patches` from `n` wide images `[n, C, H, W]` (taken from the start of `src`).
+    fn load_patches(&mut self, g: &Geometry, src: &[f32]) {
+        let [c_len, h, w] = g.wide;
+        let [_, oh, ow] = g.narrow;
+        let (k, s) = (g.kernel, g.stride);
+        transpose_planes(&src[..self.n * g.wide_len()], c_len, h * w, self.wide);
+        let run = k * c_len;
+        let mut rows = self.patches.chunks_exact_mut(g.patch_len());
+        for image in self.wide.chunks_exact(h * w * c_len) {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let row = rows.next().expect("one patch per narrow pixel");
+                    for (a, dst) in row.chunks_exact_mut(run).enumerate() {
+                        dst.copy_from_slice(&image[((i * s + a) * w + j * s) * c_len..][..run]);
+                    }
+                }
             }
         }
     }
+
+    /// Fill `narrow` from `n` narrow images `[n, O, OH, OW]` (taken from the start of `src`).
+    fn load_narrow(&mut self, g: &Geometry, src: &[f32]) {
+        let (o_len, plane) = (g.narrow[0], g.narrow_plane());
+        let cols = self.n * plane;
+        for (i, image) in src[..self.n * g.narrow_len()]
+            .chunks_exact(o_len * plane)
+            .enumerate()
+        {
+            for (o, row) in image.chunks_exact(plane).enumerate() {
+                self.narrow[o * cols + i * plane..][..plane].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// `out [n, O, OH, OW] = bias + weight · patchesᵀ`, through `narrow` (overwritten).
+    fn multiply_patches(
+        &mut self,
+        g: &Geometry,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        let (o_len, plane, k_len) = (g.narrow[0], g.narrow_plane(), g.patch_len());
+        let cols = self.n * plane;
+        // narrow [O, n·P] = weight [O, K] · patchesᵀ [K, n·P]
+        let (weight, patches) = (View::rows(weight, k_len), View::cols(self.patches, k_len));
+        matmul(self.narrow, o_len, cols, k_len, weight, patches, false);
+        for (i, image) in out.chunks_exact_mut(o_len * plane).enumerate() {
+            for (o, dst) in image.chunks_exact_mut(plane).enumerate() {
+                let b = bias.map_or(0.0, |b| b[o]);
+                for (d, v) in dst.iter_mut().zip(&self.narrow[o * cols + i * plane..]) {
+                    *d = v + b;
+                }
+            }
+        }
+    }
+
+    /// `out [n, C, H, W] = bias + the patches of narrowᵀ · weight added up where they overlap`,
+    /// through `patches` and `wide` (both overwritten).
+    fn spread(&mut self, g: &Geometry, weight: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+        let [c_len, h, w] = g.wide;
+        let [o_len, oh, ow] = g.narrow;
+        let (k, s, k_len) = (g.kernel, g.stride, g.patch_len());
+        let cols = self.n * oh * ow;
+        // patches [n·P, K] = narrowᵀ [n·P, O] · weight [O, K]
+        let (narrow, weight) = (View::cols(self.narrow, cols), View::rows(weight, k_len));
+        matmul(self.patches, cols, k_len, o_len, narrow, weight, false);
+        self.wide.fill(0.0);
+        let run = k * c_len;
+        let mut rows = self.patches.chunks_exact(k_len);
+        for image in self.wide.chunks_exact_mut(h * w * c_len) {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let row = rows.next().expect("one patch per narrow pixel");
+                    for (a, src) in row.chunks_exact(run).enumerate() {
+                        let dst = &mut image[((i * s + a) * w + j * s) * c_len..][..run];
+                        dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                    }
+                }
+            }
+        }
+        transpose_planes(self.wide, h * w, c_len, &mut out[..self.n * g.wide_len()]);
+        if let Some(bias) = bias {
+            for (plane, b) in out.chunks_exact_mut(h * w).zip(bias.iter().cycle()) {
+                plane.iter_mut().for_each(|v| *v += b);
+            }
+        }
+    }
+
+    /// `acc [O, K] += narrow [O, n·P] · patches [n·P, K]`.
+    fn accumulate_weight_grad(&self, g: &Geometry, acc: &mut [f32]) {
+        let (o_len, k_len, cols) = (g.narrow[0], g.patch_len(), self.n * g.narrow_plane());
+        let (narrow, patches) = (
+            View::rows(self.narrow, cols),
+            View::rows(self.patches, k_len),
+        );
+        matmul(acc, o_len, k_len, cols, narrow, patches, true);
+    }
 }
 
-/// One block of [`scatter`]: `out` `[n, C, H, W]` from the block's narrow values laid out
-/// channels-first, `y` `[O, n·OH·OW]`, through `col` `[C·k·k, n·OH·OW]`.
-fn spread(
-    g: &Geometry,
-    n: usize,
-    y: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    col: &mut [f32],
-    out: &mut [f32],
-) {
-    let (o_len, k_len, cols) = (g.narrow[0], g.patch_len(), n * g.narrow_plane());
-    // col [K, n·P] = weightᵀ [K, O] · y [O, n·P]
-    matmul(
-        col,
-        k_len,
-        cols,
-        o_len,
-        View::cols(weight, k_len),
-        View::rows(y, cols),
-        false,
-    );
-    for (plane, c) in out
-        .chunks_exact_mut(g.wide_plane())
-        .zip((0..g.wide[0]).cycle())
+/// `[n, rows, cols]` → `[n, cols, rows]`: each image's `rows × cols` matrix transposed.
+fn transpose_planes(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    if rows * cols == 0 {
+        return;
+    }
+    for (s, d) in src
+        .chunks_exact(rows * cols)
+        .zip(dst.chunks_exact_mut(rows * cols))
     {
-        plane.fill(bias.map_or(0.0, |b| b[c]));
-    }
-    col2im(g, col, n, out);
-}
-
-/// `acc [O, K] += y [O, n·P] · colᵀ [n·P, K]`.
-fn accumulate_weight_grad(g: &Geometry, n: usize, y: &[f32], col: &[f32], acc: &mut [f32]) {
-    let (o_len, k_len, cols) = (g.narrow[0], g.patch_len(), n * g.narrow_plane());
-    matmul(
-        acc,
-        o_len,
-        k_len,
-        cols,
-        View::rows(y, cols),
-        View::cols(col, cols),
-        true,
-    );
-}
-
-/// Patches of `n` wide images as the columns of `col` `[C·k·k, n·OH·OW]`.
-fn im2col(g: &Geometry, wide: &[f32], n: usize, col: &mut [f32]) {
-    match g.stride {
-        1 => patches::<1>(g, wide, n, col),
-        2 => patches::<2>(g, wide, n, col),
-        _ => patches::<0>(g, wide, n, col),
-    }
-}
-
-/// [`im2col`] with the stride known at compile time (`S = 0`: read it from `g`), so the short
-/// strided row copies unroll.
-fn patches<const S: usize>(g: &Geometry, wide: &[f32], n: usize, col: &mut [f32]) {
-    let [c_len, h, w] = g.wide;
-    let [_, oh, ow] = g.narrow;
-    let (k, s) = (g.kernel, if S == 0 { g.stride } else { S });
-    if n * oh * ow == 0 {
-        return;
-    }
-    for (r, row) in col.chunks_exact_mut(n * oh * ow).enumerate() {
-        let (c, a, b) = (r / (k * k), r / k % k, r % k);
-        for (i, dst) in row.chunks_exact_mut(oh * ow).enumerate() {
-            let image = &wide[(i * c_len + c) * h * w..][..h * w];
-            for (y, dst) in dst.chunks_exact_mut(ow).enumerate() {
-                let src = &image[(y * s + a) * w + b..];
-                for (d, v) in dst.iter_mut().zip(src.iter().step_by(s)) {
-                    *d = *v;
-                }
+        if rows == 1 || cols == 1 {
+            d.copy_from_slice(s);
+            continue;
+        }
+        for (r, row) in s.chunks_exact(cols).enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                d[c * rows + r] = *v;
             }
         }
     }
 }
 
-/// The adjoint of [`im2col`]: adds each column of `col` back onto its patch of the `n` wide
-/// images.
-fn col2im(g: &Geometry, col: &[f32], n: usize, wide: &mut [f32]) {
-    match g.stride {
-        1 => unpatches::<1>(g, col, n, wide),
-        2 => unpatches::<2>(g, col, n, wide),
-        _ => unpatches::<0>(g, col, n, wide),
-    }
+/// The weight `[O, C, k, k]` as `[O, k, k, C]`, the column order of [`Block::patches`].
+fn patch_major(g: &Geometry, weight: &[f32]) -> Vec<f32> {
+    let (c_len, kk) = (g.wide[0], g.kernel * g.kernel);
+    let mut out = vec![0.0; weight.len()];
+    transpose_planes(weight, c_len, kk, &mut out);
+    out
 }
 
-fn unpatches<const S: usize>(g: &Geometry, col: &[f32], n: usize, wide: &mut [f32]) {
-    let [c_len, h, w] = g.wide;
-    let [_, oh, ow] = g.narrow;
-    let (k, s) = (g.kernel, if S == 0 { g.stride } else { S });
-    if n * oh * ow == 0 {
-        return;
-    }
-    for (r, row) in col.chunks_exact(n * oh * ow).enumerate() {
-        let (c, a, b) = (r / (k * k), r / k % k, r % k);
-        for (i, src) in row.chunks_exact(oh * ow).enumerate() {
-            let image = &mut wide[(i * c_len + c) * h * w..][..h * w];
-            for (y, src) in src.chunks_exact(ow).enumerate() {
-                let dst = &mut image[(y * s + a) * w + b..];
-                for (d, v) in dst.iter_mut().step_by(s).zip(src) {
-                    *d += v;
-                }
-            }
-        }
-    }
-}
-
-/// `[n, channels, plane]` → `[channels, n·plane]`, the layout the multiplies read.
-fn channels_first(src: &[f32], n: usize, channels: usize, plane: usize, dst: &mut [f32]) {
-    for i in 0..n {
-        for c in 0..channels {
-            dst[c * n * plane + i * plane..][..plane]
-                .copy_from_slice(&src[(i * channels + c) * plane..][..plane]);
-        }
-    }
+/// The inverse of [`patch_major`].
+fn from_patch_major(g: &Geometry, weight: &[f32], out: &mut [f32]) {
+    let (c_len, kk) = (g.wide[0], g.kernel * g.kernel);
+    transpose_planes(weight, kk, c_len, out);
 }
 
 /// A strided matrix view: element `(r, c)` is `data[r·row_stride + c·col_stride]`.
