@@ -1,5 +1,5 @@
-//! cae's convolution kernels against burn's own convolutions: outputs and gradients of every
-//! convolution the models use. (Its own test binary: these tests seed the device's global RNG.)
+//! cae's convolution kernels and pooling against burn's own: outputs and gradients of every
+//! convolution and pooling the models use. (Its own test binary: these tests seed the device's global RNG.)
 
 use burn::prelude::*;
 use burn::tensor::Distribution;
@@ -117,5 +117,36 @@ fn conv_kernels_match_burns_convolutions() {
         let ours = outputs_and_grads(&layer, &x, &r, &|l, x| conv_transpose2d(l, x), &params);
         let burns = outputs_and_grads(&layer, &x, &r, &|l, x| l.forward(x), &params);
         assert_same(name, &ours, &burns);
+    }
+}
+
+/// The 2×2 max pooling written as reshapes and maxima gives burn's pooling's values and
+/// gradients, for the AutoCNN head's and LeNet's shapes.
+#[test]
+fn max_pool_matches_burns_pooling() {
+    use burn::nn::pool::MaxPool2dConfig;
+    use cae::model::conv::max_pool2d;
+
+    let device = Device::flex().autodiff();
+    device.seed(9);
+    let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+    for shape in [[7, 128, 4, 4], [3, 6, 28, 28], [3, 16, 10, 10]] {
+        let x = Tensor::<4>::random(shape, Distribution::Uniform(-1.0, 1.0), &device);
+        let r = Tensor::<4>::random(
+            [shape[0], shape[1], shape[2] / 2, shape[3] / 2],
+            Distribution::Uniform(-1.0, 1.0),
+            &device,
+        );
+        let run = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+            let x = x.clone().require_grad();
+            let y = f(x.clone());
+            let grads = (y.clone() * r.clone()).sum().backward();
+            let flat = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+            (flat(y.inner()), flat(x.grad(&grads).unwrap()))
+        };
+        let ours = run(&|x| max_pool2d(&pool, x));
+        let burns = run(&|x| pool.forward(x));
+        // Maxima are exact; each input's gradient is its window's upstream value or zero.
+        assert_eq!(ours, burns, "{shape:?}");
     }
 }

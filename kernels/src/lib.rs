@@ -350,6 +350,13 @@ where
         }
         _ => (0..blocks).map(|_| None).collect(),
     };
+    if blocks == 1 {
+        // Inline: from outside a rayon pool even a one-item parallel loop hands the work to a
+        // pool thread and waits for it, which can cost more than one image's convolution.
+        let mut acc = zeros();
+        body(0..g.batch, outs.into_iter().next().flatten(), &mut acc);
+        return acc;
+    }
     outs.into_par_iter()
         .enumerate()
         .fold(zeros, |mut acc, (b, out)| {

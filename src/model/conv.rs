@@ -7,7 +7,8 @@
 //! (see `cae_kernels`), forward and backward. The mathematics is unchanged — the tests compare
 //! both paths' outputs and gradients — and [`conv2d`] / [`conv_transpose2d`] fall back to burn's
 //! layers for any device other than Flex, for dtypes other than f32, and for padding, dilation
-//! or groups, which the kernels do not cover.
+//! or groups, which the kernels do not cover. [`max_pool2d`] does the same for the classifiers'
+//! 2×2 pooling.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -21,6 +22,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, TensorMetadata, backend_extension};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 use burn::tensor::{Bytes, DType};
 use cae_kernels::Geometry;
@@ -95,6 +97,34 @@ pub fn conv_transpose2d(layer: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
         }
         _ => layer.forward(x),
     }
+}
+
+/// `layer.forward(x)`; a 2×2, stride-2 pooling of even sides is computed as the maximum over
+/// the two trailing axes of `[B, C, H/2, 2, W/2, 2]`, the same values and gradients without
+/// the CPU backend's pooling kernel, which hands even a single image's pooling to the thread
+/// pool and waits for it.
+///
+/// # Shapes
+/// - input: `[B, C, H, W]` → `[B, C, H/2, W/2]`
+pub fn max_pool2d(layer: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let [batch, channels, h, w] = x.dims();
+    let plain = layer.kernel_size == [2, 2]
+        && layer.stride == [2, 2]
+        && layer.dilation == [1, 1]
+        && matches!(
+            layer.padding,
+            PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+        )
+        && h % 2 == 0
+        && w % 2 == 0;
+    if !(plain && kernels_apply(&x)) {
+        return layer.forward(x);
+    }
+    let windows: Tensor<6> = x.reshape([batch, channels, h / 2, 2, w / 2, 2]);
+    windows
+        .max_dim(5)
+        .max_dim(3)
+        .reshape([batch, channels, h / 2, w / 2])
 }
 
 fn kernels_apply(x: &Tensor<4>) -> bool {
