@@ -327,8 +327,9 @@ fn lane_sum(values: &[f32]) -> f32 {
 }
 
 /// Runs `body` on each block of images, in parallel: `body(images, out, acc)` gets the block's
-/// image range, its part of `out` (`(buffer, elements per image)`) if there is one, and this
-/// thread's accumulator of `acc_len` floats. Returns the sum of the accumulators.
+/// image range, its part of `out` (`(buffer, elements per image)`) if there is one, and a
+/// zeroed accumulator of `acc_len` floats. Returns the sum of the blocks' accumulators, added
+/// in block order so that the result does not depend on how the threads shared the blocks.
 fn for_blocks<F>(
     g: &Geometry,
     out: Option<(&mut [f32], usize)>,
@@ -338,9 +339,9 @@ fn for_blocks<F>(
 where
     F: Fn(std::ops::Range<usize>, Option<&mut [f32]>, &mut [f32]) + Sync,
 {
-    let zeros = || vec![0.0f32; acc_len];
+    let mut sum = vec![0.0f32; acc_len];
     if g.batch == 0 {
-        return zeros();
+        return sum;
     }
     let per_block = g.block_images();
     let blocks = g.batch.div_ceil(per_block);
@@ -353,21 +354,23 @@ where
     if blocks == 1 {
         // Inline: from outside a rayon pool even a one-item parallel loop hands the work to a
         // pool thread and waits for it, which can cost more than one image's convolution.
-        let mut acc = zeros();
-        body(0..g.batch, outs.into_iter().next().flatten(), &mut acc);
-        return acc;
+        body(0..g.batch, outs.into_iter().next().flatten(), &mut sum);
+        return sum;
     }
-    outs.into_par_iter()
+    let partials: Vec<Vec<f32>> = outs
+        .into_par_iter()
         .enumerate()
-        .fold(zeros, |mut acc, (b, out)| {
+        .map(|(b, out)| {
             let start = b * per_block;
+            let mut acc = vec![0.0f32; acc_len];
             body(start..(start + per_block).min(g.batch), out, &mut acc);
             acc
         })
-        .reduce(zeros, |mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
-        })
+        .collect();
+    for partial in &partials {
+        sum.iter_mut().zip(partial).for_each(|(s, p)| *s += p);
+    }
+    sum
 }
 
 /// The working memory of one block of `n` images. The wide side is handled channels-last

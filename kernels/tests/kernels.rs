@@ -182,6 +182,28 @@ fn fused_backward_passes_match_the_separate_kernels() {
     }
 }
 
+/// The weight gradient over several blocks is the same, bit for bit, whatever the number of
+/// threads that computed it: runs are reproducible.
+#[test]
+fn weight_grad_does_not_depend_on_the_thread_count() {
+    let g = Geometry::conv(200, [16, 13, 13], 32, 3, 2); // several blocks
+    let x = values(g.batch * g.wide_len(), 1);
+    let y = values(g.batch * g.narrow_len(), 2);
+    let with_threads = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut dw = vec![0.0; g.weight_len()];
+        pool.install(|| weight_grad(&g, &x, &y, &mut dw));
+        dw
+    };
+    let one = with_threads(1);
+    for _ in 0..5 {
+        assert_eq!(with_threads(3), one);
+    }
+}
+
 #[test]
 fn scatter_adds_the_bias_to_every_output_pixel_including_output_padding() {
     // ConvTranspose2d(1, 2, 3, stride 2, output_padding 1) on a 2×2 input gives 6×6; the last row
