@@ -17,7 +17,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{FlexTensor, Layout};
-use burn::backend::ops::{ConvOptions, ConvTransposeOptions, FloatTensorOps, ModuleOps};
+use burn::backend::ops::{ConvOptions, ConvTransposeOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, TensorMetadata, backend_extension};
 use burn::nn::PaddingConfig2d;
@@ -135,7 +135,9 @@ fn kernels_apply(x: &Tensor<4>) -> bool {
 
 /// Convolutions without padding, dilation or groups, with a bias; square kernels and strides.
 /// Weights are `[O, C, k, k]` for `Conv2d` and `[C_in, C_out, k, k]` for `ConvTranspose2d`, as in
-/// burn and PyTorch. The default bodies are burn's own operations.
+/// burn and PyTorch. The default bodies are burn's own operations; Flex's are cae's kernels.
+/// The gradient methods return `(weight, bias)` or `(input, weight, bias)` gradients: the input
+/// gradient is skipped where nothing needs it (the images).
 #[backend_extension(Flex, Autodiff)]
 pub trait ConvKernels: Backend {
     /// `Conv2d` forward.
@@ -148,16 +150,6 @@ pub trait ConvKernels: Backend {
         Self::conv2d(x, weight, Some(bias), conv_options(stride))
     }
 
-    /// `Conv2d` input gradient.
-    fn cae_conv2d_x_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        stride: usize,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_x_backward(x, weight, output_grad, conv_options(stride))
-    }
-
     /// `Conv2d` weight and bias gradients.
     fn cae_conv2d_param_grads(
         x: FloatTensor<Self>,
@@ -165,17 +157,9 @@ pub trait ConvKernels: Backend {
         output_grad: FloatTensor<Self>,
         stride: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let bias = Self::float_zeros(
-            [weight.shape()[0]].into(),
-            &weight.device(),
-            weight.dtype().into(),
-        );
-        let bias_grad = Self::conv2d_bias_backward(x.clone(), bias, output_grad.clone());
-        let options = conv_options(stride);
-        (
-            Self::conv2d_weight_backward(x, weight, output_grad, options),
-            bias_grad,
-        )
+        let (_, weight_grad, bias_grad) =
+            burn_conv2d_grads::<Self>(x, weight, output_grad, stride, false);
+        (weight_grad, bias_grad)
     }
 
     /// `Conv2d` input, weight and bias gradients.
@@ -185,10 +169,9 @@ pub trait ConvKernels: Backend {
         output_grad: FloatTensor<Self>,
         stride: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let x_grad =
-            Self::cae_conv2d_x_grad(x.clone(), weight.clone(), output_grad.clone(), stride);
-        let (weight_grad, bias_grad) = Self::cae_conv2d_param_grads(x, weight, output_grad, stride);
-        (x_grad, weight_grad, bias_grad)
+        let (x_grad, weight_grad, bias_grad) =
+            burn_conv2d_grads::<Self>(x, weight, output_grad, stride, true);
+        (x_grad.expect("asked for"), weight_grad, bias_grad)
     }
 
     /// `ConvTranspose2d` forward.
@@ -199,25 +182,8 @@ pub trait ConvKernels: Backend {
         stride: usize,
         output_padding: usize,
     ) -> FloatTensor<Self> {
-        Self::conv_transpose2d(
-            x,
-            weight,
-            Some(bias),
-            transpose_options(stride, output_padding),
-        )
-    }
-
-    /// `ConvTranspose2d` input gradient.
-    fn cae_conv_transpose2d_x_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        stride: usize,
-        output_padding: usize,
-    ) -> FloatTensor<Self> {
-        let _ = x; // burn's gradient needs only the shapes it can infer
         let options = transpose_options(stride, output_padding);
-        Self::conv_transpose2d_x_backward(weight, output_grad, options)
+        Self::conv_transpose2d(x, weight, Some(bias), options)
     }
 
     /// `ConvTranspose2d` weight and bias gradients.
@@ -228,17 +194,14 @@ pub trait ConvKernels: Backend {
         stride: usize,
         output_padding: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let bias = Self::float_zeros(
-            [weight.shape()[1]].into(),
-            &weight.device(),
-            weight.dtype().into(),
+        let (_, weight_grad, bias_grad) = burn_conv_transpose2d_grads::<Self>(
+            x,
+            weight,
+            output_grad,
+            (stride, output_padding),
+            false,
         );
-        let bias_grad = Self::conv_transpose2d_bias_backward(x.clone(), bias, output_grad.clone());
-        let options = transpose_options(stride, output_padding);
-        (
-            Self::conv_transpose2d_weight_backward(x, weight, output_grad, options),
-            bias_grad,
-        )
+        (weight_grad, bias_grad)
     }
 
     /// `ConvTranspose2d` input, weight and bias gradients.
@@ -249,16 +212,14 @@ pub trait ConvKernels: Backend {
         stride: usize,
         output_padding: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let x_grad = Self::cae_conv_transpose2d_x_grad(
-            x.clone(),
-            weight.clone(),
-            output_grad.clone(),
-            stride,
-            output_padding,
+        let (x_grad, weight_grad, bias_grad) = burn_conv_transpose2d_grads::<Self>(
+            x,
+            weight,
+            output_grad,
+            (stride, output_padding),
+            true,
         );
-        let (weight_grad, bias_grad) =
-            Self::cae_conv_transpose2d_param_grads(x, weight, output_grad, stride, output_padding);
-        (x_grad, weight_grad, bias_grad)
+        (x_grad.expect("asked for"), weight_grad, bias_grad)
     }
 }
 
@@ -270,49 +231,61 @@ fn transpose_options(stride: usize, output_padding: usize) -> ConvTransposeOptio
     ConvTransposeOptions::new([stride; 2], [0; 2], [output_padding; 2], [1; 2], 1)
 }
 
-/// Contiguous f32 elements of a Flex tensor (a copy only if it is a strided view).
-fn contiguous(t: FlexTensor) -> FlexTensor {
-    t.to_contiguous()
+/// A zero bias for `weight`'s output channels (`dim`), which burn's bias gradient takes only
+/// for its shape.
+fn zero_bias<B: Backend>(weight: &FloatTensor<B>, dim: usize) -> FloatTensor<B> {
+    let shape = [weight.shape()[dim]].into();
+    B::float_zeros(shape, &weight.device(), weight.dtype().into())
 }
 
-fn flex_f32(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::new(
-        Bytes::from_elems(values),
-        Layout::contiguous(shape.into()),
-        DType::F32,
-    )
+/// burn's own `Conv2d` gradients: the trait's default, and Flex's for dtypes other than f32.
+fn burn_conv2d_grads<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    output_grad: FloatTensor<B>,
+    stride: usize,
+    with_x: bool,
+) -> (Option<FloatTensor<B>>, FloatTensor<B>, FloatTensor<B>) {
+    let options = conv_options(stride);
+    let x_grad = with_x.then(|| {
+        B::conv2d_x_backward(
+            x.clone(),
+            weight.clone(),
+            output_grad.clone(),
+            options.clone(),
+        )
+    });
+    let bias = zero_bias::<B>(&weight, 0);
+    let bias_grad = B::conv2d_bias_backward(x.clone(), bias, output_grad.clone());
+    let weight_grad = B::conv2d_weight_backward(x, weight, output_grad, options);
+    (x_grad, weight_grad, bias_grad)
 }
 
-fn flex_f32_1d(values: Vec<f32>) -> FlexTensor {
-    let len = values.len();
-    FlexTensor::new(
-        Bytes::from_elems(values),
-        Layout::contiguous([len].into()),
-        DType::F32,
-    )
+/// burn's own `ConvTranspose2d` gradients: the trait's default, and Flex's for other dtypes.
+fn burn_conv_transpose2d_grads<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    output_grad: FloatTensor<B>,
+    (stride, output_padding): (usize, usize),
+    with_x: bool,
+) -> (Option<FloatTensor<B>>, FloatTensor<B>, FloatTensor<B>) {
+    let options = transpose_options(stride, output_padding);
+    let x_grad = with_x.then(|| {
+        B::conv_transpose2d_x_backward(weight.clone(), output_grad.clone(), options.clone())
+    });
+    let bias = zero_bias::<B>(&weight, 1);
+    let bias_grad = B::conv_transpose2d_bias_backward(x.clone(), bias, output_grad.clone());
+    let weight_grad = B::conv_transpose2d_weight_backward(x, weight, output_grad, options);
+    (x_grad, weight_grad, bias_grad)
+}
+
+fn flex_f32(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
+    let layout = Layout::contiguous(shape.to_vec().into());
+    FlexTensor::new(Bytes::from_elems(values), layout, DType::F32)
 }
 
 fn dims4(t: &FlexTensor) -> [usize; 4] {
     t.shape().dims()
-}
-
-/// The geometry of a `Conv2d` with this input and weight.
-fn conv_geometry(x: &FlexTensor, weight: &FlexTensor, stride: usize) -> Geometry {
-    let [batch, c, h, w] = dims4(x);
-    let [o, _, k, _] = dims4(weight);
-    Geometry::conv(batch, [c, h, w], o, k, stride)
-}
-
-/// The geometry of a `ConvTranspose2d` with this input and weight.
-fn transpose_geometry(
-    x: &FlexTensor,
-    weight: &FlexTensor,
-    stride: usize,
-    output_padding: usize,
-) -> Geometry {
-    let [batch, c, h, w] = dims4(x);
-    let [_, o, k, _] = dims4(weight);
-    Geometry::conv_transpose(batch, [c, h, w], o, k, stride, output_padding)
 }
 
 fn wide_shape(g: &Geometry) -> [usize; 4] {
@@ -337,8 +310,14 @@ impl ConvKernels for Flex {
         if !all_f32(&[&x, &weight, &bias]) {
             return Self::conv2d(x, weight, Some(bias), conv_options(stride));
         }
-        let g = conv_geometry(&x, &weight, stride);
-        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let [batch, c, h, w] = dims4(&x);
+        let [o, _, k, _] = dims4(&weight);
+        let g = Geometry::conv(batch, [c, h, w], o, k, stride);
+        let (x, weight, bias) = (
+            x.to_contiguous(),
+            weight.to_contiguous(),
+            bias.to_contiguous(),
+        );
         let mut out = vec![0.0; g.batch * g.narrow_len()];
         cae_kernels::correlate(
             &g,
@@ -347,23 +326,7 @@ impl ConvKernels for Flex {
             Some(bias.storage()),
             &mut out,
         );
-        flex_f32(out, narrow_shape(&g))
-    }
-
-    fn cae_conv2d_x_grad(
-        x: FlexTensor,
-        weight: FlexTensor,
-        output_grad: FlexTensor,
-        stride: usize,
-    ) -> FlexTensor {
-        if !all_f32(&[&x, &weight, &output_grad]) {
-            return Self::conv2d_x_backward(x, weight, output_grad, conv_options(stride));
-        }
-        let g = conv_geometry(&x, &weight, stride);
-        let (weight, output_grad) = (contiguous(weight), contiguous(output_grad));
-        let mut out = vec![0.0; g.batch * g.wide_len()];
-        cae_kernels::scatter(&g, output_grad.storage(), weight.storage(), None, &mut out);
-        flex_f32(out, wide_shape(&g))
+        flex_f32(out, &narrow_shape(&g))
     }
 
     fn cae_conv2d_param_grads(
@@ -373,7 +336,7 @@ impl ConvKernels for Flex {
         stride: usize,
     ) -> (FlexTensor, FlexTensor) {
         let (_, weight_grad, bias_grad) =
-            flex_conv2d_backward(x, weight, output_grad, stride, false);
+            flex_conv_grads(x, weight, output_grad, stride, None, false);
         (weight_grad, bias_grad)
     }
 
@@ -383,7 +346,9 @@ impl ConvKernels for Flex {
         output_grad: FlexTensor,
         stride: usize,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        flex_conv2d_backward(x, weight, output_grad, stride, true)
+        let (x_grad, weight_grad, bias_grad) =
+            flex_conv_grads(x, weight, output_grad, stride, None, true);
+        (x_grad.expect("asked for"), weight_grad, bias_grad)
     }
 
     fn cae_conv_transpose2d(
@@ -398,7 +363,11 @@ impl ConvKernels for Flex {
             return Self::conv_transpose2d(x, weight, Some(bias), options);
         }
         let g = transpose_geometry(&x, &weight, stride, output_padding);
-        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let (x, weight, bias) = (
+            x.to_contiguous(),
+            weight.to_contiguous(),
+            bias.to_contiguous(),
+        );
         let mut out = vec![0.0; g.batch * g.wide_len()];
         cae_kernels::scatter(
             &g,
@@ -407,25 +376,7 @@ impl ConvKernels for Flex {
             Some(bias.storage()),
             &mut out,
         );
-        flex_f32(out, wide_shape(&g))
-    }
-
-    fn cae_conv_transpose2d_x_grad(
-        x: FlexTensor,
-        weight: FlexTensor,
-        output_grad: FlexTensor,
-        stride: usize,
-        output_padding: usize,
-    ) -> FlexTensor {
-        if !all_f32(&[&weight, &output_grad]) {
-            let options = transpose_options(stride, output_padding);
-            return Self::conv_transpose2d_x_backward(weight, output_grad, options);
-        }
-        let g = transpose_geometry(&x, &weight, stride, output_padding);
-        let (weight, output_grad) = (contiguous(weight), contiguous(output_grad));
-        let mut out = vec![0.0; g.batch * g.narrow_len()];
-        cae_kernels::correlate(&g, output_grad.storage(), weight.storage(), None, &mut out);
-        flex_f32(out, narrow_shape(&g))
+        flex_f32(out, &wide_shape(&g))
     }
 
     fn cae_conv_transpose2d_param_grads(
@@ -435,8 +386,9 @@ impl ConvKernels for Flex {
         stride: usize,
         output_padding: usize,
     ) -> (FlexTensor, FlexTensor) {
+        let padding = Some(output_padding);
         let (_, weight_grad, bias_grad) =
-            flex_conv_transpose2d_backward(x, weight, output_grad, stride, output_padding, false);
+            flex_conv_grads(x, weight, output_grad, stride, padding, false);
         (weight_grad, bias_grad)
     }
 
@@ -447,98 +399,81 @@ impl ConvKernels for Flex {
         stride: usize,
         output_padding: usize,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        flex_conv_transpose2d_backward(x, weight, output_grad, stride, output_padding, true)
+        let padding = Some(output_padding);
+        let (x_grad, weight_grad, bias_grad) =
+            flex_conv_grads(x, weight, output_grad, stride, padding, true);
+        (x_grad.expect("asked for"), weight_grad, bias_grad)
     }
 }
 
-/// The gradients of a `Conv2d` (the input's only `if with_x`, else an empty placeholder).
-fn flex_conv2d_backward(
+/// The geometry of a `ConvTranspose2d` with this input and weight.
+fn transpose_geometry(x: &FlexTensor, weight: &FlexTensor, stride: usize, op: usize) -> Geometry {
+    let [batch, c, h, w] = dims4(x);
+    let [_, o, k, _] = dims4(weight);
+    Geometry::conv_transpose(batch, [c, h, w], o, k, stride, op)
+}
+
+/// The gradients of a `Conv2d` (`output_padding` `None`) or of a `ConvTranspose2d`, with the
+/// input's only `if with_x`: one fused kernel call, and the bias gradient summed from the
+/// output gradient.
+fn flex_conv_grads(
     x: FlexTensor,
     weight: FlexTensor,
     output_grad: FlexTensor,
     stride: usize,
+    output_padding: Option<usize>,
     with_x: bool,
-) -> (FlexTensor, FlexTensor, FlexTensor) {
+) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
     if !all_f32(&[&x, &weight, &output_grad]) {
-        let options = conv_options(stride);
-        let x_grad =
-            Flex::conv2d_x_backward(x.clone(), weight.clone(), output_grad.clone(), options);
-        let bias = Flex::float_zeros(
-            [weight.shape()[0]].into(),
-            &weight.device(),
-            weight.dtype().into(),
-        );
-        let bias_grad = Flex::conv2d_bias_backward(x.clone(), bias, output_grad.clone());
-        let weight_grad =
-            Flex::conv2d_weight_backward(x, weight, output_grad, conv_options(stride));
-        return (x_grad, weight_grad, bias_grad);
+        return match output_padding {
+            None => burn_conv2d_grads::<Flex>(x, weight, output_grad, stride, with_x),
+            Some(op) => {
+                burn_conv_transpose2d_grads::<Flex>(x, weight, output_grad, (stride, op), with_x)
+            }
+        };
     }
-    let g = conv_geometry(&x, &weight, stride);
-    let (x, weight, output_grad) = (contiguous(x), contiguous(weight), contiguous(output_grad));
-    let mut x_grad = vec![0.0; if with_x { g.batch * g.wide_len() } else { 0 }];
-    let mut weight_grad = vec![0.0; g.weight_len()];
-    cae_kernels::conv_backward(
-        &g,
-        x.storage(),
-        weight.storage(),
-        output_grad.storage(),
-        with_x.then_some(x_grad.as_mut_slice()),
-        &mut weight_grad,
+    let weight_shape = dims4(&weight);
+    let x_shape = dims4(&x);
+    let (x, weight, output_grad) = (
+        x.to_contiguous(),
+        weight.to_contiguous(),
+        output_grad.to_contiguous(),
     );
-    let mut bias_grad = vec![0.0; g.narrow[0]];
-    let plane = g.narrow[1] * g.narrow[2];
-    cae_kernels::channel_sums(output_grad.storage(), g.narrow[0], plane, &mut bias_grad);
-    let x_shape = if with_x { wide_shape(&g) } else { [0; 4] };
+    let mut x_grad = vec![0.0; if with_x { x_shape.iter().product() } else { 0 }];
+    let mut weight_grad = vec![0.0; weight_shape.iter().product()];
+    let (out_channels, plane) = match output_padding {
+        None => {
+            let [batch, c, h, w] = x_shape;
+            let g = Geometry::conv(batch, [c, h, w], weight_shape[0], weight_shape[2], stride);
+            cae_kernels::conv_backward(
+                &g,
+                x.storage(),
+                weight.storage(),
+                output_grad.storage(),
+                with_x.then_some(x_grad.as_mut_slice()),
+                &mut weight_grad,
+            );
+            (g.narrow[0], g.narrow[1] * g.narrow[2])
+        }
+        Some(op) => {
+            let g = transpose_geometry(&x, &weight, stride, op);
+            cae_kernels::conv_transpose_backward(
+                &g,
+                x.storage(),
+                weight.storage(),
+                output_grad.storage(),
+                with_x.then_some(x_grad.as_mut_slice()),
+                &mut weight_grad,
+            );
+            (g.wide[0], g.wide[1] * g.wide[2])
+        }
+    };
+    let mut bias_grad = vec![0.0; out_channels];
+    cae_kernels::channel_sums(output_grad.storage(), out_channels, plane, &mut bias_grad);
     (
-        flex_f32(x_grad, x_shape),
-        flex_f32(weight_grad, dims4(&weight)),
-        flex_f32_1d(bias_grad),
-    )
-}
-
-/// The gradients of a `ConvTranspose2d` (the input's only `if with_x`, else an empty
-/// placeholder).
-fn flex_conv_transpose2d_backward(
-    x: FlexTensor,
-    weight: FlexTensor,
-    output_grad: FlexTensor,
-    stride: usize,
-    output_padding: usize,
-    with_x: bool,
-) -> (FlexTensor, FlexTensor, FlexTensor) {
-    if !all_f32(&[&x, &weight, &output_grad]) {
-        let options = transpose_options(stride, output_padding);
-        let x_grad =
-            Flex::conv_transpose2d_x_backward(weight.clone(), output_grad.clone(), options.clone());
-        let bias = Flex::float_zeros(
-            [weight.shape()[1]].into(),
-            &weight.device(),
-            weight.dtype().into(),
-        );
-        let bias_grad = Flex::conv_transpose2d_bias_backward(x.clone(), bias, output_grad.clone());
-        let weight_grad = Flex::conv_transpose2d_weight_backward(x, weight, output_grad, options);
-        return (x_grad, weight_grad, bias_grad);
-    }
-    let g = transpose_geometry(&x, &weight, stride, output_padding);
-    let (x, weight, output_grad) = (contiguous(x), contiguous(weight), contiguous(output_grad));
-    let mut x_grad = vec![0.0; if with_x { g.batch * g.narrow_len() } else { 0 }];
-    let mut weight_grad = vec![0.0; g.weight_len()];
-    cae_kernels::conv_transpose_backward(
-        &g,
-        x.storage(),
-        weight.storage(),
-        output_grad.storage(),
-        with_x.then_some(x_grad.as_mut_slice()),
-        &mut weight_grad,
-    );
-    let mut bias_grad = vec![0.0; g.wide[0]];
-    let plane = g.wide[1] * g.wide[2];
-    cae_kernels::channel_sums(output_grad.storage(), g.wide[0], plane, &mut bias_grad);
-    let x_shape = if with_x { narrow_shape(&g) } else { [0; 4] };
-    (
-        flex_f32(x_grad, x_shape),
-        flex_f32(weight_grad, dims4(&weight)),
-        flex_f32_1d(bias_grad),
+        with_x.then(|| flex_f32(x_grad, &x_shape)),
+        flex_f32(weight_grad, &weight_shape),
+        flex_f32(bias_grad, &[out_channels]),
     )
 }
 
