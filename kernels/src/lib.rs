@@ -16,11 +16,14 @@
 //! | [`scatter`]: narrow → wide (the adjoint) | input gradient | forward |
 //! | [`weight_grad`] | weight gradient | weight gradient |
 //!
+//! [`conv_backward`] and [`conv_transpose_backward`] fuse the two gradients of each layer.
+//!
 //! Each turns a block of images into one matrix multiply: im2col lays the block's patches out as
-//! the columns of a `[C·k·k, nb·OH·OW]` matrix, so the multiply sees every position of `nb`
-//! images at once instead of one 4×4 or 6×6 image at a time — at these sizes per-image multiplies
-//! spend their time in setup, not arithmetic. Blocks are sized to stay in L2 and run in parallel on
-//! the current rayon pool.
+//! the rows of a `[nb·OH·OW, k·k·C]` matrix, so the multiply sees every position of `nb` images
+//! at once instead of one 4×4 or 6×6 image at a time — at these sizes per-image multiplies spend
+//! their time in setup, not arithmetic. Blocks are sized to stay in L2 and run in parallel on the
+//! current rayon pool (inline when there is only one); sums over blocks are added in block
+//! order, so results do not depend on the number of threads.
 
 use std::cell::Cell;
 
