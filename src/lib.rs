@@ -10,7 +10,7 @@
 //! - [`run`]: the run directory a training leaves behind
 //! - [`pictures`]: PNG grids and charts
 //! - [`report`]: a run's pictures and its self-contained HTML report
-//! - [`compare`], [`bench`]: the efficiency comparison and the speed figures
+//! - [`compare`], [`bench`](mod@bench): the efficiency comparison and the speed figures
 //! - [`cli`]: the command line over all of it
 //!
 //! ```no_run

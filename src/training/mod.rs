@@ -309,8 +309,8 @@ pub fn fit<M: Module + Clone + Sync, T: Task<M> + Sync>(
 const MIN_CHUNK: usize = 16;
 
 /// How many threads a step on `batch_len` examples uses: one per core, each with at least
-/// [`MIN_CHUNK`] examples. Flex keeps small convolutions on one core, so splitting the batch
-/// is what puts the other cores to work.
+/// `MIN_CHUNK` (16) examples. Splitting the batch keeps every core busy for the whole step,
+/// where each of its many small operations has too little work to share out well.
 pub fn step_workers(batch_len: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     cores.min(batch_len / MIN_CHUNK).max(1)
