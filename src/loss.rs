@@ -1,7 +1,17 @@
 //! Reconstruction losses and quality metrics, each a mean over every pixel of the batch.
 
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{
+    Autodiff, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata, backend_extension,
+};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::{Bytes, DType};
 use serde::{Deserialize, Serialize};
 
 /// The loss a reconstruction is trained with.
@@ -46,9 +56,136 @@ impl ReconstructionLoss {
 ///
 /// # Shapes
 /// - logits, target: same shape → `[1]`, the mean over all elements
+///
+/// On the CPU (Flex, f32) it is one fused operation with its own backward pass
+/// ([`LossKernels`]); elsewhere it is composed from burn's operations ([`bce_with_logits_ops`]).
 pub fn bce_with_logits<const D: usize>(logits: Tensor<D>, target: Tensor<D>) -> Tensor<1> {
+    assert_eq!(
+        logits.dims(),
+        target.dims(),
+        "BCE: logits and targets differ in shape"
+    );
+    let fused = logits.dtype() == DType::F32
+        && target.dtype() == DType::F32
+        && matches!(
+            logits.device().inner().as_dispatch(),
+            DispatchDevice::Flex(_)
+        );
+    if !fused {
+        return bce_with_logits_ops(logits, target);
+    }
+    let count = logits.shape().num_elements().max(1) as f64;
+    let sum = <Dispatch as LossKernels>::cae_bce_with_logits_sum(
+        logits.into_dispatch(),
+        target.into_dispatch(),
+    );
+    Tensor::<1>::from_dispatch(sum).div_scalar(count)
+}
+
+/// [`bce_with_logits`] composed from burn's element-wise operations (the reference the fused
+/// kernel is tested against).
+pub fn bce_with_logits_ops<const D: usize>(logits: Tensor<D>, target: Tensor<D>) -> Tensor<1> {
     let softplus_neg_abs = logits.clone().abs().neg().exp().log1p();
     (relu(logits.clone()) - logits * target + softplus_neg_abs).mean()
+}
+
+/// Binary cross entropy from logits as one operation: the sum over all elements (a
+/// one-element tensor) and its gradient. The defaults are burn's operations; Flex's are
+/// `cae_kernels::bce`.
+#[backend_extension(Flex, Autodiff)]
+pub trait LossKernels: Backend {
+    /// `[Σ max(z, 0) − z·y + ln(1 + e^−|z|)]`.
+    fn cae_bce_with_logits_sum(
+        logits: FloatTensor<Self>,
+        target: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let terms = Self::float_add(
+            Self::float_sub(
+                Self::relu(logits.clone()),
+                Self::float_mul(logits.clone(), target),
+            ),
+            Self::float_log1p(Self::float_exp(Self::float_neg(Self::float_abs(logits)))),
+        );
+        Self::float_sum(terms)
+    }
+
+    /// The gradient of that sum with respect to the logits, `(σ(z) − y)·g`, for the
+    /// one-element upstream gradient `g`.
+    fn cae_bce_with_logits_grad(
+        logits: FloatTensor<Self>,
+        target: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let ones = vec![1; logits.shape().num_dims()];
+        let grad = Self::float_reshape(grad, ones.into());
+        Self::float_mul(Self::float_sub(Self::sigmoid(logits), target), grad)
+    }
+}
+
+impl LossKernels for Flex {
+    fn cae_bce_with_logits_sum(logits: FlexTensor, target: FlexTensor) -> FlexTensor {
+        let (logits, target) = (logits.to_contiguous(), target.to_contiguous());
+        let sum = cae_kernels::bce::bce_with_logits_sum(logits.storage(), target.storage());
+        let layout = Layout::contiguous([1].into());
+        FlexTensor::new(Bytes::from_elems(vec![sum as f32]), layout, DType::F32)
+    }
+
+    fn cae_bce_with_logits_grad(
+        logits: FlexTensor,
+        target: FlexTensor,
+        grad: FlexTensor,
+    ) -> FlexTensor {
+        let (logits, target) = (logits.to_contiguous(), target.to_contiguous());
+        let scale = grad.to_contiguous().storage::<f32>()[0];
+        let mut out = vec![0.0; logits.layout().num_elements()];
+        cae_kernels::bce::bce_with_logits_grad(logits.storage(), target.storage(), scale, &mut out);
+        let layout = Layout::contiguous(logits.shape());
+        FlexTensor::new(Bytes::from_elems(out), layout, DType::F32)
+    }
+}
+
+/// Records the fused loss with its backward pass: `(σ(z) − y)·g` for the logits, `−z·g` for
+/// the targets should they need a gradient.
+impl<B: Backend + LossKernels, C: CheckpointStrategy> LossKernels for Autodiff<B, C> {
+    fn cae_bce_with_logits_sum(
+        logits: FloatTensor<Self>,
+        target: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct BceBackward;
+
+        impl<B: Backend + LossKernels> Backward<B, 2> for BceBackward {
+            type State = (FloatTensor<B>, FloatTensor<B>);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node_logits, node_target] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (logits, target) = ops.state;
+                if let Some(node) = node_target {
+                    let ones = vec![1; logits.shape().num_dims()];
+                    let g = B::float_reshape(grad.clone(), ones.into());
+                    let target_grad = B::float_neg(B::float_mul(logits.clone(), g));
+                    grads.register::<B>(node.id, target_grad);
+                }
+                if let Some(node) = node_logits {
+                    grads.register::<B>(node.id, B::cae_bce_with_logits_grad(logits, target, grad));
+                }
+            }
+        }
+
+        let guards = [logits.node(), target.node()];
+        let (logits, target) = (logits.into_primitive(), target.into_primitive());
+        let out = B::cae_bce_with_logits_sum(logits.clone(), target.clone());
+        match BceBackward.prepare::<C>(guards).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((logits, target), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
 }
 
 /// Mean absolute error. Shapes: same shape → `[1]`.
@@ -93,6 +230,38 @@ mod tests {
         // (torch: F.binary_cross_entropy_with_logits(z, y) = 0.4444456)
         let loss = scalar(bce_with_logits(t(&[0.0, 2.0, -1.0]), t(&[0.5, 1.0, 0.2])));
         assert!((loss - 0.444_445_6).abs() < 1e-6, "{loss}");
+    }
+
+    /// The fused loss gives the composed one's value and gradients (logits and targets).
+    #[test]
+    fn fused_bce_matches_the_composed_operations() {
+        use burn::tensor::Distribution;
+        let device = Device::flex().autodiff();
+        device.seed(2);
+        let z = Tensor::<4>::random([3, 1, 28, 28], Distribution::Uniform(-8.0, 8.0), &device);
+        let y = Tensor::<4>::random([3, 1, 28, 28], Distribution::Uniform(0.0, 1.0), &device);
+        let run = |f: &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<1>| {
+            let (z, y) = (z.clone().require_grad(), y.clone().require_grad());
+            let loss = f(z.clone(), y.clone());
+            let value: f32 = loss.clone().into_scalar();
+            let grads = loss.backward();
+            let flat = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+            (
+                value,
+                flat(z.grad(&grads).unwrap()),
+                flat(y.grad(&grads).unwrap()),
+            )
+        };
+        let (fused, fused_dz, fused_dy) = run(&|z, y| bce_with_logits(z, y));
+        let (ops, ops_dz, ops_dy) = run(&|z, y| bce_with_logits_ops(z, y));
+        assert!((fused - ops).abs() < 1e-5 * ops.abs(), "{fused} vs {ops}");
+        for (a, b) in fused_dz
+            .iter()
+            .zip(&ops_dz)
+            .chain(fused_dy.iter().zip(&ops_dy))
+        {
+            assert!((a - b).abs() < 1e-7, "{a} vs {b}");
+        }
     }
 
     #[test]

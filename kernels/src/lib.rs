@@ -1,4 +1,5 @@
-//! CPU kernels for the 2-D convolutions of small images, batched.
+//! CPU kernels for cae's models: the 2-D convolutions of small images, batched, and the
+//! binary cross entropy loss ([`bce`]).
 //!
 //! A convolution relates a *wide* tensor `[N, C, H, W]` (a convolution's input, a transposed
 //! convolution's output) and a *narrow* one `[N, O, OH, OW]` through a weight `[O, C, k, k]`
@@ -28,6 +29,8 @@
 use std::cell::Cell;
 
 use rayon::prelude::*;
+
+pub mod bce;
 
 /// Floats of im2col matrix per block at most: 512 KiB, inside a core's L2. (Training throughput
 /// was flat from 128 KiB to 1 MiB; equal-sized blocks mattered more, see `block_images`.)
