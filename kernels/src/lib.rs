@@ -141,7 +141,7 @@ impl Geometry {
     fn block_images(&self) -> usize {
         let per_image = (self.patch_len() * self.narrow_plane()).max(1);
         let most = (BLOCK_FLOATS / per_image).clamp(1, self.batch.max(1));
-        // Equal blocks: 32 images at most 14 a block run as 11 + 11 + 10, not 14 + 14 + 4.
+        // Equal blocks: 32 images at most 28 a block run as 16 + 16, not 28 + 4.
         self.batch.div_ceil(self.batch.div_ceil(most).max(1)).max(1)
     }
 
