@@ -296,6 +296,34 @@ fn narrow_shape(g: &Geometry) -> [usize; 4] {
     [g.batch, g.narrow[0], g.narrow[1], g.narrow[2]]
 }
 
+/// `cae_kernels::correlate` or `cae_kernels::scatter`.
+type ForwardKernel = fn(&Geometry, &[f32], &[f32], Option<&[f32]>, &mut [f32]);
+
+/// A forward kernel on contiguous copies of the operands.
+fn flex_forward(
+    kernel: ForwardKernel,
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: FlexTensor,
+    out_shape: [usize; 4],
+    g: &Geometry,
+) -> FlexTensor {
+    let (x, weight, bias) = (
+        x.to_contiguous(),
+        weight.to_contiguous(),
+        bias.to_contiguous(),
+    );
+    let mut out = vec![0.0; out_shape.iter().product()];
+    kernel(
+        g,
+        x.storage(),
+        weight.storage(),
+        Some(bias.storage()),
+        &mut out,
+    );
+    flex_f32(out, &out_shape)
+}
+
 fn all_f32(tensors: &[&FlexTensor]) -> bool {
     tensors.iter().all(|t| t.dtype() == DType::F32)
 }
@@ -313,20 +341,14 @@ impl ConvKernels for Flex {
         let [batch, c, h, w] = dims4(&x);
         let [o, _, k, _] = dims4(&weight);
         let g = Geometry::conv(batch, [c, h, w], o, k, stride);
-        let (x, weight, bias) = (
-            x.to_contiguous(),
-            weight.to_contiguous(),
-            bias.to_contiguous(),
-        );
-        let mut out = vec![0.0; g.batch * g.narrow_len()];
-        cae_kernels::correlate(
+        flex_forward(
+            cae_kernels::correlate,
+            x,
+            weight,
+            bias,
+            narrow_shape(&g),
             &g,
-            x.storage(),
-            weight.storage(),
-            Some(bias.storage()),
-            &mut out,
-        );
-        flex_f32(out, &narrow_shape(&g))
+        )
     }
 
     fn cae_conv2d_param_grads(
@@ -363,20 +385,7 @@ impl ConvKernels for Flex {
             return Self::conv_transpose2d(x, weight, Some(bias), options);
         }
         let g = transpose_geometry(&x, &weight, stride, output_padding);
-        let (x, weight, bias) = (
-            x.to_contiguous(),
-            weight.to_contiguous(),
-            bias.to_contiguous(),
-        );
-        let mut out = vec![0.0; g.batch * g.wide_len()];
-        cae_kernels::scatter(
-            &g,
-            x.storage(),
-            weight.storage(),
-            Some(bias.storage()),
-            &mut out,
-        );
-        flex_f32(out, &wide_shape(&g))
+        flex_forward(cae_kernels::scatter, x, weight, bias, wide_shape(&g), &g)
     }
 
     fn cae_conv_transpose2d_param_grads(
@@ -485,55 +494,7 @@ impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B
         bias: FloatTensor<Self>,
         stride: usize,
     ) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct Conv2dBackward;
-
-        impl<B: Backend + ConvKernels> Backward<B, 3> for Conv2dBackward {
-            type State = (FloatTensor<B>, FloatTensor<B>, usize);
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 3>,
-                grads: &mut Gradients,
-                _checkpointer: &mut Checkpointer,
-            ) {
-                let [node_x, node_weight, node_bias] = ops.parents;
-                let grad = grads.consume::<B>(&ops.node);
-                let (x, weight, stride) = ops.state;
-                // One fused pass when the input needs a gradient too (not for the images).
-                let (x_grad, weight_grad, bias_grad) = match &node_x {
-                    Some(_) => {
-                        let (dx, dw, db) = B::cae_conv2d_backward(x, weight, grad, stride);
-                        (Some(dx), dw, db)
-                    }
-                    None => {
-                        let (dw, db) = B::cae_conv2d_param_grads(x, weight, grad, stride);
-                        (None, dw, db)
-                    }
-                };
-                for (node, grad) in [
-                    (node_x, x_grad),
-                    (node_weight, Some(weight_grad)),
-                    (node_bias, Some(bias_grad)),
-                ] {
-                    if let (Some(node), Some(grad)) = (node, grad) {
-                        grads.register::<B>(node.id, grad);
-                    }
-                }
-            }
-        }
-
-        let guards = [x.node(), weight.node(), bias.node()];
-        let (x, weight) = (x.into_primitive(), weight.into_primitive());
-        let out = B::cae_conv2d(x.clone(), weight.clone(), bias.into_primitive(), stride);
-        match Conv2dBackward
-            .prepare::<C>(guards)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((x, weight, stride), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+        record::<B, C>(x, weight, bias, stride, None)
     }
 
     fn cae_conv_transpose2d(
@@ -543,61 +504,73 @@ impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B
         stride: usize,
         output_padding: usize,
     ) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct ConvTranspose2dBackward;
+        record::<B, C>(x, weight, bias, stride, Some(output_padding))
+    }
+}
 
-        impl<B: Backend + ConvKernels> Backward<B, 3> for ConvTranspose2dBackward {
-            type State = (FloatTensor<B>, FloatTensor<B>, usize, usize);
+/// The backward step of a `Conv2d` (output padding `None`) or a `ConvTranspose2d`.
+#[derive(Debug)]
+struct ConvBackward;
 
-            fn backward(
-                self,
-                ops: Ops<Self::State, 3>,
-                grads: &mut Gradients,
-                _checkpointer: &mut Checkpointer,
-            ) {
-                let [node_x, node_weight, node_bias] = ops.parents;
-                let grad = grads.consume::<B>(&ops.node);
-                let (x, weight, stride, op) = ops.state;
-                let (x_grad, weight_grad, bias_grad) = match &node_x {
-                    Some(_) => {
-                        let (dx, dw, db) =
-                            B::cae_conv_transpose2d_backward(x, weight, grad, stride, op);
-                        (Some(dx), dw, db)
-                    }
-                    None => {
-                        let (dw, db) =
-                            B::cae_conv_transpose2d_param_grads(x, weight, grad, stride, op);
-                        (None, dw, db)
-                    }
-                };
-                for (node, grad) in [
-                    (node_x, x_grad),
-                    (node_weight, Some(weight_grad)),
-                    (node_bias, Some(bias_grad)),
-                ] {
-                    if let (Some(node), Some(grad)) = (node, grad) {
-                        grads.register::<B>(node.id, grad);
-                    }
-                }
+impl<B: Backend + ConvKernels> Backward<B, 3> for ConvBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, usize, Option<usize>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, weight, stride, output_padding) = ops.state;
+        // One fused pass when the input needs a gradient too (not for the images).
+        let (x_grad, weight_grad, bias_grad) = match (node_x.is_some(), output_padding) {
+            (true, None) => {
+                let (dx, dw, db) = B::cae_conv2d_backward(x, weight, grad, stride);
+                (Some(dx), dw, db)
+            }
+            (true, Some(op)) => {
+                let (dx, dw, db) = B::cae_conv_transpose2d_backward(x, weight, grad, stride, op);
+                (Some(dx), dw, db)
+            }
+            (false, None) => {
+                let (dw, db) = B::cae_conv2d_param_grads(x, weight, grad, stride);
+                (None, dw, db)
+            }
+            (false, Some(op)) => {
+                let (dw, db) = B::cae_conv_transpose2d_param_grads(x, weight, grad, stride, op);
+                (None, dw, db)
+            }
+        };
+        for (node, grad) in [
+            (node_x, x_grad),
+            (node_weight, Some(weight_grad)),
+            (node_bias, Some(bias_grad)),
+        ] {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<B>(node.id, grad);
             }
         }
+    }
+}
 
-        let guards = [x.node(), weight.node(), bias.node()];
-        let (x, weight) = (x.into_primitive(), weight.into_primitive());
-        let out = B::cae_conv_transpose2d(
-            x.clone(),
-            weight.clone(),
-            bias.into_primitive(),
-            stride,
-            output_padding,
-        );
-        match ConvTranspose2dBackward
-            .prepare::<C>(guards)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((x, weight, stride, output_padding), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+/// Runs a convolution (`output_padding` `None`) or transposed convolution on the inner backend
+/// and records it for the backward pass, keeping its input and weight.
+fn record<B: Backend + ConvKernels, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    weight: FloatTensor<Autodiff<B, C>>,
+    bias: FloatTensor<Autodiff<B, C>>,
+    stride: usize,
+    output_padding: Option<usize>,
+) -> FloatTensor<Autodiff<B, C>> {
+    let guards = [x.node(), weight.node(), bias.node()];
+    let (x, weight, bias) = (
+        x.into_primitive(),
+        weight.into_primitive(),
+        bias.into_primitive(),
+    );
+    let out = match output_padding {
+        None => B::cae_conv2d(x.clone(), weight.clone(), bias, stride),
+        Some(op) => B::cae_conv_transpose2d(x.clone(), weight.clone(), bias, stride, op),
+    };
+    match ConvBackward.prepare::<C>(guards).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((x, weight, stride, output_padding), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
     }
 }
