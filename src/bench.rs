@@ -191,7 +191,7 @@ pub fn breakdown(
     let a1 = relu(conv2d(&ea.conv1, xa.clone())).detach().require_grad();
     let a2 = relu(conv2d(&ea.conv2, a1.clone())).detach().require_grad();
     let a3: Tensor<2> = relu(conv2d(&ea.conv3, a2.clone())).flatten(1, 3);
-    let b0: Tensor<4> = relu(da.fc.forward(ea.fc.forward(a3))).reshape([64, 64, 4, 4]);
+    let b0: Tensor<4> = relu(da.fc.forward(ea.fc.forward(a3.clone()))).reshape([64, 64, 4, 4]);
     let b0 = b0.detach().require_grad();
     let b1 = relu(conv_transpose2d(&da.deconv1, b0.clone()))
         .detach()
@@ -232,17 +232,12 @@ pub fn breakdown(
         ],
     );
 
+    // Inference: the same activations, without autodiff.
     let m = model.valid();
-    let x = train.images_tensor(&batches[0], &device);
     let (e, d) = (&m.encoder, &m.decoder);
-    let h1 = relu(conv2d(&e.conv1, x.clone()));
-    let h2 = relu(conv2d(&e.conv2, h1.clone()));
-    let h3 = relu(conv2d(&e.conv3, h2.clone()));
-    let flat: Tensor<2> = h3.clone().flatten(1, 3);
+    let (x, h1, h2, flat) = (xa.inner(), a1.inner(), a2.inner(), a3.inner());
     let z = e.fc.forward(flat.clone());
-    let g0 = relu(d.fc.forward(z.clone())).reshape([64, 64, 4, 4]);
-    let g1 = relu(conv_transpose2d(&d.deconv1, g0.clone()));
-    let g2 = relu(conv_transpose2d(&d.deconv2, g1.clone()));
+    let (g0, g1, g2) = (b0.inner(), b1.inner(), b2.inner());
     let layers: Vec<(String, Box<dyn Fn()>)> = vec![
         (
             "encoder conv1 (1→16, s2)".into(),
