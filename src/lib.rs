@@ -41,7 +41,8 @@ pub mod report;
 pub mod run;
 pub mod training;
 
-use burn::tensor::Device;
+use burn::backend::DispatchDevice;
+use burn::tensor::{DType, Device, Tensor};
 
 /// The device cae computes on: CUDA or wgpu when built with those features, else Flex (CPU).
 pub fn default_device() -> Device {
@@ -51,4 +52,10 @@ pub fn default_device() -> Device {
     return Device::wgpu(Default::default());
     #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
     Device::flex()
+}
+
+/// Whether cae's own CPU kernels (`cae-kernels`) can compute on `x`: an f32 tensor on Flex.
+/// Everywhere else the models and losses use burn's operations.
+pub(crate) fn cpu_kernels_apply<const D: usize>(x: &Tensor<D>) -> bool {
+    x.dtype() == DType::F32 && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }

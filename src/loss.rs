@@ -6,9 +6,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{
-    Autodiff, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata, backend_extension,
-};
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Bytes, DType};
@@ -65,13 +63,7 @@ pub fn bce_with_logits<const D: usize>(logits: Tensor<D>, target: Tensor<D>) -> 
         target.dims(),
         "BCE: logits and targets differ in shape"
     );
-    let fused = logits.dtype() == DType::F32
-        && target.dtype() == DType::F32
-        && matches!(
-            logits.device().inner().as_dispatch(),
-            DispatchDevice::Flex(_)
-        );
-    if !fused {
+    if !(crate::cpu_kernels_apply(&logits) && target.dtype() == DType::F32) {
         return bce_with_logits_ops(logits, target);
     }
     let count = logits.shape().num_elements().max(1) as f64;

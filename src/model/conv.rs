@@ -19,7 +19,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::ops::{ConvOptions, ConvTransposeOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, DispatchDevice, Flex, TensorMetadata, backend_extension};
+use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::pool::MaxPool2d;
@@ -128,9 +128,7 @@ pub fn max_pool2d(layer: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
 }
 
 fn kernels_apply(x: &Tensor<4>) -> bool {
-    ENABLED.load(Ordering::Relaxed)
-        && x.dtype() == DType::F32
-        && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+    ENABLED.load(Ordering::Relaxed) && crate::cpu_kernels_apply(x)
 }
 
 /// Convolutions without padding, dilation or groups, with a bias; square kernels and strides.
