@@ -199,36 +199,21 @@ pub fn breakdown(
     let b2 = relu(conv_transpose2d(&da.deconv2, b1.clone()))
         .detach()
         .require_grad();
-    let backward = |y: Tensor<4>| {
-        let _ = y.sum().backward();
-    };
     let conv_train_ms = time_each(
         steps,
         vec![
-            (
-                "encoder conv1".into(),
-                Box::new(|| backward(conv2d(&ea.conv1, xa.clone()))),
-            ),
-            (
-                "encoder conv2".into(),
-                Box::new(|| backward(conv2d(&ea.conv2, a1.clone()))),
-            ),
-            (
-                "encoder conv3".into(),
-                Box::new(|| backward(conv2d(&ea.conv3, a2.clone()))),
-            ),
-            (
-                "decoder deconv1".into(),
-                Box::new(|| backward(conv_transpose2d(&da.deconv1, b0.clone()))),
-            ),
-            (
-                "decoder deconv2".into(),
-                Box::new(|| backward(conv_transpose2d(&da.deconv2, b1.clone()))),
-            ),
-            (
-                "decoder deconv3".into(),
-                Box::new(|| backward(conv_transpose2d(&da.deconv3, b2.clone()))),
-            ),
+            train_job("encoder conv1", || conv2d(&ea.conv1, xa.clone())),
+            train_job("encoder conv2", || conv2d(&ea.conv2, a1.clone())),
+            train_job("encoder conv3", || conv2d(&ea.conv3, a2.clone())),
+            train_job("decoder deconv1", || {
+                conv_transpose2d(&da.deconv1, b0.clone())
+            }),
+            train_job("decoder deconv2", || {
+                conv_transpose2d(&da.deconv2, b1.clone())
+            }),
+            train_job("decoder deconv3", || {
+                conv_transpose2d(&da.deconv3, b2.clone())
+            }),
         ],
     );
 
@@ -238,55 +223,23 @@ pub fn breakdown(
     let (x, h1, h2, flat) = (xa.inner(), a1.inner(), a2.inner(), a3.inner());
     let z = e.fc.forward(flat.clone());
     let (g0, g1, g2) = (b0.inner(), b1.inner(), b2.inner());
-    let layers: Vec<(String, Box<dyn Fn()>)> = vec![
-        (
-            "encoder conv1 (1→16, s2)".into(),
-            Box::new(move || {
-                let _ = conv2d(&e.conv1, x.clone()).into_data();
-            }),
-        ),
-        (
-            "encoder conv2 (16→32, s2)".into(),
-            Box::new(move || {
-                let _ = conv2d(&e.conv2, h1.clone()).into_data();
-            }),
-        ),
-        (
-            "encoder conv3 (32→64)".into(),
-            Box::new(move || {
-                let _ = conv2d(&e.conv3, h2.clone()).into_data();
-            }),
-        ),
-        (
-            "encoder fc (1024→10)".into(),
-            Box::new(move || {
-                let _ = e.fc.forward(flat.clone()).into_data();
-            }),
-        ),
-        (
-            "decoder fc (10→1024)".into(),
-            Box::new(move || {
-                let _ = d.fc.forward(z.clone()).into_data();
-            }),
-        ),
-        (
-            "decoder deconv1 (64→32)".into(),
-            Box::new(move || {
-                let _ = conv_transpose2d(&d.deconv1, g0.clone()).into_data();
-            }),
-        ),
-        (
-            "decoder deconv2 (32→16, s2)".into(),
-            Box::new(move || {
-                let _ = conv_transpose2d(&d.deconv2, g1.clone()).into_data();
-            }),
-        ),
-        (
-            "decoder deconv3 (16→1, s2, op1)".into(),
-            Box::new(move || {
-                let _ = conv_transpose2d(&d.deconv3, g2.clone()).into_data();
-            }),
-        ),
+    let layers = vec![
+        infer_job("encoder conv1 (1→16, s2)", || conv2d(&e.conv1, x.clone())),
+        infer_job("encoder conv2 (16→32, s2)", || {
+            conv2d(&e.conv2, h1.clone())
+        }),
+        infer_job("encoder conv3 (32→64)", || conv2d(&e.conv3, h2.clone())),
+        infer_job("encoder fc (1024→10)", || e.fc.forward(flat.clone())),
+        infer_job("decoder fc (10→1024)", || d.fc.forward(z.clone())),
+        infer_job("decoder deconv1 (64→32)", || {
+            conv_transpose2d(&d.deconv1, g0.clone())
+        }),
+        infer_job("decoder deconv2 (32→16, s2)", || {
+            conv_transpose2d(&d.deconv2, g1.clone())
+        }),
+        infer_job("decoder deconv3 (16→1, s2, op1)", || {
+            conv_transpose2d(&d.deconv3, g2.clone())
+        }),
     ];
     Ok(Breakdown {
         forward_ms: median(&mut fwd),
@@ -297,8 +250,23 @@ pub fn breakdown(
     })
 }
 
+type Job<'a> = (String, Box<dyn Fn() + 'a>);
+
+/// A timed inference: `forward`, read back so that the work has finished.
+fn infer_job<'a, const D: usize>(name: &str, forward: impl Fn() -> Tensor<D> + 'a) -> Job<'a> {
+    (name.into(), Box::new(move || drop(forward().into_data())))
+}
+
+/// A timed training pass: `forward`, then the backward pass of its sum.
+fn train_job<'a>(name: &str, forward: impl Fn() -> Tensor<4> + 'a) -> Job<'a> {
+    (
+        name.into(),
+        Box::new(move || drop(forward().sum().backward())),
+    )
+}
+
 /// Median milliseconds of each closure over `calls` calls, after 10 untimed ones.
-fn time_each<'a>(calls: usize, jobs: Vec<(String, Box<dyn Fn() + 'a>)>) -> Vec<(String, f64)> {
+fn time_each(calls: usize, jobs: Vec<Job>) -> Vec<(String, f64)> {
     jobs.into_iter()
         .map(|(name, f)| {
             for _ in 0..10 {
