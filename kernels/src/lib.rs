@@ -228,15 +228,7 @@ pub fn scatter(
 /// the weight gradient of a convolution (`wide` its input, `narrow` its output gradient) and of
 /// a transposed convolution (`wide` its output gradient, `narrow` its input).
 pub fn weight_grad(g: &Geometry, wide: &[f32], narrow: &[f32], weight_grad: &mut [f32]) {
-    g.check(wide.len(), weight_grad.len(), narrow.len(), None);
-    let sum = for_blocks(g, None, g.weight_len(), |images, _, acc| {
-        with_block_scratch(g, images.len(), |b| {
-            b.load_patches(g, &wide[images.start * g.wide_len()..]);
-            b.load_narrow(g, &narrow[images.start * g.narrow_len()..]);
-            b.accumulate_weight_grad(g, acc);
-        });
-    });
-    from_patch_major(g, &sum, weight_grad);
+    backward(g, wide, narrow, weight_grad, None);
 }
 
 /// A convolution's backward pass: from its input `wide` and output gradient `narrow_grad`, the
@@ -250,24 +242,8 @@ pub fn conv_backward(
     wide_grad: Option<&mut [f32]>,
     weight_grad: &mut [f32],
 ) {
-    g.check(wide.len(), weight.len(), narrow_grad.len(), None);
-    assert_eq!(weight_grad.len(), weight.len(), "weight gradient length");
-    if let Some(dx) = &wide_grad {
-        assert_eq!(dx.len(), wide.len(), "input gradient length");
-    }
-    let weight = patch_major(g, weight);
-    let out = wide_grad.map(|dx| (dx, g.wide_len()));
-    let sum = for_blocks(g, out, g.weight_len(), |images, dx, acc| {
-        with_block_scratch(g, images.len(), |b| {
-            b.load_patches(g, &wide[images.start * g.wide_len()..]);
-            b.load_narrow(g, &narrow_grad[images.start * g.narrow_len()..]);
-            b.accumulate_weight_grad(g, acc);
-            if let Some(dx) = dx {
-                b.spread(g, &weight, None, dx);
-            }
-        });
-    });
-    from_patch_major(g, &sum, weight_grad);
+    let input = wide_grad.map(|dx| (Input::Wide, weight, dx));
+    backward(g, wide, narrow_grad, weight_grad, input);
 }
 
 /// A transposed convolution's backward pass: from its input `narrow` and output gradient
@@ -281,20 +257,49 @@ pub fn conv_transpose_backward(
     narrow_grad: Option<&mut [f32]>,
     weight_grad: &mut [f32],
 ) {
-    g.check(wide_grad.len(), weight.len(), narrow.len(), None);
-    assert_eq!(weight_grad.len(), weight.len(), "weight gradient length");
-    if let Some(dx) = &narrow_grad {
-        assert_eq!(dx.len(), narrow.len(), "input gradient length");
-    }
-    let weight = patch_major(g, weight);
-    let out = narrow_grad.map(|dx| (dx, g.narrow_len()));
+    let input = narrow_grad.map(|dx| (Input::Narrow, weight, dx));
+    backward(g, wide_grad, narrow, weight_grad, input);
+}
+
+/// Which side a layer's input is: a convolution's is the wide one, a transposed convolution's
+/// the narrow one.
+#[derive(Clone, Copy)]
+enum Input {
+    Wide,
+    Narrow,
+}
+
+/// The weight gradient of `wide` against `narrow` and, given `(side, weight, gradient)`, the
+/// input gradient of that side, in one pass over the blocks.
+fn backward(
+    g: &Geometry,
+    wide: &[f32],
+    narrow: &[f32],
+    weight_grad: &mut [f32],
+    input: Option<(Input, &[f32], &mut [f32])>,
+) {
+    g.check(wide.len(), weight_grad.len(), narrow.len(), None);
+    let (side, weight, out) = match input {
+        Some((side, weight, dx)) => {
+            assert_eq!(weight.len(), weight_grad.len(), "weight gradient length");
+            let (len, per_image) = match side {
+                Input::Wide => (wide.len(), g.wide_len()),
+                Input::Narrow => (narrow.len(), g.narrow_len()),
+            };
+            assert_eq!(dx.len(), len, "input gradient length");
+            (Some(side), patch_major(g, weight), Some((dx, per_image)))
+        }
+        None => (None, Vec::new(), None),
+    };
     let sum = for_blocks(g, out, g.weight_len(), |images, dx, acc| {
         with_block_scratch(g, images.len(), |b| {
-            b.load_patches(g, &wide_grad[images.start * g.wide_len()..]);
+            b.load_patches(g, &wide[images.start * g.wide_len()..]);
             b.load_narrow(g, &narrow[images.start * g.narrow_len()..]);
             b.accumulate_weight_grad(g, acc);
-            if let Some(dx) = dx {
-                b.multiply_patches(g, &weight, None, dx);
+            match (side, dx) {
+                (Some(Input::Wide), Some(dx)) => b.spread(g, &weight, None, dx),
+                (Some(Input::Narrow), Some(dx)) => b.multiply_patches(g, &weight, None, dx),
+                _ => {}
             }
         });
     });
