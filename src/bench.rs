@@ -4,7 +4,8 @@
 //!   forward + BCE + backward + Adam (the same [`train_step`] the training loop runs);
 //! - AutoCNN inference: single-image latency (median) and batch-1000 throughput.
 //!
-//! Threads: burn's Flex backend uses all cores (rayon's default pool).
+//! Threads: burn's Flex backend uses rayon's global pool (all cores unless `--threads`), and
+//! each training step [`BenchSettings::threads`] threads.
 
 use std::time::Instant;
 
@@ -19,8 +20,7 @@ use crate::loss::ReconstructionLoss;
 use crate::model::ConvAutoencoderConfig;
 use crate::model::classifier::{AutoCnnConfig, Classifier};
 use crate::model::conv::{conv_transpose2d, conv2d};
-use crate::training::autoencoder::AutoencoderTask;
-use crate::training::{LoopConfig, step_workers, train_step};
+use crate::training::{AutoencoderTask, LoopConfig, train_step};
 
 /// What `cae bench` measures.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +30,8 @@ pub struct BenchSettings {
     pub warmup: usize,
     /// Timed single-image calls.
     pub calls: usize,
+    /// Threads of each training step.
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +40,36 @@ pub struct BenchResult {
     pub autocnn_latency_us_median: f64,
     pub autocnn_batch1000_images_per_sec: f64,
     pub threads: usize,
+}
+
+/// Median seconds of `calls` calls of `f`, after `min(calls, 20)` untimed ones. `f` must
+/// finish its work before it returns (read a result back).
+pub fn median_secs(calls: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..calls.min(20) {
+        f();
+    }
+    let mut times: Vec<f64> = (0..calls.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    median(&mut times)
+}
+
+/// `forward`'s latency on one input (µs, median of `calls`) and throughput on a batch
+/// (images/s, median of 5 calls): the one measurement `bench` and `compare` share.
+pub fn speed<const D: usize>(
+    calls: usize,
+    one: Tensor<D>,
+    batch: Tensor<D>,
+    forward: impl Fn(Tensor<D>) -> Tensor<2>,
+) -> (f64, f64) {
+    let images = batch.dims()[0] as f64;
+    let latency = median_secs(calls, || drop(forward(one.clone()).into_data()));
+    let batch = median_secs(5, || drop(forward(batch.clone()).into_data()));
+    (latency * 1e6, images / batch)
 }
 
 /// Median of `samples` (sorted in place).
@@ -75,7 +107,7 @@ pub fn run(
     };
     let mut rng = StdRng::seed_from_u64(0);
     let batches = shuffled_batches(train.len(), 64, &mut rng);
-    let workers = step_workers(64);
+    let workers = settings.threads;
     let mut steps = batches.iter().cycle();
     for batch in steps.by_ref().take(settings.warmup) {
         (model, _) = train_step(
@@ -112,22 +144,12 @@ pub fn run(
         .valid();
     let one = test.images_tensor(&[0], &device);
     let thousand = test.images_tensor(&(0..1000).collect::<Vec<_>>(), &device);
-    let time = |x: &Tensor<4>| {
-        let t = Instant::now();
-        let _ = autocnn.logits(x.clone()).into_data();
-        t.elapsed().as_secs_f64()
-    };
-    for _ in 0..settings.calls.min(50) {
-        time(&one);
-    }
-    let mut single: Vec<f64> = (0..settings.calls.max(1)).map(|_| time(&one)).collect();
-    time(&thousand);
-    let mut batch: Vec<f64> = (0..5).map(|_| time(&thousand)).collect();
+    let (latency_us, throughput) = speed(settings.calls, one, thousand, |x| autocnn.logits(x));
     Ok(BenchResult {
         ae_train_samples_per_sec,
-        autocnn_latency_us_median: median(&mut single) * 1e6,
-        autocnn_batch1000_images_per_sec: 1000.0 / median(&mut batch),
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        autocnn_latency_us_median: latency_us,
+        autocnn_batch1000_images_per_sec: throughput,
+        threads: settings.threads,
     })
 }
 
@@ -265,22 +287,10 @@ fn train_job<'a>(name: &str, forward: impl Fn() -> Tensor<4> + 'a) -> Job<'a> {
     )
 }
 
-/// Median milliseconds of each closure over `calls` calls, after 10 untimed ones.
+/// Median milliseconds of each job over `calls` calls.
 fn time_each(calls: usize, jobs: Vec<Job>) -> Vec<(String, f64)> {
     jobs.into_iter()
-        .map(|(name, f)| {
-            for _ in 0..10 {
-                f();
-            }
-            let mut t: Vec<f64> = (0..calls.max(1))
-                .map(|_| {
-                    let s = Instant::now();
-                    f();
-                    s.elapsed().as_secs_f64() * 1e3
-                })
-                .collect();
-            (name, median(&mut t))
-        })
+        .map(|(name, f)| (name, median_secs(calls, f) * 1e3))
         .collect()
 }
 

@@ -1,12 +1,131 @@
-//! Evaluation beyond the per-epoch losses: latent statistics, classification reports.
+//! What a model does on a dataset: the test metrics training records after each epoch,
+//! latent statistics, denoising scores, classification reports. Below training (which calls
+//! it every epoch) and above the models and data.
 
 use std::fmt::Write;
 
+use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, DatasetKind, NUM_CLASSES, sequential_batches};
-use crate::training::EVAL_BATCH;
-use crate::training::classifier::ClassifierEval;
+use crate::loss::{self, ReconstructionLoss};
+use crate::model::Autoencoder;
+use crate::model::classifier::Classifier;
+
+/// Images per forward pass when evaluating; bounded by memory, not a hyper-parameter.
+pub const EVAL_BATCH: usize = 1000;
+
+/// Reconstruction quality on a whole set: per-pixel means of BCE, MSE and L1, and the PSNR of
+/// that MSE.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReconstructionMetrics {
+    pub test_bce: f64,
+    pub test_mse: f64,
+    pub test_l1: f64,
+    pub test_psnr: f64,
+}
+
+impl ReconstructionMetrics {
+    /// The `metrics.jsonl` key of the metric that matches a training loss.
+    pub fn key(loss: ReconstructionLoss) -> &'static str {
+        match loss {
+            ReconstructionLoss::Bce => "test_bce",
+            ReconstructionLoss::L1 => "test_l1",
+            ReconstructionLoss::L2 => "test_mse",
+        }
+    }
+
+    /// The value of the metric that matches a training loss.
+    pub fn matching(&self, loss: ReconstructionLoss) -> f64 {
+        match loss {
+            ReconstructionLoss::Bce => self.test_bce,
+            ReconstructionLoss::L1 => self.test_l1,
+            ReconstructionLoss::L2 => self.test_mse,
+        }
+    }
+}
+
+/// [`ReconstructionMetrics`] of `model` (in inference mode) on `data`.
+pub fn reconstruction_metrics<M: Autoencoder>(
+    model: &M,
+    data: &Dataset,
+    device: &Device,
+) -> ReconstructionMetrics {
+    let (mut bce, mut mse, mut l1) = (0.0f64, 0.0f64, 0.0f64);
+    for batch in sequential_batches(data.len(), EVAL_BATCH) {
+        let images = data.images_tensor(&batch, device);
+        let logits = model.forward_logits(images.clone());
+        let pixels = burn::tensor::activation::sigmoid(logits.clone());
+        let n = batch.len() as f64;
+        bce += f64::from(loss::bce_with_logits(logits, images.clone()).into_scalar::<f32>()) * n;
+        mse += f64::from(loss::l2(pixels.clone(), images.clone()).into_scalar::<f32>()) * n;
+        l1 += f64::from(loss::l1(pixels, images).into_scalar::<f32>()) * n;
+    }
+    let n = data.len().max(1) as f64;
+    ReconstructionMetrics {
+        test_bce: bce / n,
+        test_mse: mse / n,
+        test_l1: l1 / n,
+        test_psnr: loss::psnr(mse / n),
+    }
+}
+
+/// Predictions of a classifier over a dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassifierEval {
+    /// `confusion[true][predicted]` counts.
+    pub confusion: [[usize; NUM_CLASSES]; NUM_CLASSES],
+    pub mean_loss: f64,
+}
+
+impl ClassifierEval {
+    pub fn total(&self) -> usize {
+        self.confusion.iter().flatten().sum()
+    }
+
+    pub fn correct(&self) -> usize {
+        (0..NUM_CLASSES).map(|c| self.confusion[c][c]).sum()
+    }
+
+    pub fn accuracy(&self) -> f64 {
+        self.correct() as f64 / self.total().max(1) as f64
+    }
+
+    /// Accuracy of each true class (recall).
+    pub fn per_class_accuracy(&self) -> [f64; NUM_CLASSES] {
+        std::array::from_fn(|c| {
+            let row: usize = self.confusion[c].iter().sum();
+            self.confusion[c][c] as f64 / row.max(1) as f64
+        })
+    }
+}
+
+/// Confusion matrix and mean cross entropy of `model` (in inference mode) on `data`.
+pub fn evaluate_classifier<M: Classifier>(
+    model: &M,
+    data: &Dataset,
+    device: &Device,
+) -> ClassifierEval {
+    let mut confusion = [[0usize; NUM_CLASSES]; NUM_CLASSES];
+    let mut loss_sum = 0.0f64;
+    let ce = CrossEntropyLossConfig::new().init(device);
+    for batch in sequential_batches(data.len(), EVAL_BATCH) {
+        let logits = model.logits(data.images_tensor(&batch, device));
+        let labels = data.labels_tensor(&batch, device);
+        let loss: f32 = ce.forward(logits.clone(), labels).into_scalar();
+        loss_sum += f64::from(loss) * batch.len() as f64;
+        let predicted = logits.argmax(1).into_data().convert::<i64>();
+        let predicted = predicted.try_to_vec::<i64>().expect("i64 after convert");
+        for (&i, &p) in batch.iter().zip(&predicted) {
+            confusion[usize::from(data.labels[i])][p as usize] += 1;
+        }
+    }
+    ClassifierEval {
+        confusion,
+        mean_loss: loss_sum / data.len().max(1) as f64,
+    }
+}
 
 /// Per-unit statistics of the latent vectors of a whole dataset.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,7 +248,7 @@ pub struct DenoisingScore {
 
 /// Corrupt every image of `data` with `noise` (seeded), reconstruct, and score both against
 /// the clean images (PSNR of the set's mean squared error).
-pub fn denoising_score<M: crate::model::Autoencoder>(
+pub fn denoising_score<M: Autoencoder>(
     model: &M,
     data: &Dataset,
     noise: &crate::data::noise::Noise,

@@ -44,6 +44,32 @@ pub mod training;
 use burn::backend::DispatchDevice;
 use burn::tensor::{DType, Device, Tensor};
 
+/// A closed set of named options, such as a loss or a schedule. The names are those of the
+/// config files (kebab-case); the command line offers the same names with the same help.
+pub trait Choice: Sized + Copy + PartialEq + 'static {
+    /// Every option, in the order they are listed.
+    const ALL: &'static [Self];
+    fn name(self) -> &'static str;
+    /// One line for `--help`.
+    fn help(self) -> &'static str;
+}
+
+/// `impl Choice` from `Variant => ("name", "help")` lines.
+macro_rules! choice {
+    ($ty:ty { $($variant:ident => ($name:literal, $help:literal)),+ $(,)? }) => {
+        impl $crate::Choice for $ty {
+            const ALL: &'static [Self] = &[$(<$ty>::$variant),+];
+            fn name(self) -> &'static str {
+                match self { $(<$ty>::$variant => $name),+ }
+            }
+            fn help(self) -> &'static str {
+                match self { $(<$ty>::$variant => $help),+ }
+            }
+        }
+    };
+}
+pub(crate) use choice;
+
 /// The device cae computes on: CUDA or wgpu when built with those features, else Flex (CPU).
 pub fn default_device() -> Device {
     #[cfg(feature = "cuda")]

@@ -13,7 +13,7 @@ use burn::tensor::{Bytes, DType};
 use serde::{Deserialize, Serialize};
 
 /// The loss a reconstruction is trained with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReconstructionLoss {
     /// Binary cross entropy against grey-level targets in [0, 1].
@@ -37,15 +37,13 @@ impl ReconstructionLoss {
             ReconstructionLoss::L2 => l2(sigmoid(logits), target),
         }
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ReconstructionLoss::Bce => "bce",
-            ReconstructionLoss::L1 => "l1",
-            ReconstructionLoss::L2 => "l2",
-        }
-    }
 }
+
+crate::choice!(ReconstructionLoss {
+    Bce => ("bce", "Binary cross entropy against grey-level targets (the lecture's)"),
+    L1 => ("l1", "Mean absolute error of the sigmoid output"),
+    L2 => ("l2", "Mean squared error of the sigmoid output"),
+});
 
 /// Binary cross entropy of `sigmoid(z)` against continuous targets `y ∈ [0, 1]`:
 /// `-(y·log σ(z) + (1-y)·log(1-σ(z)))`, computed as `max(z, 0) - z·y + log(1 + e^-|z|)`,

@@ -10,8 +10,8 @@ use image::{GrayImage, ImageFormat, Luma, RgbImage};
 use plotters::prelude::*;
 
 use crate::data::{Dataset, DatasetKind, IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
+use crate::evaluation::ClassifierEval;
 use crate::model::Autoencoder;
-use crate::training::classifier::ClassifierEval;
 
 /// DejaVu Sans (see assets/DejaVuSans-LICENSE.txt), so charts have text on any machine.
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
@@ -172,28 +172,27 @@ pub fn confusion_heatmap(
     })
 }
 
-/// Train and test loss per epoch; for classifiers a second panel with test accuracy.
-pub fn training_curves(
-    records: &[crate::run::EpochRecord],
-    test_metric: &str,
-) -> Result<RgbImage, DrawError> {
-    let accuracy: Vec<(f64, f64)> = records
+/// The series of a training-curves chart, each `(epoch, value)`.
+#[derive(Debug, Clone, Default)]
+pub struct Curves {
+    pub train_loss: Vec<(f64, f64)>,
+    /// The test metric drawn beside the train loss, with its name.
+    pub test: (&'static str, Vec<(f64, f64)>),
+    /// Test accuracy (a fraction), drawn in a second panel when there is any.
+    pub accuracy: Vec<(f64, f64)>,
+}
+
+/// Train loss and a test metric per epoch; for classifiers a second panel with test accuracy.
+pub fn training_curves(curves: &Curves) -> Result<RgbImage, DrawError> {
+    let train = &curves.train_loss;
+    let (test_metric, test) = (&curves.test.0, &curves.test.1);
+    let accuracy: Vec<(f64, f64)> = curves
+        .accuracy
         .iter()
-        .filter_map(|r| {
-            r.test
-                .get("test_accuracy")
-                .map(|a| (r.epoch as f64, 100.0 * a))
-        })
+        .map(|&(e, a)| (e, 100.0 * a))
         .collect();
-    let train: Vec<(f64, f64)> = records
-        .iter()
-        .map(|r| (r.epoch as f64, r.train_loss))
-        .collect();
-    let test: Vec<(f64, f64)> = records
-        .iter()
-        .filter_map(|r| r.test.get(test_metric).map(|v| (r.epoch as f64, *v)))
-        .collect();
-    let last = records.last().map_or(1, |r| r.epoch).max(2) as f64;
+    let epochs = train.len();
+    let last = train.last().map_or(1.0, |p| p.0).max(2.0);
     let height = if accuracy.is_empty() { 420 } else { 760 };
     render(720, height, |root| {
         let panels = if accuracy.is_empty() {
@@ -201,12 +200,7 @@ pub fn training_curves(
         } else {
             root.split_evenly((2, 1))
         };
-        let top = train
-            .iter()
-            .chain(&test)
-            .map(|p| p.1)
-            .fold(0.0f64, f64::max)
-            * 1.1;
+        let top = train.iter().chain(test).map(|p| p.1).fold(0.0f64, f64::max) * 1.1;
         let mut chart = ChartBuilder::on(&panels[0])
             .caption("loss per epoch", ("sans-serif", 20))
             .margin(12)
@@ -218,13 +212,13 @@ pub fn training_curves(
             .configure_mesh()
             .x_desc("epoch")
             .y_desc("loss")
-            .x_labels(records.len().clamp(2, 20))
+            .x_labels(epochs.clamp(2, 20))
             .x_label_formatter(&|x| format!("{x:.0}"))
             .draw()
             .map_err(draw_err)?;
         for (series, name, colour) in [
-            (&train, "train loss".to_string(), BLUE),
-            (&test, test_metric.replace('_', " "), RED),
+            (train, "train loss".to_string(), BLUE),
+            (test, test_metric.replace('_', " "), RED),
         ] {
             chart
                 .draw_series(
@@ -254,7 +248,7 @@ pub fn training_curves(
             acc.configure_mesh()
                 .x_desc("epoch")
                 .y_desc("accuracy (%)")
-                .x_labels(records.len().clamp(2, 20))
+                .x_labels(epochs.clamp(2, 20))
                 .x_label_formatter(&|x| format!("{x:.0}"))
                 .draw()
                 .map_err(draw_err)?;
@@ -455,23 +449,13 @@ mod tests {
 
     #[test]
     fn curves_and_scatter_render() {
-        use std::collections::BTreeMap;
-        let records: Vec<crate::run::EpochRecord> = (1..=3)
-            .map(|e| crate::run::EpochRecord {
-                epoch: e,
-                train_loss: 1.0 / e as f64,
-                seconds: 1.0,
-                samples_per_sec: 1.0,
-                test: BTreeMap::from([
-                    ("test_loss".to_string(), 1.2 / e as f64),
-                    ("test_accuracy".to_string(), 0.9 + 0.01 * e as f64),
-                ]),
-            })
-            .collect();
-        assert_eq!(
-            training_curves(&records, "test_loss").unwrap().dimensions(),
-            (720, 760)
-        );
+        let series = |f: fn(f64) -> f64| (1..=3).map(|e| (e as f64, f(e as f64))).collect();
+        let curves = Curves {
+            train_loss: series(|e| 1.0 / e),
+            test: ("test_loss", series(|e| 1.2 / e)),
+            accuracy: series(|e| 0.9 + 0.01 * e),
+        };
+        assert_eq!(training_curves(&curves).unwrap().dimensions(), (720, 760));
         let points: Vec<(f64, f64, u8)> = (0..100)
             .map(|i| (i as f64, (i % 7) as f64, (i % 10) as u8))
             .collect();

@@ -8,12 +8,15 @@ use base64::Engine;
 use burn::prelude::*;
 
 use crate::data::{Dataset, Split};
-use crate::evaluation::{Pca, latent_stats, latents};
+use crate::evaluation::{Pca, evaluate_classifier, latent_stats, latents};
 use crate::model::Autoencoder;
 use crate::model::classifier::AnyClassifier;
-use crate::pictures;
-use crate::run::{RunConfig, RunDir};
-use crate::training::classifier::evaluate_classifier;
+use crate::pictures::{self, Curves};
+use crate::run::{EpochRecord, RunDir, Weights};
+use crate::training::{
+    AutoencoderTrainingConfig, ClassificationMetrics, ClassifierTrainingConfig, Experiment,
+    Metrics, ReconstructionMetrics, RunConfig,
+};
 
 pub const REPORT_FILE: &str = "report.html";
 
@@ -69,8 +72,22 @@ fn latent_scatter(
     Ok(pictures::latent_scatter(&points, explained, subset.kind)?)
 }
 
-/// Write every picture of the run into its directory and list them.
-pub fn write_pictures(run: &RunDir, root: &Path, device: &Device) -> anyhow::Result<Vec<Picture>> {
+/// `(epoch, value)` of one metric over the records.
+fn series<M>(
+    records: &[EpochRecord<M>],
+    value: impl Fn(&EpochRecord<M>) -> f64,
+) -> Vec<(f64, f64)> {
+    records.iter().map(|r| (r.epoch as f64, value(r))).collect()
+}
+
+/// Write every picture of the run (computed with its `weights`) into its directory and list
+/// them.
+pub fn write_pictures(
+    run: &RunDir,
+    weights: Weights,
+    root: &Path,
+    device: &Device,
+) -> anyhow::Result<Vec<Picture>> {
     let mut out = Vec::new();
     let mut add = |file: &str, caption: String| {
         out.push(Picture {
@@ -78,16 +95,21 @@ pub fn write_pictures(run: &RunDir, root: &Path, device: &Device) -> anyhow::Res
             caption,
         })
     };
-    let records = run.metrics()?;
-    match run.config()? {
-        RunConfig::Autoencoder(config) => {
-            let (model, _) = run.load_autoencoder(device)?;
+    match RunConfig::read(run)? {
+        RunConfig::Autoencoder(_) => {
+            let (model, config) = AutoencoderTrainingConfig::load(run, weights, device)?;
+            let records = run.metrics::<ReconstructionMetrics>()?;
             let test = Dataset::load(root, config.dataset, Split::Test)?;
-            let metric = crate::training::autoencoder::headline_metric(config.loss);
+            let metric = ReconstructionMetrics::key(config.loss);
+            let curves = Curves {
+                train_loss: series(&records, |r| r.train_loss),
+                test: (metric, series(&records, |r| r.test.matching(config.loss))),
+                accuracy: Vec::new(),
+            };
             save_rgb(
                 run,
                 "training_curves.png",
-                &pictures::training_curves(&records, metric)?,
+                &pictures::training_curves(&curves)?,
             )?;
             add(
                 "training_curves.png",
@@ -142,13 +164,19 @@ pub fn write_pictures(run: &RunDir, root: &Path, device: &Device) -> anyhow::Res
                 ),
             );
         }
-        RunConfig::Classifier(config) => {
-            let (model, _) = run.load_classifier(device)?;
+        RunConfig::Classifier(_) => {
+            let (model, config) = ClassifierTrainingConfig::load(run, weights, device)?;
+            let records = run.metrics::<ClassificationMetrics>()?;
             let test = Dataset::load(root, config.dataset, Split::Test)?;
+            let curves = Curves {
+                train_loss: series(&records, |r| r.train_loss),
+                test: ("test_loss", series(&records, |r| r.test.test_loss)),
+                accuracy: series(&records, |r| r.test.test_accuracy),
+            };
             save_rgb(
                 run,
                 "training_curves.png",
-                &pictures::training_curves(&records, "test_loss")?,
+                &pictures::training_curves(&curves)?,
             )?;
             add(
                 "training_curves.png",
@@ -183,11 +211,48 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Write the pictures and `report.html`; returns the report's path.
-pub fn write_report(run: &RunDir, root: &Path, device: &Device) -> anyhow::Result<PathBuf> {
-    let pictures = write_pictures(run, root, device)?;
+/// The metrics per epoch as an HTML table.
+fn metrics_table<M: Metrics>(records: &[EpochRecord<M>]) -> String {
+    let mut html = String::from("<table><tr><th>epoch</th><th>train loss</th>");
+    let names: Vec<&str> = records
+        .first()
+        .map(|r| r.test.fields().into_iter().map(|(k, _)| k).collect())
+        .unwrap_or_default();
+    for name in &names {
+        let _ = write!(html, "<th>{}</th>", escape(name));
+    }
+    let _ = writeln!(
+        html,
+        "<th>learning rate</th><th>seconds</th><th>images/s</th></tr>"
+    );
+    for r in records {
+        let _ = write!(html, "<tr><td>{}</td><td>{:.4}</td>", r.epoch, r.train_loss);
+        for (_, value) in r.test.fields() {
+            let _ = write!(html, "<td>{value:.4}</td>");
+        }
+        let _ = writeln!(
+            html,
+            "<td>{:.2e}</td><td>{:.1}</td><td>{:.0}</td></tr>",
+            r.learning_rate, r.seconds, r.samples_per_sec
+        );
+    }
+    html.push_str("</table>\n");
+    html
+}
+
+/// Write the pictures (with the run's `weights`) and `report.html`; returns the report's path.
+pub fn write_report(
+    run: &RunDir,
+    weights: Weights,
+    root: &Path,
+    device: &Device,
+) -> anyhow::Result<PathBuf> {
+    let pictures = write_pictures(run, weights, root, device)?;
     let config = std::fs::read_to_string(run.file(crate::run::CONFIG_FILE))?;
-    let records = run.metrics()?;
+    let table = match RunConfig::read(run)? {
+        RunConfig::Autoencoder(_) => metrics_table(&run.metrics::<ReconstructionMetrics>()?),
+        RunConfig::Classifier(_) => metrics_table(&run.metrics::<ClassificationMetrics>()?),
+    };
     let mut html = String::new();
     let title = format!("cae run {}", run.path().display());
     let _ = write!(
@@ -199,34 +264,7 @@ pub fn write_report(run: &RunDir, root: &Path, device: &Device) -> anyhow::Resul
          </style></head><body>\n<h1>{t}</h1>\n",
         t = escape(&title)
     );
-    let _ = writeln!(
-        html,
-        "<h2>Metrics per epoch</h2>\n<table><tr><th>epoch</th><th>train loss</th>"
-    );
-    let names: Vec<&String> = records
-        .first()
-        .map(|r| r.test.keys().collect())
-        .unwrap_or_default();
-    for name in &names {
-        let _ = write!(html, "<th>{}</th>", escape(name));
-    }
-    let _ = writeln!(html, "<th>seconds</th><th>images/s</th></tr>");
-    for r in &records {
-        let _ = write!(html, "<tr><td>{}</td><td>{:.4}</td>", r.epoch, r.train_loss);
-        for name in &names {
-            let _ = write!(
-                html,
-                "<td>{:.4}</td>",
-                r.test.get(*name).copied().unwrap_or(f64::NAN)
-            );
-        }
-        let _ = writeln!(
-            html,
-            "<td>{:.1}</td><td>{:.0}</td></tr>",
-            r.seconds, r.samples_per_sec
-        );
-    }
-    let _ = writeln!(html, "</table>\n<h2>Pictures</h2>");
+    let _ = writeln!(html, "<h2>Metrics per epoch</h2>\n{table}<h2>Pictures</h2>");
     for p in &pictures {
         let bytes = std::fs::read(run.file(&p.file))?;
         let data = base64::engine::general_purpose::STANDARD.encode(bytes);

@@ -2,55 +2,70 @@
 //!
 //! | file | content |
 //! | --- | --- |
-//! | `config.json` | the full [`RunConfig`]: model, data, loss, optimiser and loop settings |
+//! | `config.json` | the full config of the run: model, data, loss, optimiser and loop settings |
 //! | `metrics.jsonl` | one [`EpochRecord`] per finished epoch |
 //! | `checkpoint.json` | [`CheckpointState`]: last finished epoch, best metric, file names |
 //! | `checkpoint-N.model.bpk`, `checkpoint-N.optim.bpk` | weights and Adam state after epoch N |
-//! | `model.bpk` | the latest weights (what `reconstruct`, `eval`, ... load) |
+//! | `model.bpk` | the last epoch's weights ([`Weights::Last`]) |
+//! | `best.bpk` | the best epoch's weights by the run's headline metric ([`Weights::Best`]) |
 //! | `*.png` | pictures |
 //!
 //! Every file is written atomically. `checkpoint.json` is written after the files it names,
-//! so whatever moment a run is killed at, it points at a complete checkpoint.
+//! so whatever moment a run is killed at, it points at a complete checkpoint. This module
+//! knows files, not what trains: the config and metrics types come from the caller.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
-use crate::model::AnyAutoencoder;
-use crate::model::classifier::AnyClassifier;
-use crate::training::AutoencoderTrainingConfig;
-use crate::training::classifier::ClassifierTrainingConfig;
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const METRICS_FILE: &str = "metrics.jsonl";
 pub const CHECKPOINT_FILE: &str = "checkpoint.json";
-pub const MODEL_FILE: &str = "model.bpk";
 
-/// What a run trains, with all its settings. Tagged so that a run directory says its kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "task", rename_all = "kebab-case")]
-pub enum RunConfig {
-    Autoencoder(AutoencoderTrainingConfig),
-    Classifier(ClassifierTrainingConfig),
+/// Which of a run's weights to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Weights {
+    /// The last finished epoch's (`model.bpk`).
+    #[default]
+    Last,
+    /// The best epoch's by the run's headline metric (`best.bpk`).
+    Best,
 }
 
-/// One finished epoch.
+crate::choice!(Weights {
+    Last => ("last", "The last finished epoch's weights (model.bpk)"),
+    Best => ("best", "The best epoch's weights by the run's headline test metric (best.bpk)"),
+});
+
+impl Weights {
+    /// The file in the run directory.
+    pub fn file(self) -> &'static str {
+        match self {
+            Weights::Last => "model.bpk",
+            Weights::Best => "best.bpk",
+        }
+    }
+}
+
+/// One finished epoch, with the task's test metrics `M` (their fields become keys of the
+/// same JSON line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
+pub struct EpochRecord<M> {
     pub epoch: usize,
     pub train_loss: f64,
     pub seconds: f64,
     pub samples_per_sec: f64,
-    /// Test-set metrics, e.g. `test_bce`, `test_mse`, `test_l1`, `test_psnr`.
+    /// The learning rate of the epoch's last step.
+    pub learning_rate: f64,
     #[serde(flatten)]
-    pub test: BTreeMap<String, f64>,
+    pub test: M,
 }
 
 /// The resumable state after a finished epoch.
@@ -182,65 +197,8 @@ impl RunDir {
         })
     }
 
-    pub fn config(&self) -> Result<RunConfig, RunError> {
-        self.read_json(CONFIG_FILE)
-    }
-
-    /// The config of an autoencoder run; another kind of run is an error saying so.
-    pub fn autoencoder_config(&self) -> Result<AutoencoderTrainingConfig, RunError> {
-        match self.config()? {
-            RunConfig::Autoencoder(c) => Ok(c),
-            RunConfig::Classifier(_) => Err(RunError::WrongKind {
-                path: self.path.clone(),
-                found: "a classifier",
-                expected: "an autoencoder (cae train-ae)",
-            }),
-        }
-    }
-
-    /// A finished autoencoder run's latest weights, for inference.
-    pub fn load_autoencoder(
-        &self,
-        device: &Device,
-    ) -> Result<(AnyAutoencoder, AutoencoderTrainingConfig), RunError> {
-        let config = self.autoencoder_config()?;
-        self.require_finished_epoch()?;
-        let model = self.load_module(MODEL_FILE, config.model.init(device))?;
-        Ok((model, config))
-    }
-
-    /// A finished classifier run's latest weights, for inference.
-    pub fn load_classifier(
-        &self,
-        device: &Device,
-    ) -> Result<(AnyClassifier, ClassifierTrainingConfig), RunError> {
-        let config = self.classifier_config()?;
-        self.require_finished_epoch()?;
-        let fresh = AnyClassifier::init(config.model, &config.encoder, device);
-        Ok((self.load_module(MODEL_FILE, fresh)?, config))
-    }
-
-    fn require_finished_epoch(&self) -> Result<(), RunError> {
-        match self.checkpoint()? {
-            Some(_) => Ok(()),
-            None => Err(RunError::Unfinished(self.path.clone())),
-        }
-    }
-
-    /// The config of a classifier run; another kind of run is an error saying so.
-    pub fn classifier_config(&self) -> Result<ClassifierTrainingConfig, RunError> {
-        match self.config()? {
-            RunConfig::Classifier(c) => Ok(c),
-            RunConfig::Autoencoder(_) => Err(RunError::WrongKind {
-                path: self.path.clone(),
-                found: "an autoencoder",
-                expected: "a classifier (cae train-classifier)",
-            }),
-        }
-    }
-
     /// Epoch records, oldest first; none when the run has not finished an epoch.
-    pub fn metrics(&self) -> Result<Vec<EpochRecord>, RunError> {
+    pub fn metrics<M: DeserializeOwned>(&self) -> Result<Vec<EpochRecord<M>>, RunError> {
         let path = self.file(METRICS_FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -260,7 +218,7 @@ impl RunDir {
     }
 
     /// Rewrite the metrics file with `records` (atomically, so it never holds half a line).
-    pub fn write_metrics(&self, records: &[EpochRecord]) -> Result<(), RunError> {
+    pub fn write_metrics<M: Serialize>(&self, records: &[EpochRecord<M>]) -> Result<(), RunError> {
         let mut text = String::new();
         for r in records {
             text.push_str(&serde_json::to_string(r).expect("metrics serialise"));
@@ -318,7 +276,6 @@ impl RunDir {
         })?;
         self.write_bytes(&state.optimizer_file, &optim)?;
         self.write_json(CHECKPOINT_FILE, &state)?;
-        self.save_module(MODEL_FILE, model)?;
         if let Some(old) = previous.filter(|old| old.epoch != state.epoch) {
             let _ = std::fs::remove_file(self.file(&old.model_file));
             let _ = std::fs::remove_file(self.file(&old.optimizer_file));

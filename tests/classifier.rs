@@ -3,15 +3,18 @@
 mod common;
 
 use burn::prelude::*;
-use cae::model::classifier::{AnyClassifier, ClassifierKind};
-use cae::run::RunDir;
-use cae::training::classifier::{ClassifierTrainingConfig, train_classifier};
+use cae::model::classifier::AnyClassifier;
+use cae::run::{RunDir, Weights};
 use cae::training::{
-    AutoencoderTrainingConfig, FitOptions, LoopConfig, RunMode, train_autoencoder,
+    AutoencoderTrainingConfig, ClassificationMetrics, ClassifierTrainingConfig, Experiment,
+    FitOptions, LoopConfig, RunMode, train,
 };
 
 fn quiet() -> FitOptions {
-    FitOptions { quiet: true }
+    FitOptions {
+        quiet: true,
+        ..FitOptions::default()
+    }
 }
 
 fn limits(config: &mut LoopConfig, epochs: usize, train: usize, test: usize) {
@@ -25,7 +28,7 @@ fn autoencoder_run(dir: &std::path::Path) -> std::path::PathBuf {
     let mut ae = AutoencoderTrainingConfig::lecture();
     limits(&mut ae.training, 1, 2_000, 200);
     let path = dir.join("ae");
-    train_autoencoder(
+    train(
         &ae,
         &common::data_root(),
         &path,
@@ -65,9 +68,8 @@ fn frozen_encoder_keeps_the_autoencoder_weights_while_the_head_learns() {
     let ae = autoencoder_run(dir.path());
     let device = Device::flex();
     let ae_run = RunDir::open(&ae).unwrap();
-    let ae_config = ae_run.autoencoder_config().unwrap();
-    let Ok(cae::model::AnyAutoencoder::Conv(ae_model)) =
-        ae_run.load_module(cae::run::MODEL_FILE, ae_config.model.init(&device))
+    let Ok((cae::model::AnyAutoencoder::Conv(ae_model), _)) =
+        AutoencoderTrainingConfig::load(&ae_run, Weights::Last, &device)
     else {
         panic!("a conv autoencoder run")
     };
@@ -108,7 +110,7 @@ fn frozen_encoder_keeps_the_autoencoder_weights_while_the_head_learns() {
     let mut frozen = ClassifierTrainingConfig::lecture(Some(ae.clone()));
     frozen.freeze_encoder = true;
     limits(&mut frozen.training, 1, 1_000, 200);
-    let (model, run) = train_classifier(
+    let (model, run) = train(
         &frozen,
         &common::data_root(),
         &dir.path().join("frozen"),
@@ -119,18 +121,13 @@ fn frozen_encoder_keeps_the_autoencoder_weights_while_the_head_learns() {
     .unwrap();
     assert_eq!(encoder_weights(&model), before, "a frozen encoder changed");
     // Also as saved: the run's weights hold the same encoder.
-    let saved = run
-        .load_module(
-            cae::run::MODEL_FILE,
-            AnyClassifier::init(ClassifierKind::AutoCnn, &frozen.encoder, &device),
-        )
-        .unwrap();
+    let (saved, _) = ClassifierTrainingConfig::load(&run, Weights::Last, &device).unwrap();
     assert_eq!(encoder_weights(&saved), before);
 
     // Fine-tuning (the default) does move the encoder.
     let mut tuned = ClassifierTrainingConfig::lecture(Some(ae));
     limits(&mut tuned.training, 1, 1_000, 200);
-    let (model, _) = train_classifier(
+    let (model, _) = train(
         &tuned,
         &common::data_root(),
         &dir.path().join("tuned"),
@@ -151,7 +148,7 @@ fn one_epoch_on_a_subset_beats_90_percent() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ClassifierTrainingConfig::lecture(None);
     limits(&mut config.training, 1, 20_000, 1_000);
-    let (_, run) = train_classifier(
+    let (_, run) = train(
         &config,
         &common::data_root(),
         &dir.path().join("c"),
@@ -160,7 +157,9 @@ fn one_epoch_on_a_subset_beats_90_percent() {
         quiet(),
     )
     .unwrap();
-    let accuracy = run.metrics().unwrap()[0].test["test_accuracy"];
+    let accuracy = run.metrics::<ClassificationMetrics>().unwrap()[0]
+        .test
+        .test_accuracy;
     assert!(accuracy > 0.90, "accuracy {accuracy}");
 }
 

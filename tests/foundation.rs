@@ -5,15 +5,19 @@ mod common;
 use burn::module::Module;
 use burn::prelude::*;
 use cae::data::{Dataset, DatasetKind, Split};
+use cae::evaluation::reconstruction_metrics;
 use cae::model::{AnyAutoencoder, ConvAutoencoderConfig};
-use cae::run::RunDir;
+use cae::run::{RunDir, Weights};
 use cae::training::{
-    AutoencoderTrainingConfig, FitOptions, LoopConfig, RunMode, reconstruction_metrics,
-    train_autoencoder,
+    AutoencoderTrainingConfig, Experiment, FitOptions, LoopConfig, ReconstructionMetrics, RunMode,
+    train,
 };
 
 fn quiet() -> FitOptions {
-    FitOptions { quiet: true }
+    FitOptions {
+        quiet: true,
+        ..FitOptions::default()
+    }
 }
 
 fn small_config(epochs: usize, train: usize, test: usize) -> AutoencoderTrainingConfig {
@@ -74,27 +78,24 @@ fn short_training_on_real_data_lowers_test_loss() {
     let test = Dataset::load(&root, DatasetKind::Mnist, Split::Test)
         .unwrap()
         .take(500);
-    device.seed(config.training.seed);
-    let fresh = config.model.init(&device);
-    let before = reconstruction_metrics(&fresh, &test, &device)["test_bce"];
+    let fresh = cae::training::seeded(&device, config.training.seed, || config.model.init(&device));
+    let before = reconstruction_metrics(&fresh, &test, &device).test_bce;
 
     let run = dir.path().join("run");
-    let (_, run) = train_autoencoder(&config, &root, &run, RunMode::New, &device, quiet()).unwrap();
-    let metrics = run.metrics().unwrap();
+    let (_, run) = train(&config, &root, &run, RunMode::New, &device, quiet()).unwrap();
+    let metrics = run.metrics::<ReconstructionMetrics>().unwrap();
     assert_eq!(metrics.len(), 2);
-    let after = metrics[1].test["test_bce"];
+    let after = metrics[1].test.test_bce;
     // An untrained decoder outputs about 0.5 everywhere: BCE near ln 2 = 0.69.
     assert!(before > 0.5, "untrained BCE {before}");
     assert!(after < before - 0.2, "BCE {before} -> {after}");
-    assert!(metrics[1].test["test_mse"] < metrics[0].test["test_mse"] + 1e-3);
+    assert!(metrics[1].test.test_mse < metrics[0].test.test_mse + 1e-3);
 }
 
 fn weights(run: &RunDir) -> Vec<f32> {
-    let config = run.autoencoder_config().unwrap();
     let device = Device::flex();
-    let AnyAutoencoder::Conv(model) = run
-        .load_module(cae::run::MODEL_FILE, config.model.init(&device))
-        .unwrap()
+    let (AnyAutoencoder::Conv(model), _) =
+        AutoencoderTrainingConfig::load(run, Weights::Last, &device).unwrap()
     else {
         panic!("a conv run")
     };
@@ -117,7 +118,7 @@ fn resume_continues_at_the_next_epoch_with_the_same_optimizer_state() {
 
     // Uninterrupted: 2 epochs.
     let straight = dir.path().join("straight");
-    train_autoencoder(
+    train(
         &small_config(2, 640, 100),
         &root,
         &straight,
@@ -129,7 +130,7 @@ fn resume_continues_at_the_next_epoch_with_the_same_optimizer_state() {
 
     // Interrupted after epoch 1, then resumed up to 2.
     let resumed = dir.path().join("resumed");
-    train_autoencoder(
+    train(
         &small_config(1, 640, 100),
         &root,
         &resumed,
@@ -141,7 +142,7 @@ fn resume_continues_at_the_next_epoch_with_the_same_optimizer_state() {
     let run = RunDir::open(&resumed).unwrap();
     assert_eq!(run.checkpoint().unwrap().unwrap().epoch, 1);
     let after_one = weights(&run);
-    train_autoencoder(
+    train(
         &small_config(2, 640, 100),
         &root,
         &resumed,
@@ -151,7 +152,12 @@ fn resume_continues_at_the_next_epoch_with_the_same_optimizer_state() {
     )
     .unwrap();
 
-    let epochs: Vec<usize> = run.metrics().unwrap().iter().map(|r| r.epoch).collect();
+    let epochs: Vec<usize> = run
+        .metrics::<ReconstructionMetrics>()
+        .unwrap()
+        .iter()
+        .map(|r| r.epoch)
+        .collect();
     assert_eq!(epochs, vec![1, 2], "resume ran epoch 2 only");
     assert_eq!(run.checkpoint().unwrap().unwrap().epoch, 2);
     let a = weights(&RunDir::open(&straight).unwrap());
@@ -174,7 +180,7 @@ fn resume_with_a_fresh_optimizer_would_differ() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::flex();
     let straight = dir.path().join("straight");
-    train_autoencoder(
+    train(
         &small_config(2, 640, 100),
         &root,
         &straight,
@@ -184,7 +190,7 @@ fn resume_with_a_fresh_optimizer_would_differ() {
     )
     .unwrap();
     let resumed = dir.path().join("resumed");
-    train_autoencoder(
+    train(
         &small_config(1, 640, 100),
         &root,
         &resumed,
@@ -205,7 +211,7 @@ fn resume_with_a_fresh_optimizer_would_differ() {
             .to_vec(),
     )
     .unwrap();
-    train_autoencoder(
+    train(
         &small_config(2, 640, 100),
         &root,
         &resumed,
@@ -288,11 +294,11 @@ fn model_weights_round_trip_through_the_run_directory() {
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::create(&dir.path().join("r"), false).unwrap();
     let device = Device::flex();
-    device.seed(5);
-    let model = ConvAutoencoderConfig::new().init(&device);
+    let init =
+        |seed| cae::training::seeded(&device, seed, || ConvAutoencoderConfig::new().init(&device));
+    let model = init(5);
     run.save_module("m.bpk", &model).unwrap();
-    device.seed(6);
-    let other = ConvAutoencoderConfig::new().init(&device);
+    let other = init(6);
     let loaded = run.load_module("m.bpk", other).unwrap();
     let w = |m: &cae::model::ConvAutoencoder| {
         m.decoder

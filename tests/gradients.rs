@@ -4,9 +4,14 @@
 
 use burn::nn::conv::ConvTranspose2dConfig;
 use burn::prelude::*;
+
+mod common;
 use burn::tensor::Distribution;
 
 /// L(x, W) = ½·Σ (convT(x; W) ⊙ R)², with R fixed, so that the gradient is not constant.
+/// The device's seed is global: tests that seed it and draw weights take turns.
+static SEEDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn loss(layer: &burn::nn::conv::ConvTranspose2d, x: Tensor<4>, r: &Tensor<4>) -> Tensor<1> {
     (cae::model::conv::conv_transpose2d(layer, x) * r.clone())
         .square()
@@ -16,6 +21,7 @@ fn loss(layer: &burn::nn::conv::ConvTranspose2d, x: Tensor<4>, r: &Tensor<4>) ->
 
 #[test]
 fn conv_transpose_stride2_output_padding_gradients_match_finite_differences() {
+    let _seeding = SEEDING.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::flex().autodiff();
     device.seed(11);
     // [1, 2, 4, 4] → (4 - 1)·2 + 3 + 1 = 10: output [1, 3, 10, 10].
@@ -116,15 +122,17 @@ fn conv_transpose_stride2_output_padding_gradients_match_finite_differences() {
     });
 }
 
-/// Splitting a batch over threads must not change the mathematics: one Adam step on the
-/// whole batch and one on two weighted halves give the same weights.
+/// The chunks of a training step, each run on its own graph with its loss weighted by its
+/// share of the batch, add up to the whole batch's mean-loss gradient: a step taken as chunks
+/// and one taken on the whole batch give the same weights up to summation order.
 #[test]
-fn split_batch_step_equals_whole_batch_step() {
+fn chunked_step_equals_whole_batch_step() {
+    let _seeding = SEEDING.lock().unwrap_or_else(|e| e.into_inner());
+    use burn::optim::GradientsParams;
     use cae::data::{Dataset, DatasetKind, Split};
     use cae::loss::ReconstructionLoss;
     use cae::model::ConvAutoencoderConfig;
-    use cae::training::autoencoder::AutoencoderTask;
-    use cae::training::{LoopConfig, train_step};
+    use cae::training::{AutoencoderTask, LoopConfig, Task, train_step};
     use rand::SeedableRng;
 
     let root = cae::data::data_root(None);
@@ -139,54 +147,63 @@ fn split_batch_step_equals_whole_batch_step() {
     };
     let device = Device::flex().autodiff();
     let batch: Vec<usize> = (0..64).collect();
-    let step = |workers: usize| {
-        device.seed(3);
-        let model = ConvAutoencoderConfig::new().init(&device);
-        let mut optimizer = LoopConfig::new(1, 64).optimizer();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-        // Two steps, so that the second uses Adam moments built from split gradients.
-        let (model, l1) = train_step(
-            workers,
-            &task,
-            model,
-            &mut optimizer,
-            &batch,
-            1e-3,
-            &mut rng,
-            &device,
-        );
-        let (model, l2) = train_step(
-            workers,
-            &task,
-            model,
-            &mut optimizer,
-            &batch,
-            1e-3,
-            &mut rng,
-            &device,
-        );
-        let w = model
+    let weights = |model: &cae::model::ConvAutoencoder| {
+        model
             .decoder
             .deconv2
             .weight
             .val()
             .into_data()
             .try_to_vec::<f32>()
-            .unwrap();
-        (w, l1, l2)
+            .unwrap()
     };
-    let (whole, a1, a2) = step(1);
-    let (split, b1, b2) = step(2);
-    assert!(
-        (a1 - b1).abs() < 1e-5 && (a2 - b2).abs() < 1e-5,
-        "losses {a1} {a2} vs {b1} {b2}"
-    );
+    let fresh = || {
+        device.seed(3);
+        (
+            ConvAutoencoderConfig::new().init(&device),
+            LoopConfig::new(1, 64).optimizer(),
+            rand::rngs::StdRng::seed_from_u64(0),
+        )
+    };
+    // Two steps, so that the second uses Adam moments built from chunked gradients.
+    let (mut model, mut optimizer, mut rng) = fresh();
+    let mut chunked_losses = Vec::new();
+    for _ in 0..2 {
+        let loss;
+        (model, loss) = train_step(
+            2,
+            &task,
+            model,
+            &mut optimizer,
+            &batch,
+            1e-3,
+            &mut rng,
+            &device,
+        );
+        chunked_losses.push(loss);
+    }
+    let chunked = weights(&model);
+    let (mut model, mut optimizer, mut rng) = fresh();
+    let mut whole_losses = Vec::new();
+    for _ in 0..2 {
+        let loss = task.batch_loss(&model, &batch, &mut rng, &device);
+        whole_losses.push(loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(1e-3, model, grads);
+    }
+    let whole = weights(&model);
+    for (a, b) in whole_losses.iter().zip(&chunked_losses) {
+        assert!(
+            (a - b).abs() < 1e-5,
+            "losses {whole_losses:?} vs {chunked_losses:?}"
+        );
+    }
     // Same gradients up to summation order. Adam divides by the gradient's own size, so a
     // weight whose gradient is almost exactly zero may move differently by up to 2·lr; every
     // other weight must agree to float rounding.
     let diffs: Vec<f32> = whole
         .iter()
-        .zip(&split)
+        .zip(&chunked)
         .map(|(x, y)| (x - y).abs())
         .collect();
     let off = diffs.iter().filter(|&&d| d > 1e-5).count();
@@ -199,5 +216,76 @@ fn split_batch_step_equals_whole_batch_step() {
         diffs.iter().all(|&d| d <= 2e-3),
         "a weight moved by more than 2·lr"
     );
-    assert_eq!(whole, step(1).0, "one thread is deterministic");
+    assert_ne!(whole, weights(&fresh().0), "the steps moved the weights");
+}
+
+/// A seed is one run on any machine: 1, 2 and 3 threads (3 does not divide the 5 chunks of a
+/// 70-example batch) give bit-identical weights after three denoising steps, noise included.
+#[test]
+fn training_steps_are_bit_identical_for_1_2_and_3_threads() {
+    let _seeding = SEEDING.lock().unwrap_or_else(|e| e.into_inner());
+    use cae::data::noise::Noise;
+    use cae::data::{Dataset, DatasetKind, Split};
+    use cae::loss::ReconstructionLoss;
+    use cae::model::ConvAutoencoderConfig;
+    use cae::training::{AutoencoderTask, LoopConfig, train_step};
+    use rand::SeedableRng;
+
+    let root = cae::data::data_root(None);
+    let data = Dataset::load(&root, DatasetKind::Mnist, Split::Test)
+        .expect("needs real MNIST under CAE_DATA")
+        .take(210);
+    let task = AutoencoderTask {
+        train: &data,
+        test: &data,
+        loss: ReconstructionLoss::Bce,
+        noise: Some(Noise::Gaussian { std: 0.3 }),
+    };
+    let device = Device::flex().autodiff();
+    let run = |threads: usize| {
+        device.seed(7);
+        let mut model = ConvAutoencoderConfig::new().init(&device);
+        let mut optimizer = LoopConfig::new(1, 70).optimizer();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut losses = Vec::new();
+        for batch in (0..210).collect::<Vec<usize>>().chunks(70) {
+            let loss;
+            (model, loss) = train_step(
+                threads,
+                &task,
+                model,
+                &mut optimizer,
+                batch,
+                1e-3,
+                &mut rng,
+                &device,
+            );
+            losses.push(loss);
+        }
+        (common::all_weights(&model), losses)
+    };
+    let one = run(1);
+    assert_eq!(one, run(2), "2 threads differ from 1");
+    assert_eq!(one, run(3), "3 threads differ from 1");
+    // And the noise is in it: without noise the first step's loss differs.
+    let clean = AutoencoderTask {
+        noise: None,
+        ..task
+    };
+    device.seed(7);
+    let model = ConvAutoencoderConfig::new().init(&device);
+    let mut optimizer = LoopConfig::new(1, 70).optimizer();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let first: Vec<usize> = (0..70).collect();
+    let (_, loss) = train_step(
+        1,
+        &clean,
+        model,
+        &mut optimizer,
+        &first,
+        1e-3,
+        &mut rng,
+        &device,
+    );
+    assert_ne!(loss, one.1[0]);
 }

@@ -48,7 +48,12 @@ fn sigkill_mid_epoch_then_resume_finishes_without_repeating_finished_epochs() {
         "the run was meant to be killed before its end"
     );
     let r = RunDir::open(&run).unwrap();
-    assert_eq!(r.metrics().unwrap().len(), killed_at);
+    assert_eq!(
+        r.metrics::<cae::training::ReconstructionMetrics>()
+            .unwrap()
+            .len(),
+        killed_at
+    );
     common::succeed(common::cae().arg("eval").arg(&run).arg("--data").arg(&data));
 
     let out = common::succeed(
@@ -68,7 +73,12 @@ fn sigkill_mid_epoch_then_resume_finishes_without_repeating_finished_epochs() {
             "epoch {epoch} (killed after {killed_at}):\n{log}"
         );
     }
-    let epochs: Vec<usize> = r.metrics().unwrap().iter().map(|m| m.epoch).collect();
+    let epochs: Vec<usize> = r
+        .metrics::<cae::training::ReconstructionMetrics>()
+        .unwrap()
+        .iter()
+        .map(|m| m.epoch)
+        .collect();
     assert_eq!(epochs, vec![1, 2, 3]);
     assert_eq!(checkpoint_epoch(&run), Some(3));
     // No temporary files or stale checkpoints are left behind.
@@ -175,9 +185,10 @@ fn bad_command_lines_are_refused_clearly() {
     // Refusals happen before anything is written.
     assert!(!Path::new(out).exists());
 
-    refused_in_one_line(&["train-ae", "--dataset", "cifar"], "invalid value 'cifar'");
-    refused_in_one_line(&["train-ae", "--noise", "blur:2"], "unknown noise");
-    refused_in_one_line(&["train-ae", "--no-such-flag"], "unexpected argument");
+    // Usage errors are clap's whole message (with the usage line), exit status 2.
+    refused(&["train-ae", "--dataset", "cifar"], "invalid value 'cifar'");
+    refused(&["train-ae", "--noise", "blur:2"], "unknown noise");
+    refused(&["train-ae", "--no-such-flag"], "unexpected argument");
     refused_in_one_line(&["eval", missing], "is not a cae run directory");
     refused_in_one_line(&["reconstruct", missing], "is not a cae run directory");
 }
@@ -230,6 +241,6 @@ fn weights_from_another_config_are_refused() {
     let cnn = dir.path().join("cnn");
     refused_in_one_line(
         &["reconstruct", cnn.to_str().unwrap(), "--data", data],
-        "is a classifier run",
+        "is a classifier (cae train-classifier) run; this needs an autoencoder",
     );
 }

@@ -29,15 +29,18 @@ pub const NUM_CLASSES: usize = 10;
 pub const DATA_ENV: &str = "CAE_DATA";
 
 /// The datasets cae knows. Both share MNIST's layout: 28x28 grey images, 10 classes.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default, Hash,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
     #[default]
     Mnist,
     FashionMnist,
 }
+
+crate::choice!(DatasetKind {
+    Mnist => ("mnist", "MNIST handwritten digits"),
+    FashionMnist => ("fashion-mnist", "Fashion-MNIST clothing images (Zalando)"),
+});
 
 impl DatasetKind {
     /// Folder name below the data root.

@@ -27,6 +27,7 @@ use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use super::conv::{conv2d, max_pool2d};
+use super::cost::Cost;
 use super::{ConvAutoencoderConfig, Encoder};
 use crate::data::NUM_CLASSES;
 
@@ -77,6 +78,17 @@ impl CnnHead {
         let x = max_pool2d(&self.pool, x); // [B, 128, 2, 2]
         let x = relu(conv2d(&self.conv2, x)); // [B, 256, 2, 2]
         self.fc2.forward(x.flatten(1, 3)) // [B, 10]
+    }
+
+    /// MACs and output shape of one latent vector through [`forward`](Self::forward).
+    pub fn cost(&self, input: Cost) -> Cost {
+        input
+            .linear(&self.fc1)
+            .reshape([HEAD_CHANNELS, HEAD_SIDE, HEAD_SIDE])
+            .conv2d(&self.conv1)
+            .max_pool2d(&self.pool)
+            .conv2d(&self.conv2)
+            .linear(&self.fc2)
     }
 }
 
@@ -139,11 +151,18 @@ pub trait Classifier: Module + Clone {
     /// # Shapes
     /// - input: `[B, 1, 28, 28]` → `[B, 10]` logits
     fn logits(&self, images: Tensor<4>) -> Tensor<2>;
+
+    /// MACs and output shape of one image through [`logits`](Self::logits).
+    fn cost(&self, input: Cost) -> Cost;
 }
 
 impl Classifier for AutoCnn {
     fn logits(&self, images: Tensor<4>) -> Tensor<2> {
         self.head.forward(self.encoder.forward(images))
+    }
+
+    fn cost(&self, input: Cost) -> Cost {
+        self.head.cost(self.encoder.cost(input))
     }
 }
 
@@ -154,6 +173,17 @@ impl Classifier for PlainCnn {
         let x = relu(self.fc1.forward(x.flatten(1, 3))); // [B, 120]
         let x = relu(self.fc2.forward(x)); // [B, 84]
         self.fc3.forward(x) // [B, 10]
+    }
+
+    fn cost(&self, input: Cost) -> Cost {
+        input
+            .conv2d(&self.conv1)
+            .max_pool2d(&self.pool)
+            .conv2d(&self.conv2)
+            .max_pool2d(&self.pool)
+            .linear(&self.fc1)
+            .linear(&self.fc2)
+            .linear(&self.fc3)
     }
 }
 
@@ -172,6 +202,13 @@ impl Classifier for AnyClassifier {
         match self {
             AnyClassifier::AutoCnn(m) => m.logits(images),
             AnyClassifier::PlainCnn(m) => m.logits(images),
+        }
+    }
+
+    fn cost(&self, input: Cost) -> Cost {
+        match self {
+            AnyClassifier::AutoCnn(m) => m.cost(input),
+            AnyClassifier::PlainCnn(m) => m.cost(input),
         }
     }
 }
@@ -197,7 +234,7 @@ impl AnyClassifier {
 }
 
 /// Which classifier a run trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClassifierKind {
     /// Encoder + CNN head on the latent (the lecture's).
@@ -206,6 +243,11 @@ pub enum ClassifierKind {
     /// LeNet-5 on the raw image.
     PlainCnn,
 }
+
+crate::choice!(ClassifierKind {
+    AutoCnn => ("auto-cnn", "Encoder + CNN head on the latent (the lecture's)"),
+    PlainCnn => ("plain-cnn", "LeNet-5 on the raw image"),
+});
 
 #[cfg(test)]
 mod tests {
@@ -224,6 +266,35 @@ mod tests {
         assert_eq!(model.logits(images.clone()).dims(), [2, 10]);
         let cnn = PlainCnnConfig::new().init(&device);
         assert_eq!(cnn.logits(images).dims(), [2, 10]);
+    }
+
+    #[test]
+    fn macs_by_hand() {
+        let device = Device::flex();
+        // head: 10·1024 + 4·4·128·64 + 2·2·256·128 + 1024·10 = 10 240 + 131 072 + 131 072
+        // + 10 240 = 282 624; with the encoder's 495 376 the AutoCNN is 778 000.
+        let head = CnnHeadConfig::new().init(&device);
+        let latent = Cost::image([10, 1, 1]);
+        assert_eq!(
+            head.cost(latent),
+            Cost {
+                macs: 282_624,
+                shape: [10, 1, 1]
+            }
+        );
+        let image = Cost::image([1, 28, 28]);
+        let auto = AutoCnnConfig::new(ConvAutoencoderConfig::new()).init(&device);
+        assert_eq!(auto.cost(image).macs, 778_000);
+        // LeNet-5: 28·28·6·25 (padding 2) + 10·10·16·6·25 + 400·120 + 120·84 + 84·10
+        // = 117 600 + 240 000 + 48 000 + 10 080 + 840 = 416 520.
+        let cnn = PlainCnnConfig::new().init(&device);
+        assert_eq!(
+            cnn.cost(image),
+            Cost {
+                macs: 416_520,
+                shape: [10, 1, 1]
+            }
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 pub mod classifier;
 pub mod conv;
+pub mod cost;
 pub mod stacked;
 
 use burn::module::Param;
@@ -35,6 +36,7 @@ use burn::tensor::activation::{leaky_relu, relu, sigmoid};
 use serde::{Deserialize, Serialize};
 
 use self::conv::{conv_transpose2d, conv2d};
+use self::cost::Cost;
 use crate::data::IMAGE_SIDE;
 
 /// Spatial side of the encoder's last feature map for 28x28 inputs (28 → 13 → 6 → 4).
@@ -44,7 +46,7 @@ pub const FEATURE_SIDE: usize = 4;
 pub const DEFAULT_LATENT_BIAS: f64 = 0.5;
 
 /// What follows the encoder's last linear layer.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum LatentActivation {
     /// The lecture's choice; can leave units dead (always zero).
@@ -55,6 +57,12 @@ pub enum LatentActivation {
     /// Linear latent.
     None,
 }
+
+crate::choice!(LatentActivation {
+    Relu => ("relu", "ReLU, the lecture's choice; units can die (stay zero)"),
+    LeakyRelu => ("leaky-relu", "Leaky ReLU with slope 0.01: no unit can die"),
+    None => ("none", "Linear latent"),
+});
 
 impl LatentActivation {
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
@@ -161,6 +169,15 @@ impl Encoder {
         let x: Tensor<2> = x.flatten(1, 3); // [B, 64k]
         self.latent_activation.apply(self.fc.forward(x)) // [B, latent]
     }
+
+    /// MACs and output shape of one image through [`forward`](Self::forward).
+    pub fn cost(&self, input: Cost) -> Cost {
+        input
+            .conv2d(&self.conv1)
+            .conv2d(&self.conv2)
+            .conv2d(&self.conv3)
+            .linear(&self.fc)
+    }
 }
 
 /// Latent vector → image.
@@ -193,6 +210,16 @@ impl Decoder {
     /// - output: `[B, 1, 28, 28]`, pixels in (0, 1)
     pub fn forward(&self, latent: Tensor<2>) -> Tensor<4> {
         sigmoid(self.forward_logits(latent))
+    }
+
+    /// MACs and output shape of one latent vector through [`forward`](Self::forward).
+    pub fn cost(&self, input: Cost) -> Cost {
+        input
+            .linear(&self.fc)
+            .reshape([4 * self.width, FEATURE_SIDE, FEATURE_SIDE])
+            .conv_transpose2d(&self.deconv1)
+            .conv_transpose2d(&self.deconv2)
+            .conv_transpose2d(&self.deconv3)
     }
 }
 
@@ -322,6 +349,37 @@ mod tests {
         let z = model.encode(Tensor::zeros([2, 1, 28, 28], &device));
         assert_eq!(z.dims(), [2, 2]);
         assert_eq!(model.decode_logits(z).dims(), [2, 1, 28, 28]);
+    }
+
+    #[test]
+    fn cost_follows_the_forward_shapes_and_counts_macs_by_hand() {
+        let model = ConvAutoencoderConfig::new().init(&Device::flex());
+        let z = model.encoder.cost(Cost::image([1, 28, 28]));
+        // 13·13·16·9 = 24 336; 6·6·32·16·9 = 165 888; 4·4·64·32·9 = 294 912;
+        // 1024·10 = 10 240 → 495 376.
+        assert_eq!(
+            z,
+            Cost {
+                macs: 495_376,
+                shape: [10, 1, 1]
+            }
+        );
+        // 10·1024 = 10 240; 4·4·64·32·9 = 294 912; 6·6·32·16·9 = 165 888;
+        // 13·13·16·9 = 24 336 → 495 376, and back to [1, 28, 28].
+        let x = model.decoder.cost(Cost::image([10, 1, 1]));
+        assert_eq!(
+            x,
+            Cost {
+                macs: 495_376,
+                shape: [1, 28, 28]
+            }
+        );
+        // Half the width: each conv's MACs scale with c_in·c_out.
+        let narrow = ConvAutoencoderConfig::new()
+            .with_width(8)
+            .init(&Device::flex());
+        // 13·13·8·9 + 6·6·16·8·9 + 4·4·32·16·9 + 512·10 = 12 168 + 41 472 + 73 728 + 5 120.
+        assert_eq!(narrow.encoder.cost(Cost::image([1, 28, 28])).macs, 132_488);
     }
 
     #[test]

@@ -1,20 +1,15 @@
 //! The autoencoder task: reconstruct the (clean) input image.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use burn::prelude::*;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    EVAL_BATCH, FitOptions, LoopConfig, RunMode, Start, Task, TrainError, fit, load_splits,
-};
+use super::{Experiment, LoopConfig, Metrics, RunConfig, Score, Task, TrainError};
 use crate::data::noise::Noise;
 use crate::data::{Dataset, DatasetKind, pixels_tensor};
-use crate::loss::{self, ReconstructionLoss};
+pub use crate::evaluation::ReconstructionMetrics;
+use crate::loss::ReconstructionLoss;
 use crate::model::{AnyAutoencoder, Autoencoder, AutoencoderModelConfig, ConvAutoencoderConfig};
-use crate::run::{RunConfig, RunDir};
 
 /// Everything that defines an autoencoder run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,10 +35,65 @@ impl AutoencoderTrainingConfig {
             training: LoopConfig::new(5, 64),
         }
     }
+}
 
-    pub fn validate(&self) -> Result<(), TrainError> {
+impl Experiment for AutoencoderTrainingConfig {
+    type Model = AnyAutoencoder;
+    type Metrics = ReconstructionMetrics;
+    type Task<'a> = AutoencoderTask<'a>;
+
+    const KIND: &'static str = "an autoencoder (cae train-ae)";
+
+    fn into_run_config(self) -> RunConfig {
+        RunConfig::Autoencoder(self)
+    }
+
+    fn from_run_config(config: RunConfig) -> Option<Self> {
+        match config {
+            RunConfig::Autoencoder(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn looping(&self) -> &LoopConfig {
+        &self.training
+    }
+
+    fn looping_mut(&mut self) -> &mut LoopConfig {
+        &mut self.training
+    }
+
+    fn dataset(&self) -> DatasetKind {
+        self.dataset
+    }
+
+    fn validate(&self) -> Result<(), TrainError> {
         self.training.validate()?;
         self.model.check().map_err(TrainError::Invalid)
+    }
+
+    fn init(&self, device: &Device) -> AnyAutoencoder {
+        self.model.init(device)
+    }
+
+    fn task<'a>(&'a self, train: &'a Dataset, test: &'a Dataset) -> AutoencoderTask<'a> {
+        AutoencoderTask {
+            train,
+            test,
+            loss: self.loss,
+            noise: self.noise,
+        }
+    }
+}
+
+impl Metrics for ReconstructionMetrics {
+    fn fields(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("test_bce", self.test_bce),
+            ("test_mse", self.test_mse),
+            ("test_l1", self.test_l1),
+            ("test_psnr", self.test_psnr),
+        ]
     }
 }
 
@@ -57,6 +107,8 @@ pub struct AutoencoderTask<'a> {
 }
 
 impl<M: Autoencoder> Task<M> for AutoencoderTask<'_> {
+    type Metrics = ReconstructionMetrics;
+
     fn train_len(&self) -> usize {
         self.train.len()
     }
@@ -80,92 +132,16 @@ impl<M: Autoencoder> Task<M> for AutoencoderTask<'_> {
         self.loss.compute(model.forward_logits(input), target)
     }
 
-    fn evaluate(&self, model: &M, device: &Device) -> BTreeMap<String, f64> {
-        reconstruction_metrics(model, self.test, device)
+    fn evaluate(&self, model: &M, device: &Device) -> ReconstructionMetrics {
+        crate::evaluation::reconstruction_metrics(model, self.test, device)
     }
 
-    fn headline(&self) -> (&'static str, bool) {
-        (headline_metric(self.loss), false)
-    }
-}
-
-/// The test metric that matches the training loss.
-pub fn headline_metric(loss: ReconstructionLoss) -> &'static str {
-    match loss {
-        ReconstructionLoss::Bce => "test_bce",
-        ReconstructionLoss::L1 => "test_l1",
-        ReconstructionLoss::L2 => "test_mse",
-    }
-}
-
-/// Test BCE, MSE, L1 (per-pixel means over the whole set) and the PSNR of that MSE.
-pub fn reconstruction_metrics<M: Autoencoder>(
-    model: &M,
-    test: &Dataset,
-    device: &Device,
-) -> BTreeMap<String, f64> {
-    let (mut bce, mut mse, mut l1) = (0.0f64, 0.0f64, 0.0f64);
-    for batch in crate::data::sequential_batches(test.len(), EVAL_BATCH) {
-        let images = test.images_tensor(&batch, device);
-        let logits = model.forward_logits(images.clone());
-        let pixels = burn::tensor::activation::sigmoid(logits.clone());
-        let n = batch.len() as f64;
-        bce += f64::from(loss::bce_with_logits(logits, images.clone()).into_scalar::<f32>()) * n;
-        mse += f64::from(loss::l2(pixels.clone(), images.clone()).into_scalar::<f32>()) * n;
-        l1 += f64::from(loss::l1(pixels, images).into_scalar::<f32>()) * n;
-    }
-    let n = test.len().max(1) as f64;
-    let (bce, mse, l1) = (bce / n, mse / n, l1 / n);
-    BTreeMap::from([
-        ("test_bce".to_string(), bce),
-        ("test_mse".to_string(), mse),
-        ("test_l1".to_string(), l1),
-        ("test_psnr".to_string(), loss::psnr(mse)),
-    ])
-}
-
-/// Train (or resume) the autoencoder described by `config` into `run_path`.
-///
-/// On resume the directory's own config is used; `epochs`, when given, may extend it.
-pub fn train_autoencoder(
-    config: &AutoencoderTrainingConfig,
-    data_root: &Path,
-    run_path: &Path,
-    mode: RunMode,
-    device: &Device,
-    options: FitOptions,
-) -> Result<(AnyAutoencoder, RunDir), TrainError> {
-    // Everything is checked and the data loaded before anything is written.
-    let (run, config) = match mode {
-        RunMode::Resume => {
-            let run = RunDir::open(run_path)?;
-            let mut saved = run.autoencoder_config()?;
-            saved.training.epochs = saved.training.epochs.max(config.training.epochs);
-            (Some(run), saved)
+    /// The test metric that matches the training loss.
+    fn headline(&self, m: &ReconstructionMetrics) -> Score {
+        Score {
+            name: ReconstructionMetrics::key(self.loss),
+            value: m.matching(self.loss),
+            larger_is_better: false,
         }
-        RunMode::New | RunMode::Overwrite => (None, config.clone()),
-    };
-    config.validate()?;
-    let (train, test) = load_splits(data_root, config.dataset, &config.training)?;
-    let run = match run {
-        Some(run) => run,
-        None => RunDir::create(run_path, mode == RunMode::Overwrite)?,
-    };
-    run.write_json(
-        crate::run::CONFIG_FILE,
-        &RunConfig::Autoencoder(config.clone()),
-    )?;
-
-    let device = device.clone().autodiff();
-    device.seed(config.training.seed);
-    let model = config.model.init(&device);
-    let start = Start::from_run(&run, model, &config.training, mode == RunMode::Resume)?;
-    let task = AutoencoderTask {
-        train: &train,
-        test: &test,
-        loss: config.loss,
-        noise: config.noise,
-    };
-    let model = fit(&task, start, &config.training, &run, &device, options)?;
-    Ok((model, run))
+    }
 }

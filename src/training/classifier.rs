@@ -1,7 +1,6 @@
 //! The classifier task: label digits with the AutoCNN (or the plain CNN baseline).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -9,14 +8,13 @@ use burn::prelude::*;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    EVAL_BATCH, FitOptions, LoopConfig, RunMode, Start, Task, TrainError, fit, load_splits,
-};
+use super::{Experiment, LoopConfig, Metrics, RunConfig, Score, Task, TrainError};
 use crate::data::augment::shifted_images_tensor;
-use crate::data::{Dataset, DatasetKind, NUM_CLASSES, sequential_batches};
-use crate::model::classifier::{AnyClassifier, Classifier, ClassifierKind};
+use crate::data::{Dataset, DatasetKind};
+use crate::evaluation::evaluate_classifier;
+use crate::model::classifier::{AnyClassifier, ClassifierKind};
 use crate::model::{AnyAutoencoder, AutoencoderModelConfig, ConvAutoencoderConfig};
-use crate::run::{RunConfig, RunDir};
+use crate::run::{RunDir, Weights};
 
 /// Everything that defines a classifier run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,32 +47,34 @@ impl ClassifierTrainingConfig {
             training: LoopConfig::new(5, 50),
         }
     }
+}
 
-    pub fn validate(&self) -> Result<(), TrainError> {
-        self.training.validate()?;
-        if self.freeze_encoder && self.encoder_from.is_none() {
-            return Err(TrainError::Invalid(
-                "--freeze-encoder needs --encoder RUN_DIR: a frozen random encoder learns nothing"
-                    .into(),
-            ));
-        }
-        if self.freeze_encoder && self.model == ClassifierKind::PlainCnn {
-            return Err(TrainError::Invalid(
-                "--freeze-encoder applies to the AutoCNN only".into(),
-            ));
-        }
-        Ok(())
+/// Test accuracy and mean cross entropy after an epoch; accuracy is the headline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClassificationMetrics {
+    pub test_accuracy: f64,
+    pub test_loss: f64,
+}
+
+impl Metrics for ClassificationMetrics {
+    fn fields(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("test_accuracy", self.test_accuracy),
+            ("test_loss", self.test_loss),
+        ]
     }
 }
 
-/// Classification with cross entropy; test accuracy is the headline.
+/// Classification with cross entropy.
 pub struct ClassifierTask<'a> {
     pub train: &'a Dataset,
     pub test: &'a Dataset,
     pub augment_shift: u32,
 }
 
-impl<M: Classifier> Task<M> for ClassifierTask<'_> {
+impl<M: crate::model::classifier::Classifier> Task<M> for ClassifierTask<'_> {
+    type Metrics = ClassificationMetrics;
+
     fn train_len(&self) -> usize {
         self.train.len()
     }
@@ -97,138 +97,116 @@ impl<M: Classifier> Task<M> for ClassifierTask<'_> {
             .forward(model.logits(images), labels)
     }
 
-    fn evaluate(&self, model: &M, device: &Device) -> BTreeMap<String, f64> {
+    fn evaluate(&self, model: &M, device: &Device) -> ClassificationMetrics {
         let eval = evaluate_classifier(model, self.test, device);
-        BTreeMap::from([
-            ("test_accuracy".to_string(), eval.accuracy()),
-            ("test_loss".to_string(), eval.mean_loss),
-        ])
-    }
-
-    fn headline(&self) -> (&'static str, bool) {
-        ("test_accuracy", true)
-    }
-}
-
-/// Predictions of a classifier over a dataset.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClassifierEval {
-    /// `confusion[true][predicted]` counts.
-    pub confusion: [[usize; NUM_CLASSES]; NUM_CLASSES],
-    pub mean_loss: f64,
-}
-
-impl ClassifierEval {
-    pub fn total(&self) -> usize {
-        self.confusion.iter().flatten().sum()
-    }
-
-    pub fn correct(&self) -> usize {
-        (0..NUM_CLASSES).map(|c| self.confusion[c][c]).sum()
-    }
-
-    pub fn accuracy(&self) -> f64 {
-        self.correct() as f64 / self.total().max(1) as f64
-    }
-
-    /// Accuracy of each true class (recall).
-    pub fn per_class_accuracy(&self) -> [f64; NUM_CLASSES] {
-        std::array::from_fn(|c| {
-            let row: usize = self.confusion[c].iter().sum();
-            self.confusion[c][c] as f64 / row.max(1) as f64
-        })
-    }
-}
-
-/// Confusion matrix and mean cross entropy of `model` (in inference mode) on `data`.
-pub fn evaluate_classifier<M: Classifier>(
-    model: &M,
-    data: &Dataset,
-    device: &Device,
-) -> ClassifierEval {
-    let mut confusion = [[0usize; NUM_CLASSES]; NUM_CLASSES];
-    let mut loss_sum = 0.0f64;
-    let ce = CrossEntropyLossConfig::new().init(device);
-    for batch in sequential_batches(data.len(), EVAL_BATCH) {
-        let logits = model.logits(data.images_tensor(&batch, device));
-        let labels = data.labels_tensor(&batch, device);
-        let loss: f32 = ce.forward(logits.clone(), labels).into_scalar();
-        loss_sum += f64::from(loss) * batch.len() as f64;
-        let predicted = logits.argmax(1).into_data().convert::<i64>();
-        let predicted = predicted.try_to_vec::<i64>().expect("i64 after convert");
-        for (&i, &p) in batch.iter().zip(&predicted) {
-            confusion[usize::from(data.labels[i])][p as usize] += 1;
+        ClassificationMetrics {
+            test_accuracy: eval.accuracy(),
+            test_loss: eval.mean_loss,
         }
     }
-    ClassifierEval {
-        confusion,
-        mean_loss: loss_sum / data.len().max(1) as f64,
+
+    fn headline(&self, m: &ClassificationMetrics) -> Score {
+        Score {
+            name: "test_accuracy",
+            value: m.test_accuracy,
+            larger_is_better: true,
+        }
     }
 }
 
-/// Train (or resume) the classifier described by `config` into `run_path`.
-pub fn train_classifier(
-    config: &ClassifierTrainingConfig,
-    data_root: &Path,
-    run_path: &Path,
-    mode: RunMode,
-    device: &Device,
-    options: FitOptions,
-) -> Result<(AnyClassifier, RunDir), TrainError> {
-    // Everything is checked and the data loaded before anything is written.
-    let (run, config) = match mode {
-        RunMode::Resume => {
-            let run = RunDir::open(run_path)?;
-            let mut saved = run.classifier_config()?;
-            saved.training.epochs = saved.training.epochs.max(config.training.epochs);
-            (Some(run), saved)
-        }
-        RunMode::New | RunMode::Overwrite => {
-            let mut config = config.clone();
-            // The encoder's shape comes from the autoencoder run it is taken from.
-            if let Some(from) = &config.encoder_from {
-                config.encoder = autoencoder_model_config(from)?;
-            }
-            (None, config)
-        }
-    };
-    config.validate()?;
-    let (train, test) = load_splits(data_root, config.dataset, &config.training)?;
-    let run = match run {
-        Some(run) => run,
-        None => RunDir::create(run_path, mode == RunMode::Overwrite)?,
-    };
-    run.write_json(
-        crate::run::CONFIG_FILE,
-        &RunConfig::Classifier(config.clone()),
-    )?;
-    let task = ClassifierTask {
-        train: &train,
-        test: &test,
-        augment_shift: config.augment_shift,
-    };
-    let device = device.clone().autodiff();
-    device.seed(config.training.seed);
-    let resume = mode == RunMode::Resume;
-    let mut model = AnyClassifier::init(config.model, &config.encoder, &device);
-    if let (AnyClassifier::AutoCnn(m), Some(from), false) =
-        (&mut model, &config.encoder_from, resume)
-    {
-        m.encoder = load_encoder(from, &config.encoder, &device)?;
+impl Experiment for ClassifierTrainingConfig {
+    type Model = AnyClassifier;
+    type Metrics = ClassificationMetrics;
+    type Task<'a> = ClassifierTask<'a>;
+
+    const KIND: &'static str = "a classifier (cae train-classifier)";
+
+    fn into_run_config(self) -> RunConfig {
+        RunConfig::Classifier(self)
     }
-    let mut start = Start::from_run(&run, model, &config.training, resume)?;
-    if let (AnyClassifier::AutoCnn(m), true) = (&mut start.model, config.freeze_encoder) {
-        // freeze() consumes: swap in a cheap placeholder for the moment.
-        let encoder = std::mem::replace(&mut m.encoder, config.encoder.init_encoder(&device));
-        m.encoder = encoder.freeze();
+
+    fn from_run_config(config: RunConfig) -> Option<Self> {
+        match config {
+            RunConfig::Classifier(c) => Some(c),
+            _ => None,
+        }
     }
-    let trained = fit(&task, start, &config.training, &run, &device, options)?;
-    Ok((trained, run))
+
+    fn looping(&self) -> &LoopConfig {
+        &self.training
+    }
+
+    fn looping_mut(&mut self) -> &mut LoopConfig {
+        &mut self.training
+    }
+
+    fn dataset(&self) -> DatasetKind {
+        self.dataset
+    }
+
+    fn validate(&self) -> Result<(), TrainError> {
+        self.training.validate()?;
+        if self.freeze_encoder && self.encoder_from.is_none() {
+            return Err(TrainError::Invalid(
+                "--freeze-encoder needs --encoder RUN_DIR: a frozen random encoder learns nothing"
+                    .into(),
+            ));
+        }
+        if self.freeze_encoder && self.model == ClassifierKind::PlainCnn {
+            return Err(TrainError::Invalid(
+                "--freeze-encoder applies to the AutoCNN only".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The encoder's shape comes from the autoencoder run it is taken from.
+    fn settle(&mut self) -> Result<(), TrainError> {
+        if let Some(from) = &self.encoder_from {
+            self.encoder = autoencoder_model_config(from)?;
+        }
+        Ok(())
+    }
+
+    fn init(&self, device: &Device) -> AnyClassifier {
+        AnyClassifier::init(self.model, &self.encoder, device)
+    }
+
+    fn pretrained(
+        &self,
+        mut model: AnyClassifier,
+        device: &Device,
+    ) -> Result<AnyClassifier, TrainError> {
+        if let (AnyClassifier::AutoCnn(m), Some(from)) = (&mut model, &self.encoder_from) {
+            m.encoder = load_encoder(from, device)?;
+        }
+        Ok(model)
+    }
+
+    fn prepare(&self, mut model: AnyClassifier, device: &Device) -> AnyClassifier {
+        if let (AnyClassifier::AutoCnn(m), true) = (&mut model, self.freeze_encoder) {
+            // freeze() consumes: swap in a cheap placeholder for the moment.
+            let encoder = std::mem::replace(&mut m.encoder, self.encoder.init_encoder(device));
+            m.encoder = encoder.freeze();
+        }
+        model
+    }
+
+    fn task<'a>(&'a self, train: &'a Dataset, test: &'a Dataset) -> ClassifierTask<'a> {
+        ClassifierTask {
+            train,
+            test,
+            augment_shift: self.augment_shift,
+        }
+    }
 }
 
 /// The model config of an autoencoder run.
-fn autoencoder_model_config(run_path: &Path) -> Result<ConvAutoencoderConfig, TrainError> {
-    match RunDir::open(run_path)?.autoencoder_config()?.model {
+fn autoencoder_model_config(
+    run_path: &std::path::Path,
+) -> Result<ConvAutoencoderConfig, TrainError> {
+    let run = RunDir::open(run_path)?;
+    match super::AutoencoderTrainingConfig::read(&run)?.model {
         AutoencoderModelConfig::Conv(c) => Ok(c),
         AutoencoderModelConfig::Stacked(_) => Err(TrainError::Invalid(format!(
             "--encoder {}: the AutoCNN needs a convolutional encoder, this run is stacked",
@@ -237,17 +215,18 @@ fn autoencoder_model_config(run_path: &Path) -> Result<ConvAutoencoderConfig, Tr
     }
 }
 
-/// The trained encoder of an autoencoder run.
+/// The trained encoder (last weights) of an autoencoder run.
 fn load_encoder(
-    run_path: &Path,
-    config: &ConvAutoencoderConfig,
+    run_path: &std::path::Path,
     device: &Device,
 ) -> Result<crate::model::Encoder, TrainError> {
     let run = RunDir::open(run_path)?;
-    // Autoencoder runs store the model as an AnyAutoencoder, so load it as one.
-    let fresh = AutoencoderModelConfig::Conv(config.clone()).init(device);
-    match run.load_module(crate::run::MODEL_FILE, fresh)? {
+    let (model, _) = super::AutoencoderTrainingConfig::load(&run, Weights::Last, device)?;
+    match model {
         AnyAutoencoder::Conv(model) => Ok(model.encoder),
-        AnyAutoencoder::Stacked(_) => unreachable!("initialised as conv"),
+        AnyAutoencoder::Stacked(_) => Err(TrainError::Invalid(format!(
+            "--encoder {}: the AutoCNN needs a convolutional encoder, this run is stacked",
+            run_path.display()
+        ))),
     }
 }

@@ -1,31 +1,37 @@
-//! Training: one generic epoch loop ([`fit`]) and the tasks that plug into it.
+//! Training: one definition of a run, and the tasks that plug into it.
 //!
-//! The loop owns what every task shares — seeded shuffling, Adam steps, the learning-rate
-//! schedule, the progress bar, the divergence guard, per-epoch evaluation, metrics and
-//! checkpoints. A [`Task`] only says how to compute a batch's loss and how to evaluate:
-//! [`autoencoder`] reconstructs images, [`classifier`] labels them.
+//! [`train`] is the whole lifecycle of every training command, written once: validate the
+//! config, load the data, create or resume the run directory, seed, [`fit`], and after each
+//! epoch write the metrics, then the weights, then the checkpoint that names them. An
+//! [`Experiment`] (a task's config: [`AutoencoderTrainingConfig`],
+//! [`ClassifierTrainingConfig`]) says what differs: its model, its [`Task`] (a batch's loss and
+//! the test metrics) and its typed [`Metrics`].
 
 pub mod autoencoder;
 pub mod classifier;
+pub mod schedule;
+pub mod step;
 
-pub use autoencoder::{
-    AutoencoderTask, AutoencoderTrainingConfig, reconstruction_metrics, train_autoencoder,
-};
+pub use autoencoder::{AutoencoderTask, AutoencoderTrainingConfig, ReconstructionMetrics};
+pub use classifier::{ClassificationMetrics, ClassifierTrainingConfig};
+pub use schedule::{Extension, LrSchedule};
+pub use step::{CHUNK, default_threads, train_step};
 
-use std::collections::BTreeMap;
+use std::fmt::Debug;
 use std::path::Path;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, MultiGradientsParams};
+use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, DatasetKind, Split};
-use crate::run::{CheckpointState, EpochRecord, RunDir, RunError};
+use crate::run::{CheckpointState, EpochRecord, RunDir, RunError, Weights};
 
 /// Settings of the epoch loop shared by every task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +47,9 @@ pub struct LoopConfig {
     /// How the learning rate moves over the run.
     #[serde(default)]
     pub lr_schedule: LrSchedule,
+    /// Raises of `epochs` by resumed runs (see [`schedule`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<Extension>,
     /// Use only the first N training images (all when absent).
     pub train_limit: Option<usize>,
     /// Use only the first N test images (all when absent).
@@ -56,6 +65,7 @@ impl LoopConfig {
             adam_epsilon: 1e-8,
             seed: 0,
             lr_schedule: LrSchedule::Constant,
+            extensions: Vec::new(),
             train_limit: None,
             test_limit: None,
         }
@@ -79,15 +89,45 @@ impl LoopConfig {
         Ok(())
     }
 
-    /// Learning rate for step `step` (0-based) of `total` steps.
-    pub fn learning_rate_at(&self, step: usize, total: usize) -> f64 {
-        match self.lr_schedule {
-            LrSchedule::Constant => self.learning_rate,
-            LrSchedule::Cosine => {
-                let t = step as f64 / total.max(1) as f64;
-                self.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
-            }
+    /// Learning rate of step `step` (0-based), a pure function of the step
+    /// (see [`schedule`]).
+    pub fn learning_rate_at(&self, step: usize, steps_per_epoch: usize) -> f64 {
+        schedule::rate_at(
+            self.lr_schedule,
+            self.learning_rate,
+            self.epochs,
+            &self.extensions,
+            step,
+            steps_per_epoch,
+        )
+    }
+
+    /// Plan `epochs` epochs in all, after `done` finished ones: more extends the run (and its
+    /// schedule, see [`schedule`]); fewer than planned is refused; 0 keeps the plan.
+    pub fn extend_to(&mut self, epochs: usize, done: usize) -> Result<(), TrainError> {
+        if epochs == 0 || epochs == self.epochs {
+            return Ok(());
         }
+        if epochs < self.epochs {
+            return Err(TrainError::Invalid(format!(
+                "--epochs {epochs} is fewer than the {} this run was planned for; a resumed run \
+                 keeps its plan and may only extend it",
+                self.epochs
+            )));
+        }
+        if self.lr_schedule == LrSchedule::Cosine && done >= self.epochs {
+            return Err(TrainError::Invalid(format!(
+                "this run finished its cosine schedule at epoch {}, where the learning rate has \
+                 decayed to 0: extending it would not train. Start a new run with more --epochs",
+                self.epochs
+            )));
+        }
+        self.extensions.push(Extension {
+            at_epoch: done,
+            from_epochs: self.epochs,
+        });
+        self.epochs = epochs;
+        Ok(())
     }
 
     pub fn optimizer(&self) -> ModuleOptimizer {
@@ -101,17 +141,6 @@ impl LoopConfig {
     pub fn epoch_rng(&self, epoch: usize) -> StdRng {
         StdRng::seed_from_u64(self.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
-}
-
-/// Learning-rate schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum LrSchedule {
-    /// The same rate throughout (the lecture's).
-    #[default]
-    Constant,
-    /// Cosine decay from the rate to zero over all steps of the run.
-    Cosine,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,8 +163,36 @@ pub enum TrainError {
     Data(#[from] crate::data::DataError),
 }
 
+/// A task's test metrics after an epoch: one typed struct per task, written as the keys of
+/// its fields in `metrics.jsonl`.
+pub trait Metrics: Clone + Debug + Serialize + DeserializeOwned + Send + Sync {
+    /// Each metric with its `metrics.jsonl` key, in the order they are shown.
+    fn fields(&self) -> Vec<(&'static str, f64)>;
+}
+
+/// The metric a run tracks as "best".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Score {
+    pub name: &'static str,
+    pub value: f64,
+    pub larger_is_better: bool,
+}
+
+impl Score {
+    /// Whether this score beats `best` (a NaN never does).
+    pub fn beats(&self, best: f64) -> bool {
+        if self.larger_is_better {
+            self.value > best
+        } else {
+            self.value < best
+        }
+    }
+}
+
 /// A thing to train: its loss on a batch, and how to score it after an epoch.
 pub trait Task<M: Module + Clone> {
+    type Metrics: Metrics;
+
     /// Number of training examples.
     fn train_len(&self) -> usize;
 
@@ -149,10 +206,10 @@ pub trait Task<M: Module + Clone> {
     ) -> Tensor<1>;
 
     /// Test metrics of `model` (already in inference mode, on `device`).
-    fn evaluate(&self, model: &M, device: &Device) -> BTreeMap<String, f64>;
+    fn evaluate(&self, model: &M, device: &Device) -> Self::Metrics;
 
-    /// The test metric the checkpoint tracks as "best", and whether larger is better.
-    fn headline(&self) -> (&'static str, bool);
+    /// The metric of `metrics` that decides the best epoch.
+    fn headline(&self, metrics: &Self::Metrics) -> Score;
 }
 
 /// Where a run starts: a fresh model, or a checkpoint's model and optimiser.
@@ -164,44 +221,41 @@ pub struct Start<M> {
     pub best: Option<(f64, usize)>,
 }
 
-impl<M: Module> Start<M> {
-    /// A fresh start, or the run's last checkpoint (model and optimiser) when resuming.
-    pub fn from_run(
-        run: &RunDir,
-        model: M,
-        training: &LoopConfig,
-        resume: bool,
-    ) -> Result<Self, TrainError> {
-        let optimizer = training.optimizer();
-        match run.checkpoint()? {
-            Some(state) if resume => {
-                let (model, optimizer) = run.load_checkpoint(&state, model, optimizer)?;
-                Ok(Start {
-                    model,
-                    optimizer,
-                    epoch: state.epoch,
-                    best: Some((state.best_metric, state.best_epoch)),
-                })
-            }
-            _ => Ok(Start {
-                model,
-                optimizer,
-                epoch: 0,
-                best: None,
-            }),
+/// Options that do not change the result.
+#[derive(Debug, Clone, Copy)]
+pub struct FitOptions {
+    /// No progress bar (the line per finished epoch is still printed).
+    pub quiet: bool,
+    /// Threads of each training step (the weights do not depend on it).
+    pub threads: usize,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        Self {
+            quiet: false,
+            threads: default_threads(),
         }
     }
 }
 
-/// Options that do not change the result.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FitOptions {
-    /// No progress bar (the line per finished epoch is still printed).
-    pub quiet: bool,
+/// Test-only: abort the process at point `name` of epoch `epoch` when the environment says
+/// `CAE_FAULT=name:epoch`, so that a test can stop a run between two exact writes.
+fn fault_point(name: &str, epoch: usize) {
+    if std::env::var("CAE_FAULT").is_ok_and(|f| f == format!("{name}:{epoch}")) {
+        eprintln!("CAE_FAULT: aborting at {name} of epoch {epoch}");
+        std::process::abort();
+    }
 }
 
 /// Train `task` from `start` up to `config.epochs`, evaluating, recording and checkpointing
 /// after each epoch. Returns the trained model.
+///
+/// After each epoch, in this order: `metrics.jsonl` with the epoch's record, the epoch's
+/// weights and optimiser state, `model.bpk` (and `best.bpk` when the epoch is the best so
+/// far), and last `checkpoint.json`, which names them. Until that last write the previous
+/// checkpoint stays in force: a run killed anywhere before it resumes from the previous
+/// epoch, drops the newer record and redoes the epoch exactly (same seed, same chunks).
 pub fn fit<M: Module + Clone + Sync, T: Task<M> + Sync>(
     task: &T,
     start: Start<M>,
@@ -216,24 +270,22 @@ pub fn fit<M: Module + Clone + Sync, T: Task<M> + Sync>(
         epoch: done,
         mut best,
     } = start;
-    let mut history = run.metrics()?;
+    let mut history: Vec<EpochRecord<T::Metrics>> = run.metrics()?;
     history.retain(|r| r.epoch <= done); // an interrupted epoch may have been recorded
-    let (metric_name, larger_is_better) = task.headline();
     let eval_device = device.clone().without_autodiff();
 
     for epoch in done + 1..=config.epochs {
         let mut rng = config.epoch_rng(epoch);
         let batches = crate::data::shuffled_batches(task.train_len(), config.batch_size, &mut rng);
-        let bar = progress_bar(options.quiet, batches.len(), epoch, config.epochs);
-        let started = Instant::now();
-        let (mut loss_sum, mut seen) = (0.0f64, 0usize);
         let steps_per_epoch = batches.len();
-        let total_steps = steps_per_epoch * config.epochs;
+        let bar = progress_bar(options.quiet, steps_per_epoch, epoch, config.epochs);
+        let started = Instant::now();
+        let (mut loss_sum, mut seen, mut lr) = (0.0f64, 0usize, config.learning_rate);
         for (b, batch) in batches.iter().enumerate() {
-            let lr = config.learning_rate_at((epoch - 1) * steps_per_epoch + b, total_steps);
+            lr = config.learning_rate_at((epoch - 1) * steps_per_epoch + b, steps_per_epoch);
             let value;
             (model, value) = train_step(
-                step_workers(batch.len()),
+                options.threads,
                 task,
                 model,
                 &mut optimizer,
@@ -264,29 +316,27 @@ pub fn fit<M: Module + Clone + Sync, T: Task<M> + Sync>(
         bar.finish_and_clear();
 
         let test = task.evaluate(&model.valid(), &eval_device);
+        let score = task.headline(&test);
+        let improved = best.is_none_or(|(b, _)| score.beats(b));
+        if improved {
+            best = Some((score.value, epoch));
+        }
         let record = EpochRecord {
             epoch,
             train_loss: loss_sum / seen.max(1) as f64,
             seconds,
             samples_per_sec: seen as f64 / seconds.max(1e-9),
+            learning_rate: lr,
             test,
         };
         eprintln!("{}", describe_epoch(&record, config.epochs));
-        let score = record.test.get(metric_name).copied().unwrap_or(f64::NAN);
-        let improved = match best {
-            None => true,
-            Some((b, _)) => {
-                if larger_is_better {
-                    score > b
-                } else {
-                    score < b
-                }
-            }
-        };
-        if improved {
-            best = Some((score, epoch));
-        }
         history.push(record);
+        run.write_metrics(&history)?;
+        fault_point("after-metrics", epoch);
+        run.save_module(Weights::Last.file(), &model)?;
+        if improved {
+            run.save_module(Weights::Best.file(), &model)?;
+        }
         let (best_metric, best_epoch) = best.expect("set above");
         run.save_checkpoint(
             &model,
@@ -295,134 +345,13 @@ pub fn fit<M: Module + Clone + Sync, T: Task<M> + Sync>(
                 epoch,
                 best_metric,
                 best_epoch,
-                metric_name: metric_name.to_string(),
+                metric_name: score.name.to_string(),
                 model_file: String::new(),
                 optimizer_file: String::new(),
             },
         )?;
-        run.write_metrics(&history)?;
     }
     Ok(model)
-}
-
-/// Smallest share of a batch worth a thread of its own.
-const MIN_CHUNK: usize = 16;
-
-/// How many threads a step on `batch_len` examples uses: one per core, each with at least
-/// `MIN_CHUNK` (16) examples. Splitting the batch keeps every core busy for the whole step,
-/// where each of its many small operations has too little work to share out well.
-pub fn step_workers(batch_len: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.min(batch_len / MIN_CHUNK).max(1)
-}
-
-/// The loss of `chunk` times `weight`, and its gradients (none when the loss is not finite).
-fn weighted_grads<M: Module, T: Task<M>>(
-    task: &T,
-    model: &M,
-    chunk: &[usize],
-    weight: f64,
-    rng: &mut StdRng,
-    device: &Device,
-) -> (GradientsParams, f32) {
-    let mut loss = task.batch_loss(model, chunk, rng, device);
-    if weight != 1.0 {
-        loss = loss.mul_scalar(weight);
-    }
-    let value: f32 = loss.clone().into_scalar();
-    if !value.is_finite() {
-        return (GradientsParams::new(), value);
-    }
-    (GradientsParams::from_grads(loss.backward(), model), value)
-}
-
-/// Single-thread rayon pools for the step workers, built once per process.
-fn worker_pools(workers: usize) -> &'static [rayon::ThreadPool] {
-    static POOLS: std::sync::OnceLock<Vec<rayon::ThreadPool>> = std::sync::OnceLock::new();
-    let pools = POOLS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (0..cores)
-            .map(|_| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(1)
-                    .build()
-                    .expect("a one-thread pool")
-            })
-            .collect()
-    });
-    &pools[..workers.min(pools.len())]
-}
-
-/// One optimisation step on `batch`: loss, backward, Adam. Returns the updated model and the
-/// batch loss; a non-finite loss leaves the model as it was (the step is skipped).
-///
-/// With `workers` > 1 (the loop uses [`step_workers`]) the batch is split into that many
-/// chunks, each run forward and backward on its own thread with its own autodiff graph
-/// (`fork`); each chunk's loss is weighted by its share of the batch, so the summed gradients
-/// are those of the whole batch's mean loss, and Adam takes one step with them. Each chunk
-/// draws its noise from its own RNG, seeded from `rng`.
-#[allow(clippy::too_many_arguments)]
-pub fn train_step<M, T>(
-    workers: usize,
-    task: &T,
-    model: M,
-    optimizer: &mut ModuleOptimizer,
-    batch: &[usize],
-    lr: f64,
-    rng: &mut StdRng,
-    device: &Device,
-) -> (M, f32)
-where
-    M: Module + Clone + Sync,
-    T: Task<M> + Sync,
-{
-    if workers <= 1 {
-        let (grads, value) = weighted_grads(task, &model, batch, 1.0, rng, device);
-        if !value.is_finite() {
-            return (model, value);
-        }
-        return (optimizer.step(lr, model, grads), value);
-    }
-    let chunk_len = batch.len().div_ceil(workers);
-    let seeds: Vec<u64> = batch.chunks(chunk_len).map(|_| rng.random()).collect();
-    let total = batch.len() as f64;
-    let pools = worker_pools(workers);
-    let results: Vec<(GradientsParams, f32)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = batch
-            .chunks(chunk_len)
-            .zip(seeds)
-            .enumerate()
-            .map(|(i, (chunk, seed))| {
-                let model = &model;
-                let pool = &pools[i];
-                scope.spawn(move || {
-                    // One rayon thread per worker: the workers already fill the cores, and
-                    // Flex's own parallel loops would only oversubscribe them.
-                    pool.install(|| {
-                        let local = model.clone().fork(device);
-                        let mut rng = StdRng::seed_from_u64(seed);
-                        let weight = chunk.len() as f64 / total;
-                        weighted_grads(task, &local, chunk, weight, &mut rng, device)
-                    })
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("training thread panicked"))
-            .collect()
-    });
-    let value: f32 = results.iter().map(|(_, v)| v).sum();
-    if !value.is_finite() {
-        return (model, value);
-    }
-    let grads = MultiGradientsParams {
-        grads: results
-            .into_iter()
-            .map(|(g, _)| (g, device.clone()))
-            .collect(),
-    };
-    (optimizer.step_multi(lr, model, grads), value)
 }
 
 fn progress_bar(quiet: bool, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
@@ -439,9 +368,14 @@ fn progress_bar(quiet: bool, len: usize, epoch: usize, epochs: usize) -> Progres
     bar
 }
 
-/// One line per finished epoch: `epoch 1/5  train 0.1612  test_bce 0.1398 ...  12.3 s, 4870 img/s`.
-pub fn describe_epoch(r: &EpochRecord, epochs: usize) -> String {
-    let metrics: Vec<String> = r.test.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+/// One line per finished epoch: `epoch 1/5  train_loss 0.1612  test_bce 0.1398 ...  12.3 s, 4870 img/s`.
+pub fn describe_epoch<T: Metrics>(r: &EpochRecord<T>, epochs: usize) -> String {
+    let metrics: Vec<String> = r
+        .test
+        .fields()
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.4}"))
+        .collect();
     format!(
         "epoch {}/{epochs}  train_loss {:.4}  {}  {:.1} s, {:.0} img/s",
         r.epoch,
@@ -452,9 +386,6 @@ pub fn describe_epoch(r: &EpochRecord, epochs: usize) -> String {
     )
 }
 
-/// Batch size for evaluation; memory-bound, not a training hyper-parameter.
-pub const EVAL_BATCH: usize = 1000;
-
 /// How a training command should treat the run directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunMode {
@@ -464,6 +395,169 @@ pub enum RunMode {
     Overwrite,
     /// Continue the run in the directory from its last checkpoint.
     Resume,
+}
+
+/// What `config.json` holds: the kind of run with all its settings. Tagged so that a run
+/// directory says its kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "kebab-case")]
+pub enum RunConfig {
+    Autoencoder(AutoencoderTrainingConfig),
+    Classifier(ClassifierTrainingConfig),
+}
+
+impl RunConfig {
+    /// The config of the run in `run`.
+    pub fn read(run: &RunDir) -> Result<Self, RunError> {
+        run.read_json(crate::run::CONFIG_FILE)
+    }
+}
+
+/// A kind of training run: its config (this type), model, task and metrics. [`train`] runs
+/// the lifecycle; an experiment says only what is its own.
+pub trait Experiment: Clone + PartialEq + Sized {
+    type Model: Module + Clone + Sync;
+    type Metrics: Metrics;
+    type Task<'a>: Task<Self::Model, Metrics = Self::Metrics> + Sync
+    where
+        Self: 'a;
+
+    /// Which command trains this kind, for errors that name it.
+    const KIND: &'static str;
+
+    fn into_run_config(self) -> RunConfig;
+    /// This kind's config out of a run's; `None` for a run of another kind.
+    fn from_run_config(config: RunConfig) -> Option<Self>;
+
+    fn looping(&self) -> &LoopConfig;
+    fn looping_mut(&mut self) -> &mut LoopConfig;
+    fn dataset(&self) -> DatasetKind;
+
+    /// Why this config cannot train, if it cannot.
+    fn validate(&self) -> Result<(), TrainError>;
+
+    /// Settle, for a new run, what the config takes from elsewhere (the AutoCNN's encoder
+    /// shape comes from its autoencoder run).
+    fn settle(&mut self) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    /// The model with freshly initialised weights (the device is seeded already).
+    fn init(&self, device: &Device) -> Self::Model;
+
+    /// The weights a new run starts from, given the fresh model (the AutoCNN takes a trained
+    /// encoder here).
+    fn pretrained(&self, model: Self::Model, _device: &Device) -> Result<Self::Model, TrainError> {
+        Ok(model)
+    }
+
+    /// The model as it trains, new or resumed (the AutoCNN's encoder frozen here).
+    fn prepare(&self, model: Self::Model, _device: &Device) -> Self::Model {
+        model
+    }
+
+    fn task<'a>(&'a self, train: &'a Dataset, test: &'a Dataset) -> Self::Task<'a>;
+
+    /// The config of the run in `run`, refused if the run is of another kind.
+    fn read(run: &RunDir) -> Result<Self, RunError> {
+        let config = RunConfig::read(run)?;
+        let found = match &config {
+            RunConfig::Autoencoder(_) => AutoencoderTrainingConfig::KIND,
+            RunConfig::Classifier(_) => ClassifierTrainingConfig::KIND,
+        };
+        Self::from_run_config(config).ok_or_else(|| RunError::WrongKind {
+            path: run.path().to_path_buf(),
+            found,
+            expected: Self::KIND,
+        })
+    }
+
+    /// A finished run's weights (`weights`) in inference mode, with its config.
+    fn load(
+        run: &RunDir,
+        weights: Weights,
+        device: &Device,
+    ) -> Result<(Self::Model, Self), RunError> {
+        let config = Self::read(run)?;
+        if run.checkpoint()?.is_none() {
+            return Err(RunError::Unfinished(run.path().to_path_buf()));
+        }
+        let model = run.load_module(weights.file(), config.init(device))?;
+        Ok((model, config))
+    }
+}
+
+/// Train (or resume) the run `config` describes into `run_path`: the lifecycle of every task.
+///
+/// With [`RunMode::Resume`] the directory's own config is used, and `config` only says how many
+/// epochs to plan in all ([`LoopConfig::extend_to`]; 0 keeps the run's plan). Everything is
+/// checked and the data loaded before anything is written.
+pub fn train<E: Experiment>(
+    config: &E,
+    data_root: &Path,
+    run_path: &Path,
+    mode: RunMode,
+    device: &Device,
+    options: FitOptions,
+) -> Result<(E::Model, RunDir), TrainError> {
+    let resume = mode == RunMode::Resume;
+    let (existing, config) = if resume {
+        let run = RunDir::open(run_path)?;
+        let mut saved = E::read(&run)?;
+        let done = run.checkpoint()?.map_or(0, |c| c.epoch);
+        saved
+            .looping_mut()
+            .extend_to(config.looping().epochs, done)?;
+        (Some(run), saved)
+    } else {
+        let mut config = config.clone();
+        config.settle()?;
+        (None, config)
+    };
+    config.validate()?;
+    let (train, test) = load_splits(data_root, config.dataset(), config.looping())?;
+    let run = match existing {
+        Some(run) => run,
+        None => RunDir::create(run_path, mode == RunMode::Overwrite)?,
+    };
+    run.write_json(crate::run::CONFIG_FILE, &config.clone().into_run_config())?;
+
+    let device = device.clone().autodiff();
+    let mut model = seeded(&device, config.looping().seed, || config.init(&device));
+    let optimizer = config.looping().optimizer();
+    let mut start = match run.checkpoint()? {
+        Some(state) if resume => {
+            let (model, optimizer) = run.load_checkpoint(&state, model, optimizer)?;
+            Start {
+                model,
+                optimizer,
+                epoch: state.epoch,
+                best: Some((state.best_metric, state.best_epoch)),
+            }
+        }
+        _ => {
+            model = config.pretrained(model, &device)?;
+            Start {
+                model,
+                optimizer,
+                epoch: 0,
+                best: None,
+            }
+        }
+    };
+    start.model = config.prepare(start.model, &device);
+    let task = config.task(&train, &test);
+    let model = fit(&task, start, config.looping(), &run, &device, options)?;
+    Ok((model, run))
+}
+
+/// `init()` with the device seeded to `seed`. The device's RNG is global to the process, so
+/// runs trained side by side (threads, tests) take turns: each gets the weights of its seed.
+pub fn seeded<T>(device: &Device, seed: u64, init: impl FnOnce() -> T) -> T {
+    static SEEDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = SEEDING.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(seed);
+    init()
 }
 
 /// Training and test images for a run, loaded and cut to the configured limits.

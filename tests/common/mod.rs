@@ -26,15 +26,17 @@ pub fn subset_root(dir: &Path, train: usize, test: usize) -> PathBuf {
     subset_root_of(DatasetKind::Mnist, dir, train, test)
 }
 
-/// [`subset_root`] for any dataset kind (`<dir>/<kind>/`).
+/// [`subset_root`] for any dataset kind (`<dir>/<kind>/`), from that dataset's real files.
 pub fn subset_root_of(kind: DatasetKind, dir: &Path, train: usize, test: usize) -> PathBuf {
     use cae::data::idx::{IdxImages, encode_images, encode_labels};
     let real = data_root();
     let out = dir.join(kind.dir_name());
     std::fs::create_dir_all(&out).unwrap();
     for (split, n) in [(Split::Train, train), (Split::Test, test)] {
-        let d = Dataset::load(&real, DatasetKind::Mnist, split)
-            .unwrap()
+        let d = Dataset::load(&real, kind, split)
+            .unwrap_or_else(|e| {
+                panic!("these tests need the real {kind} files under CAE_DATA: {e}")
+            })
             .take(n);
         let (images, labels) = split.file_stems();
         let idx = IdxImages {
@@ -66,4 +68,19 @@ pub fn succeed(cmd: &mut std::process::Command) -> std::process::Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Every float parameter of `model`, in visiting order (the weights without their random
+/// parameter ids, which differ between two inits of the same seed).
+pub fn all_weights<M: burn::module::Module>(model: &M) -> Vec<f32> {
+    struct Collect(Vec<f32>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::Tensor<D>>) {
+            let values = param.val().into_data().try_to_vec::<f32>().unwrap();
+            self.0.extend(values);
+        }
+    }
+    let mut c = Collect(Vec::new());
+    model.visit(&mut c);
+    c.0
 }

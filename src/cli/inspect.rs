@@ -1,0 +1,237 @@
+//! `cae reconstruct`, `eval`, `predict`, `denoise`, `report`: a trained run on test data or
+//! the user's files.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use burn::tensor::Device;
+use clap::Args;
+
+use super::{DataArgs, WeightsArgs};
+use crate::data::noise::Noise;
+use crate::data::{Dataset, Split};
+use crate::evaluation::{evaluate_classifier, reconstruction_metrics};
+use crate::model::Autoencoder;
+use crate::model::classifier::Classifier;
+use crate::run::RunDir;
+use crate::training::{
+    AutoencoderTrainingConfig, ClassifierTrainingConfig, Experiment, Metrics, RunConfig,
+};
+
+#[derive(Debug, Args)]
+pub struct ReconstructArgs {
+    /// An autoencoder run (cae train-ae)
+    pub run_dir: PathBuf,
+    /// Number of test images
+    #[arg(long, default_value_t = 10)]
+    pub n: usize,
+    /// Output file [default: RUN_DIR/reconstructions.png]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A run of either kind
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A classifier run (cae train-classifier)
+    pub run_dir: PathBuf,
+    /// Image files: a digit on white paper or MNIST-style white on black, any size
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DenoiseArgs {
+    /// An autoencoder run
+    pub run_dir: PathBuf,
+    /// Corruption [default: the run's own, else gaussian:0.3]
+    #[arg(long, value_name = "KIND:AMOUNT")]
+    pub noise: Option<Noise>,
+    /// Images in the grid
+    #[arg(long, default_value_t = 10)]
+    pub n: usize,
+    /// Seed of the noise
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run of either kind
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+pub fn reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
+    if args.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let run = RunDir::open(&args.run_dir)?;
+    let device = crate::default_device();
+    let (model, config) = AutoencoderTrainingConfig::load(&run, args.weights.weights, &device)?;
+    let test = Dataset::load(&args.data.root(), config.dataset, Split::Test)?;
+    let img = crate::pictures::reconstruction_grid(&model, &test, args.n, &device);
+    let out = args.out.unwrap_or_else(|| run.file("reconstructions.png"));
+    crate::pictures::save_png(&img, &out).with_context(|| format!("writing {}", out.display()))?;
+    println!("{}", out.display());
+    Ok(())
+}
+
+fn print_metrics(metrics: &impl Metrics) {
+    for (name, value) in metrics.fields() {
+        println!("{name:<13} {value:.5}");
+    }
+}
+
+pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
+    let run = RunDir::open(&args.run_dir)?;
+    let device = crate::default_device();
+    let weights = args.weights.weights;
+    println!("weights: {}", weights.file());
+    match RunConfig::read(&run)? {
+        RunConfig::Autoencoder(_) => {
+            let (model, config) = AutoencoderTrainingConfig::load(&run, weights, &device)?;
+            let test = Dataset::load(&args.data.root(), config.dataset, Split::Test)?;
+            print_metrics(&reconstruction_metrics(&model, &test, &device));
+            print_dead_units(|x| model.encode(x), &test, &device);
+        }
+        RunConfig::Classifier(_) => {
+            let (model, config) = ClassifierTrainingConfig::load(&run, weights, &device)?;
+            let test = Dataset::load(&args.data.root(), config.dataset, Split::Test)?;
+            let eval = evaluate_classifier(&model, &test, &device);
+            print!(
+                "{}",
+                crate::evaluation::classification_report(&eval, config.dataset)
+            );
+            let png = run.file("confusion.png");
+            crate::pictures::save_rgb_png(
+                &crate::pictures::confusion_heatmap(&eval, config.dataset)?,
+                &png,
+            )?;
+            println!("confusion heat map: {}", png.display());
+            if let Some(encoder) = model.encoder() {
+                print_dead_units(|x| encoder.forward(x), &test, &device);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_dead_units(
+    encode: impl Fn(burn::Tensor<4>) -> burn::Tensor<2>,
+    test: &Dataset,
+    device: &Device,
+) {
+    let stats = crate::evaluation::latent_stats(encode, test, device);
+    let dead = stats.dead_units();
+    println!(
+        "dead latent units: {}/{} {:?}",
+        dead.len(),
+        stats.max.len(),
+        dead
+    );
+}
+
+pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    let run = RunDir::open(&args.run_dir)?;
+    let device = crate::default_device();
+    let (model, config) = ClassifierTrainingConfig::load(&run, args.weights.weights, &device)?;
+    let names = config.dataset.class_names();
+    let mut failed = 0;
+    for path in &args.images {
+        let pixels = match crate::data::preprocess::preprocess_file(path) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        let values = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
+        let images = crate::data::pixels_tensor(values, &device);
+        let logits = model.logits(images);
+        let probs = burn::tensor::activation::softmax(logits, 1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32 probabilities");
+        let best = (0..probs.len())
+            .max_by(|&a, &b| probs[a].total_cmp(&probs[b]))
+            .unwrap_or(0);
+        let listed: Vec<String> = probs
+            .iter()
+            .enumerate()
+            .map(|(c, p)| format!("{}:{p:.3}", names[c]))
+            .collect();
+        println!(
+            "{}\t{}\t{:.3}\t{}",
+            path.display(),
+            names[best],
+            probs[best],
+            listed.join(" ")
+        );
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} images could not be classified",
+            args.images.len()
+        );
+    }
+    Ok(())
+}
+
+pub fn denoise(args: DenoiseArgs) -> anyhow::Result<()> {
+    if args.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let run = RunDir::open(&args.run_dir)?;
+    let device = crate::default_device();
+    let (model, config) = AutoencoderTrainingConfig::load(&run, args.weights.weights, &device)?;
+    let noise = args
+        .noise
+        .or(config.noise)
+        .unwrap_or(Noise::Gaussian { std: 0.3 });
+    let test = Dataset::load(&args.data.root(), config.dataset, Split::Test)?;
+    let img = crate::pictures::denoising_grid(&model, &test, args.n, &noise, args.seed, &device);
+    let path = run.file("denoising.png");
+    crate::pictures::save_png(&img, &path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let score = crate::evaluation::denoising_score(&model, &test, &noise, args.seed, &device);
+    println!(
+        "{noise}: noisy PSNR {:.2} dB, denoised PSNR {:.2} dB ({:+.2} dB); grid: {}",
+        score.noisy_psnr,
+        score.denoised_psnr,
+        score.denoised_psnr - score.noisy_psnr,
+        path.display()
+    );
+    Ok(())
+}
+
+pub fn report(args: ReportArgs) -> anyhow::Result<()> {
+    let run = RunDir::open(&args.run_dir)?;
+    let device = crate::default_device();
+    let path = crate::report::write_report(&run, args.weights.weights, &args.data.root(), &device)?;
+    println!("{}", path.display());
+    Ok(())
+}

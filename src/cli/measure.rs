@@ -1,0 +1,101 @@
+//! `cae compare`, `cae bench`: size, cost and speed figures.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{DataArgs, WeightsArgs};
+use crate::training::default_threads;
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// AutoCNN run
+    #[arg(long, default_value = "runs/autocnn")]
+    pub autocnn: PathBuf,
+    /// Plain CNN run (cae train-classifier --model plain-cnn)
+    #[arg(long, default_value = "runs/plain-cnn")]
+    pub cnn: PathBuf,
+    /// Single-image calls timed per model (the median is reported)
+    #[arg(long, default_value_t = 1000)]
+    pub calls: usize,
+    /// Markdown file to write the table to (it is printed either way)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Timed autoencoder training steps at batch 64
+    #[arg(long, default_value_t = 200)]
+    pub steps: usize,
+    /// Untimed steps first
+    #[arg(long, default_value_t = 20)]
+    pub warmup: usize,
+    /// Timed single-image AutoCNN calls
+    #[arg(long, default_value_t = 1000)]
+    pub calls: usize,
+    /// Instead: time forward, backward and Adam separately, and each layer's forward
+    #[arg(long)]
+    pub breakdown: bool,
+    /// Compute convolutions with burn's own operations instead of cae's kernels (to compare)
+    #[arg(long)]
+    pub burn_conv: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
+    let rows = crate::compare::compare(
+        &args.autocnn,
+        &args.cnn,
+        args.weights.weights,
+        &args.data.root(),
+        args.calls,
+    )?;
+    let text = crate::compare::table(&rows);
+    print!("{text}");
+    println!("threads: {}", default_threads());
+    if let Some(out) = &args.out {
+        crate::atomic::write(out, text.as_bytes())?;
+    }
+    Ok(())
+}
+
+pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    crate::model::conv::set_kernels_enabled(!args.burn_conv);
+    if args.breakdown {
+        let b = crate::bench::breakdown(&args.data.root(), args.steps)?;
+        let step = b.forward_ms + b.backward_ms + b.optimizer_ms;
+        println!("training step, batch 64 (median of {} steps):", args.steps);
+        for (name, ms) in [
+            ("forward + loss", b.forward_ms),
+            ("backward", b.backward_ms),
+            ("Adam step", b.optimizer_ms),
+        ] {
+            println!("  {name:<16} {ms:7.2} ms  {:5.1} %", 100.0 * ms / step);
+        }
+        let total: f64 = b.layers_ms.iter().map(|l| l.1).sum();
+        println!("inference forward per layer, batch 64:");
+        for (name, ms) in &b.layers_ms {
+            println!("  {name:<34} {ms:7.3} ms  {:5.1} %", 100.0 * ms / total);
+        }
+        println!("training forward + backward per convolution, batch 64:");
+        for (name, ms) in &b.conv_train_ms {
+            println!("  {name:<34} {ms:7.3} ms");
+        }
+        return Ok(());
+    }
+    let settings = crate::bench::BenchSettings {
+        steps: args.steps,
+        warmup: args.warmup,
+        calls: args.calls,
+        threads: default_threads(),
+    };
+    let result = crate::bench::run(&args.data.root(), settings)?;
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(())
+}

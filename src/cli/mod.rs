@@ -1,0 +1,189 @@
+//! The `cae` command line: flags over the library, one file per command family. The only
+//! module that knows clap.
+//!
+//! | file | commands |
+//! | --- | --- |
+//! | [`data`] | `download` |
+//! | [`train`] | `lecture`, `train-ae`, `train-classifier` |
+//! | [`inspect`] | `reconstruct`, `eval`, `predict`, `denoise`, `report` |
+//! | [`measure`] | `compare`, `bench` |
+
+pub mod data;
+pub mod inspect;
+pub mod measure;
+pub mod train;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::builder::PossibleValue;
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::Choice;
+use crate::data::{DatasetKind, data_root};
+use crate::loss::ReconstructionLoss;
+use crate::model::LatentActivation;
+use crate::model::classifier::ClassifierKind;
+use crate::run::Weights;
+use crate::training::LrSchedule;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cae",
+    version,
+    about = "Convolutional autoencoders on MNIST and Fashion-MNIST",
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// Threads to compute with [default: all cores]; results do not depend on it
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Download a dataset's four IDX files, checking each against its SHA-256.
+    Download(data::DownloadArgs),
+    /// The whole lecture: train the autoencoder, then the AutoCNN on its encoder.
+    Lecture(train::LectureArgs),
+    /// Train the convolutional autoencoder (the lecture's by default).
+    TrainAe(train::TrainAeArgs),
+    /// Train a digit classifier: the AutoCNN (on a trained encoder) or the plain CNN.
+    TrainClassifier(train::TrainClassifierArgs),
+    /// Write a PNG of test images above their reconstructions.
+    Reconstruct(inspect::ReconstructArgs),
+    /// Evaluate a run on the full test set.
+    Eval(inspect::EvalArgs),
+    /// Classify image files (PNG, JPEG) with a classifier run.
+    Predict(inspect::PredictArgs),
+    /// Corrupt test images, reconstruct them, and report PSNR before and after (PNG grid too).
+    Denoise(inspect::DenoiseArgs),
+    /// Write all pictures of a run and a self-contained report.html.
+    Report(inspect::ReportArgs),
+    /// Compare AutoCNN, its encoder, its head and the plain CNN: size, cost, speed, accuracy.
+    Compare(measure::CompareArgs),
+    /// Measure training throughput and inference latency (prints one JSON line).
+    Bench(measure::BenchArgs),
+}
+
+/// The library's named options as clap values, with the same names and help.
+macro_rules! value_enum {
+    ($($ty:ty),+) => {$(
+        impl clap::ValueEnum for $ty {
+            fn value_variants<'a>() -> &'a [Self] {
+                <$ty as Choice>::ALL
+            }
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(PossibleValue::new(self.name()).help(self.help()))
+            }
+        }
+    )+};
+}
+value_enum!(
+    DatasetKind,
+    ReconstructionLoss,
+    LatentActivation,
+    ClassifierKind,
+    LrSchedule,
+    Weights
+);
+
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Data root holding mnist/ and fashion-mnist/ [default: $CAE_DATA, else ./data]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+impl DataArgs {
+    pub fn root(&self) -> PathBuf {
+        data_root(self.data.as_deref())
+    }
+}
+
+/// `--weights` of the commands that use a trained run.
+#[derive(Debug, Args)]
+pub struct WeightsArgs {
+    /// Which of the run's weights to use
+    #[arg(long, value_enum, default_value_t = Weights::Last)]
+    pub weights: Weights,
+}
+
+/// Parse the command line and run it; clap's own messages (help, usage errors with their
+/// suggestions) are printed whole, usage errors exit with 2, failures with 1.
+pub fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // The flags the user typed (not defaults): a resumed run refuses those that conflict.
+    let given: Vec<String> = matches
+        .subcommand()
+        .and_then(|(name, sub)| {
+            let command = Cli::command();
+            let args = command.find_subcommand(name)?.get_arguments();
+            let typed = args.filter(|a| {
+                sub.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine)
+            });
+            Some(typed.map(|a| a.get_id().to_string()).collect())
+        })
+        .unwrap_or_default();
+    match run(cli, &given) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Run a parsed command line; `given` names the flags typed on it.
+pub fn run(cli: Cli, given: &[String]) -> anyhow::Result<()> {
+    if let Some(n) = cli.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(usize::from(n))
+            .build_global()?;
+    }
+    match cli.command {
+        Command::Download(args) => data::download(args),
+        Command::Lecture(args) => train::lecture(args),
+        Command::TrainAe(args) => train::train_ae(args, given),
+        Command::TrainClassifier(args) => train::train_classifier(args, given),
+        Command::Reconstruct(args) => inspect::reconstruct(args),
+        Command::Eval(args) => inspect::eval(args),
+        Command::Predict(args) => inspect::predict(args),
+        Command::Denoise(args) => inspect::denoise(args),
+        Command::Report(args) => inspect::report(args),
+        Command::Compare(args) => measure::compare(args),
+        Command::Bench(args) => measure::bench(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_flag_and_positional_has_a_help_line() {
+        fn walk(cmd: &clap::Command, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{} {id}", cmd.get_name()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), &mut missing);
+        assert!(missing.is_empty(), "no help line: {missing:?}");
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,481 @@
+//! `cae lecture`, `cae train-ae`, `cae train-classifier`: flags into a config, then the one
+//! training lifecycle ([`crate::training::train`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use burn::module::Module;
+use clap::{Args, ValueEnum};
+
+use super::DataArgs;
+use crate::Choice;
+use crate::data::noise::Noise;
+use crate::data::{Dataset, DatasetKind, Split};
+use crate::loss::ReconstructionLoss;
+use crate::model::classifier::ClassifierKind;
+use crate::model::stacked::StackedAutoencoderConfig;
+use crate::model::{
+    Autoencoder, AutoencoderModelConfig, ConvAutoencoderConfig, DEFAULT_LATENT_BIAS,
+    LatentActivation,
+};
+use crate::run::{EpochRecord, RunDir, Weights};
+use crate::training::{
+    AutoencoderTrainingConfig, ClassifierTrainingConfig, Experiment, FitOptions, LoopConfig,
+    LrSchedule, RunMode, default_threads, train,
+};
+
+/// Flags of the epoch loop shared by the training commands.
+#[derive(Debug, Args)]
+pub struct LoopArgs {
+    /// Epochs in all [default: 5; with --resume, the run's own, which a larger value extends]
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Examples per optimisation step [default: 64 for train-ae, 50 for train-classifier]
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Adam's learning rate
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    pub lr: f64,
+    /// How the learning rate moves over the run
+    #[arg(long, value_enum, default_value_t = LrSchedule::Constant)]
+    pub lr_schedule: LrSchedule,
+    /// Seed of weight initialisation, shuffling and noise
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Train on the first N training images only
+    #[arg(long, value_name = "N")]
+    pub train_limit: Option<usize>,
+    /// Evaluate on the first N test images only
+    #[arg(long, value_name = "N")]
+    pub test_limit: Option<usize>,
+    /// Continue the run in RUN_DIR from its last finished epoch, with its own config (only
+    /// --epochs may change it, to train longer)
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "force")]
+    pub resume: Option<PathBuf>,
+    /// Replace an existing run directory
+    #[arg(long)]
+    pub force: bool,
+    /// No progress bar
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl LoopArgs {
+    fn config(&self, default_batch: usize) -> LoopConfig {
+        LoopConfig {
+            learning_rate: self.lr,
+            lr_schedule: self.lr_schedule,
+            seed: self.seed,
+            train_limit: self.train_limit,
+            test_limit: self.test_limit,
+            // On resume 0 keeps the run's plan.
+            ..LoopConfig::new(
+                self.epochs
+                    .unwrap_or(if self.resume.is_some() { 0 } else { 5 }),
+                self.batch_size.unwrap_or(default_batch),
+            )
+        }
+    }
+
+    /// Where the run goes and how.
+    fn target(&self, out: &Path) -> (PathBuf, RunMode) {
+        match &self.resume {
+            Some(dir) => (dir.clone(), RunMode::Resume),
+            None if self.force => (out.to_path_buf(), RunMode::Overwrite),
+            None => (out.to_path_buf(), RunMode::New),
+        }
+    }
+
+    fn options(&self) -> FitOptions {
+        FitOptions {
+            quiet: self.quiet,
+            threads: default_threads(),
+        }
+    }
+}
+
+/// `--latent-bias-init`: `Some(value)`, or `None` for `uniform`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BiasInit(pub Option<f64>);
+
+impl std::fmt::Display for BiasInit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "{v}"),
+            None => f.write_str("uniform"),
+        }
+    }
+}
+
+fn parse_bias(text: &str) -> Result<BiasInit, String> {
+    if text == "uniform" {
+        return Ok(BiasInit(None));
+    }
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(BiasInit(Some(v))),
+        _ => Err(format!("expected a number or `uniform`, got `{text}`")),
+    }
+}
+
+/// `--model` of `train-ae`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AutoencoderKind {
+    /// The lecture's convolutional autoencoder
+    Conv,
+    /// Fully connected layers (--hidden)
+    Stacked,
+}
+
+/// Flags that shape the autoencoder.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Convolutional (the lecture's) or stacked fully connected layers
+    #[arg(long, value_enum, default_value_t = AutoencoderKind::Conv)]
+    pub model: AutoencoderKind,
+    /// Hidden layer sizes of the stacked model, image side first
+    #[arg(long, value_delimiter = ',', default_value = "256,64")]
+    pub hidden: Vec<usize>,
+    /// Channels of the first convolution (k); the others have 2k and 4k
+    #[arg(long, default_value_t = 16)]
+    pub width: usize,
+    /// Size of the latent vector
+    #[arg(long, default_value_t = 10)]
+    pub latent: usize,
+    /// What follows the encoder's last linear layer
+    #[arg(long, value_enum, default_value_t = LatentActivation::Relu)]
+    pub latent_activation: LatentActivation,
+    /// Initial latent bias: a number, or `uniform` for the layer's default ±1/√fan_in draw
+    #[arg(long, value_name = "B|uniform", default_value_t = BiasInit(Some(DEFAULT_LATENT_BIAS)), value_parser = parse_bias)]
+    pub latent_bias_init: BiasInit,
+}
+
+impl ModelArgs {
+    fn config(&self) -> AutoencoderModelConfig {
+        match self.model {
+            AutoencoderKind::Conv => AutoencoderModelConfig::Conv(
+                ConvAutoencoderConfig::new()
+                    .with_width(self.width)
+                    .with_latent(self.latent)
+                    .with_latent_activation(self.latent_activation)
+                    .with_latent_bias_init(self.latent_bias_init.0),
+            ),
+            AutoencoderKind::Stacked => AutoencoderModelConfig::Stacked(
+                StackedAutoencoderConfig::new()
+                    .with_hidden(self.hidden.clone())
+                    .with_latent(self.latent)
+                    .with_latent_activation(self.latent_activation)
+                    .with_latent_bias_init(self.latent_bias_init.0),
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TrainAeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The dataset to train on
+    #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
+    pub dataset: DatasetKind,
+    /// Reconstruction loss
+    #[arg(long, value_enum, default_value_t = ReconstructionLoss::Bce)]
+    pub loss: ReconstructionLoss,
+    /// Train a denoising autoencoder: gaussian:STD, salt-pepper:P or mask:P
+    #[arg(long, value_name = "KIND:AMOUNT")]
+    pub noise: Option<Noise>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub training: LoopArgs,
+    /// Run directory to create
+    #[arg(
+        long,
+        value_name = "RUN_DIR",
+        default_value = "runs/autoencoder",
+        conflicts_with = "resume"
+    )]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainClassifierArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The dataset to train on
+    #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
+    pub dataset: DatasetKind,
+    /// Which classifier
+    #[arg(long, value_enum, default_value_t = ClassifierKind::AutoCnn)]
+    pub model: ClassifierKind,
+    /// Autoencoder run whose encoder (last weights) the AutoCNN starts from, or `none` for a
+    /// fresh encoder
+    #[arg(long, value_name = "RUN_DIR|none", default_value = "runs/autoencoder")]
+    pub encoder: PathBuf,
+    /// Train the head only, keeping the autoencoder's encoder weights
+    #[arg(long)]
+    pub freeze_encoder: bool,
+    /// Shift training images by up to N pixels at random (0: off)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub augment_shift: u32,
+    #[command(flatten)]
+    pub training: LoopArgs,
+    /// Run directory to create
+    #[arg(
+        long,
+        value_name = "RUN_DIR",
+        default_value = "runs/autocnn",
+        conflicts_with = "resume"
+    )]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LectureArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The dataset of both trainings
+    #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
+    pub dataset: DatasetKind,
+    /// Folder for the two runs: OUT/autoencoder and OUT/autocnn
+    #[arg(long, default_value = "runs/lecture")]
+    pub out: PathBuf,
+    /// Epochs of each of the two trainings
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// Seed of both trainings
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Replace existing runs
+    #[arg(long)]
+    pub force: bool,
+    /// No progress bar
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The value each config-shaping flag stands for in a config, keyed by the flag's id.
+type FlagValues = BTreeMap<&'static str, String>;
+
+fn loop_flags(t: &LoopConfig, v: &mut FlagValues) {
+    let limit = |n: Option<usize>| n.map_or("all".to_string(), |n| n.to_string());
+    v.insert("batch_size", t.batch_size.to_string());
+    v.insert("lr", t.learning_rate.to_string());
+    v.insert("lr_schedule", t.lr_schedule.name().into());
+    v.insert("seed", t.seed.to_string());
+    v.insert("train_limit", limit(t.train_limit));
+    v.insert("test_limit", limit(t.test_limit));
+}
+
+fn autoencoder_flags(c: &AutoencoderTrainingConfig) -> FlagValues {
+    let mut v = FlagValues::new();
+    v.insert("dataset", c.dataset.name().into());
+    v.insert("loss", c.loss.name().into());
+    v.insert("noise", c.noise.map_or("none".into(), |n| n.to_string()));
+    let (latent, activation, bias) = match &c.model {
+        AutoencoderModelConfig::Conv(m) => {
+            v.insert("model", "conv".into());
+            v.insert("width", m.width.to_string());
+            (m.latent, m.latent_activation, m.latent_bias_init)
+        }
+        AutoencoderModelConfig::Stacked(m) => {
+            v.insert("model", "stacked".into());
+            let hidden: Vec<String> = m.hidden.iter().map(usize::to_string).collect();
+            v.insert("hidden", hidden.join(","));
+            (m.latent, m.latent_activation, m.latent_bias_init)
+        }
+    };
+    v.insert("latent", latent.to_string());
+    v.insert("latent_activation", activation.name().into());
+    v.insert("latent_bias_init", BiasInit(bias).to_string());
+    loop_flags(&c.training, &mut v);
+    v
+}
+
+fn classifier_flags(c: &ClassifierTrainingConfig) -> FlagValues {
+    let mut v = FlagValues::new();
+    v.insert("dataset", c.dataset.name().into());
+    v.insert("model", c.model.name().into());
+    let encoder = c.encoder_from.as_ref().map(|p| p.display().to_string());
+    v.insert("encoder", encoder.unwrap_or("none".into()));
+    v.insert("freeze_encoder", c.freeze_encoder.to_string());
+    v.insert("augment_shift", c.augment_shift.to_string());
+    loop_flags(&c.training, &mut v);
+    v
+}
+
+/// Flags a resumed run accepts whatever their value: none of them changes its config.
+const RESUME_FLAGS: &[&str] = &["resume", "epochs", "quiet", "data", "threads"];
+
+/// Refuse, naming each, the `given` flags whose value differs from the run's saved config:
+/// a resumed run keeps its config.
+fn check_resume<E: Experiment>(
+    path: &Path,
+    asked: &E,
+    given: &[String],
+    flags: fn(&E) -> FlagValues,
+) -> anyhow::Result<()> {
+    let saved = E::read(&RunDir::open(path)?)?;
+    let (asked, saved) = (flags(asked), flags(&saved));
+    let conflicts: Vec<String> = given
+        .iter()
+        .filter(|id| !RESUME_FLAGS.contains(&id.as_str()))
+        .filter_map(|id| {
+            let flag = format!("--{}", id.replace('_', "-"));
+            match (asked.get(id.as_str()), saved.get(id.as_str())) {
+                (Some(value), Some(s)) if s == value => None,
+                (Some(value), Some(s)) => Some(format!("{flag} {value} (the run has {s})")),
+                _ => Some(format!("{flag} (does not apply to this run)")),
+            }
+        })
+        .collect();
+    if !conflicts.is_empty() {
+        bail!(
+            "--resume continues {} with its own config, and these flags conflict with it: {}. \
+             Leave them out (only --epochs may change, to train longer), or start a new run",
+            path.display(),
+            conflicts.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// Train, write the run's pictures, and return the model, the run and its last record.
+fn train_and_report<E: Experiment>(
+    config: &E,
+    root: &Path,
+    path: &Path,
+    mode: RunMode,
+    options: FitOptions,
+) -> anyhow::Result<(E::Model, RunDir, EpochRecord<E::Metrics>)> {
+    let device = crate::default_device();
+    let (model, run) = train(config, root, path, mode, &device, options)?;
+    crate::report::write_pictures(&run, Weights::Last, root, &device)?;
+    let last = run
+        .metrics::<E::Metrics>()?
+        .pop()
+        .context("the run recorded no epoch")?;
+    Ok((model, run, last))
+}
+
+fn autoencoder(
+    config: &AutoencoderTrainingConfig,
+    root: &Path,
+    path: &Path,
+    mode: RunMode,
+    options: FitOptions,
+) -> anyhow::Result<()> {
+    let (model, run, last) = train_and_report(config, root, path, mode, options)?;
+    let config = AutoencoderTrainingConfig::read(&run)?;
+    let test = Dataset::load(root, config.dataset, Split::Test)?;
+    let model = model.valid();
+    let device = crate::default_device();
+    let dead = crate::evaluation::latent_stats(|x| model.encode(x), &test, &device).dead_units();
+    let m = &last.test;
+    println!(
+        "{}: test_bce {:.4}  test_mse {:.4}  test_psnr {:.2} dB after {} epochs; dead latent units: {}/{}",
+        run.path().display(),
+        m.test_bce,
+        m.test_mse,
+        m.test_psnr,
+        last.epoch,
+        dead.len(),
+        config.model.latent(),
+    );
+    Ok(())
+}
+
+fn classifier(
+    config: &ClassifierTrainingConfig,
+    root: &Path,
+    path: &Path,
+    mode: RunMode,
+    options: FitOptions,
+) -> anyhow::Result<f64> {
+    let (_, run, last) = train_and_report(config, root, path, mode, options)?;
+    let accuracy = last.test.test_accuracy;
+    println!(
+        "{}: test accuracy {:.2} % after {} epochs",
+        run.path().display(),
+        100.0 * accuracy,
+        last.epoch
+    );
+    Ok(accuracy)
+}
+
+pub fn train_ae(args: TrainAeArgs, given: &[String]) -> anyhow::Result<()> {
+    let config = AutoencoderTrainingConfig {
+        model: args.model.config(),
+        dataset: args.dataset,
+        loss: args.loss,
+        noise: args.noise,
+        training: args.training.config(64),
+    };
+    let (path, mode) = args.training.target(&args.out);
+    if mode == RunMode::Resume {
+        check_resume(&path, &config, given, autoencoder_flags)?;
+    }
+    autoencoder(
+        &config,
+        &args.data.root(),
+        &path,
+        mode,
+        args.training.options(),
+    )
+}
+
+pub fn train_classifier(args: TrainClassifierArgs, given: &[String]) -> anyhow::Result<()> {
+    let encoder_from = (args.encoder.as_os_str() != "none"
+        && args.model == ClassifierKind::AutoCnn)
+        .then(|| args.encoder.clone());
+    let config = ClassifierTrainingConfig {
+        model: args.model,
+        freeze_encoder: args.freeze_encoder,
+        dataset: args.dataset,
+        augment_shift: args.augment_shift,
+        training: args.training.config(50),
+        ..ClassifierTrainingConfig::lecture(encoder_from)
+    };
+    let (path, mode) = args.training.target(&args.out);
+    if mode == RunMode::Resume {
+        check_resume(&path, &config, given, classifier_flags)?;
+    }
+    classifier(
+        &config,
+        &args.data.root(),
+        &path,
+        mode,
+        args.training.options(),
+    )?;
+    Ok(())
+}
+
+pub fn lecture(args: LectureArgs) -> anyhow::Result<()> {
+    let root = args.data.root();
+    let mode = if args.force {
+        RunMode::Overwrite
+    } else {
+        RunMode::New
+    };
+    let options = FitOptions {
+        quiet: args.quiet,
+        threads: default_threads(),
+    };
+    let ae_dir = args.out.join("autoencoder");
+    let mut ae = AutoencoderTrainingConfig::lecture();
+    ae.dataset = args.dataset;
+    ae.training.epochs = args.epochs;
+    ae.training.seed = args.seed;
+    autoencoder(&ae, &root, &ae_dir, mode, options)?;
+    let mut cls = ClassifierTrainingConfig::lecture(Some(ae_dir));
+    cls.dataset = args.dataset;
+    cls.training.epochs = args.epochs;
+    cls.training.seed = args.seed;
+    let accuracy = classifier(&cls, &root, &args.out.join("autocnn"), mode, options)?;
+    println!(
+        "AutoCNN {} test accuracy: {:.2} %",
+        args.dataset,
+        100.0 * accuracy
+    );
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! The library's layers point one way. Each top-level module of `src/` is read as text; every
+//! `crate::module` it names is an edge. The graph must follow the layers below (a module may
+//! use its own layer or lower ones) and have no cycle, and only the CLI may name clap.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Lowest first. Within a layer modules may use each other, without cycles.
+const LAYERS: &[&[&str]] = &[
+    &["atomic", "data", "loss", "run"],
+    &["model"],
+    &["evaluation"],
+    &["training"],
+    &["pictures", "report", "compare", "bench"],
+    &["cli"],
+];
+
+fn layer(module: &str) -> usize {
+    LAYERS
+        .iter()
+        .position(|l| l.contains(&module))
+        .unwrap_or_else(|| panic!("module `{module}` is in no layer of this test"))
+}
+
+/// Every `.rs` file below `dir`.
+fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Module → the modules it names, from the source tree.
+fn graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let modules: BTreeSet<String> = files
+        .iter()
+        .filter_map(|f| {
+            let rel = f.strip_prefix(&src).unwrap();
+            let first = rel.components().next()?.as_os_str().to_str()?.to_string();
+            let name = first.trim_end_matches(".rs").to_string();
+            (name != "lib" && name != "main").then_some(name)
+        })
+        .collect();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let rel = file.strip_prefix(&src).unwrap();
+        let from = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_str()
+            .unwrap();
+        let from = from.trim_end_matches(".rs");
+        if !modules.contains(from) {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap();
+        let set = edges.entry(from.to_string()).or_default();
+        for (i, _) in text.match_indices("crate::") {
+            let name: String = text[i + 7..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if modules.contains(&name) && name != from {
+                set.insert(name);
+            }
+        }
+    }
+    edges
+}
+
+#[test]
+fn modules_only_use_their_own_layer_or_lower_ones() {
+    let edges = graph();
+    assert!(edges.len() >= 12, "too few modules found: {edges:?}");
+    let mut upward = Vec::new();
+    for (from, tos) in &edges {
+        for to in tos {
+            if layer(to) > layer(from) {
+                upward.push(format!("{from} -> {to}"));
+            }
+        }
+    }
+    assert!(upward.is_empty(), "edges pointing up: {upward:?}");
+}
+
+#[test]
+fn the_module_graph_has_no_cycle() {
+    let edges = graph();
+    // Depth-first search; a node met again while on the stack closes a cycle.
+    fn visit<'a>(
+        node: &'a str,
+        edges: &'a BTreeMap<String, BTreeSet<String>>,
+        stack: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) -> Result<(), String> {
+        if let Some(at) = stack.iter().position(|n| *n == node) {
+            return Err(format!("{} -> {node}", stack[at..].join(" -> ")));
+        }
+        if done.contains(node) {
+            return Ok(());
+        }
+        stack.push(node);
+        for next in edges.get(node).into_iter().flatten() {
+            visit(next, edges, stack, done)?;
+        }
+        stack.pop();
+        done.insert(node);
+        Ok(())
+    }
+    let mut done = BTreeSet::new();
+    for node in edges.keys() {
+        if let Err(cycle) = visit(node, &edges, &mut Vec::new(), &mut done) {
+            panic!("cycle: {cycle}");
+        }
+    }
+}
+
+#[test]
+fn only_the_cli_knows_clap() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let outside: Vec<_> = files
+        .iter()
+        .filter(|f| !f.starts_with(src.join("cli")))
+        .filter(|f| std::fs::read_to_string(f).unwrap().contains("clap"))
+        .collect();
+    assert!(outside.is_empty(), "clap outside the CLI: {outside:?}");
+}
