@@ -3,21 +3,23 @@
 //! The library is what the `cae` command line is made of; each module is one concern:
 //!
 //! - [`data`]: IDX files, dataset folders, the checksummed download, batches of tensors
-//! - [`model`]: the lecture's convolutional autoencoder (`XConfig` → `init(&device)` → `X`)
 //! - [`loss`]: BCE from logits, L1, L2, PSNR
-//! - [`training`]: the epoch loop, checkpoints and resume
-//! - [`evaluation`]: latent statistics (dead units)
-//! - [`run`]: the run directory a training leaves behind
-//! - [`pictures`]: PNG grids and charts
-//! - [`report`]: a run's pictures and its self-contained HTML report
-//! - [`compare`], [`bench`](mod@bench): the efficiency comparison and the speed figures
-//! - [`cli`]: the command line over all of it
+//! - [`run`]: the files of a run directory (it knows files, not what trains)
+//! - [`model`]: the lecture's convolutional autoencoder (`XConfig` → `init(&device)` → `X`),
+//!   the classifiers, and their cost in MACs counted from the layers
+//! - [`evaluation`]: what a model does on a dataset: test metrics, latent statistics
+//! - [`training`]: one lifecycle for every run, the epoch loop, checkpoints and resume
+//! - [`pictures`], [`report`], [`compare`], [`bench`](mod@bench): tools over trained runs
+//! - [`cli`]: the command line over all of it, the only module that knows clap
+//!
+//! Layers point one way, each using only its own or lower ones (in the order above, `data`,
+//! `loss` and `run` at the bottom); `tests/architecture.rs` checks it.
 //!
 //! ```no_run
-//! use cae::training::{AutoencoderTrainingConfig, FitOptions, RunMode, train_autoencoder};
+//! use cae::training::{AutoencoderTrainingConfig, FitOptions, RunMode, train};
 //! let config = AutoencoderTrainingConfig::lecture();
 //! let device = cae::default_device();
-//! let (model, run) = train_autoencoder(
+//! let (model, run) = train(
 //!     &config,
 //!     "data".as_ref(),
 //!     "runs/autoencoder".as_ref(),

@@ -22,7 +22,7 @@ use crate::model::{
 use crate::run::{EpochRecord, RunDir, Weights};
 use crate::training::{
     AutoencoderTrainingConfig, ClassifierTrainingConfig, Experiment, FitOptions, LoopConfig,
-    LrSchedule, RunMode, default_threads, train,
+    LrSchedule, RunMode, train,
 };
 
 /// Flags of the epoch loop shared by the training commands.
@@ -90,7 +90,7 @@ impl LoopArgs {
     fn options(&self) -> FitOptions {
         FitOptions {
             quiet: self.quiet,
-            threads: default_threads(),
+            ..FitOptions::default()
         }
     }
 }
@@ -459,7 +459,7 @@ pub fn lecture(args: LectureArgs) -> anyhow::Result<()> {
     };
     let options = FitOptions {
         quiet: args.quiet,
-        threads: default_threads(),
+        ..FitOptions::default()
     };
     let ae_dir = args.out.join("autoencoder");
     let mut ae = AutoencoderTrainingConfig::lecture();

@@ -208,11 +208,15 @@ fn autoencoder_model_config(
     let run = RunDir::open(run_path)?;
     match super::AutoencoderTrainingConfig::read(&run)?.model {
         AutoencoderModelConfig::Conv(c) => Ok(c),
-        AutoencoderModelConfig::Stacked(_) => Err(TrainError::Invalid(format!(
-            "--encoder {}: the AutoCNN needs a convolutional encoder, this run is stacked",
-            run_path.display()
-        ))),
+        AutoencoderModelConfig::Stacked(_) => Err(stacked_encoder(run_path)),
     }
+}
+
+fn stacked_encoder(run_path: &std::path::Path) -> TrainError {
+    TrainError::Invalid(format!(
+        "--encoder {}: the AutoCNN needs a convolutional encoder, this run is stacked",
+        run_path.display()
+    ))
 }
 
 /// The trained encoder (last weights) of an autoencoder run.
@@ -224,9 +228,6 @@ fn load_encoder(
     let (model, _) = super::AutoencoderTrainingConfig::load(&run, Weights::Last, device)?;
     match model {
         AnyAutoencoder::Conv(model) => Ok(model.encoder),
-        AnyAutoencoder::Stacked(_) => Err(TrainError::Invalid(format!(
-            "--encoder {}: the AutoCNN needs a convolutional encoder, this run is stacked",
-            run_path.display()
-        ))),
+        AnyAutoencoder::Stacked(_) => Err(stacked_encoder(run_path)),
     }
 }
