@@ -1,7 +1,7 @@
 //! One optimisation step, the same on any machine and any number of threads.
 //!
-//! A batch is cut into chunks of [`CHUNK`] examples, fixed by the batch and never by the
-//! machine. Each chunk draws its own noise seed from the run's RNG, runs forward and backward
+//! A batch is cut into chunks of at most [`CHUNK`] examples, fixed by the batch and never by
+//! the machine. Each chunk draws its own noise seed from the run's RNG, runs forward and backward
 //! on its own autodiff graph, on a one-thread pool (so no operation inside it depends on the
 //! thread count), with its loss weighted by its share of the batch. The chunks' gradients are
 //! then added in chunk order and Adam takes one step. The threads only decide which chunks run
@@ -19,8 +19,24 @@ use rand::{Rng, SeedableRng};
 
 use super::Task;
 
-/// Examples per chunk of a training step (the last chunk of a batch may be smaller).
-pub const CHUNK: usize = 16;
+/// Most examples per chunk of a training step. A batch is cut into `⌈len / CHUNK⌉` chunks of
+/// equal size (±1): batch 64 into 32 + 32, batch 50 into 25 + 25. Fewer, larger chunks keep
+/// each convolution's matrices big enough to multiply efficiently.
+pub const CHUNK: usize = 32;
+
+/// `batch` cut into equal chunks of at most [`CHUNK`], the first ones one longer.
+fn chunks(batch: &[usize]) -> Vec<&[usize]> {
+    let n = batch.len().div_ceil(CHUNK).max(1);
+    let (size, longer) = (batch.len() / n, batch.len() % n);
+    let mut rest = batch;
+    (0..n)
+        .map(|i| {
+            let (chunk, tail) = rest.split_at(size + usize::from(i < longer));
+            rest = tail;
+            chunk
+        })
+        .collect()
+}
 
 /// Threads a training step uses unless told otherwise: rayon's global pool (all cores, or the
 /// CLI's `--threads`).
@@ -107,7 +123,10 @@ where
     M: Module + Clone + Sync,
     T: Task<M> + Sync,
 {
-    let chunks: Vec<(&[usize], u64)> = batch.chunks(CHUNK).map(|c| (c, rng.random())).collect();
+    let chunks: Vec<(&[usize], u64)> = chunks(batch)
+        .into_iter()
+        .map(|c| (c, rng.random()))
+        .collect();
     let total = batch.len() as f64;
     let threads = threads.clamp(1, chunks.len().max(1));
     let pools = worker_pools(threads);
@@ -153,4 +172,22 @@ where
         sum.sum
     };
     (optimizer.step(lr, model, grads), value)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunks_are_equal_and_cover_the_batch_in_order() {
+        let sizes = |len: usize| {
+            let batch: Vec<usize> = (0..len).collect();
+            let chunks = super::chunks(&batch);
+            assert_eq!(chunks.concat(), batch);
+            chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(64), [32, 32]);
+        assert_eq!(sizes(50), [25, 25]);
+        assert_eq!(sizes(100), [25, 25, 25, 25]);
+        assert_eq!(sizes(70), [24, 23, 23]);
+        assert_eq!(sizes(7), [7]);
+    }
 }
