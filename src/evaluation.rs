@@ -71,6 +71,88 @@ pub fn reconstruction_metrics<M: Autoencoder>(
     }
 }
 
+/// The latent vectors (`[n, d]` row-major) and per-image reconstruction errors of the images
+/// `batch` of `data`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedBatch {
+    pub latents: Vec<f32>,
+    /// Per image: the mean squared error of the reconstruction (sigmoid output) against the
+    /// image, over its pixels — the anomaly score of `cae anomaly`.
+    pub errors: Vec<f32>,
+}
+
+/// Encode and reconstruct `data` in batches of [`EVAL_BATCH`], handing each batch's indices
+/// and results to `each` as they come (nothing is held for the whole set). Returns the
+/// latent width.
+pub fn encode_batches<M: Autoencoder, E>(
+    model: &M,
+    data: &Dataset,
+    device: &Device,
+    mut each: impl FnMut(&[usize], EncodedBatch) -> Result<(), E>,
+) -> Result<usize, E> {
+    let mut width = 0;
+    for batch in sequential_batches(data.len(), EVAL_BATCH) {
+        let images = data.images_tensor(&batch, device);
+        let z = model.encode(images.clone());
+        width = z.dims()[1];
+        let pixels = burn::tensor::activation::sigmoid(model.decode_logits(z.clone()));
+        let errors: Tensor<2> = (pixels - images).powi_scalar(2).flatten(1, 3);
+        let errors = errors.mean_dim(1).into_data().try_to_vec::<f32>();
+        let encoded = EncodedBatch {
+            latents: z.into_data().try_to_vec::<f32>().expect("f32 latents"),
+            errors: errors.expect("f32 errors"),
+        };
+        each(&batch, encoded)?;
+    }
+    Ok(width)
+}
+
+/// Per-image reconstruction errors of `data` (see [`EncodedBatch::errors`]).
+pub fn reconstruction_errors<M: Autoencoder>(
+    model: &M,
+    data: &Dataset,
+    device: &Device,
+) -> Vec<f32> {
+    let mut all = Vec::with_capacity(data.len());
+    let _ = encode_batches::<_, ()>(model, data, device, |_, b| {
+        all.extend(b.errors);
+        Ok(())
+    });
+    all
+}
+
+/// Area under the ROC curve of `scores` for telling `positive` examples (anomalies) from the
+/// rest: the probability that a random positive scores above a random negative, ties counting
+/// half (the Mann–Whitney U statistic over both counts). `None` without both kinds.
+pub fn roc_auc(scores: &[f32], positive: &[bool]) -> Option<f64> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    // Ranks 1..n, ties given their average rank.
+    let mut ranks = vec![0.0f64; scores.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &order[i..=j] {
+            ranks[k] = rank;
+        }
+        i = j + 1;
+    }
+    let n_pos = positive.iter().filter(|&&p| p).count() as f64;
+    let n_neg = positive.len() as f64 - n_pos;
+    if n_pos == 0.0 || n_neg == 0.0 {
+        return None;
+    }
+    let rank_sum: f64 = (0..scores.len())
+        .filter(|&k| positive[k])
+        .map(|k| ranks[k])
+        .sum();
+    Some((rank_sum - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg))
+}
+
 /// Predictions of a classifier over a dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassifierEval {
@@ -317,6 +399,18 @@ pub fn classification_report(eval: &ClassifierEval, dataset: DatasetKind) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roc_auc_by_hand() {
+        // Positives 0.9, 0.4; negatives 0.5, 0.1: of the 4 pairs, 3 put the positive above
+        // (0.9>0.5, 0.9>0.1, 0.4>0.1) → 0.75.
+        let auc = roc_auc(&[0.9, 0.5, 0.4, 0.1], &[true, false, true, false]);
+        assert_eq!(auc, Some(0.75));
+        // A tie counts half: positive 0.5 vs negative 0.5 → 0.5.
+        assert_eq!(roc_auc(&[0.5, 0.5], &[true, false]), Some(0.5));
+        assert_eq!(roc_auc(&[1.0, 0.0], &[true, false]), Some(1.0));
+        assert_eq!(roc_auc(&[1.0, 0.0], &[true, true]), None);
+    }
 
     #[test]
     fn dead_units_are_those_never_positive() {

@@ -9,7 +9,8 @@
 //!   the classifiers, and their cost in MACs counted from the layers
 //! - [`evaluation`]: what a model does on a dataset: test metrics, latent statistics
 //! - [`training`]: one lifecycle for every run, the epoch loop, checkpoints and resume
-//! - [`pictures`], [`report`], [`compare`], [`bench`](mod@bench): tools over trained runs
+//! - [`pictures`], [`report`], [`latent`], [`anomaly`], [`compare`], [`bench`](mod@bench): tools
+//!   over trained runs
 //! - [`cli`]: the command line over all of it, the only module that knows clap
 //!
 //! Layers point one way, each using only its own or lower ones (in the order above, `data`,
@@ -30,12 +31,14 @@
 //! # Ok::<(), cae::training::TrainError>(())
 //! ```
 
+pub mod anomaly;
 pub mod atomic;
 pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod data;
 pub mod evaluation;
+pub mod latent;
 pub mod loss;
 pub mod model;
 pub mod pictures;

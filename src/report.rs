@@ -9,6 +9,7 @@ use burn::prelude::*;
 
 use crate::data::{Dataset, Split};
 use crate::evaluation::{Pca, evaluate_classifier, latent_stats, latents};
+use crate::latent;
 use crate::model::Autoencoder;
 use crate::model::classifier::AnyClassifier;
 use crate::pictures::{self, Curves};
@@ -163,6 +164,26 @@ pub fn write_pictures(
                     stats.dead_units().len()
                 ),
             );
+            let density = latent::training_density(&model, &config, root, device)?;
+            let seed = config.training.seed;
+            let images = latent::generate(&model, &density, 64, None, seed, device)?;
+            let rows: Vec<Vec<Vec<f32>>> = images.chunks(8).map(<[_]>::to_vec).collect();
+            save_gray(run, "generated.png", &pictures::tile_grid(&rows, 2))?;
+            add(
+                "generated.png",
+                "Decoded codes drawn from a Gaussian per class fitted to the training latents (cae generate).".into(),
+            );
+            // From the first test image to the first one of another class.
+            let other = (1..test.len()).find(|&i| test.labels[i] != test.labels[0]);
+            if let Some(b) = other {
+                let (a, b) = (test.images_values(&[0]), test.images_values(&[b]));
+                let row = latent::interpolation(&model, &a, &b, 10, device);
+                save_gray(run, "interpolation.png", &pictures::tile_grid(&[row], 2))?;
+                add(
+                    "interpolation.png",
+                    "Two test images (ends) and the decoded straight line between their codes (cae interpolate).".into(),
+                );
+            }
         }
         RunConfig::Classifier(_) => {
             let (model, config) = ClassifierTrainingConfig::load(run, weights, device)?;

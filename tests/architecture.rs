@@ -11,7 +11,9 @@ const LAYERS: &[&[&str]] = &[
     &["model"],
     &["evaluation"],
     &["training"],
-    &["pictures", "report", "compare", "bench"],
+    &[
+        "pictures", "report", "latent", "anomaly", "compare", "bench",
+    ],
     &["cli"],
 ];
 

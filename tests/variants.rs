@@ -70,7 +70,10 @@ fn report_embeds_every_picture_as_a_png_of_the_expected_size() {
     assert_eq!(size("latent_traversal.png"), (57 * 9 + 1, 57 * 10 + 1));
     assert_eq!(size("latent_pca.png"), (800, 720));
     assert_eq!(size("training_curves.png"), (720, 420));
-    assert_eq!(pictures.len(), 5);
+    // 8 × 8 generated digits; the interpolation: both ends and 11 decoded codes.
+    assert_eq!(size("generated.png"), (57 * 8 + 1, 57 * 8 + 1));
+    assert_eq!(size("interpolation.png"), (57 * 13 + 1, 57 + 1));
+    assert_eq!(pictures.len(), 7);
 }
 
 #[test]

@@ -6,10 +6,12 @@
 //! | [`data`] | `download` |
 //! | [`train`] | `lecture`, `train-ae`, `train-classifier` |
 //! | [`inspect`] | `reconstruct`, `eval`, `predict`, `denoise`, `report` |
+//! | [`latent`] | `encode`, `generate`, `interpolate`, `anomaly`, `benchmark one-class` |
 //! | [`measure`] | `compare`, `bench` |
 
 pub mod data;
 pub mod inspect;
+pub mod latent;
 pub mod measure;
 pub mod train;
 
@@ -21,7 +23,8 @@ use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::Choice;
-use crate::data::{DatasetKind, data_root};
+use crate::data::{DatasetKind, Split, data_root};
+use crate::latent::Format;
 use crate::loss::ReconstructionLoss;
 use crate::model::LatentActivation;
 use crate::model::classifier::ClassifierKind;
@@ -63,6 +66,17 @@ pub enum Command {
     Denoise(inspect::DenoiseArgs),
     /// Write all pictures of a run and a self-contained report.html.
     Report(inspect::ReportArgs),
+    /// Write the latent vectors of a dataset split or of image files (NumPy .npy or CSV).
+    Encode(latent::EncodeArgs),
+    /// Decode codes drawn from a density fitted to the training latents (PNG grid).
+    Generate(latent::GenerateArgs),
+    /// Decode the straight line between two images' codes (PNG strip).
+    Interpolate(latent::InterpolateArgs),
+    /// Score images by reconstruction error; flag those above a training-set quantile.
+    Anomaly(latent::AnomalyArgs),
+    /// Benchmarks that train many runs.
+    #[command(subcommand)]
+    Benchmark(latent::BenchmarkCommand),
     /// Compare AutoCNN, its encoder, its head and the plain CNN: size, cost, speed, accuracy.
     Compare(measure::CompareArgs),
     /// Measure training throughput and inference latency (prints one JSON line).
@@ -88,7 +102,9 @@ value_enum!(
     LatentActivation,
     ClassifierKind,
     LrSchedule,
-    Weights
+    Weights,
+    Split,
+    Format
 );
 
 #[derive(Debug, Args)]
@@ -155,6 +171,11 @@ pub fn run(cli: Cli, given: &[String]) -> anyhow::Result<()> {
         Command::Predict(args) => inspect::predict(args),
         Command::Denoise(args) => inspect::denoise(args),
         Command::Report(args) => inspect::report(args),
+        Command::Encode(args) => latent::encode(args),
+        Command::Generate(args) => latent::generate(args),
+        Command::Interpolate(args) => latent::interpolate(args),
+        Command::Anomaly(args) => latent::anomaly(args),
+        Command::Benchmark(command) => latent::benchmark(command),
         Command::Compare(args) => measure::compare(args),
         Command::Bench(args) => measure::bench(args),
     }

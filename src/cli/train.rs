@@ -151,7 +151,7 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    fn config(&self) -> AutoencoderModelConfig {
+    pub fn config(&self) -> AutoencoderModelConfig {
         match self.model {
             AutoencoderKind::Conv => AutoencoderModelConfig::Conv(
                 ConvAutoencoderConfig::new()
@@ -184,6 +184,9 @@ pub struct TrainAeArgs {
     /// Train a denoising autoencoder: gaussian:STD, salt-pepper:P or mask:P
     #[arg(long, value_name = "KIND:AMOUNT")]
     pub noise: Option<Noise>,
+    /// Learn from the images of class K only (one-class anomaly detection: `cae anomaly`)
+    #[arg(long, value_name = "K")]
+    pub normal_class: Option<u8>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -272,6 +275,8 @@ fn autoencoder_flags(c: &AutoencoderTrainingConfig) -> FlagValues {
     v.insert("dataset", c.dataset.name().into());
     v.insert("loss", c.loss.name().into());
     v.insert("noise", c.noise.map_or("none".into(), |n| n.to_string()));
+    let normal = c.normal_class.map(|k| k.to_string());
+    v.insert("normal_class", normal.unwrap_or("none".into()));
     let (latent, activation, bias) = match &c.model {
         AutoencoderModelConfig::Conv(m) => {
             v.insert("model", "conv".into());
@@ -409,6 +414,7 @@ pub fn train_ae(args: TrainAeArgs, given: &[String]) -> anyhow::Result<()> {
         dataset: args.dataset,
         loss: args.loss,
         noise: args.noise,
+        normal_class: args.normal_class,
         training: args.training.config(64),
     };
     let (path, mode) = args.training.target(&args.out);

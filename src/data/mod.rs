@@ -84,6 +84,11 @@ pub enum Split {
     Test,
 }
 
+crate::choice!(Split {
+    Train => ("train", "The training images"),
+    Test => ("test", "The test images"),
+});
+
 impl Split {
     /// Standard file names (images, labels), without the `.gz` suffix.
     pub fn file_stems(self) -> (&'static str, &'static str) {
@@ -180,6 +185,22 @@ impl Dataset {
 
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
+    }
+
+    /// Only the images labelled `class`, in their order.
+    pub fn of_class(self, class: u8) -> Self {
+        let keep: Vec<usize> = (0..self.len())
+            .filter(|&i| self.labels[i] == class)
+            .collect();
+        let mut pixels = Vec::with_capacity(keep.len() * IMAGE_PIXELS);
+        for &i in &keep {
+            pixels.extend_from_slice(self.image(i));
+        }
+        Self {
+            kind: self.kind,
+            labels: vec![class; keep.len()],
+            pixels,
+        }
     }
 
     /// The first `n` images (all if `n` is larger); for quick runs and tests.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Experiment, LoopConfig, Metrics, RunConfig, Score, Task, TrainError};
 use crate::data::noise::Noise;
-use crate::data::{Dataset, DatasetKind, pixels_tensor};
+use crate::data::{Dataset, DatasetKind, NUM_CLASSES, pixels_tensor};
 pub use crate::evaluation::ReconstructionMetrics;
 use crate::loss::ReconstructionLoss;
 use crate::model::{AnyAutoencoder, Autoencoder, AutoencoderModelConfig, ConvAutoencoderConfig};
@@ -20,6 +20,10 @@ pub struct AutoencoderTrainingConfig {
     /// Input corruption of a denoising autoencoder; `None` trains a plain one.
     #[serde(default)]
     pub noise: Option<Noise>,
+    /// Learn from this class only (training and test images): the one-class protocol of
+    /// anomaly detection, where every other class is an anomaly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normal_class: Option<u8>,
     #[serde(flatten)]
     pub training: LoopConfig,
 }
@@ -32,6 +36,7 @@ impl AutoencoderTrainingConfig {
             dataset: DatasetKind::Mnist,
             loss: ReconstructionLoss::Bce,
             noise: None,
+            normal_class: None,
             training: LoopConfig::new(5, 64),
         }
     }
@@ -69,7 +74,21 @@ impl Experiment for AutoencoderTrainingConfig {
 
     fn validate(&self) -> Result<(), TrainError> {
         self.training.validate()?;
+        if let Some(k) = self.normal_class.filter(|&k| usize::from(k) >= NUM_CLASSES) {
+            return Err(TrainError::Invalid(format!(
+                "--normal-class {k}: {} has classes 0 to {}",
+                self.dataset,
+                NUM_CLASSES - 1
+            )));
+        }
         self.model.check().map_err(TrainError::Invalid)
+    }
+
+    fn select(&self, data: Dataset) -> Dataset {
+        match self.normal_class {
+            Some(k) => data.of_class(k),
+            None => data,
+        }
     }
 
     fn init(&self, device: &Device) -> AnyAutoencoder {

@@ -442,6 +442,12 @@ pub trait Experiment: Clone + PartialEq + Sized {
         Ok(())
     }
 
+    /// The images this run learns from, out of a loaded split (all of them unless the task
+    /// says otherwise: a one-class autoencoder keeps its normal class).
+    fn select(&self, data: Dataset) -> Dataset {
+        data
+    }
+
     /// The model with freshly initialised weights (the device is seeded already).
     fn init(&self, device: &Device) -> Self::Model;
 
@@ -516,6 +522,18 @@ pub fn train<E: Experiment>(
     };
     config.validate()?;
     let (train, test) = load_splits(data_root, config.dataset(), config.looping())?;
+    let (train, test) = (config.select(train), config.select(test));
+    if train.is_empty() || test.is_empty() {
+        return Err(TrainError::Invalid(format!(
+            "no {} images left to {}",
+            config.dataset(),
+            if train.is_empty() {
+                "train on"
+            } else {
+                "test on"
+            }
+        )));
+    }
     let run = match existing {
         Some(run) => run,
         None => RunDir::create(run_path, mode == RunMode::Overwrite)?,

@@ -1,0 +1,338 @@
+//! `cae encode`, `generate`, `interpolate`, `anomaly`, `benchmark one-class`: the latent codes
+//! out of cae, generation from them, and anomaly scores.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use super::train::ModelArgs;
+use super::{DataArgs, WeightsArgs};
+use crate::Choice;
+use crate::anomaly::{one_class_benchmark, one_class_table};
+use crate::data::{DatasetKind, NUM_CLASSES, Split};
+use crate::latent::{Format, Images};
+use crate::loss::ReconstructionLoss;
+use crate::run::RunDir;
+use crate::training::{AutoencoderTrainingConfig, Experiment, FitOptions, LoopConfig};
+
+/// Which images: a dataset split, or files.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// Image files (PNG, JPEG) instead of a dataset split, prepared as `cae predict` does
+    pub files: Vec<PathBuf>,
+    /// Dataset of the split [default: the run's]
+    #[arg(long, value_enum, conflicts_with = "files")]
+    pub dataset: Option<DatasetKind>,
+    /// Which split of the dataset
+    #[arg(long, value_enum, default_value_t = Split::Test, conflicts_with = "files")]
+    pub split: Split,
+}
+
+impl InputArgs {
+    fn images(&self, run: DatasetKind) -> Images {
+        if self.files.is_empty() {
+            Images::Split {
+                dataset: self.dataset.unwrap_or(run),
+                split: self.split,
+            }
+        } else {
+            Images::Files(self.files.clone())
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct EncodeArgs {
+    /// An autoencoder run
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Output file [default: RUN_DIR/latents.npy, or .csv]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// File format
+    #[arg(long, value_enum, default_value_t = Format::Npy)]
+    pub format: Format,
+    /// Also write each image's reconstruction error (mean squared error over its pixels)
+    #[arg(long)]
+    pub with_reconstruction_error: bool,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// An autoencoder run
+    pub run_dir: PathBuf,
+    /// Images to generate
+    #[arg(long, default_value_t = 64)]
+    pub n: usize,
+    /// Draw from this class's Gaussian only (a run trained on labelled images)
+    #[arg(long, value_name = "K")]
+    pub class: Option<u8>,
+    /// Seed of the draws
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output PNG [default: RUN_DIR/generated.png]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InterpolateArgs {
+    /// An autoencoder run
+    pub run_dir: PathBuf,
+    /// The image the line starts from
+    pub a: PathBuf,
+    /// The image the line ends at
+    pub b: PathBuf,
+    /// Steps between the two codes
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Output PNG [default: RUN_DIR/interpolation.png]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AnomalyArgs {
+    /// An autoencoder run (best trained on one class: train-ae --normal-class K)
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Flag scores above this quantile of the run's training images' scores
+    #[arg(long, default_value_t = 0.95)]
+    pub quantile: f64,
+    /// The normal class, for ROC-AUC with labelled images [default: the run's --normal-class]
+    #[arg(long, value_name = "K")]
+    pub normal_class: Option<u8>,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchmarkCommand {
+    /// The one-class protocol (Ruff et al. 2018): per class, train on it alone, score the test set
+    OneClass(OneClassArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OneClassArgs {
+    /// The dataset
+    #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
+    pub dataset: DatasetKind,
+    /// Seeds per class (0, 1, ...)
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// Normal classes to run [default: all]
+    #[arg(long, value_delimiter = ',')]
+    pub classes: Vec<u8>,
+    /// Epochs of each training
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Examples per optimisation step
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Adam's learning rate
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Reconstruction loss
+    #[arg(long, value_enum, default_value_t = ReconstructionLoss::Bce)]
+    pub loss: ReconstructionLoss,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Folder for the runs and the table (one-class.md)
+    #[arg(long, default_value = "runs/one-class")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+fn load(
+    run_dir: &Path,
+    weights: &WeightsArgs,
+) -> anyhow::Result<(crate::model::AnyAutoencoder, AutoencoderTrainingConfig)> {
+    let run = RunDir::open(run_dir)?;
+    let device = crate::default_device();
+    Ok(AutoencoderTrainingConfig::load(
+        &run,
+        weights.weights,
+        &device,
+    )?)
+}
+
+fn save_grid(rows: &[Vec<Vec<f32>>], out: &Path) -> anyhow::Result<()> {
+    let img = crate::pictures::tile_grid(rows, 2);
+    crate::pictures::save_png(&img, out).with_context(|| format!("writing {}", out.display()))
+}
+
+pub fn encode(args: EncodeArgs) -> anyhow::Result<()> {
+    let (model, config) = load(&args.run_dir, &args.weights)?;
+    let set = args.input.images(config.dataset).load(&args.data.root())?;
+    let out = args
+        .out
+        .unwrap_or_else(|| args.run_dir.join(format!("latents.{}", args.format.name())));
+    let device = crate::default_device();
+    let done = crate::latent::encode(
+        &model,
+        &set,
+        &out,
+        args.format,
+        args.with_reconstruction_error,
+        &device,
+    )?;
+    eprintln!("{} images, latent size {}", done.count, done.width);
+    for file in &done.files {
+        println!("{}", file.display());
+    }
+    Ok(())
+}
+
+pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    if args.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let (model, config) = load(&args.run_dir, &args.weights)?;
+    let device = crate::default_device();
+    let density = crate::latent::training_density(&model, &config, &args.data.root(), &device)?;
+    let images = crate::latent::generate(&model, &density, args.n, args.class, args.seed, &device)?;
+    let rows: Vec<Vec<Vec<f32>>> = images.chunks(8).map(<[_]>::to_vec).collect();
+    let out = args
+        .out
+        .unwrap_or_else(|| args.run_dir.join("generated.png"));
+    save_grid(&rows, &out)?;
+    println!("{}", out.display());
+    Ok(())
+}
+
+pub fn interpolate(args: InterpolateArgs) -> anyhow::Result<()> {
+    if args.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let (model, _) = load(&args.run_dir, &args.weights)?;
+    let set = Images::Files(vec![args.a.clone(), args.b.clone()]).load(Path::new(""))?;
+    let device = crate::default_device();
+    let (a, b) = (set.data.images_values(&[0]), set.data.images_values(&[1]));
+    let row = crate::latent::interpolation(&model, &a, &b, args.steps, &device);
+    let out = args
+        .out
+        .unwrap_or_else(|| args.run_dir.join("interpolation.png"));
+    save_grid(&[row], &out)?;
+    println!("{}", out.display());
+    Ok(())
+}
+
+pub fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
+    let (model, config) = load(&args.run_dir, &args.weights)?;
+    let root = args.data.root();
+    let images = args.input.images(config.dataset);
+    let set = images.load(&root)?;
+    let device = crate::default_device();
+    let report = crate::anomaly::score(
+        &model,
+        &config,
+        &set,
+        args.quantile,
+        args.normal_class,
+        &root,
+        &device,
+    )?;
+    let name = |i: usize| match &images {
+        Images::Files(paths) => paths[i].display().to_string(),
+        Images::Split { .. } => i.to_string(),
+    };
+    let header = if set.labelled { "\tlabel" } else { "" };
+    let lines = report.scores.iter().enumerate().map(|(i, s)| {
+        let flagged = u8::from(*s > report.threshold);
+        match set.labelled {
+            true => format!("{}\t{s:.6}\t{flagged}\t{}", name(i), set.data.labels[i]),
+            false => format!("{}\t{s:.6}\t{flagged}", name(i)),
+        }
+    });
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // A reader that stops early (`| head`) is no error; the summary still goes to stderr.
+    let _ = std::iter::once(format!("image\tscore\tflagged{header}"))
+        .chain(lines)
+        .try_for_each(|line| writeln!(out, "{line}"))
+        .and_then(|()| out.flush());
+    eprintln!(
+        "threshold {:.6} ({} quantile of the run's training images); flagged {} of {}",
+        report.threshold,
+        report.quantile,
+        report.flagged(),
+        report.scores.len()
+    );
+    match (report.auc, report.precision, report.recall) {
+        (Some(auc), precision, recall) => eprintln!(
+            "ROC-AUC {auc:.4}; at the threshold precision {}, recall {}",
+            precision.map_or("—".into(), |p| format!("{p:.4}")),
+            recall.map_or("—".into(), |r| format!("{r:.4}")),
+        ),
+        _ => {
+            eprintln!("no ROC-AUC: it needs labelled images and a normal class (--normal-class K)")
+        }
+    }
+    Ok(())
+}
+
+pub fn benchmark(command: BenchmarkCommand) -> anyhow::Result<()> {
+    let BenchmarkCommand::OneClass(args) = command;
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    let classes: Vec<u8> = if args.classes.is_empty() {
+        (0..NUM_CLASSES as u8).collect()
+    } else {
+        args.classes.clone()
+    };
+    if let Some(k) = classes.iter().find(|&&k| usize::from(k) >= NUM_CLASSES) {
+        bail!("--classes {k}: the classes are 0 to {}", NUM_CLASSES - 1);
+    }
+    let recipe = AutoencoderTrainingConfig {
+        model: args.model.config(),
+        dataset: args.dataset,
+        loss: args.loss,
+        noise: None,
+        normal_class: None,
+        training: LoopConfig {
+            learning_rate: args.lr,
+            ..LoopConfig::new(args.epochs, args.batch_size)
+        },
+    };
+    recipe.validate()?;
+    let seeds: Vec<u64> = (0..args.seeds).collect();
+    let options = FitOptions {
+        quiet: true,
+        ..FitOptions::default()
+    };
+    let results = one_class_benchmark(
+        &recipe,
+        &classes,
+        &seeds,
+        &args.data.root(),
+        &args.out,
+        options,
+        |class, seed, auc| {
+            eprintln!("class {class}, seed {seed}: ROC-AUC {:.2} %", 100.0 * auc);
+        },
+    )?;
+    let table = one_class_table(&results, args.dataset == DatasetKind::Mnist);
+    let path = args.out.join("one-class.md");
+    crate::atomic::write(&path, table.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    print!("{table}");
+    println!("{}", path.display());
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! What the latent is for, through the command line: `encode` (NumPy and CSV), `generate`,
+//! `interpolate`, `anomaly` on a one-class run, and their refusals.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use burn::tensor::Device;
+use cae::data::{Dataset, DatasetKind, Split};
+use cae::model::Autoencoder;
+use cae::run::{RunDir, Weights};
+use cae::training::{AutoencoderTrainingConfig, Experiment};
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `cae ARGS --data DATA`.
+fn cae(data: &Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = common::cae();
+    cmd.args(args).arg("--data").arg(data);
+    cmd
+}
+
+/// A 2-epoch autoencoder on 2 000 training images; 100 test images.
+fn trained(dir: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let data = common::subset_root(&dir.join("data"), 2_000, 100);
+    let run = dir.join("run");
+    let args = [
+        &[
+            "train-ae",
+            "--epochs",
+            "2",
+            "--quiet",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+        extra,
+    ]
+    .concat();
+    common::succeed(&mut cae(&data, &args));
+    (data, run)
+}
+
+/// A `.npy` file's shape and its values as `T`.
+fn npy<T: npyz::Deserialize>(path: &Path) -> (Vec<u64>, Vec<T>) {
+    let file = npyz::NpyFile::new(std::fs::File::open(path).unwrap()).unwrap();
+    let shape = file.shape().to_vec();
+    (shape, file.into_vec::<T>().unwrap())
+}
+
+#[test]
+fn encode_writes_arrays_numpy_reads_and_they_are_the_models_latents() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = trained(dir.path(), &[]);
+    let run_s = run.to_str().unwrap();
+    let out = dir.path().join("z.npy");
+    let printed = common::succeed(&mut cae(
+        &data,
+        &[
+            "encode",
+            run_s,
+            "--out",
+            out.to_str().unwrap(),
+            "--with-reconstruction-error",
+        ],
+    ));
+    let printed = stdout(&printed);
+    assert_eq!(printed.lines().count(), 3, "{printed}");
+
+    // Documented shapes and types: float32 [N, D], uint8 [N], float32 [N].
+    let (shape, z) = npy::<f32>(&out);
+    assert_eq!(shape, vec![100, 10]);
+    let (lshape, labels) = npy::<u8>(&dir.path().join("z.labels.npy"));
+    let (eshape, errors) = npy::<f32>(&dir.path().join("z.errors.npy"));
+    assert_eq!((lshape, eshape), (vec![100], vec![100]));
+    let test = Dataset::load(&data, DatasetKind::Mnist, Split::Test).unwrap();
+    assert_eq!(labels, test.labels);
+
+    // The same numbers as the model's own, row i for test image i.
+    let device = Device::flex();
+    let (model, _) =
+        AutoencoderTrainingConfig::load(&RunDir::open(&run).unwrap(), Weights::Last, &device)
+            .unwrap();
+    let (expected, d) = cae::evaluation::latents(|x| model.encode(x), &test, &device);
+    assert_eq!(d, 10);
+    assert_eq!(z, expected);
+    let mse: Vec<f32> = cae::evaluation::reconstruction_errors(&model, &test, &device);
+    assert_eq!(errors, mse);
+    assert!(errors.iter().all(|e| *e > 0.0 && *e < 0.25), "{errors:?}");
+
+    // And the dead units `cae eval` reports are the columns that never rise above 0.
+    let dead: Vec<usize> = (0..10)
+        .filter(|&j| (0..100).all(|i| z[i * 10 + j] <= 0.0))
+        .collect();
+    let eval = stdout(&common::succeed(&mut cae(&data, &["eval", run_s])));
+    assert!(
+        eval.contains(&format!("dead latent units: {}/10 {dead:?}", dead.len())),
+        "{eval}"
+    );
+
+    // CSV: a header, then one row per image with the label.
+    let csv = dir.path().join("z.csv");
+    common::succeed(&mut cae(
+        &data,
+        &[
+            "encode",
+            run_s,
+            "--format",
+            "csv",
+            "--out",
+            csv.to_str().unwrap(),
+        ],
+    ));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap(), "z0,z1,z2,z3,z4,z5,z6,z7,z8,z9,label");
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 100);
+    let first: Vec<f32> = rows[0].split(',').map(|c| c.parse().unwrap()).collect();
+    assert_eq!(&first[..10], &z[..10]);
+    assert_eq!(first[10], f32::from(test.labels[0]));
+}
+
+#[test]
+fn generation_and_interpolation_are_seeded_pictures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = trained(dir.path(), &[]);
+    let run_s = run.to_str().unwrap();
+    let png = |name: &str, args: &[&str]| {
+        let out = dir.path().join(name);
+        common::succeed(&mut cae(
+            &data,
+            &[&["generate", run_s, "--out", out.to_str().unwrap()], args].concat(),
+        ));
+        std::fs::read(out).unwrap()
+    };
+    let a = png("a.png", &["--n", "16", "--seed", "3"]);
+    assert_eq!(
+        a,
+        png("b.png", &["--n", "16", "--seed", "3"]),
+        "the same seed draws the same codes"
+    );
+    assert_ne!(a, png("c.png", &["--n", "16", "--seed", "4"]));
+    let img = image::load_from_memory(&png("d.png", &["--n", "16", "--class", "7"])).unwrap();
+    // 8 tiles of 56 px a row, 1-px lines: 8·57 + 1 wide; 16 images → 2 rows.
+    assert_eq!((img.width(), img.height()), (8 * 57 + 1, 2 * 57 + 1));
+    assert!(
+        img.to_luma8().pixels().any(|p| p.0[0] > 128),
+        "generated images are blank"
+    );
+
+    // Two real test digits as PNG files, and the line between them.
+    let test = Dataset::load(&data, DatasetKind::Mnist, Split::Test).unwrap();
+    let file = |i: usize| {
+        let path = dir.path().join(format!("digit{i}.png"));
+        image::GrayImage::from_raw(28, 28, test.image(i).to_vec())
+            .unwrap()
+            .save(&path)
+            .unwrap();
+        path
+    };
+    let (a, b) = (file(0), file(1));
+    let strip = dir.path().join("line.png");
+    common::succeed(common::cae().args([
+        "interpolate",
+        run_s,
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--steps",
+        "4",
+        "--out",
+        strip.to_str().unwrap(),
+    ]));
+    let img = image::open(&strip).unwrap();
+    // Both inputs and 5 decoded codes: 7 tiles.
+    assert_eq!((img.width(), img.height()), (7 * 57 + 1, 57 + 1));
+}
+
+#[test]
+fn a_one_class_run_scores_the_other_digits_as_anomalies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::subset_root(&dir.path().join("data"), 6_000, 500);
+    let run = dir.path().join("ones");
+    let run_s = run.to_str().unwrap();
+    common::succeed(&mut cae(
+        &data,
+        &[
+            "train-ae",
+            "--normal-class",
+            "1",
+            "--epochs",
+            "3",
+            "--quiet",
+            "--out",
+            run_s,
+        ],
+    ));
+    let out = common::succeed(&mut cae(&data, &["anomaly", run_s]));
+    let err = stderr(&out);
+    let auc: f64 = err
+        .split("ROC-AUC ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    // Ones reconstruct well, other digits do not: on the full test set this model's AUC is
+    // well above chance (0.5).
+    assert!(auc > 0.9, "ROC-AUC {auc}\n{err}");
+    // One line per test image after the header, with its label.
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 501);
+    assert!(text.starts_with("image\tscore\tflagged\tlabel\n"), "{text}");
+    // The threshold flags about 5 % of the training ones (quantile 0.95).
+    assert!(err.contains("0.95 quantile"), "{err}");
+}
+
+#[test]
+fn bad_inputs_are_refused_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = trained(dir.path(), &[]);
+    let run_s = run.to_str().unwrap();
+    let refused = |args: &[&str], needle: &str| {
+        let out = cae(&data, args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    };
+    // A latent file that cannot be written: nothing is left behind.
+    let nowhere = dir.path().join("missing-dir/z.npy");
+    refused(
+        &["encode", run_s, "--out", nowhere.to_str().unwrap()],
+        "writing",
+    );
+    assert!(!dir.path().join("missing-dir").exists());
+    // An empty set.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(empty.join("mnist")).unwrap();
+    let idx = cae::data::idx::IdxImages {
+        count: 0,
+        rows: 28,
+        cols: 28,
+        pixels: vec![],
+    };
+    std::fs::write(
+        empty.join("mnist/t10k-images-idx3-ubyte"),
+        cae::data::idx::encode_images(&idx),
+    )
+    .unwrap();
+    std::fs::write(
+        empty.join("mnist/t10k-labels-idx1-ubyte"),
+        cae::data::idx::encode_labels(&[]),
+    )
+    .unwrap();
+    let out = cae(
+        &empty,
+        &[
+            "encode",
+            run_s,
+            "--out",
+            dir.path().join("e.npy").to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no images"), "{}", stderr(&out));
+    assert!(!dir.path().join("e.npy").exists());
+    // A class the data does not have.
+    refused(&["generate", run_s, "--class", "12"], "--class 12");
+    // A run without a decoder.
+    let cnn = dir.path().join("cnn");
+    common::succeed(&mut cae(
+        &data,
+        &[
+            "train-classifier",
+            "--model",
+            "plain-cnn",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+            cnn.to_str().unwrap(),
+        ],
+    ));
+    refused(&["generate", cnn.to_str().unwrap()], "needs an autoencoder");
+    // --normal-class outside the labels: refused before the run directory exists.
+    let bad = dir.path().join("bad");
+    refused(
+        &[
+            "train-ae",
+            "--normal-class",
+            "10",
+            "--out",
+            bad.to_str().unwrap(),
+        ],
+        "--normal-class 10",
+    );
+    assert!(!bad.exists());
+    refused(&["anomaly", run_s, "--quantile", "1.5"], "--quantile 1.5");
+}
