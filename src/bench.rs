@@ -104,6 +104,7 @@ pub fn run(
         test: &test,
         loss: ReconstructionLoss::Bce,
         noise: None,
+        variational: None,
     };
     let mut rng = StdRng::seed_from_u64(0);
     let batches = shuffled_batches(train.len(), 64, &mut rng);

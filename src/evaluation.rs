@@ -24,6 +24,9 @@ pub struct ReconstructionMetrics {
     pub test_mse: f64,
     pub test_l1: f64,
     pub test_psnr: f64,
+    /// A variational autoencoder's mean KL divergence per image from the prior (nats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_kl: Option<f64>,
 }
 
 impl ReconstructionMetrics {
@@ -52,10 +55,16 @@ pub fn reconstruction_metrics<M: Autoencoder>(
     data: &Dataset,
     device: &Device,
 ) -> ReconstructionMetrics {
-    let (mut bce, mut mse, mut l1) = (0.0f64, 0.0f64, 0.0f64);
+    let (mut bce, mut mse, mut l1, mut kl) = (0.0f64, 0.0f64, 0.0f64, None);
     for batch in sequential_batches(data.len(), EVAL_BATCH) {
         let images = data.images_tensor(&batch, device);
-        let logits = model.forward_logits(images.clone());
+        // A variational autoencoder is scored on its mean code, as it is used.
+        let (z, logvar) = model.encode_stats(images.clone());
+        if let Some(logvar) = logvar {
+            let batch_kl = loss::kl_standard_normal(z.clone(), logvar).into_scalar::<f32>();
+            *kl.get_or_insert(0.0) += f64::from(batch_kl) * batch.len() as f64;
+        }
+        let logits = model.decode_logits(z);
         let pixels = burn::tensor::activation::sigmoid(logits.clone());
         let n = batch.len() as f64;
         bce += f64::from(loss::bce_with_logits(logits, images.clone()).into_scalar::<f32>()) * n;
@@ -68,6 +77,7 @@ pub fn reconstruction_metrics<M: Autoencoder>(
         test_mse: mse / n,
         test_l1: l1 / n,
         test_psnr: loss::psnr(mse / n),
+        test_kl: kl.map(|k: f64| k / n),
     }
 }
 

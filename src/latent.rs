@@ -403,14 +403,24 @@ pub fn interpolation<M: Autoencoder>(
     row
 }
 
-/// The density of a run's training latents: its dataset's training images as it trained on
-/// them (its `--train-limit`, its normal class).
-pub fn training_density<M: Autoencoder>(
+/// The density to generate from: a variational autoencoder's prior N(0, I) when `prior`,
+/// else fitted to the run's training latents (its dataset's training images as it trained on
+/// them: its `--train-limit`, its normal class).
+pub fn density<M: Autoencoder>(
     model: &M,
     config: &AutoencoderTrainingConfig,
     root: &Path,
+    prior: bool,
     device: &Device,
 ) -> Result<LatentDensity, LatentError> {
+    if prior {
+        let d = config.model.latent();
+        return Ok(LatentDensity {
+            parts: vec![(None, 1.0, Gaussian::standard(d))],
+            min: vec![f32::NEG_INFINITY; d],
+            max: vec![f32::INFINITY; d],
+        });
+    }
     let (train, _) = load_splits(root, config.dataset, &config.training)
         .map_err(|e| LatentError::Invalid(e.to_string()))?;
     let set = ImageSet {

@@ -188,6 +188,17 @@ pub fn l2<const D: usize>(pred: Tensor<D>, target: Tensor<D>) -> Tensor<1> {
     (pred - target).square().mean()
 }
 
+/// KL divergence of `N(mu, e^logvar)` from `N(0, I)`, summed over the latent units and
+/// averaged over the batch: `−½ Σ_j (1 + logvar_j − mu_j² − e^logvar_j)`.
+///
+/// # Shapes
+/// - mu, logvar: `[B, latent]` → `[1]`
+pub fn kl_standard_normal(mu: Tensor<2>, logvar: Tensor<2>) -> Tensor<1> {
+    let [batch, _] = mu.dims();
+    let terms = logvar.clone().add_scalar(1.0) - mu.powi_scalar(2) - logvar.exp();
+    terms.sum().mul_scalar(-0.5 / batch.max(1) as f64)
+}
+
 /// Peak signal-to-noise ratio in dB for pixels in [0, 1]: `10·log10(1 / mse)`.
 pub fn psnr(mse: f64) -> f64 {
     if mse <= 0.0 {
@@ -275,6 +286,18 @@ mod tests {
         // σ(0) = 0.5 against target 1: (0.5)² = 0.25
         let loss = ReconstructionLoss::L2.compute(t(&[0.0]), t(&[1.0]));
         assert!((scalar(loss) - 0.25).abs() < 1e-6);
+    }
+
+    #[test]
+    fn kl_by_hand() {
+        // Two examples of a 2-unit latent. Example 1: mu (1, 0), logvar (0, ln 2):
+        // −½[(1 + 0 − 1 − 1) + (1 + ln 2 − 0 − 2)] = −½(−2 + 0.693147) = 0.653426.
+        // Example 2: mu 0, logvar 0 (the prior itself): 0. Mean over the batch: 0.326713.
+        let device = Device::flex();
+        let mu = Tensor::<2>::from_floats([[1.0, 0.0], [0.0, 0.0]], &device);
+        let logvar = Tensor::<2>::from_floats([[0.0, std::f32::consts::LN_2], [0.0, 0.0]], &device);
+        let kl = scalar(kl_standard_normal(mu, logvar));
+        assert!((kl - 0.326_713).abs() < 1e-5, "{kl}");
     }
 
     #[test]

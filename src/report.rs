@@ -164,14 +164,18 @@ pub fn write_pictures(
                     stats.dead_units().len()
                 ),
             );
-            let density = latent::training_density(&model, &config, root, device)?;
+            let prior = config.model.variational().is_some();
+            let density = latent::density(&model, &config, root, prior, device)?;
             let seed = config.training.seed;
             let images = latent::generate(&model, &density, 64, None, seed, device)?;
             let rows: Vec<Vec<Vec<f32>>> = images.chunks(8).map(<[_]>::to_vec).collect();
             save_gray(run, "generated.png", &pictures::tile_grid(&rows, 2))?;
             add(
                 "generated.png",
-                "Decoded codes drawn from a Gaussian per class fitted to the training latents (cae generate).".into(),
+                match prior {
+                    true => "Decoded codes drawn from the prior N(0, I) (cae generate).".into(),
+                    false => "Decoded codes drawn from a Gaussian per class fitted to the training latents (cae generate).".into(),
+                },
             );
             // From the first test image to the first one of another class.
             let other = (1..test.len()).find(|&i| test.labels[i] != test.labels[0]);

@@ -144,6 +144,7 @@ fn chunked_step_equals_whole_batch_step() {
         test: &data,
         loss: ReconstructionLoss::Bce,
         noise: None,
+        variational: None,
     };
     let device = Device::flex().autodiff();
     let batch: Vec<usize> = (0..64).collect();
@@ -240,6 +241,7 @@ fn training_steps_are_bit_identical_for_1_2_and_3_threads() {
         test: &data,
         loss: ReconstructionLoss::Bce,
         noise: Some(Noise::Gaussian { std: 0.3 }),
+        variational: None,
     };
     let device = Device::flex().autodiff();
     let run = |threads: usize| {
@@ -270,6 +272,7 @@ fn training_steps_are_bit_identical_for_1_2_and_3_threads() {
     // And the noise is in it: without noise the first step's loss differs.
     let clean = AutoencoderTask {
         noise: None,
+        variational: None,
         ..task
     };
     device.seed(7);

@@ -206,7 +206,9 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     }
     let (model, config) = load(&args.run_dir, &args.weights)?;
     let device = crate::default_device();
-    let density = crate::latent::training_density(&model, &config, &args.data.root(), &device)?;
+    // A variational autoencoder draws from its prior unless a class is asked for.
+    let prior = config.model.variational().is_some() && args.class.is_none();
+    let density = crate::latent::density(&model, &config, &args.data.root(), prior, &device)?;
     let images = crate::latent::generate(&model, &density, args.n, args.class, args.seed, &device)?;
     let rows: Vec<Vec<Vec<f32>>> = images.chunks(8).map(<[_]>::to_vec).collect();
     let out = args

@@ -148,6 +148,18 @@ pub struct ModelArgs {
     /// Initial latent bias: a number, or `uniform` for the layer's default ±1/√fan_in draw
     #[arg(long, value_name = "B|uniform", default_value_t = BiasInit(Some(DEFAULT_LATENT_BIAS)), value_parser = parse_bias)]
     pub latent_bias_init: BiasInit,
+    /// A variational autoencoder (conv model): mean and log-variance codes, sampled in
+    /// training, a KL term towards N(0, I); `cae generate` then draws from that prior
+    #[arg(long)]
+    pub variational: bool,
+    /// The KL term's weight in a variational autoencoder
+    #[arg(
+        long,
+        value_name = "B",
+        default_value_t = 1.0,
+        requires = "variational"
+    )]
+    pub beta: f64,
 }
 
 impl ModelArgs {
@@ -158,7 +170,8 @@ impl ModelArgs {
                     .with_width(self.width)
                     .with_latent(self.latent)
                     .with_latent_activation(self.latent_activation)
-                    .with_latent_bias_init(self.latent_bias_init.0),
+                    .with_latent_bias_init(self.latent_bias_init.0)
+                    .with_variational(self.variational.then_some(self.beta)),
             ),
             AutoencoderKind::Stacked => AutoencoderModelConfig::Stacked(
                 StackedAutoencoderConfig::new()
@@ -281,6 +294,11 @@ fn autoencoder_flags(c: &AutoencoderTrainingConfig) -> FlagValues {
         AutoencoderModelConfig::Conv(m) => {
             v.insert("model", "conv".into());
             v.insert("width", m.width.to_string());
+            v.insert("variational", m.variational.is_some().to_string());
+            v.insert(
+                "beta",
+                m.variational.map_or("none".into(), |b| b.to_string()),
+            );
             (m.latent, m.latent_activation, m.latent_bias_init)
         }
         AutoencoderModelConfig::Stacked(m) => {
@@ -417,6 +435,9 @@ pub fn train_ae(args: TrainAeArgs, given: &[String]) -> anyhow::Result<()> {
         normal_class: args.normal_class,
         training: args.training.config(64),
     };
+    if args.model.variational && args.model.model == AutoencoderKind::Stacked {
+        bail!("--variational needs the conv model");
+    }
     let (path, mode) = args.training.target(&args.out);
     if mode == RunMode::Resume {
         check_resume(&path, &config, given, autoencoder_flags)?;

@@ -90,6 +90,9 @@ pub struct ConvAutoencoderConfig {
     /// before they learn anything (see docs/BENCHMARKS.md for the measurement).
     #[config(default = "Some(DEFAULT_LATENT_BIAS)")]
     pub latent_bias_init: Option<f64>,
+    /// A variational autoencoder with this KL weight β: the encoder gives a mean (linear, no
+    /// latent activation) and a log-variance, and training decodes a sample of that Gaussian.
+    pub variational: Option<f64>,
 }
 
 impl ConvAutoencoderConfig {
@@ -113,11 +116,15 @@ impl ConvAutoencoderConfig {
                 device,
             )));
         }
+        let fc_logvar = self
+            .variational
+            .map(|_| LinearConfig::new(self.flat_features(), self.latent).init(device));
         Encoder {
             conv1: conv(1, k, 2),
             conv2: conv(k, 2 * k, 2),
             conv3: conv(2 * k, 4 * k, 1),
             fc,
+            fc_logvar,
             latent_activation: self.latent_activation,
         }
     }
@@ -154,6 +161,8 @@ pub struct Encoder {
     pub conv2: Conv2d,
     pub conv3: Conv2d,
     pub fc: Linear,
+    /// The log-variance head of a variational encoder (`fc` gives the mean).
+    pub fc_logvar: Option<Linear>,
     #[module(skip)]
     pub latent_activation: LatentActivation,
 }
@@ -161,13 +170,25 @@ pub struct Encoder {
 impl Encoder {
     /// # Shapes
     /// - input: `[B, 1, 28, 28]`, pixels in [0, 1]
-    /// - output: `[B, latent]`
+    /// - output: `[B, latent]` (a variational encoder's mean)
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward_stats(images).0
+    }
+
+    /// The code and, for a variational encoder, its log-variance.
+    ///
+    /// # Shapes
+    /// - input: `[B, 1, 28, 28]` → `[B, latent]`, `[B, latent]`
+    pub fn forward_stats(&self, images: Tensor<4>) -> (Tensor<2>, Option<Tensor<2>>) {
         let x = relu(conv2d(&self.conv1, images)); // [B, k, 13, 13]
         let x = relu(conv2d(&self.conv2, x)); // [B, 2k, 6, 6]
         let x = relu(conv2d(&self.conv3, x)); // [B, 4k, 4, 4]
         let x: Tensor<2> = x.flatten(1, 3); // [B, 64k]
-        self.latent_activation.apply(self.fc.forward(x)) // [B, latent]
+        match &self.fc_logvar {
+            // A Gaussian's mean is linear: no latent activation.
+            Some(head) => (self.fc.forward(x.clone()), Some(head.forward(x))), // [B, latent] ×2
+            None => (self.latent_activation.apply(self.fc.forward(x)), None),  // [B, latent]
+        }
     }
 
     /// MACs and output shape of one image through [`forward`](Self::forward).
@@ -239,6 +260,14 @@ pub trait Autoencoder: Module + Clone {
     /// - input: `[B, latent]` → `[B, 1, 28, 28]` logits
     fn decode_logits(&self, latent: Tensor<2>) -> Tensor<4>;
 
+    /// The code and, for a variational autoencoder, its log-variance.
+    ///
+    /// # Shapes
+    /// - input: `[B, 1, 28, 28]` → `[B, latent]`, `[B, latent]`
+    fn encode_stats(&self, images: Tensor<4>) -> (Tensor<2>, Option<Tensor<2>>) {
+        (self.encode(images), None)
+    }
+
     /// # Shapes
     /// - input: `[B, 1, 28, 28]` → `[B, 1, 28, 28]` logits
     fn forward_logits(&self, images: Tensor<4>) -> Tensor<4> {
@@ -255,6 +284,9 @@ pub trait Autoencoder: Module + Clone {
 impl Autoencoder for ConvAutoencoder {
     fn encode(&self, images: Tensor<4>) -> Tensor<2> {
         self.encoder.forward(images)
+    }
+    fn encode_stats(&self, images: Tensor<4>) -> (Tensor<2>, Option<Tensor<2>>) {
+        self.encoder.forward_stats(images)
     }
     fn decode_logits(&self, latent: Tensor<2>) -> Tensor<4> {
         self.decoder.forward_logits(latent)
@@ -279,6 +311,14 @@ impl AutoencoderModelConfig {
         }
     }
 
+    /// The KL weight β of a variational autoencoder; `None` for a plain one.
+    pub fn variational(&self) -> Option<f64> {
+        match self {
+            AutoencoderModelConfig::Conv(c) => c.variational,
+            AutoencoderModelConfig::Stacked(_) => None,
+        }
+    }
+
     pub fn latent(&self) -> usize {
         match self {
             AutoencoderModelConfig::Conv(c) => c.latent,
@@ -294,6 +334,11 @@ impl AutoencoderModelConfig {
             }
             AutoencoderModelConfig::Stacked(c) if c.latent == 0 || c.hidden.contains(&0) => {
                 Err("--latent and every --hidden size must be at least 1".into())
+            }
+            AutoencoderModelConfig::Conv(c)
+                if c.variational.is_some_and(|b| !(b.is_finite() && b >= 0.0)) =>
+            {
+                Err("--beta must be a number of at least 0".into())
             }
             _ => Ok(()),
         }
@@ -321,6 +366,13 @@ impl Autoencoder for AnyAutoencoder {
         match self {
             AnyAutoencoder::Conv(m) => m.decode_logits(latent),
             AnyAutoencoder::Stacked(m) => m.decode_logits(latent),
+        }
+    }
+
+    fn encode_stats(&self, images: Tensor<4>) -> (Tensor<2>, Option<Tensor<2>>) {
+        match self {
+            AnyAutoencoder::Conv(m) => m.encode_stats(images),
+            AnyAutoencoder::Stacked(m) => m.encode_stats(images),
         }
     }
 }

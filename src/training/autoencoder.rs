@@ -6,10 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{Experiment, LoopConfig, Metrics, RunConfig, Score, Task, TrainError};
 use crate::data::noise::Noise;
-use crate::data::{Dataset, DatasetKind, NUM_CLASSES, pixels_tensor};
+use crate::data::{Dataset, DatasetKind, IMAGE_PIXELS, NUM_CLASSES, pixels_tensor};
 pub use crate::evaluation::ReconstructionMetrics;
-use crate::loss::ReconstructionLoss;
+use crate::loss::{self, ReconstructionLoss};
 use crate::model::{AnyAutoencoder, Autoencoder, AutoencoderModelConfig, ConvAutoencoderConfig};
+use rand_distr::{Distribution, StandardNormal};
 
 /// Everything that defines an autoencoder run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +102,7 @@ impl Experiment for AutoencoderTrainingConfig {
             test,
             loss: self.loss,
             noise: self.noise,
+            variational: self.model.variational(),
         }
     }
 }
@@ -113,6 +115,9 @@ impl Metrics for ReconstructionMetrics {
             ("test_l1", self.test_l1),
             ("test_psnr", self.test_psnr),
         ]
+        .into_iter()
+        .chain(self.test_kl.map(|kl| ("test_kl", kl)))
+        .collect()
     }
 }
 
@@ -123,6 +128,8 @@ pub struct AutoencoderTask<'a> {
     pub loss: ReconstructionLoss,
     /// Corrupt the input (not the target): a denoising autoencoder.
     pub noise: Option<Noise>,
+    /// The KL weight β of a variational autoencoder.
+    pub variational: Option<f64>,
 }
 
 impl<M: Autoencoder> Task<M> for AutoencoderTask<'_> {
@@ -148,7 +155,20 @@ impl<M: Autoencoder> Task<M> for AutoencoderTask<'_> {
         let target = pixels_tensor(clean, device);
         // Without noise the input is the target itself (a tensor clone shares the buffer).
         let input = noisy.unwrap_or_else(|| target.clone());
-        self.loss.compute(model.forward_logits(input), target)
+        match (model.encode_stats(input), self.variational) {
+            ((mu, Some(logvar)), Some(beta)) => {
+                // Decode a sample z = mu + σ·ε (the reparameterisation), ε from this chunk's RNG.
+                let [b, d] = mu.dims();
+                let eps: Vec<f32> = (0..b * d).map(|_| StandardNormal.sample(rng)).collect();
+                let eps = Tensor::<2>::from_data(TensorData::new(eps, [b, d]), device);
+                let z = mu.clone() + logvar.clone().mul_scalar(0.5).exp() * eps;
+                let recon = self.loss.compute(model.decode_logits(z), target);
+                // The reconstruction loss is a mean per pixel, so the per-image KL is too.
+                let kl = loss::kl_standard_normal(mu, logvar);
+                recon + kl.mul_scalar(beta / IMAGE_PIXELS as f64)
+            }
+            ((z, _), _) => self.loss.compute(model.decode_logits(z), target),
+        }
     }
 
     fn evaluate(&self, model: &M, device: &Device) -> ReconstructionMetrics {
