@@ -9,8 +9,8 @@
 //!   the classifiers, and their cost in MACs counted from the layers
 //! - [`evaluation`]: what a model does on a dataset: test metrics, latent statistics
 //! - [`training`]: one lifecycle for every run, the epoch loop, checkpoints and resume
-//! - [`pictures`], [`report`], [`latent`], [`anomaly`], [`compare`], [`bench`](mod@bench): tools
-//!   over trained runs
+//! - [`pictures`], [`report`], [`latent`], [`anomaly`], [`compare`], [`bench`](mod@bench),
+//!   [`serve`]: tools over trained runs
 //! - [`cli`]: the command line over all of it, the only module that knows clap
 //!
 //! Layers point one way, each using only its own or lower ones (in the order above, `data`,
@@ -44,6 +44,7 @@ pub mod model;
 pub mod pictures;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod training;
 
 use burn::backend::DispatchDevice;

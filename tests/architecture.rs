@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["evaluation"],
     &["training"],
     &[
-        "pictures", "report", "latent", "anomaly", "compare", "bench",
+        "pictures", "report", "latent", "anomaly", "compare", "bench", "serve",
     ],
     &["cli"],
 ];

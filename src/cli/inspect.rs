@@ -235,3 +235,47 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     println!("{}", path.display());
     Ok(())
 }
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// An autoencoder run: reconstruction, latent sliders, sampling, interpolation
+    #[arg(long = "ae", value_name = "RUN_DIR")]
+    pub autoencoder: Option<PathBuf>,
+    /// A classifier run: class probabilities
+    #[arg(long, value_name = "RUN_DIR")]
+    pub classifier: Option<PathBuf>,
+    /// Address to listen on (port 0: any free port)
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Requests computing at once; more are answered 503 with Retry-After
+    #[arg(long, default_value_t = 16)]
+    pub max_concurrent: usize,
+    /// Largest request body in bytes; larger ones are answered 413
+    #[arg(long, default_value_t = 2 << 20)]
+    pub body_limit: usize,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.autoencoder.is_none() && args.classifier.is_none() {
+        bail!("cae serve needs --ae RUN_DIR, --classifier RUN_DIR or both");
+    }
+    let config = crate::serve::ServeConfig {
+        autoencoder: args.autoencoder,
+        classifier: args.classifier,
+        weights: args.weights.weights,
+        data_root: args.data.root(),
+        max_concurrent: args.max_concurrent,
+        body_limit: args.body_limit,
+    };
+    crate::serve::run(&config, args.addr, |addr| {
+        // The first line on stdout is the address, for scripts and tests.
+        println!("http://{addr}/");
+        eprintln!("serving on http://{addr}/ (Ctrl-C to stop)");
+    })?;
+    eprintln!("stopped");
+    Ok(())
+}

@@ -77,6 +77,8 @@ pub enum Command {
     /// Benchmarks that train many runs.
     #[command(subcommand)]
     Benchmark(latent::BenchmarkCommand),
+    /// A page where you draw a digit and steer the latent, with its JSON API (see the README).
+    Serve(inspect::ServeArgs),
     /// Compare AutoCNN, its encoder, its head and the plain CNN: size, cost, speed, accuracy.
     Compare(measure::CompareArgs),
     /// Measure training throughput and inference latency (prints one JSON line).
@@ -176,6 +178,7 @@ pub fn run(cli: Cli, given: &[String]) -> anyhow::Result<()> {
         Command::Interpolate(args) => latent::interpolate(args),
         Command::Anomaly(args) => latent::anomaly(args),
         Command::Benchmark(command) => latent::benchmark(command),
+        Command::Serve(args) => inspect::serve(args),
         Command::Compare(args) => measure::compare(args),
         Command::Bench(args) => measure::bench(args),
     }
