@@ -201,6 +201,19 @@ struct Analysis {
     class: Option<String>,
 }
 
+/// Answers keep f32 values as f32, so that every route writes the same number the same way.
+#[derive(Debug, Serialize)]
+struct Decoded {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latent: Option<Vec<f32>>,
+    reconstruction: Vec<f32>,
+}
+
+#[derive(Debug, Serialize)]
+struct Interpolated {
+    images: Vec<Vec<f32>>,
+}
+
 /// A refusal: a status and one line of JSON.
 #[derive(Debug)]
 pub struct ApiError {
@@ -382,7 +395,12 @@ async fn decode(
     let r: DecodeRequest = json(&headers, &body(bytes)?)?;
     let z = state.models.check_latent(&r.latent)?;
     let images = compute(&state, move |m| m.decode(vec![z])).await?;
-    Ok(axum::Json(serde_json::json!({ "reconstruction": images[0] })).into_response())
+    let reconstruction = images.into_iter().next().unwrap_or_default();
+    Ok(axum::Json(Decoded {
+        latent: None,
+        reconstruction,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -416,7 +434,7 @@ async fn interpolate(
         })
         .collect();
     let images = compute(&state, move |m| m.decode(codes)).await?;
-    Ok(axum::Json(serde_json::json!({ "images": images })).into_response())
+    Ok(axum::Json(Interpolated { images }).into_response())
 }
 
 #[derive(Deserialize)]
@@ -448,7 +466,12 @@ async fn sample(
         Ok((z.clone(), m.decode(vec![z])?))
     })
     .await?;
-    Ok(axum::Json(serde_json::json!({ "latent": z, "reconstruction": images[0] })).into_response())
+    let reconstruction = images.into_iter().next().unwrap_or_default();
+    Ok(axum::Json(Decoded {
+        latent: Some(z),
+        reconstruction,
+    })
+    .into_response())
 }
 
 async fn random(
@@ -463,10 +486,19 @@ async fn random(
         Ok((index, m.test.labels[index], m.analyze(pixels)))
     })
     .await?;
-    let mut value = serde_json::to_value(analysis).expect("serialisable");
-    value["index"] = index.into();
-    value["label"] = label.into();
-    Ok(axum::Json(value).into_response())
+    #[derive(Serialize)]
+    struct TestImage {
+        index: usize,
+        label: u8,
+        #[serde(flatten)]
+        analysis: Analysis,
+    }
+    let answer = TestImage {
+        index,
+        label,
+        analysis,
+    };
+    Ok(axum::Json(answer).into_response())
 }
 
 async fn not_found() -> ApiError {

@@ -84,3 +84,5 @@ pub fn all_weights<M: burn::module::Module>(model: &M) -> Vec<f32> {
     model.visit(&mut c);
     c.0
 }
+
+pub mod server;

@@ -1,0 +1,103 @@
+//! A `cae serve` process on a free loopback port, and plain HTTP requests to it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+
+pub struct Server {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT/`
+    pub url: String,
+}
+
+impl Server {
+    /// Start `cae serve` with `args` (runs, limits) reading data from `data`.
+    pub fn start(data: &Path, args: &[&str]) -> Self {
+        let mut child = super::cae()
+            .arg("serve")
+            .args(args)
+            .args(["--addr", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("http://"), "cae serve printed {line:?}");
+        Self {
+            child,
+            url: line.trim().to_string(),
+        }
+    }
+
+    /// `METHOD path` with `body` of `content_type`: the status, the Retry-After header, the body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, Option<String>, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!("{}{}", self.url, path.trim_start_matches('/'));
+        let response = match method {
+            "GET" => agent.get(&url).call(),
+            "POST" => agent
+                .post(&url)
+                .header("Content-Type", content_type)
+                .send(body),
+            "PUT" => agent
+                .put(&url)
+                .header("Content-Type", content_type)
+                .send(body),
+            other => panic!("no {other}"),
+        };
+        let mut response = response.unwrap();
+        let status = response.status().as_u16();
+        let retry = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .unwrap();
+        (status, retry, text)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let (status, _, body) = self.request("GET", path, "", &[]);
+        (status, body)
+    }
+
+    pub fn post_json(&self, path: &str, json: &str) -> (u16, String) {
+        let (status, _, body) = self.request("POST", path, "application/json", json.as_bytes());
+        (status, body)
+    }
+
+    /// SIGINT, then the exit status of a clean shutdown.
+    pub fn interrupt(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
