@@ -248,7 +248,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
     /// Requests computing at once; more are answered 503 with Retry-After
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 64)]
     pub max_concurrent: usize,
     /// Largest request body in bytes; larger ones are answered 413
     #[arg(long, default_value_t = 2 << 20)]

@@ -565,7 +565,14 @@ pub fn run(
     ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     let models = Models::load(config)?;
-    let runtime = tokio::runtime::Runtime::new()?;
+    // Inference is CPU-bound: one blocking thread per core does all of it (requests beyond
+    // that wait for a thread, within the `max_concurrent` permits), and keeps the memory of
+    // idle threads and their allocator arenas from growing with the load.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(cores)
+        .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
