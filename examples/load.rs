@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let url = args.get(1).map_or("http://127.0.0.1:8080/", String::as_str);
-    let host = url.trim_start_matches("http://").split('/').next().unwrap_or("");
+    let host = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or("");
     assert!(
         host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]"),
         "this load test only targets loopback addresses, not {host}"
@@ -21,7 +25,13 @@ fn main() {
     let clients: usize = args.get(3).map_or(32, |a| a.parse().expect("CLIENTS"));
     // A vertical stroke, as a drawn one would look after preparation.
     let pixels: Vec<f32> = (0..784)
-        .map(|i| if (13..15).contains(&(i % 28)) && (4..24).contains(&(i / 28)) { 1.0 } else { 0.0 })
+        .map(|i| {
+            if (13..15).contains(&(i % 28)) && (4..24).contains(&(i / 28)) {
+                1.0
+            } else {
+                0.0
+            }
+        })
         .collect();
     let body = format!("{{\"pixels\":{pixels:?}}}");
     let endpoint = format!("{}api/analyze", url.trim_end_matches('/').to_owned() + "/");
@@ -56,7 +66,10 @@ fn main() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     let wall = started.elapsed().as_secs_f64();
     let mut latencies: Vec<f64> = results.iter().map(|r| r.1.as_secs_f64() * 1e3).collect();

@@ -198,27 +198,7 @@ fn draw_steer_and_upload_in_a_real_browser() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let data = common::subset_root(&dir.path().join("data"), 6_000, 200);
-    let (ae, cls) = (dir.path().join("ae"), dir.path().join("cls"));
-    let train = |args: &[&str]| common::succeed(common::cae().args(args).arg("--data").arg(&data));
-    train(&[
-        "train-ae",
-        "--epochs",
-        "3",
-        "--quiet",
-        "--out",
-        ae.to_str().unwrap(),
-    ]);
-    train(&[
-        "train-classifier",
-        "--encoder",
-        ae.to_str().unwrap(),
-        "--epochs",
-        "3",
-        "--quiet",
-        "--out",
-        cls.to_str().unwrap(),
-    ]);
+    let (data, ae, cls) = common::server::trained_runs(dir.path(), 6_000, 200, 3);
     let server = Server::start(
         &data,
         &[

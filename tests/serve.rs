@@ -2,38 +2,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::server::Server;
-
-/// An autoencoder and an AutoCNN on a small subset, in `dir`.
-fn runs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let data = common::subset_root(&dir.join("data"), 3_000, 200);
-    let ae = dir.join("ae");
-    let cls = dir.join("cls");
-    let train = |args: &[&str]| {
-        common::succeed(common::cae().args(args).arg("--data").arg(&data));
-    };
-    train(&[
-        "train-ae",
-        "--epochs",
-        "2",
-        "--quiet",
-        "--out",
-        ae.to_str().unwrap(),
-    ]);
-    train(&[
-        "train-classifier",
-        "--encoder",
-        ae.to_str().unwrap(),
-        "--epochs",
-        "2",
-        "--quiet",
-        "--out",
-        cls.to_str().unwrap(),
-    ]);
-    (data, ae, cls)
-}
 
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
@@ -46,7 +15,7 @@ fn pixels(values: &[f64]) -> String {
 #[test]
 fn the_api_answers_and_refuses_each_malformed_request_with_a_json_4xx() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, ae, cls) = runs(dir.path());
+    let (data, ae, cls) = common::server::trained_runs(dir.path(), 3_000, 200, 2);
     let server = Server::start(
         &data,
         &[
@@ -241,7 +210,7 @@ fn the_api_answers_and_refuses_each_malformed_request_with_a_json_4xx() {
 fn requests_beyond_the_concurrency_limit_get_503_with_retry_after() {
     use std::sync::{Arc, Barrier};
     let dir = tempfile::tempdir().unwrap();
-    let (data, ae, _) = runs(dir.path());
+    let (data, ae, _) = common::server::trained_runs(dir.path(), 3_000, 200, 2);
     let server = Arc::new(Server::start(
         &data,
         &["--ae", ae.to_str().unwrap(), "--max-concurrent", "1"],

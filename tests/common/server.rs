@@ -1,7 +1,37 @@
 //! A `cae serve` process on a free loopback port, and plain HTTP requests to it.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A data root of `train` / `test` real images in `dir`, an autoencoder run trained on it for
+/// `epochs`, and an AutoCNN on its encoder: `(data, autoencoder, classifier)`.
+pub fn trained_runs(
+    dir: &Path,
+    train: usize,
+    test: usize,
+    epochs: usize,
+) -> (PathBuf, PathBuf, PathBuf) {
+    let data = super::subset_root(&dir.join("data"), train, test);
+    let (ae, cls) = (dir.join("ae"), dir.join("cls"));
+    let epochs = epochs.to_string();
+    let run = |args: &[&str]| {
+        super::succeed(
+            super::cae()
+                .args(args)
+                .args(["--epochs", &epochs, "--quiet", "--data"])
+                .arg(&data),
+        );
+    };
+    run(&["train-ae", "--out", ae.to_str().unwrap()]);
+    run(&[
+        "train-classifier",
+        "--encoder",
+        ae.to_str().unwrap(),
+        "--out",
+        cls.to_str().unwrap(),
+    ]);
+    (data, ae, cls)
+}
 use std::process::{Child, Stdio};
 
 pub struct Server {
