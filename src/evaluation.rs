@@ -227,6 +227,19 @@ pub struct LatentStats {
 }
 
 impl LatentStats {
+    /// Minimum and maximum of each column of `rows` (row-major, `width` columns).
+    pub fn of_rows(rows: &[f32], width: usize) -> Self {
+        let mut min = vec![f32::INFINITY; width];
+        let mut max = vec![f32::NEG_INFINITY; width];
+        for row in rows.chunks(width.max(1)) {
+            for (j, &v) in row.iter().enumerate() {
+                min[j] = min[j].min(v);
+                max[j] = max[j].max(v);
+            }
+        }
+        Self { min, max }
+    }
+
     /// Units that are zero (or below) on every image: a ReLU latent unit that never fires
     /// carries no information and gets no gradient, so it stays dead.
     pub fn dead_units(&self) -> Vec<usize> {
@@ -263,15 +276,7 @@ pub fn latent_stats(
     device: &Device,
 ) -> LatentStats {
     let (z, width) = latents(encode, data, device);
-    let mut min = vec![f32::INFINITY; width];
-    let mut max = vec![f32::NEG_INFINITY; width];
-    for row in z.chunks(width.max(1)) {
-        for (j, &v) in row.iter().enumerate() {
-            min[j] = min[j].min(v);
-            max[j] = max[j].max(v);
-        }
-    }
-    LatentStats { min, max }
+    LatentStats::of_rows(&z, width)
 }
 
 /// Principal components of a set of row vectors.

@@ -22,7 +22,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::data::{Dataset, DatasetKind, IMAGE_PIXELS, Split, pixels_tensor};
-use crate::evaluation::{EncodedBatch, encode_batches};
+use crate::evaluation::{EncodedBatch, LatentStats, encode_batches};
 use crate::model::Autoencoder;
 use crate::training::{AutoencoderTrainingConfig, Experiment, load_splits};
 
@@ -278,21 +278,9 @@ pub struct LatentDensity {
 impl LatentDensity {
     /// Fit to the latents of `set` (a Gaussian per class when it is labelled).
     pub fn fit<M: Autoencoder>(model: &M, set: &ImageSet, device: &Device) -> Self {
-        let mut rows = Vec::new();
-        let d = encode_batches::<_, ()>(model, &set.data, device, |_, b| {
-            rows.extend(b.latents);
-            Ok(())
-        })
-        .unwrap_or(0);
+        let (rows, d) = crate::evaluation::latents(|x| model.encode(x), &set.data, device);
         let n = set.data.len();
-        let mut min = vec![f32::INFINITY; d];
-        let mut max = vec![f32::NEG_INFINITY; d];
-        for row in rows.chunks(d.max(1)) {
-            for (j, &v) in row.iter().enumerate() {
-                min[j] = min[j].min(v);
-                max[j] = max[j].max(v);
-            }
-        }
+        let LatentStats { min, max } = LatentStats::of_rows(&rows, d);
         let parts = if set.labelled {
             let mut classes: Vec<u8> = set.data.labels.clone();
             classes.sort_unstable();
