@@ -28,7 +28,7 @@ cae, torch = [], []
 for line in open(sys.argv[1]):
     who, js = line.split(" ", 1)
     (cae if who == "cae" else torch).append(json.loads(js))
-print(f"threads: cae {cae[0]['threads']}, torch {torch[0]['threads']}; rounds: {len(cae)}")
+print(f"CPU: {cae[0].get('cpu', '?')}; threads: cae {cae[0]['threads']}, torch {torch[0]['threads']}; rounds: {len(cae)}")
 rows = [
     ("AE training images/s (batch 64)", "ae_train_samples_per_sec", True),
     ("AutoCNN latency, 1 image (us)", "autocnn_latency_us_median", False),

@@ -40,6 +40,21 @@ pub struct BenchResult {
     pub autocnn_latency_us_median: f64,
     pub autocnn_batch1000_images_per_sec: f64,
     pub threads: usize,
+    /// The CPU's model name (`/proc/cpuinfo`), since ratios move between CPU kinds.
+    pub cpu: String,
+}
+
+/// The CPU's model name, from `/proc/cpuinfo` where there is one.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
 /// Median seconds of `calls` calls of `f`, after `min(calls, 20)` untimed ones. `f` must
@@ -151,6 +166,7 @@ pub fn run(
         autocnn_latency_us_median: latency_us,
         autocnn_batch1000_images_per_sec: throughput,
         threads: settings.threads,
+        cpu: cpu_model(),
     })
 }
 
