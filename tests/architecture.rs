@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["evaluation"],
     &["training"],
     &[
-        "pictures", "report", "latent", "anomaly", "compare", "bench", "serve",
+        "pictures", "report", "latent", "anomaly", "compare", "bench", "serve", "export",
     ],
     &["cli"],
 ];

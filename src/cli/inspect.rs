@@ -279,3 +279,34 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     eprintln!("stopped");
     Ok(())
 }
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A run of either kind
+    pub run_dir: PathBuf,
+    /// Output file (safetensors; PyTorch: `model.load_state_dict(safetensors.torch.load_file(OUT))`)
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+}
+
+pub fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let run = RunDir::open(&args.run_dir)?;
+    let device = crate::default_device();
+    let weights = args.weights.weights;
+    match RunConfig::read(&run)? {
+        RunConfig::Autoencoder(_) => {
+            let (model, _) = AutoencoderTrainingConfig::load(&run, weights, &device)?;
+            let names = crate::export::autoencoder_names(&model);
+            crate::export::export_safetensors(&model, &names, &args.out)?;
+        }
+        RunConfig::Classifier(_) => {
+            let (model, _) = ClassifierTrainingConfig::load(&run, weights, &device)?;
+            let names = crate::export::classifier_names(&model);
+            crate::export::export_safetensors(&model, &names, &args.out)?;
+        }
+    }
+    println!("{}", args.out.display());
+    Ok(())
+}

@@ -77,6 +77,8 @@ pub enum Command {
     /// Benchmarks that train many runs.
     #[command(subcommand)]
     Benchmark(latent::BenchmarkCommand),
+    /// Write a run's weights as safetensors under the lecture's PyTorch names and layouts.
+    Export(inspect::ExportArgs),
     /// A page where you draw a digit and steer the latent, with its JSON API (see the README).
     Serve(inspect::ServeArgs),
     /// Compare AutoCNN, its encoder, its head and the plain CNN: size, cost, speed, accuracy.
@@ -133,6 +135,13 @@ pub struct WeightsArgs {
 /// Parse the command line and run it; clap's own messages (help, usage errors with their
 /// suggestions) are printed whole, usage errors exit with 2, failures with 1.
 pub fn main() -> ExitCode {
+    // A reader that stops early (`cae anomaly … | head`) ends the program quietly, as it would
+    // end `cat`, instead of making every later print panic. Rust starts with SIGPIPE ignored.
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // The flags the user typed (not defaults): a resumed run refuses those that conflict.
@@ -179,6 +188,7 @@ pub fn run(cli: Cli, given: &[String]) -> anyhow::Result<()> {
         Command::Anomaly(args) => latent::anomaly(args),
         Command::Benchmark(command) => latent::benchmark(command),
         Command::Serve(args) => inspect::serve(args),
+        Command::Export(args) => inspect::export(args),
         Command::Compare(args) => measure::compare(args),
         Command::Bench(args) => measure::bench(args),
     }

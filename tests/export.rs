@@ -1,0 +1,133 @@
+//! `cae export`: the lecture's PyTorch names and layouts, read back from the file itself.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use cae::run::{RunDir, Weights};
+use cae::training::{AutoencoderTrainingConfig, ClassifierTrainingConfig, Experiment};
+
+/// A safetensors file's tensors: name → (dtype, shape, little-endian f32 values). The format:
+/// an 8-byte little-endian header length, a JSON header, then the data.
+fn read_safetensors(path: &Path) -> BTreeMap<String, (String, Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data = &bytes[8 + n..];
+    header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(k, v)| {
+            let shape: Vec<usize> = serde_json::from_value(v["shape"].clone()).unwrap();
+            let [a, b]: [usize; 2] = serde_json::from_value(v["data_offsets"].clone()).unwrap();
+            let values = data[a..b]
+                .chunks(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            (
+                k.clone(),
+                (v["dtype"].as_str().unwrap().to_string(), shape, values),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn exports_carry_the_lectures_names_and_pytorch_layouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ae, cls) = common::server::trained_runs(dir.path(), 1_000, 100, 1);
+    let export = |run: &Path, name: &str| {
+        let out = dir.path().join(name);
+        common::succeed(common::cae().arg("export").arg(run).arg("--out").arg(&out));
+        read_safetensors(&out)
+    };
+    let tensors = export(&ae, "ae.safetensors");
+    // The lecture's Autoencoder(encoder, decoder): Sequential indices of its layers.
+    let expected: BTreeMap<&str, Vec<usize>> = BTreeMap::from([
+        ("encoder.encoder.0.weight", vec![16, 1, 3, 3]),
+        ("encoder.encoder.0.bias", vec![16]),
+        ("encoder.encoder.2.weight", vec![32, 16, 3, 3]),
+        ("encoder.encoder.2.bias", vec![32]),
+        ("encoder.encoder.4.weight", vec![64, 32, 3, 3]),
+        ("encoder.encoder.4.bias", vec![64]),
+        ("encoder.encoder.7.weight", vec![10, 1024]),
+        ("encoder.encoder.7.bias", vec![10]),
+        ("decoder.decoder.0.weight", vec![1024, 10]),
+        ("decoder.decoder.0.bias", vec![1024]),
+        ("decoder.decoder.3.weight", vec![64, 32, 3, 3]),
+        ("decoder.decoder.3.bias", vec![32]),
+        ("decoder.decoder.5.weight", vec![32, 16, 3, 3]),
+        ("decoder.decoder.5.bias", vec![16]),
+        ("decoder.decoder.7.weight", vec![16, 1, 3, 3]),
+        ("decoder.decoder.7.bias", vec![1]),
+    ]);
+    let got: BTreeMap<&str, Vec<usize>> = tensors
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.1.clone()))
+        .collect();
+    assert_eq!(got, expected);
+    assert!(tensors.values().all(|t| t.0 == "F32"));
+
+    // The values are cae's: a linear weight transposed to [out, in], a convolution as it is.
+    let device = Device::flex();
+    let (cae::model::AnyAutoencoder::Conv(model), _) =
+        AutoencoderTrainingConfig::load(&RunDir::open(&ae).unwrap(), Weights::Last, &device)
+            .unwrap()
+    else {
+        panic!("a conv run")
+    };
+    let fc: Vec<f32> = model
+        .encoder
+        .fc
+        .weight
+        .val()
+        .transpose()
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    assert_eq!(tensors["encoder.encoder.7.weight"].2, fc);
+    let deconv: Vec<f32> = model
+        .decoder
+        .deconv2
+        .weight
+        .val()
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    assert_eq!(tensors["decoder.decoder.5.weight"].2, deconv);
+
+    // The AutoCNN(encoder, cnn): the head's Sequential indices.
+    let tensors = export(&cls, "autocnn.safetensors");
+    let (model, _) =
+        ClassifierTrainingConfig::load(&RunDir::open(&cls).unwrap(), Weights::Last, &device)
+            .unwrap();
+    let names: Vec<&str> = tensors.keys().map(String::as_str).collect();
+    for name in [
+        "cnn.cnn.0.weight",
+        "cnn.cnn.3.weight",
+        "cnn.cnn.6.bias",
+        "cnn.cnn.9.weight",
+        "encoder.encoder.7.bias",
+    ] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    assert_eq!(tensors["cnn.cnn.9.weight"].1, vec![10, 1024]);
+    let total: usize = tensors.values().map(|t| t.2.len()).sum();
+    assert_eq!(total, model.num_params(), "every parameter exported once");
+
+    // A path that cannot be written: an error, and nothing left behind.
+    let out = common::cae()
+        .arg("export")
+        .arg(&ae)
+        .arg("--out")
+        .arg(dir.path().join("missing/x.safetensors"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!dir.path().join("missing").exists());
+}
