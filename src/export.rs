@@ -17,7 +17,10 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::store::{BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, SafetensorsStore};
+use burn::store::{
+    ApplyError, BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter,
+    SafetensorsStore,
+};
 
 use crate::model::AnyAutoencoder;
 use crate::model::classifier::AnyClassifier;
@@ -114,6 +117,107 @@ pub fn export_safetensors<M: Module>(model: &M, names: &Names, out: &Path) -> an
             Err(e)
         }
     }
+}
+
+/// The PyTorch name of the cae tensor `path` (the path itself when no layer matches).
+fn torch_name(names: &Names, path: &str) -> String {
+    names
+        .iter()
+        .find_map(|(from, to)| {
+            path.strip_prefix(&format!("{from}."))
+                .map(|rest| format!("{to}.{rest}"))
+        })
+        .unwrap_or_else(|| path.to_string())
+}
+
+/// Load `model`'s weights from the safetensors file `path`, whose tensors carry the PyTorch
+/// names of `names` in PyTorch's layouts. Every tensor of the model must be there with its
+/// shape, except those under a cae path in `optional` (left as they are); a tensor the model
+/// does not have is refused too. The error names each offending tensor by its name in the
+/// file, with the expected shape.
+pub fn import_safetensors<M: Module>(
+    model: M,
+    names: &Names,
+    optional: &[&str],
+    path: &Path,
+) -> anyhow::Result<M> {
+    let mut remapper = KeyRemapper::new();
+    for (from, to) in names {
+        remapper = remapper
+            .add_pattern(format!("^{}\\.", regex_escape(to)), format!("{from}."))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    if !path.is_file() {
+        anyhow::bail!("{}: no such file", path.display());
+    }
+    let mut store = SafetensorsStore::from_file(path)
+        .skip_enum_variants(true)
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .remap(remapper)
+        .allow_partial(true)
+        .validate(false);
+    let mut model = model;
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    // The shapes the model expects, in PyTorch's layouts, by cae path.
+    let expected: std::collections::HashMap<String, Vec<usize>> = model
+        .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
+        .into_iter()
+        .map(|t| (t.name.clone(), t.shape.as_slice().to_vec()))
+        .collect();
+    let mut problems: Vec<String> = result
+        .errors
+        .iter()
+        .map(|e| match e {
+            ApplyError::ShapeMismatch {
+                path,
+                expected: burn,
+                found,
+            } => {
+                // Both shapes as the file has them: a linear weight the other way round.
+                let torch = expected
+                    .get(path)
+                    .cloned()
+                    .unwrap_or_else(|| burn.as_slice().to_vec());
+                let mut found = found.as_slice().to_vec();
+                if torch.as_slice() != burn.as_slice() {
+                    found.reverse();
+                }
+                format!(
+                    "{} has shape {found:?}, expected {torch:?}",
+                    torch_name(names, path)
+                )
+            }
+            other => format!("{other:?}"),
+        })
+        .collect();
+    problems.extend(
+        result
+            .missing
+            .iter()
+            .filter(|(p, _)| !optional.iter().any(|o| p.starts_with(&format!("{o}."))))
+            .map(|(p, _)| {
+                let shape = expected
+                    .get(p)
+                    .map_or(String::new(), |s| format!(" (shape {s:?})"));
+                format!("{}{shape} is missing", torch_name(names, p))
+            }),
+    );
+    problems.extend(
+        result
+            .unused
+            .iter()
+            .map(|p| format!("{} is not a tensor of this model", torch_name(names, p))),
+    );
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "{} does not fit the model: {}",
+            path.display(),
+            problems.join("; ")
+        );
+    }
+    Ok(model)
 }
 
 fn regex_escape(text: &str) -> String {

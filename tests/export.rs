@@ -131,3 +131,169 @@ fn exports_carry_the_lectures_names_and_pytorch_layouts() {
     assert!(!out.status.success());
     assert!(!dir.path().join("missing").exists());
 }
+
+/// Write `tensors` (name → shape, f32 values) as a safetensors file: a JSON header naming each
+/// tensor's dtype, shape and byte range, the ranges back to back.
+fn write_safetensors(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, (shape, values)) in tensors {
+        let start = data.len();
+        data.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut text = serde_json::to_vec(&header).unwrap();
+    while !text.len().is_multiple_of(8) {
+        text.push(b' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend(text);
+    out.extend(data);
+    std::fs::write(path, out).unwrap();
+}
+
+/// `from`'s tensors, changed by `edit`, written to `to`.
+fn rewrite(
+    from: &Path,
+    to: &Path,
+    edit: impl FnOnce(&mut BTreeMap<String, (Vec<usize>, Vec<f32>)>),
+) {
+    let mut tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)> = read_safetensors(from)
+        .into_iter()
+        .map(|(k, (_, shape, values))| (k, (shape, values)))
+        .collect();
+    edit(&mut tensors);
+    write_safetensors(to, &tensors);
+}
+
+#[test]
+fn imports_round_trip_and_misfit_files_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, ae, cls) = common::server::trained_runs(dir.path(), 3_000, 100, 2);
+    let cae_data = |args: &[&str]| {
+        let mut cmd = common::cae();
+        cmd.args(args).arg("--data").arg(&data);
+        cmd
+    };
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    for (run, model, file) in [
+        (&ae, "autoencoder", "ae.safetensors"),
+        (&cls, "auto-cnn", "cnn.safetensors"),
+    ] {
+        common::succeed(
+            common::cae()
+                .arg("export")
+                .arg(run)
+                .arg("--out")
+                .arg(path(file)),
+        );
+        let imported = path(&format!("imported-{model}"));
+        common::succeed(&mut cae_data(&[
+            "import",
+            &path(file),
+            "--model",
+            model,
+            "--out",
+            &imported,
+        ]));
+        // The imported run evaluates exactly as the original.
+        let eval = |run: &str| {
+            let out = common::succeed(&mut cae_data(&["eval", run])).stdout;
+            let text = String::from_utf8(out).unwrap();
+            // All but the line naming the heat map's file.
+            let lines: Vec<&str> = text.lines().filter(|l| !l.contains(run)).collect();
+            lines.join("\n")
+        };
+        assert_eq!(eval(&imported), eval(run.to_str().unwrap()), "{model}");
+    }
+    // The imported autoencoder's encoder feeds an AutoCNN, and --resume trains on from it.
+    common::succeed(&mut cae_data(&[
+        "train-classifier",
+        "--encoder",
+        &path("imported-autoencoder"),
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        &path("on-import"),
+    ]));
+    common::succeed(&mut cae_data(&[
+        "train-ae",
+        "--resume",
+        &path("imported-autoencoder"),
+        "--quiet",
+    ]));
+    let resumed = cae::run::RunDir::open(&dir.path().join("imported-autoencoder")).unwrap();
+    // The lecture's plan of 5 epochs, trained from the imported weights.
+    assert_eq!(resumed.checkpoint().unwrap().unwrap().epoch, 5);
+
+    let refused = |file: &str, model: &str, needles: &[&str]| {
+        let out = path("refused");
+        let o = cae_data(&["import", &path(file), "--model", model, "--out", &out])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(!o.status.success(), "{file} as {model} was accepted");
+        for needle in needles {
+            assert!(err.contains(needle), "{needle:?} not in {err}");
+        }
+        assert!(!Path::new(&out).exists(), "a refused import wrote {out}");
+    };
+    let ae_file = dir.path().join("ae.safetensors");
+    rewrite(&ae_file, &dir.path().join("missing.safetensors"), |t| {
+        t.remove("decoder.decoder.5.weight");
+    });
+    refused(
+        "missing.safetensors",
+        "autoencoder",
+        &["decoder.decoder.5.weight (shape [32, 16, 3, 3]) is missing"],
+    );
+    rewrite(&ae_file, &dir.path().join("misshaped.safetensors"), |t| {
+        t.get_mut("encoder.encoder.7.weight").unwrap().0 = vec![1024, 10];
+    });
+    refused(
+        "misshaped.safetensors",
+        "autoencoder",
+        &["encoder.encoder.7.weight has shape [1024, 10], expected [10, 1024]"],
+    );
+    rewrite(&ae_file, &dir.path().join("extra.safetensors"), |t| {
+        let copy = t["encoder.encoder.0.bias"].clone();
+        t.insert("encoder.encoder.9.bias".into(), copy);
+    });
+    refused(
+        "extra.safetensors",
+        "autoencoder",
+        &["encoder.encoder.9.bias is not a tensor of this model"],
+    );
+    refused(
+        "ae.safetensors",
+        "plain-cnn",
+        &[
+            "cnn.0.weight (shape [6, 1, 5, 5]) is missing",
+            "decoder.decoder.0.weight is not a tensor of this model",
+        ],
+    );
+    refused("no-such.safetensors", "autoencoder", &["no such file"]);
+
+    // An encoder alone imports with --encoder-only, for the AutoCNN.
+    rewrite(&ae_file, &dir.path().join("encoder.safetensors"), |t| {
+        t.retain(|k, _| !k.starts_with("decoder."));
+    });
+    refused(
+        "encoder.safetensors",
+        "autoencoder",
+        &["decoder.decoder.0.weight (shape [1024, 10]) is missing"],
+    );
+    common::succeed(&mut cae_data(&[
+        "import",
+        &path("encoder.safetensors"),
+        "--model",
+        "autoencoder",
+        "--encoder-only",
+        "--out",
+        &path("encoder-run"),
+    ]));
+}

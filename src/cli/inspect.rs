@@ -310,3 +310,77 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
     println!("{}", args.out.display());
     Ok(())
 }
+
+/// `--model` of `cae import`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportModel {
+    /// The lecture's Autoencoder(encoder, decoder)
+    Autoencoder,
+    /// The lecture's AutoCNN(encoder, cnn)
+    AutoCnn,
+    /// The plain CNN (LeNet-5)
+    PlainCnn,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A safetensors file (a PyTorch state_dict saved with safetensors.torch.save_file)
+    pub file: PathBuf,
+    /// Which of the lecture's models the file holds
+    #[arg(long, value_enum)]
+    pub model: ImportModel,
+    /// The file holds an autoencoder's encoder only (`encoder.encoder.*`): the run gets a fresh
+    /// decoder, for `train-classifier --encoder RUN`
+    #[arg(long)]
+    pub encoder_only: bool,
+    /// The dataset the model is for (its test images score the import)
+    #[arg(long, value_enum, default_value_t = crate::data::DatasetKind::Mnist)]
+    pub dataset: crate::data::DatasetKind,
+    /// Run directory to create
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: PathBuf,
+    /// Replace an existing run directory
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+pub fn import(args: ImportArgs) -> anyhow::Result<()> {
+    use crate::training::{RunMode, import_run};
+    if args.encoder_only && args.model != ImportModel::Autoencoder {
+        bail!("--encoder-only goes with --model autoencoder");
+    }
+    let device = crate::default_device();
+    let mode = if args.force {
+        RunMode::Overwrite
+    } else {
+        RunMode::New
+    };
+    let root = args.data.root();
+    let file = &args.file;
+    let summary = match args.model {
+        ImportModel::Autoencoder => {
+            let mut config = AutoencoderTrainingConfig::lecture();
+            config.dataset = args.dataset;
+            let optional: &[&str] = if args.encoder_only { &["decoder"] } else { &[] };
+            import_run(&config, &root, &args.out, mode, &device, |model| {
+                let names = crate::export::autoencoder_names(&model);
+                crate::export::import_safetensors(model, &names, optional, file)
+            })?
+        }
+        kind => {
+            let mut config = ClassifierTrainingConfig::lecture(None);
+            config.dataset = args.dataset;
+            if kind == ImportModel::PlainCnn {
+                config.model = crate::model::classifier::ClassifierKind::PlainCnn;
+            }
+            import_run(&config, &root, &args.out, mode, &device, |model| {
+                let names = crate::export::classifier_names(&model);
+                crate::export::import_safetensors(model, &names, &[], file)
+            })?
+        }
+    };
+    println!("{}: {summary}", args.out.display());
+    Ok(())
+}

@@ -79,6 +79,8 @@ pub enum Command {
     Benchmark(latent::BenchmarkCommand),
     /// Write a run's weights as safetensors under the lecture's PyTorch names and layouts.
     Export(inspect::ExportArgs),
+    /// Make a run directory from a safetensors file under the lecture's PyTorch names.
+    Import(inspect::ImportArgs),
     /// A page where you draw a digit and steer the latent, with its JSON API (see the README).
     Serve(inspect::ServeArgs),
     /// Compare AutoCNN, its encoder, its head and the plain CNN: size, cost, speed, accuracy.
@@ -189,6 +191,7 @@ pub fn run(cli: Cli, given: &[String]) -> anyhow::Result<()> {
         Command::Benchmark(command) => latent::benchmark(command),
         Command::Serve(args) => inspect::serve(args),
         Command::Export(args) => inspect::export(args),
+        Command::Import(args) => inspect::import(args),
         Command::Compare(args) => measure::compare(args),
         Command::Bench(args) => measure::bench(args),
     }

@@ -569,6 +569,47 @@ pub fn train<E: Experiment>(
     Ok((model, run))
 }
 
+/// Make a run directory from weights trained elsewhere: `load` fills the freshly initialised
+/// model of `config`; the result is scored on the test images and saved as a run that has
+/// finished no epoch of its own (epoch 0) but loads like any other, for `eval`, `predict`,
+/// `serve`, `train-classifier --encoder` and `--resume` (which trains on from these weights).
+/// Everything is checked before anything is written. Returns the test metrics as one line.
+pub fn import_run<E: Experiment>(
+    config: &E,
+    data_root: &Path,
+    run_path: &Path,
+    mode: RunMode,
+    device: &Device,
+    load: impl FnOnce(E::Model) -> anyhow::Result<E::Model>,
+) -> Result<String, TrainError> {
+    config.validate()?;
+    let (train, test) = load_splits(data_root, config.dataset(), config.looping())?;
+    let fresh = seeded(device, config.looping().seed, || config.init(device));
+    let model = load(fresh).map_err(|e| TrainError::Invalid(format!("{e:#}")))?;
+    let task = config.task(&train, &test);
+    let metrics = task.evaluate(&model, device);
+    let score = task.headline(&metrics);
+    let run = RunDir::create(run_path, mode == RunMode::Overwrite)?;
+    run.write_json(crate::run::CONFIG_FILE, &config.clone().into_run_config())?;
+    run.save_module(Weights::Last.file(), &model)?;
+    run.save_module(Weights::Best.file(), &model)?;
+    let state = CheckpointState {
+        epoch: 0,
+        best_metric: score.value,
+        best_epoch: 0,
+        metric_name: score.name.to_string(),
+        model_file: String::new(),
+        optimizer_file: String::new(),
+    };
+    run.save_checkpoint(&model, &config.looping().optimizer(), state)?;
+    let fields: Vec<String> = metrics
+        .fields()
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.4}"))
+        .collect();
+    Ok(fields.join("  "))
+}
+
 /// `init()` with the device seeded to `seed`. The device's RNG is global to the process, so
 /// runs trained side by side (threads, tests) take turns: each gets the weights of its seed.
 pub fn seeded<T>(device: &Device, seed: u64, init: impl FnOnce() -> T) -> T {
