@@ -9,6 +9,12 @@ Run by hand, not by the tests (it needs PyTorch and safetensors from PyPI):
 
 Prints the autoencoder's test BCE and the AutoCNN's test accuracy as PyTorch computes them,
 to compare with `cae eval` on the same runs.
+
+The other way: train the lecture's AutoCNN in PyTorch (its own init, Adam 1e-3, batch 50),
+save it as safetensors, and print its test accuracy, to compare with `cae import` + `cae eval`:
+
+  python3 bench/pytorch_load_check.py --data $CAE_DATA --train-autocnn 1 torch-autocnn.safetensors
+  cae import torch-autocnn.safetensors --model auto-cnn --out runs/torch-autocnn && cae eval runs/torch-autocnn
 """
 import argparse
 import os
@@ -17,7 +23,7 @@ import sys
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(__file__))
 from pytorch_reference import load  # noqa: E402  (the same IDX reader)
@@ -80,17 +86,39 @@ class AutoCNN(nn.Module):
         return self.cnn(self.encoder(x))
 
 
+def train_autocnn(data, epochs, out):
+    torch.manual_seed(0)
+    x, y = load(data, "train")
+    model = AutoCNN()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        order = torch.randperm(len(x))
+        for i in range(0, len(x), 50):
+            idx = order[i:i + 50]
+            opt.zero_grad()
+            F.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out)
+    tx, ty = load(data, "test")
+    with torch.no_grad():
+        accuracy = (model.eval()(tx).argmax(1) == ty).float().mean().item()
+    print(f"PyTorch-trained AutoCNN ({epochs} epochs): test accuracy {100 * accuracy:.2f} %, saved to {out}")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", default=os.environ.get("CAE_DATA", "data"))
-    p.add_argument("autoencoder")
-    p.add_argument("autocnn")
+    p.add_argument("--train-autocnn", type=int, metavar="EPOCHS")
+    p.add_argument("files", nargs="+")
     a = p.parse_args()
+    if a.train_autocnn:
+        train_autocnn(a.data, a.train_autocnn, a.files[0])
+        return
     x, y = load(a.data, "test")
     ae = Autoencoder()
-    ae.load_state_dict(load_file(a.autoencoder), strict=True)
+    ae.load_state_dict(load_file(a.files[0]), strict=True)
     cnn = AutoCNN()
-    cnn.load_state_dict(load_file(a.autocnn), strict=True)
+    cnn.load_state_dict(load_file(a.files[1]), strict=True)
     with torch.no_grad():
         out = ae.eval()(x).clamp(1e-7, 1 - 1e-7)
         bce = F.binary_cross_entropy(out, x).item()
