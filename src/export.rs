@@ -25,6 +25,19 @@ use burn::store::{
 use crate::model::AnyAutoencoder;
 use crate::model::classifier::AnyClassifier;
 
+/// What `cae export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Safetensors,
+    Onnx,
+}
+
+crate::choice!(Format {
+    Safetensors => ("safetensors", "The weights under the lecture's PyTorch names (load_state_dict)"),
+    Onnx => ("onnx", "The model as an ONNX graph (opset 13, dynamic batch), weights inside"),
+});
+
 /// `(cae path prefix, PyTorch path prefix)` of every layer of a model.
 pub type Names = Vec<(String, String)>;
 

@@ -10,7 +10,7 @@
 //! - [`evaluation`]: what a model does on a dataset: test metrics, latent statistics
 //! - [`training`]: one lifecycle for every run, the epoch loop, checkpoints and resume
 //! - [`pictures`], [`report`], [`latent`], [`anomaly`], [`compare`], [`bench`](mod@bench),
-//!   [`serve`], [`export`]: tools over trained runs
+//!   [`serve`], [`export`], [`onnx`]: tools over trained runs
 //! - [`cli`]: the command line over all of it, the only module that knows clap
 //!
 //! Layers point one way, each using only its own or lower ones (in the order above, `data`,
@@ -42,6 +42,7 @@ pub mod export;
 pub mod latent;
 pub mod loss;
 pub mod model;
+pub mod onnx;
 pub mod pictures;
 pub mod report;
 pub mod run;

@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["evaluation"],
     &["training"],
     &[
-        "pictures", "report", "latent", "anomaly", "compare", "bench", "serve", "export",
+        "pictures", "report", "latent", "anomaly", "compare", "bench", "serve", "export", "onnx",
     ],
     &["cli"],
 ];

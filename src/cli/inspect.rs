@@ -284,7 +284,13 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
 pub struct ExportArgs {
     /// A run of either kind
     pub run_dir: PathBuf,
-    /// Output file (safetensors; PyTorch: `model.load_state_dict(safetensors.torch.load_file(OUT))`)
+    /// What to write
+    #[arg(long, value_enum, default_value_t = crate::export::Format::Safetensors)]
+    pub format: crate::export::Format,
+    /// With --format onnx, which part of an autoencoder
+    #[arg(long, value_enum, default_value_t = crate::onnx::Part::Autoencoder)]
+    pub part: crate::onnx::Part,
+    /// Output file
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
@@ -292,19 +298,38 @@ pub struct ExportArgs {
 }
 
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {
+    use crate::export::{Format, export_safetensors};
     let run = RunDir::open(&args.run_dir)?;
     let device = crate::default_device();
     let weights = args.weights.weights;
+    let onnx = |bytes: Vec<u8>| {
+        crate::atomic::write(&args.out, &bytes)
+            .with_context(|| format!("writing {}", args.out.display()))
+    };
     match RunConfig::read(&run)? {
         RunConfig::Autoencoder(_) => {
-            let (model, _) = AutoencoderTrainingConfig::load(&run, weights, &device)?;
-            let names = crate::export::autoencoder_names(&model);
-            crate::export::export_safetensors(&model, &names, &args.out)?;
+            let (model, config) = AutoencoderTrainingConfig::load(&run, weights, &device)?;
+            match args.format {
+                Format::Safetensors => {
+                    let names = crate::export::autoencoder_names(&model);
+                    export_safetensors(&model, &names, &args.out)?;
+                }
+                Format::Onnx => onnx(crate::onnx::autoencoder(
+                    &model,
+                    args.part,
+                    config.model.latent(),
+                ))?,
+            }
         }
         RunConfig::Classifier(_) => {
             let (model, _) = ClassifierTrainingConfig::load(&run, weights, &device)?;
-            let names = crate::export::classifier_names(&model);
-            crate::export::export_safetensors(&model, &names, &args.out)?;
+            match args.format {
+                Format::Safetensors => {
+                    let names = crate::export::classifier_names(&model);
+                    export_safetensors(&model, &names, &args.out)?;
+                }
+                Format::Onnx => onnx(crate::onnx::classifier(&model))?,
+            }
         }
     }
     println!("{}", args.out.display());

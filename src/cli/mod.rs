@@ -77,7 +77,7 @@ pub enum Command {
     /// Benchmarks that train many runs.
     #[command(subcommand)]
     Benchmark(latent::BenchmarkCommand),
-    /// Write a run's weights as safetensors under the lecture's PyTorch names and layouts.
+    /// Write a run's weights (safetensors, the lecture's PyTorch names) or model (ONNX).
     Export(inspect::ExportArgs),
     /// Make a run directory from a safetensors file under the lecture's PyTorch names.
     Import(inspect::ImportArgs),
@@ -110,7 +110,9 @@ value_enum!(
     LrSchedule,
     Weights,
     Split,
-    Format
+    Format,
+    crate::export::Format,
+    crate::onnx::Part
 );
 
 #[derive(Debug, Args)]

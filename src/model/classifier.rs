@@ -32,8 +32,8 @@ use super::{ConvAutoencoderConfig, Encoder};
 use crate::data::NUM_CLASSES;
 
 /// Channels and side of the head's reshaped latent, as in the lecture: `[64, 4, 4]`.
-const HEAD_CHANNELS: usize = 64;
-const HEAD_SIDE: usize = 4;
+pub const HEAD_CHANNELS: usize = 64;
+pub const HEAD_SIDE: usize = 4;
 
 /// Configuration of [`CnnHead`]: the lecture's sizes.
 #[derive(Config, Debug, PartialEq)]

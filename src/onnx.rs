@@ -1,0 +1,538 @@
+//! ONNX export: the encoder, the decoder, the whole autoencoder and the classifiers as ONNX
+//! graphs (opset 13, a dynamic batch dimension `N`, the weights inside), for other runtimes.
+//!
+//! burn only imports ONNX, so the graph is cae's own: each model walks its layers in the order
+//! of its `forward`, as its cost does, and each layer becomes ONNX nodes — Conv,
+//! ConvTranspose, Gemm, Relu, LeakyRelu, Sigmoid, MaxPool, Flatten, Reshape. The messages are
+//! the few of `onnx.proto` an exporter needs, encoded with prost (field numbers as in
+//! `onnx.proto`).
+
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::pool::MaxPool2d;
+use burn::nn::{Linear, PaddingConfig2d};
+use burn::prelude::*;
+use prost::Message;
+
+use crate::model::classifier::{
+    AnyClassifier, AutoCnn, CnnHead, HEAD_CHANNELS, HEAD_SIDE, PlainCnn,
+};
+use crate::model::stacked::StackedAutoencoder;
+use crate::model::{AnyAutoencoder, Decoder, Encoder, FEATURE_SIDE, LatentActivation};
+
+/// The subset of `onnx.proto` (IR version 8) an exporter writes.
+pub mod proto {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ModelProto {
+        #[prost(int64, tag = "1")]
+        pub ir_version: i64,
+        #[prost(string, tag = "2")]
+        pub producer_name: String,
+        #[prost(string, tag = "3")]
+        pub producer_version: String,
+        #[prost(message, optional, tag = "7")]
+        pub graph: Option<GraphProto>,
+        #[prost(message, repeated, tag = "8")]
+        pub opset_import: Vec<OperatorSetIdProto>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct OperatorSetIdProto {
+        #[prost(string, tag = "1")]
+        pub domain: String,
+        #[prost(int64, tag = "2")]
+        pub version: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct GraphProto {
+        #[prost(message, repeated, tag = "1")]
+        pub node: Vec<NodeProto>,
+        #[prost(string, tag = "2")]
+        pub name: String,
+        #[prost(message, repeated, tag = "5")]
+        pub initializer: Vec<TensorProto>,
+        #[prost(message, repeated, tag = "11")]
+        pub input: Vec<ValueInfoProto>,
+        #[prost(message, repeated, tag = "12")]
+        pub output: Vec<ValueInfoProto>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct NodeProto {
+        #[prost(string, repeated, tag = "1")]
+        pub input: Vec<String>,
+        #[prost(string, repeated, tag = "2")]
+        pub output: Vec<String>,
+        #[prost(string, tag = "3")]
+        pub name: String,
+        #[prost(string, tag = "4")]
+        pub op_type: String,
+        #[prost(message, repeated, tag = "5")]
+        pub attribute: Vec<AttributeProto>,
+    }
+
+    /// `type`: 1 FLOAT, 2 INT, 7 INTS.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AttributeProto {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(float, tag = "2")]
+        pub f: f32,
+        #[prost(int64, tag = "3")]
+        pub i: i64,
+        #[prost(int64, repeated, tag = "8")]
+        pub ints: Vec<i64>,
+        #[prost(int32, tag = "20")]
+        pub r#type: i32,
+    }
+
+    /// `data_type`: 1 FLOAT, 7 INT64.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorProto {
+        #[prost(int64, repeated, tag = "1")]
+        pub dims: Vec<i64>,
+        #[prost(int32, tag = "2")]
+        pub data_type: i32,
+        #[prost(string, tag = "8")]
+        pub name: String,
+        #[prost(bytes = "vec", tag = "9")]
+        pub raw_data: Vec<u8>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ValueInfoProto {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(message, optional, tag = "2")]
+        pub r#type: Option<TypeProto>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TypeProto {
+        #[prost(message, optional, tag = "1")]
+        pub tensor_type: Option<TensorTypeProto>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorTypeProto {
+        #[prost(int32, tag = "1")]
+        pub elem_type: i32,
+        #[prost(message, optional, tag = "2")]
+        pub shape: Option<TensorShapeProto>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorShapeProto {
+        #[prost(message, repeated, tag = "1")]
+        pub dim: Vec<Dimension>,
+    }
+
+    /// One of `dim_value` (a size) or `dim_param` (a named, dynamic size).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Dimension {
+        #[prost(int64, optional, tag = "1")]
+        pub dim_value: Option<i64>,
+        #[prost(string, optional, tag = "2")]
+        pub dim_param: Option<String>,
+    }
+}
+
+use proto::*;
+
+const FLOAT: i32 = 1;
+const INT64: i32 = 7;
+
+/// A graph under construction: nodes in order, weights as initializers, `x` the name of the
+/// value computed so far.
+pub struct Graph {
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    input: (String, Vec<usize>),
+    x: String,
+    count: usize,
+}
+
+fn int(name: &str, i: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        i,
+        r#type: 2,
+        ..Default::default()
+    }
+}
+
+fn ints(name: &str, v: &[usize]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        ints: v.iter().map(|&x| x as i64).collect(),
+        r#type: 7,
+        ..Default::default()
+    }
+}
+
+fn float(name: &str, f: f32) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        f,
+        r#type: 1,
+        ..Default::default()
+    }
+}
+
+fn value_info(name: &str, shape: &[usize]) -> ValueInfoProto {
+    let mut dim = vec![Dimension {
+        dim_value: None,
+        dim_param: Some("N".into()),
+    }];
+    dim.extend(shape.iter().map(|&s| Dimension {
+        dim_value: Some(s as i64),
+        dim_param: None,
+    }));
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TensorTypeProto {
+                elem_type: FLOAT,
+                shape: Some(TensorShapeProto { dim }),
+            }),
+        }),
+    }
+}
+
+/// `[top+bottom…]` as ONNX `pads` (`[top, left, bottom, right]`).
+fn pads(padding: &PaddingConfig2d, kernel: [usize; 2]) -> [usize; 4] {
+    match *padding {
+        PaddingConfig2d::Valid => [0; 4],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
+        // Stride-1 "same": the extra pixel of an even kernel at the end.
+        PaddingConfig2d::Same => {
+            let (h, w) = (kernel[0] - 1, kernel[1] - 1);
+            [h / 2, w / 2, h - h / 2, w - w / 2]
+        }
+    }
+}
+
+impl Graph {
+    /// A graph reading `input` of shape `[N, shape…]`.
+    pub fn new(shape: &[usize]) -> Self {
+        Self {
+            nodes: Vec::new(),
+            initializers: Vec::new(),
+            input: ("input".into(), shape.to_vec()),
+            x: "input".into(),
+            count: 0,
+        }
+    }
+
+    fn weight<const D: usize>(&mut self, name: &str, t: Tensor<D>) -> String {
+        let dims = t.dims().iter().map(|&d| d as i64).collect();
+        let values = t
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("f32 weights");
+        let name = format!("{name}_{}", self.initializers.len());
+        self.initializers.push(TensorProto {
+            dims,
+            data_type: FLOAT,
+            name: name.clone(),
+            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        });
+        name
+    }
+
+    fn node(mut self, op: &str, extra: Vec<String>, attribute: Vec<AttributeProto>) -> Self {
+        self.count += 1;
+        let output = format!("{}_{}", op.to_lowercase(), self.count);
+        let mut input = vec![self.x.clone()];
+        input.extend(extra);
+        self.nodes.push(NodeProto {
+            input,
+            output: vec![output.clone()],
+            name: output.clone(),
+            op_type: op.into(),
+            attribute,
+        });
+        self.x = output;
+        self
+    }
+
+    pub fn conv2d(mut self, layer: &Conv2d) -> Self {
+        let mut inputs = vec![self.weight("conv_w", layer.weight.val())];
+        inputs.extend(layer.bias.as_ref().map(|b| self.weight("conv_b", b.val())));
+        let attrs = vec![
+            ints("kernel_shape", &layer.kernel_size),
+            ints("strides", &layer.stride),
+            ints("dilations", &layer.dilation),
+            ints("pads", &pads(&layer.padding, layer.kernel_size)),
+            int("group", layer.groups as i64),
+        ];
+        self.node("Conv", inputs, attrs)
+    }
+
+    pub fn conv_transpose2d(mut self, layer: &ConvTranspose2d) -> Self {
+        let mut inputs = vec![self.weight("deconv_w", layer.weight.val())];
+        inputs.extend(
+            layer
+                .bias
+                .as_ref()
+                .map(|b| self.weight("deconv_b", b.val())),
+        );
+        let [ph, pw] = layer.padding;
+        let attrs = vec![
+            ints("kernel_shape", &layer.kernel_size),
+            ints("strides", &layer.stride),
+            ints("dilations", &layer.dilation),
+            ints("pads", &[ph, pw, ph, pw]),
+            ints("output_padding", &layer.padding_out),
+            int("group", layer.groups as i64),
+        ];
+        self.node("ConvTranspose", inputs, attrs)
+    }
+
+    /// burn's linear weight is `[in, out]`: Gemm without transposing it.
+    pub fn linear(mut self, layer: &Linear) -> Self {
+        let mut inputs = vec![self.weight("fc_w", layer.weight.val())];
+        inputs.extend(layer.bias.as_ref().map(|b| self.weight("fc_b", b.val())));
+        self.node("Gemm", inputs, vec![])
+    }
+
+    pub fn relu(self) -> Self {
+        self.node("Relu", vec![], vec![])
+    }
+
+    pub fn sigmoid(self) -> Self {
+        self.node("Sigmoid", vec![], vec![])
+    }
+
+    pub fn latent(self, activation: LatentActivation) -> Self {
+        match activation {
+            LatentActivation::Relu => self.relu(),
+            LatentActivation::LeakyRelu => {
+                self.node("LeakyRelu", vec![], vec![float("alpha", 0.01)])
+            }
+            LatentActivation::None => self,
+        }
+    }
+
+    pub fn max_pool2d(self, layer: &MaxPool2d) -> Self {
+        let attrs = vec![
+            ints("kernel_shape", &layer.kernel_size),
+            ints("strides", &layer.stride),
+            ints("pads", &pads(&layer.padding, layer.kernel_size)),
+        ];
+        self.node("MaxPool", vec![], attrs)
+    }
+
+    pub fn flatten(self) -> Self {
+        self.node("Flatten", vec![], vec![int("axis", 1)])
+    }
+
+    /// Reshape to `[N, shape…]`, the batch kept dynamic.
+    pub fn reshape(mut self, shape: &[usize]) -> Self {
+        let mut dims = vec![-1i64];
+        dims.extend(shape.iter().map(|&s| s as i64));
+        let name = format!("shape_{}", self.initializers.len());
+        self.initializers.push(TensorProto {
+            dims: vec![dims.len() as i64],
+            data_type: INT64,
+            name: name.clone(),
+            raw_data: dims.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        });
+        self.node("Reshape", vec![name], vec![])
+    }
+
+    /// The ONNX file: opset 13, output `output` of shape `[N, shape…]`.
+    pub fn finish(self, name: &str, shape: &[usize]) -> Vec<u8> {
+        let Graph {
+            mut nodes,
+            initializers,
+            input,
+            x,
+            ..
+        } = self;
+        if let Some(last) = nodes.last_mut() {
+            last.output = vec!["output".into()];
+        } else {
+            nodes.push(NodeProto {
+                input: vec![x],
+                output: vec!["output".into()],
+                name: "identity".into(),
+                op_type: "Identity".into(),
+                attribute: vec![],
+            });
+        }
+        let model = ModelProto {
+            ir_version: 8,
+            producer_name: "cae".into(),
+            producer_version: env!("CARGO_PKG_VERSION").into(),
+            graph: Some(GraphProto {
+                node: nodes,
+                name: name.into(),
+                initializer: initializers,
+                input: vec![value_info(&input.0, &input.1)],
+                output: vec![value_info("output", shape)],
+            }),
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: 13,
+            }],
+        };
+        model.encode_to_vec()
+    }
+}
+
+impl Encoder {
+    /// As [`forward`](Self::forward) (a variational encoder's mean).
+    pub fn onnx(&self, g: Graph) -> Graph {
+        let g = g
+            .conv2d(&self.conv1)
+            .relu()
+            .conv2d(&self.conv2)
+            .relu()
+            .conv2d(&self.conv3)
+            .relu();
+        let g = g.flatten().linear(&self.fc);
+        match self.fc_logvar {
+            Some(_) => g,
+            None => g.latent(self.latent_activation),
+        }
+    }
+}
+
+impl Decoder {
+    /// As [`forward`](Self::forward): pixels, after the sigmoid.
+    pub fn onnx(&self, g: Graph) -> Graph {
+        let g = g
+            .linear(&self.fc)
+            .relu()
+            .reshape(&[4 * self.width, FEATURE_SIDE, FEATURE_SIDE]);
+        let g = g
+            .conv_transpose2d(&self.deconv1)
+            .relu()
+            .conv_transpose2d(&self.deconv2)
+            .relu();
+        g.conv_transpose2d(&self.deconv3).sigmoid()
+    }
+}
+
+impl CnnHead {
+    pub fn onnx(&self, g: Graph) -> Graph {
+        let g = g
+            .linear(&self.fc1)
+            .relu()
+            .reshape(&[HEAD_CHANNELS, HEAD_SIDE, HEAD_SIDE]);
+        let g = g.conv2d(&self.conv1).relu();
+        g.max_pool2d(&self.pool)
+            .conv2d(&self.conv2)
+            .relu()
+            .flatten()
+            .linear(&self.fc2)
+    }
+}
+
+impl AutoCnn {
+    pub fn onnx(&self, g: Graph) -> Graph {
+        self.head.onnx(self.encoder.onnx(g))
+    }
+}
+
+impl PlainCnn {
+    pub fn onnx(&self, g: Graph) -> Graph {
+        let g = g
+            .conv2d(&self.conv1)
+            .relu()
+            .max_pool2d(&self.pool)
+            .conv2d(&self.conv2)
+            .relu();
+        let g = g
+            .max_pool2d(&self.pool)
+            .flatten()
+            .linear(&self.fc1)
+            .relu()
+            .linear(&self.fc2);
+        g.relu().linear(&self.fc3)
+    }
+}
+
+impl StackedAutoencoder {
+    fn encoder_onnx(&self, g: Graph) -> Graph {
+        let last = self.encoder.len() - 1;
+        self.encoder
+            .iter()
+            .enumerate()
+            .fold(g.flatten(), |g, (i, layer)| {
+                let g = g.linear(layer);
+                if i == last {
+                    g.latent(self.latent_activation)
+                } else {
+                    g.relu()
+                }
+            })
+    }
+
+    fn decoder_onnx(&self, g: Graph) -> Graph {
+        let last = self.decoder.len() - 1;
+        let g = self.decoder.iter().enumerate().fold(g, |g, (i, layer)| {
+            let g = g.linear(layer);
+            if i == last { g } else { g.relu() }
+        });
+        g.sigmoid()
+            .reshape(&[1, crate::data::IMAGE_SIDE, crate::data::IMAGE_SIDE])
+    }
+}
+
+/// Which part of an autoencoder to export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Part {
+    /// Image → reconstruction (pixels).
+    #[default]
+    Autoencoder,
+    /// Image → latent code.
+    Encoder,
+    /// Latent code → image (pixels).
+    Decoder,
+}
+
+crate::choice!(Part {
+    Autoencoder => ("autoencoder", "Image to reconstruction (pixels)"),
+    Encoder => ("encoder", "Image to latent code"),
+    Decoder => ("decoder", "Latent code to image (pixels)"),
+});
+
+const IMAGE: [usize; 3] = [1, crate::data::IMAGE_SIDE, crate::data::IMAGE_SIDE];
+
+/// An autoencoder's `part` as an ONNX file (`input` → `output`, batch `N`).
+pub fn autoencoder(model: &AnyAutoencoder, part: Part, latent: usize) -> Vec<u8> {
+    let code = [latent];
+    match (model, part) {
+        (AnyAutoencoder::Conv(m), Part::Autoencoder) => m
+            .decoder
+            .onnx(m.encoder.onnx(Graph::new(&IMAGE)))
+            .finish("autoencoder", &IMAGE),
+        (AnyAutoencoder::Conv(m), Part::Encoder) => {
+            m.encoder.onnx(Graph::new(&IMAGE)).finish("encoder", &code)
+        }
+        (AnyAutoencoder::Conv(m), Part::Decoder) => {
+            m.decoder.onnx(Graph::new(&code)).finish("decoder", &IMAGE)
+        }
+        (AnyAutoencoder::Stacked(m), Part::Autoencoder) => m
+            .decoder_onnx(m.encoder_onnx(Graph::new(&IMAGE)))
+            .finish("autoencoder", &IMAGE),
+        (AnyAutoencoder::Stacked(m), Part::Encoder) => {
+            m.encoder_onnx(Graph::new(&IMAGE)).finish("encoder", &code)
+        }
+        (AnyAutoencoder::Stacked(m), Part::Decoder) => {
+            m.decoder_onnx(Graph::new(&code)).finish("decoder", &IMAGE)
+        }
+    }
+}
+
+/// A classifier as an ONNX file: image → logits `[N, 10]`.
+pub fn classifier(model: &AnyClassifier) -> Vec<u8> {
+    let logits = [crate::data::NUM_CLASSES];
+    match model {
+        AnyClassifier::AutoCnn(m) => m.onnx(Graph::new(&IMAGE)).finish("autocnn", &logits),
+        AnyClassifier::PlainCnn(m) => m.onnx(Graph::new(&IMAGE)).finish("plain_cnn", &logits),
+    }
+}

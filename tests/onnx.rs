@@ -1,0 +1,146 @@
+//! `cae export --format onnx`, run by another runtime (tract) on 1 000 real test images and
+//! compared with cae's own outputs.
+
+mod common;
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use cae::data::{Dataset, DatasetKind, Split};
+use cae::model::Autoencoder;
+use cae::model::classifier::Classifier;
+use cae::run::{RunDir, Weights};
+use cae::training::{AutoencoderTrainingConfig, ClassifierTrainingConfig, Experiment};
+use tract_onnx::prelude::*;
+
+/// Run the ONNX file `path` on `input` (`[N, …]` values) with tract.
+fn tract_run(path: &Path, input: Vec<f32>, shape: &[usize]) -> Vec<f32> {
+    let model = tract_onnx::onnx()
+        .model_for_path(path)
+        .unwrap()
+        .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), shape))
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), input).unwrap();
+    let out = model.run(tvec!(Tensor::from(input).into())).unwrap();
+    out[0]
+        .to_plain_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
+}
+
+/// The largest absolute difference over the output's scale, `max(1, max |expected|)`: for
+/// pixels and logits it is the absolute difference; for latent codes, whose values reach 50
+/// and more, its rounding (which moves with the CPU's multiply kernels) is measured against
+/// their range. Also returns the plain absolute difference.
+fn max_diff(got: &[f32], expected: &[f32]) -> (f32, f32) {
+    assert_eq!(got.len(), expected.len());
+    let abs = got
+        .iter()
+        .zip(expected)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    let scale = expected.iter().map(|y| y.abs()).fold(1.0, f32::max);
+    (abs / scale, abs)
+}
+
+fn values<const D: usize>(t: burn::Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn onnx_graphs_give_caes_outputs_in_another_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, ae, cls) = common::server::trained_runs(dir.path(), 3_000, 1_000, 1);
+    let cnn = dir.path().join("cnn");
+    common::succeed(
+        common::cae()
+            .args([
+                "train-classifier",
+                "--model",
+                "plain-cnn",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--data",
+            ])
+            .arg(&data)
+            .arg("--out")
+            .arg(&cnn),
+    );
+    let export = |run: &Path, name: &str, part: &str| {
+        let out = dir.path().join(name);
+        common::succeed(
+            common::cae()
+                .arg("export")
+                .arg(run)
+                .args(["--format", "onnx", "--part", part, "--out"])
+                .arg(&out),
+        );
+        out
+    };
+    let device = Device::flex();
+    let test = Dataset::load(&data, DatasetKind::Mnist, Split::Test).unwrap();
+    assert_eq!(test.len(), 1_000);
+    let all: Vec<usize> = (0..1_000).collect();
+    let images = test.images_values(&all);
+    let x = test.images_tensor(&all, &device);
+    let image_shape = [1_000, 1, 28, 28];
+
+    let (model, _) =
+        AutoencoderTrainingConfig::load(&RunDir::open(&ae).unwrap(), Weights::Last, &device)
+            .unwrap();
+    let z = model.encode(x.clone());
+    let cases = [
+        (
+            "autoencoder",
+            values(model.reconstruct(x.clone())),
+            images.clone(),
+            image_shape.to_vec(),
+        ),
+        (
+            "encoder",
+            values(z.clone()),
+            images.clone(),
+            image_shape.to_vec(),
+        ),
+        (
+            "decoder",
+            values(model.reconstruct(x.clone())),
+            values(z),
+            vec![1_000, 10],
+        ),
+    ];
+    for (part, expected, input, shape) in cases {
+        let file = export(&ae, &format!("{part}.onnx"), part);
+        let got = tract_run(&file, input, &shape);
+        let (diff, abs) = max_diff(&got, &expected);
+        eprintln!("{part}: max abs difference {abs:e}, over the scale {diff:e}");
+        assert!(
+            diff <= 1e-5,
+            "{part}: max difference {diff} ({abs} absolute)"
+        );
+    }
+    for (run, name) in [(&cls, "autocnn.onnx"), (&cnn, "plain-cnn.onnx")] {
+        let (model, _) =
+            ClassifierTrainingConfig::load(&RunDir::open(run).unwrap(), Weights::Last, &device)
+                .unwrap();
+        let expected = values(model.logits(x.clone()));
+        let got = tract_run(
+            &export(run, name, "autoencoder"),
+            images.clone(),
+            &image_shape,
+        );
+        let (diff, abs) = max_diff(&got, &expected);
+        eprintln!("{name}: max abs difference {abs:e}, over the scale {diff:e}");
+        assert!(
+            diff <= 1e-5,
+            "{name}: max difference {diff} ({abs} absolute)"
+        );
+    }
+}
