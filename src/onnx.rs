@@ -2,22 +2,21 @@
 //! graphs (opset 13, a dynamic batch dimension `N`, the weights inside), for other runtimes.
 //!
 //! burn only imports ONNX, so the graph is cae's own: each model walks its layers in the order
-//! of its `forward`, as its cost does, and each layer becomes ONNX nodes — Conv,
+//! of its `forward` ([`crate::model::walk`]), and each layer becomes ONNX nodes — Conv,
 //! ConvTranspose, Gemm, Relu, LeakyRelu, Sigmoid, MaxPool, Flatten, Reshape. The messages are
 //! the few of `onnx.proto` an exporter needs, encoded with prost (field numbers as in
 //! `onnx.proto`).
 
+use burn::nn::Linear;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::pool::MaxPool2d;
-use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;
 use prost::Message;
 
-use crate::model::classifier::{
-    AnyClassifier, AutoCnn, CnnHead, HEAD_CHANNELS, HEAD_SIDE, PlainCnn,
-};
-use crate::model::stacked::StackedAutoencoder;
-use crate::model::{AnyAutoencoder, Decoder, Encoder, FEATURE_SIDE, LatentActivation};
+use crate::model::AnyAutoencoder;
+use crate::model::classifier::AnyClassifier;
+use crate::model::cost::explicit_padding;
+use crate::model::walk::Walk;
 
 /// The subset of `onnx.proto` (IR version 8) an exporter writes.
 pub mod proto {
@@ -199,19 +198,6 @@ fn value_info(name: &str, shape: &[usize]) -> ValueInfoProto {
     }
 }
 
-/// `[top+bottom…]` as ONNX `pads` (`[top, left, bottom, right]`).
-fn pads(padding: &PaddingConfig2d, kernel: [usize; 2]) -> [usize; 4] {
-    match *padding {
-        PaddingConfig2d::Valid => [0; 4],
-        PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
-        // Stride-1 "same": the extra pixel of an even kernel at the end.
-        PaddingConfig2d::Same => {
-            let (h, w) = (kernel[0] - 1, kernel[1] - 1);
-            [h / 2, w / 2, h - h / 2, w - w / 2]
-        }
-    }
-}
-
 impl Graph {
     /// A graph reading `input` of shape `[N, shape…]`.
     pub fn new(shape: &[usize]) -> Self {
@@ -257,91 +243,6 @@ impl Graph {
         self
     }
 
-    pub fn conv2d(mut self, layer: &Conv2d) -> Self {
-        let mut inputs = vec![self.weight("conv_w", layer.weight.val())];
-        inputs.extend(layer.bias.as_ref().map(|b| self.weight("conv_b", b.val())));
-        let attrs = vec![
-            ints("kernel_shape", &layer.kernel_size),
-            ints("strides", &layer.stride),
-            ints("dilations", &layer.dilation),
-            ints("pads", &pads(&layer.padding, layer.kernel_size)),
-            int("group", layer.groups as i64),
-        ];
-        self.node("Conv", inputs, attrs)
-    }
-
-    pub fn conv_transpose2d(mut self, layer: &ConvTranspose2d) -> Self {
-        let mut inputs = vec![self.weight("deconv_w", layer.weight.val())];
-        inputs.extend(
-            layer
-                .bias
-                .as_ref()
-                .map(|b| self.weight("deconv_b", b.val())),
-        );
-        let [ph, pw] = layer.padding;
-        let attrs = vec![
-            ints("kernel_shape", &layer.kernel_size),
-            ints("strides", &layer.stride),
-            ints("dilations", &layer.dilation),
-            ints("pads", &[ph, pw, ph, pw]),
-            ints("output_padding", &layer.padding_out),
-            int("group", layer.groups as i64),
-        ];
-        self.node("ConvTranspose", inputs, attrs)
-    }
-
-    /// burn's linear weight is `[in, out]`: Gemm without transposing it.
-    pub fn linear(mut self, layer: &Linear) -> Self {
-        let mut inputs = vec![self.weight("fc_w", layer.weight.val())];
-        inputs.extend(layer.bias.as_ref().map(|b| self.weight("fc_b", b.val())));
-        self.node("Gemm", inputs, vec![])
-    }
-
-    pub fn relu(self) -> Self {
-        self.node("Relu", vec![], vec![])
-    }
-
-    pub fn sigmoid(self) -> Self {
-        self.node("Sigmoid", vec![], vec![])
-    }
-
-    pub fn latent(self, activation: LatentActivation) -> Self {
-        match activation {
-            LatentActivation::Relu => self.relu(),
-            LatentActivation::LeakyRelu => {
-                self.node("LeakyRelu", vec![], vec![float("alpha", 0.01)])
-            }
-            LatentActivation::None => self,
-        }
-    }
-
-    pub fn max_pool2d(self, layer: &MaxPool2d) -> Self {
-        let attrs = vec![
-            ints("kernel_shape", &layer.kernel_size),
-            ints("strides", &layer.stride),
-            ints("pads", &pads(&layer.padding, layer.kernel_size)),
-        ];
-        self.node("MaxPool", vec![], attrs)
-    }
-
-    pub fn flatten(self) -> Self {
-        self.node("Flatten", vec![], vec![int("axis", 1)])
-    }
-
-    /// Reshape to `[N, shape…]`, the batch kept dynamic.
-    pub fn reshape(mut self, shape: &[usize]) -> Self {
-        let mut dims = vec![-1i64];
-        dims.extend(shape.iter().map(|&s| s as i64));
-        let name = format!("shape_{}", self.initializers.len());
-        self.initializers.push(TensorProto {
-            dims: vec![dims.len() as i64],
-            data_type: INT64,
-            name: name.clone(),
-            raw_data: dims.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        });
-        self.node("Reshape", vec![name], vec![])
-    }
-
     /// The ONNX file: opset 13, output `output` of shape `[N, shape…]`.
     pub fn finish(self, name: &str, shape: &[usize]) -> Vec<u8> {
         let Graph {
@@ -382,103 +283,84 @@ impl Graph {
     }
 }
 
-impl Encoder {
-    /// As [`forward`](Self::forward) (a variational encoder's mean).
-    pub fn onnx(&self, g: Graph) -> Graph {
-        let g = g
-            .conv2d(&self.conv1)
-            .relu()
-            .conv2d(&self.conv2)
-            .relu()
-            .conv2d(&self.conv3)
-            .relu();
-        let g = g.flatten().linear(&self.fc);
-        match self.fc_logvar {
-            Some(_) => g,
-            None => g.latent(self.latent_activation),
-        }
-    }
-}
-
-impl Decoder {
-    /// As [`forward`](Self::forward): pixels, after the sigmoid.
-    pub fn onnx(&self, g: Graph) -> Graph {
-        let g = g
-            .linear(&self.fc)
-            .relu()
-            .reshape(&[4 * self.width, FEATURE_SIDE, FEATURE_SIDE]);
-        let g = g
-            .conv_transpose2d(&self.deconv1)
-            .relu()
-            .conv_transpose2d(&self.deconv2)
-            .relu();
-        g.conv_transpose2d(&self.deconv3).sigmoid()
-    }
-}
-
-impl CnnHead {
-    pub fn onnx(&self, g: Graph) -> Graph {
-        let g = g
-            .linear(&self.fc1)
-            .relu()
-            .reshape(&[HEAD_CHANNELS, HEAD_SIDE, HEAD_SIDE]);
-        let g = g.conv2d(&self.conv1).relu();
-        g.max_pool2d(&self.pool)
-            .conv2d(&self.conv2)
-            .relu()
-            .flatten()
-            .linear(&self.fc2)
-    }
-}
-
-impl AutoCnn {
-    pub fn onnx(&self, g: Graph) -> Graph {
-        self.head.onnx(self.encoder.onnx(g))
-    }
-}
-
-impl PlainCnn {
-    pub fn onnx(&self, g: Graph) -> Graph {
-        let g = g
-            .conv2d(&self.conv1)
-            .relu()
-            .max_pool2d(&self.pool)
-            .conv2d(&self.conv2)
-            .relu();
-        let g = g
-            .max_pool2d(&self.pool)
-            .flatten()
-            .linear(&self.fc1)
-            .relu()
-            .linear(&self.fc2);
-        g.relu().linear(&self.fc3)
-    }
-}
-
-impl StackedAutoencoder {
-    fn encoder_onnx(&self, g: Graph) -> Graph {
-        let last = self.encoder.len() - 1;
-        self.encoder
-            .iter()
-            .enumerate()
-            .fold(g.flatten(), |g, (i, layer)| {
-                let g = g.linear(layer);
-                if i == last {
-                    g.latent(self.latent_activation)
-                } else {
-                    g.relu()
-                }
-            })
+impl Walk for Graph {
+    fn conv2d(mut self, layer: &Conv2d) -> Self {
+        let mut inputs = vec![self.weight("conv_w", layer.weight.val())];
+        inputs.extend(layer.bias.as_ref().map(|b| self.weight("conv_b", b.val())));
+        let attrs = vec![
+            ints("kernel_shape", &layer.kernel_size),
+            ints("strides", &layer.stride),
+            ints("dilations", &layer.dilation),
+            ints("pads", &explicit_padding(&layer.padding, layer.kernel_size)),
+            int("group", layer.groups as i64),
+        ];
+        self.node("Conv", inputs, attrs)
     }
 
-    fn decoder_onnx(&self, g: Graph) -> Graph {
-        let last = self.decoder.len() - 1;
-        let g = self.decoder.iter().enumerate().fold(g, |g, (i, layer)| {
-            let g = g.linear(layer);
-            if i == last { g } else { g.relu() }
+    fn conv_transpose2d(mut self, layer: &ConvTranspose2d) -> Self {
+        let mut inputs = vec![self.weight("deconv_w", layer.weight.val())];
+        inputs.extend(
+            layer
+                .bias
+                .as_ref()
+                .map(|b| self.weight("deconv_b", b.val())),
+        );
+        let [ph, pw] = layer.padding;
+        let attrs = vec![
+            ints("kernel_shape", &layer.kernel_size),
+            ints("strides", &layer.stride),
+            ints("dilations", &layer.dilation),
+            ints("pads", &[ph, pw, ph, pw]),
+            ints("output_padding", &layer.padding_out),
+            int("group", layer.groups as i64),
+        ];
+        self.node("ConvTranspose", inputs, attrs)
+    }
+
+    /// burn's linear weight is `[in, out]`: Gemm without transposing it.
+    fn linear(mut self, layer: &Linear) -> Self {
+        let mut inputs = vec![self.weight("fc_w", layer.weight.val())];
+        inputs.extend(layer.bias.as_ref().map(|b| self.weight("fc_b", b.val())));
+        self.node("Gemm", inputs, vec![])
+    }
+
+    fn relu(self) -> Self {
+        self.node("Relu", vec![], vec![])
+    }
+
+    fn sigmoid(self) -> Self {
+        self.node("Sigmoid", vec![], vec![])
+    }
+
+    fn leaky_relu(self, slope: f32) -> Self {
+        self.node("LeakyRelu", vec![], vec![float("alpha", slope)])
+    }
+
+    fn max_pool2d(self, layer: &MaxPool2d) -> Self {
+        let attrs = vec![
+            ints("kernel_shape", &layer.kernel_size),
+            ints("strides", &layer.stride),
+            ints("pads", &explicit_padding(&layer.padding, layer.kernel_size)),
+        ];
+        self.node("MaxPool", vec![], attrs)
+    }
+
+    fn flatten(self) -> Self {
+        self.node("Flatten", vec![], vec![int("axis", 1)])
+    }
+
+    /// Reshape to `[N, shape…]`, the batch kept dynamic.
+    fn reshape(mut self, shape: [usize; 3]) -> Self {
+        let mut dims = vec![-1i64];
+        dims.extend(shape.iter().map(|&s| s as i64));
+        let name = format!("shape_{}", self.initializers.len());
+        self.initializers.push(TensorProto {
+            dims: vec![dims.len() as i64],
+            data_type: INT64,
+            name: name.clone(),
+            raw_data: dims.iter().flat_map(|v| v.to_le_bytes()).collect(),
         });
-        g.sigmoid()
-            .reshape(&[1, crate::data::IMAGE_SIDE, crate::data::IMAGE_SIDE])
+        self.node("Reshape", vec![name], vec![])
     }
 }
 
@@ -508,22 +390,22 @@ pub fn autoencoder(model: &AnyAutoencoder, part: Part, latent: usize) -> Vec<u8>
     match (model, part) {
         (AnyAutoencoder::Conv(m), Part::Autoencoder) => m
             .decoder
-            .onnx(m.encoder.onnx(Graph::new(&IMAGE)))
+            .walk(m.encoder.walk(Graph::new(&IMAGE)))
             .finish("autoencoder", &IMAGE),
         (AnyAutoencoder::Conv(m), Part::Encoder) => {
-            m.encoder.onnx(Graph::new(&IMAGE)).finish("encoder", &code)
+            m.encoder.walk(Graph::new(&IMAGE)).finish("encoder", &code)
         }
         (AnyAutoencoder::Conv(m), Part::Decoder) => {
-            m.decoder.onnx(Graph::new(&code)).finish("decoder", &IMAGE)
+            m.decoder.walk(Graph::new(&code)).finish("decoder", &IMAGE)
         }
         (AnyAutoencoder::Stacked(m), Part::Autoencoder) => m
-            .decoder_onnx(m.encoder_onnx(Graph::new(&IMAGE)))
+            .walk_decoder(m.walk_encoder(Graph::new(&IMAGE)))
             .finish("autoencoder", &IMAGE),
         (AnyAutoencoder::Stacked(m), Part::Encoder) => {
-            m.encoder_onnx(Graph::new(&IMAGE)).finish("encoder", &code)
+            m.walk_encoder(Graph::new(&IMAGE)).finish("encoder", &code)
         }
         (AnyAutoencoder::Stacked(m), Part::Decoder) => {
-            m.decoder_onnx(Graph::new(&code)).finish("decoder", &IMAGE)
+            m.walk_decoder(Graph::new(&code)).finish("decoder", &IMAGE)
         }
     }
 }
@@ -532,7 +414,7 @@ pub fn autoencoder(model: &AnyAutoencoder, part: Part, latent: usize) -> Vec<u8>
 pub fn classifier(model: &AnyClassifier) -> Vec<u8> {
     let logits = [crate::data::NUM_CLASSES];
     match model {
-        AnyClassifier::AutoCnn(m) => m.onnx(Graph::new(&IMAGE)).finish("autocnn", &logits),
-        AnyClassifier::PlainCnn(m) => m.onnx(Graph::new(&IMAGE)).finish("plain_cnn", &logits),
+        AnyClassifier::AutoCnn(m) => m.walk(Graph::new(&IMAGE)).finish("autocnn", &logits),
+        AnyClassifier::PlainCnn(m) => m.walk(Graph::new(&IMAGE)).finish("plain_cnn", &logits),
     }
 }

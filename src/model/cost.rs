@@ -11,6 +11,21 @@ use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::pool::MaxPool2d;
 use burn::nn::{Linear, PaddingConfig2d};
 
+use super::walk::Walk;
+
+/// `padding` as `[top, left, bottom, right]` for a `kernel` (ONNX's `pads` order).
+pub fn explicit_padding(padding: &PaddingConfig2d, kernel: [usize; 2]) -> [usize; 4] {
+    match *padding {
+        PaddingConfig2d::Valid => [0; 4],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
+        // Stride-1 "same": the extra pixel of an even kernel at the end.
+        PaddingConfig2d::Same => {
+            let (h, w) = (kernel[0] - 1, kernel[1] - 1);
+            [h / 2, w / 2, h - h / 2, w - w / 2]
+        }
+    }
+}
+
 /// The MACs so far and the shape `[C, H, W]` of one image's activation at this point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cost {
@@ -41,8 +56,10 @@ impl Cost {
     pub fn image(shape: [usize; 3]) -> Self {
         Self { macs: 0, shape }
     }
+}
 
-    pub fn conv2d(self, layer: &Conv2d) -> Self {
+impl Walk for Cost {
+    fn conv2d(self, layer: &Conv2d) -> Self {
         let [_, h, w] = self.shape;
         let [c_out, _, _, _] = layer.weight.dims();
         let out = |i: usize, size: usize| {
@@ -57,7 +74,7 @@ impl Cost {
     }
 
     /// `out = (in − 1)·stride − 2·padding + dilation·(k − 1) + output_padding + 1`.
-    pub fn conv_transpose2d(self, layer: &ConvTranspose2d) -> Self {
+    fn conv_transpose2d(self, layer: &ConvTranspose2d) -> Self {
         let [_, h, w] = self.shape;
         let side = |i: usize, size: usize| {
             (size - 1) * layer.stride[i] - 2 * layer.padding[i]
@@ -71,7 +88,7 @@ impl Cost {
         }
     }
 
-    pub fn max_pool2d(self, layer: &MaxPool2d) -> Self {
+    fn max_pool2d(self, layer: &MaxPool2d) -> Self {
         let [c, h, w] = self.shape;
         let out = |i: usize, size: usize| {
             let (k, d, s) = (layer.kernel_size[i], layer.dilation[i], layer.stride[i]);
@@ -83,8 +100,8 @@ impl Cost {
         }
     }
 
-    /// A linear layer on the flattened activation; the result is `[out, 1, 1]`.
-    pub fn linear(self, layer: &Linear) -> Self {
+    /// The result is `[out, 1, 1]`.
+    fn linear(self, layer: &Linear) -> Self {
         let [_, out] = layer.weight.dims();
         Self {
             macs: self.macs + layer.weight.shape().num_elements() as u64,
@@ -92,8 +109,12 @@ impl Cost {
         }
     }
 
-    /// The same values seen as `shape`.
-    pub fn reshape(self, shape: [usize; 3]) -> Self {
+    fn reshape(self, shape: [usize; 3]) -> Self {
         Self { shape, ..self }
+    }
+
+    fn flatten(self) -> Self {
+        let [c, h, w] = self.shape;
+        self.reshape([c * h * w, 1, 1])
     }
 }

@@ -27,7 +27,9 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 pub mod classifier;
 pub mod conv;
 pub mod cost;
+pub mod int8;
 pub mod stacked;
+pub mod walk;
 
 use burn::module::Param;
 use burn::nn::{Linear, LinearConfig};
@@ -68,7 +70,7 @@ impl LatentActivation {
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
             LatentActivation::Relu => relu(x),
-            LatentActivation::LeakyRelu => leaky_relu(x, 0.01),
+            LatentActivation::LeakyRelu => leaky_relu(x, f64::from(walk::LEAKY_SLOPE)),
             LatentActivation::None => x,
         }
     }
@@ -193,11 +195,7 @@ impl Encoder {
 
     /// MACs and output shape of one image through [`forward`](Self::forward).
     pub fn cost(&self, input: Cost) -> Cost {
-        input
-            .conv2d(&self.conv1)
-            .conv2d(&self.conv2)
-            .conv2d(&self.conv3)
-            .linear(&self.fc)
+        self.walk(input)
     }
 }
 
@@ -235,12 +233,7 @@ impl Decoder {
 
     /// MACs and output shape of one latent vector through [`forward`](Self::forward).
     pub fn cost(&self, input: Cost) -> Cost {
-        input
-            .linear(&self.fc)
-            .reshape([4 * self.width, FEATURE_SIDE, FEATURE_SIDE])
-            .conv_transpose2d(&self.deconv1)
-            .conv_transpose2d(&self.deconv2)
-            .conv_transpose2d(&self.deconv3)
+        self.walk(input)
     }
 }
 

@@ -1,0 +1,139 @@
+//! Each model's layers in the order of its `forward`, written once.
+//!
+//! A model's `walk` hands its layers, activations and reshapes one by one to a [`Walk`]; what
+//! the walk does with them is the walker's business: [`Cost`](super::cost::Cost) counts MACs
+//! and shapes, the ONNX exporter writes nodes, the int8 quantizer builds its integer layers.
+//! So a model's structure is stated in its `forward` and here, and nowhere else.
+
+use burn::nn::Linear;
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::pool::MaxPool2d;
+
+use super::classifier::{AnyClassifier, AutoCnn, CnnHead, HEAD_CHANNELS, HEAD_SIDE, PlainCnn};
+use super::stacked::StackedAutoencoder;
+use super::{Decoder, Encoder, FEATURE_SIDE, LatentActivation};
+use crate::data::IMAGE_SIDE;
+
+/// The slope of [`LatentActivation::LeakyRelu`] for negative inputs.
+pub const LEAKY_SLOPE: f32 = 0.01;
+
+/// Something that follows a model's layers in order. Activations default to nothing, for
+/// walkers that only follow shapes.
+pub trait Walk: Sized {
+    fn conv2d(self, layer: &Conv2d) -> Self;
+    fn conv_transpose2d(self, layer: &ConvTranspose2d) -> Self;
+    /// A linear layer on the flattened activation.
+    fn linear(self, layer: &Linear) -> Self;
+    fn max_pool2d(self, layer: &MaxPool2d) -> Self;
+    /// The same values seen as `[C, H, W]` per image.
+    fn reshape(self, shape: [usize; 3]) -> Self;
+    /// `[C, H, W]` seen as one vector per image.
+    fn flatten(self) -> Self;
+    fn relu(self) -> Self {
+        self
+    }
+    fn leaky_relu(self, _slope: f32) -> Self {
+        self
+    }
+    fn sigmoid(self) -> Self {
+        self
+    }
+    fn latent(self, activation: LatentActivation) -> Self {
+        match activation {
+            LatentActivation::Relu => self.relu(),
+            LatentActivation::LeakyRelu => self.leaky_relu(LEAKY_SLOPE),
+            LatentActivation::None => self,
+        }
+    }
+}
+
+impl Encoder {
+    /// As [`forward`](Self::forward): image → code (a variational encoder's mean).
+    pub fn walk<W: Walk>(&self, w: W) -> W {
+        let w = w.conv2d(&self.conv1).relu();
+        let w = w.conv2d(&self.conv2).relu();
+        let w = w.conv2d(&self.conv3).relu();
+        let w = w.flatten().linear(&self.fc);
+        match self.fc_logvar {
+            // A Gaussian's mean is linear: no latent activation.
+            Some(_) => w,
+            None => w.latent(self.latent_activation),
+        }
+    }
+}
+
+impl Decoder {
+    /// As [`forward`](Self::forward): code → pixels, after the sigmoid.
+    pub fn walk<W: Walk>(&self, w: W) -> W {
+        let w = w.linear(&self.fc).relu();
+        let w = w.reshape([4 * self.width, FEATURE_SIDE, FEATURE_SIDE]);
+        let w = w.conv_transpose2d(&self.deconv1).relu();
+        let w = w.conv_transpose2d(&self.deconv2).relu();
+        w.conv_transpose2d(&self.deconv3).sigmoid()
+    }
+}
+
+impl CnnHead {
+    /// As [`forward`](Self::forward): code → logits.
+    pub fn walk<W: Walk>(&self, w: W) -> W {
+        let w = w.linear(&self.fc1).relu();
+        let w = w.reshape([HEAD_CHANNELS, HEAD_SIDE, HEAD_SIDE]);
+        let w = w.conv2d(&self.conv1).relu().max_pool2d(&self.pool);
+        let w = w.conv2d(&self.conv2).relu();
+        w.flatten().linear(&self.fc2)
+    }
+}
+
+impl AutoCnn {
+    pub fn walk<W: Walk>(&self, w: W) -> W {
+        self.head.walk(self.encoder.walk(w))
+    }
+}
+
+impl PlainCnn {
+    /// As its `logits`: image → logits.
+    pub fn walk<W: Walk>(&self, w: W) -> W {
+        let w = w.conv2d(&self.conv1).relu().max_pool2d(&self.pool);
+        let w = w.conv2d(&self.conv2).relu().max_pool2d(&self.pool);
+        let w = w.flatten().linear(&self.fc1).relu();
+        let w = w.linear(&self.fc2).relu();
+        w.linear(&self.fc3)
+    }
+}
+
+impl AnyClassifier {
+    pub fn walk<W: Walk>(&self, w: W) -> W {
+        match self {
+            AnyClassifier::AutoCnn(m) => m.walk(w),
+            AnyClassifier::PlainCnn(m) => m.walk(w),
+        }
+    }
+}
+
+impl StackedAutoencoder {
+    /// Image → code.
+    pub fn walk_encoder<W: Walk>(&self, w: W) -> W {
+        let last = self.encoder.len() - 1;
+        self.encoder
+            .iter()
+            .enumerate()
+            .fold(w.flatten(), |w, (i, layer)| {
+                let w = w.linear(layer);
+                if i == last {
+                    w.latent(self.latent_activation)
+                } else {
+                    w.relu()
+                }
+            })
+    }
+
+    /// Code → pixels, after the sigmoid.
+    pub fn walk_decoder<W: Walk>(&self, w: W) -> W {
+        let last = self.decoder.len() - 1;
+        let w = self.decoder.iter().enumerate().fold(w, |w, (i, layer)| {
+            let w = w.linear(layer);
+            if i == last { w } else { w.relu() }
+        });
+        w.sigmoid().reshape([1, IMAGE_SIDE, IMAGE_SIDE])
+    }
+}
