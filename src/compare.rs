@@ -1,7 +1,10 @@
-//! `cae compare`: is encoder + small head cheaper to deploy than a plain CNN on the image?
+//! `cae compare`: is encoder + small head cheaper to deploy than a plain CNN on the image, and
+//! what does int8 ([`crate::quantize`]) change?
 //!
 //! Parameters come from the models, multiply-accumulates (MACs) per image from walking their
-//! layers ([`crate::model::cost`]), latency and throughput from [`crate::bench::speed`].
+//! layers ([`crate::model::cost`]), latency and throughput from [`crate::bench::speed`]. A
+//! whole model's bytes are its weight file's on disk (`model.bpk` or `best.bpk`,
+//! `int8.safetensors`); an encoder's or head's alone, its part of the float record.
 
 use std::path::Path;
 
@@ -11,7 +14,7 @@ use burn::module::Module;
 use crate::bench::speed;
 use crate::data::{Dataset, IMAGE_SIDE, Split};
 use crate::evaluation::evaluate_classifier;
-use crate::model::classifier::{AnyClassifier, Classifier};
+use crate::model::classifier::{AnyClassifier, Classifier, ClassifierKind};
 use crate::model::cost::Cost;
 use crate::run::{RunDir, Weights};
 use crate::training::{ClassifierTrainingConfig, Experiment};
@@ -36,12 +39,20 @@ fn weight_bytes<M: Module>(m: &M) -> anyhow::Result<usize> {
         .len())
 }
 
+fn file_bytes(path: &Path) -> anyhow::Result<usize> {
+    Ok(std::fs::metadata(path)
+        .with_context(|| format!("{}", path.display()))?
+        .len() as usize)
+}
+
 /// Compare the AutoCNN run `autocnn` (its encoder and head too) with the plain CNN run `cnn`,
-/// both with `weights`; `calls` single-image calls are timed per model.
+/// both with `weights`, and with their int8 runs `int8` if given; `calls` single-image calls
+/// are timed per model.
 pub fn compare(
     autocnn: &Path,
     cnn: &Path,
     weights: Weights,
+    int8: Option<(&Path, &Path)>,
     data_root: &Path,
     calls: usize,
 ) -> anyhow::Result<Vec<Row>> {
@@ -75,13 +86,13 @@ pub fn compare(
     let (auto_lat, auto_thr) = speed(calls, one.clone(), images.clone(), |x| {
         autocnn_model.logits(x)
     });
-    let (cnn_lat, cnn_thr) = speed(calls, one, images, |x| plain.logits(x));
-    Ok(vec![
+    let (cnn_lat, cnn_thr) = speed(calls, one.clone(), images.clone(), |x| plain.logits(x));
+    let mut rows = vec![
         Row {
             name: "AutoCNN (encoder + head)",
             params: autocnn_model.num_params(),
             macs: autocnn_model.cost(image).macs,
-            weight_bytes: weight_bytes(&autocnn_model)?,
+            weight_bytes: file_bytes(&autocnn.join(weights.file()))?,
             latency_us: auto_lat,
             throughput: auto_thr,
             accuracy: Some(evaluate_classifier(&autocnn_model, &test, &device).accuracy()),
@@ -108,12 +119,41 @@ pub fn compare(
             name: "plain CNN (LeNet-5)",
             params: plain.num_params(),
             macs: plain.cost(image).macs,
-            weight_bytes: weight_bytes(&plain)?,
+            weight_bytes: file_bytes(&cnn.join(weights.file()))?,
             latency_us: cnn_lat,
             throughput: cnn_thr,
             accuracy: Some(evaluate_classifier(&plain, &p_test, &device).accuracy()),
         },
-    ])
+    ];
+    if let Some((auto8, cnn8)) = int8 {
+        for (path, name, float, test) in [
+            (auto8, "AutoCNN int8", &autocnn_model, &test),
+            (cnn8, "plain CNN int8", &plain, &p_test),
+        ] {
+            let run = crate::quantize::open(path)?;
+            if run.config.model != float_kind(float) {
+                anyhow::bail!("{} is not an int8 run of {name}'s kind", path.display());
+            }
+            let (lat, thr) = speed(calls, one.clone(), images.clone(), |x| run.model.logits(x));
+            rows.push(Row {
+                name,
+                params: float.num_params(),
+                macs: run.model.cost(image).macs,
+                weight_bytes: run.file_bytes as usize,
+                latency_us: lat,
+                throughput: thr,
+                accuracy: Some(evaluate_classifier(&run.model, test, &device).accuracy()),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn float_kind(model: &AnyClassifier) -> ClassifierKind {
+    match model {
+        AnyClassifier::AutoCnn(_) => ClassifierKind::AutoCnn,
+        AnyClassifier::PlainCnn(_) => ClassifierKind::PlainCnn,
+    }
 }
 
 /// The rows as a Markdown table.

@@ -44,6 +44,7 @@ pub mod loss;
 pub mod model;
 pub mod onnx;
 pub mod pictures;
+pub mod quantize;
 pub mod report;
 pub mod run;
 pub mod serve;

@@ -28,6 +28,8 @@ use crate::atomic;
 pub const CONFIG_FILE: &str = "config.json";
 pub const METRICS_FILE: &str = "metrics.jsonl";
 pub const CHECKPOINT_FILE: &str = "checkpoint.json";
+/// An int8 run's weights (`cae quantize`), in place of `model.bpk`.
+pub const INT8_FILE: &str = "int8.safetensors";
 
 /// Which of a run's weights to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -91,6 +93,10 @@ pub enum RunError {
     NotARun(PathBuf),
     #[error("{0} has not finished an epoch yet: nothing to load")]
     Unfinished(PathBuf),
+    #[error(
+        "{0} is an int8 run (cae quantize): eval, predict and compare take it, this command does not"
+    )]
+    Int8(PathBuf),
     #[error("{path}: {message}")]
     Corrupt { path: PathBuf, message: String },
     #[error("{path}: {source}")]

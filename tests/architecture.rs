@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["training"],
     &[
         "pictures", "report", "latent", "anomaly", "compare", "bench", "serve", "export", "onnx",
+        "quantize",
     ],
     &["cli"],
 ];

@@ -117,6 +117,19 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
             print_metrics(&reconstruction_metrics(&model, &test, &device));
             print_dead_units(|x| model.encode(x), &test, &device);
         }
+        RunConfig::Classifier(_) if crate::quantize::is_int8(&args.run_dir) => {
+            let int8 = crate::quantize::open(&args.run_dir)?;
+            let test = Dataset::load(&args.data.root(), int8.config.dataset, Split::Test)?;
+            println!(
+                "int8 ({} bytes, calibrated on {} training images)",
+                int8.file_bytes, int8.quantization.calibration_images
+            );
+            let eval = evaluate_classifier(&int8.model, &test, &device);
+            print!(
+                "{}",
+                crate::evaluation::classification_report(&eval, int8.config.dataset)
+            );
+        }
         RunConfig::Classifier(_) => {
             let (model, config) = ClassifierTrainingConfig::load(&run, weights, &device)?;
             let test = Dataset::load(&args.data.root(), config.dataset, Split::Test)?;
@@ -157,7 +170,14 @@ fn print_dead_units(
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let run = RunDir::open(&args.run_dir)?;
     let device = crate::default_device();
-    let (model, config) = ClassifierTrainingConfig::load(&run, args.weights.weights, &device)?;
+    // An int8 run classifies through cae's int8 path, a float run through burn.
+    let (model, config): (Box<dyn Classifier>, _) = if crate::quantize::is_int8(&args.run_dir) {
+        let int8 = crate::quantize::open(&args.run_dir)?;
+        (Box::new(int8.model), int8.config)
+    } else {
+        let (model, config) = ClassifierTrainingConfig::load(&run, args.weights.weights, &device)?;
+        (Box::new(model), config)
+    };
     let names = config.dataset.class_names();
     let mut failed = 0;
     for path in &args.images {
@@ -298,7 +318,7 @@ pub struct ExportArgs {
 }
 
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {
-    use crate::export::{Format, export_safetensors};
+    use crate::export::{Format, export_weights};
     let run = RunDir::open(&args.run_dir)?;
     let device = crate::default_device();
     let weights = args.weights.weights;
@@ -310,9 +330,9 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
         RunConfig::Autoencoder(_) => {
             let (model, config) = AutoencoderTrainingConfig::load(&run, weights, &device)?;
             match args.format {
-                Format::Safetensors => {
+                Format::Safetensors | Format::Pytorch => {
                     let names = crate::export::autoencoder_names(&model);
-                    export_safetensors(&model, &names, &args.out)?;
+                    export_weights(&model, &names, args.format, &args.out)?;
                 }
                 Format::Onnx => onnx(crate::onnx::autoencoder(
                     &model,
@@ -324,9 +344,9 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
         RunConfig::Classifier(_) => {
             let (model, _) = ClassifierTrainingConfig::load(&run, weights, &device)?;
             match args.format {
-                Format::Safetensors => {
+                Format::Safetensors | Format::Pytorch => {
                     let names = crate::export::classifier_names(&model);
-                    export_safetensors(&model, &names, &args.out)?;
+                    export_weights(&model, &names, args.format, &args.out)?;
                 }
                 Format::Onnx => onnx(crate::onnx::classifier(&model))?,
             }
@@ -349,7 +369,8 @@ pub enum ImportModel {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// A safetensors file (a PyTorch state_dict saved with safetensors.torch.save_file)
+    /// A state_dict saved by PyTorch (torch.save; read without running any of its pickle) or
+    /// with safetensors.torch.save_file
     pub file: PathBuf,
     /// Which of the lecture's models the file holds
     #[arg(long, value_enum)]
@@ -391,7 +412,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
             let optional: &[&str] = if args.encoder_only { &["decoder"] } else { &[] };
             import_run(&config, &root, &args.out, mode, &device, |model| {
                 let names = crate::export::autoencoder_names(&model);
-                crate::export::import_safetensors(model, &names, optional, file)
+                crate::export::import_weights(model, &names, optional, file)
             })?
         }
         kind => {
@@ -402,7 +423,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
             }
             import_run(&config, &root, &args.out, mode, &device, |model| {
                 let names = crate::export::classifier_names(&model);
-                crate::export::import_safetensors(model, &names, &[], file)
+                crate::export::import_weights(model, &names, &[], file)
             })?
         }
     };

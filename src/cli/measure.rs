@@ -1,4 +1,4 @@
-//! `cae compare`, `cae bench`: size, cost and speed figures.
+//! `cae compare`, `cae quantize`, `cae bench`: size, cost and speed figures.
 
 use std::path::PathBuf;
 
@@ -18,6 +18,9 @@ pub struct CompareArgs {
     /// Single-image calls timed per model (the median is reported)
     #[arg(long, default_value_t = 1000)]
     pub calls: usize,
+    /// Int8 runs of the two (cae quantize), compared too
+    #[arg(long, num_args = 2, value_names = ["AUTOCNN_INT8", "CNN_INT8"])]
+    pub int8: Option<Vec<PathBuf>>,
     /// Markdown file to write the table to (it is printed either way)
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -25,6 +28,40 @@ pub struct CompareArgs {
     pub weights: WeightsArgs,
     #[command(flatten)]
     pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// A classifier run (AutoCNN or plain CNN)
+    pub run_dir: PathBuf,
+    /// The int8 run directory to create
+    #[arg(long, value_name = "RUN_INT8")]
+    pub out: PathBuf,
+    /// Training images whose activations set the int8 ranges
+    #[arg(long, default_value_t = 2000)]
+    pub calibration: usize,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
+    let run = crate::quantize::quantize(
+        &args.run_dir,
+        args.weights.weights,
+        &args.data.root(),
+        args.calibration,
+        &args.out,
+    )?;
+    println!(
+        "{}: int8, {} bytes, calibrated on {} training images; cae eval {} scores it",
+        args.out.display(),
+        run.file_bytes,
+        run.quantization.calibration_images,
+        args.out.display()
+    );
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +90,9 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         &args.autocnn,
         &args.cnn,
         args.weights.weights,
+        args.int8
+            .as_deref()
+            .map(|p| (p[0].as_path(), p[1].as_path())),
         &args.data.root(),
         args.calls,
     )?;

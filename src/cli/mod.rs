@@ -7,7 +7,7 @@
 //! | [`train`] | `lecture`, `train-ae`, `train-classifier` |
 //! | [`inspect`] | `reconstruct`, `eval`, `predict`, `denoise`, `report` |
 //! | [`latent`] | `encode`, `generate`, `interpolate`, `anomaly`, `benchmark one-class` |
-//! | [`measure`] | `compare`, `bench` |
+//! | [`measure`] | `compare`, `quantize`, `bench` |
 
 pub mod data;
 pub mod inspect;
@@ -77,13 +77,16 @@ pub enum Command {
     /// Benchmarks that train many runs.
     #[command(subcommand)]
     Benchmark(latent::BenchmarkCommand),
-    /// Write a run's weights (safetensors, the lecture's PyTorch names) or model (ONNX).
+    /// Write a run's weights (safetensors or PyTorch, the lecture's names) or model (ONNX).
     Export(inspect::ExportArgs),
-    /// Make a run directory from a safetensors file under the lecture's PyTorch names.
+    /// Make a run directory from a PyTorch or safetensors file under the lecture's names.
     Import(inspect::ImportArgs),
+    /// Quantize a classifier run to int8 (weights per channel, calibrated activations).
+    Quantize(measure::QuantizeArgs),
     /// A page where you draw a digit and steer the latent, with its JSON API (see the README).
     Serve(inspect::ServeArgs),
-    /// Compare AutoCNN, its encoder, its head and the plain CNN: size, cost, speed, accuracy.
+    /// Compare AutoCNN, its encoder, its head and the plain CNN (float and int8): size, cost,
+    /// speed, accuracy.
     Compare(measure::CompareArgs),
     /// Measure training throughput and inference latency (prints one JSON line).
     Bench(measure::BenchArgs),
@@ -194,6 +197,7 @@ pub fn run(cli: Cli, given: &[String]) -> anyhow::Result<()> {
         Command::Serve(args) => inspect::serve(args),
         Command::Export(args) => inspect::export(args),
         Command::Import(args) => inspect::import(args),
+        Command::Quantize(args) => measure::quantize(args),
         Command::Compare(args) => measure::compare(args),
         Command::Bench(args) => measure::bench(args),
     }

@@ -82,13 +82,7 @@ impl CnnHead {
 
     /// MACs and output shape of one latent vector through [`forward`](Self::forward).
     pub fn cost(&self, input: Cost) -> Cost {
-        input
-            .linear(&self.fc1)
-            .reshape([HEAD_CHANNELS, HEAD_SIDE, HEAD_SIDE])
-            .conv2d(&self.conv1)
-            .max_pool2d(&self.pool)
-            .conv2d(&self.conv2)
-            .linear(&self.fc2)
+        self.walk(input)
     }
 }
 
@@ -146,8 +140,8 @@ impl PlainCnnConfig {
     }
 }
 
-/// What the classifier training loop needs: images to logits.
-pub trait Classifier: Module + Clone {
+/// Images to logits: what training (with `Module`), evaluation and timing need.
+pub trait Classifier {
     /// # Shapes
     /// - input: `[B, 1, 28, 28]` → `[B, 10]` logits
     fn logits(&self, images: Tensor<4>) -> Tensor<2>;
@@ -162,7 +156,7 @@ impl Classifier for AutoCnn {
     }
 
     fn cost(&self, input: Cost) -> Cost {
-        self.head.cost(self.encoder.cost(input))
+        self.walk(input)
     }
 }
 
@@ -176,14 +170,7 @@ impl Classifier for PlainCnn {
     }
 
     fn cost(&self, input: Cost) -> Cost {
-        input
-            .conv2d(&self.conv1)
-            .max_pool2d(&self.pool)
-            .conv2d(&self.conv2)
-            .max_pool2d(&self.pool)
-            .linear(&self.fc1)
-            .linear(&self.fc2)
-            .linear(&self.fc3)
+        self.walk(input)
     }
 }
 
@@ -206,10 +193,7 @@ impl Classifier for AnyClassifier {
     }
 
     fn cost(&self, input: Cost) -> Cost {
-        match self {
-            AnyClassifier::AutoCnn(m) => m.cost(input),
-            AnyClassifier::PlainCnn(m) => m.cost(input),
-        }
+        self.walk(input)
     }
 }
 

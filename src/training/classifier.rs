@@ -72,7 +72,7 @@ pub struct ClassifierTask<'a> {
     pub augment_shift: u32,
 }
 
-impl<M: crate::model::classifier::Classifier> Task<M> for ClassifierTask<'_> {
+impl<M: crate::model::classifier::Classifier + Module + Clone> Task<M> for ClassifierTask<'_> {
     type Metrics = ClassificationMetrics;
 
     fn train_len(&self) -> usize {

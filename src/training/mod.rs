@@ -485,6 +485,9 @@ pub trait Experiment: Clone + PartialEq + Sized {
         device: &Device,
     ) -> Result<(Self::Model, Self), RunError> {
         let config = Self::read(run)?;
+        if run.file(crate::run::INT8_FILE).is_file() {
+            return Err(RunError::Int8(run.path().to_path_buf()));
+        }
         if run.checkpoint()?.is_none() {
             return Err(RunError::Unfinished(run.path().to_path_buf()));
         }

@@ -1,0 +1,497 @@
+//! Post-training int8 quantization of a model and its inference on the CPU.
+//!
+//! [`Int8Model::float`] follows a model's [`walk`](super::walk) and keeps its layers as plain
+//! data: every convolution and linear layer becomes a [`Dense`] (a convolution through im2col,
+//! a linear layer on the flattened activation), the rest element-wise steps and pooling.
+//! [`Int8Model::calibrate`] runs that float copy over calibration images, records the largest
+//! magnitude reaching each dense layer, and quantizes: the weights per output channel
+//! ([`cae_kernels::int8::quantize_rows`]), the activations with one calibrated scale per
+//! layer input. From then on each dense layer multiplies `i8 × i8 → i32` and writes
+//! `acc · input_scale · weight_scale[o] + bias[o]` as floats for the next step; biases stay
+//! in `f32`, as in PyTorch's and TFLite's int8 layers.
+
+use burn::nn::Linear;
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::pool::MaxPool2d;
+use burn::prelude::*;
+use cae_kernels::int8;
+use rayon::prelude::*;
+
+use super::classifier::Classifier;
+use super::cost::{Cost, explicit_padding};
+use super::walk::Walk;
+
+/// The convolution of a [`Dense`] layer: square kernel and stride, zero padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    pub kernel: usize,
+    pub stride: usize,
+    /// `[top, left, bottom, right]`.
+    pub pad: [usize; 4],
+}
+
+/// A dense layer's weight: floats until calibrated, then int8.
+#[derive(Debug, Clone)]
+pub enum DenseWeight {
+    /// `[O, K]`, rows in patch-major order (`(a, b, c)` for a convolution).
+    Float(Vec<f32>),
+    Int8 {
+        /// `[O, K]` as [`DenseWeight::Float`].
+        weight: Vec<i8>,
+        /// One per output channel: `w ≈ weight · weight_scale`.
+        weight_scale: Vec<f32>,
+        /// The layer input's scale: `x ≈ q · input_scale`.
+        input_scale: f32,
+    },
+}
+
+/// A convolution or linear layer.
+#[derive(Debug, Clone)]
+pub struct Dense {
+    /// `None` for a linear layer.
+    pub conv: Option<ConvShape>,
+    /// The input `[C, H, W]` of one image.
+    pub input: [usize; 3],
+    pub outputs: usize,
+    /// Columns of the weight: `k·k·C` for a convolution, `C·H·W` for a linear layer.
+    pub k: usize,
+    pub weight: DenseWeight,
+    pub bias: Vec<f32>,
+}
+
+/// One step of an [`Int8Model`].
+#[derive(Debug, Clone)]
+pub enum Op {
+    Dense(Dense),
+    Relu,
+    LeakyRelu(f32),
+    Sigmoid,
+    /// Valid max pooling of `[C, H, W]` with a square window.
+    MaxPool {
+        input: [usize; 3],
+        kernel: usize,
+        stride: usize,
+    },
+}
+
+/// A model as plain layers, run by cae's own CPU code; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct Int8Model {
+    pub ops: Vec<Op>,
+    /// `[C, H, W]` of one input.
+    pub input: [usize; 3],
+    /// Values per output.
+    pub outputs: usize,
+}
+
+/// A [`Walk`] that collects [`Op`]s; layers it cannot take are noted, not skipped.
+pub struct Builder {
+    ops: Vec<Op>,
+    shape: Cost,
+    unsupported: Vec<String>,
+}
+
+fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 weights")
+}
+
+impl Walk for Builder {
+    fn conv2d(mut self, layer: &Conv2d) -> Self {
+        let [o, c, kh, kw] = layer.weight.dims();
+        let input = self.shape.shape;
+        self.shape = self.shape.conv2d(layer);
+        if kh != kw
+            || layer.stride[0] != layer.stride[1]
+            || layer.dilation != [1, 1]
+            || layer.groups != 1
+        {
+            self.unsupported.push(format!(
+                "Conv2d {layer:?} (only square, undilated, ungrouped)"
+            ));
+            return self;
+        }
+        // [O, C, k, k] → [O, k, k, C], the patches' column order.
+        let w = floats(layer.weight.val());
+        let mut weight = vec![0.0; w.len()];
+        for (src, dst) in w
+            .chunks_exact(c * kh * kw)
+            .zip(weight.chunks_exact_mut(c * kh * kw))
+        {
+            for ch in 0..c {
+                for ab in 0..kh * kw {
+                    dst[ab * c + ch] = src[ch * kh * kw + ab];
+                }
+            }
+        }
+        self.ops.push(Op::Dense(Dense {
+            conv: Some(ConvShape {
+                kernel: kh,
+                stride: layer.stride[0],
+                pad: explicit_padding(&layer.padding, layer.kernel_size),
+            }),
+            input,
+            outputs: o,
+            k: c * kh * kw,
+            weight: DenseWeight::Float(weight),
+            bias: layer
+                .bias
+                .as_ref()
+                .map_or_else(|| vec![0.0; o], |b| floats(b.val())),
+        }));
+        self
+    }
+
+    fn conv_transpose2d(mut self, _layer: &ConvTranspose2d) -> Self {
+        self.unsupported.push("ConvTranspose2d".into());
+        self
+    }
+
+    fn linear(mut self, layer: &Linear) -> Self {
+        let [inputs, o] = layer.weight.dims();
+        let input = self.shape.shape;
+        self.shape = self.shape.linear(layer);
+        // burn's [in, out] → rows per output.
+        let w = floats(layer.weight.val());
+        let weight = (0..o)
+            .flat_map(|j| (0..inputs).map(move |i| (i, j)))
+            .map(|(i, j)| w[i * o + j])
+            .collect();
+        self.ops.push(Op::Dense(Dense {
+            conv: None,
+            input,
+            outputs: o,
+            k: inputs,
+            weight: DenseWeight::Float(weight),
+            bias: layer
+                .bias
+                .as_ref()
+                .map_or_else(|| vec![0.0; o], |b| floats(b.val())),
+        }));
+        self
+    }
+
+    fn max_pool2d(mut self, layer: &MaxPool2d) -> Self {
+        let input = self.shape.shape;
+        self.shape = self.shape.max_pool2d(layer);
+        let [k, k2] = layer.kernel_size;
+        if k != k2
+            || layer.stride[0] != layer.stride[1]
+            || layer.dilation != [1, 1]
+            || explicit_padding(&layer.padding, layer.kernel_size) != [0; 4]
+        {
+            self.unsupported
+                .push(format!("MaxPool2d {layer:?} (only square and unpadded)"));
+            return self;
+        }
+        self.ops.push(Op::MaxPool {
+            input,
+            kernel: k,
+            stride: layer.stride[0],
+        });
+        self
+    }
+
+    fn reshape(mut self, shape: [usize; 3]) -> Self {
+        self.shape = self.shape.reshape(shape);
+        self
+    }
+
+    fn flatten(mut self) -> Self {
+        self.shape = self.shape.flatten();
+        self
+    }
+
+    fn relu(mut self) -> Self {
+        self.ops.push(Op::Relu);
+        self
+    }
+
+    fn leaky_relu(mut self, slope: f32) -> Self {
+        self.ops.push(Op::LeakyRelu(slope));
+        self
+    }
+
+    fn sigmoid(mut self) -> Self {
+        self.ops.push(Op::Sigmoid);
+        self
+    }
+}
+
+/// Per-thread working memory for one image.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    y: Vec<f32>,
+    q: Vec<i8>,
+    wide: Vec<i8>,
+    patches: Vec<i8>,
+    acc: Vec<i32>,
+    fwide: Vec<f32>,
+    fpatches: Vec<f32>,
+}
+
+impl Int8Model {
+    /// The float layers of whatever `walk` follows from an input of `input` (`[C, H, W]`).
+    pub fn float(input: [usize; 3], walk: impl FnOnce(Builder) -> Builder) -> anyhow::Result<Self> {
+        let built = walk(Builder {
+            ops: Vec::new(),
+            shape: Cost::image(input),
+            unsupported: Vec::new(),
+        });
+        if !built.unsupported.is_empty() {
+            anyhow::bail!(
+                "int8 inference does not take {}",
+                built.unsupported.join(", ")
+            );
+        }
+        let [c, h, w] = built.shape.shape;
+        Ok(Self {
+            ops: built.ops,
+            input,
+            outputs: c * h * w,
+        })
+    }
+
+    /// The dense layers, in order.
+    pub fn dense(&self) -> impl Iterator<Item = &Dense> {
+        self.ops.iter().filter_map(|op| match op {
+            Op::Dense(d) => Some(d),
+            _ => None,
+        })
+    }
+
+    pub fn dense_mut(&mut self) -> impl Iterator<Item = &mut Dense> {
+        self.ops.iter_mut().filter_map(|op| match op {
+            Op::Dense(d) => Some(d),
+            _ => None,
+        })
+    }
+
+    /// Whether every dense layer is int8.
+    pub fn is_quantized(&self) -> bool {
+        self.dense()
+            .all(|d| matches!(d.weight, DenseWeight::Int8 { .. }))
+    }
+
+    /// Quantize a float model: run `images` (`[N, C, H, W]` flattened) through it, take the
+    /// largest magnitude reaching each dense layer as that layer's input range, and quantize
+    /// the weights per output channel.
+    pub fn calibrate(&mut self, images: &[f32]) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.is_quantized(), "the model is quantized already");
+        let per = self.input.iter().product::<usize>();
+        anyhow::ensure!(
+            per > 0 && !images.is_empty() && images.len().is_multiple_of(per),
+            "calibration needs whole images of {:?}",
+            self.input
+        );
+        let layers = self.dense().count();
+        let ranges = images
+            .par_chunks_exact(per)
+            .map_init(Scratch::default, |s, image| {
+                let mut ranges = vec![0.0f32; layers];
+                self.run(image, s, Some(&mut ranges));
+                ranges
+            })
+            .reduce(
+                || vec![0.0; layers],
+                |a, b| a.iter().zip(&b).map(|(x, y)| x.max(*y)).collect(),
+            );
+        for (d, range) in self.dense_mut().zip(ranges) {
+            let DenseWeight::Float(w) = &d.weight else {
+                unreachable!("checked above")
+            };
+            let (weight, weight_scale) = int8::quantize_rows(w, d.k);
+            d.weight = DenseWeight::Int8 {
+                weight,
+                weight_scale,
+                input_scale: int8::scale_for(range),
+            };
+        }
+        Ok(())
+    }
+
+    /// Outputs `[N, outputs]` of `images` (`[N, C, H, W]` flattened), images in parallel.
+    pub fn forward(&self, images: &[f32]) -> Vec<f32> {
+        let per = self.input.iter().product::<usize>();
+        assert!(
+            per > 0 && images.len().is_multiple_of(per),
+            "input is not [N, {:?}]",
+            self.input
+        );
+        let mut out = vec![0.0; images.len() / per * self.outputs];
+        out.par_chunks_exact_mut(self.outputs)
+            .zip(images.par_chunks_exact(per))
+            .for_each_init(Scratch::default, |s, (out, image)| {
+                out.copy_from_slice(self.run(image, s, None));
+            });
+        out
+    }
+
+    /// One image through every op; with `ranges`, each dense layer's largest input
+    /// magnitude is folded into it (calibration, on the float weights).
+    fn run<'s>(
+        &self,
+        image: &[f32],
+        s: &'s mut Scratch,
+        mut ranges: Option<&mut [f32]>,
+    ) -> &'s [f32] {
+        s.x.clear();
+        s.x.extend_from_slice(image);
+        let mut layer = 0;
+        for op in &self.ops {
+            match op {
+                Op::Dense(d) => {
+                    if let Some(r) = ranges.as_deref_mut() {
+                        r[layer] = s.x.iter().fold(r[layer], |m, v| m.max(v.abs()));
+                    }
+                    layer += 1;
+                    d.apply(s);
+                    std::mem::swap(&mut s.x, &mut s.y);
+                }
+                Op::Relu => s.x.iter_mut().for_each(|v| *v = v.max(0.0)),
+                Op::LeakyRelu(slope) => s.x.iter_mut().for_each(|v| {
+                    if *v < 0.0 {
+                        *v *= slope
+                    }
+                }),
+                Op::Sigmoid => s.x.iter_mut().for_each(|v| *v = 1.0 / (1.0 + (-*v).exp())),
+                &Op::MaxPool {
+                    input: [c, h, w],
+                    kernel,
+                    stride,
+                } => {
+                    let (oh, ow) = ((h - kernel) / stride + 1, (w - kernel) / stride + 1);
+                    s.y.clear();
+                    for plane in s.x.chunks_exact(h * w).take(c) {
+                        for i in 0..oh {
+                            for j in 0..ow {
+                                let mut m = f32::NEG_INFINITY;
+                                for a in 0..kernel {
+                                    let row = &plane[(i * stride + a) * w + j * stride..];
+                                    m = row[..kernel].iter().fold(m, |m, v| m.max(*v));
+                                }
+                                s.y.push(m);
+                            }
+                        }
+                    }
+                    std::mem::swap(&mut s.x, &mut s.y);
+                }
+            }
+        }
+        &s.x
+    }
+}
+
+impl Dense {
+    /// `s.y = this layer of s.x`, channels-first.
+    fn apply(&self, s: &mut Scratch) {
+        let [c, h, w] = self.input;
+        let o = self.outputs;
+        s.y.clear();
+        match &self.weight {
+            DenseWeight::Int8 {
+                weight,
+                weight_scale,
+                input_scale,
+            } => {
+                s.q.resize(s.x.len(), 0);
+                int8::quantize(&s.x, *input_scale, &mut s.q);
+                let (rows, patches) = match self.conv {
+                    Some(cs) => {
+                        let (oh, ow) = int8::im2col(
+                            &s.q,
+                            [c, h, w],
+                            cs.kernel,
+                            cs.stride,
+                            cs.pad,
+                            &mut s.wide,
+                            &mut s.patches,
+                        );
+                        (oh * ow, &s.patches)
+                    }
+                    None => (1, &s.q),
+                };
+                s.acc.resize(rows * o, 0);
+                int8::matmul_nt(patches, weight, self.k, &mut s.acc);
+                for (ch, (scale, bias)) in weight_scale.iter().zip(&self.bias).enumerate() {
+                    let scale = scale * input_scale;
+                    s.y.extend((0..rows).map(|p| s.acc[p * o + ch] as f32 * scale + bias));
+                }
+            }
+            DenseWeight::Float(weight) => {
+                let (rows, patches) = match self.conv {
+                    Some(cs) => {
+                        let (oh, ow) = int8::im2col(
+                            &s.x,
+                            [c, h, w],
+                            cs.kernel,
+                            cs.stride,
+                            cs.pad,
+                            &mut s.fwide,
+                            &mut s.fpatches,
+                        );
+                        (oh * ow, &s.fpatches)
+                    }
+                    None => (1, &s.x),
+                };
+                for (row, bias) in weight.chunks_exact(self.k).zip(&self.bias) {
+                    s.y.extend(
+                        patches
+                            .chunks_exact(self.k)
+                            .take(rows)
+                            .map(|p| p.iter().zip(row).map(|(a, b)| a * b).sum::<f32>() + bias),
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Int8Model {
+    /// Multiply-accumulates per input, counted from the dense layers.
+    pub fn macs(&self) -> u64 {
+        self.dense()
+            .map(|d| {
+                let [c, h, w] = d.input;
+                let rows = match d.conv {
+                    Some(cs) => {
+                        let [t, l, b, r] = cs.pad;
+                        let side = |size: usize| (size - cs.kernel) / cs.stride + 1;
+                        side(h + t + b) * side(w + l + r)
+                    }
+                    None => {
+                        debug_assert_eq!(c * h * w, d.k);
+                        1
+                    }
+                };
+                (rows * d.outputs * d.k) as u64
+            })
+            .sum()
+    }
+}
+
+/// Evaluation and timing take an int8 classifier like a float one; the tensors are copied in
+/// and out of cae's int8 path.
+impl Classifier for Int8Model {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        let device = images.device();
+        let [batch, ..] = images.dims();
+        let values = images
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("f32 images");
+        let out = self.forward(&values);
+        Tensor::from_data(TensorData::new(out, [batch, self.outputs]), &device)
+    }
+
+    fn cost(&self, input: Cost) -> Cost {
+        Cost {
+            macs: input.macs + self.macs(),
+            shape: [self.outputs, 1, 1],
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! `cae quantize`: a classifier run as int8, for the lecture's claim about phones.
+//!
+//! An int8 run directory holds the float run's `config.json` (it says the model and the data),
+//! `int8.safetensors` and `quantization.json` (where it came from, how it was calibrated).
+//! The weights keep the lecture's PyTorch names ([`crate::export::classifier_names`]), one
+//! group per layer:
+//!
+//! | tensor | dtype | shape |
+//! | --- | --- | --- |
+//! | `<name>.weight` | I8 | PyTorch's layout: Conv2d `[out, in, kh, kw]`, Linear `[out, in]` |
+//! | `<name>.weight_scale` | F32 | `[out]`: the weight is `weight · weight_scale[out]` |
+//! | `<name>.bias` | F32 | `[out]` |
+//! | `<name>.input_scale` | F32 | `[1]`: the layer's input is quantized as `round(x / input_scale)` |
+//!
+//! The structure is not stored: it is the float model's, rebuilt from `config.json`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, IMAGE_SIDE, Split};
+use crate::export::classifier_names;
+use crate::model::classifier::AnyClassifier;
+use crate::model::int8::{Dense, DenseWeight, Int8Model};
+use crate::run::{INT8_FILE, RunDir, Weights};
+use crate::training::{ClassifierTrainingConfig, Experiment, RunConfig};
+
+pub const QUANTIZATION_FILE: &str = "quantization.json";
+
+const INPUT: [usize; 3] = [1, IMAGE_SIDE, IMAGE_SIDE];
+
+/// What `quantization.json` says.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Quantization {
+    /// The float run, as given to `cae quantize`.
+    pub source: PathBuf,
+    /// Which of its weights.
+    pub weights: String,
+    /// Training images the activation ranges were taken from.
+    pub calibration_images: usize,
+}
+
+/// An int8 classifier run.
+pub struct Int8Run {
+    pub model: Int8Model,
+    pub config: ClassifierTrainingConfig,
+    pub quantization: Quantization,
+    /// Size of `int8.safetensors` in bytes.
+    pub file_bytes: u64,
+}
+
+/// Whether `path` is an int8 run.
+pub fn is_int8(path: &Path) -> bool {
+    path.join(INT8_FILE).is_file()
+}
+
+/// The float layers of `model`, named.
+fn float_layers(model: &AnyClassifier) -> anyhow::Result<(Int8Model, Vec<String>)> {
+    let int8 = Int8Model::float(INPUT, |b| model.walk(b))?;
+    let names: Vec<String> = classifier_names(model)
+        .into_iter()
+        .map(|(_, torch)| torch)
+        .collect();
+    // The names are listed in the order of the walk; a new layer must be added to both.
+    assert_eq!(names.len(), int8.dense().count(), "a name per dense layer");
+    Ok((int8, names))
+}
+
+/// Quantize the classifier run `run` (its `weights`) into a new int8 run at `out`,
+/// calibrating on the first `calibration` training images. Nothing is written unless all of
+/// it succeeds; an existing `out` is refused.
+pub fn quantize(
+    run: &Path,
+    weights: Weights,
+    data_root: &Path,
+    calibration: usize,
+    out: &Path,
+) -> anyhow::Result<Int8Run> {
+    anyhow::ensure!(calibration > 0, "--calibration must be at least 1");
+    if out.exists() {
+        anyhow::bail!("{} exists; give a new directory", out.display());
+    }
+    let device = crate::default_device();
+    let dir = RunDir::open(run)?;
+    if is_int8(run) {
+        anyhow::bail!("{} is an int8 run already", run.display());
+    }
+    let (model, config) = ClassifierTrainingConfig::load(&dir, weights, &device)
+        .with_context(|| format!("loading {}", run.display()))?;
+    let train = Dataset::load(data_root, config.dataset, Split::Train)?;
+    let n = calibration.min(train.len());
+    let images = train.images_values(&(0..n).collect::<Vec<_>>());
+    let (mut int8, names) = float_layers(&model)?;
+    int8.calibrate(&images)?;
+    let quantization = Quantization {
+        source: run.to_path_buf(),
+        weights: weights.file().to_string(),
+        calibration_images: n,
+    };
+    let bytes = serialize(&int8, &names)?;
+
+    // Written beside `out` and renamed into place: no half-written run.
+    let tmp = out.with_file_name(format!(
+        ".{}.tmp",
+        out.file_name()
+            .map_or("int8".into(), |n| n.to_string_lossy())
+    ));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let written = (|| -> anyhow::Result<()> {
+        let staged = RunDir::create(&tmp, false)?;
+        staged.write_json(crate::run::CONFIG_FILE, &config.clone().into_run_config())?;
+        staged.write_json(QUANTIZATION_FILE, &quantization)?;
+        staged.write_bytes(INT8_FILE, &bytes)?;
+        std::fs::rename(&tmp, out).with_context(|| format!("creating {}", out.display()))?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    Ok(Int8Run {
+        model: int8,
+        config,
+        quantization,
+        file_bytes: bytes.len() as u64,
+    })
+}
+
+/// Open the int8 run at `path`.
+pub fn open(path: &Path) -> anyhow::Result<Int8Run> {
+    let dir = RunDir::open(path)?;
+    let file = dir.file(INT8_FILE);
+    if !file.is_file() {
+        anyhow::bail!(
+            "{} is not an int8 run (no {INT8_FILE}; cae quantize makes one)",
+            path.display()
+        );
+    }
+    let Some(config) = ClassifierTrainingConfig::from_run_config(RunConfig::read(&dir)?) else {
+        anyhow::bail!("{} is not a classifier run", path.display());
+    };
+    let quantization: Quantization = dir.read_json(QUANTIZATION_FILE)?;
+    let device = crate::default_device();
+    let (mut model, names) = float_layers(&config.init(&device))?;
+    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    deserialize(&mut model, &names, &bytes).with_context(|| format!("{}", file.display()))?;
+    Ok(Int8Run {
+        model,
+        config,
+        quantization,
+        file_bytes: bytes.len() as u64,
+    })
+}
+
+/// A dense layer's int8 weight in PyTorch's layout, and that shape.
+fn torch_weight(d: &Dense, weight: &[i8]) -> (Vec<u8>, Vec<usize>) {
+    match d.conv {
+        // [O, k, k, C] → [O, C, k, k]
+        Some(cs) => {
+            let (c, kk) = (d.input[0], cs.kernel * cs.kernel);
+            let mut out = vec![0u8; weight.len()];
+            for (src, dst) in weight.chunks_exact(d.k).zip(out.chunks_exact_mut(d.k)) {
+                for ab in 0..kk {
+                    for ch in 0..c {
+                        dst[ch * kk + ab] = src[ab * c + ch] as u8;
+                    }
+                }
+            }
+            (out, vec![d.outputs, c, cs.kernel, cs.kernel])
+        }
+        None => (
+            weight.iter().map(|&v| v as u8).collect(),
+            vec![d.outputs, d.k],
+        ),
+    }
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn serialize(model: &Int8Model, names: &[String]) -> anyhow::Result<Vec<u8>> {
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (d, name) in model.dense().zip(names) {
+        let DenseWeight::Int8 {
+            weight,
+            weight_scale,
+            input_scale,
+        } = &d.weight
+        else {
+            anyhow::bail!("{name} is not quantized");
+        };
+        let (w, shape) = torch_weight(d, weight);
+        tensors.push((format!("{name}.weight"), Dtype::I8, shape, w));
+        let out = vec![d.outputs];
+        tensors.push((
+            format!("{name}.weight_scale"),
+            Dtype::F32,
+            out.clone(),
+            f32_bytes(weight_scale),
+        ));
+        tensors.push((format!("{name}.bias"), Dtype::F32, out, f32_bytes(&d.bias)));
+        tensors.push((
+            format!("{name}.input_scale"),
+            Dtype::F32,
+            vec![1],
+            f32_bytes(&[*input_scale]),
+        ));
+    }
+    let views = tensors
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            TensorView::new(*dtype, shape.clone(), data)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let info = HashMap::from([("format".to_string(), "cae-int8".to_string())]);
+    safetensors::serialize(views, Some(info)).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Fill `model`'s dense layers from a file's `bytes`; every tensor must be there with its
+/// dtype and shape, and nothing else.
+pub fn deserialize(model: &mut Int8Model, names: &[String], bytes: &[u8]) -> anyhow::Result<()> {
+    let file =
+        SafeTensors::deserialize(bytes).map_err(|e| anyhow::anyhow!("not safetensors: {e}"))?;
+    let mut problems = Vec::new();
+    let mut expected = Vec::new();
+    for (d, name) in model.dense_mut().zip(names) {
+        let conv_shape = d
+            .conv
+            .map(|cs| vec![d.outputs, d.input[0], cs.kernel, cs.kernel]);
+        let weight_shape = conv_shape.clone().unwrap_or(vec![d.outputs, d.k]);
+        let mut get = |suffix: &str, dtype: Dtype, shape: &[usize]| {
+            let key = format!("{name}.{suffix}");
+            expected.push(key.clone());
+            match file.tensor(&key) {
+                Ok(t) if t.dtype() == dtype && t.shape() == shape => Some(t.data().to_vec()),
+                Ok(t) => {
+                    problems.push(format!(
+                        "{key} is {:?} {:?}, expected {dtype:?} {shape:?}",
+                        t.dtype(),
+                        t.shape()
+                    ));
+                    None
+                }
+                Err(_) => {
+                    problems.push(format!("{key} ({dtype:?} {shape:?}) is missing"));
+                    None
+                }
+            }
+        };
+        let o = d.outputs;
+        let weight = get("weight", Dtype::I8, &weight_shape);
+        let scale = get("weight_scale", Dtype::F32, &[o]);
+        let bias = get("bias", Dtype::F32, &[o]);
+        let input = get("input_scale", Dtype::F32, &[1]);
+        let (Some(weight), Some(scale), Some(bias), Some(input)) = (weight, scale, bias, input)
+        else {
+            continue;
+        };
+        let floats = |b: &[u8]| -> Vec<f32> {
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect()
+        };
+        let (weight_scale, input_scale) = (floats(&scale), floats(&input)[0]);
+        let finite = |v: &[f32]| v.iter().all(|x| x.is_finite() && *x > 0.0);
+        if !finite(&weight_scale) || !finite(&[input_scale]) {
+            problems.push(format!("{name}: scales must be positive and finite"));
+            continue;
+        }
+        let bias = floats(&bias);
+        if bias.iter().any(|b| !b.is_finite()) {
+            problems.push(format!("{name}.bias is not finite"));
+            continue;
+        }
+        // PyTorch's layout back to the patch-major rows.
+        let weight: Vec<i8> = match (d.conv, conv_shape) {
+            (Some(cs), Some(_)) => {
+                let (c, kk) = (d.input[0], cs.kernel * cs.kernel);
+                let mut rows = vec![0i8; weight.len()];
+                for (src, dst) in weight.chunks_exact(d.k).zip(rows.chunks_exact_mut(d.k)) {
+                    for ab in 0..kk {
+                        for ch in 0..c {
+                            dst[ab * c + ch] = src[ch * kk + ab] as i8;
+                        }
+                    }
+                }
+                rows
+            }
+            _ => weight.iter().map(|&v| v as i8).collect(),
+        };
+        d.weight = DenseWeight::Int8 {
+            weight,
+            weight_scale,
+            input_scale,
+        };
+        d.bias = bias;
+    }
+    let extra: Vec<String> = file
+        .names()
+        .into_iter()
+        .filter(|n| !expected.iter().any(|e| e == n))
+        .map(|n| format!("{n} is not a tensor of this model"))
+        .collect();
+    problems.extend(extra);
+    if !problems.is_empty() {
+        anyhow::bail!("does not fit the model: {}", problems.join("; "));
+    }
+    Ok(())
+}
