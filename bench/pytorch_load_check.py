@@ -7,6 +7,12 @@ Run by hand, not by the tests (it needs PyTorch and safetensors from PyPI):
   cae export runs/lecture/autocnn --out autocnn.safetensors
   python3 bench/pytorch_load_check.py --data $CAE_DATA ae.safetensors autocnn.safetensors
 
+Files ending in .pt are read with torch.load(weights_only=True) and written with torch.save:
+
+  cae export runs/lecture/autoencoder --format pytorch --out ae.pt
+  cae export runs/lecture/autocnn --format pytorch --out autocnn.pt
+  python3 bench/pytorch_load_check.py --data $CAE_DATA ae.pt autocnn.pt
+
 Prints the autoencoder's test BCE and the AutoCNN's test accuracy as PyTorch computes them,
 to compare with `cae eval` on the same runs.
 
@@ -86,6 +92,20 @@ class AutoCNN(nn.Module):
         return self.cnn(self.encoder(x))
 
 
+def load_weights(path):
+    if path.endswith(".pt"):
+        return torch.load(path, weights_only=True)
+    return load_file(path)
+
+
+def save_weights(state, path):
+    state = {k: v.contiguous() for k, v in state.items()}
+    if path.endswith(".pt"):
+        torch.save(state, path)
+    else:
+        save_file(state, path)
+
+
 def train_autocnn(data, epochs, out):
     torch.manual_seed(0)
     x, y = load(data, "train")
@@ -98,7 +118,7 @@ def train_autocnn(data, epochs, out):
             opt.zero_grad()
             F.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out)
+    save_weights(model.state_dict(), out)
     tx, ty = load(data, "test")
     with torch.no_grad():
         accuracy = (model.eval()(tx).argmax(1) == ty).float().mean().item()
@@ -116,9 +136,9 @@ def main():
         return
     x, y = load(a.data, "test")
     ae = Autoencoder()
-    ae.load_state_dict(load_file(a.files[0]), strict=True)
+    ae.load_state_dict(load_weights(a.files[0]), strict=True)
     cnn = AutoCNN()
-    cnn.load_state_dict(load_file(a.files[1]), strict=True)
+    cnn.load_state_dict(load_weights(a.files[1]), strict=True)
     with torch.no_grad():
         out = ae.eval()(x).clamp(1e-7, 1 - 1e-7)
         bce = F.binary_cross_entropy(out, x).item()

@@ -1,6 +1,7 @@
-//! Weights that travel: a run's weights as a safetensors file under the names and layouts of
-//! the lecture's PyTorch code, so that `model.load_state_dict(load_file(path), strict=True)`
-//! takes them.
+//! Weights that travel: a run's weights as a safetensors or PyTorch (`torch.save`) file under
+//! the names and layouts of the lecture's PyTorch code, so that
+//! `model.load_state_dict(load_file(path), strict=True)` or
+//! `model.load_state_dict(torch.load(path), strict=True)` takes them; and the way back.
 //!
 //! | cae layer | PyTorch name | layout |
 //! | --- | --- | --- |
@@ -13,13 +14,21 @@
 //! Each name ends in `.weight` or `.bias`. burn stores a linear layer's weight as `[in, out]`;
 //! the export transposes it (burn-store's PyTorch adapter). Convolutions need no change: burn's
 //! layouts are PyTorch's, transposed convolutions included.
+//!
+//! Reading goes through burn-store: its safetensors reader, and for PyTorch files its pickle
+//! reader, which interprets the opcodes itself and never runs anything from the file
+//! (docs/RELIABILITY.md). burn-store writes no PyTorch files, so [`pt`] writes them: a zip
+//! archive like `torch.save`'s, whose `data.pkl` names only `collections.OrderedDict`,
+//! `torch._utils._rebuild_tensor_v2` and `torch.FloatStorage`, all of which
+//! `torch.load(weights_only=True)` allows.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::Module;
 use burn::store::{
-    ApplyError, BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter,
-    SafetensorsStore,
+    ApplyError, BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, ModuleStore,
+    PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 
 use crate::model::AnyAutoencoder;
@@ -30,11 +39,13 @@ use crate::model::classifier::AnyClassifier;
 pub enum Format {
     #[default]
     Safetensors,
+    Pytorch,
     Onnx,
 }
 
 crate::choice!(Format {
     Safetensors => ("safetensors", "The weights under the lecture's PyTorch names (load_state_dict)"),
+    Pytorch => ("pytorch", "The same as a torch.save file (.pt), for torch.load(weights_only=True)"),
     Onnx => ("onnx", "The model as an ONNX graph (opset 13, dynamic batch), weights inside"),
 });
 
@@ -105,9 +116,39 @@ pub fn classifier_names(model: &AnyClassifier) -> Names {
     }
 }
 
-/// Write `model`'s weights to `out` as safetensors, renamed by `names` and in PyTorch's
-/// layouts; atomically (a temporary file beside `out`, then a rename).
-pub fn export_safetensors<M: Module>(model: &M, names: &Names, out: &Path) -> anyhow::Result<()> {
+/// Write `model`'s weights to `out` in `format` (safetensors or PyTorch), renamed by `names`
+/// and in PyTorch's layouts; atomically.
+pub fn export_weights<M: Module>(
+    model: &M,
+    names: &Names,
+    format: Format,
+    out: &Path,
+) -> anyhow::Result<()> {
+    match format {
+        Format::Safetensors => export_safetensors(model, names, out),
+        Format::Pytorch => {
+            let tensors = model
+                .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
+                .into_iter()
+                .map(|t| {
+                    let bytes = t
+                        .to_bytes()
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", t.name))?;
+                    Ok(pt::Tensor {
+                        name: torch_name(names, &t.name),
+                        shape: t.shape.as_slice().to_vec(),
+                        data: bytes.to_vec(),
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            crate::atomic::write(out, &pt::write(&tensors)?)
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))
+        }
+        Format::Onnx => anyhow::bail!("ONNX is a graph, not weights: see crate::onnx"),
+    }
+}
+
+fn export_safetensors<M: Module>(model: &M, names: &Names, out: &Path) -> anyhow::Result<()> {
     let mut remapper = KeyRemapper::new();
     for (from, to) in names {
         remapper = remapper
@@ -143,12 +184,39 @@ fn torch_name(names: &Names, path: &str) -> String {
         .unwrap_or_else(|| path.to_string())
 }
 
-/// Load `model`'s weights from the safetensors file `path`, whose tensors carry the PyTorch
-/// names of `names` in PyTorch's layouts. Every tensor of the model must be there with its
-/// shape, except those under a cae path in `optional` (left as they are); a tensor the model
-/// does not have is refused too. The error names each offending tensor by its name in the
-/// file, with the expected shape.
-pub fn import_safetensors<M: Module>(
+/// Which reader a weights file needs, told by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    Safetensors,
+    /// `torch.save`'s zip archive, or the legacy bare pickle.
+    Pytorch,
+}
+
+fn sniff(path: &Path) -> anyhow::Result<FileKind> {
+    use std::io::Read;
+    let mut head = [0u8; 9];
+    let mut file =
+        std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let n = file
+        .read(&mut head)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    match &head[..n] {
+        [b'P', b'K', 3, 4, ..] | [0x80, 2..=5, ..] => Ok(FileKind::Pytorch),
+        // An 8-byte little-endian header length, then the JSON header.
+        [_, _, _, _, _, _, _, _, b'{'] => Ok(FileKind::Safetensors),
+        _ => anyhow::bail!(
+            "{}: neither safetensors nor a PyTorch file (torch.save)",
+            path.display()
+        ),
+    }
+}
+
+/// Load `model`'s weights from `path`, a safetensors or PyTorch (`torch.save` of a
+/// `state_dict`) file whose tensors carry the PyTorch names of `names` in PyTorch's layouts.
+/// Every tensor of the model must be there with its shape, except those under a cae path in
+/// `optional` (left as they are); a tensor the model does not have is refused too. The error
+/// names each offending tensor by its name in the file, with the expected shape.
+pub fn import_weights<M: Module>(
     model: M,
     names: &Names,
     optional: &[&str],
@@ -163,66 +231,87 @@ pub fn import_safetensors<M: Module>(
     if !path.is_file() {
         anyhow::bail!("{}: no such file", path.display());
     }
-    let mut store = SafetensorsStore::from_file(path)
-        .skip_enum_variants(true)
-        .with_from_adapter(PyTorchToBurnAdapter)
-        .remap(remapper)
-        .allow_partial(true)
-        .validate(false);
-    let mut model = model;
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    match sniff(path)? {
+        FileKind::Safetensors => {
+            let store = SafetensorsStore::from_file(path)
+                .skip_enum_variants(true)
+                .with_from_adapter(PyTorchToBurnAdapter)
+                .remap(remapper)
+                .allow_partial(true)
+                .validate(false);
+            fit(model, store, names, optional, path)
+        }
+        FileKind::Pytorch => {
+            // Indices as in the file: `encoder.encoder.7` stays 7.
+            let store = PytorchStore::from_file(path)
+                .map_indices_contiguous(false)
+                .skip_enum_variants(true)
+                .remap(remapper)
+                .allow_partial(true)
+                .validate(false);
+            fit(model, store, names, optional, path)
+        }
+    }
+}
+
+/// Check the names and shapes `store` lists against `model` — from the file's header, before
+/// any tensor's bytes are read, so a tensor that does not fit is never materialized — then
+/// load.
+fn fit<M: Module, S: ModuleStore>(
+    mut model: M,
+    mut store: S,
+    names: &Names,
+    optional: &[&str],
+    path: &Path,
+) -> anyhow::Result<M> {
+    let failed = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
     // The shapes the model expects, in PyTorch's layouts, by cae path.
-    let expected: std::collections::HashMap<String, Vec<usize>> = model
+    let expected: BTreeMap<String, Vec<usize>> = model
         .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
         .into_iter()
         .map(|t| (t.name.clone(), t.shape.as_slice().to_vec()))
         .collect();
-    let mut problems: Vec<String> = result
-        .errors
+    let found: BTreeMap<String, Vec<usize>> = store
+        .get_all_tensors()
+        .map_err(|e| failed(&e))?
         .iter()
-        .map(|e| match e {
-            ApplyError::ShapeMismatch {
-                path,
-                expected: burn,
-                found,
-            } => {
-                // Both shapes as the file has them: a linear weight the other way round.
-                let torch = expected
-                    .get(path)
-                    .cloned()
-                    .unwrap_or_else(|| burn.as_slice().to_vec());
-                let mut found = found.as_slice().to_vec();
-                if torch.as_slice() != burn.as_slice() {
-                    found.reverse();
-                }
+        .map(|(name, t)| (name.clone(), t.shape.as_slice().to_vec()))
+        .collect();
+    let mut problems = Vec::new();
+    for (path, shape) in &found {
+        match expected.get(path) {
+            Some(want) if want != shape => problems.push(format!(
+                "{} has shape {shape:?}, expected {want:?}",
+                torch_name(names, path)
+            )),
+            Some(_) => {}
+            None => problems.push(format!(
+                "{} is not a tensor of this model",
+                torch_name(names, path)
+            )),
+        }
+    }
+    for (path, shape) in &expected {
+        let optional = optional.iter().any(|o| path.starts_with(&format!("{o}.")));
+        if !found.contains_key(path) && !optional {
+            problems.push(format!(
+                "{} (shape {shape:?}) is missing",
+                torch_name(names, path)
+            ));
+        }
+    }
+    if problems.is_empty() {
+        let result = model.load_from(&mut store).map_err(|e| failed(&e))?;
+        problems.extend(result.errors.iter().map(|e| match e {
+            ApplyError::DTypeMismatch { path, found, .. } => {
                 format!(
-                    "{} has shape {found:?}, expected {torch:?}",
+                    "{} is {found:?}, not floating point",
                     torch_name(names, path)
                 )
             }
             other => format!("{other:?}"),
-        })
-        .collect();
-    problems.extend(
-        result
-            .missing
-            .iter()
-            .filter(|(p, _)| !optional.iter().any(|o| p.starts_with(&format!("{o}."))))
-            .map(|(p, _)| {
-                let shape = expected
-                    .get(p)
-                    .map_or(String::new(), |s| format!(" (shape {s:?})"));
-                format!("{}{shape} is missing", torch_name(names, p))
-            }),
-    );
-    problems.extend(
-        result
-            .unused
-            .iter()
-            .map(|p| format!("{} is not a tensor of this model", torch_name(names, p))),
-    );
+        }));
+    }
     if !problems.is_empty() {
         anyhow::bail!(
             "{} does not fit the model: {}",
@@ -235,4 +324,129 @@ pub fn import_safetensors<M: Module>(
 
 fn regex_escape(text: &str) -> String {
     text.replace('.', "\\.")
+}
+
+/// PyTorch's file format for a `state_dict` of float tensors, as `torch.save` writes it.
+pub mod pt {
+    use std::io::Write;
+
+    /// One float32 tensor: its name, shape and little-endian bytes.
+    pub struct Tensor {
+        pub name: String,
+        pub shape: Vec<usize>,
+        pub data: Vec<u8>,
+    }
+
+    /// Pickle opcodes (protocol 2) of the subset written here.
+    mod op {
+        pub const PROTO: u8 = 0x80;
+        pub const GLOBAL: u8 = b'c';
+        pub const EMPTY_TUPLE: u8 = b')';
+        pub const REDUCE: u8 = b'R';
+        pub const MARK: u8 = b'(';
+        pub const TUPLE: u8 = b't';
+        pub const BINUNICODE: u8 = b'X';
+        pub const BININT: u8 = b'J';
+        pub const BINPERSID: u8 = b'Q';
+        pub const NEWFALSE: u8 = 0x89;
+        pub const SETITEMS: u8 = b'u';
+        pub const STOP: u8 = b'.';
+    }
+
+    struct Pickle(Vec<u8>);
+
+    impl Pickle {
+        fn op(&mut self, op: u8) -> &mut Self {
+            self.0.push(op);
+            self
+        }
+        fn global(&mut self, module: &str, name: &str) -> &mut Self {
+            self.op(op::GLOBAL);
+            self.0
+                .extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+            self
+        }
+        fn string(&mut self, s: &str) -> &mut Self {
+            self.op(op::BINUNICODE);
+            self.0.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            self.0.extend_from_slice(s.as_bytes());
+            self
+        }
+        fn int(&mut self, i: usize) -> anyhow::Result<&mut Self> {
+            let i = i32::try_from(i).map_err(|_| anyhow::anyhow!("{i} is too large"))?;
+            self.op(op::BININT);
+            self.0.extend_from_slice(&i.to_le_bytes());
+            Ok(self)
+        }
+        fn ints(&mut self, values: &[usize]) -> anyhow::Result<&mut Self> {
+            self.op(op::MARK);
+            for &v in values {
+                self.int(v)?;
+            }
+            Ok(self.op(op::TUPLE))
+        }
+        fn ordered_dict(&mut self) -> &mut Self {
+            self.global("collections", "OrderedDict")
+                .op(op::EMPTY_TUPLE)
+                .op(op::REDUCE)
+        }
+    }
+
+    /// The `data.pkl` of a state dict: an `OrderedDict` of
+    /// `_rebuild_tensor_v2(storage, 0, shape, stride, False, OrderedDict())`, storage `i` being
+    /// the persistent id `('storage', FloatStorage, 'i', 'cpu', numel)`.
+    fn pickle(tensors: &[Tensor]) -> anyhow::Result<Vec<u8>> {
+        let mut p = Pickle(Vec::new());
+        p.op(op::PROTO).op(2).ordered_dict().op(op::MARK);
+        for (i, t) in tensors.iter().enumerate() {
+            let numel: usize = t.shape.iter().product();
+            anyhow::ensure!(numel * 4 == t.data.len(), "{}: not float32 data", t.name);
+            // Row-major strides.
+            let mut stride = vec![1usize; t.shape.len()];
+            for d in (0..t.shape.len().saturating_sub(1)).rev() {
+                stride[d] = stride[d + 1] * t.shape[d + 1];
+            }
+            p.string(&t.name)
+                .global("torch._utils", "_rebuild_tensor_v2")
+                .op(op::MARK)
+                .op(op::MARK)
+                .string("storage")
+                .global("torch", "FloatStorage")
+                .string(&i.to_string())
+                .string("cpu")
+                .int(numel)?
+                .op(op::TUPLE)
+                .op(op::BINPERSID)
+                .int(0)?
+                .ints(&t.shape)?
+                .ints(&stride)?
+                .op(op::NEWFALSE)
+                .ordered_dict()
+                .op(op::TUPLE)
+                .op(op::REDUCE);
+        }
+        p.op(op::SETITEMS).op(op::STOP);
+        Ok(p.0)
+    }
+
+    /// The bytes of a `.pt` file holding `tensors` as a state dict.
+    pub fn write(tensors: &[Tensor]) -> anyhow::Result<Vec<u8>> {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        // Stored, and aligned as torch.save aligns, so that readers may map the storages.
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .with_alignment(64);
+        let mut add = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
+            zip.start_file(format!("archive/{name}"), options)?;
+            zip.write_all(bytes)?;
+            Ok(())
+        };
+        add("data.pkl", &pickle(tensors)?)?;
+        add("byteorder", b"little")?;
+        for (i, t) in tensors.iter().enumerate() {
+            add(&format!("data/{i}"), &t.data)?;
+        }
+        add("version", b"3\n")?;
+        Ok(zip.finish()?.into_inner())
+    }
 }

@@ -179,18 +179,20 @@ fn imports_round_trip_and_misfit_files_are_refused_by_name() {
         cmd
     };
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
-    for (run, model, file) in [
-        (&ae, "autoencoder", "ae.safetensors"),
-        (&cls, "auto-cnn", "cnn.safetensors"),
+    for (run, model, file, format) in [
+        (&ae, "autoencoder", "ae.safetensors", "safetensors"),
+        (&cls, "auto-cnn", "cnn.safetensors", "safetensors"),
+        (&ae, "autoencoder", "ae.pt", "pytorch"),
+        (&cls, "auto-cnn", "cnn.pt", "pytorch"),
     ] {
         common::succeed(
             common::cae()
                 .arg("export")
                 .arg(run)
-                .arg("--out")
+                .args(["--format", format, "--out"])
                 .arg(path(file)),
         );
-        let imported = path(&format!("imported-{model}"));
+        let imported = path(&format!("imported-{model}-{format}"));
         common::succeed(&mut cae_data(&[
             "import",
             &path(file),
@@ -213,7 +215,7 @@ fn imports_round_trip_and_misfit_files_are_refused_by_name() {
     common::succeed(&mut cae_data(&[
         "train-classifier",
         "--encoder",
-        &path("imported-autoencoder"),
+        &path("imported-autoencoder-pytorch"),
         "--epochs",
         "1",
         "--quiet",
@@ -223,10 +225,11 @@ fn imports_round_trip_and_misfit_files_are_refused_by_name() {
     common::succeed(&mut cae_data(&[
         "train-ae",
         "--resume",
-        &path("imported-autoencoder"),
+        &path("imported-autoencoder-safetensors"),
         "--quiet",
     ]));
-    let resumed = cae::run::RunDir::open(&dir.path().join("imported-autoencoder")).unwrap();
+    let resumed =
+        cae::run::RunDir::open(&dir.path().join("imported-autoencoder-safetensors")).unwrap();
     // The lecture's plan of 5 epochs, trained from the imported weights.
     assert_eq!(resumed.checkpoint().unwrap().unwrap().epoch, 5);
 
@@ -296,4 +299,54 @@ fn imports_round_trip_and_misfit_files_are_refused_by_name() {
         "--out",
         &path("encoder-run"),
     ]));
+}
+
+/// A pickle that, unpickled by Python, calls `os.system(command)`: protocol 2, `GLOBAL
+/// posix.system`, the command as a one-tuple, `REDUCE`.
+fn hostile_pickle(command: &str) -> Vec<u8> {
+    let mut p = vec![0x80, 2];
+    p.extend(b"cposix\nsystem\n");
+    p.push(b'X');
+    p.extend((command.len() as u32).to_le_bytes());
+    p.extend(command.as_bytes());
+    p.extend([0x85, b'R', b'.']); // TUPLE1, REDUCE, STOP
+    p
+}
+
+#[test]
+fn pytorch_files_are_read_without_running_their_pickles() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let pickle = hostile_pickle(&format!("touch {}", marker.display()));
+    // The bare (legacy) pickle, and torch.save's zip archive holding it as data.pkl.
+    std::fs::write(dir.path().join("legacy.pt"), &pickle).unwrap();
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(dir.path().join("zip.pt")).unwrap());
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("archive/data.pkl", options).unwrap();
+    zip.write_all(&pickle).unwrap();
+    zip.start_file("archive/version", options).unwrap();
+    zip.write_all(b"3\n").unwrap();
+    zip.finish().unwrap();
+    let data = common::subset_root(&dir.path().join("data"), 10, 10);
+    for file in ["legacy.pt", "zip.pt"] {
+        let out = dir.path().join("run");
+        let o = common::cae()
+            .arg("import")
+            .arg(dir.path().join(file))
+            .args(["--model", "autoencoder", "--out"])
+            .arg(&out)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{file} was accepted");
+        // What the reader made of it: no tensors (the call is kept as an opaque object,
+        // never made) or an error; either way the message names the file.
+        assert!(err.contains(file), "{file}: {err}");
+        assert!(!out.exists(), "{file}: a refused import wrote a run");
+        assert!(!marker.exists(), "{file}: the pickle ran");
+    }
 }
