@@ -189,6 +189,7 @@ fn serialize(model: &Int8Model, names: &[String]) -> anyhow::Result<Vec<u8>> {
             weight,
             weight_scale,
             input_scale,
+            ..
         } = &d.weight
         else {
             anyhow::bail!("{name} is not quantized");
@@ -295,6 +296,7 @@ pub fn deserialize(model: &mut Int8Model, names: &[String], bytes: &[u8]) -> any
             _ => weight.iter().map(|&v| v as i8).collect(),
         };
         d.weight = DenseWeight::Int8 {
+            packed: cae_kernels::int8::Packed::new(&weight, d.k),
             weight,
             weight_scale,
             input_scale,

@@ -3,9 +3,8 @@
 //!
 //! A layer's input is quantized with one scale calibrated beforehand; its weight per output
 //! row ([`quantize_rows`]). The products are exact integers: at most `127² · k` in magnitude,
-//! far inside `i32` for any `k` below 133 000. The dot products are written so that the
-//! compiler turns them into widening multiply-adds (`pmaddwd`), and compiled a second time for
-//! AVX2, chosen at run time.
+//! far inside `i32` for any `k` below 133 000. [`matmul`] multiplies with AVX2's `pmaddwd` when
+//! the CPU has it (checked at run time), else with plain loops.
 
 /// The largest quantized magnitude; −128 is left out so that the range is symmetric.
 pub const QMAX: f32 = 127.0;
@@ -19,13 +18,26 @@ pub fn scale_for(range: f32) -> f32 {
     }
 }
 
-/// `out[i] = round(x[i] / scale)`, clamped to ±127 (NaN becomes 0).
+/// Adding then subtracting 1.5 · 2²³ rounds an `f32` below 2²² in magnitude to the nearest
+/// integer, ties to even. `f32::round` would be a library call per value on CPUs without
+/// SSE4.1's `roundps` (the default x86-64 target); this vectorizes.
+const ROUNDER: f32 = 12_582_912.0;
+
+/// `out[i] = round(x[i] / scale)` (ties to even), clamped to ±127; NaN becomes 0.
 pub fn quantize(x: &[f32], scale: f32, out: &mut [i8]) {
     assert_eq!(x.len(), out.len(), "one quantized value per float");
     let inv = 1.0 / scale;
-    for (o, v) in out.iter_mut().zip(x) {
-        // `as` saturates and maps NaN to 0.
-        *o = (v * inv).round().clamp(-QMAX, QMAX) as i8;
+    for (o, &v) in out.iter_mut().zip(x) {
+        let q = v * inv;
+        // A select rather than a branch, and an unchecked conversion of a value known to be an
+        // integer in ±127: both vectorize, where `as` (saturating, NaN-aware) does not.
+        let q = if q.is_nan() {
+            0.0
+        } else {
+            q.clamp(-QMAX, QMAX)
+        };
+        // SAFETY: q is finite, integral and within ±127 after the clamp and the rounding.
+        *o = unsafe { ((q + ROUNDER) - ROUNDER).to_int_unchecked::<i32>() } as i8;
     }
 }
 
@@ -49,89 +61,127 @@ pub fn quantize_rows(w: &[f32], k: usize) -> (Vec<i8>, Vec<f32>) {
     (q, scales)
 }
 
-/// `out[i, j] = Σ_t a[i, t] · b[j, t]`: `a` is `[m, k]`, `b` is `[n, k]`, `out` `[m, n]`, all
-/// row-major.
-pub fn matmul_nt(a: &[i8], b: &[i8], k: usize, out: &mut [i32]) {
-    assert!(k > 0, "empty rows");
-    assert!(
-        a.len().is_multiple_of(k) && b.len().is_multiple_of(k),
-        "operands are not [_, {k}] matrices"
-    );
-    assert_eq!(out.len(), (a.len() / k) * (b.len() / k), "output size");
+/// Outputs per block of [`Packed`]: one AVX2 register of `i32` sums.
+const BLOCK: usize = 8;
+
+/// A `[rows, k]` int8 matrix laid out for [`matmul`]: blocks of 8 rows, and within a block,
+/// for each pair of columns `(2p, 2p + 1)`, the 8 rows' two values side by side as `i16`
+/// (`[rows / 8][k / 2][8][2]`, zero-padded). One `pmaddwd` of that against a broadcast pair of
+/// inputs gives 8 rows × 2 products, summed in pairs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packed {
+    rows: usize,
+    k: usize,
+    data: Vec<i16>,
+}
+
+impl Packed {
+    pub fn new(w: &[i8], k: usize) -> Self {
+        assert!(
+            k > 0 && w.len().is_multiple_of(k),
+            "not a [rows, {k}] matrix"
+        );
+        let rows = w.len() / k;
+        let pairs = k.div_ceil(2);
+        let mut data = vec![0i16; rows.div_ceil(BLOCK) * pairs * BLOCK * 2];
+        for (r, row) in w.chunks_exact(k).enumerate() {
+            let (block, lane) = (r / BLOCK, r % BLOCK);
+            for (t, &v) in row.iter().enumerate() {
+                data[((block * pairs + t / 2) * BLOCK + lane) * 2 + t % 2] = i16::from(v);
+            }
+        }
+        Self { rows, k, data }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+/// `out[i, j] = Σ_t a[i, t] · b[j, t]`: `a` is `[m, k]` row-major, `b` a [`Packed`] `[n, k]`,
+/// `out` `[m, n]` row-major. `pairs` is scratch.
+pub fn matmul(a: &[i8], b: &Packed, out: &mut [i32], pairs: &mut Vec<i32>) {
+    let (k, n) = (b.k, b.rows);
+    assert!(a.len().is_multiple_of(k), "lhs is not [_, {k}]");
+    let m = a.len() / k;
+    assert_eq!(out.len(), m * n, "output size");
+    // Each row's inputs as broadcastable pairs: (a[2p + 1] << 16) | a[2p] as i16 bits.
+    let kp = k.div_ceil(2);
+    let pair = |lo: i8, hi: i8| (i32::from(hi) << 16) | i32::from(lo as i16 as u16);
+    pairs.clear();
+    for row in a.chunks_exact(k) {
+        let even = row.chunks_exact(2);
+        let odd = even.remainder().first().map(|&v| pair(v, 0));
+        pairs.extend(even.map(|p| pair(p[0], p[1])));
+        pairs.extend(odd);
+    }
+    debug_assert_eq!(pairs.len(), m * kp);
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        unsafe { matmul_nt_avx2(a, b, k, out) };
+        // SAFETY: the CPU has AVX2, checked just above; the sizes were checked above too.
+        unsafe { avx2::matmul(pairs, m, b, out) };
         return;
     }
-    matmul_nt_body(a, b, k, out);
+    for (row, out) in pairs.chunks_exact(kp).zip(out.chunks_exact_mut(n)) {
+        for (j, o) in out.iter_mut().enumerate() {
+            let (block, lane) = (j / BLOCK, j % BLOCK);
+            *o = row
+                .iter()
+                .enumerate()
+                .map(|(p, &pair)| {
+                    let w = &b.data[((block * kp + p) * BLOCK + lane) * 2..][..2];
+                    i32::from(pair as i16) * i32::from(w[0])
+                        + i32::from((pair >> 16) as i16) * i32::from(w[1])
+                })
+                .sum();
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn matmul_nt_avx2(a: &[i8], b: &[i8], k: usize, out: &mut [i32]) {
-    matmul_nt_body(a, b, k, out);
-}
+mod avx2 {
+    use std::arch::x86_64::*;
 
-#[inline(always)]
-fn matmul_nt_body(a: &[i8], b: &[i8], k: usize, out: &mut [i32]) {
-    let n = b.len() / k;
-    for (row, out) in a.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
-        // Four rows of `b` at a time: each load of `row` serves four dot products.
-        let mut quads = b.chunks_exact(4 * k);
-        let mut outs = out.chunks_exact_mut(4);
-        for (quad, o) in (&mut quads).zip(&mut outs) {
-            let (b0, rest) = quad.split_at(k);
-            let (b1, rest) = rest.split_at(k);
-            let (b2, b3) = rest.split_at(k);
-            o.copy_from_slice(&dot4(row, [b0, b1, b2, b3]));
-        }
-        for (col, o) in quads.remainder().chunks_exact(k).zip(outs.into_remainder()) {
-            *o = dot(row, col);
-        }
-    }
-}
+    use super::{BLOCK, Packed};
 
-/// Products of 16 pairs at a time in 16 independent lanes: one vector register of `i32`s with
-/// AVX2's `pmaddwd` (two with SSE2).
-const LANES: usize = 16;
+    /// Rows of `a` per tile: four accumulators, one weight load shared by four rows.
+    const TILE: usize = 4;
 
-#[inline(always)]
-fn dot(a: &[i8], b: &[i8]) -> i32 {
-    let mut acc = [0i32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: i32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(&x, &y)| i32::from(x) * i32::from(y))
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..LANES {
-            acc[l] += i32::from(x[l]) * i32::from(y[l]);
-        }
-    }
-    acc.iter().sum::<i32>() + tail
-}
-
-#[inline(always)]
-fn dot4(a: &[i8], b: [&[i8]; 4]) -> [i32; 4] {
-    let mut acc = [[0i32; LANES]; 4];
-    let chunks = a.len() / LANES * LANES;
-    for start in (0..chunks).step_by(LANES) {
-        let x = &a[start..start + LANES];
-        for (acc, b) in acc.iter_mut().zip(b) {
-            let y = &b[start..start + LANES];
-            for l in 0..LANES {
-                acc[l] += i32::from(x[l]) * i32::from(y[l]);
+    /// # Safety
+    /// The CPU must have AVX2; `pairs` is `[m, ceil(k / 2)]`, `out` `[m, b.rows]`.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn matmul(pairs: &[i32], m: usize, b: &Packed, out: &mut [i32]) {
+        let (n, kp) = (b.rows, b.k.div_ceil(2));
+        assert!(
+            pairs.len() >= m * kp
+                && out.len() >= m * n
+                && b.data.len() >= n.div_ceil(BLOCK) * kp * 16
+        );
+        for block in 0..n.div_ceil(BLOCK) {
+            let w = &b.data[block * kp * 16..][..kp * 16];
+            let cols = (n - block * BLOCK).min(BLOCK);
+            let mut i = 0;
+            while i < m {
+                let rows = (m - i).min(TILE);
+                let mut acc = [_mm256_setzero_si256(); TILE];
+                for p in 0..kp {
+                    // SAFETY: p < kp and w holds kp · 16 i16s (asserted above).
+                    let wv = unsafe { _mm256_loadu_si256(w.as_ptr().add(p * 16).cast()) };
+                    for (r, acc) in acc.iter_mut().enumerate().take(rows) {
+                        let x = _mm256_set1_epi32(pairs[(i + r) * kp + p]);
+                        *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(x, wv));
+                    }
+                }
+                for (r, acc) in acc.iter().enumerate().take(rows) {
+                    let mut lanes = [0i32; BLOCK];
+                    // SAFETY: lanes is 8 i32s, one unaligned 256-bit store.
+                    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), *acc) };
+                    out[(i + r) * n + block * BLOCK..][..cols].copy_from_slice(&lanes[..cols]);
+                }
+                i += rows;
             }
         }
     }
-    let mut out = [0i32; 4];
-    for ((o, acc), b) in out.iter_mut().zip(&acc).zip(b) {
-        *o = acc.iter().sum::<i32>() + dot(&a[chunks..], &b[chunks..]);
-    }
-    out
 }
 
 /// The patches of one image (quantized, or floats for calibration) for a convolution, as the
@@ -167,12 +217,19 @@ pub fn im2col<T: Copy + Default>(
     }
     let run = kernel * c;
     patches.clear();
-    patches.reserve(oh * ow * kernel * run);
+    patches.resize(oh * ow * kernel * run, T::default());
+    let mut rows = patches.chunks_exact_mut(run);
     for i in 0..oh {
         for j in 0..ow {
             for a in 0..kernel {
                 let start = ((i * stride + a) * pw + j * stride) * c;
-                patches.extend_from_slice(&wide[start..start + run]);
+                let (src, dst) = (&wide[start..start + run], rows.next().expect("sized above"));
+                if run < 16 {
+                    // A few values: a loop beats a memcpy call.
+                    dst.iter_mut().zip(src).for_each(|(d, v)| *d = *v);
+                } else {
+                    dst.copy_from_slice(src);
+                }
             }
         }
     }
@@ -185,10 +242,15 @@ mod tests {
 
     #[test]
     fn quantize_rounds_clamps_and_maps_nan_to_zero() {
-        let mut q = [0i8; 6];
-        // scale 0.5: 0.74/0.5 = 1.48 → 1; −0.76/0.5 = −1.52 → −2; 100 → 200 → 127.
-        quantize(&[0.74, -0.76, 100.0, -100.0, f32::NAN, 0.0], 0.5, &mut q);
-        assert_eq!(q, [1, -2, 127, -127, 0, 0]);
+        // scale 0.5: 0.74/0.5 = 1.48 → 1; −0.76/0.5 = −1.52 → −2; 100 → 200 → 127;
+        // 1.25/0.5 = 2.5 → 2 and 1.75/0.5 = 3.5 → 4 (ties to even).
+        let mut q = [0i8; 8];
+        quantize(
+            &[0.74, -0.76, 100.0, -100.0, f32::NAN, 0.0, 1.25, 1.75],
+            0.5,
+            &mut q,
+        );
+        assert_eq!(q, [1, -2, 127, -127, 0, 0, 2, 4]);
     }
 
     #[test]
@@ -204,12 +266,12 @@ mod tests {
 
     #[test]
     fn matmul_matches_a_plain_triple_loop() {
-        // Sizes that exercise the quads, the leftover columns and the 16-lane tails.
-        for (m, n, k) in [(3, 9, 37), (1, 4, 16), (2, 1, 1), (5, 7, 288)] {
+        // Sizes that exercise partial blocks and tiles, odd k, k = 1, and ±127 extremes.
+        for (m, n, k) in [(3, 9, 37), (1, 4, 16), (2, 1, 1), (5, 7, 288), (9, 17, 10)] {
             let a: Vec<i8> = (0..m * k).map(|i| ((i * 37 + 11) % 255) as i8).collect();
             let b: Vec<i8> = (0..n * k).map(|i| ((i * 91 + 5) % 255) as i8).collect();
             let mut out = vec![0; m * n];
-            matmul_nt(&a, &b, k, &mut out);
+            matmul(&a, &Packed::new(&b, k), &mut out, &mut Vec::new());
             for i in 0..m {
                 for j in 0..n {
                     let want: i32 = (0..k)

@@ -109,7 +109,10 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let run = RunDir::open(&args.run_dir)?;
     let device = crate::default_device();
     let weights = args.weights.weights;
-    println!("weights: {}", weights.file());
+    let int8 = crate::quantize::is_int8(&args.run_dir);
+    if !int8 {
+        println!("weights: {}", weights.file());
+    }
     match RunConfig::read(&run)? {
         RunConfig::Autoencoder(_) => {
             let (model, config) = AutoencoderTrainingConfig::load(&run, weights, &device)?;
@@ -117,7 +120,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
             print_metrics(&reconstruction_metrics(&model, &test, &device));
             print_dead_units(|x| model.encode(x), &test, &device);
         }
-        RunConfig::Classifier(_) if crate::quantize::is_int8(&args.run_dir) => {
+        RunConfig::Classifier(_) if int8 => {
             let int8 = crate::quantize::open(&args.run_dir)?;
             let test = Dataset::load(&args.data.root(), int8.config.dataset, Split::Test)?;
             println!(

@@ -38,6 +38,8 @@ pub enum DenseWeight {
     Int8 {
         /// `[O, K]` as [`DenseWeight::Float`].
         weight: Vec<i8>,
+        /// The same, laid out for the multiply.
+        packed: int8::Packed,
         /// One per output channel: `w ≈ weight · weight_scale`.
         weight_scale: Vec<f32>,
         /// The layer input's scale: `x ≈ q · input_scale`.
@@ -229,6 +231,7 @@ struct Scratch {
     wide: Vec<i8>,
     patches: Vec<i8>,
     acc: Vec<i32>,
+    pairs: Vec<i32>,
     fwide: Vec<f32>,
     fpatches: Vec<f32>,
 }
@@ -305,6 +308,7 @@ impl Int8Model {
             };
             let (weight, weight_scale) = int8::quantize_rows(w, d.k);
             d.weight = DenseWeight::Int8 {
+                packed: int8::Packed::new(&weight, d.k),
                 weight,
                 weight_scale,
                 input_scale: int8::scale_for(range),
@@ -341,16 +345,20 @@ impl Int8Model {
         s.x.clear();
         s.x.extend_from_slice(image);
         let mut layer = 0;
-        for op in &self.ops {
+        let mut fused = false;
+        for (i, op) in self.ops.iter().enumerate() {
             match op {
                 Op::Dense(d) => {
                     if let Some(r) = ranges.as_deref_mut() {
                         r[layer] = s.x.iter().fold(r[layer], |m, v| m.max(v.abs()));
                     }
                     layer += 1;
-                    d.apply(s);
+                    // A ReLU right after is done in the same pass.
+                    fused = matches!(self.ops.get(i + 1), Some(Op::Relu));
+                    d.apply(s, fused);
                     std::mem::swap(&mut s.x, &mut s.y);
                 }
+                Op::Relu if fused => fused = false,
                 Op::Relu => s.x.iter_mut().for_each(|v| *v = v.max(0.0)),
                 Op::LeakyRelu(slope) => s.x.iter_mut().for_each(|v| {
                     if *v < 0.0 {
@@ -386,16 +394,18 @@ impl Int8Model {
 }
 
 impl Dense {
-    /// `s.y = this layer of s.x`, channels-first.
-    fn apply(&self, s: &mut Scratch) {
+    /// `s.y = this layer of s.x` (then a ReLU if `relu`), channels-first.
+    fn apply(&self, s: &mut Scratch, relu: bool) {
+        let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
         let [c, h, w] = self.input;
         let o = self.outputs;
         s.y.clear();
         match &self.weight {
             DenseWeight::Int8 {
-                weight,
+                packed,
                 weight_scale,
                 input_scale,
+                ..
             } => {
                 s.q.resize(s.x.len(), 0);
                 int8::quantize(&s.x, *input_scale, &mut s.q);
@@ -415,10 +425,12 @@ impl Dense {
                     None => (1, &s.q),
                 };
                 s.acc.resize(rows * o, 0);
-                int8::matmul_nt(patches, weight, self.k, &mut s.acc);
+                int8::matmul(patches, packed, &mut s.acc, &mut s.pairs);
                 for (ch, (scale, bias)) in weight_scale.iter().zip(&self.bias).enumerate() {
                     let scale = scale * input_scale;
-                    s.y.extend((0..rows).map(|p| s.acc[p * o + ch] as f32 * scale + bias));
+                    s.y.extend(
+                        (0..rows).map(|p| (s.acc[p * o + ch] as f32 * scale + bias).max(floor)),
+                    );
                 }
             }
             DenseWeight::Float(weight) => {
@@ -442,7 +454,8 @@ impl Dense {
                         patches
                             .chunks_exact(self.k)
                             .take(rows)
-                            .map(|p| p.iter().zip(row).map(|(a, b)| a * b).sum::<f32>() + bias),
+                            .map(|p| p.iter().zip(row).map(|(a, b)| a * b).sum::<f32>() + bias)
+                            .map(|v| v.max(floor)),
                     );
                 }
             }
@@ -492,6 +505,38 @@ impl Classifier for Int8Model {
         Cost {
             macs: input.macs + self.macs(),
             shape: [self.outputs, 1, 1],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ConvAutoencoderConfig;
+    use crate::model::classifier::{AnyClassifier, ClassifierKind};
+
+    /// The float copy of each classifier computes burn's logits (random weights and inputs).
+    #[test]
+    fn the_float_layers_compute_what_burn_computes() {
+        let device = Device::flex();
+        for kind in [ClassifierKind::AutoCnn, ClassifierKind::PlainCnn] {
+            let model = AnyClassifier::init(kind, &ConvAutoencoderConfig::new(), &device);
+            let images: Vec<f32> = (0..3 * 784)
+                .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+                .collect();
+            let burn: Vec<f32> = model
+                .logits(Tensor::from_data(
+                    TensorData::new(images.clone(), [3, 1, 28, 28]),
+                    &device,
+                ))
+                .into_data()
+                .try_to_vec()
+                .unwrap();
+            let layers = Int8Model::float([1, 28, 28], |b| model.walk(b)).unwrap();
+            let ours = layers.forward(&images);
+            for (a, b) in burn.iter().zip(&ours) {
+                assert!((a - b).abs() < 1e-4, "{kind:?}: burn {a}, float layers {b}");
+            }
         }
     }
 }
