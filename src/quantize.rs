@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Dataset, IMAGE_SIDE, Split};
 use crate::export::classifier_names;
 use crate::model::classifier::AnyClassifier;
-use crate::model::int8::{Dense, DenseWeight, Int8Model};
+use crate::model::int8::{DenseWeight, Int8Model};
 use crate::run::{INT8_FILE, RunDir, Weights};
 use crate::training::{ClassifierTrainingConfig, Experiment, RunConfig};
 
@@ -155,29 +155,6 @@ pub fn open(path: &Path) -> anyhow::Result<Int8Run> {
     })
 }
 
-/// A dense layer's int8 weight in PyTorch's layout, and that shape.
-fn torch_weight(d: &Dense, weight: &[i8]) -> (Vec<u8>, Vec<usize>) {
-    match d.conv {
-        // [O, k, k, C] → [O, C, k, k]
-        Some(cs) => {
-            let (c, kk) = (d.input[0], cs.kernel * cs.kernel);
-            let mut out = vec![0u8; weight.len()];
-            for (src, dst) in weight.chunks_exact(d.k).zip(out.chunks_exact_mut(d.k)) {
-                for ab in 0..kk {
-                    for ch in 0..c {
-                        dst[ch * kk + ab] = src[ab * c + ch] as u8;
-                    }
-                }
-            }
-            (out, vec![d.outputs, c, cs.kernel, cs.kernel])
-        }
-        None => (
-            weight.iter().map(|&v| v as u8).collect(),
-            vec![d.outputs, d.k],
-        ),
-    }
-}
-
 fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
@@ -194,16 +171,21 @@ fn serialize(model: &Int8Model, names: &[String]) -> anyhow::Result<Vec<u8>> {
         else {
             anyhow::bail!("{name} is not quantized");
         };
-        let (w, shape) = torch_weight(d, weight);
-        tensors.push((format!("{name}.weight"), Dtype::I8, shape, w));
+        let w = d.to_torch(weight).iter().map(|&v| v as u8).collect();
+        tensors.push((format!("{name}.weight"), Dtype::I8, d.torch_shape(), w));
         let out = vec![d.outputs];
         tensors.push((
             format!("{name}.weight_scale"),
             Dtype::F32,
             out.clone(),
-            f32_bytes(weight_scale),
+            f32_bytes(&d.rows_to_torch(weight_scale)),
         ));
-        tensors.push((format!("{name}.bias"), Dtype::F32, out, f32_bytes(&d.bias)));
+        tensors.push((
+            format!("{name}.bias"),
+            Dtype::F32,
+            out,
+            f32_bytes(&d.rows_to_torch(&d.bias)),
+        ));
         tensors.push((
             format!("{name}.input_scale"),
             Dtype::F32,
@@ -231,10 +213,7 @@ pub fn deserialize(model: &mut Int8Model, names: &[String], bytes: &[u8]) -> any
     let mut problems = Vec::new();
     let mut expected = Vec::new();
     for (d, name) in model.dense_mut().zip(names) {
-        let conv_shape = d
-            .conv
-            .map(|cs| vec![d.outputs, d.input[0], cs.kernel, cs.kernel]);
-        let weight_shape = conv_shape.clone().unwrap_or(vec![d.outputs, d.k]);
+        let weight_shape = d.torch_shape();
         let mut get = |suffix: &str, dtype: Dtype, shape: &[usize]| {
             let key = format!("{name}.{suffix}");
             expected.push(key.clone());
@@ -279,22 +258,10 @@ pub fn deserialize(model: &mut Int8Model, names: &[String], bytes: &[u8]) -> any
             problems.push(format!("{name}.bias is not finite"));
             continue;
         }
-        // PyTorch's layout back to the patch-major rows.
-        let weight: Vec<i8> = match (d.conv, conv_shape) {
-            (Some(cs), Some(_)) => {
-                let (c, kk) = (d.input[0], cs.kernel * cs.kernel);
-                let mut rows = vec![0i8; weight.len()];
-                for (src, dst) in weight.chunks_exact(d.k).zip(rows.chunks_exact_mut(d.k)) {
-                    for ab in 0..kk {
-                        for ch in 0..c {
-                            dst[ab * c + ch] = src[ch * kk + ab] as i8;
-                        }
-                    }
-                }
-                rows
-            }
-            _ => weight.iter().map(|&v| v as i8).collect(),
-        };
+        // PyTorch's order into the layer's.
+        let weight: Vec<i8> = d.from_torch(&weight.iter().map(|&v| v as i8).collect::<Vec<_>>());
+        let weight_scale = d.rows_from_torch(&weight_scale);
+        let bias = d.rows_from_torch(&bias);
         d.weight = DenseWeight::Int8 {
             packed: cae_kernels::int8::Packed::new(&weight, d.k),
             weight,

@@ -184,11 +184,12 @@ mod avx2 {
     }
 }
 
-/// The patches of one image (quantized, or floats for calibration) for a convolution, as the
-/// rows of a `[OH·OW, k·k·C]` matrix (columns ordered `(a, b, c)`, the weight's patch-major order).
+/// The patches of one channels-last image (quantized, or floats for calibration) for a
+/// convolution, as the rows of a `[OH·OW, k·k·C]` matrix (columns ordered `(a, b, c)`, the
+/// weight's patch-major order; rows `(i, j)`, so the product is channels-last too).
 ///
-/// `image` is `[C, H, W]`; `pad` is `[top, left, bottom, right]` of zeros; `wide` is scratch
-/// for the padded image channels-last. Returns `(OH, OW)`.
+/// `image` is `[H, W, C]`; `pad` is `[top, left, bottom, right]` of zeros; `wide` is scratch
+/// for the padded image. Returns `(OH, OW)`.
 pub fn im2col<T: Copy + Default>(
     image: &[T],
     [c, h, w]: [usize; 3],
@@ -198,23 +199,23 @@ pub fn im2col<T: Copy + Default>(
     wide: &mut Vec<T>,
     patches: &mut Vec<T>,
 ) -> (usize, usize) {
-    assert_eq!(image.len(), c * h * w, "image is not [{c}, {h}, {w}]");
+    assert_eq!(image.len(), c * h * w, "image is not [{h}, {w}, {c}]");
     let (ph, pw) = (h + top + bottom, w + left + right);
     assert!(
         kernel > 0 && stride > 0 && kernel <= ph && kernel <= pw,
         "kernel {kernel} does not fit a {ph}×{pw} image"
     );
     let (oh, ow) = ((ph - kernel) / stride + 1, (pw - kernel) / stride + 1);
-    wide.clear();
-    wide.resize(ph * pw * c, T::default());
-    for (ch, plane) in image.chunks_exact(h * w).enumerate() {
-        for (i, row) in plane.chunks_exact(w).enumerate() {
-            let base = ((i + top) * pw + left) * c + ch;
-            for (j, v) in row.iter().enumerate() {
-                wide[base + j * c] = *v;
-            }
+    let src: &[T] = if top + left + bottom + right == 0 {
+        image
+    } else {
+        wide.clear();
+        wide.resize(ph * pw * c, T::default());
+        for (i, row) in image.chunks_exact(w * c).enumerate() {
+            wide[((i + top) * pw + left) * c..][..w * c].copy_from_slice(row);
         }
-    }
+        wide
+    };
     let run = kernel * c;
     patches.clear();
     patches.resize(oh * ow * kernel * run, T::default());
@@ -223,7 +224,7 @@ pub fn im2col<T: Copy + Default>(
         for j in 0..ow {
             for a in 0..kernel {
                 let start = ((i * stride + a) * pw + j * stride) * c;
-                let (src, dst) = (&wide[start..start + run], rows.next().expect("sized above"));
+                let (src, dst) = (&src[start..start + run], rows.next().expect("sized above"));
                 if run < 16 {
                     // A few values: a loop beats a memcpy call.
                     dst.iter_mut().zip(src).for_each(|(d, v)| *d = *v);
@@ -285,8 +286,9 @@ mod tests {
 
     #[test]
     fn im2col_pads_and_orders_patches_channels_last() {
-        // Two 2×2 channels, kernel 2, stride 1, one zero column on the left: OH 1, OW 2.
-        let image: [i8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
+        // A 2×2 image of two channels, channels-last: pixel (i, j) holds (ch0, ch1) =
+        // (1 + 2i + j, 5 + 2i + j). Kernel 2, stride 1, one zero column on the left: 1×2 out.
+        let image: [i8; 8] = [1, 5, 2, 6, 3, 7, 4, 8];
         let (mut wide, mut patches) = (Vec::new(), Vec::new());
         let out = im2col(
             &image,
@@ -305,5 +307,8 @@ mod tests {
                 0, 0, 1, 5, 0, 0, 3, 7, /* patch (0, 1) */ 1, 5, 2, 6, 3, 7, 4, 8
             ]
         );
+        // Unpadded, stride 1: the one patch is the image itself.
+        let out = im2col(&image, [2, 2, 2], 2, 1, [0; 4], &mut wide, &mut patches);
+        assert_eq!((out, patches.as_slice()), ((1, 1), image.as_slice()));
     }
 }

@@ -365,6 +365,7 @@ pub enum ImportModel {
     /// The lecture's Autoencoder(encoder, decoder)
     Autoencoder,
     /// The lecture's AutoCNN(encoder, cnn)
+    #[value(alias = "autocnn")]
     AutoCnn,
     /// The plain CNN (LeNet-5)
     PlainCnn,

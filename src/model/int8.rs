@@ -9,6 +9,12 @@
 //! layer input. From then on each dense layer multiplies `i8 × i8 → i32` and writes
 //! `acc · input_scale · weight_scale[o] + bias[o]` as floats for the next step; biases stay
 //! in `f32`, as in PyTorch's and TFLite's int8 layers.
+//!
+//! Activations are kept channels-last (`[H, W, C]` per image): a convolution's product comes
+//! out in that order and its patches are runs of the input, so no layer transposes anything.
+//! A linear layer after a spatial activation has its columns reordered to match, and one
+//! whose output is reshaped into channels its rows; the input and output are channels-first,
+//! as burn's.
 
 use burn::nn::Linear;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
@@ -59,12 +65,88 @@ pub struct Dense {
     pub k: usize,
     pub weight: DenseWeight,
     pub bias: Vec<f32>,
+    /// PyTorch's row (output channel) of each of this layer's rows: the identity, except for
+    /// a linear layer whose output is reshaped into channels (then channels-last).
+    rows: Vec<usize>,
+    /// PyTorch's column of each of this layer's columns: patch-major (`(a, b, c)` of
+    /// `[C, k, k]`) for a convolution, channels-last for a linear layer on a spatial input.
+    cols: Vec<usize>,
+}
+
+impl Dense {
+    fn new(conv: Option<ConvShape>, input: [usize; 3], torch: &[f32], bias: Vec<f32>) -> Self {
+        let (outputs, k) = (bias.len(), torch.len() / bias.len().max(1));
+        let cols = match conv {
+            Some(cs) => {
+                let (c, kk) = (input[0], cs.kernel * cs.kernel);
+                (0..kk)
+                    .flat_map(|ab| (0..c).map(move |ch| ch * kk + ab))
+                    .collect()
+            }
+            None => channels_last(input),
+        };
+        let mut d = Self {
+            conv,
+            input,
+            outputs,
+            k,
+            weight: DenseWeight::Float(Vec::new()),
+            bias,
+            rows: (0..outputs).collect(),
+            cols,
+        };
+        d.weight = DenseWeight::Float(d.from_torch(torch));
+        d
+    }
+
+    /// The weight's shape in PyTorch: Conv2d `[O, C, k, k]`, Linear `[O, in]`.
+    pub fn torch_shape(&self) -> Vec<usize> {
+        match self.conv {
+            Some(cs) => vec![self.outputs, self.input[0], cs.kernel, cs.kernel],
+            None => vec![self.outputs, self.k],
+        }
+    }
+
+    /// A `[O, K]` weight from PyTorch's order into this layer's.
+    pub fn from_torch<T: Copy>(&self, torch: &[T]) -> Vec<T> {
+        let k = self.k;
+        self.rows
+            .iter()
+            .flat_map(|&r| self.cols.iter().map(move |&c| torch[r * k + c]))
+            .collect()
+    }
+
+    /// The inverse of [`from_torch`](Self::from_torch).
+    pub fn to_torch<T: Copy + Default>(&self, weight: &[T]) -> Vec<T> {
+        let k = self.k;
+        let mut out = vec![T::default(); weight.len()];
+        for (row, &r) in weight.chunks_exact(k).zip(&self.rows) {
+            for (v, &c) in row.iter().zip(&self.cols) {
+                out[r * k + c] = *v;
+            }
+        }
+        out
+    }
+
+    /// Per-output values (scales, biases) from PyTorch's order into this layer's.
+    pub fn rows_from_torch<T: Copy>(&self, torch: &[T]) -> Vec<T> {
+        self.rows.iter().map(|&r| torch[r]).collect()
+    }
+
+    /// The inverse of [`rows_from_torch`](Self::rows_from_torch).
+    pub fn rows_to_torch<T: Copy + Default>(&self, values: &[T]) -> Vec<T> {
+        let mut out = vec![T::default(); values.len()];
+        for (v, &r) in values.iter().zip(&self.rows) {
+            out[r] = *v;
+        }
+        out
+    }
 }
 
 /// One step of an [`Int8Model`].
 #[derive(Debug, Clone)]
 pub enum Op {
-    Dense(Dense),
+    Dense(Box<Dense>),
     Relu,
     LeakyRelu(f32),
     Sigmoid,
@@ -84,6 +166,8 @@ pub struct Int8Model {
     pub input: [usize; 3],
     /// Values per output.
     pub outputs: usize,
+    /// `[C, H, W]` of one output.
+    pub output: [usize; 3],
 }
 
 /// A [`Walk`] that collects [`Op`]s; layers it cannot take are noted, not skipped.
@@ -102,7 +186,7 @@ fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 impl Walk for Builder {
     fn conv2d(mut self, layer: &Conv2d) -> Self {
-        let [o, c, kh, kw] = layer.weight.dims();
+        let [o, _, kh, kw] = layer.weight.dims();
         let input = self.shape.shape;
         self.shape = self.shape.conv2d(layer);
         if kh != kw
@@ -115,34 +199,17 @@ impl Walk for Builder {
             ));
             return self;
         }
-        // [O, C, k, k] → [O, k, k, C], the patches' column order.
-        let w = floats(layer.weight.val());
-        let mut weight = vec![0.0; w.len()];
-        for (src, dst) in w
-            .chunks_exact(c * kh * kw)
-            .zip(weight.chunks_exact_mut(c * kh * kw))
-        {
-            for ch in 0..c {
-                for ab in 0..kh * kw {
-                    dst[ab * c + ch] = src[ch * kh * kw + ab];
-                }
-            }
-        }
-        self.ops.push(Op::Dense(Dense {
-            conv: Some(ConvShape {
-                kernel: kh,
-                stride: layer.stride[0],
-                pad: explicit_padding(&layer.padding, layer.kernel_size),
-            }),
-            input,
-            outputs: o,
-            k: c * kh * kw,
-            weight: DenseWeight::Float(weight),
-            bias: layer
-                .bias
-                .as_ref()
-                .map_or_else(|| vec![0.0; o], |b| floats(b.val())),
-        }));
+        let bias = layer
+            .bias
+            .as_ref()
+            .map_or_else(|| vec![0.0; o], |b| floats(b.val()));
+        let conv = ConvShape {
+            kernel: kh,
+            stride: layer.stride[0],
+            pad: explicit_padding(&layer.padding, layer.kernel_size),
+        };
+        let dense = Dense::new(Some(conv), input, &floats(layer.weight.val()), bias);
+        self.ops.push(Op::Dense(Box::new(dense)));
         self
     }
 
@@ -155,23 +222,18 @@ impl Walk for Builder {
         let [inputs, o] = layer.weight.dims();
         let input = self.shape.shape;
         self.shape = self.shape.linear(layer);
-        // burn's [in, out] → rows per output.
+        // burn's [in, out] → PyTorch's [out, in].
         let w = floats(layer.weight.val());
-        let weight = (0..o)
+        let torch: Vec<f32> = (0..o)
             .flat_map(|j| (0..inputs).map(move |i| (i, j)))
             .map(|(i, j)| w[i * o + j])
             .collect();
-        self.ops.push(Op::Dense(Dense {
-            conv: None,
-            input,
-            outputs: o,
-            k: inputs,
-            weight: DenseWeight::Float(weight),
-            bias: layer
-                .bias
-                .as_ref()
-                .map_or_else(|| vec![0.0; o], |b| floats(b.val())),
-        }));
+        let bias = layer
+            .bias
+            .as_ref()
+            .map_or_else(|| vec![0.0; o], |b| floats(b.val()));
+        self.ops
+            .push(Op::Dense(Box::new(Dense::new(None, input, &torch, bias))));
         self
     }
 
@@ -198,11 +260,36 @@ impl Walk for Builder {
 
     fn reshape(mut self, shape: [usize; 3]) -> Self {
         self.shape = self.shape.reshape(shape);
+        let order = channels_last(shape);
+        if order.iter().enumerate().all(|(i, &j)| i == j) {
+            return self;
+        }
+        // Channels out of a linear layer: its rows (and biases) reordered channels-last.
+        let last = self
+            .ops
+            .iter_mut()
+            .rev()
+            .find(|op| !matches!(op, Op::Relu | Op::LeakyRelu(_) | Op::Sigmoid));
+        match last {
+            Some(Op::Dense(d)) if d.conv.is_none() && d.outputs == order.len() => {
+                let DenseWeight::Float(w) = &d.weight else {
+                    unreachable!("the builder makes float layers")
+                };
+                let torch = d.to_torch(w);
+                let bias = d.rows_to_torch(&d.bias);
+                d.rows = order.iter().map(|&r| d.rows[r]).collect();
+                d.weight = DenseWeight::Float(d.from_torch(&torch));
+                d.bias = d.rows_from_torch(&bias);
+            }
+            _ => self.unsupported.push(format!(
+                "a reshape into {shape:?} other than a linear layer's output"
+            )),
+        }
         self
     }
 
-    fn flatten(mut self) -> Self {
-        self.shape = self.shape.flatten();
+    /// The shape stays `[C, H, W]`: the linear layer that follows orders its columns by it.
+    fn flatten(self) -> Self {
         self
     }
 
@@ -219,6 +306,24 @@ impl Walk for Builder {
     fn sigmoid(mut self) -> Self {
         self.ops.push(Op::Sigmoid);
         self
+    }
+}
+
+/// For each position of a `[C, H, W]` activation laid out channels-last, the index of the
+/// same value channels-first.
+fn channels_last([c, h, w]: [usize; 3]) -> Vec<usize> {
+    (0..h * w)
+        .flat_map(|p| (0..c).map(move |ch| ch * h * w + p))
+        .collect()
+}
+
+/// `[C, H, W]` → `[H, W, C]` when `to_last`, else back.
+fn transpose(x: &[f32], [c, h, w]: [usize; 3], to_last: bool, out: &mut Vec<f32>) {
+    out.clear();
+    if to_last {
+        out.extend(channels_last([c, h, w]).into_iter().map(|i| x[i]));
+    } else {
+        out.extend((0..c).flat_map(|ch| (0..h * w).map(move |p| x[p * c + ch])));
     }
 }
 
@@ -255,20 +360,21 @@ impl Int8Model {
             ops: built.ops,
             input,
             outputs: c * h * w,
+            output: built.shape.shape,
         })
     }
 
     /// The dense layers, in order.
     pub fn dense(&self) -> impl Iterator<Item = &Dense> {
         self.ops.iter().filter_map(|op| match op {
-            Op::Dense(d) => Some(d),
+            Op::Dense(d) => Some(&**d),
             _ => None,
         })
     }
 
     pub fn dense_mut(&mut self) -> impl Iterator<Item = &mut Dense> {
         self.ops.iter_mut().filter_map(|op| match op {
-            Op::Dense(d) => Some(d),
+            Op::Dense(d) => Some(&mut **d),
             _ => None,
         })
     }
@@ -344,6 +450,9 @@ impl Int8Model {
     ) -> &'s [f32] {
         s.x.clear();
         s.x.extend_from_slice(image);
+        if self.input[0] > 1 {
+            transpose(image, self.input, true, &mut s.x);
+        }
         let mut layer = 0;
         let mut fused = false;
         for (i, op) in self.ops.iter().enumerate() {
@@ -373,15 +482,13 @@ impl Int8Model {
                 } => {
                     let (oh, ow) = ((h - kernel) / stride + 1, (w - kernel) / stride + 1);
                     s.y.clear();
-                    for plane in s.x.chunks_exact(h * w).take(c) {
-                        for i in 0..oh {
-                            for j in 0..ow {
-                                let mut m = f32::NEG_INFINITY;
-                                for a in 0..kernel {
-                                    let row = &plane[(i * stride + a) * w + j * stride..];
-                                    m = row[..kernel].iter().fold(m, |m, v| m.max(*v));
-                                }
-                                s.y.push(m);
+                    s.y.resize(oh * ow * c, f32::NEG_INFINITY);
+                    for (p, out) in s.y.chunks_exact_mut(c).enumerate() {
+                        let (i, j) = (p / ow, p % ow);
+                        for a in 0..kernel {
+                            for b in 0..kernel {
+                                let pixel = &s.x[((i * stride + a) * w + j * stride + b) * c..];
+                                out.iter_mut().zip(pixel).for_each(|(m, v)| *m = m.max(*v));
                             }
                         }
                     }
@@ -389,12 +496,16 @@ impl Int8Model {
                 }
             }
         }
+        if self.output[0] > 1 && self.output[1] * self.output[2] > 1 {
+            transpose(&s.x, self.output, false, &mut s.y);
+            std::mem::swap(&mut s.x, &mut s.y);
+        }
         &s.x
     }
 }
 
 impl Dense {
-    /// `s.y = this layer of s.x` (then a ReLU if `relu`), channels-first.
+    /// `s.y = this layer of s.x` (then a ReLU if `relu`), channels-last.
     fn apply(&self, s: &mut Scratch, relu: bool) {
         let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
         let [c, h, w] = self.input;
@@ -426,11 +537,13 @@ impl Dense {
                 };
                 s.acc.resize(rows * o, 0);
                 int8::matmul(patches, packed, &mut s.acc, &mut s.pairs);
-                for (ch, (scale, bias)) in weight_scale.iter().zip(&self.bias).enumerate() {
-                    let scale = scale * input_scale;
-                    s.y.extend(
-                        (0..rows).map(|p| (s.acc[p * o + ch] as f32 * scale + bias).max(floor)),
-                    );
+                s.y.resize(rows * o, 0.0);
+                for (y, acc) in s.y.chunks_exact_mut(o).zip(s.acc.chunks_exact(o)) {
+                    for (((y, a), scale), bias) in
+                        y.iter_mut().zip(acc).zip(weight_scale).zip(&self.bias)
+                    {
+                        *y = (*a as f32 * (scale * input_scale) + bias).max(floor);
+                    }
                 }
             }
             DenseWeight::Float(weight) => {
@@ -449,13 +562,15 @@ impl Dense {
                     }
                     None => (1, &s.x),
                 };
-                for (row, bias) in weight.chunks_exact(self.k).zip(&self.bias) {
+                for patch in patches.chunks_exact(self.k).take(rows) {
                     s.y.extend(
-                        patches
+                        weight
                             .chunks_exact(self.k)
-                            .take(rows)
-                            .map(|p| p.iter().zip(row).map(|(a, b)| a * b).sum::<f32>() + bias)
-                            .map(|v| v.max(floor)),
+                            .zip(&self.bias)
+                            .map(|(row, bias)| {
+                                (patch.iter().zip(row).map(|(a, b)| a * b).sum::<f32>() + bias)
+                                    .max(floor)
+                            }),
                     );
                 }
             }
