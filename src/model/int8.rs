@@ -505,10 +505,27 @@ impl Int8Model {
 }
 
 impl Dense {
+    /// The rows this layer multiplies for the channels-last input `x`: a convolution's
+    /// patches (built in `patches`), or `x` itself, one row, for a linear layer.
+    fn patches<'a, T: Copy + Default>(
+        &self,
+        x: &'a [T],
+        wide: &mut Vec<T>,
+        patches: &'a mut Vec<T>,
+    ) -> (usize, &'a [T]) {
+        match self.conv {
+            Some(cs) => {
+                let (oh, ow) =
+                    int8::im2col(x, self.input, cs.kernel, cs.stride, cs.pad, wide, patches);
+                (oh * ow, patches)
+            }
+            None => (1, x),
+        }
+    }
+
     /// `s.y = this layer of s.x` (then a ReLU if `relu`), channels-last.
     fn apply(&self, s: &mut Scratch, relu: bool) {
         let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
-        let [c, h, w] = self.input;
         let o = self.outputs;
         s.y.clear();
         match &self.weight {
@@ -520,21 +537,7 @@ impl Dense {
             } => {
                 s.q.resize(s.x.len(), 0);
                 int8::quantize(&s.x, *input_scale, &mut s.q);
-                let (rows, patches) = match self.conv {
-                    Some(cs) => {
-                        let (oh, ow) = int8::im2col(
-                            &s.q,
-                            [c, h, w],
-                            cs.kernel,
-                            cs.stride,
-                            cs.pad,
-                            &mut s.wide,
-                            &mut s.patches,
-                        );
-                        (oh * ow, &s.patches)
-                    }
-                    None => (1, &s.q),
-                };
+                let (rows, patches) = self.patches(&s.q, &mut s.wide, &mut s.patches);
                 s.acc.resize(rows * o, 0);
                 int8::matmul(patches, packed, &mut s.acc, &mut s.pairs);
                 s.y.resize(rows * o, 0.0);
@@ -547,21 +550,7 @@ impl Dense {
                 }
             }
             DenseWeight::Float(weight) => {
-                let (rows, patches) = match self.conv {
-                    Some(cs) => {
-                        let (oh, ow) = int8::im2col(
-                            &s.x,
-                            [c, h, w],
-                            cs.kernel,
-                            cs.stride,
-                            cs.pad,
-                            &mut s.fwide,
-                            &mut s.fpatches,
-                        );
-                        (oh * ow, &s.fpatches)
-                    }
-                    None => (1, &s.x),
-                };
+                let (rows, patches) = self.patches(&s.x, &mut s.fwide, &mut s.fpatches);
                 for patch in patches.chunks_exact(self.k).take(rows) {
                     s.y.extend(
                         weight
