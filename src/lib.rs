@@ -10,7 +10,7 @@
 //! - [`evaluation`]: what a model does on a dataset: test metrics, latent statistics
 //! - [`training`]: one lifecycle for every run, the epoch loop, checkpoints and resume
 //! - [`pictures`], [`report`], [`latent`], [`anomaly`], [`compare`], [`bench`](mod@bench),
-//!   [`serve`], [`export`], [`onnx`]: tools over trained runs
+//!   [`serve`], [`export`], [`onnx`], [`quantize`]: tools over trained runs
 //! - [`cli`]: the command line over all of it, the only module that knows clap
 //!
 //! Layers point one way, each using only its own or lower ones (in the order above, `data`,
@@ -79,14 +79,69 @@ macro_rules! choice {
 }
 pub(crate) use choice;
 
-/// The device cae computes on: CUDA or wgpu when built with those features, else Flex (CPU).
+/// Where cae computes: the CPU, or a GPU where the build has that backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    Cpu,
+    Wgpu,
+    Cuda,
+}
+
+choice!(DeviceKind {
+    Cpu => ("cpu", "The CPU: burn's Flex backend and cae's own kernels"),
+    Wgpu => ("wgpu", "A GPU through wgpu (Vulkan, Metal, DX12); in builds with --features wgpu"),
+    Cuda => ("cuda", "An NVIDIA GPU through CUDA; in builds with --features cuda"),
+});
+
+impl DeviceKind {
+    /// Whether this build can compute there.
+    pub fn available(self) -> bool {
+        match self {
+            DeviceKind::Cpu => true,
+            DeviceKind::Wgpu => cfg!(feature = "wgpu"),
+            DeviceKind::Cuda => cfg!(feature = "cuda"),
+        }
+    }
+
+    /// The build's choice when none is made: CUDA, else wgpu, where built with them.
+    fn built_default() -> Self {
+        if cfg!(feature = "cuda") {
+            DeviceKind::Cuda
+        } else if cfg!(feature = "wgpu") {
+            DeviceKind::Wgpu
+        } else {
+            DeviceKind::Cpu
+        }
+    }
+}
+
+static DEVICE: std::sync::OnceLock<DeviceKind> = std::sync::OnceLock::new();
+
+/// Choose the device of this process (the command line's `--device`), once, before anything
+/// computes. A kind this build lacks is refused.
+pub fn use_device(kind: DeviceKind) -> Result<(), String> {
+    if !kind.available() {
+        return Err(format!(
+            "this build of cae has no {0} backend; build it with `--features {0}`",
+            kind.name()
+        ));
+    }
+    DEVICE
+        .set(kind)
+        .map_err(|_| "the device was chosen already".to_string())
+}
+
+/// The device cae computes on: the one [`use_device`] chose, else CUDA or wgpu when built with
+/// those features, else the CPU (Flex).
 pub fn default_device() -> Device {
-    #[cfg(feature = "cuda")]
-    return Device::cuda(0);
-    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
-    return Device::wgpu(Default::default());
-    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
-    Device::flex()
+    match DEVICE.get().copied().unwrap_or_else(DeviceKind::built_default) {
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda => Device::cuda(0),
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu => Device::wgpu(Default::default()),
+        // A kind without its feature is refused by `use_device`.
+        _ => Device::flex(),
+    }
 }
 
 /// Whether cae's own CPU kernels (`cae-kernels`) can compute on `x`: an f32 tensor on Flex.

@@ -78,7 +78,7 @@ fn short_training_on_real_data_lowers_test_loss() {
     let test = Dataset::load(&root, DatasetKind::Mnist, Split::Test)
         .unwrap()
         .take(500);
-    let fresh = cae::training::seeded(&device, config.training.seed, || config.model.init(&device));
+    let fresh = cae::training::seeded(&device, config.training.seed, |cpu| config.model.init(cpu));
     let before = reconstruction_metrics(&fresh, &test, &device).test_bce;
 
     let run = dir.path().join("run");
@@ -295,7 +295,7 @@ fn model_weights_round_trip_through_the_run_directory() {
     let run = RunDir::create(&dir.path().join("r"), false).unwrap();
     let device = Device::flex();
     let init =
-        |seed| cae::training::seeded(&device, seed, || ConvAutoencoderConfig::new().init(&device));
+        |seed| cae::training::seeded(&device, seed, |cpu| ConvAutoencoderConfig::new().init(cpu));
     let model = init(5);
     run.save_module("m.bpk", &model).unwrap();
     let other = init(6);

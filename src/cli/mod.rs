@@ -42,6 +42,10 @@ pub struct Cli {
     /// Threads to compute with [default: all cores]; results do not depend on it
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    /// Where to compute [default: CUDA or wgpu in builds with them, else the CPU]; weights are
+    /// initialised on the CPU either way, so a seed means the same start everywhere
+    #[arg(long, global = true, value_enum)]
+    pub device: Option<crate::DeviceKind>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -106,6 +110,7 @@ macro_rules! value_enum {
     )+};
 }
 value_enum!(
+    crate::DeviceKind,
     DatasetKind,
     ReconstructionLoss,
     LatentActivation,
@@ -178,6 +183,9 @@ pub fn run(cli: Cli, given: &[String]) -> anyhow::Result<()> {
         rayon::ThreadPoolBuilder::new()
             .num_threads(usize::from(n))
             .build_global()?;
+    }
+    if let Some(kind) = cli.device {
+        crate::use_device(kind).map_err(anyhow::Error::msg)?;
     }
     match cli.command {
         Command::Download(args) => data::download(args),

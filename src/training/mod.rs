@@ -448,7 +448,8 @@ pub trait Experiment: Clone + PartialEq + Sized {
         data
     }
 
-    /// The model with freshly initialised weights (the device is seeded already).
+    /// The model with freshly initialised weights, on `device` (the CPU, seeded already:
+    /// [`seeded`]).
     fn init(&self, device: &Device) -> Self::Model;
 
     /// The weights a new run starts from, given the fresh model (the AutoCNN takes a trained
@@ -544,7 +545,7 @@ pub fn train<E: Experiment>(
     run.write_json(crate::run::CONFIG_FILE, &config.clone().into_run_config())?;
 
     let device = device.clone().autodiff();
-    let mut model = seeded(&device, config.looping().seed, || config.init(&device));
+    let mut model = seeded(&device, config.looping().seed, |cpu| config.init(cpu));
     let optimizer = config.looping().optimizer();
     let mut start = match run.checkpoint()? {
         Some(state) if resume => {
@@ -587,7 +588,7 @@ pub fn import_run<E: Experiment>(
 ) -> Result<String, TrainError> {
     config.validate()?;
     let (train, test) = load_splits(data_root, config.dataset(), config.looping())?;
-    let fresh = seeded(device, config.looping().seed, || config.init(device));
+    let fresh = seeded(device, config.looping().seed, |cpu| config.init(cpu));
     let model = load(fresh).map_err(|e| TrainError::Invalid(format!("{e:#}")))?;
     let task = config.task(&train, &test);
     let metrics = task.evaluate(&model, device);
@@ -613,13 +614,19 @@ pub fn import_run<E: Experiment>(
     Ok(fields.join("  "))
 }
 
-/// `init()` with the device seeded to `seed`. The device's RNG is global to the process, so
-/// runs trained side by side (threads, tests) take turns: each gets the weights of its seed.
-pub fn seeded<T>(device: &Device, seed: u64, init: impl FnOnce() -> T) -> T {
+/// A model made by `init` on the CPU seeded to `seed`, then moved to `device`: each device
+/// kind has its own random generator, so one seed starts every device from the same weights
+/// only when they are all drawn on one. The CPU's RNG is global to the process, so runs
+/// initialised side by side (threads, tests) take turns: each gets the weights of its seed.
+pub fn seeded<M: Module>(device: &Device, seed: u64, init: impl FnOnce(&Device) -> M) -> M {
     static SEEDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = SEEDING.lock().unwrap_or_else(|e| e.into_inner());
-    device.seed(seed);
-    init()
+    let cpu = Device::flex();
+    let model = {
+        let _turn = SEEDING.lock().unwrap_or_else(|e| e.into_inner());
+        cpu.seed(seed);
+        init(&cpu)
+    };
+    model.to_device(device)
 }
 
 /// Training and test images for a run, loaded and cut to the configured limits.
