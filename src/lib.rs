@@ -134,7 +134,11 @@ pub fn use_device(kind: DeviceKind) -> Result<(), String> {
 /// The device cae computes on: the one [`use_device`] chose, else CUDA or wgpu when built with
 /// those features, else the CPU (Flex).
 pub fn default_device() -> Device {
-    match DEVICE.get().copied().unwrap_or_else(DeviceKind::built_default) {
+    match DEVICE
+        .get()
+        .copied()
+        .unwrap_or_else(DeviceKind::built_default)
+    {
         #[cfg(feature = "cuda")]
         DeviceKind::Cuda => Device::cuda(0),
         #[cfg(feature = "wgpu")]

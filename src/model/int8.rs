@@ -39,7 +39,7 @@ pub struct ConvShape {
 /// A dense layer's weight: floats until calibrated, then int8.
 #[derive(Debug, Clone)]
 pub enum DenseWeight {
-    /// `[O, K]`, rows in patch-major order (`(a, b, c)` for a convolution).
+    /// `[O, K]`, in the layer's own order of rows and columns (see [`Dense::from_torch`]).
     Float(Vec<f32>),
     Int8 {
         /// `[O, K]` as [`DenseWeight::Float`].
@@ -150,7 +150,7 @@ pub enum Op {
     Relu,
     LeakyRelu(f32),
     Sigmoid,
-    /// Valid max pooling of `[C, H, W]` with a square window.
+    /// Valid max pooling of a `[C, H, W]` activation (held channels-last), square window.
     MaxPool {
         input: [usize; 3],
         kernel: usize,
@@ -164,8 +164,6 @@ pub struct Int8Model {
     pub ops: Vec<Op>,
     /// `[C, H, W]` of one input.
     pub input: [usize; 3],
-    /// Values per output.
-    pub outputs: usize,
     /// `[C, H, W]` of one output.
     pub output: [usize; 3],
 }
@@ -355,13 +353,16 @@ impl Int8Model {
                 built.unsupported.join(", ")
             );
         }
-        let [c, h, w] = built.shape.shape;
         Ok(Self {
             ops: built.ops,
             input,
-            outputs: c * h * w,
             output: built.shape.shape,
         })
+    }
+
+    /// Values per output.
+    pub fn outputs(&self) -> usize {
+        self.output.iter().product()
     }
 
     /// The dense layers, in order.
@@ -431,8 +432,8 @@ impl Int8Model {
             "input is not [N, {:?}]",
             self.input
         );
-        let mut out = vec![0.0; images.len() / per * self.outputs];
-        out.par_chunks_exact_mut(self.outputs)
+        let mut out = vec![0.0; images.len() / per * self.outputs()];
+        out.par_chunks_exact_mut(self.outputs())
             .zip(images.par_chunks_exact(per))
             .for_each_init(Scratch::default, |s, (out, image)| {
                 out.copy_from_slice(self.run(image, s, None));
@@ -602,13 +603,13 @@ impl Classifier for Int8Model {
             .try_to_vec::<f32>()
             .expect("f32 images");
         let out = self.forward(&values);
-        Tensor::from_data(TensorData::new(out, [batch, self.outputs]), &device)
+        Tensor::from_data(TensorData::new(out, [batch, self.outputs()]), &device)
     }
 
     fn cost(&self, input: Cost) -> Cost {
         Cost {
             macs: input.macs + self.macs(),
-            shape: [self.outputs, 1, 1],
+            shape: self.output,
         }
     }
 }
