@@ -72,7 +72,9 @@ fn wgpu_starts_from_the_cpus_weights_and_trains_to_its_figures() {
         let run = dir.path().join(device);
         common::succeed(
             common::cae()
-                .args(["--device", device, "train-ae", "--epochs", "2", "--quiet", "--out"])
+                .args([
+                    "--device", device, "train-ae", "--epochs", "2", "--quiet", "--out",
+                ])
                 .arg(&run)
                 .arg("--data")
                 .arg(&data),
@@ -84,6 +86,12 @@ fn wgpu_starts_from_the_cpus_weights_and_trains_to_its_figures() {
     let gpu = eval_bce(&data, &gpu_run, "cpu");
     let gpu_on_gpu = eval_bce(&data, &gpu_run, "wgpu");
     // Float noise only: other summation orders over ~60 steps, not other starting weights.
-    assert!((cpu - gpu).abs() < 0.01 * cpu, "test BCE: cpu {cpu}, wgpu {gpu}");
-    assert!((gpu - gpu_on_gpu).abs() < 1e-4, "eval on cpu {gpu}, on wgpu {gpu_on_gpu}");
+    assert!(
+        (cpu - gpu).abs() < 0.01 * cpu,
+        "test BCE: cpu {cpu}, wgpu {gpu}"
+    );
+    assert!(
+        (gpu - gpu_on_gpu).abs() < 1e-4,
+        "eval on cpu {gpu}, on wgpu {gpu_on_gpu}"
+    );
 }

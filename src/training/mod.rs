@@ -624,9 +624,34 @@ pub fn seeded<M: Module>(device: &Device, seed: u64, init: impl FnOnce(&Device) 
     let model = {
         let _turn = SEEDING.lock().unwrap_or_else(|e| e.into_inner());
         cpu.seed(seed);
-        init(&cpu)
+        let model = init(&cpu);
+        // burn draws a parameter's values lazily, on first use, on whatever device it is on
+        // by then: draw them all here, from the CPU's generator, before the move.
+        struct Draw;
+        impl burn::module::ModuleVisitor for Draw {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                let _ = param.val();
+            }
+        }
+        model.visit(&mut Draw);
+        model
     };
-    model.to_device(device)
+    let model = model.to_device(device);
+    if !device.is_autodiff() {
+        return model;
+    }
+    // Moving keeps a tensor's plain (not autodiff) kind: make each parameter a leaf that
+    // records gradients on the target device.
+    struct Track;
+    impl burn::module::ModuleMapper for Track {
+        fn map_float<const D: usize>(
+            &mut self,
+            param: burn::module::Param<Tensor<D>>,
+        ) -> burn::module::Param<Tensor<D>> {
+            param.map(|t| t.autodiff().require_grad())
+        }
+    }
+    model.map(&mut Track)
 }
 
 /// Training and test images for a run, loaded and cut to the configured limits.
