@@ -168,21 +168,7 @@ fn predict_classifies_good_files_and_reports_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::subset_root(&dir.path().join("data"), 2_000, 100);
     let run = dir.path().join("cnn");
-    common::succeed(
-        common::cae()
-            .args([
-                "train-classifier",
-                "--model",
-                "plain-cnn",
-                "--epochs",
-                "1",
-                "--quiet",
-                "--data",
-            ])
-            .arg(&data)
-            .arg("--out")
-            .arg(&run),
-    );
+    common::train_plain_cnn(&data, &run, 1);
 
     // A real test digit written as a PNG, a corrupt "PNG", and a blank page.
     let test = cae::data::Dataset::load(
@@ -236,21 +222,7 @@ fn eval_prints_a_report_and_writes_a_heat_map() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::subset_root(&dir.path().join("data"), 1_000, 300);
     let run = dir.path().join("cnn");
-    common::succeed(
-        common::cae()
-            .args([
-                "train-classifier",
-                "--model",
-                "plain-cnn",
-                "--epochs",
-                "1",
-                "--quiet",
-                "--data",
-            ])
-            .arg(&data)
-            .arg("--out")
-            .arg(&run),
-    );
+    common::train_plain_cnn(&data, &run, 1);
     let out = common::succeed(common::cae().arg("eval").arg(&run).arg("--data").arg(&data));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -58,21 +58,7 @@ fn onnx_graphs_give_caes_outputs_in_another_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let (data, ae, cls) = common::server::trained_runs(dir.path(), 3_000, 1_000, 1);
     let cnn = dir.path().join("cnn");
-    common::succeed(
-        common::cae()
-            .args([
-                "train-classifier",
-                "--model",
-                "plain-cnn",
-                "--epochs",
-                "1",
-                "--quiet",
-                "--data",
-            ])
-            .arg(&data)
-            .arg("--out")
-            .arg(&cnn),
-    );
+    common::train_plain_cnn(&data, &cnn, 1);
     let export = |run: &Path, name: &str, part: &str| {
         let out = dir.path().join(name);
         common::succeed(

@@ -91,21 +91,7 @@ fn quantize_eval_predict_compare_and_refusals() {
     let dir = tempfile::tempdir().unwrap();
     let (data, ae, cls) = common::server::trained_runs(dir.path(), 3_000, 1_000, 2);
     let cnn = dir.path().join("cnn");
-    common::succeed(
-        common::cae()
-            .args([
-                "train-classifier",
-                "--model",
-                "plain-cnn",
-                "--epochs",
-                "2",
-                "--quiet",
-            ])
-            .arg("--out")
-            .arg(&cnn)
-            .arg("--data")
-            .arg(&data),
-    );
+    common::train_plain_cnn(&data, &cnn, 2);
     let quantize = |run: &Path, out: &Path| {
         common::cae()
             .arg("quantize")

@@ -58,6 +58,25 @@ pub fn cae() -> std::process::Command {
     cmd
 }
 
+/// Train a plain CNN (LeNet-5) run at `out` for `epochs` on the data root `data`.
+pub fn train_plain_cnn(data: &Path, out: &Path, epochs: usize) {
+    succeed(
+        cae()
+            .args([
+                "train-classifier",
+                "--model",
+                "plain-cnn",
+                "--quiet",
+                "--epochs",
+            ])
+            .arg(epochs.to_string())
+            .arg("--data")
+            .arg(data)
+            .arg("--out")
+            .arg(out),
+    );
+}
+
 /// Run `cmd` and fail the test, showing the command and its stderr, unless it exits 0.
 pub fn succeed(cmd: &mut std::process::Command) -> std::process::Output {
     let out = cmd.output().unwrap();
