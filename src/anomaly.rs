@@ -22,7 +22,7 @@ use crate::latent::ImageSet;
 use crate::model::Autoencoder;
 use crate::run::{RunDir, Weights};
 use crate::training::{
-    AutoencoderTrainingConfig, Experiment, FitOptions, RunMode, TrainError, load_splits, train,
+    AutoencoderTrainingConfig, Experiment, FitOptions, RunMode, TrainError, train,
 };
 
 /// Scores of a set of images against a threshold from the training images.
@@ -55,7 +55,7 @@ pub fn quantile(values: &[f32], q: f64) -> f32 {
 }
 
 /// Score `set` with the autoencoder `model` of the run `config`, the threshold at quantile `q`
-/// of the run's training images under `root`. `normal` (else the run's normal class) says
+/// of `train`, the run's training images ([`Experiment::training_images`]). `normal` (else the run's normal class) says
 /// which label is normal.
 pub fn score<M: Autoencoder>(
     model: &M,
@@ -63,7 +63,7 @@ pub fn score<M: Autoencoder>(
     set: &ImageSet,
     q: f64,
     normal: Option<u8>,
-    root: &Path,
+    train: &Dataset,
     device: &Device,
 ) -> Result<AnomalyReport, TrainError> {
     if !(q > 0.0 && q < 1.0) {
@@ -71,15 +71,15 @@ pub fn score<M: Autoencoder>(
             "--quantile {q}: must lie between 0 and 1"
         )));
     }
-    if let Some(k) = normal.filter(|&k| usize::from(k) >= NUM_CLASSES) {
-        return Err(TrainError::Invalid(format!(
-            "--normal-class {k}: the classes are 0 to {}",
-            NUM_CLASSES - 1
-        )));
+    let classes = set.data.num_classes();
+    if let Some(k) = normal.filter(|&k| usize::from(k) >= classes) {
+        return Err(TrainError::Invalid(if classes == 0 {
+            format!("--normal-class {k}: the images have no classes")
+        } else {
+            format!("--normal-class {k}: the classes are 0 to {}", classes - 1)
+        }));
     }
-    let (train, _) = load_splits(root, config.dataset, &config.training)?;
-    let train = config.select(train);
-    let threshold = quantile(&reconstruction_errors(model, &train, device), q);
+    let threshold = quantile(&reconstruction_errors(model, train, device), q);
     let scores = reconstruction_errors(model, &set.data, device);
     let normal = normal.or(config.normal_class);
     let truth: Option<Vec<bool>> = match normal {
@@ -155,7 +155,7 @@ pub fn one_class_benchmark(
     mut progress: impl FnMut(u8, u64, f64),
 ) -> Result<Vec<ClassResult>, TrainError> {
     let device = crate::default_device();
-    let test = Dataset::load(root, recipe.dataset, Split::Test)?;
+    let test = Dataset::load(root, recipe.data.dataset, Split::Test)?;
     let set = ImageSet {
         data: test,
         labelled: true,
@@ -171,7 +171,8 @@ pub fn one_class_benchmark(
             train(&config, root, &path, RunMode::Overwrite, &device, options)?;
             let run = RunDir::open(&path)?;
             let (model, config) = AutoencoderTrainingConfig::load(&run, Weights::Last, &device)?;
-            let report = score(&model, &config, &set, 0.95, Some(class), root, &device)?;
+            let normal = config.training_images(root, &run)?;
+            let report = score(&model, &config, &set, 0.95, Some(class), &normal, &device)?;
             let auc = report.auc.unwrap_or(f64::NAN);
             progress(class, seed, auc);
             aucs.push(auc);

@@ -12,7 +12,7 @@ use anyhow::Context;
 use burn::module::Module;
 
 use crate::bench::speed;
-use crate::data::{Dataset, IMAGE_SIDE, Split};
+use crate::data::Split;
 use crate::evaluation::evaluate_classifier;
 use crate::model::classifier::{AnyClassifier, Classifier, ClassifierKind};
 use crate::model::cost::Cost;
@@ -70,14 +70,14 @@ pub fn compare(
     if !matches!(plain, AnyClassifier::PlainCnn(_)) {
         anyhow::bail!("{} is not a plain-cnn run", cnn.display());
     }
-    let test = Dataset::load(data_root, a_config.dataset, Split::Test)?;
-    let p_test = Dataset::load(data_root, p_config.dataset, Split::Test)?;
+    let test = a_config.images(data_root, &RunDir::open(autocnn)?, Split::Test)?;
+    let p_test = p_config.images(data_root, &RunDir::open(cnn)?, Split::Test)?;
     let images = test.images_tensor(&(0..1000.min(test.len())).collect::<Vec<_>>(), &device);
     let one = test.images_tensor(&[0], &device);
     let latents = auto.encoder.forward(images.clone());
     let latent_one = auto.encoder.forward(one.clone());
 
-    let image = Cost::image([1, IMAGE_SIDE, IMAGE_SIDE]);
+    let image = Cost::image(test.shape.dims());
     let latent = Cost::image([a_config.encoder.latent, 1, 1]);
     let (enc_lat, enc_thr) = speed(calls, one.clone(), images.clone(), |x| {
         auto.encoder.forward(x)

@@ -8,7 +8,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Dataset, DatasetKind, NUM_CLASSES, sequential_batches};
+use crate::data::{Dataset, sequential_batches};
 use crate::loss::{self, ReconstructionLoss};
 use crate::model::Autoencoder;
 use crate::model::classifier::Classifier;
@@ -166,8 +166,8 @@ pub fn roc_auc(scores: &[f32], positive: &[bool]) -> Option<f64> {
 /// Predictions of a classifier over a dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassifierEval {
-    /// `confusion[true][predicted]` counts.
-    pub confusion: [[usize; NUM_CLASSES]; NUM_CLASSES],
+    /// `confusion[true][predicted]` counts, classes × classes.
+    pub confusion: Vec<Vec<usize>>,
     pub mean_loss: f64,
 }
 
@@ -177,7 +177,9 @@ impl ClassifierEval {
     }
 
     pub fn correct(&self) -> usize {
-        (0..NUM_CLASSES).map(|c| self.confusion[c][c]).sum()
+        (0..self.confusion.len())
+            .map(|c| self.confusion[c][c])
+            .sum()
     }
 
     pub fn accuracy(&self) -> f64 {
@@ -185,11 +187,13 @@ impl ClassifierEval {
     }
 
     /// Accuracy of each true class (recall).
-    pub fn per_class_accuracy(&self) -> [f64; NUM_CLASSES] {
-        std::array::from_fn(|c| {
-            let row: usize = self.confusion[c].iter().sum();
-            self.confusion[c][c] as f64 / row.max(1) as f64
-        })
+    pub fn per_class_accuracy(&self) -> Vec<f64> {
+        (0..self.confusion.len())
+            .map(|c| {
+                let row: usize = self.confusion[c].iter().sum();
+                self.confusion[c][c] as f64 / row.max(1) as f64
+            })
+            .collect()
     }
 }
 
@@ -199,7 +203,8 @@ pub fn evaluate_classifier<M: Classifier>(
     data: &Dataset,
     device: &Device,
 ) -> ClassifierEval {
-    let mut confusion = [[0usize; NUM_CLASSES]; NUM_CLASSES];
+    let classes = data.num_classes().max(1);
+    let mut confusion = vec![vec![0usize; classes]; classes];
     let mut loss_sum = 0.0f64;
     let ce = CrossEntropyLossConfig::new().init(device);
     for batch in sequential_batches(data.len(), EVAL_BATCH) {
@@ -360,7 +365,11 @@ pub fn denoising_score<M: Autoencoder>(
         let mut noisy = clean.clone();
         noise.apply(&mut noisy, &mut rng);
         let out = model
-            .reconstruct(crate::data::pixels_tensor(noisy.clone(), device))
+            .reconstruct(crate::data::pixels_tensor(
+                noisy.clone(),
+                data.shape,
+                device,
+            ))
             .into_data()
             .try_to_vec::<f32>()
             .expect("f32 pixels");
@@ -378,8 +387,7 @@ pub fn denoising_score<M: Autoencoder>(
 }
 
 /// Accuracy, per-class accuracy and the confusion matrix as text.
-pub fn classification_report(eval: &ClassifierEval, dataset: DatasetKind) -> String {
-    let names = dataset.class_names();
+pub fn classification_report(eval: &ClassifierEval, names: &[String]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -397,7 +405,7 @@ pub fn classification_report(eval: &ClassifierEval, dataset: DatasetKind) -> Str
         "\nconfusion matrix (rows: true class, columns: predicted):"
     );
     let _ = write!(out, "{:>11} ", "");
-    for c in 0..NUM_CLASSES {
+    for c in 0..eval.confusion.len() {
         let _ = write!(out, "{c:>5}");
     }
     let _ = writeln!(out);
@@ -480,7 +488,7 @@ mod tests {
 
     #[test]
     fn report_counts_and_percentages() {
-        let mut confusion = [[0usize; NUM_CLASSES]; NUM_CLASSES];
+        let mut confusion = vec![vec![0usize; 10]; 10];
         confusion[0][0] = 3;
         confusion[0][6] = 1; // one 0 taken for a 6
         confusion[1][1] = 4;
@@ -491,7 +499,8 @@ mod tests {
         // 7 of 8 correct; class 0: 3/4 = 75 %.
         assert_eq!(eval.accuracy(), 0.875);
         assert_eq!(eval.per_class_accuracy()[0], 0.75);
-        let text = classification_report(&eval, DatasetKind::Mnist);
+        let names: Vec<String> = (0..10).map(|c| c.to_string()).collect();
+        let text = classification_report(&eval, &names);
         assert!(text.contains("87.50 % (7 / 8)"), "{text}");
         assert!(text.contains("75.00 %"), "{text}");
     }

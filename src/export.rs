@@ -7,6 +7,7 @@
 //! | --- | --- | --- |
 //! | `encoder.conv1`, `conv2`, `conv3`, `fc` | `encoder.encoder.0`, `.2`, `.4`, `.7` | Conv2d `[out, in, kh, kw]`, Linear `[out, in]` |
 //! | `decoder.fc`, `deconv1`, `deconv2`, `deconv3` | `decoder.decoder.0`, `.3`, `.5`, `.7` | ConvTranspose2d `[in, out, kh, kw]` |
+//! | deeper `--conv-channels`: `encoder.more.j`, `decoder.more.j` | the same `Sequential`s, one (Conv, ReLU) pair per layer: `encoder.encoder.{2i}` with the `Linear` after the flatten, `decoder.decoder.{3 + 2j}` | |
 //! | AutoCNN `head.fc1`, `conv1`, `conv2`, `fc2` | `cnn.cnn.0`, `.3`, `.6`, `.9` | |
 //! | plain CNN `conv1`, `conv2`, `fc1`, `fc2`, `fc3` | `cnn.0`, `.3`, `.7`, `.9`, `.11` | `nn.Sequential(Conv2d, ReLU, MaxPool2d, Conv2d, ReLU, MaxPool2d, Flatten, Linear, ReLU, Linear, ReLU, Linear)` |
 //! | stacked `encoder.i`, `decoder.i` | `encoder.encoder.{2i+1}`, `decoder.decoder.{2i}` | `nn.Sequential(Flatten, Linear, ReLU, …)`, `nn.Sequential(Linear, ReLU, …, Unflatten)` |
@@ -31,8 +32,8 @@ use burn::store::{
     PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 
-use crate::model::AnyAutoencoder;
 use crate::model::classifier::AnyClassifier;
+use crate::model::{AnyAutoencoder, Decoder, Encoder};
 
 /// What `cae export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,24 +60,55 @@ fn names(pairs: &[(&str, &str)]) -> Names {
         .collect()
 }
 
-const ENCODER: [(&str, &str); 4] = [
-    ("encoder.conv1", "encoder.encoder.0"),
-    ("encoder.conv2", "encoder.encoder.2"),
-    ("encoder.conv3", "encoder.encoder.4"),
-    ("encoder.fc", "encoder.encoder.7"),
-];
+/// cae's name of convolution `i` (of either direction) with `more` extra layers: the first
+/// three have names of their own, the others are `more.j`.
+fn conv_path(prefix: &str, first_three: [&str; 3], i: usize) -> String {
+    match first_three.get(i) {
+        Some(name) => format!("{prefix}.{name}"),
+        None => format!("{prefix}.more.{}", i - 3),
+    }
+}
+
+/// The encoder's names: `nn.Sequential(Conv2d, ReLU, …, Flatten, Linear, ReLU)`, so
+/// convolution `i` is `encoder.encoder.{2i}` and the linear layer follows the flatten.
+fn encoder_names(encoder: &Encoder) -> Names {
+    let n = encoder.convs().count();
+    let mut names: Names = (0..n)
+        .map(|i| {
+            (
+                conv_path("encoder", ["conv1", "conv2", "conv3"], i),
+                format!("encoder.encoder.{}", 2 * i),
+            )
+        })
+        .collect();
+    names.push((
+        "encoder.fc".into(),
+        format!("encoder.encoder.{}", 2 * n + 1),
+    ));
+    names
+}
+
+/// The decoder's names: `nn.Sequential(Linear, ReLU, Unflatten, ConvTranspose2d, ReLU, …)`,
+/// so transposed convolution `j` (the extra ones first) is `decoder.decoder.{3 + 2j}`.
+fn decoder_names(decoder: &Decoder) -> Names {
+    let extra = decoder.more.len();
+    let mut names = vec![("decoder.fc".to_string(), "decoder.decoder.0".to_string())];
+    names.extend((0..decoder.deconvs().count()).map(|j| {
+        let path = match j.checked_sub(extra) {
+            Some(k) => format!("decoder.{}", ["deconv1", "deconv2", "deconv3"][k]),
+            None => format!("decoder.more.{j}"),
+        };
+        (path, format!("decoder.decoder.{}", 3 + 2 * j))
+    }));
+    names
+}
 
 /// The lecture's names for an autoencoder run's model.
 pub fn autoencoder_names(model: &AnyAutoencoder) -> Names {
     match model {
-        AnyAutoencoder::Conv(_) => {
-            let mut n = names(&ENCODER);
-            n.extend(names(&[
-                ("decoder.fc", "decoder.decoder.0"),
-                ("decoder.deconv1", "decoder.decoder.3"),
-                ("decoder.deconv2", "decoder.decoder.5"),
-                ("decoder.deconv3", "decoder.decoder.7"),
-            ]));
+        AnyAutoencoder::Conv(m) => {
+            let mut n = encoder_names(&m.encoder);
+            n.extend(decoder_names(&m.decoder));
             n
         }
         AnyAutoencoder::Stacked(m) => {
@@ -96,8 +128,8 @@ pub fn autoencoder_names(model: &AnyAutoencoder) -> Names {
 /// The lecture's names for a classifier run's model.
 pub fn classifier_names(model: &AnyClassifier) -> Names {
     match model {
-        AnyClassifier::AutoCnn(_) => {
-            let mut n = names(&ENCODER);
+        AnyClassifier::AutoCnn(m) => {
+            let mut n = encoder_names(&m.encoder);
             n.extend(names(&[
                 ("head.fc1", "cnn.cnn.0"),
                 ("head.conv1", "cnn.cnn.3"),

@@ -21,10 +21,11 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::data::{Dataset, DatasetKind, IMAGE_PIXELS, Split, pixels_tensor};
+use crate::data::{DataConfig, Dataset, DatasetKind, ImageShape, Split, pixels_tensor};
 use crate::evaluation::{EncodedBatch, LatentStats, encode_batches};
 use crate::model::Autoencoder;
-use crate::training::{AutoencoderTrainingConfig, Experiment, load_splits};
+use crate::run::RunDir;
+use crate::training::{AutoencoderTrainingConfig, Experiment};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LatentError {
@@ -45,9 +46,11 @@ pub enum LatentError {
 /// Which images to encode or score.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Images {
-    /// A split of a dataset under the data root, with its labels.
-    Split { dataset: DatasetKind, split: Split },
-    /// Image files (PNG, JPEG), prepared as `cae predict` does; no labels.
+    /// A split of the run's images, with their labels.
+    Run(Split),
+    /// A split of a built-in dataset under the data root, with its labels.
+    Builtin { dataset: DatasetKind, split: Split },
+    /// Image files (PNG, JPEG), prepared as the run's images were; no labels.
     Files(Vec<PathBuf>),
 }
 
@@ -59,32 +62,58 @@ pub struct ImageSet {
 }
 
 impl Images {
-    /// Load the images; an empty set or an unreadable file is an error naming it.
-    pub fn load(&self, root: &Path) -> Result<ImageSet, LatentError> {
+    /// Load the images for the run of `config` in `run`; an empty set or an unreadable file
+    /// is an error naming it.
+    pub fn load<E: Experiment>(
+        &self,
+        root: &Path,
+        config: &E,
+        run: &RunDir,
+    ) -> Result<ImageSet, LatentError> {
+        let invalid = |e: crate::training::TrainError| LatentError::Invalid(e.to_string());
         let set = match self {
-            Images::Split { dataset, split } => ImageSet {
+            Images::Run(split) => ImageSet {
+                data: config.images(root, run, *split).map_err(invalid)?,
+                labelled: true,
+            },
+            Images::Builtin { dataset, split } => ImageSet {
                 data: Dataset::load(root, *dataset, *split)?,
                 labelled: true,
             },
-            Images::Files(paths) => {
-                let mut pixels = Vec::with_capacity(paths.len() * IMAGE_PIXELS);
-                for path in paths {
-                    pixels.extend(crate::data::preprocess::preprocess_file(path)?);
-                }
-                ImageSet {
-                    data: Dataset {
-                        kind: DatasetKind::Mnist,
-                        labels: vec![0; paths.len()],
-                        pixels,
-                    },
-                    labelled: false,
-                }
-            }
+            Images::Files(paths) => ImageSet {
+                data: read_files(paths, config.data())?,
+                labelled: false,
+            },
         };
         if set.data.is_empty() {
             return Err(LatentError::Invalid("no images: the set is empty".into()));
         }
         Ok(set)
+    }
+}
+
+/// Image files prepared as the images of `data` were: a run on a built-in dataset takes them
+/// as `cae predict` does (centred MNIST-style digits), a run on a folder resizes them to its
+/// size and channels.
+pub fn read_files(paths: &[PathBuf], data: &DataConfig) -> Result<Dataset, LatentError> {
+    match &data.images {
+        Some(folder) => {
+            Ok(crate::data::folder::read_files(paths, folder)
+                .map_err(crate::data::DataError::from)?)
+        }
+        None => {
+            let mut pixels = Vec::with_capacity(paths.len() * ImageShape::MNIST.len());
+            for path in paths {
+                pixels.extend(crate::data::preprocess::preprocess_file(path)?);
+            }
+            Ok(Dataset::in_memory(
+                "files",
+                Vec::new(),
+                ImageShape::MNIST,
+                pixels,
+                vec![0; paths.len()],
+            ))
+        }
     }
 }
 
@@ -368,10 +397,11 @@ pub fn interpolation<M: Autoencoder>(
     model: &M,
     a: &[f32],
     b: &[f32],
+    shape: ImageShape,
     steps: usize,
     device: &Device,
 ) -> Vec<Vec<f32>> {
-    let both = pixels_tensor([a, b].concat(), device);
+    let both = pixels_tensor([a, b].concat(), shape, device);
     let z = model
         .encode(both)
         .into_data()
@@ -398,6 +428,7 @@ pub fn density<M: Autoencoder>(
     model: &M,
     config: &AutoencoderTrainingConfig,
     root: &Path,
+    run: &RunDir,
     prior: bool,
     device: &Device,
 ) -> Result<LatentDensity, LatentError> {
@@ -409,11 +440,12 @@ pub fn density<M: Autoencoder>(
             max: vec![f32::INFINITY; d],
         });
     }
-    let (train, _) = load_splits(root, config.dataset, &config.training)
+    let train = config
+        .training_images(root, run)
         .map_err(|e| LatentError::Invalid(e.to_string()))?;
     let set = ImageSet {
-        data: config.select(train),
-        labelled: true,
+        labelled: train.is_labelled(),
+        data: train,
     };
     Ok(LatentDensity::fit(model, &set, device))
 }

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::Once;
 
 use burn::prelude::*;
-use image::{GrayImage, ImageFormat, Luma, RgbImage};
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use plotters::prelude::*;
 
-use crate::data::{Dataset, DatasetKind, IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
+use crate::data::{Dataset, ImageShape};
 use crate::evaluation::ClassifierEval;
 use crate::model::Autoencoder;
 
@@ -37,30 +37,39 @@ fn draw_err<E: std::fmt::Debug>(e: E) -> DrawError {
 /// Grey value of the lines between tiles.
 const SEPARATOR: u8 = 128;
 
-/// A grid of 28x28 tiles: `rows[r][c]` holds `IMAGE_PIXELS` values in [0, 1].
-/// Each tile is magnified `scale` times and separated from its neighbours by a 1-pixel line.
-pub fn tile_grid(rows: &[Vec<Vec<f32>>], scale: u32) -> GrayImage {
+/// A grid of tiles: `rows[r][c]` holds one image of `shape`, channels first, values in
+/// [0, 1]. Each tile is magnified `scale` times and separated from its neighbours by a
+/// 1-pixel line. Grey images give a grey picture, colour ones a colour picture.
+pub fn tile_grid(rows: &[Vec<Vec<f32>>], shape: ImageShape, scale: u32) -> DynamicImage {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0) as u32;
-    let tile = IMAGE_SIDE as u32 * scale;
-    let (w, h) = (cols * (tile + 1) + 1, rows.len() as u32 * (tile + 1) + 1);
-    let mut img = GrayImage::from_pixel(w, h, Luma([SEPARATOR]));
+    let (tw, th) = (shape.width as u32 * scale, shape.height as u32 * scale);
+    let (w, h) = (cols * (tw + 1) + 1, rows.len() as u32 * (th + 1) + 1);
+    let plane = shape.height * shape.width;
+    let mut img = RgbImage::from_pixel(w, h, Rgb([SEPARATOR; 3]));
     for (r, row) in rows.iter().enumerate() {
         for (c, pixels) in row.iter().enumerate() {
-            let (x0, y0) = (1 + c as u32 * (tile + 1), 1 + r as u32 * (tile + 1));
-            for y in 0..tile {
-                for x in 0..tile {
-                    let i = (y / scale) as usize * IMAGE_SIDE + (x / scale) as usize;
-                    let v = (pixels[i].clamp(0.0, 1.0) * 255.0).round() as u8;
-                    img.put_pixel(x0 + x, y0 + y, Luma([v]));
+            let (x0, y0) = (1 + c as u32 * (tw + 1), 1 + r as u32 * (th + 1));
+            for y in 0..th {
+                for x in 0..tw {
+                    let i = (y / scale) as usize * shape.width + (x / scale) as usize;
+                    let v = |ch: usize| {
+                        let ch = ch.min(shape.channels - 1);
+                        (pixels[ch * plane + i].clamp(0.0, 1.0) * 255.0).round() as u8
+                    };
+                    img.put_pixel(x0 + x, y0 + y, Rgb([v(0), v(1), v(2)]));
                 }
             }
         }
     }
-    img
+    if shape.channels == 1 {
+        DynamicImage::ImageLuma8(DynamicImage::ImageRgb8(img).to_luma8())
+    } else {
+        DynamicImage::ImageRgb8(img)
+    }
 }
 
 /// Encode as PNG and write atomically.
-pub fn save_png(img: &GrayImage, path: &Path) -> std::io::Result<()> {
+pub fn save_png(img: &DynamicImage, path: &Path) -> std::io::Result<()> {
     let mut bytes = Vec::new();
     img.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
         .map_err(std::io::Error::other)?;
@@ -96,11 +105,13 @@ pub fn render(
 /// share of the row, counts written in the cells.
 pub fn confusion_heatmap(
     eval: &ClassifierEval,
-    dataset: DatasetKind,
+    title: &str,
+    names: &[String],
 ) -> Result<RgbImage, DrawError> {
     use plotters::style::text_anchor::{HPos, Pos, VPos};
-    let names = dataset.class_names();
-    let n = NUM_CLASSES as i32;
+    let classes = eval.confusion.len();
+    let n = classes as i32;
+    let longest = names.iter().map(|s| s.chars().count()).max().unwrap_or(1);
     // Row r of the chart (from the bottom) shows true class n-1-r, so class 0 is on top.
     let label = |v: &SegmentValue<i32>, flip: bool| match v {
         SegmentValue::CenterOf(i) if (0..n).contains(i) => {
@@ -113,18 +124,14 @@ pub fn confusion_heatmap(
         let mut chart = ChartBuilder::on(root)
             .caption(
                 format!(
-                    "{dataset} confusion matrix ({:.2} % correct)",
+                    "{title} confusion matrix ({:.2} % correct)",
                     100.0 * eval.accuracy()
                 ),
                 ("sans-serif", 22),
             )
             .margin(12)
             .x_label_area_size(50)
-            .y_label_area_size(if dataset == DatasetKind::Mnist {
-                50
-            } else {
-                110
-            })
+            .y_label_area_size((20 + 8 * longest as u32).min(200))
             .build_cartesian_2d((0..n - 1).into_segmented(), (0..n - 1).into_segmented())
             .map_err(draw_err)?;
         chart
@@ -132,8 +139,8 @@ pub fn confusion_heatmap(
             .disable_mesh()
             .x_desc("predicted class")
             .y_desc("true class")
-            .x_labels(NUM_CLASSES)
-            .y_labels(NUM_CLASSES)
+            .x_labels(classes)
+            .y_labels(classes)
             .x_label_formatter(&|v| label(v, false))
             .y_label_formatter(&|v| label(v, true))
             .label_style(("sans-serif", 13))
@@ -143,9 +150,9 @@ pub fn confusion_heatmap(
             .into_font()
             .into_text_style(root)
             .pos(Pos::new(HPos::Center, VPos::Center));
-        for t in 0..NUM_CLASSES {
+        for t in 0..classes {
             let row_total: usize = eval.confusion[t].iter().sum::<usize>().max(1);
-            for p in 0..NUM_CLASSES {
+            for p in 0..classes {
                 let count = eval.confusion[t][p];
                 let share = count as f64 / row_total as f64;
                 // Square root so that small off-diagonal counts stay visible.
@@ -261,8 +268,8 @@ pub fn training_curves(curves: &Curves) -> Result<RgbImage, DrawError> {
     })
 }
 
-/// Ten well-separated colours (matplotlib's tab10), one per class.
-pub const CLASS_COLOURS: [RGBColor; NUM_CLASSES] = [
+/// Ten well-separated colours (matplotlib's tab10), one per class (repeated past ten).
+pub const CLASS_COLOURS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -280,9 +287,9 @@ pub const CLASS_COLOURS: [RGBColor; NUM_CLASSES] = [
 pub fn latent_scatter(
     points: &[(f64, f64, u8)],
     explained: (f64, f64),
-    dataset: DatasetKind,
+    title: &str,
+    names: &[String],
 ) -> Result<RgbImage, DrawError> {
-    let names = dataset.class_names();
     let range = |f: fn(&(f64, f64, u8)) -> f64| {
         let (lo, hi) = points
             .iter()
@@ -294,7 +301,7 @@ pub fn latent_scatter(
     render(800, 720, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
-                format!("{dataset} test latents, first two principal components"),
+                format!("{title} test latents, first two principal components"),
                 ("sans-serif", 20),
             )
             .margin(12)
@@ -308,8 +315,8 @@ pub fn latent_scatter(
             .y_desc(format!("PC2 ({:.0} % of variance)", 100.0 * explained.1))
             .draw()
             .map_err(draw_err)?;
-        for class in 0..NUM_CLASSES {
-            let colour = CLASS_COLOURS[class];
+        for (class, name) in names.iter().enumerate() {
+            let colour = CLASS_COLOURS[class % CLASS_COLOURS.len()];
             chart
                 .draw_series(
                     points
@@ -318,7 +325,7 @@ pub fn latent_scatter(
                         .map(|p| Circle::new((p.0, p.1), 2, colour.mix(0.6).filled())),
                 )
                 .map_err(draw_err)?
-                .label(names[class])
+                .label(name.as_str())
                 .legend(move |(x, y)| Circle::new((x + 8, y), 5, colour.filled()));
         }
         chart
@@ -342,20 +349,20 @@ pub fn denoising_grid<M: Autoencoder>(
     noise: &crate::data::noise::Noise,
     seed: u64,
     device: &Device,
-) -> GrayImage {
+) -> DynamicImage {
     use rand::SeedableRng;
     let indices: Vec<usize> = (0..n.min(test.len())).collect();
     let clean = test.images_values(&indices);
     let mut noisy = clean.clone();
     noise.apply(&mut noisy, &mut rand::rngs::StdRng::seed_from_u64(seed));
     let split = |v: &[f32]| {
-        v.chunks(IMAGE_PIXELS)
+        v.chunks(test.shape.len())
             .map(<[f32]>::to_vec)
             .collect::<Vec<_>>()
     };
-    let denoised =
-        tensor_images(model.reconstruct(crate::data::pixels_tensor(noisy.clone(), device)));
-    tile_grid(&[split(&clean), split(&noisy), denoised], 2)
+    let noisy_tensor = crate::data::pixels_tensor(noisy.clone(), test.shape, device);
+    let denoised = tensor_images(model.reconstruct(noisy_tensor));
+    tile_grid(&[split(&clean), split(&noisy), denoised], test.shape, 2)
 }
 
 /// Steps of a latent traversal.
@@ -368,8 +375,9 @@ pub fn latent_traversal<M: Autoencoder>(
     base: &[f32],
     min: &[f32],
     max: &[f32],
+    shape: ImageShape,
     device: &Device,
-) -> GrayImage {
+) -> DynamicImage {
     let d = base.len();
     let mut latents = Vec::with_capacity(d * TRAVERSAL_STEPS * d);
     for unit in 0..d {
@@ -386,16 +394,17 @@ pub fn latent_traversal<M: Autoencoder>(
         .chunks(TRAVERSAL_STEPS)
         .map(<[Vec<f32>]>::to_vec)
         .collect();
-    tile_grid(&rows, 2)
+    tile_grid(&rows, shape, 2)
 }
 
-/// Split a `[B, 1, 28, 28]` tensor into B vectors of pixels.
+/// Split a `[B, C, H, W]` tensor into B vectors of pixels (channels first).
 pub fn tensor_images(images: Tensor<4>) -> Vec<Vec<f32>> {
+    let [_, c, h, w] = images.dims();
     let values = images
         .into_data()
         .try_to_vec::<f32>()
         .expect("float tensor holds f32");
-    values.chunks(IMAGE_PIXELS).map(<[f32]>::to_vec).collect()
+    values.chunks(c * h * w).map(<[f32]>::to_vec).collect()
 }
 
 /// The first `n` test images (top row) above their reconstructions (bottom row).
@@ -404,12 +413,12 @@ pub fn reconstruction_grid<M: Autoencoder>(
     test: &Dataset,
     n: usize,
     device: &Device,
-) -> GrayImage {
+) -> DynamicImage {
     let indices: Vec<usize> = (0..n.min(test.len())).collect();
     let images = test.images_tensor(&indices, device);
     let originals = tensor_images(images.clone());
     let reconstructions = tensor_images(model.reconstruct(images));
-    tile_grid(&[originals, reconstructions], 2)
+    tile_grid(&[originals, reconstructions], test.shape, 2)
 }
 
 #[cfg(test)]
@@ -418,9 +427,10 @@ mod tests {
 
     #[test]
     fn grid_geometry_and_values() {
-        let white = vec![1.0; IMAGE_PIXELS];
-        let black = vec![0.0; IMAGE_PIXELS];
-        let img = tile_grid(&[vec![white.clone(), black.clone()], vec![black, white]], 2);
+        let white = vec![1.0; 784];
+        let black = vec![0.0; 784];
+        let grid = [vec![white.clone(), black.clone()], vec![black, white]];
+        let img = tile_grid(&grid, ImageShape::MNIST, 2).into_luma8();
         // 2 tiles of 56 px + 3 separator lines = 115 in each direction.
         assert_eq!(img.dimensions(), (115, 115));
         assert_eq!(img.get_pixel(0, 0).0, [SEPARATOR]);
@@ -430,17 +440,31 @@ mod tests {
     }
 
     #[test]
+    fn colour_grid_keeps_the_channels() {
+        // One 2x3 (h x w) RGB tile: red plane 1, green 0, blue 0.5.
+        let shape = ImageShape::new(3, 2, 3);
+        let tile: Vec<f32> = [[1.0; 6], [0.0; 6], [0.5; 6]].concat();
+        let img = tile_grid(&[vec![tile]], shape, 1);
+        let DynamicImage::ImageRgb8(img) = img else {
+            panic!("colour tiles make a colour picture")
+        };
+        assert_eq!(img.dimensions(), (3 + 2, 2 + 2));
+        assert_eq!(img.get_pixel(1, 1).0, [255, 0, 128]);
+    }
+
+    #[test]
     fn heat_map_is_an_image_of_the_set_size() {
-        let mut confusion = [[0usize; NUM_CLASSES]; NUM_CLASSES];
+        let mut confusion = vec![vec![0usize; 10]; 10];
         for (c, row) in confusion.iter_mut().enumerate() {
             row[c] = 90;
-            row[(c + 1) % NUM_CLASSES] = 10;
+            row[(c + 1) % 10] = 10;
         }
         let eval = ClassifierEval {
             confusion,
             mean_loss: 0.3,
         };
-        let img = confusion_heatmap(&eval, DatasetKind::Mnist).unwrap();
+        let names: Vec<String> = (0..10).map(|c| c.to_string()).collect();
+        let img = confusion_heatmap(&eval, "mnist", &names).unwrap();
         assert_eq!(img.dimensions(), (760, 680));
         // Not blank: the cells put many colours on the white canvas.
         let distinct: std::collections::HashSet<_> = img.pixels().map(|p| p.0).collect();
@@ -459,7 +483,12 @@ mod tests {
         let points: Vec<(f64, f64, u8)> = (0..100)
             .map(|i| (i as f64, (i % 7) as f64, (i % 10) as u8))
             .collect();
-        let img = latent_scatter(&points, (0.5, 0.2), DatasetKind::FashionMnist).unwrap();
+        let names: Vec<String> = crate::data::DatasetKind::FashionMnist
+            .class_names()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let img = latent_scatter(&points, (0.5, 0.2), "fashion-mnist", &names).unwrap();
         assert_eq!(img.dimensions(), (800, 720));
         // Every class colour appears (points and legend).
         for c in CLASS_COLOURS {
@@ -474,9 +503,9 @@ mod tests {
     fn png_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.png");
-        let img = tile_grid(&[vec![vec![0.5; IMAGE_PIXELS]]], 1);
+        let img = tile_grid(&[vec![vec![0.5; 784]]], ImageShape::MNIST, 1);
         save_png(&img, &path).unwrap();
         let back = image::open(&path).unwrap().to_luma8();
-        assert_eq!(back, img);
+        assert_eq!(back, img.to_luma8());
     }
 }

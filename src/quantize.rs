@@ -21,7 +21,7 @@ use anyhow::Context;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Dataset, IMAGE_SIDE, Split};
+use crate::data::Split;
 use crate::export::classifier_names;
 use crate::model::classifier::AnyClassifier;
 use crate::model::int8::{DenseWeight, Int8Model};
@@ -29,8 +29,6 @@ use crate::run::{INT8_FILE, RunDir, Weights};
 use crate::training::{ClassifierTrainingConfig, Experiment, RunConfig};
 
 pub const QUANTIZATION_FILE: &str = "quantization.json";
-
-const INPUT: [usize; 3] = [1, IMAGE_SIDE, IMAGE_SIDE];
 
 /// What `quantization.json` says.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -57,9 +55,12 @@ pub fn is_int8(path: &Path) -> bool {
     path.join(INT8_FILE).is_file()
 }
 
-/// The float layers of `model`, named.
-fn float_layers(model: &AnyClassifier) -> anyhow::Result<(Int8Model, Vec<String>)> {
-    let int8 = Int8Model::float(INPUT, |b| model.walk(b))?;
+/// The float layers of `model` (for images of `input`, `[C, H, W]`), named.
+fn float_layers(
+    model: &AnyClassifier,
+    input: [usize; 3],
+) -> anyhow::Result<(Int8Model, Vec<String>)> {
+    let int8 = Int8Model::float(input, |b| model.walk(b))?;
     let names: Vec<String> = classifier_names(model)
         .into_iter()
         .map(|(_, torch)| torch)
@@ -90,10 +91,10 @@ pub fn quantize(
     }
     let (model, config) = ClassifierTrainingConfig::load(&dir, weights, &device)
         .with_context(|| format!("loading {}", run.display()))?;
-    let train = Dataset::load(data_root, config.dataset, Split::Train)?;
+    let train = config.images(data_root, &dir, Split::Train)?;
     let n = calibration.min(train.len());
     let images = train.images_values(&(0..n).collect::<Vec<_>>());
-    let (mut int8, names) = float_layers(&model)?;
+    let (mut int8, names) = float_layers(&model, config.encoder.input().dims())?;
     int8.calibrate(&images)?;
     let quantization = Quantization {
         source: run.to_path_buf(),
@@ -144,7 +145,8 @@ pub fn open(path: &Path) -> anyhow::Result<Int8Run> {
     };
     let quantization: Quantization = dir.read_json(QUANTIZATION_FILE)?;
     let device = crate::default_device();
-    let (mut model, names) = float_layers(&config.init(&device))?;
+    let input = config.encoder.input().dims();
+    let (mut model, names) = float_layers(&config.init(&device), input)?;
     let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
     deserialize(&mut model, &names, &bytes).with_context(|| format!("{}", file.display()))?;
     Ok(Int8Run {

@@ -35,7 +35,7 @@ fn io(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("writing {}: {e}", path.display())
 }
 
-fn save_gray(run: &RunDir, name: &str, img: &image::GrayImage) -> anyhow::Result<()> {
+fn save_grid(run: &RunDir, name: &str, img: &image::DynamicImage) -> anyhow::Result<()> {
     let path = run.file(name);
     pictures::save_png(img, &path).map_err(|e| io(&path, e))
 }
@@ -49,9 +49,13 @@ fn save_rgb(run: &RunDir, name: &str, img: &image::RgbImage) -> anyhow::Result<(
 fn latent_scatter(
     encode: impl Fn(Tensor<4>) -> Tensor<2>,
     test: &Dataset,
+    names: &[String],
     device: &Device,
 ) -> anyhow::Result<image::RgbImage> {
     let subset = test.clone().take(SCATTER_POINTS);
+    // Unlabelled images are one group.
+    let one = [String::from("images")];
+    let names = if names.is_empty() { &one[..] } else { names };
     let (z, d) = latents(encode, &subset, device);
     let pca = Pca::fit(&z, d, 2);
     let total: f64 = {
@@ -70,7 +74,12 @@ fn latent_scatter(
         pca.variances[0] / total,
         pca.variances.get(1).copied().unwrap_or(0.0) / total,
     );
-    Ok(pictures::latent_scatter(&points, explained, subset.kind)?)
+    Ok(pictures::latent_scatter(
+        &points,
+        explained,
+        &subset.name,
+        names,
+    )?)
 }
 
 /// `(epoch, value)` of one metric over the records.
@@ -100,7 +109,8 @@ pub fn write_pictures(
         RunConfig::Autoencoder(_) => {
             let (model, config) = AutoencoderTrainingConfig::load(run, weights, device)?;
             let records = run.metrics::<ReconstructionMetrics>()?;
-            let test = Dataset::load(root, config.dataset, Split::Test)?;
+            let test = config.images(root, run, Split::Test)?;
+            let names = config.class_names(run);
             let metric = ReconstructionMetrics::key(config.loss);
             let curves = Curves {
                 train_loss: series(&records, |r| r.train_loss),
@@ -116,7 +126,7 @@ pub fn write_pictures(
                 "training_curves.png",
                 format!("Train loss and {metric} per epoch."),
             );
-            save_gray(
+            save_grid(
                 run,
                 "reconstructions.png",
                 &pictures::reconstruction_grid(&model, &test, 10, device),
@@ -134,7 +144,7 @@ pub fn write_pictures(
                     config.training.seed,
                     device,
                 );
-                save_gray(run, "denoising.png", &img)?;
+                save_grid(run, "denoising.png", &img)?;
                 add(
                     "denoising.png",
                     format!("Clean (top), {noise} noisy (middle), denoised (bottom)."),
@@ -143,7 +153,7 @@ pub fn write_pictures(
             save_rgb(
                 run,
                 "latent_pca.png",
-                &latent_scatter(|x| model.encode(x), &test, device)?,
+                &latent_scatter(|x| model.encode(x), &test, &names, device)?,
             )?;
             add(
                 "latent_pca.png",
@@ -155,8 +165,10 @@ pub fn write_pictures(
             let base: Vec<f32> = (0..d)
                 .map(|j| z.iter().skip(j).step_by(d).sum::<f32>() / n)
                 .collect();
-            let img = pictures::latent_traversal(&model, &base, &stats.min, &stats.max, device);
-            save_gray(run, "latent_traversal.png", &img)?;
+            let img = pictures::latent_traversal(
+                &model, &base, &stats.min, &stats.max, test.shape, device,
+            );
+            save_grid(run, "latent_traversal.png", &img)?;
             add(
                 "latent_traversal.png",
                 format!(
@@ -165,11 +177,15 @@ pub fn write_pictures(
                 ),
             );
             let prior = config.model.variational().is_some();
-            let density = latent::density(&model, &config, root, prior, device)?;
+            let density = latent::density(&model, &config, root, run, prior, device)?;
             let seed = config.training.seed;
             let images = latent::generate(&model, &density, 64, None, seed, device)?;
             let rows: Vec<Vec<Vec<f32>>> = images.chunks(8).map(<[_]>::to_vec).collect();
-            save_gray(run, "generated.png", &pictures::tile_grid(&rows, 2))?;
+            save_grid(
+                run,
+                "generated.png",
+                &pictures::tile_grid(&rows, test.shape, 2),
+            )?;
             add(
                 "generated.png",
                 match prior {
@@ -181,8 +197,9 @@ pub fn write_pictures(
             let other = (1..test.len()).find(|&i| test.labels[i] != test.labels[0]);
             if let Some(b) = other {
                 let (a, b) = (test.images_values(&[0]), test.images_values(&[b]));
-                let row = latent::interpolation(&model, &a, &b, 10, device);
-                save_gray(run, "interpolation.png", &pictures::tile_grid(&[row], 2))?;
+                let row = latent::interpolation(&model, &a, &b, test.shape, 10, device);
+                let img = pictures::tile_grid(&[row], test.shape, 2);
+                save_grid(run, "interpolation.png", &img)?;
                 add(
                     "interpolation.png",
                     "Two test images (ends) and the decoded straight line between their codes (cae interpolate).".into(),
@@ -192,7 +209,8 @@ pub fn write_pictures(
         RunConfig::Classifier(_) => {
             let (model, config) = ClassifierTrainingConfig::load(run, weights, device)?;
             let records = run.metrics::<ClassificationMetrics>()?;
-            let test = Dataset::load(root, config.dataset, Split::Test)?;
+            let test = config.images(root, run, Split::Test)?;
+            let names = config.class_names(run);
             let curves = Curves {
                 train_loss: series(&records, |r| r.train_loss),
                 test: ("test_loss", series(&records, |r| r.test.test_loss)),
@@ -211,14 +229,14 @@ pub fn write_pictures(
             save_rgb(
                 run,
                 "confusion.png",
-                &pictures::confusion_heatmap(&eval, config.dataset)?,
+                &pictures::confusion_heatmap(&eval, &test.name, &names)?,
             )?;
             add("confusion.png", "Confusion matrix on the test set.".into());
             if let AnyClassifier::AutoCnn(m) = &model {
                 save_rgb(
                     run,
                     "latent_pca.png",
-                    &latent_scatter(|x| m.encoder.forward(x), &test, device)?,
+                    &latent_scatter(|x| m.encoder.forward(x), &test, &names, device)?,
                 )?;
                 add(
                     "latent_pca.png",

@@ -8,6 +8,8 @@
 //! | `checkpoint-N.model.bpk`, `checkpoint-N.optim.bpk` | weights and Adam state after epoch N |
 //! | `model.bpk` | the last epoch's weights ([`Weights::Last`]) |
 //! | `best.bpk` | the best epoch's weights by the run's headline metric ([`Weights::Best`]) |
+//! | `classes.json` | the class names by label |
+//! | `cache/` | an image folder decoded once (`train.npy`, … see `data::folder`) |
 //! | `*.png` | pictures |
 //!
 //! Every file is written atomically. `checkpoint.json` is written after the files it names,
@@ -28,6 +30,10 @@ use crate::atomic;
 pub const CONFIG_FILE: &str = "config.json";
 pub const METRICS_FILE: &str = "metrics.jsonl";
 pub const CHECKPOINT_FILE: &str = "checkpoint.json";
+/// The class names by label, a JSON list (the sorted class folders of an image folder).
+pub const CLASSES_FILE: &str = "classes.json";
+/// The decoded image-folder cache, when the run keeps it (see `data::folder`).
+pub const CACHE_DIR: &str = "cache";
 /// An int8 run's weights (`cae quantize`), in place of `model.bpk`.
 pub const INT8_FILE: &str = "int8.safetensors";
 
@@ -135,7 +141,10 @@ impl RunDir {
     /// in which case the files cae writes there are removed first.
     pub fn create(path: &Path, force: bool) -> Result<Self, RunError> {
         if path.exists() {
-            let non_empty = std::fs::read_dir(path).map_err(io(path))?.next().is_some();
+            // A cache decoded for this run before it was created does not count.
+            let non_empty = std::fs::read_dir(path)
+                .map_err(io(path))?
+                .any(|e| e.map_or(true, |e| e.file_name() != CACHE_DIR));
             if non_empty && !force {
                 return Err(RunError::Exists(path.to_path_buf()));
             }

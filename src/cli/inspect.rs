@@ -22,8 +22,11 @@ use crate::training::{
 pub struct ReconstructArgs {
     /// An autoencoder run (cae train-ae)
     pub run_dir: PathBuf,
+    /// Your own image files (PNG, JPEG), prepared as the run's images were, instead of test
+    /// images
+    pub files: Vec<PathBuf>,
     /// Number of test images
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, conflicts_with = "files")]
     pub n: usize,
     /// Output file [default: RUN_DIR/reconstructions.png]
     #[arg(long)]
@@ -59,6 +62,11 @@ pub struct PredictArgs {
 pub struct DenoiseArgs {
     /// An autoencoder run
     pub run_dir: PathBuf,
+    /// Your own (noisy) image files: written beside the model's clean versions, no noise added
+    pub files: Vec<PathBuf>,
+    /// Output file [default: RUN_DIR/denoising.png, or RUN_DIR/denoised.png for files]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Corruption [default: the run's own, else gaussian:0.3]
     #[arg(long, value_name = "KIND:AMOUNT")]
     pub noise: Option<Noise>,
@@ -91,12 +99,28 @@ pub fn reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
     let run = RunDir::open(&args.run_dir)?;
     let device = crate::default_device();
     let (model, config) = AutoencoderTrainingConfig::load(&run, args.weights.weights, &device)?;
-    let test = Dataset::load(&args.data.root(), config.dataset, Split::Test)?;
-    let img = crate::pictures::reconstruction_grid(&model, &test, args.n, &device);
+    let (images, n) = run_or_files(&config, &run, &args.data, &args.files, args.n)?;
+    let img = crate::pictures::reconstruction_grid(&model, &images, n, &device);
     let out = args.out.unwrap_or_else(|| run.file("reconstructions.png"));
     crate::pictures::save_png(&img, &out).with_context(|| format!("writing {}", out.display()))?;
     println!("{}", out.display());
     Ok(())
+}
+
+/// The user's `files` (all of them), prepared as the run's images were, or else the run's
+/// first `n` test images.
+fn run_or_files<E: Experiment>(
+    config: &E,
+    run: &RunDir,
+    data: &DataArgs,
+    files: &[PathBuf],
+    n: usize,
+) -> anyhow::Result<(Dataset, usize)> {
+    if files.is_empty() {
+        return Ok((config.images(&data.root(), run, Split::Test)?, n));
+    }
+    let images = crate::latent::read_files(files, config.data())?;
+    Ok((images, files.len()))
 }
 
 fn print_metrics(metrics: &impl Metrics) {
@@ -116,13 +140,13 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     match RunConfig::read(&run)? {
         RunConfig::Autoencoder(_) => {
             let (model, config) = AutoencoderTrainingConfig::load(&run, weights, &device)?;
-            let test = Dataset::load(&args.data.root(), config.dataset, Split::Test)?;
+            let test = config.images(&args.data.root(), &run, Split::Test)?;
             print_metrics(&reconstruction_metrics(&model, &test, &device));
             print_dead_units(|x| model.encode(x), &test, &device);
         }
         RunConfig::Classifier(_) if int8 => {
             let int8 = crate::quantize::open(&args.run_dir)?;
-            let test = Dataset::load(&args.data.root(), int8.config.dataset, Split::Test)?;
+            let test = int8.config.images(&args.data.root(), &run, Split::Test)?;
             println!(
                 "int8 ({} bytes, calibrated on {} training images)",
                 int8.file_bytes, int8.quantization.calibration_images
@@ -130,20 +154,21 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
             let eval = evaluate_classifier(&int8.model, &test, &device);
             print!(
                 "{}",
-                crate::evaluation::classification_report(&eval, int8.config.dataset)
+                crate::evaluation::classification_report(&eval, &int8.config.class_names(&run))
             );
         }
         RunConfig::Classifier(_) => {
             let (model, config) = ClassifierTrainingConfig::load(&run, weights, &device)?;
-            let test = Dataset::load(&args.data.root(), config.dataset, Split::Test)?;
+            let test = config.images(&args.data.root(), &run, Split::Test)?;
             let eval = evaluate_classifier(&model, &test, &device);
+            let names = config.class_names(&run);
             print!(
                 "{}",
-                crate::evaluation::classification_report(&eval, config.dataset)
+                crate::evaluation::classification_report(&eval, &names)
             );
             let png = run.file("confusion.png");
             crate::pictures::save_rgb_png(
-                &crate::pictures::confusion_heatmap(&eval, config.dataset)?,
+                &crate::pictures::confusion_heatmap(&eval, &test.name, &names)?,
                 &png,
             )?;
             println!("confusion heat map: {}", png.display());
@@ -181,20 +206,19 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         let (model, config) = ClassifierTrainingConfig::load(&run, args.weights.weights, &device)?;
         (Box::new(model), config)
     };
-    let names = config.dataset.class_names();
+    let names = config.class_names(&run);
     let mut failed = 0;
     for path in &args.images {
-        let pixels = match crate::data::preprocess::preprocess_file(path) {
-            Ok(p) => p,
+        // One by one, so that one unreadable file does not stop the others.
+        let image = match crate::latent::read_files(std::slice::from_ref(path), config.data()) {
+            Ok(image) => image,
             Err(e) => {
                 eprintln!("error: {e}");
                 failed += 1;
                 continue;
             }
         };
-        let values = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
-        let images = crate::data::pixels_tensor(values, &device);
-        let logits = model.logits(images);
+        let logits = model.logits(image.images_tensor(&[0], &device));
         let probs = burn::tensor::activation::softmax(logits, 1)
             .into_data()
             .try_to_vec::<f32>()
@@ -235,9 +259,19 @@ pub fn denoise(args: DenoiseArgs) -> anyhow::Result<()> {
         .noise
         .or(config.noise)
         .unwrap_or(Noise::Gaussian { std: 0.3 });
-    let test = Dataset::load(&args.data.root(), config.dataset, Split::Test)?;
+    if !args.files.is_empty() {
+        // The user's images are the noisy input: no noise is added.
+        let (images, n) = run_or_files(&config, &run, &args.data, &args.files, 0)?;
+        let img = crate::pictures::reconstruction_grid(&model, &images, n, &device);
+        let out = args.out.unwrap_or_else(|| run.file("denoised.png"));
+        crate::pictures::save_png(&img, &out)
+            .with_context(|| format!("writing {}", out.display()))?;
+        println!("{}", out.display());
+        return Ok(());
+    }
+    let test = config.images(&args.data.root(), &run, Split::Test)?;
     let img = crate::pictures::denoising_grid(&model, &test, args.n, &noise, args.seed, &device);
-    let path = run.file("denoising.png");
+    let path = args.out.unwrap_or_else(|| run.file("denoising.png"));
     crate::pictures::save_png(&img, &path)
         .with_context(|| format!("writing {}", path.display()))?;
     let score = crate::evaluation::denoising_score(&model, &test, &noise, args.seed, &device);
@@ -412,7 +446,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
     let summary = match args.model {
         ImportModel::Autoencoder => {
             let mut config = AutoencoderTrainingConfig::lecture();
-            config.dataset = args.dataset;
+            config.data.dataset = args.dataset;
             let optional: &[&str] = if args.encoder_only { &["decoder"] } else { &[] };
             import_run(&config, &root, &args.out, mode, &device, |model| {
                 let names = crate::export::autoencoder_names(&model);
@@ -421,7 +455,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
         }
         kind => {
             let mut config = ClassifierTrainingConfig::lecture(None);
-            config.dataset = args.dataset;
+            config.data.dataset = args.dataset;
             if kind == ImportModel::PlainCnn {
                 config.model = crate::model::classifier::ClassifierKind::PlainCnn;
             }

@@ -11,7 +11,7 @@ use super::train::ModelArgs;
 use super::{DataArgs, WeightsArgs};
 use crate::Choice;
 use crate::anomaly::{one_class_benchmark, one_class_table};
-use crate::data::{DatasetKind, NUM_CLASSES, Split};
+use crate::data::{DatasetKind, ImageShape, NUM_CLASSES, Split};
 use crate::latent::{Format, Images};
 use crate::loss::ReconstructionLoss;
 use crate::run::RunDir;
@@ -31,14 +31,14 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
-    fn images(&self, run: DatasetKind) -> Images {
-        if self.files.is_empty() {
-            Images::Split {
-                dataset: self.dataset.unwrap_or(run),
+    fn images(&self) -> Images {
+        match (&self.dataset, self.files.is_empty()) {
+            (_, false) => Images::Files(self.files.clone()),
+            (Some(dataset), true) => Images::Builtin {
+                dataset: *dataset,
                 split: self.split,
-            }
-        } else {
-            Images::Files(self.files.clone())
+            },
+            (None, true) => Images::Run(self.split),
         }
     }
 }
@@ -163,24 +163,25 @@ pub struct OneClassArgs {
 fn load(
     run_dir: &Path,
     weights: &WeightsArgs,
-) -> anyhow::Result<(crate::model::AnyAutoencoder, AutoencoderTrainingConfig)> {
+) -> anyhow::Result<(
+    crate::model::AnyAutoencoder,
+    AutoencoderTrainingConfig,
+    RunDir,
+)> {
     let run = RunDir::open(run_dir)?;
     let device = crate::default_device();
-    Ok(AutoencoderTrainingConfig::load(
-        &run,
-        weights.weights,
-        &device,
-    )?)
+    let (model, config) = AutoencoderTrainingConfig::load(&run, weights.weights, &device)?;
+    Ok((model, config, run))
 }
 
-fn save_grid(rows: &[Vec<Vec<f32>>], out: &Path) -> anyhow::Result<()> {
-    let img = crate::pictures::tile_grid(rows, 2);
+fn save_grid(rows: &[Vec<Vec<f32>>], shape: ImageShape, out: &Path) -> anyhow::Result<()> {
+    let img = crate::pictures::tile_grid(rows, shape, 2);
     crate::pictures::save_png(&img, out).with_context(|| format!("writing {}", out.display()))
 }
 
 pub fn encode(args: EncodeArgs) -> anyhow::Result<()> {
-    let (model, config) = load(&args.run_dir, &args.weights)?;
-    let set = args.input.images(config.dataset).load(&args.data.root())?;
+    let (model, config, run) = load(&args.run_dir, &args.weights)?;
+    let set = args.input.images().load(&args.data.root(), &config, &run)?;
     let out = args
         .out
         .unwrap_or_else(|| args.run_dir.join(format!("latents.{}", args.format.name())));
@@ -204,17 +205,18 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
-    let (model, config) = load(&args.run_dir, &args.weights)?;
+    let (model, config, run) = load(&args.run_dir, &args.weights)?;
     let device = crate::default_device();
     // A variational autoencoder draws from its prior unless a class is asked for.
     let prior = config.model.variational().is_some() && args.class.is_none();
-    let density = crate::latent::density(&model, &config, &args.data.root(), prior, &device)?;
+    let root = args.data.root();
+    let density = crate::latent::density(&model, &config, &root, &run, prior, &device)?;
     let images = crate::latent::generate(&model, &density, args.n, args.class, args.seed, &device)?;
     let rows: Vec<Vec<Vec<f32>>> = images.chunks(8).map(<[_]>::to_vec).collect();
     let out = args
         .out
         .unwrap_or_else(|| args.run_dir.join("generated.png"));
-    save_grid(&rows, &out)?;
+    save_grid(&rows, config.model.input(), &out)?;
     println!("{}", out.display());
     Ok(())
 }
@@ -223,24 +225,26 @@ pub fn interpolate(args: InterpolateArgs) -> anyhow::Result<()> {
     if args.steps == 0 {
         bail!("--steps must be at least 1");
     }
-    let (model, _) = load(&args.run_dir, &args.weights)?;
-    let set = Images::Files(vec![args.a.clone(), args.b.clone()]).load(Path::new(""))?;
+    let (model, config, run) = load(&args.run_dir, &args.weights)?;
+    let set =
+        Images::Files(vec![args.a.clone(), args.b.clone()]).load(Path::new(""), &config, &run)?;
     let device = crate::default_device();
     let (a, b) = (set.data.images_values(&[0]), set.data.images_values(&[1]));
-    let row = crate::latent::interpolation(&model, &a, &b, args.steps, &device);
+    let shape = set.data.shape;
+    let row = crate::latent::interpolation(&model, &a, &b, shape, args.steps, &device);
     let out = args
         .out
         .unwrap_or_else(|| args.run_dir.join("interpolation.png"));
-    save_grid(&[row], &out)?;
+    save_grid(&[row], shape, &out)?;
     println!("{}", out.display());
     Ok(())
 }
 
 pub fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
-    let (model, config) = load(&args.run_dir, &args.weights)?;
+    let (model, config, run) = load(&args.run_dir, &args.weights)?;
     let root = args.data.root();
-    let images = args.input.images(config.dataset);
-    let set = images.load(&root)?;
+    let images = args.input.images();
+    let set = images.load(&root, &config, &run)?;
     let device = crate::default_device();
     let report = crate::anomaly::score(
         &model,
@@ -248,12 +252,12 @@ pub fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
         &set,
         args.quantile,
         args.normal_class,
-        &root,
+        &config.training_images(&root, &run)?,
         &device,
     )?;
     let name = |i: usize| match &images {
         Images::Files(paths) => paths[i].display().to_string(),
-        Images::Split { .. } => i.to_string(),
+        Images::Run(_) | Images::Builtin { .. } => i.to_string(),
     };
     let header = if set.labelled { "\tlabel" } else { "" };
     let lines = report.scores.iter().enumerate().map(|(i, s)| {
@@ -304,7 +308,7 @@ pub fn benchmark(command: BenchmarkCommand) -> anyhow::Result<()> {
     }
     let recipe = AutoencoderTrainingConfig {
         model: args.model.config(),
-        dataset: args.dataset,
+        data: crate::data::DataConfig::builtin(args.dataset),
         loss: args.loss,
         noise: None,
         normal_class: None,
@@ -313,7 +317,7 @@ pub fn benchmark(command: BenchmarkCommand) -> anyhow::Result<()> {
             ..LoopConfig::new(args.epochs, args.batch_size)
         },
     };
-    recipe.validate()?;
+    recipe.validate(&recipe.data.prepare()?)?;
     let seeds: Vec<u64> = (0..args.seeds).collect();
     let options = FitOptions {
         quiet: true,

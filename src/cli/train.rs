@@ -10,8 +10,9 @@ use clap::{Args, ValueEnum};
 
 use super::DataArgs;
 use crate::Choice;
+use crate::data::folder::FolderConfig;
 use crate::data::noise::Noise;
-use crate::data::{Dataset, DatasetKind, Split};
+use crate::data::{DataConfig, DatasetKind, Split};
 use crate::loss::ReconstructionLoss;
 use crate::model::classifier::ClassifierKind;
 use crate::model::stacked::StackedAutoencoderConfig;
@@ -118,6 +119,62 @@ fn parse_bias(text: &str) -> Result<BiasInit, String> {
     }
 }
 
+/// Which images a training command learns from.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// The built-in dataset to train on
+    #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
+    pub dataset: DatasetKind,
+    /// An image folder instead: DIR/<class>/*.png|jpg (labels from the sorted folder names) or
+    /// a flat DIR/*.png (unlabelled); DIR/train and DIR/test are the splits when both exist
+    #[arg(long, value_name = "DIR", conflicts_with = "dataset")]
+    pub images: Option<PathBuf>,
+    /// Resize every image to HxW (needed when the images' sizes differ)
+    #[arg(long, value_name = "HxW", value_parser = parse_size, requires = "images")]
+    pub image_size: Option<[usize; 2]>,
+    /// 1 (grey) or 3 (RGB) [default: 3 if any image has colour, else 1]
+    #[arg(long, requires = "images")]
+    pub channels: Option<usize>,
+    /// Fraction of each class held out for testing when DIR has no train/ and test/
+    #[arg(long, value_name = "F", default_value_t = 0.1)]
+    pub val_split: f64,
+    /// Folder for the decoded images [default: RUN_DIR/cache]
+    #[arg(long, value_name = "DIR", requires = "images")]
+    pub cache: Option<PathBuf>,
+    /// Refuse unreadable images instead of skipping them
+    #[arg(long, requires = "images")]
+    pub strict: bool,
+}
+
+impl SourceArgs {
+    pub fn config(&self) -> DataConfig {
+        DataConfig {
+            dataset: self.dataset,
+            images: self.images.as_ref().map(|dir| FolderConfig {
+                image_size: self.image_size,
+                channels: self.channels,
+                val_split: self.val_split,
+                cache: self.cache.clone(),
+                strict: self.strict,
+                ..FolderConfig::new(dir.clone())
+            }),
+        }
+    }
+}
+
+/// `HxW` (or `N` for a square) as `[height, width]`.
+fn parse_size(text: &str) -> Result<[usize; 2], String> {
+    let side = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("expected HxW such as 64x64, got `{text}`"))
+    };
+    match text.split_once(['x', 'X']) {
+        Some((h, w)) => Ok([side(h)?, side(w)?]),
+        None => side(text).map(|n| [n, n]),
+    }
+}
+
 /// `--model` of `train-ae`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AutoencoderKind {
@@ -139,6 +196,15 @@ pub struct ModelArgs {
     /// Channels of the first convolution (k); the others have 2k and 4k
     #[arg(long, default_value_t = 16)]
     pub width: usize,
+    /// Channels of each convolution, three or more (each but the last halves the image):
+    /// sets the conv model's depth and widths [default: k,2k,4k]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "C1,C2,C3[,…]",
+        conflicts_with = "width"
+    )]
+    pub conv_channels: Option<Vec<usize>>,
     /// Size of the latent vector
     #[arg(long, default_value_t = 10)]
     pub latent: usize,
@@ -171,7 +237,8 @@ impl ModelArgs {
                     .with_latent(self.latent)
                     .with_latent_activation(self.latent_activation)
                     .with_latent_bias_init(self.latent_bias_init.0)
-                    .with_variational(self.variational.then_some(self.beta)),
+                    .with_variational(self.variational.then_some(self.beta))
+                    .with_conv_channels(self.conv_channels.clone()),
             ),
             AutoencoderKind::Stacked => AutoencoderModelConfig::Stacked(
                 StackedAutoencoderConfig::new()
@@ -188,9 +255,8 @@ impl ModelArgs {
 pub struct TrainAeArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// The dataset to train on
-    #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
-    pub dataset: DatasetKind,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Reconstruction loss
     #[arg(long, value_enum, default_value_t = ReconstructionLoss::Bce)]
     pub loss: ReconstructionLoss,
@@ -218,9 +284,8 @@ pub struct TrainAeArgs {
 pub struct TrainClassifierArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// The dataset to train on
-    #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
-    pub dataset: DatasetKind,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Which classifier
     #[arg(long, value_enum, default_value_t = ClassifierKind::AutoCnn)]
     pub model: ClassifierKind,
@@ -250,9 +315,8 @@ pub struct TrainClassifierArgs {
 pub struct LectureArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// The dataset of both trainings
-    #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
-    pub dataset: DatasetKind,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Folder for the two runs: OUT/autoencoder and OUT/autocnn
     #[arg(long, default_value = "runs/lecture")]
     pub out: PathBuf,
@@ -283,9 +347,23 @@ fn loop_flags(t: &LoopConfig, v: &mut FlagValues) {
     v.insert("test_limit", limit(t.test_limit));
 }
 
+fn data_flags(d: &DataConfig, v: &mut FlagValues) {
+    v.insert("dataset", d.dataset.name().into());
+    let folder = d.images.clone().unwrap_or(FolderConfig::new("none".into()));
+    v.insert("images", folder.dir.display().to_string());
+    let size = folder.image_size.map(|[h, w]| format!("{h}x{w}"));
+    v.insert("image_size", size.unwrap_or("none".into()));
+    let channels = folder.channels.map(|c| c.to_string());
+    v.insert("channels", channels.unwrap_or("none".into()));
+    v.insert("val_split", folder.val_split.to_string());
+    let cache = folder.cache.map(|c| c.display().to_string());
+    v.insert("cache", cache.unwrap_or("none".into()));
+    v.insert("strict", folder.strict.to_string());
+}
+
 fn autoencoder_flags(c: &AutoencoderTrainingConfig) -> FlagValues {
     let mut v = FlagValues::new();
-    v.insert("dataset", c.dataset.name().into());
+    data_flags(&c.data, &mut v);
     v.insert("loss", c.loss.name().into());
     v.insert("noise", c.noise.map_or("none".into(), |n| n.to_string()));
     let normal = c.normal_class.map(|k| k.to_string());
@@ -294,6 +372,8 @@ fn autoencoder_flags(c: &AutoencoderTrainingConfig) -> FlagValues {
         AutoencoderModelConfig::Conv(m) => {
             v.insert("model", "conv".into());
             v.insert("width", m.width.to_string());
+            let channels: Vec<String> = m.channels().iter().map(usize::to_string).collect();
+            v.insert("conv_channels", channels.join(","));
             v.insert("variational", m.variational.is_some().to_string());
             v.insert(
                 "beta",
@@ -317,7 +397,7 @@ fn autoencoder_flags(c: &AutoencoderTrainingConfig) -> FlagValues {
 
 fn classifier_flags(c: &ClassifierTrainingConfig) -> FlagValues {
     let mut v = FlagValues::new();
-    v.insert("dataset", c.dataset.name().into());
+    data_flags(&c.data, &mut v);
     v.insert("model", c.model.name().into());
     let encoder = c.encoder_from.as_ref().map(|p| p.display().to_string());
     v.insert("encoder", encoder.unwrap_or("none".into()));
@@ -390,7 +470,7 @@ fn autoencoder(
 ) -> anyhow::Result<()> {
     let (model, run, last) = train_and_report(config, root, path, mode, options)?;
     let config = AutoencoderTrainingConfig::read(&run)?;
-    let test = Dataset::load(root, config.dataset, Split::Test)?;
+    let test = config.images(root, &run, Split::Test)?;
     let model = model.valid();
     let device = crate::default_device();
     let dead = crate::evaluation::latent_stats(|x| model.encode(x), &test, &device).dead_units();
@@ -429,7 +509,7 @@ fn classifier(
 pub fn train_ae(args: TrainAeArgs, given: &[String]) -> anyhow::Result<()> {
     let config = AutoencoderTrainingConfig {
         model: args.model.config(),
-        dataset: args.dataset,
+        data: args.source.config(),
         loss: args.loss,
         noise: args.noise,
         normal_class: args.normal_class,
@@ -458,7 +538,7 @@ pub fn train_classifier(args: TrainClassifierArgs, given: &[String]) -> anyhow::
     let config = ClassifierTrainingConfig {
         model: args.model,
         freeze_encoder: args.freeze_encoder,
-        dataset: args.dataset,
+        data: args.source.config(),
         augment_shift: args.augment_shift,
         training: args.training.config(50),
         ..ClassifierTrainingConfig::lecture(encoder_from)
@@ -490,18 +570,24 @@ pub fn lecture(args: LectureArgs) -> anyhow::Result<()> {
     };
     let ae_dir = args.out.join("autoencoder");
     let mut ae = AutoencoderTrainingConfig::lecture();
-    ae.dataset = args.dataset;
+    ae.data = args.source.config();
     ae.training.epochs = args.epochs;
     ae.training.seed = args.seed;
     autoencoder(&ae, &root, &ae_dir, mode, options)?;
     let mut cls = ClassifierTrainingConfig::lecture(Some(ae_dir));
-    cls.dataset = args.dataset;
+    cls.data = ae.data.clone();
+    // Both runs read one decoded copy of a folder: the autoencoder's.
+    if let Some(folder) = &mut cls.data.images {
+        folder
+            .cache
+            .get_or_insert(args.out.join("autoencoder").join(crate::run::CACHE_DIR));
+    }
     cls.training.epochs = args.epochs;
     cls.training.seed = args.seed;
     let accuracy = classifier(&cls, &root, &args.out.join("autocnn"), mode, options)?;
     println!(
         "AutoCNN {} test accuracy: {:.2} %",
-        args.dataset,
+        ae.data.name(),
         100.0 * accuracy
     );
     Ok(())

@@ -43,7 +43,7 @@ pub fn shifted_images_tensor(
                 .map(|&p| f32::from(p) / 255.0),
         );
     }
-    pixels_tensor(values, device)
+    pixels_tensor(values, data.shape, device)
 }
 
 #[cfg(test)]

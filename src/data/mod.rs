@@ -5,6 +5,7 @@
 
 pub mod augment;
 pub mod download;
+pub mod folder;
 pub mod idx;
 pub mod noise;
 pub mod preprocess;
@@ -114,6 +115,126 @@ pub enum DataError {
     },
     #[error(transparent)]
     Idx(#[from] IdxError),
+    #[error(transparent)]
+    Folder(#[from] folder::FolderError),
+}
+
+/// Which images a run learns from: a built-in dataset under the data root, or an image folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DataConfig {
+    /// The built-in dataset (ignored when `images` is set).
+    pub dataset: DatasetKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<folder::FolderConfig>,
+}
+
+impl DataConfig {
+    pub fn builtin(dataset: DatasetKind) -> Self {
+        Self {
+            dataset,
+            images: None,
+        }
+    }
+
+    /// For messages: the dataset's or the folder's name.
+    pub fn name(&self) -> String {
+        match &self.images {
+            Some(f) => f.dir.display().to_string(),
+            None => self.dataset.to_string(),
+        }
+    }
+
+    /// Check what can be checked without decoding: a folder is listed and every image's
+    /// header read. Nothing is written.
+    pub fn prepare(&self) -> Result<Source, DataError> {
+        Ok(match &self.images {
+            Some(f) => Source::Folder(Box::new(folder::Plan::new(f)?)),
+            None => Source::Builtin(self.dataset),
+        })
+    }
+
+    /// Both splits, loaded (a folder decoded into, or read from, its cache; `run_dir` places
+    /// the cache unless the config names one).
+    pub fn load(
+        &self,
+        root: &Path,
+        run_dir: &Path,
+        seed: u64,
+        quiet: bool,
+    ) -> Result<(Dataset, Dataset), DataError> {
+        self.prepare()?.load(root, run_dir, seed, quiet)
+    }
+
+    /// One split, as [`load`](Self::load) gives it.
+    pub fn load_split(
+        &self,
+        root: &Path,
+        run_dir: &Path,
+        seed: u64,
+        split: Split,
+    ) -> Result<Dataset, DataError> {
+        if self.images.is_none() {
+            return Dataset::load(root, self.dataset, split);
+        }
+        let (train, test) = self.load(root, run_dir, seed, true)?;
+        Ok(match split {
+            Split::Train => train,
+            Split::Test => test,
+        })
+    }
+}
+
+/// A [`DataConfig`] checked and ready to load.
+pub enum Source {
+    Builtin(DatasetKind),
+    Folder(Box<folder::Plan>),
+}
+
+impl Source {
+    /// The images' shape.
+    pub fn shape(&self) -> ImageShape {
+        match self {
+            Source::Builtin(_) => ImageShape::MNIST,
+            Source::Folder(plan) => plan.shape,
+        }
+    }
+
+    /// Class names by label (empty for unlabelled images).
+    pub fn classes(&self) -> Vec<String> {
+        match self {
+            Source::Builtin(kind) => kind.class_names().iter().map(|c| c.to_string()).collect(),
+            Source::Folder(plan) => plan.classes.clone(),
+        }
+    }
+
+    /// The config with what the folder settled (channels, size) recorded.
+    pub fn settled(&self, config: &DataConfig) -> DataConfig {
+        let mut config = config.clone();
+        if let Source::Folder(plan) = self {
+            config.images = Some(plan.config.clone());
+        }
+        config
+    }
+
+    /// Both splits (see [`DataConfig::load`]).
+    pub fn load(
+        self,
+        root: &Path,
+        run_dir: &Path,
+        seed: u64,
+        quiet: bool,
+    ) -> Result<(Dataset, Dataset), DataError> {
+        match self {
+            Source::Builtin(kind) => Ok((
+                Dataset::load(root, kind, Split::Train)?,
+                Dataset::load(root, kind, Split::Test)?,
+            )),
+            Source::Folder(plan) => {
+                let cache = plan.config.cache_dir(run_dir);
+                Ok(plan.load(&cache, seed, quiet)?)
+            }
+        }
+    }
 }
 
 /// The data root: the `--data` flag if given, else `CAE_DATA`, else `./data`.
@@ -135,11 +256,85 @@ fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// One split of a dataset in memory: `len` images of 28x28 bytes and their labels.
+/// Channels, height and width of a dataset's images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ImageShape {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl ImageShape {
+    /// MNIST and Fashion-MNIST: 28x28 grey.
+    pub const MNIST: Self = Self {
+        channels: 1,
+        height: IMAGE_SIDE,
+        width: IMAGE_SIDE,
+    };
+
+    pub const fn new(channels: usize, height: usize, width: usize) -> Self {
+        Self {
+            channels,
+            height,
+            width,
+        }
+    }
+
+    /// Values per image.
+    pub const fn len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `[C, H, W]`, a tensor's per-image dimensions.
+    pub const fn dims(&self) -> [usize; 3] {
+        [self.channels, self.height, self.width]
+    }
+}
+
+impl Default for ImageShape {
+    fn default() -> Self {
+        Self::MNIST
+    }
+}
+
+impl std::fmt::Display for ImageShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}x{}", self.channels, self.height, self.width)
+    }
+}
+
+/// Where a dataset's bytes live: in memory, or in a memory-mapped cache file.
+#[derive(Debug)]
+pub enum Pixels {
+    Owned(Vec<u8>),
+    Mapped(folder::MappedImages),
+}
+
+impl Pixels {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Pixels::Owned(v) => v,
+            Pixels::Mapped(m) => m.bytes(),
+        }
+    }
+}
+
+/// One split of a dataset: images (`H x W x C` bytes each, channels last, as numpy and image
+/// files keep them) and their labels. A dataset is a view: `rows` picks which stored images it
+/// holds, so that subsets (a class, a validation split) share one store.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    pub kind: DatasetKind,
-    pub pixels: Vec<u8>,
+    /// For messages: `mnist`, `fashion-mnist`, or the folder's name.
+    pub name: String,
+    /// Class names by label; empty for unlabelled images.
+    pub classes: Vec<String>,
+    pub shape: ImageShape,
+    store: std::sync::Arc<Pixels>,
+    rows: Vec<u32>,
     pub labels: Vec<u8>,
 }
 
@@ -171,11 +366,48 @@ impl Dataset {
             }
             .into());
         }
-        Ok(Self {
-            kind,
-            pixels: img.pixels,
-            labels: lab,
-        })
+        let classes = kind.class_names().iter().map(|c| c.to_string()).collect();
+        Ok(Self::in_memory(
+            kind.dir_name(),
+            classes,
+            ImageShape::MNIST,
+            img.pixels,
+            lab,
+        ))
+    }
+
+    /// Images already in memory, `shape.len()` bytes each (channels last).
+    pub fn in_memory(
+        name: &str,
+        classes: Vec<String>,
+        shape: ImageShape,
+        pixels: Vec<u8>,
+        labels: Vec<u8>,
+    ) -> Self {
+        assert_eq!(
+            pixels.len(),
+            labels.len() * shape.len(),
+            "pixels and labels"
+        );
+        Self::from_store(name, classes, shape, Pixels::Owned(pixels), labels)
+    }
+
+    /// All images of a store, in order.
+    pub fn from_store(
+        name: &str,
+        classes: Vec<String>,
+        shape: ImageShape,
+        store: Pixels,
+        labels: Vec<u8>,
+    ) -> Self {
+        Self {
+            name: name.to_string(),
+            classes,
+            shape,
+            store: std::sync::Arc::new(store),
+            rows: (0..labels.len() as u32).collect(),
+            labels,
+        }
     }
 
     /// Number of images.
@@ -187,47 +419,67 @@ impl Dataset {
         self.labels.is_empty()
     }
 
+    /// Whether the images have labels (a class folder, an IDX labels file).
+    pub fn is_labelled(&self) -> bool {
+        !self.classes.is_empty()
+    }
+
+    /// Number of classes (0 when unlabelled).
+    pub fn num_classes(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// Images `indices` of this dataset, in that order, sharing the store.
+    pub fn subset(&self, indices: &[usize]) -> Self {
+        Self {
+            name: self.name.clone(),
+            classes: self.classes.clone(),
+            shape: self.shape,
+            store: self.store.clone(),
+            rows: indices.iter().map(|&i| self.rows[i]).collect(),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+        }
+    }
+
     /// Only the images labelled `class`, in their order.
     pub fn of_class(self, class: u8) -> Self {
         let keep: Vec<usize> = (0..self.len())
             .filter(|&i| self.labels[i] == class)
             .collect();
-        let mut pixels = Vec::with_capacity(keep.len() * IMAGE_PIXELS);
-        for &i in &keep {
-            pixels.extend_from_slice(self.image(i));
-        }
-        Self {
-            kind: self.kind,
-            labels: vec![class; keep.len()],
-            pixels,
-        }
+        self.subset(&keep)
     }
 
     /// The first `n` images (all if `n` is larger); for quick runs and tests.
     pub fn take(mut self, n: usize) -> Self {
         let n = n.min(self.len());
         self.labels.truncate(n);
-        self.pixels.truncate(n * IMAGE_PIXELS);
+        self.rows.truncate(n);
         self
     }
 
-    /// Bytes of image `i`, row-major.
+    /// Bytes of image `i`: rows of pixels, channels last.
     pub fn image(&self, i: usize) -> &[u8] {
-        &self.pixels[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS]
+        let len = self.shape.len();
+        let row = self.rows[i] as usize;
+        &self.store.bytes()[row * len..(row + 1) * len]
     }
 
-    /// Pixels of images `indices`, one after the other, scaled to [0, 1].
+    /// Pixels of images `indices`, one after the other, channels first (`[C, H, W]` each, as
+    /// tensors take them) and scaled to [0, 1].
     pub fn images_values(&self, indices: &[usize]) -> Vec<f32> {
-        let mut values = Vec::with_capacity(indices.len() * IMAGE_PIXELS);
+        let mut values = Vec::with_capacity(indices.len() * self.shape.len());
         for &i in indices {
-            values.extend(self.image(i).iter().map(|&p| f32::from(p) / 255.0));
+            push_channels_first(&mut values, self.image(i), self.shape.channels);
+        }
+        if let Pixels::Mapped(m) = &*self.store {
+            m.touched(indices.len() * self.shape.len());
         }
         values
     }
 
-    /// Images `indices` as a `[B, 1, 28, 28]` tensor scaled to [0, 1].
+    /// Images `indices` as a `[B, C, H, W]` tensor scaled to [0, 1].
     pub fn images_tensor(&self, indices: &[usize], device: &Device) -> Tensor<4> {
-        pixels_tensor(self.images_values(indices), device)
+        pixels_tensor(self.images_values(indices), self.shape, device)
     }
 
     /// Labels `indices` as a `[B]` integer tensor.
@@ -237,10 +489,27 @@ impl Dataset {
     }
 }
 
-/// Consecutive 28x28 images of values in [0, 1] as a `[B, 1, 28, 28]` tensor.
-pub fn pixels_tensor(values: Vec<f32>, device: &Device) -> Tensor<4> {
-    let shape = [values.len() / IMAGE_PIXELS, 1, IMAGE_SIDE, IMAGE_SIDE];
-    Tensor::from_data(TensorData::new(values, shape), device)
+/// Append one channels-last image to `out` channels first, scaled to [0, 1].
+pub fn push_channels_first(out: &mut Vec<f32>, image: &[u8], channels: usize) {
+    if channels == 1 {
+        out.extend(image.iter().map(|&p| f32::from(p) / 255.0));
+        return;
+    }
+    for c in 0..channels {
+        out.extend(
+            image[c..]
+                .iter()
+                .step_by(channels)
+                .map(|&p| f32::from(p) / 255.0),
+        );
+    }
+}
+
+/// Consecutive images of values in [0, 1], channels first, as a `[B, C, H, W]` tensor.
+pub fn pixels_tensor(values: Vec<f32>, shape: ImageShape, device: &Device) -> Tensor<4> {
+    let [c, h, w] = shape.dims();
+    let dims = [values.len() / shape.len(), c, h, w];
+    Tensor::from_data(TensorData::new(values, dims), device)
 }
 
 /// Indices `0..len` shuffled by `rng`, in batches of `batch_size` (the last may be smaller).
@@ -269,11 +538,13 @@ mod tests {
     use rand::rngs::StdRng;
 
     fn tiny(n: usize) -> Dataset {
-        Dataset {
-            kind: DatasetKind::Mnist,
-            pixels: (0..n * IMAGE_PIXELS).map(|i| (i % 256) as u8).collect(),
-            labels: (0..n).map(|i| (i % 10) as u8).collect(),
-        }
+        Dataset::in_memory(
+            "tiny",
+            vec!["a".into(); 10],
+            ImageShape::MNIST,
+            (0..n * IMAGE_PIXELS).map(|i| (i % 256) as u8).collect(),
+            (0..n).map(|i| (i % 10) as u8).collect(),
+        )
     }
 
     #[test]

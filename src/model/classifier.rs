@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::conv::{conv2d, max_pool2d};
 use super::cost::Cost;
 use super::{ConvAutoencoderConfig, Encoder};
-use crate::data::NUM_CLASSES;
+use crate::data::{ImageShape, NUM_CLASSES};
 
 /// Channels and side of the head's reshaped latent, as in the lecture: `[64, 4, 4]`.
 pub const HEAD_CHANNELS: usize = 64;
@@ -41,6 +41,9 @@ pub struct CnnHeadConfig {
     /// Size of the latent vector it reads.
     #[config(default = 10)]
     pub latent: usize,
+    /// Number of classes (logits).
+    #[config(default = "NUM_CLASSES")]
+    pub classes: usize,
 }
 
 impl CnnHeadConfig {
@@ -51,7 +54,7 @@ impl CnnHeadConfig {
             conv1: Conv2dConfig::new([HEAD_CHANNELS, 128], [1, 1]).init(device),
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             conv2: Conv2dConfig::new([128, 256], [1, 1]).init(device),
-            fc2: LinearConfig::new(256 * 2 * 2, NUM_CLASSES).init(device),
+            fc2: LinearConfig::new(256 * 2 * 2, self.classes).init(device),
         }
     }
 }
@@ -90,6 +93,8 @@ impl CnnHead {
 #[derive(Config, Debug, PartialEq)]
 pub struct AutoCnnConfig {
     pub encoder: ConvAutoencoderConfig,
+    #[config(default = "NUM_CLASSES")]
+    pub classes: usize,
 }
 
 impl AutoCnnConfig {
@@ -98,6 +103,7 @@ impl AutoCnnConfig {
             encoder: self.encoder.init_encoder(device),
             head: CnnHeadConfig::new()
                 .with_latent(self.encoder.latent)
+                .with_classes(self.classes)
                 .init(device),
         }
     }
@@ -121,21 +127,40 @@ pub struct PlainCnn {
     pub fc3: Linear,
 }
 
-/// Configuration of [`PlainCnn`] (LeNet-5 sizes; nothing to choose).
+/// Configuration of [`PlainCnn`] (LeNet-5 sizes, for the images' shape).
 #[derive(Config, Debug, PartialEq)]
-pub struct PlainCnnConfig {}
+pub struct PlainCnnConfig {
+    #[config(default = "ImageShape::MNIST")]
+    pub input: ImageShape,
+    #[config(default = "NUM_CLASSES")]
+    pub classes: usize,
+}
 
 impl PlainCnnConfig {
+    /// `[height, width]` after the second pooling, or why the images are too small:
+    /// `x` (padded, same size) → `x / 2` → `x / 2 - 4` → `(x / 2 - 4) / 2`.
+    pub fn feature_side(&self) -> Result<[usize; 2], String> {
+        let side = |x: usize| (x / 2).checked_sub(4).map(|y| y / 2).filter(|&y| y >= 1);
+        match (side(self.input.height), side(self.input.width)) {
+            (Some(h), Some(w)) => Ok([h, w]),
+            _ => Err(format!(
+                "images of {}x{} are smaller than the plain CNN can take (at least 12x12)",
+                self.input.height, self.input.width
+            )),
+        }
+    }
+
     pub fn init(&self, device: &Device) -> PlainCnn {
+        let [h, w] = self.feature_side().expect("checked sizes");
         PlainCnn {
-            conv1: Conv2dConfig::new([1, 6], [5, 5])
+            conv1: Conv2dConfig::new([self.input.channels, 6], [5, 5])
                 .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
                 .init(device),
             conv2: Conv2dConfig::new([6, 16], [5, 5]).init(device),
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-            fc1: LinearConfig::new(16 * 5 * 5, 120).init(device),
+            fc1: LinearConfig::new(16 * h * w, 120).init(device),
             fc2: LinearConfig::new(120, 84).init(device),
-            fc3: LinearConfig::new(84, NUM_CLASSES).init(device),
+            fc3: LinearConfig::new(84, self.classes).init(device),
         }
     }
 }
@@ -143,7 +168,7 @@ impl PlainCnnConfig {
 /// Images to logits: what training (with `Module`), evaluation and timing need.
 pub trait Classifier {
     /// # Shapes
-    /// - input: `[B, 1, 28, 28]` → `[B, 10]` logits
+    /// - input: `[B, C, H, W]` → `[B, classes]` logits
     fn logits(&self, images: Tensor<4>) -> Tensor<2>;
 
     /// MACs and output shape of one image through [`logits`](Self::logits).
@@ -198,13 +223,26 @@ impl Classifier for AnyClassifier {
 }
 
 impl AnyClassifier {
-    /// A fresh model of `kind`; `encoder` shapes the AutoCNN's encoder.
-    pub fn init(kind: ClassifierKind, encoder: &ConvAutoencoderConfig, device: &Device) -> Self {
+    /// A fresh model of `kind` for `classes` classes; `encoder` shapes the AutoCNN's encoder,
+    /// and its input shape is the images' for both.
+    pub fn init(
+        kind: ClassifierKind,
+        encoder: &ConvAutoencoderConfig,
+        classes: usize,
+        device: &Device,
+    ) -> Self {
         match kind {
-            ClassifierKind::AutoCnn => {
-                AnyClassifier::AutoCnn(AutoCnnConfig::new(encoder.clone()).init(device))
-            }
-            ClassifierKind::PlainCnn => AnyClassifier::PlainCnn(PlainCnnConfig::new().init(device)),
+            ClassifierKind::AutoCnn => AnyClassifier::AutoCnn(
+                AutoCnnConfig::new(encoder.clone())
+                    .with_classes(classes)
+                    .init(device),
+            ),
+            ClassifierKind::PlainCnn => AnyClassifier::PlainCnn(
+                PlainCnnConfig::new()
+                    .with_input(encoder.input())
+                    .with_classes(classes)
+                    .init(device),
+            ),
         }
     }
 

@@ -625,7 +625,7 @@ mod tests {
     fn the_float_layers_compute_what_burn_computes() {
         let device = Device::flex();
         for kind in [ClassifierKind::AutoCnn, ClassifierKind::PlainCnn] {
-            let model = AnyClassifier::init(kind, &ConvAutoencoderConfig::new(), &device);
+            let model = AnyClassifier::init(kind, &ConvAutoencoderConfig::new(), 10, &device);
             let images: Vec<f32> = (0..3 * 784)
                 .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
                 .collect();

@@ -39,10 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use self::conv::{conv_transpose2d, conv2d};
 use self::cost::Cost;
-use crate::data::IMAGE_SIDE;
-
-/// Spatial side of the encoder's last feature map for 28x28 inputs (28 → 13 → 6 → 4).
-pub const FEATURE_SIDE: usize = 4;
+use crate::data::ImageShape;
 
 /// cae's default start for the latent biases, see [`ConvAutoencoderConfig::latent_bias_init`].
 pub const DEFAULT_LATENT_BIAS: f64 = 0.5;
@@ -95,21 +92,111 @@ pub struct ConvAutoencoderConfig {
     /// A variational autoencoder with this KL weight β: the encoder gives a mean (linear, no
     /// latent activation) and a log-variance, and training decodes a sample of that Gaussian.
     pub variational: Option<f64>,
+    /// The images' shape; `None`: MNIST's 1x28x28.
+    pub input: Option<ImageShape>,
+    /// Channels of each convolution from the image side, at least three; `None`: the
+    /// lecture's `[k, 2k, 4k]`.
+    pub conv_channels: Option<Vec<usize>>,
 }
 
 impl ConvAutoencoderConfig {
+    /// The images' shape.
+    pub fn input(&self) -> ImageShape {
+        self.input.unwrap_or(ImageShape::MNIST)
+    }
+
+    /// This config for images of `shape` (MNIST's shape is recorded as the default, `None`).
+    pub fn with_image(mut self, shape: ImageShape) -> Self {
+        self.input = (shape != ImageShape::MNIST).then_some(shape);
+        self
+    }
+
+    /// Channels of each convolution, image side first.
+    pub fn channels(&self) -> Vec<usize> {
+        let k = self.width;
+        self.conv_channels.clone().unwrap_or(vec![k, 2 * k, 4 * k])
+    }
+
+    /// Stride of convolution `i` of `n`: 2, but 1 for the last (the lecture's 2, 2, 1).
+    fn stride(i: usize, n: usize) -> usize {
+        if i + 1 == n { 1 } else { 2 }
+    }
+
+    /// `[height, width]` before each convolution and after the last (`n + 1` entries), or
+    /// why the image is too small: a 3x3 kernel of stride `s` maps `x` to `(x - 3) / s + 1`.
+    pub fn sides(&self) -> Result<Vec<[usize; 2]>, String> {
+        let input = self.input();
+        let n = self.channels().len();
+        let mut sides = vec![[input.height, input.width]];
+        for i in 0..n {
+            let [h, w] = sides[i];
+            if h < 3 || w < 3 {
+                return Err(format!(
+                    "images of {}x{} are smaller than the model can take: convolution {} would \
+                     get {h}x{w}, less than its 3x3 kernel; use a larger --image-size or fewer \
+                     --conv-channels",
+                    input.height,
+                    input.width,
+                    i + 1
+                ));
+            }
+            let s = Self::stride(i, n);
+            sides.push([(h - 3) / s + 1, (w - 3) / s + 1]);
+        }
+        Ok(sides)
+    }
+
+    /// `[C, H, W]` of the encoder's last feature map: `[4k, 4, 4]` for the lecture's.
+    pub fn feature(&self) -> [usize; 3] {
+        let sides = self.sides().expect("checked sizes");
+        let [h, w] = sides[sides.len() - 1];
+        [*self.channels().last().expect("three or more"), h, w]
+    }
+
     /// Length of the flattened encoder feature map: `4k · 4 · 4` (1024 for k = 16).
     pub fn flat_features(&self) -> usize {
-        4 * self.width * FEATURE_SIDE * FEATURE_SIDE
+        self.feature().iter().product()
+    }
+
+    /// Why these sizes cannot make a model, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.width == 0 || self.latent == 0 {
+            return Err("--width and --latent must be at least 1".into());
+        }
+        let channels = self.channels();
+        if channels.len() < 3 || channels.contains(&0) {
+            return Err(format!(
+                "--conv-channels {channels:?}: three or more sizes, each at least 1"
+            ));
+        }
+        if self
+            .variational
+            .is_some_and(|b| !(b.is_finite() && b >= 0.0))
+        {
+            return Err("--beta must be a number of at least 0".into());
+        }
+        self.sides().map(|_| ())
     }
 
     pub fn init_encoder(&self, device: &Device) -> Encoder {
-        let k = self.width;
-        let conv = |c_in, c_out, stride| {
-            Conv2dConfig::new([c_in, c_out], [3, 3])
-                .with_stride([stride, stride])
+        let channels = self.channels();
+        let n = channels.len();
+        let mut convs = (0..n).map(|i| {
+            let c_in = if i == 0 {
+                self.input().channels
+            } else {
+                channels[i - 1]
+            };
+            let s = Self::stride(i, n);
+            Conv2dConfig::new([c_in, channels[i]], [3, 3])
+                .with_stride([s, s])
                 .init(device)
-        };
+        });
+        let (conv1, conv2, conv3) = (
+            convs.next().unwrap(),
+            convs.next().unwrap(),
+            convs.next().unwrap(),
+        );
         let mut fc = LinearConfig::new(self.flat_features(), self.latent).init(device);
         if let Some(bias) = self.latent_bias_init {
             fc.bias = Some(Param::from_tensor(Tensor::full(
@@ -122,9 +209,10 @@ impl ConvAutoencoderConfig {
             .variational
             .map(|_| LinearConfig::new(self.flat_features(), self.latent).init(device));
         Encoder {
-            conv1: conv(1, k, 2),
-            conv2: conv(k, 2 * k, 2),
-            conv3: conv(2 * k, 4 * k, 1),
+            conv1,
+            conv2,
+            conv3,
+            more: convs.collect(),
             fc,
             fc_logvar,
             latent_activation: self.latent_activation,
@@ -132,19 +220,31 @@ impl ConvAutoencoderConfig {
     }
 
     pub fn init_decoder(&self, device: &Device) -> Decoder {
-        let k = self.width;
-        let deconv = |c_in, c_out, stride, output_padding| {
-            ConvTranspose2dConfig::new([c_in, c_out], [3, 3])
-                .with_stride([stride, stride])
-                .with_padding_out([output_padding, output_padding])
+        let channels = self.channels();
+        let sides = self.sides().expect("checked sizes");
+        let n = channels.len();
+        // The mirror of convolution i maps its output side back to its input side:
+        // (out - 1)·s + 3 + output_padding = in.
+        let deconv = |i: usize| {
+            let c_out = if i == 0 {
+                self.input().channels
+            } else {
+                channels[i - 1]
+            };
+            let s = Self::stride(i, n);
+            let pad = |a: usize| sides[i][a] - ((sides[i + 1][a] - 1) * s + 3);
+            ConvTranspose2dConfig::new([channels[i], c_out], [3, 3])
+                .with_stride([s, s])
+                .with_padding_out([pad(0), pad(1)])
                 .init(device)
         };
         Decoder {
             fc: LinearConfig::new(self.latent, self.flat_features()).init(device),
-            deconv1: deconv(4 * k, 2 * k, 1, 0),
-            deconv2: deconv(2 * k, k, 2, 0),
-            deconv3: deconv(k, 1, 2, 1),
-            width: k,
+            more: (3..n).rev().map(deconv).collect(),
+            deconv1: deconv(2),
+            deconv2: deconv(1),
+            deconv3: deconv(0),
+            feature: self.feature(),
         }
     }
 
@@ -162,6 +262,8 @@ pub struct Encoder {
     pub conv1: Conv2d,
     pub conv2: Conv2d,
     pub conv3: Conv2d,
+    /// Convolutions past the third, for deeper `conv_channels`.
+    pub more: Vec<Conv2d>,
     pub fc: Linear,
     /// The log-variance head of a variational encoder (`fc` gives the mean).
     pub fc_logvar: Option<Linear>,
@@ -170,8 +272,15 @@ pub struct Encoder {
 }
 
 impl Encoder {
+    /// The convolutions in order.
+    pub fn convs(&self) -> impl Iterator<Item = &Conv2d> {
+        [&self.conv1, &self.conv2, &self.conv3]
+            .into_iter()
+            .chain(&self.more)
+    }
+
     /// # Shapes
-    /// - input: `[B, 1, 28, 28]`, pixels in [0, 1]
+    /// - input: `[B, C, H, W]` (`[B, 1, 28, 28]` for the lecture's), pixels in [0, 1]
     /// - output: `[B, latent]` (a variational encoder's mean)
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         self.forward_stats(images).0
@@ -182,9 +291,8 @@ impl Encoder {
     /// # Shapes
     /// - input: `[B, 1, 28, 28]` → `[B, latent]`, `[B, latent]`
     pub fn forward_stats(&self, images: Tensor<4>) -> (Tensor<2>, Option<Tensor<2>>) {
-        let x = relu(conv2d(&self.conv1, images)); // [B, k, 13, 13]
-        let x = relu(conv2d(&self.conv2, x)); // [B, 2k, 6, 6]
-        let x = relu(conv2d(&self.conv3, x)); // [B, 4k, 4, 4]
+        // The lecture's: [B, k, 13, 13], [B, 2k, 6, 6], [B, 4k, 4, 4].
+        let x = self.convs().fold(images, |x, conv| relu(conv2d(conv, x)));
         let x: Tensor<2> = x.flatten(1, 3); // [B, 64k]
         match &self.fc_logvar {
             // A Gaussian's mean is linear: no latent activation.
@@ -203,24 +311,41 @@ impl Encoder {
 #[derive(Module, Debug)]
 pub struct Decoder {
     pub fc: Linear,
+    /// Mirrors of the encoder's convolutions past the third, applied first.
+    pub more: Vec<ConvTranspose2d>,
     pub deconv1: ConvTranspose2d,
     pub deconv2: ConvTranspose2d,
     pub deconv3: ConvTranspose2d,
-    pub width: usize,
+    /// `[C, H, W]` that `fc`'s output is seen as (the encoder's last feature map).
+    #[module(skip)]
+    pub feature: [usize; 3],
 }
 
 impl Decoder {
+    /// The transposed convolutions in order.
+    pub fn deconvs(&self) -> impl Iterator<Item = &ConvTranspose2d> {
+        self.more
+            .iter()
+            .chain([&self.deconv1, &self.deconv2, &self.deconv3])
+    }
+
     /// # Shapes
     /// - input: `[B, latent]`
-    /// - output: `[B, 1, 28, 28]`, logits (apply a sigmoid for pixels)
+    /// - output: `[B, C, H, W]` (`[B, 1, 28, 28]` for the lecture's), logits (apply a sigmoid
+    ///   for pixels)
     pub fn forward_logits(&self, latent: Tensor<2>) -> Tensor<4> {
         let [batch, _] = latent.dims();
+        let [c, h, w] = self.feature;
         let x = relu(self.fc.forward(latent)); // [B, 64k]
-        let x: Tensor<4> = x.reshape([batch, 4 * self.width, FEATURE_SIDE, FEATURE_SIDE]);
-        let x = relu(conv_transpose2d(&self.deconv1, x)); // [B, 2k, 6, 6]
-        let x = relu(conv_transpose2d(&self.deconv2, x)); // [B, k, 13, 13]
-        let x = conv_transpose2d(&self.deconv3, x); // [B, 1, 28, 28]
-        debug_assert_eq!(x.dims()[2], IMAGE_SIDE);
+        let mut x: Tensor<4> = x.reshape([batch, c, h, w]); // [B, 4k, 4, 4]
+        // The lecture's: [B, 2k, 6, 6], [B, k, 13, 13], then [B, 1, 28, 28] without ReLU.
+        let last = self.more.len() + 2;
+        for (i, deconv) in self.deconvs().enumerate() {
+            x = conv_transpose2d(deconv, x);
+            if i != last {
+                x = relu(x);
+            }
+        }
         x
     }
 
@@ -322,18 +447,29 @@ impl AutoencoderModelConfig {
     /// Why the sizes cannot make a model, if they cannot.
     pub fn check(&self) -> Result<(), String> {
         match self {
-            AutoencoderModelConfig::Conv(c) if c.width == 0 || c.latent == 0 => {
-                Err("--width and --latent must be at least 1".into())
-            }
+            AutoencoderModelConfig::Conv(c) => c.check(),
             AutoencoderModelConfig::Stacked(c) if c.latent == 0 || c.hidden.contains(&0) => {
                 Err("--latent and every --hidden size must be at least 1".into())
             }
-            AutoencoderModelConfig::Conv(c)
-                if c.variational.is_some_and(|b| !(b.is_finite() && b >= 0.0)) =>
-            {
-                Err("--beta must be a number of at least 0".into())
+            AutoencoderModelConfig::Stacked(_) => Ok(()),
+        }
+    }
+
+    /// The images' shape.
+    pub fn input(&self) -> ImageShape {
+        match self {
+            AutoencoderModelConfig::Conv(c) => c.input(),
+            AutoencoderModelConfig::Stacked(c) => c.input(),
+        }
+    }
+
+    /// This config for images of `shape`.
+    pub fn with_image(self, shape: ImageShape) -> Self {
+        match self {
+            AutoencoderModelConfig::Conv(c) => AutoencoderModelConfig::Conv(c.with_image(shape)),
+            AutoencoderModelConfig::Stacked(c) => {
+                AutoencoderModelConfig::Stacked(c.with_image(shape))
             }
-            _ => Ok(()),
         }
     }
 }

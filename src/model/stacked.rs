@@ -14,7 +14,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use super::{Autoencoder, LatentActivation};
-use crate::data::{IMAGE_PIXELS, IMAGE_SIDE};
+use crate::data::ImageShape;
 
 /// Configuration of [`StackedAutoencoder`].
 #[derive(Config, Debug, PartialEq)]
@@ -29,12 +29,26 @@ pub struct StackedAutoencoderConfig {
     /// As [`ConvAutoencoderConfig::latent_bias_init`](super::ConvAutoencoderConfig::latent_bias_init).
     #[config(default = "Some(super::DEFAULT_LATENT_BIAS)")]
     pub latent_bias_init: Option<f64>,
+    /// The images' shape; `None`: MNIST's 1x28x28.
+    pub input: Option<ImageShape>,
 }
 
 impl StackedAutoencoderConfig {
-    /// Layer widths from the image to the latent: `[784, hidden..., latent]`.
+    /// The images' shape.
+    pub fn input(&self) -> ImageShape {
+        self.input.unwrap_or(ImageShape::MNIST)
+    }
+
+    /// This config for images of `shape` (MNIST's shape is recorded as the default, `None`).
+    pub fn with_image(mut self, shape: ImageShape) -> Self {
+        self.input = (shape != ImageShape::MNIST).then_some(shape);
+        self
+    }
+
+    /// Layer widths from the image to the latent: `[C·H·W, hidden..., latent]` (784 for
+    /// MNIST).
     pub fn widths(&self) -> Vec<usize> {
-        let mut w = vec![IMAGE_PIXELS];
+        let mut w = vec![self.input().len()];
         w.extend(&self.hidden);
         w.push(self.latent);
         w
@@ -56,6 +70,7 @@ impl StackedAutoencoderConfig {
             encoder,
             decoder,
             latent_activation: self.latent_activation,
+            image: self.input().dims(),
         }
     }
 }
@@ -67,11 +82,14 @@ pub struct StackedAutoencoder {
     pub decoder: Vec<Linear>,
     #[module(skip)]
     pub latent_activation: LatentActivation,
+    /// `[C, H, W]` of the images.
+    #[module(skip)]
+    pub image: [usize; 3],
 }
 
 impl Autoencoder for StackedAutoencoder {
     /// # Shapes
-    /// - input: `[B, 1, 28, 28]` → `[B, latent]`
+    /// - input: `[B, C, H, W]` → `[B, latent]`
     fn encode(&self, images: Tensor<4>) -> Tensor<2> {
         let mut x: Tensor<2> = images.flatten(1, 3);
         let last = self.encoder.len() - 1;
@@ -87,7 +105,7 @@ impl Autoencoder for StackedAutoencoder {
     }
 
     /// # Shapes
-    /// - input: `[B, latent]` → `[B, 1, 28, 28]` logits
+    /// - input: `[B, latent]` → `[B, C, H, W]` logits
     fn decode_logits(&self, latent: Tensor<2>) -> Tensor<4> {
         let [batch, _] = latent.dims();
         let mut x = latent;
@@ -98,7 +116,8 @@ impl Autoencoder for StackedAutoencoder {
                 x = relu(x);
             }
         }
-        x.reshape([batch, 1, IMAGE_SIDE, IMAGE_SIDE])
+        let [c, h, w] = self.image;
+        x.reshape([batch, c, h, w])
     }
 }
 

@@ -11,8 +11,7 @@ use burn::nn::pool::MaxPool2d;
 
 use super::classifier::{AnyClassifier, AutoCnn, CnnHead, HEAD_CHANNELS, HEAD_SIDE, PlainCnn};
 use super::stacked::StackedAutoencoder;
-use super::{Decoder, Encoder, FEATURE_SIDE, LatentActivation};
-use crate::data::IMAGE_SIDE;
+use super::{Decoder, Encoder, LatentActivation};
 
 /// The slope of [`LatentActivation::LeakyRelu`] for negative inputs.
 pub const LEAKY_SLOPE: f32 = 0.01;
@@ -50,9 +49,7 @@ pub trait Walk: Sized {
 impl Encoder {
     /// As [`forward`](Self::forward): image → code (a variational encoder's mean).
     pub fn walk<W: Walk>(&self, w: W) -> W {
-        let w = w.conv2d(&self.conv1).relu();
-        let w = w.conv2d(&self.conv2).relu();
-        let w = w.conv2d(&self.conv3).relu();
+        let w = self.convs().fold(w, |w, conv| w.conv2d(conv).relu());
         let w = w.flatten().linear(&self.fc);
         match self.fc_logvar {
             // A Gaussian's mean is linear: no latent activation.
@@ -65,11 +62,13 @@ impl Encoder {
 impl Decoder {
     /// As [`forward`](Self::forward): code → pixels, after the sigmoid.
     pub fn walk<W: Walk>(&self, w: W) -> W {
-        let w = w.linear(&self.fc).relu();
-        let w = w.reshape([4 * self.width, FEATURE_SIDE, FEATURE_SIDE]);
-        let w = w.conv_transpose2d(&self.deconv1).relu();
-        let w = w.conv_transpose2d(&self.deconv2).relu();
-        w.conv_transpose2d(&self.deconv3).sigmoid()
+        let w = w.linear(&self.fc).relu().reshape(self.feature);
+        let last = self.more.len() + 2;
+        let w = self.deconvs().enumerate().fold(w, |w, (i, deconv)| {
+            let w = w.conv_transpose2d(deconv);
+            if i == last { w } else { w.relu() }
+        });
+        w.sigmoid()
     }
 }
 
@@ -134,6 +133,6 @@ impl StackedAutoencoder {
             let w = w.linear(layer);
             if i == last { w } else { w.relu() }
         });
-        w.sigmoid().reshape([1, IMAGE_SIDE, IMAGE_SIDE])
+        w.sigmoid().reshape(self.image)
     }
 }

@@ -33,7 +33,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::data::{Dataset, IMAGE_PIXELS, Split};
+use crate::data::{Dataset, IMAGE_PIXELS, ImageShape, Split};
 use crate::latent::LatentDensity;
 use crate::model::classifier::{AnyClassifier, Classifier};
 use crate::model::{AnyAutoencoder, Autoencoder};
@@ -76,18 +76,30 @@ impl Models {
         let device = crate::default_device();
         let open =
             |p: &PathBuf| RunDir::open(p).with_context(|| format!("opening {}", p.display()));
-        let mut dataset = None;
+        // The page draws 28x28 grey digits: runs on other shapes are refused by name.
+        let drawable = |path: &PathBuf, shape: ImageShape| {
+            anyhow::ensure!(
+                shape == ImageShape::MNIST,
+                "{}: cae serve's page draws {} images; this run's are {shape}",
+                path.display(),
+                ImageShape::MNIST
+            );
+            Ok(())
+        };
+        // The test images and class names of the first run given.
+        let mut test = None;
         let autoencoder = match &config.autoencoder {
             Some(path) => {
-                let (model, c) =
-                    AutoencoderTrainingConfig::load(&open(path)?, config.weights, &device)?;
+                let run = open(path)?;
+                let (model, c) = AutoencoderTrainingConfig::load(&run, config.weights, &device)?;
+                drawable(path, c.model.input())?;
                 let prior = c.model.variational().is_some();
                 let density =
-                    crate::latent::density(&model, &c, &config.data_root, prior, &device)?;
-                let test = Dataset::load(&config.data_root, c.dataset, Split::Test)?;
-                let dead = crate::evaluation::latent_stats(|x| model.encode(x), &test, &device)
+                    crate::latent::density(&model, &c, &config.data_root, &run, prior, &device)?;
+                let images = c.images(&config.data_root, &run, Split::Test)?;
+                let dead = crate::evaluation::latent_stats(|x| model.encode(x), &images, &device)
                     .dead_units();
-                dataset = Some(c.dataset);
+                test = Some((images, c.class_names(&run)));
                 Some(AutoencoderModel {
                     model,
                     density,
@@ -98,30 +110,30 @@ impl Models {
         };
         let classifier = match &config.classifier {
             Some(path) => {
-                let (model, c) =
-                    ClassifierTrainingConfig::load(&open(path)?, config.weights, &device)?;
-                dataset.get_or_insert(c.dataset);
+                let run = open(path)?;
+                let (model, c) = ClassifierTrainingConfig::load(&run, config.weights, &device)?;
+                drawable(path, c.encoder.input())?;
+                if test.is_none() {
+                    let images = c.images(&config.data_root, &run, Split::Test)?;
+                    test = Some((images, c.class_names(&run)));
+                }
                 Some(model)
             }
             None => None,
         };
-        let dataset = dataset.context("cae serve needs --ae RUN, --classifier RUN or both")?;
+        let (test, classes) = test.context("cae serve needs --ae RUN, --classifier RUN or both")?;
         Ok(Self {
             autoencoder,
             classifier,
-            classes: dataset
-                .class_names()
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            test: Dataset::load(&config.data_root, dataset, Split::Test)?,
+            classes,
+            test,
             device,
         })
     }
 
     /// Everything the loaded runs say about one image (`[784]` values in [0, 1]).
     fn analyze(&self, pixels: Vec<f32>) -> Analysis {
-        let x = crate::data::pixels_tensor(pixels.clone(), &self.device);
+        let x = crate::data::pixels_tensor(pixels.clone(), ImageShape::MNIST, &self.device);
         let values = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().expect("f32");
         let (latent, reconstruction) = match &self.autoencoder {
             Some(ae) => {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Experiment, LoopConfig, Metrics, RunConfig, Score, Task, TrainError};
 use crate::data::noise::Noise;
-use crate::data::{Dataset, DatasetKind, IMAGE_PIXELS, NUM_CLASSES, pixels_tensor};
+use crate::data::{DataConfig, Dataset, Source, pixels_tensor};
 pub use crate::evaluation::ReconstructionMetrics;
 use crate::loss::{self, ReconstructionLoss};
 use crate::model::{AnyAutoencoder, Autoencoder, AutoencoderModelConfig, ConvAutoencoderConfig};
@@ -16,7 +16,8 @@ use rand_distr::{Distribution, StandardNormal};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AutoencoderTrainingConfig {
     pub model: AutoencoderModelConfig,
-    pub dataset: DatasetKind,
+    #[serde(flatten)]
+    pub data: DataConfig,
     pub loss: ReconstructionLoss,
     /// Input corruption of a denoising autoencoder; `None` trains a plain one.
     #[serde(default)]
@@ -34,7 +35,7 @@ impl AutoencoderTrainingConfig {
     pub fn lecture() -> Self {
         Self {
             model: AutoencoderModelConfig::Conv(ConvAutoencoderConfig::new()),
-            dataset: DatasetKind::Mnist,
+            data: DataConfig::default(),
             loss: ReconstructionLoss::Bce,
             noise: None,
             normal_class: None,
@@ -69,17 +70,40 @@ impl Experiment for AutoencoderTrainingConfig {
         &mut self.training
     }
 
-    fn dataset(&self) -> DatasetKind {
-        self.dataset
+    fn data(&self) -> &DataConfig {
+        &self.data
     }
 
-    fn validate(&self) -> Result<(), TrainError> {
+    fn settle(&mut self, source: &Source) -> Result<(), TrainError> {
+        self.data = source.settled(&self.data);
+        self.model = self.model.clone().with_image(source.shape());
+        Ok(())
+    }
+
+    fn validate(&self, source: &Source) -> Result<(), TrainError> {
         self.training.validate()?;
-        if let Some(k) = self.normal_class.filter(|&k| usize::from(k) >= NUM_CLASSES) {
+        let classes = source.classes();
+        if let Some(k) = self.normal_class {
+            if classes.is_empty() {
+                return Err(TrainError::Invalid(format!(
+                    "--normal-class {k} needs labelled images; {} has no class folders",
+                    self.data.name()
+                )));
+            }
+            if usize::from(k) >= classes.len() {
+                return Err(TrainError::Invalid(format!(
+                    "--normal-class {k}: {} has classes 0 to {}",
+                    self.data.name(),
+                    classes.len() - 1
+                )));
+            }
+        }
+        if self.model.input() != source.shape() {
             return Err(TrainError::Invalid(format!(
-                "--normal-class {k}: {} has classes 0 to {}",
-                self.dataset,
-                NUM_CLASSES - 1
+                "the model takes {} images but {} holds {}",
+                self.model.input(),
+                self.data.name(),
+                source.shape()
             )));
         }
         self.model.check().map_err(TrainError::Invalid)
@@ -146,13 +170,14 @@ impl<M: Autoencoder> Task<M> for AutoencoderTask<'_> {
         rng: &mut StdRng,
         device: &Device,
     ) -> Tensor<1> {
+        let shape = self.train.shape;
         let clean = self.train.images_values(batch);
         let noisy = self.noise.map(|noise| {
             let mut noisy = clean.clone();
             noise.apply(&mut noisy, rng);
-            pixels_tensor(noisy, device)
+            pixels_tensor(noisy, shape, device)
         });
-        let target = pixels_tensor(clean, device);
+        let target = pixels_tensor(clean, shape, device);
         // Without noise the input is the target itself (a tensor clone shares the buffer).
         let input = noisy.unwrap_or_else(|| target.clone());
         match (model.encode_stats(input), self.variational) {
@@ -165,7 +190,7 @@ impl<M: Autoencoder> Task<M> for AutoencoderTask<'_> {
                 let recon = self.loss.compute(model.decode_logits(z), target);
                 // The reconstruction loss is a mean per pixel, so the per-image KL is too.
                 let kl = loss::kl_standard_normal(mu, logvar);
-                recon + kl.mul_scalar(beta / IMAGE_PIXELS as f64)
+                recon + kl.mul_scalar(beta / shape.len() as f64)
             }
             ((z, _), _) => self.loss.compute(model.decode_logits(z), target),
         }

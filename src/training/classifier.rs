@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Experiment, LoopConfig, Metrics, RunConfig, Score, Task, TrainError};
 use crate::data::augment::shifted_images_tensor;
-use crate::data::{Dataset, DatasetKind};
+use crate::data::{DataConfig, Dataset, Source};
 use crate::evaluation::evaluate_classifier;
 use crate::model::classifier::{AnyClassifier, ClassifierKind};
 use crate::model::{AnyAutoencoder, AutoencoderModelConfig, ConvAutoencoderConfig};
@@ -26,7 +26,11 @@ pub struct ClassifierTrainingConfig {
     pub encoder_from: Option<PathBuf>,
     /// Train only the head; the encoder keeps the autoencoder's weights.
     pub freeze_encoder: bool,
-    pub dataset: DatasetKind,
+    #[serde(flatten)]
+    pub data: DataConfig,
+    /// Number of classes; `None`: 10, the built-in datasets'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<usize>,
     /// Shift each training image by up to this many pixels (0: no augmentation).
     #[serde(default)]
     pub augment_shift: u32,
@@ -35,6 +39,11 @@ pub struct ClassifierTrainingConfig {
 }
 
 impl ClassifierTrainingConfig {
+    /// Number of classes the model tells apart.
+    pub fn num_classes(&self) -> usize {
+        self.classes.unwrap_or(crate::data::NUM_CLASSES)
+    }
+
     /// The lecture's recipe: AutoCNN, Adam 1e-3, batch 50, 5 epochs, encoder fine-tuned.
     pub fn lecture(encoder_from: Option<PathBuf>) -> Self {
         Self {
@@ -42,7 +51,8 @@ impl ClassifierTrainingConfig {
             encoder: ConvAutoencoderConfig::new(),
             encoder_from,
             freeze_encoder: false,
-            dataset: DatasetKind::Mnist,
+            data: DataConfig::default(),
+            classes: None,
             augment_shift: 0,
             training: LoopConfig::new(5, 50),
         }
@@ -140,36 +150,79 @@ impl Experiment for ClassifierTrainingConfig {
         &mut self.training
     }
 
-    fn dataset(&self) -> DatasetKind {
-        self.dataset
+    fn data(&self) -> &DataConfig {
+        &self.data
     }
 
-    fn validate(&self) -> Result<(), TrainError> {
+    fn validate(&self, source: &Source) -> Result<(), TrainError> {
         self.training.validate()?;
+        let bad = |m: String| Err(TrainError::Invalid(m));
         if self.freeze_encoder && self.encoder_from.is_none() {
-            return Err(TrainError::Invalid(
+            return bad(
                 "--freeze-encoder needs --encoder RUN_DIR: a frozen random encoder learns nothing"
                     .into(),
-            ));
+            );
         }
         if self.freeze_encoder && self.model == ClassifierKind::PlainCnn {
-            return Err(TrainError::Invalid(
-                "--freeze-encoder applies to the AutoCNN only".into(),
+            return bad("--freeze-encoder applies to the AutoCNN only".into());
+        }
+        let classes = source.classes().len();
+        if classes < 2 {
+            return bad(format!(
+                "a classifier needs two or more classes; {} has {}: put each class's images in \
+                 a folder of its own (DIR/<class>/*.png)",
+                self.data.name(),
+                if classes == 0 {
+                    "no class folders".to_string()
+                } else {
+                    "one".to_string()
+                }
             ));
+        }
+        if self.num_classes() != classes {
+            return bad(format!(
+                "the model has {} classes but {} holds {classes}",
+                self.num_classes(),
+                self.data.name()
+            ));
+        }
+        if self.encoder.input() != source.shape() {
+            return bad(format!(
+                "the model takes {} images but {} holds {}{}",
+                self.encoder.input(),
+                self.data.name(),
+                source.shape(),
+                match &self.encoder_from {
+                    Some(from) => format!(" (the encoder comes from {})", from.display()),
+                    None => String::new(),
+                }
+            ));
+        }
+        self.encoder.check().map_err(TrainError::Invalid)?;
+        if self.model == ClassifierKind::PlainCnn {
+            crate::model::classifier::PlainCnnConfig::new()
+                .with_input(source.shape())
+                .feature_side()
+                .map_err(TrainError::Invalid)?;
         }
         Ok(())
     }
 
-    /// The encoder's shape comes from the autoencoder run it is taken from.
-    fn settle(&mut self) -> Result<(), TrainError> {
-        if let Some(from) = &self.encoder_from {
-            self.encoder = autoencoder_model_config(from)?;
-        }
+    /// The images' shape and classes come from the data; the encoder's shape from the
+    /// autoencoder run it is taken from.
+    fn settle(&mut self, source: &Source) -> Result<(), TrainError> {
+        self.data = source.settled(&self.data);
+        let classes = source.classes().len();
+        self.classes = (classes != crate::data::NUM_CLASSES).then_some(classes);
+        self.encoder = match &self.encoder_from {
+            Some(from) => autoencoder_model_config(from)?,
+            None => self.encoder.clone().with_image(source.shape()),
+        };
         Ok(())
     }
 
     fn init(&self, device: &Device) -> AnyClassifier {
-        AnyClassifier::init(self.model, &self.encoder, device)
+        AnyClassifier::init(self.model, &self.encoder, self.num_classes(), device)
     }
 
     fn pretrained(

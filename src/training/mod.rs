@@ -30,7 +30,7 @@ use rand::rngs::StdRng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Dataset, DatasetKind, Split};
+use crate::data::{DataConfig, Dataset, Source, Split};
 use crate::run::{CheckpointState, EpochRecord, RunDir, RunError, Weights};
 
 /// Settings of the epoch loop shared by every task.
@@ -431,16 +431,15 @@ pub trait Experiment: Clone + PartialEq + Sized {
 
     fn looping(&self) -> &LoopConfig;
     fn looping_mut(&mut self) -> &mut LoopConfig;
-    fn dataset(&self) -> DatasetKind;
+    fn data(&self) -> &DataConfig;
 
-    /// Why this config cannot train, if it cannot.
-    fn validate(&self) -> Result<(), TrainError>;
+    /// Why this config cannot train on `source`, if it cannot.
+    fn validate(&self, source: &Source) -> Result<(), TrainError>;
 
-    /// Settle, for a new run, what the config takes from elsewhere (the AutoCNN's encoder
-    /// shape comes from its autoencoder run).
-    fn settle(&mut self) -> Result<(), TrainError> {
-        Ok(())
-    }
+    /// Settle, for a new run, what the config takes from elsewhere: the images' shape and
+    /// classes from `source` (a folder's channels and size too), and the AutoCNN's encoder
+    /// shape from its autoencoder run.
+    fn settle(&mut self, source: &Source) -> Result<(), TrainError>;
 
     /// The images this run learns from, out of a loaded split (all of them unless the task
     /// says otherwise: a one-class autoencoder keeps its normal class).
@@ -464,6 +463,31 @@ pub trait Experiment: Clone + PartialEq + Sized {
     }
 
     fn task<'a>(&'a self, train: &'a Dataset, test: &'a Dataset) -> Self::Task<'a>;
+
+    /// One split of the images of this run (in `run`), as training read them: all of the
+    /// split, not cut to `--train-limit` / `--test-limit`, nor to a normal class.
+    fn images(&self, root: &Path, run: &RunDir, split: Split) -> Result<Dataset, TrainError> {
+        Ok(self
+            .data()
+            .load_split(root, run.path(), self.looping().seed, split)?)
+    }
+
+    /// The training images as this run learned from them: its selection (a normal class), cut
+    /// to its `--train-limit`.
+    fn training_images(&self, root: &Path, run: &RunDir) -> Result<Dataset, TrainError> {
+        let train = self.select(self.images(root, run, Split::Train)?);
+        Ok(match self.looping().train_limit {
+            Some(n) => train.take(n),
+            None => train,
+        })
+    }
+
+    /// The class names of this run (in `run`) by label: its `classes.json`, else the
+    /// built-in dataset's.
+    fn class_names(&self, run: &RunDir) -> Vec<String> {
+        run.read_json(crate::run::CLASSES_FILE)
+            .unwrap_or_else(|_| Source::Builtin(self.data().dataset).classes())
+    }
 
     /// The config of the run in `run`, refused if the run is of another kind.
     fn read(run: &RunDir) -> Result<Self, RunError> {
@@ -511,7 +535,7 @@ pub fn train<E: Experiment>(
     options: FitOptions,
 ) -> Result<(E::Model, RunDir), TrainError> {
     let resume = mode == RunMode::Resume;
-    let (existing, config) = if resume {
+    let (existing, mut config) = if resume {
         let run = RunDir::open(run_path)?;
         let mut saved = E::read(&run)?;
         let done = run.checkpoint()?.map_or(0, |c| c.epoch);
@@ -520,28 +544,28 @@ pub fn train<E: Experiment>(
             .extend_to(config.looping().epochs, done)?;
         (Some(run), saved)
     } else {
-        let mut config = config.clone();
-        config.settle()?;
-        (None, config)
+        (None, config.clone())
     };
-    config.validate()?;
-    let (train, test) = load_splits(data_root, config.dataset(), config.looping())?;
-    let (train, test) = (config.select(train), config.select(test));
-    if train.is_empty() || test.is_empty() {
-        return Err(TrainError::Invalid(format!(
-            "no {} images left to {}",
-            config.dataset(),
-            if train.is_empty() {
-                "train on"
-            } else {
-                "test on"
-            }
-        )));
+    let source = config.data().prepare()?;
+    if !resume {
+        config.settle(&source)?;
     }
+    config.validate(&source)?;
+    let classes = source.classes();
+    // A folder's cache may be made in the run directory: if loading fails, a directory this
+    // call created goes again.
+    let fresh = !run_path.exists();
+    let (train, test) = load_splits(&config, source, data_root, run_path, options.quiet)
+        .inspect_err(|_| {
+            if fresh {
+                let _ = std::fs::remove_dir_all(run_path);
+            }
+        })?;
     let run = match existing {
         Some(run) => run,
         None => RunDir::create(run_path, mode == RunMode::Overwrite)?,
     };
+    run.write_json(crate::run::CLASSES_FILE, &classes)?;
     run.write_json(crate::run::CONFIG_FILE, &config.clone().into_run_config())?;
 
     let device = device.clone().autodiff();
@@ -586,14 +610,19 @@ pub fn import_run<E: Experiment>(
     device: &Device,
     load: impl FnOnce(E::Model) -> anyhow::Result<E::Model>,
 ) -> Result<String, TrainError> {
-    config.validate()?;
-    let (train, test) = load_splits(data_root, config.dataset(), config.looping())?;
+    let mut config = config.clone();
+    let source = config.data().prepare()?;
+    config.settle(&source)?;
+    config.validate(&source)?;
+    let classes = source.classes();
+    let (train, test) = load_splits(&config, source, data_root, run_path, true)?;
     let fresh = seeded(device, config.looping().seed, |cpu| config.init(cpu));
     let model = load(fresh).map_err(|e| TrainError::Invalid(format!("{e:#}")))?;
     let task = config.task(&train, &test);
     let metrics = task.evaluate(&model, device);
     let score = task.headline(&metrics);
     let run = RunDir::create(run_path, mode == RunMode::Overwrite)?;
+    run.write_json(crate::run::CLASSES_FILE, &classes)?;
     run.write_json(crate::run::CONFIG_FILE, &config.clone().into_run_config())?;
     run.save_module(Weights::Last.file(), &model)?;
     run.save_module(Weights::Best.file(), &model)?;
@@ -654,20 +683,34 @@ pub fn seeded<M: Module>(device: &Device, seed: u64, init: impl FnOnce(&Device) 
     model.map(&mut Track)
 }
 
-/// Training and test images for a run, loaded and cut to the configured limits.
-pub fn load_splits(
+/// Training and test images of a run, as it learns from them: loaded from `source` (a
+/// folder's cache in the run directory `run_path` unless the config names another), the
+/// task's selection, cut to the configured limits. An empty side is an error.
+pub fn load_splits<E: Experiment>(
+    config: &E,
+    source: Source,
     root: &Path,
-    dataset: DatasetKind,
-    config: &LoopConfig,
+    run_path: &Path,
+    quiet: bool,
 ) -> Result<(Dataset, Dataset), TrainError> {
-    let train = Dataset::load(root, dataset, Split::Train)?;
-    let test = Dataset::load(root, dataset, Split::Test)?;
+    let looping = config.looping();
+    let (train, test) = source.load(root, run_path, looping.seed, quiet)?;
     let limit = |d: Dataset, n: Option<usize>| match n {
         Some(n) => d.take(n),
         None => d,
     };
-    Ok((
-        limit(train, config.train_limit),
-        limit(test, config.test_limit),
-    ))
+    let train = limit(config.select(train), looping.train_limit);
+    let test = limit(config.select(test), looping.test_limit);
+    if train.is_empty() || test.is_empty() {
+        return Err(TrainError::Invalid(format!(
+            "no {} images left to {}",
+            config.data().name(),
+            if train.is_empty() {
+                "train on"
+            } else {
+                "test on"
+            }
+        )));
+    }
+    Ok((train, test))
 }

@@ -43,7 +43,7 @@ pub fn subset_root_of(kind: DatasetKind, dir: &Path, train: usize, test: usize) 
             count: d.len(),
             rows: 28,
             cols: 28,
-            pixels: d.pixels.clone(),
+            pixels: (0..d.len()).flat_map(|i| d.image(i).to_vec()).collect(),
         };
         std::fs::write(out.join(images), encode_images(&idx)).unwrap();
         std::fs::write(out.join(labels), encode_labels(&d.labels)).unwrap();
@@ -105,3 +105,32 @@ pub fn all_weights<M: burn::module::Module>(model: &M) -> Vec<f32> {
 }
 
 pub mod server;
+
+/// Write `data`'s images as PNG files: `dir/<class name>/<i>.png`, or `dir/<i>.png` when
+/// `flat`; each 28x28 digit goes through `f` first (resize, tint, …).
+pub fn write_pngs(
+    data: &Dataset,
+    dir: &Path,
+    flat: bool,
+    f: impl Fn(image::GrayImage) -> image::DynamicImage,
+) {
+    for i in 0..data.len() {
+        let folder = if flat {
+            dir.to_path_buf()
+        } else {
+            dir.join(data.classes[usize::from(data.labels[i])].replace('/', "-"))
+        };
+        std::fs::create_dir_all(&folder).unwrap();
+        let grey = image::GrayImage::from_raw(28, 28, data.image(i).to_vec()).unwrap();
+        f(grey).save(folder.join(format!("{i}.png"))).unwrap();
+    }
+}
+
+/// A grey digit as colour: its ink tinted by its index, on a dark blue ground.
+pub fn tinted(grey: image::GrayImage, size: u32) -> image::DynamicImage {
+    let grey = image::imageops::resize(&grey, size, size, image::imageops::FilterType::Triangle);
+    image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(size, size, |x, y| {
+        let v = grey.get_pixel(x, y)[0];
+        image::Rgb([v, v / 2, 40u8.saturating_add(v / 3)])
+    }))
+}

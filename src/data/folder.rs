@@ -1,0 +1,806 @@
+//! Image folders: the layout torchvision's `ImageFolder` and Keras'
+//! `image_dataset_from_directory` use, decoded once into a memory-mapped cache.
+//!
+//! `DIR/<class>/**/*.{png,jpg,jpeg}` is labelled by the sorted class folder names; a flat
+//! `DIR/*.png` is unlabelled. `DIR/train` and `DIR/test` are the two splits when both exist;
+//! otherwise a fraction of `DIR` (stratified by class, drawn with the run's seed) is the test
+//! split. Files of other kinds are ignored; unreadable images are skipped and named, or refused
+//! with `strict`.
+//!
+//! Each part (`train`, `test`, or `all`) is decoded once into `<cache>/<part>.npy`, a
+//! `uint8` array `N x H x W x C` that `numpy.load(..., mmap_mode="r")` opens too, with
+//! `<part>.json` beside it holding the labels and a fingerprint of the file list (paths, sizes,
+//! modification times) and the pipeline (size, channels). A cache whose fingerprint differs is
+//! rebuilt; both files are written atomically, the `.npy` first.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use image::imageops::FilterType;
+use image::{ImageDecoder, ImageReader};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Dataset, ImageShape, Pixels};
+use crate::atomic;
+
+/// File extensions read as images (case-insensitive).
+pub const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// The largest side an image folder may be resized to; far past what the models train on,
+/// it keeps a typo from asking for terabytes.
+pub const MAX_SIDE: usize = 4096;
+
+/// How a run reads an image folder; recorded in the run's config, so that every later command
+/// rebuilds the same pipeline from the run directory alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FolderConfig {
+    pub dir: PathBuf,
+    /// Resize every image to `[height, width]`; needed when the images' sizes differ.
+    #[serde(default)]
+    pub image_size: Option<[usize; 2]>,
+    /// 1 (grey) or 3 (RGB); when absent, 3 if any image has colour, else 1.
+    #[serde(default)]
+    pub channels: Option<usize>,
+    /// Fraction of a folder without `train/` and `test/` held out as the test split.
+    pub val_split: f64,
+    /// Folder of the decoded cache; `None`: `cache/` in the run directory.
+    #[serde(default)]
+    pub cache: Option<PathBuf>,
+    /// Refuse unreadable images instead of skipping them.
+    #[serde(default)]
+    pub strict: bool,
+}
+
+impl FolderConfig {
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            image_size: None,
+            channels: None,
+            val_split: 0.1,
+            cache: None,
+            strict: false,
+        }
+    }
+
+    /// The folder of the cache, for a run in `run_dir`.
+    pub fn cache_dir(&self, run_dir: &Path) -> PathBuf {
+        self.cache
+            .clone()
+            .unwrap_or_else(|| run_dir.join(crate::run::CACHE_DIR))
+    }
+
+    /// Why these settings cannot read a folder, if they cannot.
+    pub fn validate(&self) -> Result<(), FolderError> {
+        let bad = |m: String| Err(FolderError::Invalid(m));
+        if !(self.val_split > 0.0 && self.val_split < 1.0) {
+            return bad(format!(
+                "--val-split {} must be between 0 and 1 (exclusive)",
+                self.val_split
+            ));
+        }
+        if let Some([h, w]) = self.image_size
+            && !((1..=MAX_SIDE).contains(&h) && (1..=MAX_SIDE).contains(&w))
+        {
+            return bad(format!(
+                "--image-size {h}x{w}: each side must be 1 to {MAX_SIDE}"
+            ));
+        }
+        if let Some(c) = self.channels.filter(|c| ![1, 3].contains(c)) {
+            return bad(format!("--channels {c}: 1 (grey) or 3 (RGB)"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not an image cae can read ({message})")]
+    Unreadable { path: PathBuf, message: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FolderError + '_ {
+    move |source| FolderError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The image files of one folder, with their labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    pub dir: PathBuf,
+    /// Class names (sorted folder names); empty for a flat folder.
+    pub classes: Vec<String>,
+    /// Image files and their labels, by class, then by path.
+    pub files: Vec<(PathBuf, u8)>,
+}
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+fn hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
+/// Entries of `dir` (not hidden) split into folders and image files, each sorted.
+fn entries(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), FolderError> {
+    let (mut dirs, mut images) = (Vec::new(), Vec::new());
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        if hidden(&path) {
+            continue;
+        }
+        if path.is_dir() {
+            dirs.push(path);
+        } else if is_image(&path) {
+            images.push(path);
+        }
+    }
+    dirs.sort();
+    images.sort();
+    Ok((dirs, images))
+}
+
+/// Image files below `dir`, at any depth, sorted.
+fn images_below(dir: &Path) -> Result<Vec<PathBuf>, FolderError> {
+    let (dirs, mut images) = entries(dir)?;
+    for d in dirs {
+        images.extend(images_below(&d)?);
+    }
+    Ok(images)
+}
+
+/// List a folder: class sub-folders, or a flat folder of images.
+pub fn list(dir: &Path) -> Result<Listing, FolderError> {
+    if !dir.is_dir() {
+        return Err(FolderError::Invalid(format!(
+            "--images {}: not a folder",
+            dir.display()
+        )));
+    }
+    let (dirs, flat) = entries(dir)?;
+    let (classes, files) = if dirs.is_empty() {
+        (Vec::new(), flat.into_iter().map(|p| (p, 0)).collect())
+    } else {
+        if dirs.len() > 256 {
+            return Err(FolderError::Invalid(format!(
+                "{}: {} class folders; cae takes at most 256 classes",
+                dir.display(),
+                dirs.len()
+            )));
+        }
+        let mut files = Vec::new();
+        let mut classes = Vec::new();
+        for (label, class_dir) in dirs.iter().enumerate() {
+            let images = images_below(class_dir)?;
+            if images.is_empty() {
+                return Err(FolderError::Invalid(format!(
+                    "class folder {} holds no images (.png, .jpg, .jpeg); remove it or add some",
+                    class_dir.display()
+                )));
+            }
+            classes.push(
+                class_dir
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            files.extend(images.into_iter().map(|p| (p, label as u8)));
+        }
+        (classes, files)
+    };
+    if files.is_empty() {
+        return Err(FolderError::Invalid(format!(
+            "{}: no images (.png, .jpg, .jpeg) in the folder or its class folders",
+            dir.display()
+        )));
+    }
+    Ok(Listing {
+        dir: dir.to_path_buf(),
+        classes,
+        files,
+    })
+}
+
+/// Size and colour of an image from its header; `Err` names why it cannot be read.
+fn probe(path: &Path) -> Result<(u32, u32, bool), String> {
+    let decoder = ImageReader::open(path)
+        .map_err(|e| e.to_string())?
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?
+        .into_decoder()
+        .map_err(|e| e.to_string())?;
+    let (w, h) = decoder.dimensions();
+    Ok((w, h, decoder.color_type().has_color()))
+}
+
+/// Decode an image to `shape` (resized if needed), channels last.
+fn decode(path: &Path, shape: ImageShape) -> Result<Vec<u8>, String> {
+    let img = image::open(path).map_err(|e| e.to_string())?;
+    let (w, h) = (shape.width as u32, shape.height as u32);
+    let img = if (img.width(), img.height()) == (w, h) {
+        img
+    } else {
+        img.resize_exact(w, h, FilterType::Triangle)
+    };
+    Ok(match shape.channels {
+        1 => img.to_luma8().into_raw(),
+        _ => img.to_rgb8().into_raw(),
+    })
+}
+
+/// The shape a settled config decodes to (its size and channels are recorded by
+/// [`Plan::new`]).
+pub fn settled_shape(config: &FolderConfig) -> Option<ImageShape> {
+    let [h, w] = config.image_size?;
+    Some(ImageShape::new(config.channels?, h, w))
+}
+
+/// Image files given one by one (to reconstruct, encode, classify), decoded as the folder of
+/// `config` was: resized to its size, in its channels. Unlabelled; any unreadable file is an
+/// error naming it.
+pub fn read_files(paths: &[PathBuf], config: &FolderConfig) -> Result<Dataset, FolderError> {
+    let shape = settled_shape(config).ok_or_else(|| {
+        FolderError::Invalid("the run's image folder settings are incomplete".into())
+    })?;
+    let mut pixels = Vec::with_capacity(paths.len() * shape.len());
+    for path in paths {
+        let bytes = decode(path, shape).map_err(|message| FolderError::Unreadable {
+            path: path.clone(),
+            message,
+        })?;
+        pixels.extend(bytes);
+    }
+    Ok(Dataset::in_memory(
+        "files",
+        Vec::new(),
+        shape,
+        pixels,
+        vec![0; paths.len()],
+    ))
+}
+
+/// The files of each part and the image shape, checked before anything is written.
+pub struct Plan {
+    pub config: FolderConfig,
+    pub shape: ImageShape,
+    pub classes: Vec<String>,
+    /// `("train", …), ("test", …)` or `("all", …)`.
+    pub parts: Vec<(&'static str, Vec<(PathBuf, u8)>)>,
+    /// Files whose header could not be read, with why.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+impl Plan {
+    /// List the folder and read every header: the shape, the classes, and every error that
+    /// needs no decoding (empty folders, mixed sizes, mismatched train/test classes).
+    pub fn new(config: &FolderConfig) -> Result<Self, FolderError> {
+        config.validate()?;
+        let dir = &config.dir;
+        let (train, test) = (dir.join("train"), dir.join("test"));
+        let listings = if train.is_dir() && test.is_dir() {
+            let (a, b) = (list(&train)?, list(&test)?);
+            if a.classes != b.classes {
+                return Err(FolderError::Invalid(format!(
+                    "{} has classes {:?} but {} has {:?}: both need the same class folders",
+                    train.display(),
+                    a.classes,
+                    test.display(),
+                    b.classes
+                )));
+            }
+            vec![("train", a), ("test", b)]
+        } else {
+            vec![("all", list(dir)?)]
+        };
+        let classes = listings[0].1.classes.clone();
+        let mut unreadable = Vec::new();
+        let mut sizes = std::collections::BTreeMap::<(u32, u32), PathBuf>::new();
+        let mut colour = false;
+        let mut parts = Vec::new();
+        for (name, listing) in listings {
+            let probes: Vec<_> = listing.files.par_iter().map(|(p, _)| probe(p)).collect();
+            let mut keep = Vec::with_capacity(listing.files.len());
+            for ((path, label), probe) in listing.files.into_iter().zip(probes) {
+                match probe {
+                    Ok((w, h, c)) => {
+                        sizes.entry((w, h)).or_insert_with(|| path.clone());
+                        colour |= c;
+                        keep.push((path, label));
+                    }
+                    Err(message) if config.strict => {
+                        return Err(FolderError::Unreadable { path, message });
+                    }
+                    Err(message) => unreadable.push((path, message)),
+                }
+            }
+            if keep.is_empty() {
+                return Err(FolderError::Invalid(format!(
+                    "{}: none of its images can be read",
+                    listing.dir.display()
+                )));
+            }
+            parts.push((name, keep));
+        }
+        let [height, width] = match config.image_size {
+            Some(size) => size,
+            None if sizes.len() == 1 => {
+                let (w, h) = *sizes.keys().next().unwrap();
+                [h as usize, w as usize]
+            }
+            None => {
+                let mut it = sizes.iter();
+                let ((w1, h1), p1) = it.next().unwrap();
+                let ((w2, h2), p2) = it.next().unwrap();
+                return Err(FolderError::Invalid(format!(
+                    "the images differ in size ({} is {w1}x{h1}, {} is {w2}x{h2}, {} sizes in all): \
+                     pass --image-size HxW to resize them all",
+                    p1.display(),
+                    p2.display(),
+                    sizes.len()
+                )));
+            }
+        };
+        if height > MAX_SIDE || width > MAX_SIDE {
+            return Err(FolderError::Invalid(format!(
+                "the images are {height}x{width}; pass --image-size HxW (each side at most {MAX_SIDE})"
+            )));
+        }
+        let channels = config.channels.unwrap_or(if colour { 3 } else { 1 });
+        let mut config = config.clone();
+        config.channels = Some(channels);
+        config.image_size = Some([height, width]);
+        Ok(Self {
+            config,
+            shape: ImageShape::new(channels, height, width),
+            classes,
+            parts,
+            unreadable,
+        })
+    }
+
+    /// Decode (or reuse the cache of) each part into `cache_dir` and split it. `seed` draws
+    /// the held-out test images of a folder without `train/` and `test/`.
+    pub fn load(
+        &self,
+        cache_dir: &Path,
+        seed: u64,
+        quiet: bool,
+    ) -> Result<(Dataset, Dataset), FolderError> {
+        report_skipped("cannot be read", &self.unreadable);
+        let name = self
+            .config
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "images".into());
+        std::fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
+        let mut sets = Vec::new();
+        for (part, files) in &self.parts {
+            let (pixels, labels) = cached(
+                cache_dir,
+                part,
+                files,
+                self.shape,
+                self.config.strict,
+                quiet,
+            )?;
+            sets.push(Dataset::from_store(
+                &name,
+                self.classes.clone(),
+                self.shape,
+                pixels,
+                labels,
+            ));
+        }
+        let (train, test) = if sets.len() == 2 {
+            let test = sets.pop().unwrap();
+            (sets.pop().unwrap(), test)
+        } else {
+            let all = sets.pop().unwrap();
+            let (train, test) = split(&all.labels, self.config.val_split, seed);
+            if test.is_empty() || train.is_empty() {
+                return Err(FolderError::Invalid(format!(
+                    "{}: {} images are too few to hold out --val-split {} for testing",
+                    self.config.dir.display(),
+                    all.len(),
+                    self.config.val_split
+                )));
+            }
+            (all.subset(&train), all.subset(&test))
+        };
+        Ok((train, test))
+    }
+}
+
+fn report_skipped(why: &str, files: &[(PathBuf, String)]) {
+    if files.is_empty() {
+        return;
+    }
+    eprintln!("skipped {} files that {why}:", files.len());
+    for (path, message) in files.iter().take(20) {
+        eprintln!("  {}: {message}", path.display());
+    }
+    if files.len() > 20 {
+        eprintln!("  … and {} more", files.len() - 20);
+    }
+}
+
+/// Indices of `(train, test)`: `fraction` of each label's images (at least one of a label
+/// with two or more) held out, drawn by `seed`; each list in ascending order.
+pub fn split(labels: &[u8], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for class in 0..=255u8 {
+        let mut members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        if members.is_empty() {
+            continue;
+        }
+        members.shuffle(&mut rng);
+        let mut held = (members.len() as f64 * fraction).round() as usize;
+        if members.len() >= 2 {
+            held = held.clamp(1, members.len() - 1);
+        }
+        test.extend_from_slice(&members[..held]);
+        train.extend_from_slice(&members[held..]);
+    }
+    train.sort_unstable();
+    test.sort_unstable();
+    (train, test)
+}
+
+/// What `<part>.json` holds beside `<part>.npy`.
+#[derive(Debug, Serialize, Deserialize)]
+struct CacheIndex {
+    fingerprint: String,
+    shape: [usize; 4],
+    labels: Vec<u8>,
+    /// Files that could not be decoded, with why; left out of the array.
+    skipped: Vec<(PathBuf, String)>,
+}
+
+/// Hash of the pipeline and of each file's path, size and modification time.
+fn fingerprint(files: &[(PathBuf, u8)], shape: ImageShape) -> Result<String, FolderError> {
+    let mut hash = Sha256::new();
+    hash.update(format!("cae-cache-1 {shape} triangle\n"));
+    for (path, label) in files {
+        let meta = std::fs::metadata(path).map_err(io(path))?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        hash.update(format!(
+            "{}\t{label}\t{}\t{mtime}\n",
+            path.display(),
+            meta.len()
+        ));
+    }
+    Ok(format!("{:x}", hash.finalize()))
+}
+
+/// The `.npy` header of a `uint8` array of `shape`, padded to `min_len` bytes (and to the
+/// format's 64-byte alignment).
+pub fn npy_header(shape: [usize; 4], min_len: usize) -> Vec<u8> {
+    let dict = format!(
+        "{{'descr': '|u1', 'fortran_order': False, 'shape': ({}, {}, {}, {}), }}",
+        shape[0], shape[1], shape[2], shape[3]
+    );
+    // magic (6) + version (2) + header length (2) + dict + padding + '\n'
+    let unpadded = 10 + dict.len() + 1;
+    let total = unpadded.max(min_len).div_ceil(64) * 64;
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&((total - 10) as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.resize(total - 1, b' ');
+    out.push(b'\n');
+    out
+}
+
+/// A part's images: its cache if that is current, else decoded now into a new cache.
+fn cached(
+    dir: &Path,
+    part: &str,
+    files: &[(PathBuf, u8)],
+    shape: ImageShape,
+    strict: bool,
+    quiet: bool,
+) -> Result<(Pixels, Vec<u8>), FolderError> {
+    let (npy, json) = (
+        dir.join(format!("{part}.npy")),
+        dir.join(format!("{part}.json")),
+    );
+    let print = fingerprint(files, shape)?;
+    let current = std::fs::read(&json)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<CacheIndex>(&b).ok())
+        .filter(|index| index.fingerprint == print);
+    if let Some(index) = current
+        && let Ok(map) = MappedImages::open(&npy, index.shape)
+    {
+        report_skipped("could not be decoded (cached)", &index.skipped);
+        return Ok((resident(map), index.labels));
+    }
+    let index = build(&npy, files, shape, strict, quiet, print)?;
+    atomic::write(&json, &serde_json::to_vec(&index).expect("plain data")).map_err(io(&json))?;
+    report_skipped("could not be decoded", &index.skipped);
+    let map = MappedImages::open(&npy, index.shape).map_err(io(&npy))?;
+    Ok((resident(map), index.labels))
+}
+
+/// Caches up to this size are copied into memory; larger ones stay mapped.
+pub const IN_MEMORY_LIMIT: usize = 256 << 20;
+
+/// A small cache in memory (the fastest reads), a large one mapped.
+fn resident(map: MappedImages) -> Pixels {
+    if map.bytes().len() <= IN_MEMORY_LIMIT {
+        Pixels::Owned(map.bytes().to_vec())
+    } else {
+        Pixels::Mapped(map)
+    }
+}
+
+/// Images decoded per parallel chunk: bounds the memory of building a cache.
+const DECODE_CHUNK: usize = 1024;
+
+/// Decode `files` into `npy`, atomically.
+fn build(
+    npy: &Path,
+    files: &[(PathBuf, u8)],
+    shape: ImageShape,
+    strict: bool,
+    quiet: bool,
+    fingerprint: String,
+) -> Result<CacheIndex, FolderError> {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(files.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "decoding {prefix} [{bar:30}] {pos}/{len} ({elapsed}<{eta})",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(npy.display().to_string());
+        bar
+    };
+    let header_len = npy_header([files.len(), shape.height, shape.width, shape.channels], 0).len();
+    let mut labels = Vec::with_capacity(files.len());
+    let mut skipped = Vec::new();
+    let mut failure = None;
+    atomic::write_with(npy, |file| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        out.write_all(&vec![0u8; header_len])?;
+        for chunk in files.chunks(DECODE_CHUNK) {
+            let decoded: Vec<_> = chunk.par_iter().map(|(p, _)| decode(p, shape)).collect();
+            for ((path, label), image) in chunk.iter().zip(decoded) {
+                match image {
+                    Ok(bytes) => {
+                        out.write_all(&bytes)?;
+                        labels.push(*label);
+                    }
+                    Err(message) if strict => {
+                        failure = Some(FolderError::Unreadable {
+                            path: path.clone(),
+                            message,
+                        });
+                        return Err(std::io::Error::other("unreadable image"));
+                    }
+                    Err(message) => skipped.push((path.clone(), message)),
+                }
+            }
+            bar.inc(chunk.len() as u64);
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.seek(SeekFrom::Start(0))?;
+        let dims = [labels.len(), shape.height, shape.width, shape.channels];
+        file.write_all(&npy_header(dims, header_len))
+    })
+    .map_err(|e| failure.take().unwrap_or_else(|| io(npy)(e)))?;
+    bar.finish_and_clear();
+    if labels.is_empty() {
+        return Err(FolderError::Invalid(format!(
+            "none of the {} images for {} could be decoded",
+            files.len(),
+            npy.display()
+        )));
+    }
+    Ok(CacheIndex {
+        fingerprint,
+        shape: [labels.len(), shape.height, shape.width, shape.channels],
+        labels,
+        skipped,
+    })
+}
+
+/// Bytes the process may keep mapped before [`MappedImages`] lets the kernel reclaim them.
+const RESIDENT_LIMIT: usize = 64 << 20;
+
+/// The images of a cache file, memory-mapped.
+///
+/// Pages of a file mapping count towards the process's resident memory until unmapped, so
+/// an epoch over a large cache would end with all of it resident. After every
+/// [`RESIDENT_LIMIT`] bytes read, the mapping is released (`MADV_DONTNEED`; for a read-only
+/// file mapping the data stays in the page cache and is read back on the next touch).
+#[derive(Debug)]
+pub struct MappedImages {
+    map: memmap2::Mmap,
+    offset: usize,
+    len: usize,
+    read: AtomicUsize,
+}
+
+impl MappedImages {
+    /// Map `path`, which must be exactly the `.npy` file of a `uint8` array of `shape`.
+    pub fn open(path: &Path, shape: [usize; 4]) -> std::io::Result<Self> {
+        let file = std::fs::File::open(path)?;
+        let header = npy_header(shape, 0);
+        let len = shape.iter().product::<usize>();
+        let size = file.metadata()?.len() as usize;
+        // SAFETY: the file is cae's own cache, replaced only by atomic rename (a new inode),
+        // never written in place, so the mapped bytes do not change under us.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        // The header was written with a reserved length: find the data by the header's own
+        // length field, and check the dict says this shape.
+        let ok = size >= 10 && {
+            let hlen = 10 + u16::from_le_bytes([map[8], map[9]]) as usize;
+            size == hlen + len && map[..8] == header[..8] && {
+                let dict = String::from_utf8_lossy(&map[10..hlen]);
+                let expect = String::from_utf8_lossy(&header[10..]);
+                dict.trim_end() == expect.trim_end()
+            }
+        };
+        if !ok {
+            return Err(std::io::Error::other(format!(
+                "{}: not the cache it should be (shape {shape:?})",
+                path.display()
+            )));
+        }
+        let _ = map.advise(memmap2::Advice::Random);
+        Ok(Self {
+            offset: size - len,
+            map,
+            len,
+            read: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.map[self.offset..self.offset + self.len]
+    }
+
+    /// Count `bytes` read; past [`RESIDENT_LIMIT`], release the mapping's resident pages.
+    pub fn touched(&self, bytes: usize) {
+        if self.read.fetch_add(bytes, Ordering::Relaxed) + bytes >= RESIDENT_LIMIT {
+            self.read.store(0, Ordering::Relaxed);
+            // SAFETY: a read-only, shared file mapping: DONTNEED drops the page table
+            // entries and later reads fault the same file bytes back in; no slice into the
+            // map can observe a change.
+            let _ = unsafe {
+                self.map
+                    .unchecked_advise(memmap2::UncheckedAdvice::DontNeed)
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_header_is_aligned_and_padded_to_a_reserved_length() {
+        let h = npy_header([3, 4, 5, 1], 0);
+        assert_eq!(h.len() % 64, 0);
+        assert_eq!(&h[..8], b"\x93NUMPY\x01\x00");
+        assert_eq!(u16::from_le_bytes([h[8], h[9]]) as usize, h.len() - 10);
+        assert_eq!(*h.last().unwrap(), b'\n');
+        let wide = npy_header([3, 4, 5, 1], 200);
+        assert_eq!(wide.len(), 256);
+    }
+
+    /// A folder of `n` 4x6 grey images with pixel values `i`, in classes `a` and `b`.
+    fn folder(dir: &Path, n: usize) {
+        for i in 0..n {
+            let class = dir.join(if i % 2 == 0 { "a" } else { "b" });
+            std::fs::create_dir_all(&class).unwrap();
+            image::GrayImage::from_pixel(6, 4, image::Luma([i as u8]))
+                .save(class.join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+
+    fn inode(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).unwrap().ino()
+    }
+
+    #[test]
+    fn cache_is_reused_until_the_folder_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("images");
+        folder(&images, 10);
+        let cache = dir.path().join("cache");
+        let config = FolderConfig::new(images.clone());
+        let load = || Plan::new(&config).unwrap().load(&cache, 0, true).unwrap();
+        let (train, test) = load();
+        assert_eq!((train.len(), test.len()), (8, 2));
+        assert_eq!(train.shape, ImageShape::new(1, 4, 6));
+        assert_eq!(train.classes, ["a", "b"]);
+        // Image i has every pixel i and label i % 2, wherever the split put it.
+        for d in [&train, &test] {
+            for k in 0..d.len() {
+                let v = d.image(k)[0];
+                assert_eq!(d.labels[k], v % 2);
+                assert!(d.image(k).iter().all(|&p| p == v));
+            }
+        }
+        let npy = cache.join("all.npy");
+        let first = inode(&npy);
+        load();
+        assert_eq!(inode(&npy), first, "an unchanged folder reuses its cache");
+
+        // Another image (a new file list) rebuilds it, atomically: a new file.
+        image::GrayImage::from_pixel(6, 4, image::Luma([99]))
+            .save(images.join("a/new.png"))
+            .unwrap();
+        let (train, test) = load();
+        assert_eq!(train.len() + test.len(), 11);
+        assert_ne!(inode(&npy), first);
+
+        // A damaged cache is not trusted.
+        std::fs::write(&npy, b"\x93NUMPY short").unwrap();
+        let (train, _) = load();
+        assert!(train.image(0).len() == 24);
+
+        // Mapped, the same bytes as in memory; releasing the pages loses nothing.
+        let index: CacheIndex =
+            serde_json::from_slice(&std::fs::read(cache.join("all.json")).unwrap()).unwrap();
+        let map = MappedImages::open(&npy, index.shape).unwrap();
+        let Pixels::Owned(owned) = resident(MappedImages::open(&npy, index.shape).unwrap()) else {
+            panic!("a small cache is read into memory")
+        };
+        assert_eq!(map.bytes(), &owned[..]);
+        map.touched(RESIDENT_LIMIT);
+        assert_eq!(map.bytes(), &owned[..]);
+    }
+
+    #[test]
+    fn split_is_stratified_seeded_and_complete() {
+        // 30 of class 0, 10 of class 1: 10 % holds out 3 and 1.
+        let labels: Vec<u8> = (0..40).map(|i| u8::from(i >= 30)).collect();
+        let (train, test) = split(&labels, 0.1, 7);
+        assert_eq!(test.iter().filter(|&&i| labels[i] == 0).count(), 3);
+        assert_eq!(test.iter().filter(|&&i| labels[i] == 1).count(), 1);
+        let mut all = [train.clone(), test.clone()].concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..40).collect::<Vec<_>>());
+        assert_eq!(split(&labels, 0.1, 7), (train, test.clone()));
+        assert_ne!(split(&labels, 0.1, 8).1, test);
+    }
+}

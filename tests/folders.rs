@@ -1,0 +1,293 @@
+//! Image folders through the command line: the folders are MNIST written out as PNG files,
+//! some resized to 32x32 and tinted, with corrupt and odd files among them.
+
+mod common;
+
+use std::path::Path;
+
+use cae::data::{Dataset, DatasetKind, Split};
+use common::{cae, data_root, succeed, tinted, write_pngs};
+
+fn mnist(split: Split, n: usize) -> Dataset {
+    Dataset::load(&data_root(), DatasetKind::Mnist, split)
+        .unwrap()
+        .take(n)
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run `cae args…`, expect failure, and return its stderr.
+fn refused(args: &[&str], dir: &Path) -> String {
+    let out = cae().args(args).current_dir(dir).output().unwrap();
+    assert!(!out.status.success(), "{args:?} should fail");
+    stderr(&out)
+}
+
+/// `(N, H, W, C)` from a `.npy` file's header.
+fn npy_shape(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = String::from_utf8_lossy(&bytes[10..10 + len]).into_owned();
+    let start = header.find("'shape': (").unwrap() + 10;
+    let end = header[start..].find(')').unwrap();
+    header[start..start + end].to_string()
+}
+
+#[test]
+fn colour_folder_of_another_size_trains_an_autoencoder_and_reconstructs_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("digits");
+    write_pngs(&mnist(Split::Train, 240), &images, true, |g| tinted(g, 32));
+    std::fs::write(images.join("broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    std::fs::write(images.join("notes.txt"), b"not an image").unwrap();
+    let run = dir.path().join("run");
+    let out = succeed(
+        cae()
+            .args([
+                "train-ae",
+                "--quiet",
+                "--epochs",
+                "1",
+                "--val-split",
+                "0.25",
+            ])
+            .arg("--images")
+            .arg(&images)
+            .arg("--out")
+            .arg(&run),
+    );
+    // The corrupt file is skipped by name; the text file is ignored.
+    let log = stderr(&out);
+    assert!(
+        log.contains("skipped 1 files") && log.contains("broken.png"),
+        "{log}"
+    );
+    assert!(!log.contains("notes.txt"), "{log}");
+
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["images"]["channels"], 3, "{config}");
+    assert_eq!(config["images"]["image_size"], serde_json::json!([32, 32]));
+    assert_eq!(
+        config["model"]["input"],
+        serde_json::json!({"channels": 3, "height": 32, "width": 32})
+    );
+    // One decoded array for the folder (split by the seed into 180 + 60), as numpy sees it.
+    assert_eq!(npy_shape(&run.join("cache/all.npy")), "240, 32, 32, 3");
+
+    // Pictures in colour, tiles of 32 pixels magnified twice: 10 columns, 2 rows.
+    let grid = image::open(run.join("reconstructions.png")).unwrap();
+    assert!(matches!(grid, image::DynamicImage::ImageRgb8(_)));
+    assert_eq!((grid.width(), grid.height()), (10 * 65 + 1, 2 * 65 + 1));
+
+    // The user's own files, of another size, are prepared as the folder was.
+    let mine = dir.path().join("mine.png");
+    tinted(
+        image::GrayImage::from_raw(28, 28, mnist(Split::Test, 1).image(0).to_vec()).unwrap(),
+        50,
+    )
+    .save(&mine)
+    .unwrap();
+    let grid_path = dir.path().join("mine-grid.png");
+    succeed(
+        cae()
+            .arg("reconstruct")
+            .arg(&run)
+            .arg(&mine)
+            .arg(images.join("3.png"))
+            .arg("--out")
+            .arg(&grid_path),
+    );
+    let grid = image::open(&grid_path).unwrap();
+    assert!(matches!(grid, image::DynamicImage::ImageRgb8(_)));
+    assert_eq!((grid.width(), grid.height()), (2 * 65 + 1, 2 * 65 + 1));
+    succeed(
+        cae()
+            .arg("denoise")
+            .arg(&run)
+            .arg(&mine)
+            .arg("--out")
+            .arg(dir.path().join("clean.png")),
+    );
+    assert!(dir.path().join("clean.png").is_file());
+
+    // eval rebuilds the pipeline from the run alone: 60 held-out images, test metrics.
+    let eval = stdout(&succeed(cae().arg("eval").arg(&run)));
+    assert!(eval.contains("test_bce"), "{eval}");
+}
+
+#[test]
+fn class_folders_train_a_classifier_with_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("digits");
+    // Three classes renamed, train/ and test/ given.
+    let keep = |d: Dataset| {
+        let rows: Vec<usize> = (0..d.len()).filter(|&i| d.labels[i] < 3).collect();
+        let mut d = d.subset(&rows);
+        d.classes = vec!["zero".into(), "one".into(), "two".into()];
+        d
+    };
+    write_pngs(
+        &keep(mnist(Split::Train, 1500)),
+        &images.join("train"),
+        false,
+        |g| g.into(),
+    );
+    write_pngs(
+        &keep(mnist(Split::Test, 300)),
+        &images.join("test"),
+        false,
+        |g| g.into(),
+    );
+    let run = dir.path().join("cnn");
+    let out = succeed(
+        cae()
+            .args([
+                "train-classifier",
+                "--quiet",
+                "--model",
+                "plain-cnn",
+                "--epochs",
+                "2",
+            ])
+            .arg("--images")
+            .arg(&images)
+            .arg("--out")
+            .arg(&run),
+    );
+    // Sorted folder names are the labels.
+    let classes: Vec<String> =
+        serde_json::from_slice(&std::fs::read(run.join("classes.json")).unwrap()).unwrap();
+    assert_eq!(classes, ["one", "two", "zero"]);
+    let accuracy: f64 = stdout(&out)
+        .split("test accuracy ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .expect("accuracy line");
+    // Three classes: chance is 33 %; LeNet-5 on ~470 digits per class does far better.
+    assert!(accuracy > 80.0, "{accuracy}");
+    assert_eq!(
+        npy_shape(&run.join("cache/train.npy")).split(',').nth(1),
+        Some(" 28")
+    );
+
+    // predict names the folder's classes.
+    let zero = images
+        .join("test/zero")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let line = stdout(&succeed(cae().arg("predict").arg(&run).arg(&zero)));
+    let fields: Vec<&str> = line.trim().split('\t').collect();
+    assert_eq!(fields[1], "zero", "{line}");
+    assert!(
+        fields[3].contains("one:") && fields[3].contains("two:"),
+        "{line}"
+    );
+}
+
+#[test]
+fn val_split_is_stratified_by_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("digits");
+    // 0.2 of each class, rounded: the test set is the sum over classes.
+    let data = mnist(Split::Test, 200);
+    write_pngs(&data, &images, false, |g| g.into());
+    let expected: usize = (0..10u8)
+        .map(|c| {
+            let n = data.labels.iter().filter(|&&l| l == c).count();
+            ((n as f64 * 0.2).round() as usize).clamp(1, n - 1)
+        })
+        .sum();
+    let run = dir.path().join("cnn");
+    succeed(
+        cae()
+            .args(["train-classifier", "--quiet", "--model", "plain-cnn"])
+            .args(["--epochs", "1", "--val-split", "0.2"])
+            .arg("--images")
+            .arg(&images)
+            .arg("--out")
+            .arg(&run),
+    );
+    let eval = stdout(&succeed(cae().arg("eval").arg(&run)));
+    assert!(
+        eval.contains(&format!(" / {expected})")),
+        "{expected}: {eval}"
+    );
+}
+
+#[test]
+fn bad_folders_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let digits = mnist(Split::Test, 40);
+    let write = |name: &str, flat: bool, f: &dyn Fn(image::GrayImage) -> image::DynamicImage| {
+        write_pngs(&digits, &root.join(name), flat, f)
+    };
+    std::fs::create_dir(root.join("empty")).unwrap();
+    std::fs::write(root.join("empty/readme.txt"), b"no images here").unwrap();
+    write("flat", true, &|g| g.into());
+    write("mixed", true, &|g| {
+        let side = if g.get_pixel(14, 14)[0] > 100 { 28 } else { 30 };
+        image::DynamicImage::from(g).resize_exact(side, side, image::imageops::FilterType::Nearest)
+    });
+    write("tiny", true, &|g| {
+        image::DynamicImage::from(g).resize_exact(8, 8, image::imageops::FilterType::Nearest)
+    });
+    write("corrupt", true, &|g| g.into());
+    std::fs::write(root.join("corrupt/bad.png"), b"\x89PNG\r\n\x1a\ngarbage").unwrap();
+    std::fs::create_dir_all(root.join("one-class/a")).unwrap();
+    write_pngs(&digits, &root.join("one-class/a"), true, |g| g.into());
+    write("hollow", false, &|g| g.into());
+    std::fs::create_dir(root.join("hollow/ghost")).unwrap();
+
+    let cases: [(&[&str], &str); 8] = [
+        (&["train-ae", "--images", "empty"], "no images"),
+        (&["train-ae", "--images", "missing"], "not a folder"),
+        (&["train-ae", "--images", "mixed"], "--image-size"),
+        (
+            &["train-ae", "--images", "tiny"],
+            "smaller than the model can take",
+        ),
+        (&["train-ae", "--images", "corrupt", "--strict"], "bad.png"),
+        (
+            &["train-classifier", "--images", "flat", "--encoder", "none"],
+            "two or more classes",
+        ),
+        (
+            &[
+                "train-classifier",
+                "--images",
+                "one-class",
+                "--encoder",
+                "none",
+            ],
+            "two or more classes",
+        ),
+        (&["train-ae", "--images", "hollow"], "ghost"),
+    ];
+    for (args, says) in cases {
+        let mut args = args.to_vec();
+        args.extend(["--out", "run", "--quiet"]);
+        let err = refused(&args, root);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!root.join("run").exists(), "{args:?} wrote a run");
+    }
+    // The same mixed folder trains once a size is given.
+    succeed(
+        cae()
+            .args(["train-ae", "--quiet", "--epochs", "1", "--images", "mixed"])
+            .args(["--image-size", "28x28", "--out", "run"])
+            .current_dir(root),
+    );
+}
