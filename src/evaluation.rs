@@ -13,8 +13,17 @@ use crate::loss::{self, ReconstructionLoss};
 use crate::model::Autoencoder;
 use crate::model::classifier::Classifier;
 
-/// Images per forward pass when evaluating; bounded by memory, not a hyper-parameter.
+/// MNIST-sized images per forward pass when evaluating; bounded by memory, not a
+/// hyper-parameter.
 pub const EVAL_BATCH: usize = 1000;
+
+/// `data`'s indices in order, in batches of [`EVAL_BATCH`] MNIST images' worth of pixels
+/// (1000 of 1x28x28, 63 of 3x64x64): the activations of a batch stay the same size whatever
+/// the images.
+pub fn eval_batches(data: &Dataset) -> Vec<Vec<usize>> {
+    let per_batch = EVAL_BATCH * crate::data::ImageShape::MNIST.len() / data.shape.len().max(1);
+    sequential_batches(data.len(), per_batch.max(1))
+}
 
 /// Reconstruction quality on a whole set: per-pixel means of BCE, MSE and L1, and the PSNR of
 /// that MSE.
@@ -56,7 +65,7 @@ pub fn reconstruction_metrics<M: Autoencoder>(
     device: &Device,
 ) -> ReconstructionMetrics {
     let (mut bce, mut mse, mut l1, mut kl) = (0.0f64, 0.0f64, 0.0f64, None);
-    for batch in sequential_batches(data.len(), EVAL_BATCH) {
+    for batch in eval_batches(data) {
         let images = data.images_tensor(&batch, device);
         // A variational autoencoder is scored on its mean code, as it is used.
         let (z, logvar) = model.encode_stats(images.clone());
@@ -91,7 +100,7 @@ pub struct EncodedBatch {
     pub errors: Vec<f32>,
 }
 
-/// Encode and reconstruct `data` in batches of [`EVAL_BATCH`], handing each batch's indices
+/// Encode and reconstruct `data` in batches ([`eval_batches`]), handing each batch's indices
 /// and results to `each` as they come (nothing is held for the whole set). Returns the
 /// latent width.
 pub fn encode_batches<M: Autoencoder, E>(
@@ -101,7 +110,7 @@ pub fn encode_batches<M: Autoencoder, E>(
     mut each: impl FnMut(&[usize], EncodedBatch) -> Result<(), E>,
 ) -> Result<usize, E> {
     let mut width = 0;
-    for batch in sequential_batches(data.len(), EVAL_BATCH) {
+    for batch in eval_batches(data) {
         let images = data.images_tensor(&batch, device);
         let z = model.encode(images.clone());
         width = z.dims()[1];
@@ -207,7 +216,7 @@ pub fn evaluate_classifier<M: Classifier>(
     let mut confusion = vec![vec![0usize; classes]; classes];
     let mut loss_sum = 0.0f64;
     let ce = CrossEntropyLossConfig::new().init(device);
-    for batch in sequential_batches(data.len(), EVAL_BATCH) {
+    for batch in eval_batches(data) {
         let logits = model.logits(data.images_tensor(&batch, device));
         let labels = data.labels_tensor(&batch, device);
         let loss: f32 = ce.forward(logits.clone(), labels).into_scalar();
@@ -266,7 +275,7 @@ pub fn latents(
 ) -> (Vec<f32>, usize) {
     let mut all = Vec::new();
     let mut width = 0;
-    for batch in sequential_batches(data.len(), EVAL_BATCH) {
+    for batch in eval_batches(data) {
         let z = encode(data.images_tensor(&batch, device));
         width = z.dims()[1];
         all.extend(z.into_data().try_to_vec::<f32>().expect("f32 latents"));
@@ -360,7 +369,7 @@ pub fn denoising_score<M: Autoencoder>(
     use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let (mut noisy_se, mut denoised_se, mut n) = (0.0f64, 0.0f64, 0usize);
-    for batch in sequential_batches(data.len(), EVAL_BATCH) {
+    for batch in eval_batches(data) {
         let clean = data.images_values(&batch);
         let mut noisy = clean.clone();
         noise.apply(&mut noisy, &mut rng);

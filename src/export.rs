@@ -482,3 +482,68 @@ pub mod pt {
         Ok(zip.finish()?.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::ImageShape;
+    use crate::model::ConvAutoencoderConfig;
+
+    /// A colour model of four convolutions: the extra layers take the next slots of the
+    /// lecture's `Sequential`s, and the weights go out and come back.
+    #[test]
+    fn deeper_models_keep_the_sequential_numbering_and_round_trip() {
+        let config = ConvAutoencoderConfig::new()
+            .with_image(ImageShape::new(3, 32, 32))
+            .with_conv_channels(Some(vec![4, 8, 8, 16]));
+        let device = burn::tensor::Device::flex();
+        // Drawn under `seeded`'s lock: other tests share the CPU's generator.
+        let init =
+            |seed| crate::training::seeded(&device, seed, |d| AnyAutoencoder::Conv(config.init(d)));
+        let model = init(0);
+        let names = autoencoder_names(&model);
+        let torch: Vec<&str> = names.iter().map(|(_, t)| t.as_str()).collect();
+        // Conv, ReLU ×4, Flatten, Linear: 0 2 4 6, then 9; Linear, ReLU, Unflatten, then
+        // ConvTranspose2d, ReLU ×4: 3 5 7 9.
+        assert_eq!(
+            torch,
+            [
+                "encoder.encoder.0",
+                "encoder.encoder.2",
+                "encoder.encoder.4",
+                "encoder.encoder.6",
+                "encoder.encoder.9",
+                "decoder.decoder.0",
+                "decoder.decoder.3",
+                "decoder.decoder.5",
+                "decoder.decoder.7",
+                "decoder.decoder.9",
+            ]
+        );
+        assert_eq!(names[3].0, "encoder.more.0");
+        assert_eq!(names[6].0, "decoder.more.0");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("w.safetensors");
+        export_weights(&model, &names, Format::Safetensors, &file).unwrap();
+        let weights = |m: &AnyAutoencoder| {
+            struct Collect(Vec<f32>);
+            impl burn::module::ModuleVisitor for Collect {
+                fn visit_float<const D: usize>(
+                    &mut self,
+                    param: &burn::module::Param<burn::Tensor<D>>,
+                ) {
+                    let values = param.val().into_data().try_to_vec::<f32>().unwrap();
+                    self.0.extend(values);
+                }
+            }
+            let mut c = Collect(Vec::new());
+            m.visit(&mut c);
+            c.0
+        };
+        let other = init(99);
+        assert_ne!(weights(&other), weights(&model));
+        let back = import_weights(other, &names, &[], &file).unwrap();
+        assert_eq!(weights(&back), weights(&model));
+    }
+}

@@ -382,39 +382,43 @@ crate::choice!(Part {
     Decoder => ("decoder", "Latent code to image (pixels)"),
 });
 
-const IMAGE: [usize; 3] = [1, crate::data::IMAGE_SIDE, crate::data::IMAGE_SIDE];
-
-/// An autoencoder's `part` as an ONNX file (`input` → `output`, batch `N`).
-pub fn autoencoder(model: &AnyAutoencoder, part: Part, latent: usize) -> Vec<u8> {
+/// An autoencoder's `part` as an ONNX file (`input` → `output`, batch `N`), for images of
+/// `[C, H, W]` `image`.
+pub fn autoencoder(
+    model: &AnyAutoencoder,
+    part: Part,
+    latent: usize,
+    image: [usize; 3],
+) -> Vec<u8> {
     let code = [latent];
     match (model, part) {
         (AnyAutoencoder::Conv(m), Part::Autoencoder) => m
             .decoder
-            .walk(m.encoder.walk(Graph::new(&IMAGE)))
-            .finish("autoencoder", &IMAGE),
+            .walk(m.encoder.walk(Graph::new(&image)))
+            .finish("autoencoder", &image),
         (AnyAutoencoder::Conv(m), Part::Encoder) => {
-            m.encoder.walk(Graph::new(&IMAGE)).finish("encoder", &code)
+            m.encoder.walk(Graph::new(&image)).finish("encoder", &code)
         }
         (AnyAutoencoder::Conv(m), Part::Decoder) => {
-            m.decoder.walk(Graph::new(&code)).finish("decoder", &IMAGE)
+            m.decoder.walk(Graph::new(&code)).finish("decoder", &image)
         }
         (AnyAutoencoder::Stacked(m), Part::Autoencoder) => m
-            .walk_decoder(m.walk_encoder(Graph::new(&IMAGE)))
-            .finish("autoencoder", &IMAGE),
+            .walk_decoder(m.walk_encoder(Graph::new(&image)))
+            .finish("autoencoder", &image),
         (AnyAutoencoder::Stacked(m), Part::Encoder) => {
-            m.walk_encoder(Graph::new(&IMAGE)).finish("encoder", &code)
+            m.walk_encoder(Graph::new(&image)).finish("encoder", &code)
         }
         (AnyAutoencoder::Stacked(m), Part::Decoder) => {
-            m.walk_decoder(Graph::new(&code)).finish("decoder", &IMAGE)
+            m.walk_decoder(Graph::new(&code)).finish("decoder", &image)
         }
     }
 }
 
-/// A classifier as an ONNX file: image → logits `[N, 10]`.
-pub fn classifier(model: &AnyClassifier) -> Vec<u8> {
-    let logits = [crate::data::NUM_CLASSES];
+/// A classifier as an ONNX file: image (`[C, H, W]` `image`) → logits `[N, classes]`.
+pub fn classifier(model: &AnyClassifier, image: [usize; 3], classes: usize) -> Vec<u8> {
+    let logits = [classes];
     match model {
-        AnyClassifier::AutoCnn(m) => m.walk(Graph::new(&IMAGE)).finish("autocnn", &logits),
-        AnyClassifier::PlainCnn(m) => m.walk(Graph::new(&IMAGE)).finish("plain_cnn", &logits),
+        AnyClassifier::AutoCnn(m) => m.walk(Graph::new(&image)).finish("autocnn", &logits),
+        AnyClassifier::PlainCnn(m) => m.walk(Graph::new(&image)).finish("plain_cnn", &logits),
     }
 }

@@ -113,6 +113,7 @@ pub fn quantize(
     let written = (|| -> anyhow::Result<()> {
         let staged = RunDir::create(&tmp, false)?;
         staged.write_json(crate::run::CONFIG_FILE, &config.clone().into_run_config())?;
+        staged.write_json(crate::run::CLASSES_FILE, &config.class_names(&dir))?;
         staged.write_json(QUANTIZATION_FILE, &quantization)?;
         staged.write_bytes(INT8_FILE, &bytes)?;
         std::fs::rename(&tmp, out).with_context(|| format!("creating {}", out.display()))?;

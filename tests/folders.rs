@@ -178,6 +178,27 @@ fn class_folders_train_a_classifier_with_their_names() {
         Some(" 28")
     );
 
+    // eval scores another folder with the same classes (all of it: no train/ and test/), and
+    // refuses one with other classes.
+    let other = dir.path().join("other");
+    write_pngs(&keep(mnist(Split::Test, 90)), &other, false, |g| g.into());
+    let n = keep(mnist(Split::Test, 90)).len();
+    let eval = stdout(&succeed(
+        cae().arg("eval").arg(&run).arg("--images").arg(&other),
+    ));
+    assert!(eval.contains(&format!(" / {n})")), "{n}: {eval}");
+    std::fs::rename(other.join("two"), other.join("deux")).unwrap();
+    let err = stderr(
+        &cae()
+            .arg("eval")
+            .arg(&run)
+            .arg("--images")
+            .arg(&other)
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("deux"), "{err}");
+
     // predict names the folder's classes.
     let zero = images
         .join("test/zero")
@@ -290,4 +311,67 @@ fn bad_folders_are_refused_before_anything_is_written() {
             .args(["--image-size", "28x28", "--out", "run"])
             .current_dir(root),
     );
+}
+
+#[test]
+fn augmentation_flags_are_recorded_change_training_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::subset_root(dir.path(), 500, 200);
+    let train = |name: &str, extra: &[&str]| {
+        let run = dir.path().join(name);
+        succeed(
+            cae()
+                .args(["train-classifier", "--quiet", "--model", "plain-cnn"])
+                .args(["--epochs", "1"])
+                .args(extra)
+                .arg("--data")
+                .arg(&data)
+                .arg("--out")
+                .arg(&run),
+        );
+        let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+        let config = std::fs::read_to_string(run.join("config.json")).unwrap();
+        (metrics, config)
+    };
+    let (plain, _) = train("plain", &[]);
+    let flags = [
+        "--augment-rotate",
+        "15",
+        "--augment-scale",
+        "0.1",
+        "--augment-stroke",
+        "1",
+        "--augment-blur",
+        "0.8",
+    ];
+    let (augmented, config) = train("augmented", &flags);
+    let loss = |m: &str| {
+        let v: serde_json::Value = serde_json::from_str(m.lines().last().unwrap()).unwrap();
+        v["train_loss"].as_f64().unwrap()
+    };
+    assert_ne!(loss(&plain), loss(&augmented));
+    for key in [
+        "augment_rotate",
+        "augment_scale",
+        "augment_stroke",
+        "augment_blur",
+    ] {
+        assert!(config.contains(key), "{key}: {config}");
+    }
+    // Same flags, same seed: the same run.
+    let (again, _) = train("again", &flags);
+    assert_eq!(loss(&augmented), loss(&again));
+    let err = refused(
+        &[
+            "train-classifier",
+            "--model",
+            "plain-cnn",
+            "--augment-scale",
+            "1.5",
+            "--out",
+            "x",
+        ],
+        dir.path(),
+    );
+    assert!(err.contains("--augment-scale"), "{err}");
 }

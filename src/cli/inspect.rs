@@ -41,6 +41,10 @@ pub struct ReconstructArgs {
 pub struct EvalArgs {
     /// A run of either kind
     pub run_dir: PathBuf,
+    /// Score on another image folder (its test/ split, else all of it), prepared as the run's
+    /// images were; its class folders must be the run's
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
     #[command(flatten)]
     pub weights: WeightsArgs,
     #[command(flatten)]
@@ -123,6 +127,18 @@ fn run_or_files<E: Experiment>(
     Ok((images, files.len()))
 }
 
+/// What `cae eval` scores: the run's test images, or `--images DIR`.
+fn eval_images<E: Experiment>(
+    config: &E,
+    run: &RunDir,
+    args: &EvalArgs,
+) -> anyhow::Result<Dataset> {
+    Ok(match &args.images {
+        Some(dir) => config.folder_images(dir, run, false)?,
+        None => config.images(&args.data.root(), run, Split::Test)?,
+    })
+}
+
 fn print_metrics(metrics: &impl Metrics) {
     for (name, value) in metrics.fields() {
         println!("{name:<13} {value:.5}");
@@ -140,13 +156,13 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     match RunConfig::read(&run)? {
         RunConfig::Autoencoder(_) => {
             let (model, config) = AutoencoderTrainingConfig::load(&run, weights, &device)?;
-            let test = config.images(&args.data.root(), &run, Split::Test)?;
+            let test = eval_images(&config, &run, &args)?;
             print_metrics(&reconstruction_metrics(&model, &test, &device));
             print_dead_units(|x| model.encode(x), &test, &device);
         }
         RunConfig::Classifier(_) if int8 => {
             let int8 = crate::quantize::open(&args.run_dir)?;
-            let test = int8.config.images(&args.data.root(), &run, Split::Test)?;
+            let test = eval_images(&int8.config, &run, &args)?;
             println!(
                 "int8 ({} bytes, calibrated on {} training images)",
                 int8.file_bytes, int8.quantization.calibration_images
@@ -159,7 +175,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         }
         RunConfig::Classifier(_) => {
             let (model, config) = ClassifierTrainingConfig::load(&run, weights, &device)?;
-            let test = config.images(&args.data.root(), &run, Split::Test)?;
+            let test = eval_images(&config, &run, &args)?;
             let eval = evaluate_classifier(&model, &test, &device);
             let names = config.class_names(&run);
             print!(
@@ -375,17 +391,22 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
                     &model,
                     args.part,
                     config.model.latent(),
+                    config.model.input().dims(),
                 ))?,
             }
         }
         RunConfig::Classifier(_) => {
-            let (model, _) = ClassifierTrainingConfig::load(&run, weights, &device)?;
+            let (model, config) = ClassifierTrainingConfig::load(&run, weights, &device)?;
             match args.format {
                 Format::Safetensors | Format::Pytorch => {
                     let names = crate::export::classifier_names(&model);
                     export_weights(&model, &names, args.format, &args.out)?;
                 }
-                Format::Onnx => onnx(crate::onnx::classifier(&model))?,
+                Format::Onnx => onnx(crate::onnx::classifier(
+                    &model,
+                    config.encoder.input().dims(),
+                    config.num_classes(),
+                ))?,
             }
         }
     }

@@ -154,6 +154,18 @@ pub fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Every training step allocates and frees the same large activation buffers. glibc serves
+    // those above its mmap threshold with fresh mappings (a page fault per page, zeroed), and
+    // moves that threshold only by what the program happened to free before: one run on an
+    // in-memory image folder paid 3.9 M page faults and a quarter of its speed where the same
+    // run on a mapped one paid 68 k (docs/BENCHMARKS.md section 13). Fixed thresholds keep
+    // the buffers in the heap, reused.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: allocator settings at start-up, before any thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // The flags the user typed (not defaults): a resumed run refuses those that conflict.

@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 
 use super::DataArgs;
 use crate::Choice;
+use crate::data::augment::Augment;
 use crate::data::folder::FolderConfig;
 use crate::data::noise::Noise;
 use crate::data::{DataConfig, DatasetKind, Split};
@@ -299,6 +300,18 @@ pub struct TrainClassifierArgs {
     /// Shift training images by up to N pixels at random (0: off)
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub augment_shift: u32,
+    /// Rotate training images by up to DEG degrees either way (0: off)
+    #[arg(long, value_name = "DEG", default_value_t = 0.0)]
+    pub augment_rotate: f32,
+    /// Scale training images by a factor in [1 - F, 1 + F] (0: off)
+    #[arg(long, value_name = "F", default_value_t = 0.0)]
+    pub augment_scale: f32,
+    /// Thicken or thin strokes by up to N pixels (0: off)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub augment_stroke: u32,
+    /// Blur training images with a Gaussian of σ up to SIGMA pixels (0: off)
+    #[arg(long, value_name = "SIGMA", default_value_t = 0.0)]
+    pub augment_blur: f32,
     #[command(flatten)]
     pub training: LoopArgs,
     /// Run directory to create
@@ -402,7 +415,12 @@ fn classifier_flags(c: &ClassifierTrainingConfig) -> FlagValues {
     let encoder = c.encoder_from.as_ref().map(|p| p.display().to_string());
     v.insert("encoder", encoder.unwrap_or("none".into()));
     v.insert("freeze_encoder", c.freeze_encoder.to_string());
-    v.insert("augment_shift", c.augment_shift.to_string());
+    let a = &c.augment;
+    v.insert("augment_shift", a.shift.to_string());
+    v.insert("augment_rotate", a.rotate.to_string());
+    v.insert("augment_scale", a.scale.to_string());
+    v.insert("augment_stroke", a.stroke.to_string());
+    v.insert("augment_blur", a.blur.to_string());
     loop_flags(&c.training, &mut v);
     v
 }
@@ -539,7 +557,13 @@ pub fn train_classifier(args: TrainClassifierArgs, given: &[String]) -> anyhow::
         model: args.model,
         freeze_encoder: args.freeze_encoder,
         data: args.source.config(),
-        augment_shift: args.augment_shift,
+        augment: Augment {
+            shift: args.augment_shift,
+            rotate: args.augment_rotate,
+            scale: args.augment_scale,
+            stroke: args.augment_stroke,
+            blur: args.augment_blur,
+        },
         training: args.training.config(50),
         ..ClassifierTrainingConfig::lecture(encoder_from)
     };
@@ -571,6 +595,13 @@ pub fn lecture(args: LectureArgs) -> anyhow::Result<()> {
     let ae_dir = args.out.join("autoencoder");
     let mut ae = AutoencoderTrainingConfig::lecture();
     ae.data = args.source.config();
+    // The AutoCNN needs classes: say so before the autoencoder trains.
+    if ae.data.images.is_some() && ae.data.prepare()?.classes().len() < 2 {
+        bail!(
+            "cae lecture trains a classifier too, which needs two or more class folders \
+             (DIR/<class>/*.png); for an unlabelled folder use cae train-ae"
+        );
+    }
     ae.training.epochs = args.epochs;
     ae.training.seed = args.seed;
     autoencoder(&ae, &root, &ae_dir, mode, options)?;

@@ -381,14 +381,8 @@ impl Plan {
         })
     }
 
-    /// Decode (or reuse the cache of) each part into `cache_dir` and split it. `seed` draws
-    /// the held-out test images of a folder without `train/` and `test/`.
-    pub fn load(
-        &self,
-        cache_dir: &Path,
-        seed: u64,
-        quiet: bool,
-    ) -> Result<(Dataset, Dataset), FolderError> {
+    /// Each part (`train` and `test`, or `all`), decoded into (or read from) `cache_dir`.
+    pub fn load_parts(&self, cache_dir: &Path, quiet: bool) -> Result<Vec<Dataset>, FolderError> {
         report_skipped("cannot be read", &self.unreadable);
         let name = self
             .config
@@ -397,24 +391,37 @@ impl Plan {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "images".into());
         std::fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
-        let mut sets = Vec::new();
-        for (part, files) in &self.parts {
-            let (pixels, labels) = cached(
-                cache_dir,
-                part,
-                files,
-                self.shape,
-                self.config.strict,
-                quiet,
-            )?;
-            sets.push(Dataset::from_store(
-                &name,
-                self.classes.clone(),
-                self.shape,
-                pixels,
-                labels,
-            ));
-        }
+        self.parts
+            .iter()
+            .map(|(part, files)| {
+                let (pixels, labels) = cached(
+                    cache_dir,
+                    part,
+                    files,
+                    self.shape,
+                    self.config.strict,
+                    quiet,
+                )?;
+                Ok(Dataset::from_store(
+                    &name,
+                    self.classes.clone(),
+                    self.shape,
+                    pixels,
+                    labels,
+                ))
+            })
+            .collect()
+    }
+
+    /// Decode (or reuse the cache of) each part into `cache_dir` and split it. `seed` draws
+    /// the held-out test images of a folder without `train/` and `test/`.
+    pub fn load(
+        &self,
+        cache_dir: &Path,
+        seed: u64,
+        quiet: bool,
+    ) -> Result<(Dataset, Dataset), FolderError> {
+        let mut sets = self.load_parts(cache_dir, quiet)?;
         let (train, test) = if sets.len() == 2 {
             let test = sets.pop().unwrap();
             (sets.pop().unwrap(), test)
@@ -641,12 +648,17 @@ fn build(
 /// Bytes the process may keep mapped before [`MappedImages`] lets the kernel reclaim them.
 const RESIDENT_LIMIT: usize = 64 << 20;
 
+/// What one read of an image may map: on a page fault Linux maps the cached pages around
+/// it too (`fault_around_bytes`, 64 KiB by default), so a random read of a small image can
+/// add far more than its own bytes to the resident set.
+const FAULT_AROUND: usize = 64 << 10;
+
 /// The images of a cache file, memory-mapped.
 ///
 /// Pages of a file mapping count towards the process's resident memory until unmapped, so
-/// an epoch over a large cache would end with all of it resident. After every
-/// [`RESIDENT_LIMIT`] bytes read, the mapping is released (`MADV_DONTNEED`; for a read-only
-/// file mapping the data stays in the page cache and is read back on the next touch).
+/// an epoch over a large cache would end with all of it resident. Once reads may have mapped
+/// [`RESIDENT_LIMIT`] bytes, the mapping is released (`MADV_DONTNEED`; for a read-only file
+/// mapping the data stays in the page cache and is read back on the next touch).
 #[derive(Debug)]
 pub struct MappedImages {
     map: memmap2::Mmap,
@@ -694,9 +706,11 @@ impl MappedImages {
         &self.map[self.offset..self.offset + self.len]
     }
 
-    /// Count `bytes` read; past [`RESIDENT_LIMIT`], release the mapping's resident pages.
-    pub fn touched(&self, bytes: usize) {
-        if self.read.fetch_add(bytes, Ordering::Relaxed) + bytes >= RESIDENT_LIMIT {
+    /// Count `images` reads of `bytes` each; past [`RESIDENT_LIMIT`] of what they may have
+    /// mapped, release the mapping's resident pages.
+    pub fn touched(&self, images: usize, bytes: usize) {
+        let mapped = images * bytes.max(FAULT_AROUND);
+        if self.read.fetch_add(mapped, Ordering::Relaxed) + mapped >= RESIDENT_LIMIT {
             self.read.store(0, Ordering::Relaxed);
             // SAFETY: a read-only, shared file mapping: DONTNEED drops the page table
             // entries and later reads fault the same file bytes back in; no slice into the
@@ -786,7 +800,7 @@ mod tests {
             panic!("a small cache is read into memory")
         };
         assert_eq!(map.bytes(), &owned[..]);
-        map.touched(RESIDENT_LIMIT);
+        map.touched(RESIDENT_LIMIT / FAULT_AROUND, 24);
         assert_eq!(map.bytes(), &owned[..]);
     }
 

@@ -144,6 +144,15 @@ impl DataConfig {
         }
     }
 
+    /// The images' shape, once settled (a built-in dataset's, or a folder's recorded size and
+    /// channels).
+    pub fn shape(&self) -> Option<ImageShape> {
+        match &self.images {
+            Some(f) => folder::settled_shape(f),
+            None => Some(ImageShape::MNIST),
+        }
+    }
+
     /// Check what can be checked without decoding: a folder is listed and every image's
     /// header read. Nothing is written.
     pub fn prepare(&self) -> Result<Source, DataError> {
@@ -472,7 +481,7 @@ impl Dataset {
             push_channels_first(&mut values, self.image(i), self.shape.channels);
         }
         if let Pixels::Mapped(m) = &*self.store {
-            m.touched(indices.len() * self.shape.len());
+            m.touched(indices.len(), self.shape.len());
         }
         values
     }

@@ -22,6 +22,12 @@
 //!
 //! The decoder's last step is split: [`Decoder::forward_logits`] stops before the sigmoid so
 //! that binary cross entropy can be computed from logits without `log(0)`.
+//!
+//! Other images (`input`: C×H×W) and depths (`conv_channels`: three or more widths) follow the
+//! same rules, derived in [`ConvAutoencoderConfig::sides`]: each 3x3 convolution has stride 2
+//! but the last (stride 1), and each transposed convolution's output padding is what brings
+//! its output back to its mirror's input, `in - ((out - 1)·s + 3)`, 0 or 1. For 3×64×64:
+//! 64 → 31 → 15 → 13, flatten `4k·13·13`, and back 13 → 15 → 31 → 64 (output paddings 0, 0, 1).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 pub mod classifier;
@@ -519,6 +525,45 @@ mod tests {
         assert_eq!(z.dims(), [3, 10]);
         assert_eq!(model.decoder.forward(z).dims(), [3, 1, 28, 28]);
         assert_eq!(model.reconstruct(x).dims(), [3, 1, 28, 28]);
+    }
+
+    #[test]
+    fn any_image_shape_and_depth_comes_back_to_its_size() {
+        let device = Device::flex();
+        // 64 → 31 → 15 → 13 by hand: (64 - 3) / 2 + 1 = 31, (31 - 3) / 2 + 1 = 15,
+        // (15 - 3) / 1 + 1 = 13; back: (13 - 1)·1 + 3 = 15, (15 - 1)·2 + 3 = 31,
+        // (31 - 1)·2 + 3 + 1 = 64.
+        let colour = ConvAutoencoderConfig::new().with_image(ImageShape::new(3, 64, 64));
+        assert_eq!(colour.feature(), [64, 13, 13]);
+        let model = colour.init(&device);
+        let x = Tensor::<4>::zeros([2, 3, 64, 64], &device);
+        assert_eq!(model.encode(x.clone()).dims(), [2, 10]);
+        assert_eq!(model.forward_logits(x).dims(), [2, 3, 64, 64]);
+        // Odd and unequal sides, four layers: each axis derives its own output padding.
+        let odd = ConvAutoencoderConfig::new()
+            .with_image(ImageShape::new(1, 37, 50))
+            .with_conv_channels(Some(vec![4, 8, 8, 16]));
+        // 37 → 18 → 8 → 3 → 1 and 50 → 24 → 11 → 5 → 3.
+        assert_eq!(odd.feature(), [16, 1, 3]);
+        let model = odd.init(&device);
+        assert_eq!(model.encoder.more.len(), 1);
+        assert_eq!(model.decoder.more.len(), 1);
+        let x = Tensor::<4>::zeros([1, 1, 37, 50], &device);
+        assert_eq!(model.forward_logits(x).dims(), [1, 1, 37, 50]);
+        let cost = model.decoder.cost(Cost::image([10, 1, 1]));
+        assert_eq!(cost.shape, [1, 37, 50]);
+        // Too small: 8 → 3 → 1, and the third convolution needs 3.
+        let tiny = ConvAutoencoderConfig::new().with_image(ImageShape::new(1, 8, 8));
+        assert!(
+            tiny.check()
+                .unwrap_err()
+                .contains("smaller than the model can take")
+        );
+        // The lecture's config records no shape: MNIST's is the default.
+        assert_eq!(
+            ConvAutoencoderConfig::new().with_image(ImageShape::MNIST),
+            ConvAutoencoderConfig::new()
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::{Experiment, LoopConfig, Metrics, RunConfig, Score, Task, TrainError};
-use crate::data::augment::shifted_images_tensor;
+use crate::data::augment::{Augment, augmented_images_tensor};
 use crate::data::{DataConfig, Dataset, Source};
 use crate::evaluation::evaluate_classifier;
 use crate::model::classifier::{AnyClassifier, ClassifierKind};
@@ -31,9 +31,9 @@ pub struct ClassifierTrainingConfig {
     /// Number of classes; `None`: 10, the built-in datasets'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<usize>,
-    /// Shift each training image by up to this many pixels (0: no augmentation).
-    #[serde(default)]
-    pub augment_shift: u32,
+    /// Random distortions of the training images (all off by default).
+    #[serde(flatten)]
+    pub augment: Augment,
     #[serde(flatten)]
     pub training: LoopConfig,
 }
@@ -53,7 +53,7 @@ impl ClassifierTrainingConfig {
             freeze_encoder: false,
             data: DataConfig::default(),
             classes: None,
-            augment_shift: 0,
+            augment: Augment::default(),
             training: LoopConfig::new(5, 50),
         }
     }
@@ -79,7 +79,7 @@ impl Metrics for ClassificationMetrics {
 pub struct ClassifierTask<'a> {
     pub train: &'a Dataset,
     pub test: &'a Dataset,
-    pub augment_shift: u32,
+    pub augment: Augment,
 }
 
 impl<M: crate::model::classifier::Classifier + Module + Clone> Task<M> for ClassifierTask<'_> {
@@ -96,8 +96,8 @@ impl<M: crate::model::classifier::Classifier + Module + Clone> Task<M> for Class
         rng: &mut StdRng,
         device: &Device,
     ) -> Tensor<1> {
-        let images = if self.augment_shift > 0 {
-            shifted_images_tensor(self.train, batch, self.augment_shift, rng, device)
+        let images = if !self.augment.is_off() {
+            augmented_images_tensor(self.train, batch, &self.augment, rng, device)
         } else {
             self.train.images_tensor(batch, device)
         };
@@ -199,6 +199,7 @@ impl Experiment for ClassifierTrainingConfig {
             ));
         }
         self.encoder.check().map_err(TrainError::Invalid)?;
+        self.augment.check().map_err(TrainError::Invalid)?;
         if self.model == ClassifierKind::PlainCnn {
             crate::model::classifier::PlainCnnConfig::new()
                 .with_input(source.shape())
@@ -249,7 +250,7 @@ impl Experiment for ClassifierTrainingConfig {
         ClassifierTask {
             train,
             test,
-            augment_shift: self.augment_shift,
+            augment: self.augment,
         }
     }
 }

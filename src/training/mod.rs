@@ -482,6 +482,38 @@ pub trait Experiment: Clone + PartialEq + Sized {
         })
     }
 
+    /// The images of another folder, `dir`, prepared as this run's (in `run`) were: its
+    /// `test/` split, or all of it when it has no `train/` and `test/`. Its classes must be
+    /// this run's. Decoded into `cache/eval` in the run directory.
+    fn folder_images(&self, dir: &Path, run: &RunDir, quiet: bool) -> Result<Dataset, TrainError> {
+        use crate::data::folder::{FolderConfig, Plan};
+        let shape = self.data().shape().ok_or_else(|| {
+            TrainError::Invalid("the run's image folder settings are incomplete".into())
+        })?;
+        let folder = FolderConfig {
+            image_size: Some([shape.height, shape.width]),
+            channels: Some(shape.channels),
+            cache: Some(run.file(crate::run::CACHE_DIR).join("eval")),
+            ..FolderConfig::new(dir.to_path_buf())
+        };
+        let plan = Plan::new(&folder).map_err(crate::data::DataError::from)?;
+        let known = self.class_names(run);
+        if plan.classes != known {
+            return Err(TrainError::Invalid(format!(
+                "{} has classes {:?}; the run {} knows {:?}",
+                dir.display(),
+                plan.classes,
+                run.path().display(),
+                known
+            )));
+        }
+        let cache = folder.cache.clone().expect("set above");
+        let mut parts = plan
+            .load_parts(&cache, quiet)
+            .map_err(crate::data::DataError::from)?;
+        Ok(parts.pop().expect("one part or two"))
+    }
+
     /// The class names of this run (in `run`) by label: its `classes.json`, else the
     /// built-in dataset's.
     fn class_names(&self, run: &RunDir) -> Vec<String> {
