@@ -221,8 +221,11 @@ fn class_folders_train_a_classifier_with_their_names() {
 fn val_split_is_stratified_by_class() {
     let dir = tempfile::tempdir().unwrap();
     let images = dir.path().join("digits");
-    // 0.2 of each class, rounded: the test set is the sum over classes.
-    let data = mnist(Split::Test, 200);
+    // Fashion-MNIST: class folders such as "Ankle boot" and "T-shirt-top". 0.2 of each class,
+    // rounded: the test set is the sum over classes.
+    let data = Dataset::load(&data_root(), DatasetKind::FashionMnist, Split::Test)
+        .unwrap()
+        .take(200);
     write_pngs(&data, &images, false, |g| g.into());
     let expected: usize = (0..10u8)
         .map(|c| {

@@ -460,11 +460,11 @@ fn report_skipped(why: &str, files: &[(PathBuf, String)]) {
 pub fn split(labels: &[u8], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut train, mut test) = (Vec::new(), Vec::new());
-    for class in 0..=255u8 {
-        let mut members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
-        if members.is_empty() {
-            continue;
-        }
+    let mut by_class = vec![Vec::new(); 256];
+    for (i, &label) in labels.iter().enumerate() {
+        by_class[usize::from(label)].push(i);
+    }
+    for mut members in by_class.into_iter().filter(|m| !m.is_empty()) {
         members.shuffle(&mut rng);
         let mut held = (members.len() as f64 * fraction).round() as usize;
         if members.len() >= 2 {

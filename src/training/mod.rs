@@ -557,7 +557,8 @@ pub trait Experiment: Clone + PartialEq + Sized {
 ///
 /// With [`RunMode::Resume`] the directory's own config is used, and `config` only says how many
 /// epochs to plan in all ([`LoopConfig::extend_to`]; 0 keeps the run's plan). Everything is
-/// checked and the data loaded before anything is written.
+/// checked and the data loaded before anything is written, but for an image folder's cache,
+/// which may be made in the run directory (a new directory goes again if that fails).
 pub fn train<E: Experiment>(
     config: &E,
     data_root: &Path,
