@@ -130,3 +130,31 @@ fn onnx_graphs_give_caes_outputs_in_another_runtime() {
         );
     }
 }
+
+/// A colour model of odd size and four convolutions: the graph takes its shape from the model,
+/// and tract computes what burn does.
+#[test]
+fn onnx_graphs_follow_any_image_shape() {
+    use cae::data::ImageShape;
+    use cae::model::{AnyAutoencoder, ConvAutoencoderConfig};
+    let shape = ImageShape::new(3, 37, 50);
+    let config = ConvAutoencoderConfig::new()
+        .with_image(shape)
+        .with_conv_channels(Some(vec![4, 8, 8, 16]));
+    let device = Device::flex();
+    let model = cae::training::seeded(&device, 5, |d| AnyAutoencoder::Conv(config.init(d)));
+    let n = 3;
+    let input: Vec<f32> = (0..n * shape.len())
+        .map(|i| ((i * 7919) % 255) as f32 / 255.0)
+        .collect();
+    let dims = [n, 3, 37, 50];
+    let x = burn::Tensor::<4>::from_data(burn::tensor::TensorData::new(input.clone(), dims), &device);
+    let expected = values(model.reconstruct(x));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ae.onnx");
+    let bytes = cae::onnx::autoencoder(&model, cae::onnx::Part::Autoencoder, 10, shape.dims());
+    std::fs::write(&path, bytes).unwrap();
+    let got = tract_run(&path, input, &dims);
+    let (rel, _) = max_diff(&got, &expected);
+    assert!(rel < 1e-4, "{rel}");
+}
