@@ -117,6 +117,15 @@ fn colour_folder_of_another_size_trains_an_autoencoder_and_reconstructs_files() 
     );
     assert!(dir.path().join("clean.png").is_file());
 
+    // The page draws grey 28x28 digits: it refuses this run by name.
+    let out = cae().arg("serve").arg("--ae").arg(&run).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("draws 1x28x28 images"),
+        "{}",
+        stderr(&out)
+    );
+
     // eval rebuilds the pipeline from the run alone: 60 held-out images, test metrics.
     let eval = stdout(&succeed(cae().arg("eval").arg(&run)));
     assert!(eval.contains("test_bce"), "{eval}");

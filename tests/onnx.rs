@@ -148,7 +148,8 @@ fn onnx_graphs_follow_any_image_shape() {
         .map(|i| ((i * 7919) % 255) as f32 / 255.0)
         .collect();
     let dims = [n, 3, 37, 50];
-    let x = burn::Tensor::<4>::from_data(burn::tensor::TensorData::new(input.clone(), dims), &device);
+    let x =
+        burn::Tensor::<4>::from_data(burn::tensor::TensorData::new(input.clone(), dims), &device);
     let expected = values(model.reconstruct(x));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ae.onnx");
