@@ -69,6 +69,9 @@ fn colour_folder_of_another_size_trains_an_autoencoder_and_reconstructs_files() 
         "{log}"
     );
     assert!(!log.contains("notes.txt"), "{log}");
+    // Decoded once; the later reads of the same command (pictures, latent statistics) found
+    // the cache current.
+    assert_eq!(log.matches("could not be decoded:").count(), 1, "{log}");
 
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
@@ -80,6 +83,11 @@ fn colour_folder_of_another_size_trains_an_autoencoder_and_reconstructs_files() 
     );
     // One decoded array for the folder (split by the seed into 180 + 60), as numpy sees it.
     assert_eq!(npy_shape(&run.join("cache/all.npy")), "240, 32, 32, 3");
+    let inode = || {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(run.join("cache/all.npy")).unwrap().ino()
+    };
+    let built = inode();
 
     // Pictures in colour, tiles of 32 pixels magnified twice: 10 columns, 2 rows.
     let grid = image::open(run.join("reconstructions.png")).unwrap();
@@ -129,6 +137,8 @@ fn colour_folder_of_another_size_trains_an_autoencoder_and_reconstructs_files() 
     // eval rebuilds the pipeline from the run alone: 60 held-out images, test metrics.
     let eval = stdout(&succeed(cae().arg("eval").arg(&run)));
     assert!(eval.contains("test_bce"), "{eval}");
+    // Every later command found the cache current: decoded once.
+    assert_eq!(inode(), built);
 }
 
 #[test]

@@ -224,6 +224,28 @@ pub fn list(dir: &Path) -> Result<Listing, FolderError> {
     })
 }
 
+/// The class names and the listed parts of `dir`: `train` and `test` when it has both
+/// (with the same classes), else `all`.
+fn listings(dir: &Path) -> Result<(Vec<String>, Vec<(&'static str, Listing)>), FolderError> {
+    let (train, test) = (dir.join("train"), dir.join("test"));
+    let parts = if train.is_dir() && test.is_dir() {
+        let (a, b) = (list(&train)?, list(&test)?);
+        if a.classes != b.classes {
+            return Err(FolderError::Invalid(format!(
+                "{} has classes {:?} but {} has {:?}: both need the same class folders",
+                train.display(),
+                a.classes,
+                test.display(),
+                b.classes
+            )));
+        }
+        vec![("train", a), ("test", b)]
+    } else {
+        vec![("all", list(dir)?)]
+    };
+    Ok((parts[0].1.classes.clone(), parts))
+}
+
 /// Size and colour of an image from its header; `Err` names why it cannot be read.
 fn probe(path: &Path) -> Result<(u32, u32, bool), String> {
     let decoder = ImageReader::open(path)
@@ -289,60 +311,56 @@ pub struct Plan {
     pub classes: Vec<String>,
     /// `("train", …), ("test", …)` or `("all", …)`.
     pub parts: Vec<(&'static str, Vec<(PathBuf, u8)>)>,
-    /// Files whose header could not be read, with why.
-    pub unreadable: Vec<(PathBuf, String)>,
 }
 
 impl Plan {
     /// List the folder and read every header: the shape, the classes, and every error that
-    /// needs no decoding (empty folders, mixed sizes, mismatched train/test classes).
+    /// needs no decoding (empty folders, mixed sizes, mismatched train/test classes). A
+    /// settled config (size and channels known, as a run's is) needs no headers: the listing
+    /// is enough, and an unreadable image is found, skipped or refused, when it is decoded.
     pub fn new(config: &FolderConfig) -> Result<Self, FolderError> {
         config.validate()?;
-        let dir = &config.dir;
-        let (train, test) = (dir.join("train"), dir.join("test"));
-        let listings = if train.is_dir() && test.is_dir() {
-            let (a, b) = (list(&train)?, list(&test)?);
-            if a.classes != b.classes {
-                return Err(FolderError::Invalid(format!(
-                    "{} has classes {:?} but {} has {:?}: both need the same class folders",
-                    train.display(),
-                    a.classes,
-                    test.display(),
-                    b.classes
-                )));
-            }
-            vec![("train", a), ("test", b)]
-        } else {
-            vec![("all", list(dir)?)]
-        };
-        let classes = listings[0].1.classes.clone();
-        let mut unreadable = Vec::new();
+        if let Some(shape) = settled_shape(config) {
+            let (classes, parts) = listings(&config.dir)?;
+            let parts = parts.into_iter().map(|(n, l)| (n, l.files)).collect();
+            return Ok(Self {
+                config: config.clone(),
+                shape,
+                classes,
+                parts,
+            });
+        }
+        let (classes, listings) = listings(&config.dir)?;
         let mut sizes = std::collections::BTreeMap::<(u32, u32), PathBuf>::new();
         let mut colour = false;
         let mut parts = Vec::new();
         for (name, listing) in listings {
             let probes: Vec<_> = listing.files.par_iter().map(|(p, _)| probe(p)).collect();
-            let mut keep = Vec::with_capacity(listing.files.len());
-            for ((path, label), probe) in listing.files.into_iter().zip(probes) {
+            let mut readable = 0;
+            for ((path, _), probe) in listing.files.iter().zip(probes) {
                 match probe {
                     Ok((w, h, c)) => {
                         sizes.entry((w, h)).or_insert_with(|| path.clone());
                         colour |= c;
-                        keep.push((path, label));
+                        readable += 1;
                     }
                     Err(message) if config.strict => {
-                        return Err(FolderError::Unreadable { path, message });
+                        return Err(FolderError::Unreadable {
+                            path: path.clone(),
+                            message,
+                        });
                     }
-                    Err(message) => unreadable.push((path, message)),
+                    // Kept in the list, as a settled plan lists it: decoding skips and names it.
+                    Err(_) => {}
                 }
             }
-            if keep.is_empty() {
+            if readable == 0 {
                 return Err(FolderError::Invalid(format!(
                     "{}: none of its images can be read",
                     listing.dir.display()
                 )));
             }
-            parts.push((name, keep));
+            parts.push((name, listing.files));
         }
         let [height, width] = match config.image_size {
             Some(size) => size,
@@ -377,13 +395,11 @@ impl Plan {
             shape: ImageShape::new(channels, height, width),
             classes,
             parts,
-            unreadable,
         })
     }
 
     /// Each part (`train` and `test`, or `all`), decoded into (or read from) `cache_dir`.
     pub fn load_parts(&self, cache_dir: &Path, quiet: bool) -> Result<Vec<Dataset>, FolderError> {
-        report_skipped("cannot be read", &self.unreadable);
         let name = self
             .config
             .dir
