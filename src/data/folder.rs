@@ -224,9 +224,9 @@ pub fn list(dir: &Path) -> Result<Listing, FolderError> {
     })
 }
 
-/// The class names and the listed parts of `dir`: `train` and `test` when it has both
-/// (with the same classes), else `all`.
-fn listings(dir: &Path) -> Result<(Vec<String>, Vec<(&'static str, Listing)>), FolderError> {
+/// The listed parts of `dir`: `train` and `test` when it has both (with the same classes),
+/// else `all`.
+fn listings(dir: &Path) -> Result<Vec<(&'static str, Listing)>, FolderError> {
     let (train, test) = (dir.join("train"), dir.join("test"));
     let parts = if train.is_dir() && test.is_dir() {
         let (a, b) = (list(&train)?, list(&test)?);
@@ -243,7 +243,7 @@ fn listings(dir: &Path) -> Result<(Vec<String>, Vec<(&'static str, Listing)>), F
     } else {
         vec![("all", list(dir)?)]
     };
-    Ok((parts[0].1.classes.clone(), parts))
+    Ok(parts)
 }
 
 /// Size and colour of an image from its header; `Err` names why it cannot be read.
@@ -321,7 +321,8 @@ impl Plan {
     pub fn new(config: &FolderConfig) -> Result<Self, FolderError> {
         config.validate()?;
         if let Some(shape) = settled_shape(config) {
-            let (classes, parts) = listings(&config.dir)?;
+            let parts = listings(&config.dir)?;
+            let classes = parts[0].1.classes.clone();
             let parts = parts.into_iter().map(|(n, l)| (n, l.files)).collect();
             return Ok(Self {
                 config: config.clone(),
@@ -330,7 +331,8 @@ impl Plan {
                 parts,
             });
         }
-        let (classes, listings) = listings(&config.dir)?;
+        let listings = listings(&config.dir)?;
+        let classes = listings[0].1.classes.clone();
         let mut sizes = std::collections::BTreeMap::<(u32, u32), PathBuf>::new();
         let mut colour = false;
         let mut parts = Vec::new();
