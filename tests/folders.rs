@@ -293,8 +293,10 @@ fn bad_folders_are_refused_before_anything_is_written() {
     write_pngs(&digits, &root.join("one-class/a"), true, |g| g.into());
     write("hollow", false, &|g| g.into());
     std::fs::create_dir(root.join("hollow/ghost")).unwrap();
+    write("looped", false, &|g| g.into());
+    std::os::unix::fs::symlink("..", root.join("looped/7/back")).unwrap();
 
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["train-ae", "--images", "empty"], "no images"),
         (&["train-ae", "--images", "missing"], "not a folder"),
         (&["train-ae", "--images", "mixed"], "--image-size"),
@@ -318,6 +320,7 @@ fn bad_folders_are_refused_before_anything_is_written() {
             "two or more classes",
         ),
         (&["train-ae", "--images", "hollow"], "ghost"),
+        (&["train-ae", "--images", "looped"], "folders deep"),
     ];
     for (args, says) in cases {
         let mut args = args.to_vec();

@@ -162,11 +162,20 @@ fn entries(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), FolderError> {
     Ok((dirs, images))
 }
 
-/// Image files below `dir`, at any depth, sorted.
-fn images_below(dir: &Path) -> Result<Vec<PathBuf>, FolderError> {
+/// Folders below a class folder that are read at most; deeper means a symlink loop.
+const MAX_DEPTH: usize = 32;
+
+/// Image files below `dir`, at any depth (symlinks followed), sorted.
+fn images_below(dir: &Path, depth: usize) -> Result<Vec<PathBuf>, FolderError> {
+    if depth > MAX_DEPTH {
+        return Err(FolderError::Invalid(format!(
+            "{}: more than {MAX_DEPTH} folders deep (a symbolic link to a folder above it?)",
+            dir.display()
+        )));
+    }
     let (dirs, mut images) = entries(dir)?;
     for d in dirs {
-        images.extend(images_below(&d)?);
+        images.extend(images_below(&d, depth + 1)?);
     }
     Ok(images)
 }
@@ -193,7 +202,7 @@ pub fn list(dir: &Path) -> Result<Listing, FolderError> {
         let mut files = Vec::new();
         let mut classes = Vec::new();
         for (label, class_dir) in dirs.iter().enumerate() {
-            let images = images_below(class_dir)?;
+            let images = images_below(class_dir, 0)?;
             if images.is_empty() {
                 return Err(FolderError::Invalid(format!(
                     "class folder {} holds no images (.png, .jpg, .jpeg); remove it or add some",
