@@ -8,7 +8,7 @@ use base64::Engine;
 use burn::prelude::*;
 
 use crate::data::{Dataset, Split};
-use crate::evaluation::{Pca, evaluate_classifier, latent_stats, latents};
+use crate::evaluation::{LatentStats, Pca, evaluate_classifier, latents};
 use crate::latent;
 use crate::model::Autoencoder;
 use crate::model::classifier::AnyClassifier;
@@ -159,8 +159,8 @@ pub fn write_pictures(
                 "latent_pca.png",
                 "Test latents on their first two principal components, by class.".into(),
             );
-            let stats = latent_stats(|x| model.encode(x), &test, device);
             let (z, d) = latents(|x| model.encode(x), &test, device);
+            let stats = LatentStats::of_rows(&z, d);
             let n = (z.len() / d.max(1)).max(1) as f32;
             let base: Vec<f32> = (0..d)
                 .map(|j| z.iter().skip(j).step_by(d).sum::<f32>() / n)
