@@ -153,8 +153,8 @@ impl DataConfig {
         }
     }
 
-    /// Check what can be checked without decoding: a folder is listed and every image's
-    /// header read. Nothing is written.
+    /// Check what can be checked without decoding: a folder is listed, and, until its size
+    /// and channels are settled, every image's header read. Nothing is written.
     pub fn prepare(&self) -> Result<Source, DataError> {
         Ok(match &self.images {
             Some(f) => Source::Folder(Box::new(folder::Plan::new(f)?)),
