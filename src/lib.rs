@@ -1,8 +1,10 @@
-//! cae: convolutional autoencoders on MNIST-format data, from data to pictures.
+//! cae: convolutional autoencoders on MNIST-format data and image folders, from data to
+//! pictures.
 //!
 //! The library is what the `cae` command line is made of; each module is one concern:
 //!
-//! - [`data`]: IDX files, dataset folders, the checksummed download, batches of tensors
+//! - [`data`]: IDX files, image folders and their cache, the checksummed download,
+//!   augmentation, batches of tensors
 //! - [`loss`]: BCE from logits, L1, L2, PSNR
 //! - [`run`]: the files of a run directory (it knows files, not what trains)
 //! - [`model`]: the lecture's convolutional autoencoder (`XConfig` → `init(&device)` → `X`),

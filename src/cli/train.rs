@@ -126,8 +126,9 @@ pub struct SourceArgs {
     /// The built-in dataset to train on
     #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
     pub dataset: DatasetKind,
-    /// An image folder instead: DIR/<class>/*.png|jpg (labels from the sorted folder names) or
-    /// a flat DIR/*.png (unlabelled); DIR/train and DIR/test are the splits when both exist
+    /// An image folder instead: `DIR/<class>/*.png|jpg` (labels from the sorted folder names)
+    /// or a flat `DIR/*.png` (unlabelled); `DIR/train` and `DIR/test` are the splits when both
+    /// exist
     #[arg(long, value_name = "DIR", conflicts_with = "dataset")]
     pub images: Option<PathBuf>,
     /// Resize every image to HxW (needed when the images' sizes differ)

@@ -684,7 +684,7 @@ const FAULT_AROUND: usize = 64 << 10;
 ///
 /// Pages of a file mapping count towards the process's resident memory until unmapped, so
 /// an epoch over a large cache would end with all of it resident. Once reads may have mapped
-/// [`RESIDENT_LIMIT`] bytes, the mapping is released (`MADV_DONTNEED`; for a read-only file
+/// `RESIDENT_LIMIT` (64 MB), the mapping is released (`MADV_DONTNEED`; for a read-only file
 /// mapping the data stays in the page cache and is read back on the next touch).
 #[derive(Debug)]
 pub struct MappedImages {
@@ -733,7 +733,7 @@ impl MappedImages {
         &self.map[self.offset..self.offset + self.len]
     }
 
-    /// Count `images` reads of `bytes` each; past [`RESIDENT_LIMIT`] of what they may have
+    /// Count `images` reads of `bytes` each; past `RESIDENT_LIMIT` of what they may have
     /// mapped, release the mapping's resident pages.
     pub fn touched(&self, images: usize, bytes: usize) {
         let mapped = images * bytes.max(FAULT_AROUND);
