@@ -441,7 +441,8 @@ impl Plan {
     }
 
     /// Decode (or reuse the cache of) each part into `cache_dir` and split it. `seed` draws
-    /// the held-out test images of a folder without `train/` and `test/`.
+    /// the held-out test images of a folder without `train/` and `test/`, and each split's
+    /// order.
     pub fn load(
         &self,
         cache_dir: &Path,
@@ -465,7 +466,14 @@ impl Plan {
             }
             (all.subset(&train), all.subset(&test))
         };
-        Ok((train, test))
+        // A folder lists its images class by class: each split takes an order drawn from the
+        // seed, so that its first images (pictures, --train-limit) mix the classes as MNIST's.
+        let mixed = |d: Dataset, salt: u64| {
+            let mut order: Vec<usize> = (0..d.len()).collect();
+            order.shuffle(&mut StdRng::seed_from_u64(seed ^ salt));
+            d.subset(&order)
+        };
+        Ok((mixed(train, 0x7472_6169_6e), mixed(test, 0x7465_7374)))
     }
 }
 
@@ -791,6 +799,8 @@ mod tests {
         let load = || Plan::new(&config).unwrap().load(&cache, 0, true).unwrap();
         let (train, test) = load();
         assert_eq!((train.len(), test.len()), (8, 2));
+        // Listed a, a, a, …, b, b, …: the split's order mixes them.
+        assert!(train.labels[..4].contains(&0) && train.labels[..4].contains(&1));
         assert_eq!(train.shape, ImageShape::new(1, 4, 6));
         assert_eq!(train.classes, ["a", "b"]);
         // Image i has every pixel i and label i % 2, wherever the split put it.
