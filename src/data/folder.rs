@@ -473,7 +473,7 @@ impl Plan {
             order.shuffle(&mut StdRng::seed_from_u64(seed ^ salt));
             d.subset(&order)
         };
-        Ok((mixed(train, 0x7472_6169_6e), mixed(test, 0x7465_7374)))
+        Ok((mixed(train, 0x74_7261_696e), mixed(test, 0x7465_7374)))
     }
 }
 
