@@ -477,11 +477,12 @@ impl Plan {
     }
 }
 
-fn report_skipped(why: &str, files: &[(PathBuf, String)]) {
+/// Name the files a new cache left out, the first 20 of them.
+fn report_skipped(files: &[(PathBuf, String)]) {
     if files.is_empty() {
         return;
     }
-    eprintln!("skipped {} files that {why}:", files.len());
+    eprintln!("skipped {} files that could not be decoded:", files.len());
     for (path, message) in files.iter().take(20) {
         eprintln!("  {}: {message}", path.display());
     }
@@ -583,12 +584,20 @@ fn cached(
     if let Some(index) = current
         && let Ok(map) = MappedImages::open(&npy, index.shape)
     {
-        report_skipped("could not be decoded (cached)", &index.skipped);
+        // One command reads a folder several times (training, pictures, statistics): the
+        // list was given when the cache was built; say only that it stands.
+        if !index.skipped.is_empty() {
+            eprintln!(
+                "({} files skipped when this cache was built; listed in {})",
+                index.skipped.len(),
+                json.display()
+            );
+        }
         return Ok((resident(map), index.labels));
     }
     let index = build(&npy, files, shape, strict, quiet, print)?;
     atomic::write(&json, &serde_json::to_vec(&index).expect("plain data")).map_err(io(&json))?;
-    report_skipped("could not be decoded", &index.skipped);
+    report_skipped(&index.skipped);
     let map = MappedImages::open(&npy, index.shape).map_err(io(&npy))?;
     Ok((resident(map), index.labels))
 }
