@@ -1,4 +1,5 @@
-//! One optimisation step, the same on any machine and any number of threads.
+//! One optimisation step, the same for any number of threads. (Across CPUs the matrix multiply
+//! may take other vector kernels and block sizes, AVX-512 or AVX2, and round differently.)
 //!
 //! A batch is cut into chunks of at most [`CHUNK`] examples, fixed by the batch and never by
 //! the machine. Each chunk draws its own noise seed from the run's RNG, runs forward and backward
