@@ -120,8 +120,8 @@ fn conv_kernels_match_burns_convolutions() {
     }
 }
 
-/// The 2×2 max pooling written as reshapes and maxima gives burn's pooling's values and
-/// gradients, for the AutoCNN head's and LeNet's shapes.
+/// cae's 2×2 max pooling kernel gives burn's pooling's values and gradients, for the AutoCNN
+/// head's and LeNet's shapes, on one thread and (a batch of 300) on the pool.
 #[test]
 fn max_pool_matches_burns_pooling() {
     use burn::nn::pool::MaxPool2dConfig;
@@ -130,7 +130,12 @@ fn max_pool_matches_burns_pooling() {
     let device = Device::flex().autodiff();
     device.seed(9);
     let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
-    for shape in [[7, 128, 4, 4], [3, 6, 28, 28], [3, 16, 10, 10]] {
+    for shape in [
+        [7, 128, 4, 4],
+        [300, 128, 4, 4],
+        [3, 6, 28, 28],
+        [3, 16, 10, 10],
+    ] {
         let x = Tensor::<4>::random(shape, Distribution::Uniform(-1.0, 1.0), &device);
         let r = Tensor::<4>::random(
             [shape[0], shape[1], shape[2] / 2, shape[3] / 2],

@@ -1,5 +1,5 @@
 //! CPU kernels for cae's models: the 2-D convolutions of small images, batched, the
-//! binary cross entropy loss ([`bce`]) and int8 inference ([`int8`]).
+//! binary cross entropy loss ([`bce`]), 2×2 max pooling ([`pool`]) and int8 inference ([`int8`]).
 //!
 //! A convolution relates a *wide* tensor `[N, C, H, W]` (a convolution's input, a transposed
 //! convolution's output) and a *narrow* one `[N, O, OH, OW]` through a weight `[O, C, k, k]`
@@ -32,6 +32,7 @@ use rayon::prelude::*;
 
 pub mod bce;
 pub mod int8;
+pub mod pool;
 
 /// Floats of im2col matrix per block at most: 512 KiB, inside a core's L2. (Training throughput
 /// was flat from 128 KiB to 1 MiB; equal-sized blocks mattered more, see `block_images`.)
