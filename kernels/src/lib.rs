@@ -422,6 +422,11 @@ impl Block<'_> {
         let [c_len, h, w] = g.wide;
         let [_, oh, ow] = g.narrow;
         let (k, s) = (g.kernel, g.stride);
+        if k == 1 && s == 1 {
+            // A 1×1 patch is one pixel's channels: the patches are the images channels-last.
+            transpose_planes(&src[..self.n * g.wide_len()], c_len, h * w, self.patches);
+            return;
+        }
         transpose_planes(&src[..self.n * g.wide_len()], c_len, h * w, self.wide);
         let run = k * c_len;
         let mut rows = self.patches.chunks_exact_mut(g.patch_len());
@@ -484,21 +489,27 @@ impl Block<'_> {
         // patches [n·P, K] = narrowᵀ [n·P, O] · weight [O, K]
         let (narrow, weight) = (View::cols(self.narrow, cols), View::rows(weight, k_len));
         matmul(self.patches, cols, k_len, o_len, narrow, weight, false);
-        self.wide.fill(0.0);
-        let run = k * c_len;
-        let mut rows = self.patches.chunks_exact(k_len);
-        for image in self.wide.chunks_exact_mut(h * w * c_len) {
-            for i in 0..oh {
-                for j in 0..ow {
-                    let row = rows.next().expect("one patch per narrow pixel");
-                    for (a, src) in row.chunks_exact(run).enumerate() {
-                        let dst = &mut image[((i * s + a) * w + j * s) * c_len..][..run];
-                        dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+        let out = &mut out[..self.n * g.wide_len()];
+        if k == 1 && s == 1 {
+            // One patch per pixel, no overlaps: the patches are the images channels-last.
+            transpose_planes(self.patches, h * w, c_len, out);
+        } else {
+            self.wide.fill(0.0);
+            let run = k * c_len;
+            let mut rows = self.patches.chunks_exact(k_len);
+            for image in self.wide.chunks_exact_mut(h * w * c_len) {
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let row = rows.next().expect("one patch per narrow pixel");
+                        for (a, src) in row.chunks_exact(run).enumerate() {
+                            let dst = &mut image[((i * s + a) * w + j * s) * c_len..][..run];
+                            dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                        }
                     }
                 }
             }
+            transpose_planes(self.wide, h * w, c_len, out);
         }
-        transpose_planes(self.wide, h * w, c_len, &mut out[..self.n * g.wide_len()]);
         if let Some(bias) = bias {
             for (plane, b) in out.chunks_exact_mut(h * w).zip(bias.iter().cycle()) {
                 plane.iter_mut().for_each(|v| *v += b);

@@ -16,9 +16,14 @@ const INLINE_FLOATS: usize = 1 << 16;
 pub fn max_pool2x2(x: &[f32], h: usize, w: usize, out: &mut [f32]) {
     let planes = check(x.len(), h, w, out.len());
     per_planes(x, out, planes, h * w, |x, out| {
-        for (i, row) in out.chunks_exact_mut(w / 2).enumerate() {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = x[window(x, w, i, j)];
+        for (row, pair) in out.chunks_exact_mut(w / 2).zip(x.chunks_exact(2 * w)) {
+            let (top, bottom) = pair.split_at(w);
+            for ((v, t), b) in row
+                .iter_mut()
+                .zip(top.chunks_exact(2))
+                .zip(bottom.chunks_exact(2))
+            {
+                *v = nan_max(nan_max(t[0], t[1]), nan_max(b[0], b[1]));
             }
         }
     });
@@ -80,6 +85,12 @@ fn window(x: &[f32], w: usize, i: usize, j: usize) -> usize {
         }
     }
     best
+}
+
+/// The larger of `a` and `b`, or a NaN if either is one (the window's value; see [`window`]).
+#[inline]
+fn nan_max(a: f32, b: f32) -> f32 {
+    if a >= b || a.is_nan() { a } else { b }
 }
 
 /// `body(x_planes, out_planes)` over matching runs of planes, in parallel for large inputs.

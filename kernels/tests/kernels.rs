@@ -59,7 +59,8 @@ fn assert_close(got: &[f32], want: &[f32], tol: f32) {
     }
 }
 
-/// The lecture's six layers, at a batch large enough for several blocks, and a few odd shapes.
+/// The lecture's six layers, at a batch large enough for several blocks, and a few odd shapes
+/// (1×1 layers take a shortcut past the patches).
 fn geometries() -> Vec<Geometry> {
     vec![
         Geometry::conv(70, [1, 28, 28], 16, 3, 2),
@@ -70,6 +71,7 @@ fn geometries() -> Vec<Geometry> {
         Geometry::conv_transpose(70, [16, 13, 13], 1, 3, 2, 1),
         Geometry::conv(3, [3, 9, 7], 2, 2, 3),
         Geometry::conv(4, [64, 4, 4], 128, 1, 1),
+        Geometry::conv_transpose(3, [6, 3, 5], 4, 1, 1, 0),
         Geometry::conv_transpose(2, [3, 5, 4], 2, 4, 3, 2),
     ]
 }
