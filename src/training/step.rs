@@ -193,17 +193,21 @@ where
         return (model, value);
     }
     let mut parts: Vec<GradientsParams> = results.into_iter().map(|(_, (g, _))| g).collect();
-    let grads = if parts.len() == 1 {
-        parts.pop().expect("one part")
-    } else {
-        let mut sum = SumInOrder {
-            parts,
-            sum: GradientsParams::new(),
+    // On a worker's one-thread pool: the sums and Adam's element-wise passes are too small to
+    // share out, and from outside a pool each would wake the global pool's threads.
+    pools[0].install(|| {
+        let grads = if parts.len() == 1 {
+            parts.pop().expect("one part")
+        } else {
+            let mut sum = SumInOrder {
+                parts,
+                sum: GradientsParams::new(),
+            };
+            model.visit(&mut sum);
+            sum.sum
         };
-        model.visit(&mut sum);
-        sum.sum
-    };
-    (optimizer.step(lr, model, grads), value)
+        (optimizer.step(lr, model, grads), value)
+    })
 }
 
 #[cfg(test)]
