@@ -42,9 +42,11 @@ pub fn max_pool2x2_backward(x: &[f32], out_grad: &[f32], h: usize, w: usize, x_g
     let pairs = x_grad.chunks_mut(plane).zip(out_grad.chunks(half));
     let body = |(dx, g): (&mut [f32], &[f32]), x: &[f32]| {
         dx.fill(0.0);
-        for (i, row) in g.chunks_exact(w / 2).enumerate() {
-            for (j, v) in row.iter().enumerate() {
-                dx[window(x, w, i, j)] = *v;
+        let rows = dx.chunks_exact_mut(2 * w).zip(x.chunks_exact(2 * w));
+        for ((d, x), g) in rows.zip(g.chunks_exact(w / 2)) {
+            for (j, g) in g.iter().enumerate() {
+                let k = first_max([x[2 * j], x[2 * j + 1], x[w + 2 * j], x[w + 2 * j + 1]]);
+                d[[2 * j, 2 * j + 1, w + 2 * j, w + 2 * j + 1][k]] = *g;
             }
         }
     };
@@ -74,20 +76,19 @@ fn check(x_len: usize, h: usize, w: usize, out_len: usize) -> usize {
     planes
 }
 
-/// Index in the plane `x` (width `w`) of the first largest element of window `(i, j)`.
+/// Which of a window's values, in scan order, is the first largest (a NaN counting as such).
 #[inline]
-fn window(x: &[f32], w: usize, i: usize, j: usize) -> usize {
-    let top = 2 * i * w + 2 * j;
-    let mut best = top;
-    for k in [top + 1, top + w, top + w + 1] {
-        if x[k] > x[best] || (x[k].is_nan() && !x[best].is_nan()) {
+fn first_max(v: [f32; 4]) -> usize {
+    let mut best = 0;
+    for k in 1..4 {
+        if v[k] > v[best] || (v[k].is_nan() && !v[best].is_nan()) {
             best = k;
         }
     }
     best
 }
 
-/// The larger of `a` and `b`, or a NaN if either is one (the window's value; see [`window`]).
+/// The larger of `a` and `b`, or a NaN if either is one (the window's value; see [`first_max`]).
 #[inline]
 fn nan_max(a: f32, b: f32) -> f32 {
     if a >= b || a.is_nan() { a } else { b }
