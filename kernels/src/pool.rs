@@ -67,7 +67,7 @@ pub fn max_pool2x2_backward(x: &[f32], out_grad: &[f32], h: usize, w: usize, x_g
 /// The number of planes, after checking the sizes.
 fn check(x_len: usize, h: usize, w: usize, out_len: usize) -> usize {
     assert!(
-        h % 2 == 0 && w % 2 == 0 && h > 0,
+        h.is_multiple_of(2) && w.is_multiple_of(2) && h > 0,
         "2×2 pooling needs even sides, got {h}×{w}"
     );
     assert_eq!(x_len % (h * w), 0, "input is not [N, C, {h}, {w}]");
