@@ -45,6 +45,7 @@ pub mod latent;
 pub mod loss;
 pub mod model;
 pub mod onnx;
+pub mod parallel;
 pub mod pictures;
 pub mod quantize;
 pub mod report;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Lowest first. Within a layer modules may use each other, without cycles.
 const LAYERS: &[&[&str]] = &[
-    &["atomic", "data", "loss", "run"],
+    &["atomic", "data", "loss", "parallel", "run"],
     &["model"],
     &["evaluation"],
     &["training"],

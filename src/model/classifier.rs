@@ -30,6 +30,7 @@ use super::conv::{conv2d, max_pool2d};
 use super::cost::Cost;
 use super::{ConvAutoencoderConfig, Encoder};
 use crate::data::{ImageShape, NUM_CLASSES};
+use crate::parallel::by_parts;
 
 /// Channels and side of the head's reshaped latent, as in the lecture: `[64, 4, 4]`.
 pub const HEAD_CHANNELS: usize = 64;
@@ -177,7 +178,7 @@ pub trait Classifier {
 
 impl Classifier for AutoCnn {
     fn logits(&self, images: Tensor<4>) -> Tensor<2> {
-        self.head.forward(self.encoder.forward(images))
+        by_parts(images, |x| self.head.forward(self.encoder.forward(x)))
     }
 
     fn cost(&self, input: Cost) -> Cost {
@@ -187,11 +188,13 @@ impl Classifier for AutoCnn {
 
 impl Classifier for PlainCnn {
     fn logits(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = max_pool2d(&self.pool, relu(conv2d(&self.conv1, images))); // [B, 6, 14, 14]
-        let x = max_pool2d(&self.pool, relu(conv2d(&self.conv2, x))); // [B, 16, 5, 5]
-        let x = relu(self.fc1.forward(x.flatten(1, 3))); // [B, 120]
-        let x = relu(self.fc2.forward(x)); // [B, 84]
-        self.fc3.forward(x) // [B, 10]
+        by_parts(images, |x| {
+            let x = max_pool2d(&self.pool, relu(conv2d(&self.conv1, x))); // [B, 6, 14, 14]
+            let x = max_pool2d(&self.pool, relu(conv2d(&self.conv2, x))); // [B, 16, 5, 5]
+            let x = relu(self.fc1.forward(x.flatten(1, 3))); // [B, 120]
+            let x = relu(self.fc2.forward(x)); // [B, 84]
+            self.fc3.forward(x) // [B, 10]
+        })
     }
 
     fn cost(&self, input: Cost) -> Cost {

@@ -376,7 +376,7 @@ pub struct ConvAutoencoder {
 }
 
 /// What the training loop needs from an autoencoder: encode, and decode to logits.
-pub trait Autoencoder: Module + Clone {
+pub trait Autoencoder: Module + Clone + Sync {
     /// # Shapes
     /// - input: `[B, 1, 28, 28]` → `[B, latent]`
     fn encode(&self, images: Tensor<4>) -> Tensor<2>;
@@ -395,7 +395,7 @@ pub trait Autoencoder: Module + Clone {
     /// # Shapes
     /// - input: `[B, 1, 28, 28]` → `[B, 1, 28, 28]` logits
     fn forward_logits(&self, images: Tensor<4>) -> Tensor<4> {
-        self.decode_logits(self.encode(images))
+        crate::parallel::by_parts(images, |x| self.decode_logits(self.encode(x)))
     }
 
     /// # Shapes

@@ -10,8 +10,6 @@
 //! core busy for the whole step, where each of a small model's many operations has too little
 //! work to share out.
 
-use std::sync::{Arc, Mutex};
-
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -19,6 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::Task;
+use crate::parallel::{on_each_pool, worker_pools};
 
 /// Most examples per chunk of a training step. A batch is cut into `⌈len / CHUNK⌉` chunks of
 /// equal size (±1): batch 64 into 32 + 32, batch 50 into 25 + 25. Fewer, larger chunks keep
@@ -43,61 +42,6 @@ fn chunks(batch: &[usize]) -> Vec<&[usize]> {
 /// CLI's `--threads`).
 pub fn default_threads() -> usize {
     rayon::current_num_threads()
-}
-
-/// One-thread rayon pools for the step's threads, made once per process and grown on demand.
-fn worker_pools(threads: usize) -> Vec<Arc<rayon::ThreadPool>> {
-    static POOLS: Mutex<Vec<Arc<rayon::ThreadPool>>> = Mutex::new(Vec::new());
-    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-    while pools.len() < threads {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .expect("a one-thread pool");
-        pools.push(Arc::new(pool));
-    }
-    pools[..threads].to_vec()
-}
-
-/// `f(t)` on pool `t`, for every pool at once; the results in pool order. The calling thread
-/// hands the work over and waits, and spawns no thread of its own (spawning two threads per
-/// step cost a tenth of a lecture training step).
-fn on_each_pool<R: Send>(
-    pools: &[Arc<rayon::ThreadPool>],
-    f: &(dyn Fn(usize) -> R + Sync),
-) -> Vec<R> {
-    let slots: Vec<Mutex<Option<R>>> = pools.iter().map(|_| Mutex::new(None)).collect();
-    fn fan_out<R: Send>(
-        pools: &[Arc<rayon::ThreadPool>],
-        t: usize,
-        f: &(dyn Fn(usize) -> R + Sync),
-        slots: &[Mutex<Option<R>>],
-    ) {
-        let fill = |t: usize, value: R| {
-            *slots[t].lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
-        };
-        if t + 1 == pools.len() {
-            fill(t, pools[t].install(|| f(t)));
-        } else {
-            // The scope's job runs on pool t; this thread goes on to the next pools, and the
-            // scope waits for its job before returning.
-            pools[t].in_place_scope(|scope| {
-                scope.spawn(|_| fill(t, f(t)));
-                fan_out(pools, t + 1, f, slots);
-            });
-        }
-    }
-    if !pools.is_empty() {
-        fan_out(pools, 0, f, &slots);
-    }
-    slots
-        .into_iter()
-        .map(|slot| {
-            slot.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .expect("every pool ran its part")
-        })
-        .collect()
 }
 
 /// The loss of `chunk` times `weight`, and its gradients (none when the loss is not finite).
