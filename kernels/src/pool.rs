@@ -9,13 +9,18 @@ use rayon::prelude::*;
 /// more than pooling one small batch.
 const INLINE_FLOATS: usize = 1 << 16;
 
+/// Input floats per parallel task.
+const TASK_FLOATS: usize = 1 << 14;
+
 /// `out [N, C, H/2, W/2]` = the maximum of each 2×2 window of `x [N, C, H, W]`.
 ///
 /// # Panics
 /// If `H` or `W` is odd, or the lengths do not match.
 pub fn max_pool2x2(x: &[f32], h: usize, w: usize, out: &mut [f32]) {
-    let planes = check(x.len(), h, w, out.len());
-    per_planes(x, out, planes, h * w, |x, out| {
+    check(x.len(), h, w, out.len());
+    // Rows come in pairs that never straddle two planes (H is even): the work is a run of
+    // row pairs, whatever the planes.
+    let body = |x: &[f32], out: &mut [f32]| {
         for (row, pair) in out.chunks_exact_mut(w / 2).zip(x.chunks_exact(2 * w)) {
             let (top, bottom) = pair.split_at(w);
             for ((v, t), b) in row
@@ -26,7 +31,15 @@ pub fn max_pool2x2(x: &[f32], h: usize, w: usize, out: &mut [f32]) {
                 *v = nan_max(nan_max(t[0], t[1]), nan_max(b[0], b[1]));
             }
         }
-    });
+    };
+    let task = TASK_FLOATS.div_ceil(2 * w) * 2 * w;
+    if x.len() <= INLINE_FLOATS {
+        body(x, out);
+    } else {
+        x.par_chunks(task)
+            .zip(out.par_chunks_mut(task / 4))
+            .for_each(|(x, out)| body(x, out));
+    }
 }
 
 /// `x_grad [N, C, H, W]`: each of `out_grad [N, C, H/2, W/2]` sent to its window's largest
@@ -35,12 +48,9 @@ pub fn max_pool2x2(x: &[f32], h: usize, w: usize, out: &mut [f32]) {
 /// # Panics
 /// If `H` or `W` is odd, or the lengths do not match.
 pub fn max_pool2x2_backward(x: &[f32], out_grad: &[f32], h: usize, w: usize, x_grad: &mut [f32]) {
-    let planes = check(x.len(), h, w, out_grad.len());
+    check(x.len(), h, w, out_grad.len());
     assert_eq!(x_grad.len(), x.len(), "input gradient length");
-    // Planes of the input and its gradient together, with the output gradient's plane.
-    let (plane, half) = (h * w, h * w / 4);
-    let pairs = x_grad.chunks_mut(plane).zip(out_grad.chunks(half));
-    let body = |(dx, g): (&mut [f32], &[f32]), x: &[f32]| {
+    let body = |x: &[f32], g: &[f32], dx: &mut [f32]| {
         dx.fill(0.0);
         let rows = dx.chunks_exact_mut(2 * w).zip(x.chunks_exact(2 * w));
         for ((d, x), g) in rows.zip(g.chunks_exact(w / 2)) {
@@ -50,30 +60,25 @@ pub fn max_pool2x2_backward(x: &[f32], out_grad: &[f32], h: usize, w: usize, x_g
             }
         }
     };
-    if planes * plane <= INLINE_FLOATS {
-        pairs
-            .zip(x.chunks(plane))
-            .for_each(|(pair, x)| body(pair, x));
+    let task = TASK_FLOATS.div_ceil(2 * w) * 2 * w;
+    if x.len() <= INLINE_FLOATS {
+        body(x, out_grad, x_grad);
     } else {
-        x_grad
-            .par_chunks_mut(plane)
-            .zip(out_grad.par_chunks(half))
-            .zip(x.par_chunks(plane))
-            .with_min_len(64)
-            .for_each(|(pair, x)| body(pair, x));
+        x.par_chunks(task)
+            .zip(out_grad.par_chunks(task / 4))
+            .zip(x_grad.par_chunks_mut(task))
+            .for_each(|((x, g), dx)| body(x, g, dx));
     }
 }
 
-/// The number of planes, after checking the sizes.
-fn check(x_len: usize, h: usize, w: usize, out_len: usize) -> usize {
+/// Checks the sizes.
+fn check(x_len: usize, h: usize, w: usize, out_len: usize) {
     assert!(
         h.is_multiple_of(2) && w.is_multiple_of(2) && h > 0,
         "2×2 pooling needs even sides, got {h}×{w}"
     );
     assert_eq!(x_len % (h * w), 0, "input is not [N, C, {h}, {w}]");
-    let planes = x_len / (h * w);
-    assert_eq!(out_len, planes * h * w / 4, "output length");
-    planes
+    assert_eq!(out_len, x_len / 4, "output length");
 }
 
 /// Which of a window's values, in scan order, is the first largest (a NaN counting as such).
@@ -92,27 +97,6 @@ fn first_max(v: [f32; 4]) -> usize {
 #[inline]
 fn nan_max(a: f32, b: f32) -> f32 {
     if a >= b || a.is_nan() { a } else { b }
-}
-
-/// `body(x_planes, out_planes)` over matching runs of planes, in parallel for large inputs.
-fn per_planes(
-    x: &[f32],
-    out: &mut [f32],
-    planes: usize,
-    plane: usize,
-    body: impl Fn(&[f32], &mut [f32]) + Sync,
-) {
-    let each = |(x, out): (&[f32], &mut [f32])| body(x, out);
-    if planes * plane <= INLINE_FLOATS {
-        x.chunks(plane)
-            .zip(out.chunks_mut(plane / 4))
-            .for_each(each);
-    } else {
-        x.par_chunks(plane)
-            .zip(out.par_chunks_mut(plane / 4))
-            .with_min_len(64)
-            .for_each(each);
-    }
 }
 
 #[cfg(test)]
