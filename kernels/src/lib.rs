@@ -30,6 +30,7 @@ use std::cell::Cell;
 
 use rayon::prelude::*;
 
+pub mod adam;
 pub mod bce;
 pub mod int8;
 pub mod pool;

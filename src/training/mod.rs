@@ -7,6 +7,7 @@
 //! [`ClassifierTrainingConfig`]) says what differs: its model, its [`Task`] (a batch's loss and
 //! the test metrics) and its typed [`Metrics`].
 
+pub mod adam;
 pub mod autoencoder;
 pub mod classifier;
 pub mod schedule;
@@ -22,7 +23,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -131,9 +132,7 @@ impl LoopConfig {
     }
 
     pub fn optimizer(&self) -> ModuleOptimizer {
-        AdamConfig::new()
-            .with_epsilon(self.adam_epsilon as f32)
-            .init()
+        ModuleOptimizer::from(adam::FusedAdam::new(self.adam_epsilon as f32))
     }
 
     /// The shuffling RNG of `epoch`, derived from the seed so that a resumed run shuffles
