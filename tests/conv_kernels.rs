@@ -155,3 +155,59 @@ fn max_pool_matches_burns_pooling() {
         assert_eq!(ours, burns, "{shape:?}");
     }
 }
+
+/// The inference chain (`conv_relu_chain`: bias and ReLU inside the kernels, channels-last
+/// between layers) gives the layers one by one, through burn's own convolutions, for the
+/// lecture's encoder (one-channel and three-channel images, one image and a batch split into
+/// blocks) and single 1×1 layers; a gradient-recording input takes the layer-by-layer path.
+#[test]
+fn conv_relu_chain_matches_the_layers_one_by_one() {
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::activation::relu;
+    use cae::model::conv::conv_relu_chain;
+
+    let device = Device::flex();
+    device.seed(11);
+    let encoder = |c: usize| {
+        [
+            Conv2dConfig::new([c, 16], [3, 3]).with_stride([2, 2]),
+            Conv2dConfig::new([16, 32], [3, 3]).with_stride([2, 2]),
+            Conv2dConfig::new([32, 64], [3, 3]),
+        ]
+        .map(|config| config.init(&device))
+    };
+    let cases = [
+        ("encoder, 1 image", encoder(1), [1, 1, 28, 28]),
+        ("encoder, 70 images", encoder(1), [70, 1, 28, 28]),
+        ("colour encoder", encoder(3), [5, 3, 30, 26]),
+    ];
+    let check = |name: &str, layers: &[burn::nn::conv::Conv2d], shape: [usize; 4]| {
+        let x = Tensor::<4>::random(shape, Distribution::Uniform(0.0, 1.0), &device);
+        let chained = conv_relu_chain(layers, x.clone());
+        let burns = layers.iter().fold(x, |x, l| relu(l.forward(x)));
+        assert_eq!(chained.dims(), burns.dims(), "{name}");
+        let flat = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+        let (a, b) = (flat(chained), flat(burns));
+        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            worst <= 1e-5 * scale,
+            "{name}: differs by {worst} (scale {scale})"
+        );
+    };
+    for (name, layers, shape) in &cases {
+        check(name, layers, *shape);
+    }
+    let head = Conv2dConfig::new([64, 128], [1, 1]).init(&device);
+    check("1×1 layer", std::slice::from_ref(&head), [9, 64, 4, 4]);
+
+    // With gradients recorded, the chain is the layers one by one, so gradients flow.
+    let ad = device.clone().autodiff();
+    let layers = encoder(1).map(|l| l.to_device(&ad));
+    let x = Tensor::<4>::random([2, 1, 28, 28], Distribution::Default, &ad).require_grad();
+    let grads = conv_relu_chain(&layers, x.clone()).sum().backward();
+    assert!(x.grad(&grads).is_some(), "the input's gradient");
+}

@@ -186,6 +186,31 @@ pub fn correlate(
     bias: Option<&[f32]>,
     narrow: &mut [f32],
 ) {
+    correlate_fused(g, wide, weight, bias, narrow, Fused::default());
+}
+
+/// How an inference convolution ([`correlate_fused`]) lays out its input and output, and
+/// whether a ReLU follows it. Between two convolutions channels-last costs nothing: their
+/// patches are read from it directly, where channels-first needs a transpose each side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fused {
+    /// `wide` is `[N, H, W, C]` rather than `[N, C, H, W]`.
+    pub wide_channels_last: bool,
+    /// `narrow` is written `[N, OH, OW, O]` rather than `[N, O, OH, OW]`.
+    pub narrow_channels_last: bool,
+    /// `narrow = max(0, ·)` (a NaN stays a NaN).
+    pub relu: bool,
+}
+
+/// [`correlate`] with the layouts and the ReLU of `fused`.
+pub fn correlate_fused(
+    g: &Geometry,
+    wide: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    narrow: &mut [f32],
+    fused: Fused,
+) {
     g.check(
         wide.len(),
         weight.len(),
@@ -195,8 +220,14 @@ pub fn correlate(
     let weight = patch_major(g, weight);
     for_blocks(g, Some((narrow, g.narrow_len())), 0, |images, out, _| {
         with_block_scratch(g, images.len(), |b| {
-            b.load_patches(g, &wide[images.start * g.wide_len()..]);
-            b.multiply_patches(g, &weight, bias, out.expect("output blocks"));
+            let src = &wide[images.start * g.wide_len()..];
+            b.load_patches_from(g, src, fused.wide_channels_last);
+            let out = out.expect("output blocks");
+            if fused.narrow_channels_last {
+                b.multiply_patches_channels_last(g, &weight, bias, fused.relu, out);
+            } else {
+                b.multiply_patches(g, &weight, bias, fused.relu, out);
+            }
         });
     });
 }
@@ -301,7 +332,7 @@ fn backward(
             b.accumulate_weight_grad(g, acc);
             match (side, dx) {
                 (Some(Input::Wide), Some(dx)) => b.spread(g, &weight, None, dx),
-                (Some(Input::Narrow), Some(dx)) => b.multiply_patches(g, &weight, None, dx),
+                (Some(Input::Narrow), Some(dx)) => b.multiply_patches(g, &weight, None, false, dx),
                 _ => {}
             }
         });
@@ -420,18 +451,34 @@ fn with_block_scratch(g: &Geometry, n: usize, f: impl FnOnce(&mut Block)) {
 impl Block<'_> {
     /// Fill `patches` from `n` wide images `[n, C, H, W]` (taken from the start of `src`).
     fn load_patches(&mut self, g: &Geometry, src: &[f32]) {
+        self.load_patches_from(g, src, false);
+    }
+
+    /// [`load_patches`](Self::load_patches) from `[n, C, H, W]`, or from `[n, H, W, C]` when
+    /// `channels_last` (no transpose then).
+    fn load_patches_from(&mut self, g: &Geometry, src: &[f32], channels_last: bool) {
         let [c_len, h, w] = g.wide;
         let [_, oh, ow] = g.narrow;
         let (k, s) = (g.kernel, g.stride);
+        let src = &src[..self.n * g.wide_len()];
         if k == 1 && s == 1 {
             // A 1×1 patch is one pixel's channels: the patches are the images channels-last.
-            transpose_planes(&src[..self.n * g.wide_len()], c_len, h * w, self.patches);
+            if channels_last {
+                self.patches.copy_from_slice(src);
+            } else {
+                transpose_planes(src, c_len, h * w, self.patches);
+            }
             return;
         }
-        transpose_planes(&src[..self.n * g.wide_len()], c_len, h * w, self.wide);
+        let images = if channels_last {
+            src
+        } else {
+            transpose_planes(src, c_len, h * w, self.wide);
+            &*self.wide
+        };
         let run = k * c_len;
         let mut rows = self.patches.chunks_exact_mut(g.patch_len());
-        for image in self.wide.chunks_exact(h * w * c_len) {
+        for image in images.chunks_exact(h * w * c_len) {
             for i in 0..oh {
                 for j in 0..ow {
                     let row = rows.next().expect("one patch per narrow pixel");
@@ -457,12 +504,14 @@ impl Block<'_> {
         }
     }
 
-    /// `out [n, O, OH, OW] = bias + weight · patchesᵀ`, through `narrow` (overwritten).
+    /// `out [n, O, OH, OW] = bias + weight · patchesᵀ` (then the ReLU if `relu`), through
+    /// `narrow` (overwritten).
     fn multiply_patches(
         &mut self,
         g: &Geometry,
         weight: &[f32],
         bias: Option<&[f32]>,
+        relu: bool,
         out: &mut [f32],
     ) {
         let (o_len, plane, k_len) = (g.narrow[0], g.narrow_plane(), g.patch_len());
@@ -473,9 +522,42 @@ impl Block<'_> {
         for (i, image) in out.chunks_exact_mut(o_len * plane).enumerate() {
             for (o, dst) in image.chunks_exact_mut(plane).enumerate() {
                 let b = bias.map_or(0.0, |b| b[o]);
-                for (d, v) in dst.iter_mut().zip(&self.narrow[o * cols + i * plane..]) {
-                    *d = v + b;
+                let src = &self.narrow[o * cols + i * plane..];
+                if relu {
+                    dst.iter_mut()
+                        .zip(src)
+                        .for_each(|(d, v)| *d = relu_f32(v + b));
+                } else {
+                    dst.iter_mut().zip(src).for_each(|(d, v)| *d = v + b);
                 }
+            }
+        }
+    }
+
+    /// `out [n, OH, OW, O] = bias + patches · weightᵀ` (then the ReLU if `relu`), written in
+    /// place: channels-last is the multiply's own output order.
+    fn multiply_patches_channels_last(
+        &mut self,
+        g: &Geometry,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        relu: bool,
+        out: &mut [f32],
+    ) {
+        let (o_len, k_len) = (g.narrow[0], g.patch_len());
+        let cols = self.n * g.narrow_plane();
+        // out [n·P, O] = patches [n·P, K] · weightᵀ [K, O]
+        let (patches, weight) = (View::rows(self.patches, k_len), View::cols(weight, k_len));
+        matmul(out, cols, o_len, k_len, patches, weight, false);
+        for row in out[..cols * o_len].chunks_exact_mut(o_len) {
+            match (bias, relu) {
+                (Some(b), true) => row
+                    .iter_mut()
+                    .zip(b)
+                    .for_each(|(d, b)| *d = relu_f32(*d + b)),
+                (Some(b), false) => row.iter_mut().zip(b).for_each(|(d, b)| *d += b),
+                (None, true) => row.iter_mut().for_each(|d| *d = relu_f32(*d)),
+                (None, false) => {}
             }
         }
     }
@@ -527,6 +609,12 @@ impl Block<'_> {
         );
         matmul(acc, o_len, k_len, cols, narrow, patches, true);
     }
+}
+
+/// `max(0, x)`, a NaN staying a NaN (as burn's and PyTorch's ReLU).
+#[inline(always)]
+fn relu_f32(x: f32) -> f32 {
+    if x.is_nan() || x > 0.0 { x } else { 0.0 }
 }
 
 /// `[n, rows, cols]` → `[n, cols, rows]`: each image's `rows × cols` matrix transposed.

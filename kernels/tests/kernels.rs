@@ -1,7 +1,8 @@
 //! The kernels against hand-computed cases and against the definition written as plain loops.
 
 use cae_kernels::{
-    Geometry, channel_sums, conv_backward, conv_transpose_backward, correlate, scatter, weight_grad,
+    Fused, Geometry, channel_sums, conv_backward, conv_transpose_backward, correlate,
+    correlate_fused, scatter, weight_grad,
 };
 
 /// The definition, `narrow[n,o,i,j] = Σ weight[o,c,a,b] · wide[n,c,i·s+a,j·s+b]`, as loops.
@@ -247,4 +248,58 @@ fn a_kernel_larger_than_the_image_is_refused() {
 fn a_wrongly_sized_input_is_refused() {
     let g = Geometry::conv(2, [1, 4, 4], 1, 3, 1);
     correlate(&g, &[0.0; 16], &[0.0; 9], None, &mut [0.0; 8]);
+}
+
+/// `[n, C, P]` → `[n, P, C]`.
+fn channels_last(x: &[f32], c_len: usize, plane: usize) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    for (src, dst) in x.chunks(c_len * plane).zip(out.chunks_mut(c_len * plane)) {
+        for c in 0..c_len {
+            for p in 0..plane {
+                dst[p * c_len + c] = src[c * plane + p];
+            }
+        }
+    }
+    out
+}
+
+/// Every layout and ReLU choice of the inference convolution gives the plain convolution's
+/// values (and its ReLU), rearranged.
+#[test]
+fn fused_correlate_matches_plain_in_every_layout() {
+    for (index, g) in geometries().iter().enumerate() {
+        let ([c_len, h, w], [o_len, oh, ow]) = (g.wide, g.narrow);
+        let wide = values(g.batch * g.wide_len(), 40 + index as u64);
+        let weight = values(g.weight_len(), 50 + index as u64);
+        let bias = values(o_len, 60 + index as u64);
+        let mut plain = vec![0.0; g.batch * g.narrow_len()];
+        correlate(g, &wide, &weight, Some(&bias), &mut plain);
+        for wide_channels_last in [false, true] {
+            for narrow_channels_last in [false, true] {
+                for relu in [false, true] {
+                    let fused = Fused {
+                        wide_channels_last,
+                        narrow_channels_last,
+                        relu,
+                    };
+                    let input = if wide_channels_last {
+                        channels_last(&wide, c_len, h * w)
+                    } else {
+                        wide.clone()
+                    };
+                    let mut got = vec![f32::NAN; plain.len()];
+                    correlate_fused(g, &input, &weight, Some(&bias), &mut got, fused);
+                    let mut want = if narrow_channels_last {
+                        channels_last(&plain, o_len, oh * ow)
+                    } else {
+                        plain.clone()
+                    };
+                    if relu {
+                        want.iter_mut().for_each(|v| *v = v.max(0.0));
+                    }
+                    assert_close(&got, &want, 1e-5);
+                }
+            }
+        }
+    }
 }

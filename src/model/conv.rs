@@ -20,12 +20,14 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::ops::{ConvOptions, ConvTransposeOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
+use burn::module::Param;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
+use burn::tensor::activation::relu;
 use burn::tensor::{Bytes, DType, IntDType};
-use cae_kernels::Geometry;
+use cae_kernels::{Fused, Geometry};
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -41,19 +43,10 @@ pub fn set_kernels_enabled(enabled: bool) {
 /// - input: `[B, C, H, W]`
 /// - output: `[B, O, (H - k)/s + 1, (W - k)/s + 1]` (no padding)
 pub fn conv2d(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let [k, k2] = layer.kernel_size;
-    let [s, s2] = layer.stride;
-    let plain = k == k2
-        && s == s2
-        && layer.dilation == [1, 1]
-        && layer.groups == 1
-        && matches!(
-            layer.padding,
-            PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
-        );
-    match &layer.bias {
-        Some(bias) if plain && kernels_apply(&x) => {
+    match (&layer.bias, plain_stride(layer)) {
+        (Some(bias), Some(s)) if kernels_apply(&x) => {
             let [_, _, h, w] = x.dims();
+            let k = layer.kernel_size[0];
             if h < k || w < k {
                 return layer.forward(x); // burn's error message for the impossible shape
             }
@@ -66,6 +59,81 @@ pub fn conv2d(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         }
         _ => layer.forward(x),
     }
+}
+
+/// The stride of a convolution the kernels take (square kernel and stride, no padding,
+/// dilation or groups), or `None`.
+fn plain_stride(layer: &Conv2d) -> Option<usize> {
+    let [k, k2] = layer.kernel_size;
+    let [s, s2] = layer.stride;
+    let plain = k == k2
+        && s == s2
+        && layer.dilation == [1, 1]
+        && layer.groups == 1
+        && matches!(
+            layer.padding,
+            PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+        );
+    plain.then_some(s)
+}
+
+/// `relu(conv2d(layer, x))` for each layer in turn.
+///
+/// For inference on the CPU this is one kernel call per layer with the bias and ReLU inside,
+/// and the activations between layers stay channels-last (`cae_kernels::Fused`), so no
+/// transposes, no separate ReLU passes; the result is the layers' own, up to summation order
+/// (tested). Anything else — gradients recorded, other devices, layers the kernels do not
+/// take — runs the layers one by one.
+///
+/// # Shapes
+/// - input: `[B, C, H, W]` → `[B, O, H', W']` (the last layer's output, channels first)
+pub fn conv_relu_chain<'a>(
+    layers: impl IntoIterator<Item = &'a Conv2d>,
+    x: Tensor<4>,
+) -> Tensor<4> {
+    let layers: Vec<&Conv2d> = layers.into_iter().collect();
+    let plain: Option<Vec<(usize, &Param<Tensor<1>>)>> = layers
+        .iter()
+        .map(|l| Some((plain_stride(l)?, l.bias.as_ref()?)))
+        .collect();
+    // The sides each layer sees, checked before any work.
+    let [batch, channels, mut h, mut w] = x.dims();
+    let fits = layers.iter().all(|l| {
+        let k = l.kernel_size[0];
+        let fits = h >= k && w >= k;
+        if fits {
+            (h, w) = ((h - k) / l.stride[0] + 1, (w - k) / l.stride[1] + 1);
+        }
+        fits
+    });
+    let plain = match plain {
+        Some(plain) if fits && !layers.is_empty() && !x.is_autodiff() && kernels_apply(&x) => plain,
+        _ => return layers.into_iter().fold(x, |x, l| relu(conv2d(l, x))),
+    };
+    let last = plain.len() - 1;
+    // A one-channel image is channels-last already.
+    let [_, _, h, w] = x.dims();
+    let (mut x, mut channels_last) = if channels == 1 {
+        (x.reshape([batch, h, w, 1]), true)
+    } else {
+        (x, false)
+    };
+    for (i, (layer, (stride, bias))) in layers.iter().zip(plain).enumerate() {
+        let fused = Fused {
+            wide_channels_last: channels_last,
+            narrow_channels_last: i < last,
+            relu: true,
+        };
+        x = Tensor::from_dispatch(<burn::backend::Dispatch as ConvKernels>::cae_conv2d_fused(
+            x.into_dispatch(),
+            layer.weight.val().into_dispatch(),
+            bias.val().into_dispatch(),
+            stride,
+            fused,
+        ));
+        channels_last = fused.narrow_channels_last;
+    }
+    x
 }
 
 /// `layer.forward(x)`, computed by cae's kernels where they apply.
@@ -218,6 +286,18 @@ pub trait ConvKernels: Backend {
         (x_grad.expect("asked for"), weight_grad, bias_grad)
     }
 
+    /// `Conv2d` forward for inference, with the layouts and ReLU of `fused` (channels-last
+    /// tensors are `[N, H, W, C]`).
+    fn cae_conv2d_fused(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+        fused: Fused,
+    ) -> FloatTensor<Self> {
+        composed_conv2d_fused::<Self>(x, weight, bias, stride, fused)
+    }
+
     /// 2×2, stride-2 max pooling of even sides.
     fn cae_max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false)
@@ -232,6 +312,30 @@ pub trait ConvKernels: Backend {
         let indices =
             Self::max_pool2d_with_indices(x.clone(), k, s, p, d, false, IntDType::I64).indices;
         Self::max_pool2d_with_indices_backward(x, k, s, p, d, false, output_grad, indices).x_grad
+    }
+}
+
+/// [`ConvKernels::cae_conv2d_fused`] from burn's operations.
+fn composed_conv2d_fused<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: FloatTensor<B>,
+    stride: usize,
+    fused: Fused,
+) -> FloatTensor<B> {
+    let x = if fused.wide_channels_last {
+        B::float_permute(x, &[0, 3, 1, 2])
+    } else {
+        x
+    };
+    let mut y = B::conv2d(x, weight, Some(bias), conv_options(stride));
+    if fused.relu {
+        y = B::relu(y);
+    }
+    if fused.narrow_channels_last {
+        B::float_permute(y, &[0, 2, 3, 1])
+    } else {
+        y
     }
 }
 
@@ -424,6 +528,45 @@ impl ConvKernels for Flex {
         let (x_grad, weight_grad, bias_grad) =
             flex_conv_grads(x, weight, output_grad, stride, padding, true);
         (x_grad.expect("asked for"), weight_grad, bias_grad)
+    }
+
+    fn cae_conv2d_fused(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        stride: usize,
+        fused: Fused,
+    ) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &bias]) {
+            return composed_conv2d_fused::<Flex>(x, weight, bias, stride, fused);
+        }
+        let [batch, c, h, w] = match (fused.wide_channels_last, dims4(&x)) {
+            (true, [n, h, w, c]) => [n, c, h, w],
+            (false, dims) => dims,
+        };
+        let [o, _, k, _] = dims4(&weight);
+        let g = Geometry::conv(batch, [c, h, w], o, k, stride);
+        let [_, o, oh, ow] = narrow_shape(&g);
+        let shape = if fused.narrow_channels_last {
+            [batch, oh, ow, o]
+        } else {
+            [batch, o, oh, ow]
+        };
+        let (x, weight, bias) = (
+            x.to_contiguous(),
+            weight.to_contiguous(),
+            bias.to_contiguous(),
+        );
+        let mut out = vec![0.0; shape.iter().product()];
+        cae_kernels::correlate_fused(
+            &g,
+            x.storage(),
+            weight.storage(),
+            Some(bias.storage()),
+            &mut out,
+            fused,
+        );
+        flex_f32(out, &shape)
     }
 
     fn cae_max_pool2x2(x: FlexTensor) -> FlexTensor {
