@@ -161,38 +161,27 @@ def throughput(args):
     torch.manual_seed(0)
     xtr, ytr = load(args.data, "train")
     xte, _ = load(args.data, "test")
-    model = Autoencoder()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-8)
     order = torch.randperm(len(xtr))
-    def step(i):
-        b = xtr[order[(i * 64) % (len(xtr) - 64):][:64]]
-        loss = F.binary_cross_entropy(model(b), b)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    for i in range(args.warmup):
-        step(i)
-    start = time.perf_counter()
-    for i in range(args.batches):
-        step(i)
-    secs = time.perf_counter() - start
-    train_rate = args.batches * 64 / secs
 
-    classifier = AutoCNN()
-    opt = torch.optim.Adam(classifier.parameters(), lr=1e-3, eps=1e-8)
+    def rate(net, batch, loss_of):
+        """Images/s of `net`'s training steps at `batch`, after the warm-up steps."""
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-8)
 
-    def classifier_step(i):
-        idx = order[(i * 50) % (len(xtr) - 50):][:50]
-        loss = F.cross_entropy(classifier(xtr[idx]), ytr[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    for i in range(args.warmup):
-        classifier_step(i)
-    start = time.perf_counter()
-    for i in range(args.batches):
-        classifier_step(i)
-    classifier_rate = args.batches * 50 / (time.perf_counter() - start)
+        def step(i):
+            idx = order[(i * batch) % (len(xtr) - batch):][:batch]
+            loss = loss_of(net, xtr[idx], ytr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        for i in range(args.warmup):
+            step(i)
+        start = time.perf_counter()
+        for i in range(args.batches):
+            step(i)
+        return args.batches * batch / (time.perf_counter() - start)
+
+    train_rate = rate(Autoencoder(), 64, lambda net, x, _: F.binary_cross_entropy(net(x), x))
+    classifier_rate = rate(AutoCNN(), 50, lambda net, x, y: F.cross_entropy(net(x), y))
 
     net = AutoCNN().eval()
     one, thousand = xte[:1], xte[:1000]
