@@ -221,7 +221,7 @@ pub fn correlate_fused(
     for_blocks(g, Some((narrow, g.narrow_len())), 0, |images, out, _| {
         with_block_scratch(g, images.len(), |b| {
             let src = &wide[images.start * g.wide_len()..];
-            b.load_patches_from(g, src, fused.wide_channels_last);
+            b.load_patches(g, src, fused.wide_channels_last);
             let out = out.expect("output blocks");
             if fused.narrow_channels_last {
                 b.multiply_patches_channels_last(g, &weight, bias, fused.relu, out);
@@ -327,7 +327,7 @@ fn backward(
     };
     let sum = for_blocks(g, out, g.weight_len(), |images, dx, acc| {
         with_block_scratch(g, images.len(), |b| {
-            b.load_patches(g, &wide[images.start * g.wide_len()..]);
+            b.load_patches(g, &wide[images.start * g.wide_len()..], false);
             b.load_narrow(g, &narrow[images.start * g.narrow_len()..]);
             b.accumulate_weight_grad(g, acc);
             match (side, dx) {
@@ -449,14 +449,9 @@ fn with_block_scratch(g: &Geometry, n: usize, f: impl FnOnce(&mut Block)) {
 }
 
 impl Block<'_> {
-    /// Fill `patches` from `n` wide images `[n, C, H, W]` (taken from the start of `src`).
-    fn load_patches(&mut self, g: &Geometry, src: &[f32]) {
-        self.load_patches_from(g, src, false);
-    }
-
-    /// [`load_patches`](Self::load_patches) from `[n, C, H, W]`, or from `[n, H, W, C]` when
-    /// `channels_last` (no transpose then).
-    fn load_patches_from(&mut self, g: &Geometry, src: &[f32], channels_last: bool) {
+    /// Fill `patches` from `n` wide images (taken from the start of `src`), `[n, C, H, W]`, or
+    /// `[n, H, W, C]` when `channels_last` (no transpose then).
+    fn load_patches(&mut self, g: &Geometry, src: &[f32], channels_last: bool) {
         let [c_len, h, w] = g.wide;
         let [_, oh, ow] = g.narrow;
         let (k, s) = (g.kernel, g.stride);

@@ -97,7 +97,8 @@ pub fn conv_relu_chain<'a>(
         .map(|l| Some((plain_stride(l)?, l.bias.as_ref()?)))
         .collect();
     // The sides each layer sees, checked before any work.
-    let [batch, channels, mut h, mut w] = x.dims();
+    let [batch, channels, height, width] = x.dims();
+    let (mut h, mut w) = (height, width);
     let fits = layers.iter().all(|l| {
         let k = l.kernel_size[0];
         let fits = h >= k && w >= k;
@@ -112,9 +113,8 @@ pub fn conv_relu_chain<'a>(
     };
     let last = plain.len() - 1;
     // A one-channel image is channels-last already.
-    let [_, _, h, w] = x.dims();
     let (mut x, mut channels_last) = if channels == 1 {
-        (x.reshape([batch, h, w, 1]), true)
+        (x.reshape([batch, height, width, 1]), true)
     } else {
         (x, false)
     };
