@@ -156,35 +156,94 @@ fn max_pool_matches_burns_pooling() {
     }
 }
 
-/// The inference chain (`conv_relu_chain`: bias and ReLU inside the kernels, channels-last
-/// between layers) gives the layers one by one, through burn's own convolutions, for the
-/// lecture's encoder (one-channel and three-channel images, one image and a batch split into
-/// blocks) and single 1×1 layers; a gradient-recording input takes the layer-by-layer path.
+/// The inference chain (bias and ReLU inside the kernels, channels-last between convolutions,
+/// through pooling) gives the steps one by one through burn's own layers, for the lecture's
+/// encoder (one-channel and three-channel images, one image and a batch split into blocks),
+/// the AutoCNN head's conv-pool-conv and LeNet's conv-pool-conv-pool; a gradient-recording
+/// input takes the step-by-step path, so gradients flow.
 #[test]
-fn conv_relu_chain_matches_the_layers_one_by_one() {
-    use burn::nn::conv::Conv2dConfig;
+fn chains_match_the_steps_one_by_one() {
+    use burn::nn::conv::{Conv2d, Conv2dConfig};
+    use burn::nn::pool::MaxPool2dConfig;
     use burn::tensor::activation::relu;
-    use cae::model::conv::conv_relu_chain;
+    use cae::model::conv::{Step, chain};
 
     let device = Device::flex();
     device.seed(11);
+    let convs = |configs: Vec<Conv2dConfig>| -> Vec<Conv2d> {
+        configs.iter().map(|c| c.init(&device)).collect()
+    };
     let encoder = |c: usize| {
-        [
+        convs(vec![
             Conv2dConfig::new([c, 16], [3, 3]).with_stride([2, 2]),
             Conv2dConfig::new([16, 32], [3, 3]).with_stride([2, 2]),
             Conv2dConfig::new([32, 64], [3, 3]),
-        ]
-        .map(|config| config.init(&device))
+        ])
     };
-    let cases = [
-        ("encoder, 1 image", encoder(1), [1, 1, 28, 28]),
-        ("encoder, 70 images", encoder(1), [70, 1, 28, 28]),
-        ("colour encoder", encoder(3), [5, 3, 30, 26]),
+    let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+    let head = convs(vec![
+        Conv2dConfig::new([64, 128], [1, 1]),
+        Conv2dConfig::new([128, 256], [1, 1]),
+    ]);
+    let lenet = convs(vec![
+        Conv2dConfig::new([1, 6], [5, 5])
+            .with_padding(burn::nn::PaddingConfig2d::Explicit(2, 2, 2, 2)),
+        Conv2dConfig::new([6, 16], [5, 5]),
+    ]);
+    let lenet_plain = convs(vec![
+        Conv2dConfig::new([1, 6], [3, 3]),
+        Conv2dConfig::new([6, 16], [3, 3]),
+    ]);
+    fn all_convs(layers: &[Conv2d]) -> Vec<Step<'_>> {
+        layers.iter().map(Step::ConvRelu).collect()
+    }
+    let (one, colour) = (encoder(1), encoder(3));
+    let cases: Vec<(&str, Vec<Step>, [usize; 4])> = vec![
+        ("encoder, 1 image", all_convs(&one), [1, 1, 28, 28]),
+        ("encoder, 70 images", all_convs(&one), [70, 1, 28, 28]),
+        ("colour encoder", all_convs(&colour), [5, 3, 30, 26]),
+        (
+            "head: conv, pool, conv",
+            vec![
+                Step::ConvRelu(&head[0]),
+                Step::Pool(&pool),
+                Step::ConvRelu(&head[1]),
+            ],
+            [300, 64, 4, 4],
+        ),
+        (
+            "LeNet (padded: step by step)",
+            vec![
+                Step::ConvRelu(&lenet[0]),
+                Step::Pool(&pool),
+                Step::ConvRelu(&lenet[1]),
+                Step::Pool(&pool),
+            ],
+            [9, 1, 28, 28],
+        ),
+        (
+            "conv, pool, conv, pool",
+            vec![
+                Step::ConvRelu(&lenet_plain[0]),
+                Step::Pool(&pool),
+                Step::ConvRelu(&lenet_plain[1]),
+                Step::Pool(&pool),
+            ],
+            [9, 1, 30, 30],
+        ),
+        (
+            "pool of a one-channel image",
+            vec![Step::Pool(&pool)],
+            [3, 1, 8, 6],
+        ),
     ];
-    let check = |name: &str, layers: &[burn::nn::conv::Conv2d], shape: [usize; 4]| {
-        let x = Tensor::<4>::random(shape, Distribution::Uniform(0.0, 1.0), &device);
-        let chained = conv_relu_chain(layers, x.clone());
-        let burns = layers.iter().fold(x, |x, l| relu(l.forward(x)));
+    for (name, steps, shape) in &cases {
+        let x = Tensor::<4>::random(*shape, Distribution::Uniform(0.0, 1.0), &device);
+        let chained = chain(steps.iter().copied(), x.clone());
+        let burns = steps.iter().fold(x, |x, step| match step {
+            Step::ConvRelu(l) => relu(l.forward(x)),
+            Step::Pool(l) => l.forward(x),
+        });
         assert_eq!(chained.dims(), burns.dims(), "{name}");
         let flat = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
         let (a, b) = (flat(chained), flat(burns));
@@ -197,17 +256,11 @@ fn conv_relu_chain_matches_the_layers_one_by_one() {
             worst <= 1e-5 * scale,
             "{name}: differs by {worst} (scale {scale})"
         );
-    };
-    for (name, layers, shape) in &cases {
-        check(name, layers, *shape);
     }
-    let head = Conv2dConfig::new([64, 128], [1, 1]).init(&device);
-    check("1×1 layer", std::slice::from_ref(&head), [9, 64, 4, 4]);
 
-    // With gradients recorded, the chain is the layers one by one, so gradients flow.
     let ad = device.clone().autodiff();
-    let layers = encoder(1).map(|l| l.to_device(&ad));
+    let layers: Vec<Conv2d> = encoder(1).into_iter().map(|l| l.to_device(&ad)).collect();
     let x = Tensor::<4>::random([2, 1, 28, 28], Distribution::Default, &ad).require_grad();
-    let grads = conv_relu_chain(&layers, x.clone()).sum().backward();
+    let grads = chain(all_convs(&layers), x.clone()).sum().backward();
     assert!(x.grad(&grads).is_some(), "the input's gradient");
 }

@@ -42,6 +42,45 @@ pub fn max_pool2x2(x: &[f32], h: usize, w: usize, out: &mut [f32]) {
     }
 }
 
+/// [`max_pool2x2`] of channels-last images: `x [N, H, W, C]` → `out [N, H/2, W/2, C]`, each
+/// output pixel the maximum of four input pixels' channel runs.
+///
+/// # Panics
+/// If `H` or `W` is odd, or the lengths do not match.
+pub fn max_pool2x2_channels_last(x: &[f32], h: usize, w: usize, c: usize, out: &mut [f32]) {
+    check(x.len(), h, w, out.len());
+    assert!(
+        c > 0 && x.len().is_multiple_of(h * w * c),
+        "input is not [N, {h}, {w}, {c}]"
+    );
+    // Row pairs of one image never straddle two images (H is even).
+    let body = |x: &[f32], out: &mut [f32]| {
+        for (row, pair) in out
+            .chunks_exact_mut(w / 2 * c)
+            .zip(x.chunks_exact(2 * w * c))
+        {
+            let (top, bottom) = pair.split_at(w * c);
+            let windows = top.chunks_exact(2 * c).zip(bottom.chunks_exact(2 * c));
+            for (v, (t, b)) in row.chunks_exact_mut(c).zip(windows) {
+                let (t0, t1) = t.split_at(c);
+                let (b0, b1) = b.split_at(c);
+                for k in 0..c {
+                    v[k] = nan_max(nan_max(t0[k], t1[k]), nan_max(b0[k], b1[k]));
+                }
+            }
+        }
+    };
+    let pair = 2 * w * c;
+    let task = TASK_FLOATS.div_ceil(pair) * pair;
+    if x.len() <= INLINE_FLOATS {
+        body(x, out);
+    } else {
+        x.par_chunks(task)
+            .zip(out.par_chunks_mut(task / 4))
+            .for_each(|(x, out)| body(x, out));
+    }
+}
+
 /// `x_grad [N, C, H, W]`: each of `out_grad [N, C, H/2, W/2]` sent to its window's largest
 /// element of `x`, zero elsewhere.
 ///
@@ -131,6 +170,29 @@ mod tests {
         let mut dx = [0.0; 4];
         super::max_pool2x2_backward(&x, &[1.0], 2, 2, &mut dx);
         assert_eq!(dx, [1.0, 0.0, 0.0, 0.0]);
+    }
+
+    /// The channels-last pooling is the channels-first one, rearranged.
+    #[test]
+    fn channels_last_equals_channels_first() {
+        let (n, c, h, w) = (300, 5, 4, 6); // large enough for the parallel path
+        let x: Vec<f32> = (0..n * c * h * w)
+            .map(|i| ((i * 7919) % 1009) as f32)
+            .collect();
+        let mut first = vec![0.0; x.len() / 4];
+        super::max_pool2x2(&x, h, w, &mut first);
+        let mut x_last = vec![0.0; x.len()];
+        for (i, v) in x.iter().enumerate() {
+            let (b, ch, p) = (i / (c * h * w), i / (h * w) % c, i % (h * w));
+            x_last[(b * h * w + p) * c + ch] = *v;
+        }
+        let mut last = vec![0.0; x.len() / 4];
+        super::max_pool2x2_channels_last(&x_last, h, w, c, &mut last);
+        let q = h * w / 4;
+        for (i, v) in first.iter().enumerate() {
+            let (b, ch, p) = (i / (c * q), i / q % c, i % q);
+            assert_eq!(last[(b * q + p) * c + ch], *v, "output {i}");
+        }
     }
 
     /// The parallel path (large input) equals the inline one, plane by plane.

@@ -26,7 +26,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use super::conv::{conv_relu_chain, max_pool2d};
+use super::conv::{Step, chain};
 use super::cost::Cost;
 use super::{ConvAutoencoderConfig, Encoder};
 use crate::data::{ImageShape, NUM_CLASSES};
@@ -78,9 +78,13 @@ impl CnnHead {
         let [batch, _] = latent.dims();
         let x = relu(self.fc1.forward(latent)); // [B, 1024]
         let x: Tensor<4> = x.reshape([batch, HEAD_CHANNELS, HEAD_SIDE, HEAD_SIDE]);
-        let x = conv_relu_chain([&self.conv1], x); // [B, 128, 4, 4]
-        let x = max_pool2d(&self.pool, x); // [B, 128, 2, 2]
-        let x = conv_relu_chain([&self.conv2], x); // [B, 256, 2, 2]
+        // [B, 128, 4, 4], pooled to [B, 128, 2, 2], then [B, 256, 2, 2]
+        let steps = [
+            Step::ConvRelu(&self.conv1),
+            Step::Pool(&self.pool),
+            Step::ConvRelu(&self.conv2),
+        ];
+        let x = chain(steps, x);
         self.fc2.forward(x.flatten(1, 3)) // [B, 10]
     }
 
@@ -189,8 +193,14 @@ impl Classifier for AutoCnn {
 impl Classifier for PlainCnn {
     fn logits(&self, images: Tensor<4>) -> Tensor<2> {
         by_parts(images, |x| {
-            let x = max_pool2d(&self.pool, conv_relu_chain([&self.conv1], x)); // [B, 6, 14, 14]
-            let x = max_pool2d(&self.pool, conv_relu_chain([&self.conv2], x)); // [B, 16, 5, 5]
+            // [B, 6, 28, 28] pooled to [B, 6, 14, 14], then [B, 16, 10, 10] pooled to [B, 16, 5, 5]
+            let steps = [
+                Step::ConvRelu(&self.conv1),
+                Step::Pool(&self.pool),
+                Step::ConvRelu(&self.conv2),
+                Step::Pool(&self.pool),
+            ];
+            let x = chain(steps, x);
             let x = relu(self.fc1.forward(x.flatten(1, 3))); // [B, 120]
             let x = relu(self.fc2.forward(x)); // [B, 84]
             self.fc3.forward(x) // [B, 10]

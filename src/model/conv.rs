@@ -20,7 +20,6 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::ops::{ConvOptions, ConvTransposeOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
-use burn::module::Param;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::pool::MaxPool2d;
@@ -77,61 +76,96 @@ fn plain_stride(layer: &Conv2d) -> Option<usize> {
     plain.then_some(s)
 }
 
-/// `relu(conv2d(layer, x))` for each layer in turn.
+/// One step of an inference [`chain`].
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    /// `relu(conv2d(layer, x))`.
+    ConvRelu(&'a Conv2d),
+    /// `max_pool2d(layer, x)`.
+    Pool(&'a MaxPool2d),
+}
+
+/// The steps applied in turn.
 ///
-/// For inference on the CPU this is one kernel call per layer with the bias and ReLU inside,
-/// and the activations between layers stay channels-last (`cae_kernels::Fused`), so no
-/// transposes, no separate ReLU passes; the result is the layers' own, up to summation order
-/// (tested). Anything else — gradients recorded, other devices, layers the kernels do not
-/// take — runs the layers one by one.
+/// For inference on the CPU each convolution is one kernel call with the bias and ReLU inside,
+/// and the activations stay channels-last from one convolution to the next, through any
+/// pooling between them (`cae_kernels::Fused`, `cae_kernels::pool`): no transposes, no
+/// separate ReLU passes. The result is the steps' own, up to summation order (tested), and
+/// channels-first. Anything else — gradients recorded, other devices, layers the kernels do
+/// not take — runs the steps one by one.
 ///
 /// # Shapes
-/// - input: `[B, C, H, W]` → `[B, O, H', W']` (the last layer's output, channels first)
-pub fn conv_relu_chain<'a>(
-    layers: impl IntoIterator<Item = &'a Conv2d>,
-    x: Tensor<4>,
-) -> Tensor<4> {
-    let layers: Vec<&Conv2d> = layers.into_iter().collect();
-    let plain: Option<Vec<(usize, &Param<Tensor<1>>)>> = layers
-        .iter()
-        .map(|l| Some((plain_stride(l)?, l.bias.as_ref()?)))
-        .collect();
-    // The sides each layer sees, checked before any work.
+/// - input: `[B, C, H, W]` → the last step's output `[B, C', H', W']`
+pub fn chain<'a>(steps: impl IntoIterator<Item = Step<'a>>, x: Tensor<4>) -> Tensor<4> {
+    let steps: Vec<Step> = steps.into_iter().collect();
+    let one_by_one = |x: Tensor<4>| {
+        steps.iter().fold(x, |x, step| match step {
+            Step::ConvRelu(layer) => relu(conv2d(layer, x)),
+            Step::Pool(layer) => max_pool2d(layer, x),
+        })
+    };
+    // Every step one the kernels take, at the sides it will see.
     let [batch, channels, height, width] = x.dims();
     let (mut h, mut w) = (height, width);
-    let fits = layers.iter().all(|l| {
-        let k = l.kernel_size[0];
-        let fits = h >= k && w >= k;
-        if fits {
-            (h, w) = ((h - k) / l.stride[0] + 1, (w - k) / l.stride[1] + 1);
+    let fits = steps.iter().all(|step| match step {
+        Step::ConvRelu(l) => {
+            let k = l.kernel_size[0];
+            let fits = plain_stride(l).is_some() && l.bias.is_some() && h >= k && w >= k;
+            if fits {
+                (h, w) = ((h - k) / l.stride[0] + 1, (w - k) / l.stride[1] + 1);
+            }
+            fits
         }
-        fits
+        Step::Pool(l) => {
+            let fits = plain_pool(l, h, w);
+            (h, w) = (h / 2, w / 2);
+            fits
+        }
     });
-    let plain = match plain {
-        Some(plain) if fits && !layers.is_empty() && !x.is_autodiff() && kernels_apply(&x) => plain,
-        _ => return layers.into_iter().fold(x, |x, l| relu(conv2d(l, x))),
-    };
-    let last = plain.len() - 1;
-    // A one-channel image is channels-last already.
+    if !fits || steps.is_empty() || x.is_autodiff() || !kernels_apply(&x) {
+        return one_by_one(x);
+    }
+    // Channels-last pays off from one convolution to the next; the last one writes
+    // channels-first, so the chain ends channels-first. A one-channel image is both.
+    let last_conv = steps.iter().rposition(|s| matches!(s, Step::ConvRelu(_)));
     let (mut x, mut channels_last) = if channels == 1 {
         (x.reshape([batch, height, width, 1]), true)
     } else {
         (x, false)
     };
-    for (i, (layer, (stride, bias))) in layers.iter().zip(plain).enumerate() {
-        let fused = Fused {
-            wide_channels_last: channels_last,
-            narrow_channels_last: i < last,
-            relu: true,
+    for (i, step) in steps.iter().enumerate() {
+        let out = match step {
+            Step::ConvRelu(layer) => {
+                let bias = layer.bias.as_ref().expect("checked above");
+                let fused = Fused {
+                    wide_channels_last: channels_last,
+                    narrow_channels_last: Some(i) != last_conv,
+                    relu: true,
+                };
+                channels_last = fused.narrow_channels_last;
+                <burn::backend::Dispatch as ConvKernels>::cae_conv2d_fused(
+                    x.into_dispatch(),
+                    layer.weight.val().into_dispatch(),
+                    bias.val().into_dispatch(),
+                    layer.stride[0],
+                    fused,
+                )
+            }
+            Step::Pool(_) if channels_last => {
+                <burn::backend::Dispatch as ConvKernels>::cae_max_pool2x2_channels_last(
+                    x.into_dispatch(),
+                )
+            }
+            Step::Pool(_) => {
+                <burn::backend::Dispatch as ConvKernels>::cae_max_pool2x2(x.into_dispatch())
+            }
         };
-        x = Tensor::from_dispatch(<burn::backend::Dispatch as ConvKernels>::cae_conv2d_fused(
-            x.into_dispatch(),
-            layer.weight.val().into_dispatch(),
-            bias.val().into_dispatch(),
-            stride,
-            fused,
-        ));
-        channels_last = fused.narrow_channels_last;
+        x = Tensor::from_dispatch(out);
+    }
+    if channels_last {
+        // Only a one-channel image through pooling alone ends here channels-last.
+        let [n, h, w, _] = x.dims();
+        x = x.reshape([n, 1, h, w]);
     }
     x
 }
@@ -176,21 +210,27 @@ pub fn conv_transpose2d(layer: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
 /// - input: `[B, C, H, W]` → `[B, C, H/2, W/2]`
 pub fn max_pool2d(layer: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
-    let plain = layer.kernel_size == [2, 2]
+    if !(plain_pool(layer, h, w) && kernels_apply(&x)) {
+        return layer.forward(x);
+    }
+    Tensor::from_dispatch(<burn::backend::Dispatch as ConvKernels>::cae_max_pool2x2(
+        x.into_dispatch(),
+    ))
+}
+
+/// Whether the kernels take this pooling of an `h × w` image: 2×2, stride 2, no padding or
+/// dilation, even sides.
+fn plain_pool(layer: &MaxPool2d, h: usize, w: usize) -> bool {
+    layer.kernel_size == [2, 2]
         && layer.stride == [2, 2]
         && layer.dilation == [1, 1]
         && matches!(
             layer.padding,
             PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
         )
-        && h % 2 == 0
-        && w % 2 == 0;
-    if !(plain && kernels_apply(&x)) {
-        return layer.forward(x);
-    }
-    Tensor::from_dispatch(<burn::backend::Dispatch as ConvKernels>::cae_max_pool2x2(
-        x.into_dispatch(),
-    ))
+        && h.is_multiple_of(2)
+        && w.is_multiple_of(2)
+        && h > 0
 }
 
 fn kernels_apply(x: &Tensor<4>) -> bool {
@@ -303,6 +343,11 @@ pub trait ConvKernels: Backend {
         Self::max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false)
     }
 
+    /// The same pooling of channels-last images, `[N, H, W, C]` → `[N, H/2, W/2, C]` (inference).
+    fn cae_max_pool2x2_channels_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        composed_pool_channels_last::<Self>(x)
+    }
+
     /// Its input gradient: each output gradient sent to its window's first largest input.
     fn cae_max_pool2x2_backward(
         x: FloatTensor<Self>,
@@ -337,6 +382,13 @@ fn composed_conv2d_fused<B: Backend>(
     } else {
         y
     }
+}
+
+/// [`ConvKernels::cae_max_pool2x2_channels_last`] from burn's operations.
+fn composed_pool_channels_last<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    let x = B::float_permute(x, &[0, 3, 1, 2]);
+    let y = B::max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false);
+    B::float_permute(y, &[0, 2, 3, 1])
 }
 
 fn conv_options(stride: usize) -> ConvOptions<2> {
@@ -578,6 +630,17 @@ impl ConvKernels for Flex {
         let mut out = vec![0.0; batch * c * (h / 2) * (w / 2)];
         cae_kernels::pool::max_pool2x2(x.storage(), h, w, &mut out);
         flex_f32(out, &[batch, c, h / 2, w / 2])
+    }
+
+    fn cae_max_pool2x2_channels_last(x: FlexTensor) -> FlexTensor {
+        if !all_f32(&[&x]) {
+            return composed_pool_channels_last::<Flex>(x);
+        }
+        let [batch, h, w, c] = dims4(&x);
+        let x = x.to_contiguous();
+        let mut out = vec![0.0; batch * (h / 2) * (w / 2) * c];
+        cae_kernels::pool::max_pool2x2_channels_last(x.storage(), h, w, c, &mut out);
+        flex_f32(out, &[batch, h / 2, w / 2, c])
     }
 
     fn cae_max_pool2x2_backward(x: FlexTensor, output_grad: FlexTensor) -> FlexTensor {

@@ -43,7 +43,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu, sigmoid};
 use serde::{Deserialize, Serialize};
 
-use self::conv::{conv_relu_chain, conv_transpose2d};
+use self::conv::{Step, chain, conv_transpose2d};
 use self::cost::Cost;
 use crate::data::ImageShape;
 
@@ -298,7 +298,7 @@ impl Encoder {
     /// - input: `[B, 1, 28, 28]` → `[B, latent]`, `[B, latent]`
     pub fn forward_stats(&self, images: Tensor<4>) -> (Tensor<2>, Option<Tensor<2>>) {
         // The lecture's: [B, k, 13, 13], [B, 2k, 6, 6], [B, 4k, 4, 4].
-        let x = conv_relu_chain(self.convs(), images);
+        let x = chain(self.convs().map(Step::ConvRelu), images);
         let x: Tensor<2> = x.flatten(1, 3); // [B, 64k]
         match &self.fc_logvar {
             // A Gaussian's mean is linear: no latent activation.
