@@ -11,18 +11,19 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
-use burn::optim::{AdamState, AdaptiveMomentumState, LearningRate, Optimizer};
+use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::prelude::*;
 use burn::tensor::DType;
 use cae_kernels::adam::{AdamStep, adam_step};
 
 /// Adam without weight decay or AMSGrad: β₁ 0.9, β₂ 0.999 and the run's ε, as burn's
-/// `AdamConfig::new().with_epsilon(ε)`.
-#[derive(Debug, Clone, Copy)]
+/// `AdamConfig::new().with_epsilon(ε)`, which it is on devices other than the CPU backend.
+#[derive(Clone)]
 pub struct FusedAdam {
-    pub beta_1: f32,
-    pub beta_2: f32,
-    pub epsilon: f32,
+    beta_1: f32,
+    beta_2: f32,
+    epsilon: f32,
+    elsewhere: Adam,
 }
 
 impl FusedAdam {
@@ -31,6 +32,7 @@ impl FusedAdam {
             beta_1: 0.9,
             beta_2: 0.999,
             epsilon,
+            elsewhere: AdamConfig::new().with_epsilon(epsilon).build(),
         }
     }
 }
@@ -45,6 +47,9 @@ impl Optimizer for FusedAdam {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if !crate::cpu_kernels_apply(&tensor) {
+            return self.elsewhere.step(lr, tensor, grad, state);
+        }
         let (time, m, v) = match state {
             Some(s) => (
                 s.momentum.time + 1,
