@@ -32,14 +32,7 @@ pub fn max_pool2x2(x: &[f32], h: usize, w: usize, out: &mut [f32]) {
             }
         }
     };
-    let task = TASK_FLOATS.div_ceil(2 * w) * 2 * w;
-    if x.len() <= INLINE_FLOATS {
-        body(x, out);
-    } else {
-        x.par_chunks(task)
-            .zip(out.par_chunks_mut(task / 4))
-            .for_each(|(x, out)| body(x, out));
-    }
+    by_row_pairs(x, out, 2 * w, body);
 }
 
 /// [`max_pool2x2`] of channels-last images: `x [N, H, W, C]` → `out [N, H/2, W/2, C]`, each
@@ -70,15 +63,20 @@ pub fn max_pool2x2_channels_last(x: &[f32], h: usize, w: usize, c: usize, out: &
             }
         }
     };
-    let pair = 2 * w * c;
-    let task = TASK_FLOATS.div_ceil(pair) * pair;
+    by_row_pairs(x, out, 2 * w * c, body);
+}
+
+/// `body(x_part, out_part)` over runs of whole row pairs (`pair` input floats each, a quarter
+/// as many output floats), in parallel for large inputs.
+fn by_row_pairs(x: &[f32], out: &mut [f32], pair: usize, body: impl Fn(&[f32], &mut [f32]) + Sync) {
     if x.len() <= INLINE_FLOATS {
         body(x, out);
-    } else {
-        x.par_chunks(task)
-            .zip(out.par_chunks_mut(task / 4))
-            .for_each(|(x, out)| body(x, out));
+        return;
     }
+    let task = TASK_FLOATS.div_ceil(pair) * pair;
+    x.par_chunks(task)
+        .zip(out.par_chunks_mut(task / 4))
+        .for_each(|(x, out)| body(x, out));
 }
 
 /// `x_grad [N, C, H, W]`: each of `out_grad [N, C, H/2, W/2]` sent to its window's largest
