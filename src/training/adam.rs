@@ -4,8 +4,8 @@
 //! over memory and a dispatch: for the lecture's small models that was a twentieth of a
 //! training step. [`FusedAdam`] is the same optimizer — the same arithmetic in the same order,
 //! so the same floats (tested), and burn's own state type, so checkpoints written with either
-//! load with the other — computed by `cae_kernels::adam` in one pass on the CPU backend and by
-//! burn's operations elsewhere.
+//! load with the other — computed by `cae_kernels::adam` in one pass on the CPU backend; on
+//! other devices it is burn's `Adam` itself.
 
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::flex::FlexTensor;
@@ -99,7 +99,8 @@ pub trait AdamKernels: Backend {
     }
 }
 
-/// The step as burn's `Adam` writes it, one operation at a time.
+/// The step as burn's `Adam` writes it, one operation at a time: the extension's body wherever
+/// cae's kernel does not run (`FusedAdam` itself sends other devices to burn's `Adam`).
 fn composed<B: Backend>(
     param: FloatTensor<B>,
     grad: FloatTensor<B>,
