@@ -26,11 +26,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param};
 use burn::store::{
     ApplyError, BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, ModuleStore,
     PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
+
+use burn::tensor::{DType, FloatDType, Tensor};
 
 use crate::model::classifier::AnyClassifier;
 use crate::model::{AnyAutoencoder, Decoder, Encoder};
@@ -169,6 +171,7 @@ pub fn export_weights<M: Module>(
                     Ok(pt::Tensor {
                         name: torch_name(names, &t.name),
                         shape: t.shape.as_slice().to_vec(),
+                        storage: pt::Storage::Float,
                         data: bytes.to_vec(),
                     })
                 })
@@ -224,18 +227,46 @@ enum FileKind {
     Pytorch,
 }
 
+/// Largest safetensors header read (the safetensors crate's own limit).
+const MAX_SAFETENSORS_HEADER: u64 = 100 << 20;
+
+/// The reader `path` needs. Safetensors is tried first: its 8-byte header length can begin
+/// with the bytes of a pickle protocol marker (a header of 640 bytes starts `80 02`).
 fn sniff(path: &Path) -> anyhow::Result<FileKind> {
     use std::io::Read;
-    let mut head = [0u8; 9];
-    let mut file =
-        std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let n = file
-        .read(&mut head)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    match &head[..n] {
+    let failed = |e: std::io::Error| anyhow::anyhow!("{}: {e}", path.display());
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => anyhow::anyhow!("{}: no such file", path.display()),
+        _ => failed(e),
+    })?;
+    if meta.is_dir() {
+        anyhow::bail!("{}: a directory, not a weights file", path.display());
+    }
+    if !meta.is_file() {
+        anyhow::bail!(
+            "{}: not a regular file (a device, pipe or socket); give a .safetensors or .pt file",
+            path.display()
+        );
+    }
+    let mut head = Vec::with_capacity(264);
+    std::fs::File::open(path)
+        .map_err(failed)?
+        .take(264)
+        .read_to_end(&mut head)
+        .map_err(failed)?;
+    if head.len() > 8 && head[8] == b'{' {
+        let declared = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+        if declared <= MAX_SAFETENSORS_HEADER && declared + 8 <= meta.len() {
+            return Ok(FileKind::Safetensors);
+        }
+    }
+    match &head[..] {
         [b'P', b'K', 3, 4, ..] | [0x80, 2..=5, ..] => Ok(FileKind::Pytorch),
-        // An 8-byte little-endian header length, then the JSON header.
-        [_, _, _, _, _, _, _, _, b'{'] => Ok(FileKind::Safetensors),
+        h if h.get(257..262) == Some(b"ustar") => anyhow::bail!(
+            "{}: the tar container of PyTorch before 0.4 is not read; load it in PyTorch and \
+             save the state_dict again with torch.save (or safetensors)",
+            path.display()
+        ),
         _ => anyhow::bail!(
             "{}: neither safetensors nor a PyTorch file (torch.save)",
             path.display()
@@ -243,25 +274,33 @@ fn sniff(path: &Path) -> anyhow::Result<FileKind> {
     }
 }
 
+/// Weights read from a file, and what was done to them on the way in.
+#[derive(Debug)]
+pub struct Imported<M> {
+    pub model: M,
+    /// Tensors the file stores in another floating-point type (half, bfloat16, double), by
+    /// their PyTorch names, with that type: converted to f32, as PyTorch's `load_state_dict`
+    /// copies into a float32 model.
+    pub converted: Vec<(String, DType)>,
+}
+
 /// Load `model`'s weights from `path`, a safetensors or PyTorch (`torch.save` of a
 /// `state_dict`) file whose tensors carry the PyTorch names of `names` in PyTorch's layouts.
 /// Every tensor of the model must be there with its shape, except those under a cae path in
-/// `optional` (left as they are); a tensor the model does not have is refused too. The error
-/// names each offending tensor by its name in the file, with the expected shape.
+/// `optional` (left as they are); a tensor the model does not have is refused too, and so is
+/// one holding NaN or ±Inf (after conversion to f32). The error names each offending tensor
+/// by its name in the file, with the expected shape.
 pub fn import_weights<M: Module>(
     model: M,
     names: &Names,
     optional: &[&str],
     path: &Path,
-) -> anyhow::Result<M> {
+) -> anyhow::Result<Imported<M>> {
     let mut remapper = KeyRemapper::new();
     for (from, to) in names {
         remapper = remapper
             .add_pattern(format!("^{}\\.", regex_escape(to)), format!("{from}."))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    if !path.is_file() {
-        anyhow::bail!("{}: no such file", path.display());
     }
     match sniff(path)? {
         FileKind::Safetensors => {
@@ -288,14 +327,14 @@ pub fn import_weights<M: Module>(
 
 /// Check the names and shapes `store` lists against `model` — from the file's header, before
 /// any tensor's bytes are read, so a tensor that does not fit is never materialized — then
-/// load.
+/// load, convert other float types to f32, and refuse non-finite values.
 fn fit<M: Module, S: ModuleStore>(
     mut model: M,
     mut store: S,
     names: &Names,
     optional: &[&str],
     path: &Path,
-) -> anyhow::Result<M> {
+) -> anyhow::Result<Imported<M>> {
     let failed = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
     // The shapes the model expects, in PyTorch's layouts, by cae path.
     let expected: BTreeMap<String, Vec<usize>> = model
@@ -303,14 +342,14 @@ fn fit<M: Module, S: ModuleStore>(
         .into_iter()
         .map(|t| (t.name.clone(), t.shape.as_slice().to_vec()))
         .collect();
-    let found: BTreeMap<String, Vec<usize>> = store
+    let found: BTreeMap<String, (Vec<usize>, DType)> = store
         .get_all_tensors()
         .map_err(|e| failed(&e))?
         .iter()
-        .map(|(name, t)| (name.clone(), t.shape.as_slice().to_vec()))
+        .map(|(name, t)| (name.clone(), (t.shape.as_slice().to_vec(), t.dtype)))
         .collect();
     let mut problems = Vec::new();
-    for (path, shape) in &found {
+    for (path, (shape, _)) in &found {
         match expected.get(path) {
             Some(want) if want != shape => problems.push(format!(
                 "{} has shape {shape:?}, expected {want:?}",
@@ -341,7 +380,36 @@ fn fit<M: Module, S: ModuleStore>(
                     torch_name(names, path)
                 )
             }
-            other => format!("{other:?}"),
+            ApplyError::ShapeMismatch {
+                path,
+                expected,
+                found,
+            } => format!(
+                "{} has shape {:?}, expected {:?}",
+                torch_name(names, path),
+                found.as_slice(),
+                expected.as_slice()
+            ),
+            ApplyError::AdapterError { path, message }
+            | ApplyError::LoadError { path, message } => {
+                format!("{}: {message}", torch_name(names, path))
+            }
+        }));
+    }
+    let converted: Vec<(String, DType)> = found
+        .iter()
+        .filter(|(_, (_, dtype))| dtype.is_float() && *dtype != DType::F32)
+        .map(|(path, (_, dtype))| (torch_name(names, path), *dtype))
+        .collect();
+    if problems.is_empty() {
+        if !converted.is_empty() {
+            model = model.map(&mut ToF32);
+        }
+        problems.extend(non_finite(&model).iter().map(|path| {
+            format!(
+                "{} holds values that are not finite in f32 (NaN, ±Inf, or beyond f32's range)",
+                torch_name(names, path)
+            )
         }));
     }
     if !problems.is_empty() {
@@ -351,7 +419,32 @@ fn fit<M: Module, S: ModuleStore>(
             problems.join("; ")
         );
     }
-    Ok(model)
+    Ok(Imported { model, converted })
+}
+
+/// Every float parameter as f32.
+struct ToF32;
+
+impl ModuleMapper for ToF32 {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|t| t.cast(FloatDType::F32))
+    }
+}
+
+/// The cae paths of `model`'s tensors (f32 by now) that hold NaN or ±Inf.
+fn non_finite<M: Module>(model: &M) -> Vec<String> {
+    model
+        .collect(None, None, true)
+        .into_iter()
+        .filter(|t| {
+            t.dtype != DType::F32
+                || t.to_bytes().map_or(true, |b| {
+                    b.chunks_exact(4)
+                        .any(|c| !f32::from_le_bytes(c.try_into().expect("4 bytes")).is_finite())
+                })
+        })
+        .map(|t| t.name.clone())
+        .collect()
 }
 
 fn regex_escape(text: &str) -> String {
@@ -362,11 +455,45 @@ fn regex_escape(text: &str) -> String {
 pub mod pt {
     use std::io::Write;
 
-    /// One float32 tensor: its name, shape and little-endian bytes.
+    /// One tensor: its name, shape, element type and little-endian bytes.
     pub struct Tensor {
         pub name: String,
         pub shape: Vec<usize>,
+        pub storage: Storage,
         pub data: Vec<u8>,
+    }
+
+    /// PyTorch's storage classes of the float types.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Storage {
+        /// float32: what cae writes.
+        Float,
+        /// float16 (`model.half()`).
+        Half,
+        /// bfloat16.
+        BFloat16,
+        /// float64 (`model.double()`).
+        Double,
+    }
+
+    impl Storage {
+        fn name(self) -> &'static str {
+            match self {
+                Storage::Float => "FloatStorage",
+                Storage::Half => "HalfStorage",
+                Storage::BFloat16 => "BFloat16Storage",
+                Storage::Double => "DoubleStorage",
+            }
+        }
+
+        /// Bytes per element.
+        pub fn size(self) -> usize {
+            match self {
+                Storage::Float => 4,
+                Storage::Half | Storage::BFloat16 => 2,
+                Storage::Double => 8,
+            }
+        }
     }
 
     /// Pickle opcodes (protocol 2) of the subset written here.
@@ -426,13 +553,20 @@ pub mod pt {
 
     /// The `data.pkl` of a state dict: an `OrderedDict` of
     /// `_rebuild_tensor_v2(storage, 0, shape, stride, False, OrderedDict())`, storage `i` being
-    /// the persistent id `('storage', FloatStorage, 'i', 'cpu', numel)`.
+    /// the persistent id `('storage', FloatStorage, 'i', 'cpu', numel)` (or another storage
+    /// class).
     fn pickle(tensors: &[Tensor]) -> anyhow::Result<Vec<u8>> {
         let mut p = Pickle(Vec::new());
         p.op(op::PROTO).op(2).ordered_dict().op(op::MARK);
         for (i, t) in tensors.iter().enumerate() {
             let numel: usize = t.shape.iter().product();
-            anyhow::ensure!(numel * 4 == t.data.len(), "{}: not float32 data", t.name);
+            anyhow::ensure!(
+                numel * t.storage.size() == t.data.len(),
+                "{}: {} bytes for {numel} elements of {:?}",
+                t.name,
+                t.data.len(),
+                t.storage
+            );
             // Row-major strides.
             let mut stride = vec![1usize; t.shape.len()];
             for d in (0..t.shape.len().saturating_sub(1)).rev() {
@@ -443,7 +577,7 @@ pub mod pt {
                 .op(op::MARK)
                 .op(op::MARK)
                 .string("storage")
-                .global("torch", "FloatStorage")
+                .global("torch", t.storage.name())
                 .string(&i.to_string())
                 .string("cpu")
                 .int(numel)?
@@ -543,7 +677,7 @@ mod tests {
         };
         let other = init(99);
         assert_ne!(weights(&other), weights(&model));
-        let back = import_weights(other, &names, &[], &file).unwrap();
+        let back = import_weights(other, &names, &[], &file).unwrap().model;
         assert_eq!(weights(&back), weights(&model));
     }
 }

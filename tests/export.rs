@@ -135,18 +135,40 @@ fn exports_carry_the_lectures_names_and_pytorch_layouts() {
 /// Write `tensors` (name → shape, f32 values) as a safetensors file: a JSON header naming each
 /// tensor's dtype, shape and byte range, the ranges back to back.
 fn write_safetensors(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) {
+    write_safetensors_as(path, tensors, "F32", 0);
+}
+
+/// The bytes of `v` as the safetensors dtype `dtype` (F32, F16, BF16, F64).
+fn encode(v: f32, dtype: &str) -> Vec<u8> {
+    match dtype {
+        "F32" => v.to_le_bytes().to_vec(),
+        "F16" => burn::tensor::f16::from_f32(v).to_le_bytes().to_vec(),
+        "BF16" => burn::tensor::bf16::from_f32(v).to_le_bytes().to_vec(),
+        "F64" => f64::from(v).to_le_bytes().to_vec(),
+        other => panic!("no {other}"),
+    }
+}
+
+/// [`write_safetensors`] with every tensor in `dtype`, the JSON header padded with spaces to
+/// at least `header_len` bytes.
+fn write_safetensors_as(
+    path: &Path,
+    tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    dtype: &str,
+    header_len: usize,
+) {
     let mut header = serde_json::Map::new();
     let mut data = Vec::new();
     for (name, (shape, values)) in tensors {
         let start = data.len();
-        data.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        data.extend(values.iter().flat_map(|&v| encode(v, dtype)));
         header.insert(
             name.clone(),
-            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, data.len()]}),
         );
     }
     let mut text = serde_json::to_vec(&header).unwrap();
-    while !text.len().is_multiple_of(8) {
+    while !text.len().is_multiple_of(8) || text.len() < header_len {
         text.push(b' ');
     }
     let mut out = (text.len() as u64).to_le_bytes().to_vec();
@@ -348,5 +370,191 @@ fn pytorch_files_are_read_without_running_their_pickles() {
         assert!(err.contains(file), "{file}: {err}");
         assert!(!out.exists(), "{file}: a refused import wrote a run");
         assert!(!marker.exists(), "{file}: the pickle ran");
+    }
+}
+
+#[test]
+fn imports_convert_other_float_types_and_refuse_non_finite_weights_and_odd_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::subset_root(&dir.path().join("data"), 2_000, 200);
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let cae_data = |args: &[&str]| {
+        let mut cmd = common::cae();
+        cmd.args(args).arg("--data").arg(&data);
+        cmd
+    };
+    common::succeed(&mut cae_data(&[
+        "train-ae",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        &path("ae"),
+    ]));
+    common::succeed(common::cae().args([
+        "export",
+        &path("ae"),
+        "--format",
+        "safetensors",
+        "--out",
+        &path("ae.safetensors"),
+    ]));
+    let tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)> =
+        read_safetensors(Path::new(&path("ae.safetensors")))
+            .into_iter()
+            .map(|(k, (_, shape, values))| (k, (shape, values)))
+            .collect();
+    let eval = |run: &str| {
+        let out = common::succeed(&mut cae_data(&["eval", run])).stdout;
+        let text = String::from_utf8(out).unwrap();
+        text.lines()
+            .filter(|l| !l.contains(run))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let original = eval(&path("ae"));
+    let import = |file: &str, out: &str| {
+        cae_data(&[
+            "import",
+            &path(file),
+            "--model",
+            "autoencoder",
+            "--out",
+            &path(out),
+        ])
+        .output()
+        .unwrap()
+    };
+
+    // Half, bfloat16 and double precision, as safetensors and as torch.save files: converted
+    // to f32 and said so. f32 → f64 → f32 is exact, so the double import evaluates the same.
+    use cae::export::pt;
+    for (dtype, storage) in [
+        ("F16", pt::Storage::Half),
+        ("BF16", pt::Storage::BFloat16),
+        ("F64", pt::Storage::Double),
+    ] {
+        let st = format!("ae-{dtype}.safetensors");
+        write_safetensors_as(Path::new(&path(&st)), &tensors, dtype, 0);
+        let torch: Vec<pt::Tensor> = tensors
+            .iter()
+            .map(|(name, (shape, values))| pt::Tensor {
+                name: name.clone(),
+                shape: shape.clone(),
+                storage,
+                data: values.iter().flat_map(|&v| encode(v, dtype)).collect(),
+            })
+            .collect();
+        let pt_file = format!("ae-{dtype}.pt");
+        std::fs::write(path(&pt_file), pt::write(&torch).unwrap()).unwrap();
+        for file in [st, pt_file] {
+            let out = format!("imported-{file}");
+            let o = import(&file, &out);
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success(), "{file}: {stderr}");
+            assert!(
+                stderr.contains(&format!("are {dtype}, converted to f32"))
+                    && stderr.contains("encoder.encoder.0.weight"),
+                "{file}: {stderr}"
+            );
+            let evaluated = eval(&path(&out));
+            if dtype == "F64" {
+                assert_eq!(evaluated, original, "{file}");
+            }
+        }
+    }
+
+    // NaN, infinity, and a double beyond f32's range: refused by the tensor's PyTorch name,
+    // nothing written.
+    for (i, bad) in [f64::NAN, f64::INFINITY, 1e300].into_iter().enumerate() {
+        let mut edited = tensors.clone();
+        edited.get_mut("decoder.decoder.5.bias").unwrap().1[1] = bad as f32;
+        let file = format!("bad-{i}.safetensors");
+        if bad == 1e300 {
+            // Written as F64 so that the value itself is finite in the file.
+            let mut header = serde_json::Map::new();
+            let mut bytes = Vec::new();
+            for (name, (shape, values)) in &tensors {
+                let start = bytes.len();
+                for (j, &v) in values.iter().enumerate() {
+                    let v = if name == "decoder.decoder.5.bias" && j == 1 {
+                        bad
+                    } else {
+                        f64::from(v)
+                    };
+                    bytes.extend(v.to_le_bytes());
+                }
+                header.insert(
+                    name.clone(),
+                    serde_json::json!({"dtype": "F64", "shape": shape, "data_offsets": [start, bytes.len()]}),
+                );
+            }
+            let mut text = serde_json::to_vec(&header).unwrap();
+            while !text.len().is_multiple_of(8) {
+                text.push(b' ');
+            }
+            let mut out = (text.len() as u64).to_le_bytes().to_vec();
+            out.extend(text);
+            out.extend(bytes);
+            std::fs::write(path(&file), out).unwrap();
+        } else {
+            write_safetensors(Path::new(&path(&file)), &edited);
+        }
+        let o = import(&file, "refused");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{bad}: accepted");
+        assert!(
+            stderr.contains("decoder.decoder.5.bias holds values that are not finite"),
+            "{bad}: {stderr}"
+        );
+        assert!(
+            !dir.path().join("refused").exists(),
+            "{bad}: a run was written"
+        );
+    }
+
+    // A safetensors header of 640 + 65536 bytes (its length's first bytes are 0x80 0x02, a
+    // pickle's protocol marker; 640 itself is too short for this model's header): read as
+    // safetensors all the same.
+    write_safetensors_as(
+        Path::new(&path("h640.safetensors")),
+        &tensors,
+        "F32",
+        640 + 65_536,
+    );
+    let head = std::fs::read(path("h640.safetensors")).unwrap();
+    assert_eq!(&head[..2], &[0x80, 0x02]);
+    let o = import("h640.safetensors", "imported-h640");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(eval(&path("imported-h640")), original);
+
+    // The old tar container, a directory, a device: each its own message.
+    let mut tar = vec![0u8; 1024];
+    tar[..8].copy_from_slice(b"sys_info");
+    tar[257..262].copy_from_slice(b"ustar");
+    std::fs::write(path("old.pt"), tar).unwrap();
+    std::fs::create_dir(path("folder.pt")).unwrap();
+    for (file, needle) in [
+        (path("old.pt"), "tar container"),
+        (path("folder.pt"), "a directory, not a weights file"),
+        ("/dev/zero".to_string(), "not a regular file"),
+        (path("missing.pt"), "no such file"),
+    ] {
+        let o = cae_data(&[
+            "import",
+            &file,
+            "--model",
+            "autoencoder",
+            "--out",
+            &path("refused"),
+        ])
+        .output()
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && stderr.contains(needle),
+            "{file}: {stderr}"
+        );
+        assert!(!dir.path().join("refused").exists());
     }
 }

@@ -2,6 +2,7 @@
 //! the user's files.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use burn::tensor::Device;
@@ -245,12 +246,12 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         let listed: Vec<String> = probs
             .iter()
             .enumerate()
-            .map(|(c, p)| format!("{}:{p:.3}", names[c]))
+            .map(|(c, p)| format!("{}:{p:.3}", tsv_field(&names[c])))
             .collect();
         println!(
             "{}\t{}\t{:.3}\t{}",
-            path.display(),
-            names[best],
+            tsv_field(&path.display().to_string()),
+            tsv_field(&names[best]),
             probs[best],
             listed.join(" ")
         );
@@ -262,6 +263,23 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A field of `predict`'s tab-separated lines: a tab, newline or carriage return in a file or
+/// class name is written as `\t`, `\n`, `\r` (and a backslash as `\\`), so each image
+/// stays one line of four fields.
+fn tsv_field(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub fn denoise(args: DenoiseArgs) -> anyhow::Result<()> {
@@ -326,10 +344,33 @@ pub struct ServeArgs {
     /// Largest request body in bytes; larger ones are answered 413
     #[arg(long, default_value_t = 2 << 20)]
     pub body_limit: usize,
+    /// Connections open at once; more are answered 503 and closed
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Seconds a client has to send a request's line and headers
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = seconds)]
+    pub header_timeout: f64,
+    /// Seconds a client has to send a request's whole body (else 408)
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = seconds)]
+    pub body_timeout: f64,
+    /// Seconds without a byte either way after which a connection is closed
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = seconds)]
+    pub idle_timeout: f64,
+    /// Seconds SIGINT or SIGTERM waits for requests under way before exiting
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = seconds)]
+    pub shutdown_timeout: f64,
     #[command(flatten)]
     pub weights: WeightsArgs,
     #[command(flatten)]
     pub data: DataArgs,
+}
+
+/// A duration flag: a positive number of seconds, at most a day.
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(s),
+        _ => Err("expected a number of seconds above 0 and at most 86400".into()),
+    }
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -343,6 +384,13 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         data_root: args.data.root(),
         max_concurrent: args.max_concurrent,
         body_limit: args.body_limit,
+        connections: crate::serve::ConnectionLimits {
+            header_timeout: Duration::from_secs_f64(args.header_timeout),
+            body_timeout: Duration::from_secs_f64(args.body_timeout),
+            idle_timeout: Duration::from_secs_f64(args.idle_timeout),
+            max_connections: args.max_connections as usize,
+            shutdown_deadline: Duration::from_secs_f64(args.shutdown_timeout),
+        },
     };
     crate::serve::run(&config, args.addr, |addr| {
         // The first line on stdout is the address, for scripts and tests.
@@ -464,6 +512,8 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
     };
     let root = args.data.root();
     let file = &args.file;
+    // Tensors stored in another float type, converted to f32 on the way in.
+    let mut converted = Vec::new();
     let summary = match args.model {
         ImportModel::Autoencoder => {
             let mut config = AutoencoderTrainingConfig::lecture();
@@ -471,7 +521,10 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
             let optional: &[&str] = if args.encoder_only { &["decoder"] } else { &[] };
             import_run(&config, &root, &args.out, mode, &device, |model| {
                 let names = crate::export::autoencoder_names(&model);
-                crate::export::import_weights(model, &names, optional, file)
+                crate::export::import_weights(model, &names, optional, file).map(|i| {
+                    converted = i.converted;
+                    i.model
+                })
             })?
         }
         kind => {
@@ -482,10 +535,25 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
             }
             import_run(&config, &root, &args.out, mode, &device, |model| {
                 let names = crate::export::classifier_names(&model);
-                crate::export::import_weights(model, &names, &[], file)
+                crate::export::import_weights(model, &names, &[], file).map(|i| {
+                    converted = i.converted;
+                    i.model
+                })
             })?
         }
     };
+    if let Some((_, dtype)) = converted.first() {
+        eprintln!(
+            "note: {} of the file's tensors are {dtype:?}, converted to f32 as PyTorch's \
+             load_state_dict does ({})",
+            converted.len(),
+            converted
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     println!("{}: {summary}", args.out.display());
     Ok(())
 }
