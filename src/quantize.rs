@@ -208,6 +208,10 @@ fn serialize(model: &Int8Model, names: &[String]) -> anyhow::Result<Vec<u8>> {
     safetensors::serialize(views, Some(info)).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// The largest layer output an int8 file may reach: far above any trained network's, far
+/// below f32's 3.4e38, so sums over a layer and the softmax stay finite.
+const MAX_OUTPUT: f64 = 1e30;
+
 /// Fill `model`'s dense layers from a file's `bytes`; every tensor must be there with its
 /// dtype and shape, and nothing else.
 pub fn deserialize(model: &mut Int8Model, names: &[String], bytes: &[u8]) -> anyhow::Result<()> {
@@ -256,9 +260,26 @@ pub fn deserialize(model: &mut Int8Model, names: &[String], bytes: &[u8]) -> any
             problems.push(format!("{name}: scales must be positive and finite"));
             continue;
         }
+        // A layer's output is `acc · weight_scale · input_scale + bias` with
+        // |acc| ≤ 127 · 127 · k: scales that could carry it past MAX_OUTPUT would turn the
+        // next layers' sums and the softmax into ±Inf and NaN.
+        let largest = weight_scale.iter().fold(0.0f32, |m, &s| m.max(s));
+        let reach = f64::from(largest) * f64::from(input_scale) * 127.0 * 127.0 * d.k as f64;
+        if reach > MAX_OUTPUT {
+            problems.push(format!(
+                "{name}: scales of {largest:e} (weights) and {input_scale:e} (input) reach \
+                 outputs of {reach:e}, beyond {MAX_OUTPUT:e}"
+            ));
+            continue;
+        }
         let bias = floats(&bias);
-        if bias.iter().any(|b| !b.is_finite()) {
-            problems.push(format!("{name}.bias is not finite"));
+        if bias
+            .iter()
+            .any(|b| !b.is_finite() || f64::from(b.abs()) > MAX_OUTPUT)
+        {
+            problems.push(format!(
+                "{name}.bias is not finite or beyond {MAX_OUTPUT:e}"
+            ));
             continue;
         }
         // PyTorch's order into the layer's.

@@ -181,6 +181,49 @@ fn quantize_eval_predict_compare_and_refusals() {
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("int8 run"));
 
+    // A finite but huge scale (3e38) would predict NaN: refused by the layer's name.
+    let file = dir.path().join("cnn-int8").join("int8.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let scale = st
+        .names()
+        .into_iter()
+        .find(|n| n.ends_with(".weight_scale"))
+        .unwrap()
+        .to_string();
+    let mut tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(name, t)| (name, t.dtype(), t.shape().to_vec(), t.data().to_vec()))
+        .collect();
+    let huge = tensors.iter_mut().find(|t| t.0 == scale).unwrap();
+    huge.3[..4].copy_from_slice(&3e38f32.to_le_bytes());
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let info = metadata.metadata().clone();
+    std::fs::write(&file, safetensors::serialize(views, info).unwrap()).unwrap();
+    let o = common::cae()
+        .arg("predict")
+        .arg(dir.path().join("cnn-int8"))
+        .arg(&png)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "a 3e38 scale was accepted");
+    let layer = scale.trim_end_matches(".weight_scale");
+    assert!(
+        stderr.contains(&format!("{layer}: scales of 3e38")) && stderr.contains("beyond 1e30"),
+        "{stderr}"
+    );
+
     // A damaged int8 file: named, with what was expected.
     let int8 = dir.path().join("cls-int8");
     let file = int8.join("int8.safetensors");
