@@ -48,6 +48,50 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
 }
 
+/// Whether `name` is a temporary file of [`temp_path`]'s naming (`.NAME.tmpPID`), and the PID.
+fn temp_pid(name: &str) -> Option<u32> {
+    let (_, pid) = name.strip_prefix('.')?.rsplit_once(".tmp")?;
+    pid.parse().ok()
+}
+
+/// Whether `name` is a temporary file of cae's naming.
+pub fn is_temp(name: &str) -> bool {
+    temp_pid(name).is_some()
+}
+
+/// Remove the temporary files in `dir` that processes no longer running left behind (a
+/// write killed before its rename); those of live processes are theirs.
+pub fn remove_stale_temps(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if let Some(pid) = name.to_str().and_then(temp_pid)
+            && !alive(pid)
+            && entry.file_type()?.is_file()
+        {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+fn alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
+        let found = unsafe { libc::kill(pid, 0) } == 0;
+        found || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    true
+}
+
 fn sync_dir(path: &Path) {
     // Best effort: some file systems refuse to open directories for syncing.
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
@@ -67,6 +111,21 @@ mod tests {
         super::write(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temporaries_go_and_live_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = super::temp_path(&dir.path().join("a.json"));
+        // No process has a PID this high (Linux caps them at 2^22).
+        let dead = dir.path().join(".b.json.tmp4294967");
+        let other = dir.path().join(".notes.tmp");
+        for path in [&live, &dead, &other] {
+            std::fs::write(path, b"x").unwrap();
+        }
+        assert!(super::is_temp(".b.json.tmp4294967") && !super::is_temp(".notes.tmp"));
+        super::remove_stale_temps(dir.path()).unwrap();
+        assert!(live.exists() && other.exists() && !dead.exists());
     }
 
     #[test]

@@ -117,6 +117,12 @@ pub enum RunError {
         found: &'static str,
         expected: &'static str,
     },
+    #[error("{path}: {what} is {value}; a run records finite numbers only, so nothing was written")]
+    NotFinite {
+        path: PathBuf,
+        what: String,
+        value: f64,
+    },
     #[error(
         "{path}: weights do not fit this model (was the run made with another config?): {message}"
     )]
@@ -141,10 +147,14 @@ impl RunDir {
     /// in which case the files cae writes there are removed first.
     pub fn create(path: &Path, force: bool) -> Result<Self, RunError> {
         if path.exists() {
-            // A cache decoded for this run before it was created does not count.
-            let non_empty = std::fs::read_dir(path)
-                .map_err(io(path))?
-                .any(|e| e.map_or(true, |e| e.file_name() != CACHE_DIR));
+            // A cache decoded for this run before it was created does not count, nor do the
+            // temporary files of a run killed before its first file was in place.
+            let non_empty = std::fs::read_dir(path).map_err(io(path))?.any(|e| {
+                e.map_or(true, |e| {
+                    let name = e.file_name();
+                    name != CACHE_DIR && !name.to_str().is_some_and(atomic::is_temp)
+                })
+            });
             if non_empty && !force {
                 return Err(RunError::Exists(path.to_path_buf()));
             }
@@ -156,6 +166,7 @@ impl RunDir {
         if force {
             run.clear()?;
         }
+        run.remove_stale_temps()?;
         Ok(run)
     }
 
@@ -167,6 +178,23 @@ impl RunDir {
         Ok(Self {
             path: path.to_path_buf(),
         })
+    }
+
+    /// Open an existing run directory to train on: as [`open`](Self::open), and the
+    /// temporary files that a killed write left (here and in its cache) are removed.
+    pub fn open_to_resume(path: &Path) -> Result<Self, RunError> {
+        let run = Self::open(path)?;
+        run.remove_stale_temps()?;
+        Ok(run)
+    }
+
+    fn remove_stale_temps(&self) -> Result<(), RunError> {
+        for dir in [self.path.clone(), self.path.join(CACHE_DIR)] {
+            if dir.is_dir() {
+                atomic::remove_stale_temps(&dir).map_err(io(&dir))?;
+            }
+        }
+        Ok(())
     }
 
     /// Remove what a previous run wrote (only cae's own file kinds).
@@ -281,6 +309,14 @@ impl RunDir {
         optimizer: &ModuleOptimizer,
         mut state: CheckpointState,
     ) -> Result<(), RunError> {
+        // JSON has no NaN: serde would write `null`, and the run could never be read again.
+        if !state.best_metric.is_finite() {
+            return Err(RunError::NotFinite {
+                path: self.file(CHECKPOINT_FILE),
+                what: format!("the best {}", state.metric_name),
+                value: state.best_metric,
+            });
+        }
         let previous = self.checkpoint().ok().flatten();
         state.model_file = format!("checkpoint-{}.model.bpk", state.epoch);
         state.optimizer_file = format!("checkpoint-{}.optim.bpk", state.epoch);
@@ -323,5 +359,80 @@ impl RunDir {
                 message: e.to_string(),
             })?;
         Ok((model, optimizer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Test {
+        test_bce: f64,
+    }
+
+    /// A resume reads the finished epochs' records and writes them again: every value must
+    /// come back to the same bits (serde_json's default float parser misses by an ulp on about
+    /// one value in eight).
+    #[test]
+    fn metrics_survive_being_read_and_rewritten_to_the_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::create(&dir.path().join("run"), false).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut value = || rng.random::<f64>() * 10f64.powi(rng.random_range(-8..8));
+        let records: Vec<EpochRecord<Test>> = (1..=2000)
+            .map(|epoch| EpochRecord {
+                epoch,
+                train_loss: value(),
+                seconds: value(),
+                samples_per_sec: value(),
+                learning_rate: value(),
+                test: Test { test_bce: value() },
+            })
+            .collect();
+        run.write_metrics(&records).unwrap();
+        let first = std::fs::read(run.file(METRICS_FILE)).unwrap();
+        let read: Vec<EpochRecord<Test>> = run.metrics().unwrap();
+        assert_eq!(read, records);
+        run.write_metrics(&read).unwrap();
+        assert_eq!(std::fs::read(run.file(METRICS_FILE)).unwrap(), first);
+    }
+
+    #[test]
+    fn a_directory_holding_only_temporary_files_is_a_new_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run");
+        std::fs::create_dir(&path).unwrap();
+        // What a kill during the first write leaves: a temporary of a process now gone.
+        let stale = path.join(".classes.json.tmp4294967");
+        std::fs::write(&stale, b"[").unwrap();
+        RunDir::create(&path, false).unwrap();
+        assert!(!stale.exists());
+        // Anything else still makes it a directory in use.
+        std::fs::write(path.join("notes.txt"), b"mine").unwrap();
+        assert!(matches!(
+            RunDir::create(&path, false),
+            Err(RunError::Exists(_))
+        ));
+    }
+
+    #[test]
+    fn a_checkpoint_that_could_not_be_read_back_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::create(&dir.path().join("run"), false).unwrap();
+        let model = burn::nn::LinearConfig::new(2, 2).init(&burn::tensor::Device::flex());
+        let state = CheckpointState {
+            epoch: 1,
+            best_metric: f64::NAN,
+            best_epoch: 1,
+            metric_name: "test_bce".into(),
+            model_file: String::new(),
+            optimizer_file: String::new(),
+        };
+        let optimizer = burn::optim::AdamConfig::new().init();
+        let err = run.save_checkpoint(&model, &optimizer, state).unwrap_err();
+        assert!(err.to_string().contains("test_bce is NaN"), "{err}");
+        assert!(run.checkpoint().unwrap().is_none());
     }
 }

@@ -568,7 +568,7 @@ pub fn train<E: Experiment>(
 ) -> Result<(E::Model, RunDir), TrainError> {
     let resume = mode == RunMode::Resume;
     let (existing, mut config) = if resume {
-        let run = RunDir::open(run_path)?;
+        let run = RunDir::open_to_resume(run_path)?;
         let mut saved = E::read(&run)?;
         let done = run.checkpoint()?.map_or(0, |c| c.epoch);
         saved
