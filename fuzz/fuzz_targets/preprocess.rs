@@ -8,6 +8,10 @@ use libfuzzer_sys::fuzz_target;
 const IMAGE_SIDE: usize = 28;
 const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
 
+#[path = "../../src/data/image_file.rs"]
+#[allow(dead_code)]
+mod image_file;
+
 #[path = "../../src/data/preprocess.rs"]
 #[allow(dead_code)]
 mod preprocess;
@@ -24,11 +28,9 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(out.len(), 784);
         }
     }
-    // Whatever the decoder makes of the bytes.
-    if let Ok(img) = image::load_from_memory(data) {
-        let img = img.to_luma8();
-        if img.width() <= 2048 && img.height() <= 2048 {
-            let _ = preprocess::preprocess(&img);
-        }
+    // Whatever the decoder makes of the bytes, within cae's limits (as `cae serve` reads an
+    // upload).
+    if let Ok(img) = image_file::decode_bytes(data) {
+        let _ = preprocess::preprocess(&img.to_luma8());
     }
 });

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image::imageops::FilterType;
-use image::{ImageDecoder, ImageReader};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -151,9 +150,13 @@ fn entries(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), FolderError> {
         if hidden(&path) {
             continue;
         }
-        if path.is_dir() {
+        // Symbolic links followed; only regular files are images (a FIFO would block).
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
             dirs.push(path);
-        } else if is_image(&path) {
+        } else if meta.is_file() && is_image(&path) {
             images.push(path);
         }
     }
@@ -257,19 +260,12 @@ fn listings(dir: &Path) -> Result<Vec<(&'static str, Listing)>, FolderError> {
 
 /// Size and colour of an image from its header; `Err` names why it cannot be read.
 fn probe(path: &Path) -> Result<(u32, u32, bool), String> {
-    let decoder = ImageReader::open(path)
-        .map_err(|e| e.to_string())?
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?
-        .into_decoder()
-        .map_err(|e| e.to_string())?;
-    let (w, h) = decoder.dimensions();
-    Ok((w, h, decoder.color_type().has_color()))
+    super::image_file::probe(path)
 }
 
 /// Decode an image to `shape` (resized if needed), channels last.
 fn decode(path: &Path, shape: ImageShape) -> Result<Vec<u8>, String> {
-    let img = image::open(path).map_err(|e| e.to_string())?;
+    let img = super::image_file::decode_file(path)?;
     let (w, h) = (shape.width as u32, shape.height as u32);
     let img = if (img.width(), img.height()) == (w, h) {
         img
@@ -426,6 +422,7 @@ impl Plan {
                     part,
                     files,
                     self.shape,
+                    self.classes.len(),
                     self.config.strict,
                     quiet,
                 )?;
@@ -515,7 +512,7 @@ pub fn split(labels: &[u8], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>
 }
 
 /// What `<part>.json` holds beside `<part>.npy`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct CacheIndex {
     fingerprint: String,
     shape: [usize; 4],
@@ -569,6 +566,7 @@ fn cached(
     part: &str,
     files: &[(PathBuf, u8)],
     shape: ImageShape,
+    classes: usize,
     strict: bool,
     quiet: bool,
 ) -> Result<(Pixels, Vec<u8>), FolderError> {
@@ -577,10 +575,22 @@ fn cached(
         dir.join(format!("{part}.json")),
     );
     let print = fingerprint(files, shape)?;
+    // The index is a file anyone can edit: it is used only if it agrees with the plan in
+    // everything the data is later indexed by (count, shape, label range).
     let current = std::fs::read(&json)
         .ok()
         .and_then(|b| serde_json::from_slice::<CacheIndex>(&b).ok())
-        .filter(|index| index.fingerprint == print);
+        .filter(|index| {
+            let [n, h, w, c] = index.shape;
+            index.fingerprint == print
+                && [h, w, c] == [shape.height, shape.width, shape.channels]
+                && index.labels.len() == n
+                && n + index.skipped.len() == files.len()
+                && index
+                    .labels
+                    .iter()
+                    .all(|&l| usize::from(l) < classes.max(1))
+        });
     if let Some(index) = current
         && let Ok(map) = MappedImages::open(&npy, index.shape)
     {
@@ -848,6 +858,50 @@ mod tests {
         assert_eq!(map.bytes(), &owned[..]);
         map.touched(RESIDENT_LIMIT / FAULT_AROUND, 24);
         assert_eq!(map.bytes(), &owned[..]);
+    }
+
+    #[test]
+    fn an_edited_cache_index_is_rebuilt_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("images");
+        folder(&images, 10);
+        let cache = dir.path().join("cache");
+        let config = FolderConfig::new(images.clone());
+        let load = || Plan::new(&config).unwrap().load(&cache, 0, true).unwrap();
+        let (train, test) = load();
+        let json = cache.join("all.json");
+        let npy = cache.join("all.npy");
+        let good: CacheIndex = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        type Edit = (&'static str, fn(&mut CacheIndex));
+        let edits: [Edit; 4] = [
+            ("an extra label", |i| i.labels.push(0)),
+            ("a label beyond the two classes", |i| i.labels[0] = 2),
+            ("fewer images, counts agreeing", |i| {
+                i.labels.pop();
+                i.shape[0] -= 1;
+            }),
+            ("another image shape", |i| i.shape[1] += 1),
+        ];
+        for (what, edit) in edits {
+            let mut index = good.clone();
+            edit(&mut index);
+            std::fs::write(&json, serde_json::to_vec(&index).unwrap()).unwrap();
+            if what.starts_with("fewer") {
+                // The array rewritten to match the edited count.
+                let bytes = std::fs::read(&npy).unwrap();
+                let header = npy_header(index.shape, 0);
+                let mut out = header.clone();
+                let old_header = bytes.len() - 10 * 24;
+                out.extend_from_slice(&bytes[old_header..bytes.len() - 24]);
+                std::fs::write(&npy, out).unwrap();
+            }
+            let (t, s) = load();
+            assert_eq!((t.len(), s.len()), (train.len(), test.len()), "{what}");
+            assert_eq!(t.labels, train.labels, "{what}");
+            let rebuilt: CacheIndex =
+                serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+            assert_eq!(rebuilt.labels, good.labels, "{what}: rebuilt");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod augment;
 pub mod download;
 pub mod folder;
 pub mod idx;
+pub mod image_file;
 pub mod noise;
 pub mod preprocess;
 

@@ -27,10 +27,11 @@ pub enum PreprocessError {
 /// Read an image file (PNG, JPEG) and convert it as MNIST was made.
 pub fn preprocess_file(path: &Path) -> Result<[u8; IMAGE_PIXELS], PreprocessError> {
     let name = path.display().to_string();
-    let img = image::open(path).map_err(|e| PreprocessError::Unreadable {
-        path: name.clone(),
-        message: e.to_string(),
-    })?;
+    let img =
+        super::image_file::decode_file(path).map_err(|message| PreprocessError::Unreadable {
+            path: name.clone(),
+            message,
+        })?;
     preprocess(&img.to_luma8()).ok_or(PreprocessError::Empty { path: name })
 }
 
