@@ -1,6 +1,7 @@
 //! `cae serve`'s page in a real browser: Chromium driven over the WebDriver protocol
 //! (ChromeDriver, from Debian's `chromium` and `chromium-driver` packages). Draws a digit with
-//! pointer events, moves a latent slider, uploads a file, and saves a screenshot.
+//! pointer events, moves a latent slider, uploads a file, and saves a screenshot; then, as a
+//! phone (a 390-pixel touch screen), draws with a finger and uploads a photo of megabytes.
 //!
 //! Without ChromeDriver the test skips with a printed reason, unless `CAE_REQUIRE_BROWSER=1`
 //! (set by `.ci/run`), where a missing browser fails it.
@@ -25,7 +26,8 @@ struct Driver {
 }
 
 impl Driver {
-    fn start(chromedriver: &Path, chromium: &Path) -> Self {
+    /// A browser session; `phone` emulates a phone's screen and touch input.
+    fn start(chromedriver: &Path, chromium: &Path, phone: bool) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -54,12 +56,19 @@ impl Driver {
             base,
             agent,
         };
+        let mut options = json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1000,1000"]
+        });
+        if phone {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3.0, "touch": true},
+                "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36"
+            });
+        }
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1000,1000"]
-            }
+            "goog:chromeOptions": options
         }}});
         let answer = driver.call("POST", "/session", caps);
         driver.session = answer["sessionId"].as_str().expect("a session").to_string();
@@ -115,9 +124,14 @@ impl Driver {
             .to_string()
     }
 
-    /// Pointer actions (W3C "perform actions") starting at the centre of `element`, moving by
+    /// Mouse actions (W3C "perform actions") starting at the centre of `element`, moving by
     /// each `(dx, dy)` of `path` with the button held.
     fn drag(&self, element: &str, start: (i64, i64), path: &[(i64, i64)]) {
+        self.stroke("mouse", element, start, path);
+    }
+
+    /// [`drag`](Self::drag) with a pointer of `kind`: `mouse` or `touch` (a finger).
+    fn stroke(&self, kind: &str, element: &str, start: (i64, i64), path: &[(i64, i64)]) {
         let origin = json!({ ELEMENT: element });
         let mut actions = vec![
             json!({"type": "pointerMove", "origin": origin, "x": start.0, "y": start.1, "duration": 0}),
@@ -132,7 +146,7 @@ impl Driver {
         self.session(
             "POST",
             "/actions",
-            json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": actions}]}),
+            json!({"actions": [{"type": "pointer", "id": kind, "parameters": {"pointerType": kind}, "actions": actions}]}),
         );
     }
 
@@ -185,8 +199,9 @@ fn find(name: &str) -> Option<std::path::PathBuf> {
     })
 }
 
-#[test]
-fn draw_steer_and_upload_in_a_real_browser() {
+/// ChromeDriver and Chromium, or `None` (and why, printed) where they are missing and not
+/// required.
+fn browser() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
     let (Some(chromedriver), Some(chromium)) = (find("chromedriver"), find("chromium")) else {
         assert!(
             std::env::var("CAE_REQUIRE_BROWSER").is_err(),
@@ -195,6 +210,14 @@ fn draw_steer_and_upload_in_a_real_browser() {
         eprintln!(
             "skipped: no chromium/chromedriver on PATH (apt-get install chromium chromium-driver)"
         );
+        return None;
+    };
+    Some((chromedriver, chromium))
+}
+
+#[test]
+fn draw_steer_and_upload_in_a_real_browser_and_on_a_phone() {
+    let Some((chromedriver, chromium)) = browser() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -206,10 +229,12 @@ fn draw_steer_and_upload_in_a_real_browser() {
             ae.to_str().unwrap(),
             "--classifier",
             cls.to_str().unwrap(),
+            "--body-limit",
+            "400000",
         ],
     );
 
-    let driver = Driver::start(&chromedriver, &chromium);
+    let driver = Driver::start(&chromedriver, &chromium, false);
     driver.session("POST", "/url", json!({"url": server.url}));
     driver.wait_for("return document.body.dataset.ready", "the page to load");
 
@@ -283,7 +308,89 @@ fn draw_steer_and_upload_in_a_real_browser() {
         "the upload's prediction",
     );
     assert_eq!(predicted, json!("7"), "the uploaded seven");
-
     drop(driver);
+
+    on_a_phone(&chromedriver, &chromium, &server, &data, dir.path());
     assert!(server.interrupt().success());
+}
+
+/// The same page on a phone: a finger draws, and a photo of megabytes goes up shrunk below
+/// the server's body limit (400 kB in this test).
+fn on_a_phone(chromedriver: &Path, chromium: &Path, server: &Server, data: &Path, dir: &Path) {
+    let driver = Driver::start(chromedriver, chromium, true);
+    driver.session("POST", "/url", json!({"url": server.url}));
+    driver.wait_for("return document.body.dataset.ready", "the page to load");
+    assert_eq!(
+        driver.script("return window.innerWidth"),
+        json!(390),
+        "not a phone-sized viewport"
+    );
+    assert_eq!(
+        driver.script("return document.getElementById('camera').getAttribute('capture')"),
+        json!("environment")
+    );
+
+    // A finger draws a one.
+    let pad = driver.element("#pad");
+    driver.stroke("touch", &pad, (0, -95), &[(0, -40), (0, 20), (0, 95)]);
+    let predicted = driver.wait_for(
+        "return document.getElementById('predicted').textContent",
+        "a prediction of the finger's stroke",
+    );
+    assert_eq!(predicted, json!("1"), "a vertical stroke is a one");
+
+    // A 3000×4000 photo of a seven on grey paper, with sensor noise: megabytes as a JPEG.
+    let test =
+        cae::data::Dataset::load(data, cae::data::DatasetKind::Mnist, cae::data::Split::Test)
+            .unwrap();
+    let index = (0..test.len()).find(|&i| test.labels[i] == 7).unwrap();
+    let digit = image::GrayImage::from_raw(28, 28, test.image(index).to_vec()).unwrap();
+    let digit = image::imageops::resize(&digit, 2400, 2400, image::imageops::FilterType::Triangle);
+    let mut noise = 12345u32;
+    let photo = image::RgbImage::from_fn(3000, 4000, |x, y| {
+        noise = noise.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let grain = (noise >> 27) as u8;
+        let ink = if (300..2700).contains(&x) && (800..3200).contains(&y) {
+            digit.get_pixel(x - 300, y - 800)[0]
+        } else {
+            0
+        };
+        let v = 200u8
+            .saturating_sub(ink / 2 + ink / 4)
+            .saturating_add(grain);
+        image::Rgb([v, v, v.saturating_sub(10)])
+    });
+    let jpeg = dir.join("photo.jpg");
+    photo.save(&jpeg).unwrap();
+    let size = std::fs::metadata(&jpeg).unwrap().len();
+    assert!(size > 1_000_000, "the photo is only {size} bytes");
+
+    driver.script("document.getElementById('predicted').textContent = ''");
+    let upload = driver.element("#upload");
+    driver.session(
+        "POST",
+        &format!("/element/{upload}/value"),
+        json!({"text": jpeg.to_str().unwrap()}),
+    );
+    let predicted = driver.wait_for(
+        "return document.getElementById('predicted').textContent",
+        "the photo's prediction",
+    );
+    let status = driver.script("return document.getElementById('status').textContent");
+    assert_eq!(predicted, json!("7"), "the photographed seven ({status})");
+    // What went up: at most 512 pixels a side, under the body limit.
+    let sent = driver.script("return document.body.dataset.uploaded");
+    let sent = sent.as_str().unwrap();
+    let (side, bytes) = sent.split_once(' ').unwrap();
+    assert_eq!(side, "384x512", "{sent}");
+    assert!(bytes.parse::<u64>().unwrap() < 400_000, "{sent}");
+
+    let shot = driver.session("GET", "/screenshot", Value::Null);
+    use base64::Engine;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot.as_str().unwrap())
+        .unwrap();
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-phone-screenshot.png");
+    std::fs::write(&out, png).unwrap();
+    eprintln!("screenshot: {}", out.display());
 }

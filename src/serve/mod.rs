@@ -11,11 +11,17 @@
 //! | `GET /api/random?seed=S` | | a test image, analysed: `{"index":i,"label":l, …as analyze}` |
 //!
 //! Images are row-major 28×28 values in [0, 1], white ink on black. Every refusal is a 4xx
-//! with one line of JSON, `{"error":"…"}`: 400 for malformed JSON, wrong sizes and values that
-//! are not finite numbers in range, 404 for unknown routes and what the loaded runs cannot do,
-//! 405 for a wrong method, 413 for bodies over the limit, 415 for other content types, 422 for
-//! an image with no digit in it. At most `max_concurrent` requests compute at once; more get
-//! 503 with `Retry-After: 1`. Inference runs on the blocking pool, off the async threads.
+//! with one line of JSON, `{"error":"…"}`: 400 for malformed JSON (and requests hyper cannot
+//! parse), wrong sizes and values that are not finite numbers in range, 404 for unknown routes
+//! and what the loaded runs cannot do, 405 for a wrong method, 408 for a body that does not
+//! arrive within the body timeout, 413 for bodies over the limit (read and discarded up to
+//! [`DRAIN_LIMIT`] first, so that the client reads the answer rather than a reset), 414 and
+//! 431 for a URI or headers too long, 415 for other content types, 422 for an image with no
+//! digit in it. At most `max_concurrent` requests compute at once; more get 503 with
+//! `Retry-After: 1`. Decoding an upload and inference run on the blocking pool, off the async
+//! threads, inside that limit. Connections have timeouts and a cap ([`conn`]).
+
+pub mod conn;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,15 +29,16 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
+
+pub use conn::ConnectionLimits;
 
 use crate::data::{Dataset, IMAGE_PIXELS, ImageShape, Split};
 use crate::latent::LatentDensity;
@@ -53,6 +60,7 @@ pub struct ServeConfig {
     pub max_concurrent: usize,
     /// Largest request body in bytes; larger ones are answered 413.
     pub body_limit: usize,
+    pub connections: ConnectionLimits,
 }
 
 struct AutoencoderModel {
@@ -86,8 +94,6 @@ impl Models {
             );
             Ok(())
         };
-        // The test images and class names of the first run given.
-        let mut test = None;
         let autoencoder = match &config.autoencoder {
             Some(path) => {
                 let run = open(path)?;
@@ -99,12 +105,16 @@ impl Models {
                 let images = c.images(&config.data_root, &run, Split::Test)?;
                 let dead = crate::evaluation::latent_stats(|x| model.encode(x), &images, &device)
                     .dead_units();
-                test = Some((images, c.class_names(&run)));
-                Some(AutoencoderModel {
-                    model,
-                    density,
-                    dead,
-                })
+                let classes = c.class_names(&run);
+                Some((
+                    AutoencoderModel {
+                        model,
+                        density,
+                        dead,
+                    },
+                    images,
+                    classes,
+                ))
             }
             None => None,
         };
@@ -113,13 +123,38 @@ impl Models {
                 let run = open(path)?;
                 let (model, c) = ClassifierTrainingConfig::load(&run, config.weights, &device)?;
                 drawable(path, c.encoder.input())?;
-                if test.is_none() {
-                    let images = c.images(&config.data_root, &run, Split::Test)?;
-                    test = Some((images, c.class_names(&run)));
-                }
-                Some(model)
+                let images = c.images(&config.data_root, &run, Split::Test)?;
+                Some((model, images, c.class_names(&run)))
             }
             None => None,
+        };
+        // Class names are the classifier's: it is what answers with them. An autoencoder that
+        // learned named classes must have learned the same ones (one trained on Fashion-MNIST
+        // beside a digit classifier would make every answer mix two meanings).
+        if let (Some((_, _, ae_classes)), Some((_, _, classes)), Some(ae), Some(cls)) = (
+            &autoencoder,
+            &classifier,
+            &config.autoencoder,
+            &config.classifier,
+        ) && !ae_classes.is_empty()
+            && ae_classes != classes
+        {
+            anyhow::bail!(
+                "the runs disagree on what the images are: {} learned the classes {ae_classes:?}, \
+                 {} names {classes:?}; serve an autoencoder and a classifier of the same data",
+                ae.display(),
+                cls.display()
+            );
+        }
+        // The test images (for /api/random) of the classifier, whose labels name its classes;
+        // else of the autoencoder.
+        let (autoencoder, ae_test) = match autoencoder {
+            Some((model, images, classes)) => (Some(model), Some((images, classes))),
+            None => (None, None),
+        };
+        let (classifier, test) = match classifier {
+            Some((model, images, classes)) => (Some(model), Some((images, classes))),
+            None => (None, ae_test),
         };
         let (test, classes) = test.context("cae serve needs --ae RUN, --classifier RUN or both")?;
         Ok(Self {
@@ -149,7 +184,8 @@ impl Models {
                 let best = (0..p.len())
                     .max_by(|&a, &b| p[a].total_cmp(&p[b]))
                     .unwrap_or(0);
-                (Some(p), Some(self.classes[best].clone()))
+                let name = self.classes.get(best).cloned();
+                (Some(p), Some(name.unwrap_or_else(|| best.to_string())))
             }
             None => (None, None),
         };
@@ -231,6 +267,8 @@ struct Interpolated {
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// Close the connection after the answer (a body that was not read to its end).
+    close: bool,
 }
 
 impl ApiError {
@@ -238,11 +276,20 @@ impl ApiError {
         Self {
             status,
             message: message.into().replace('\n', " "),
+            close: false,
         }
     }
 
     fn bad(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
@@ -255,10 +302,12 @@ impl IntoResponse for ApiError {
             body,
         )
             .into_response();
+        let headers = response.headers_mut();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.close {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
@@ -266,35 +315,103 @@ impl IntoResponse for ApiError {
 
 struct AppState {
     models: Models,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
+    body_limit: usize,
+    body_timeout: std::time::Duration,
 }
 
 type Shared = State<Arc<AppState>>;
 
-/// Run `work` on the blocking pool if a permit is free, else 503.
+/// Run `work` on the blocking pool if a permit is free, else 503. The permit goes with the
+/// work and is released when it ends, even if the client left before.
 async fn compute<T: Send + 'static>(
     state: &Arc<AppState>,
     work: impl FnOnce(&Models) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let _permit = state.permits.try_acquire().map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy: too many requests at once, retry shortly",
-        )
-    })?;
+    let permit = Arc::clone(&state.permits)
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy: too many requests at once, retry shortly",
+            )
+        })?;
     let state = Arc::clone(state);
-    tokio::task::spawn_blocking(move || work(&state.models))
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work(&state.models)
+    })
+    .await
+    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the computation failed"))?
+}
+
+/// How much of a body over the limit is read and thrown away before the 413, so that the
+/// client, still sending, reads the answer instead of a connection reset. Past it the
+/// connection is closed unread.
+pub const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// The request body, whole, within the limit and the body timeout: else 413 (the rest read
+/// and discarded up to [`DRAIN_LIMIT`], the connection closed after the answer) or 408.
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let limit = state.body_limit;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let too_large = |size: String| ApiError {
+        close: true,
+        ..ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is {size}; the limit is {limit} bytes (cae serve --body-limit). \
+                 Send a smaller image: the model sees 28×28 pixels"
+            ),
+        )
+    };
+    if let Some(n) = declared.filter(|&n| n > DRAIN_LIMIT) {
+        return Err(too_large(format!("{n} bytes")));
+    }
+    let read = async {
+        let mut body = body;
+        let mut kept = Vec::new();
+        let mut total = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| ApiError::bad(format!("the body could not be read: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            total += data.len() as u64;
+            if total > DRAIN_LIMIT {
+                return Err(too_large(format!("over {total} bytes")));
+            }
+            if total <= limit as u64 {
+                kept.extend_from_slice(&data);
+            } else if !kept.is_empty() {
+                kept = Vec::new();
+            }
+        }
+        if total > limit as u64 {
+            return Err(too_large(format!("{total} bytes")));
+        }
+        Ok(Bytes::from(kept))
+    };
+    tokio::time::timeout(state.body_timeout, read)
         .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the computation failed"))?
+        .map_err(|_| ApiError {
+            close: true,
+            ..ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {} s",
+                    state.body_timeout.as_secs_f64()
+                ),
+            )
+        })?
 }
 
-/// The body, or the refusal of it (over the limit: 413) as JSON.
-fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|e| ApiError::new(e.status(), e.body_text()))
-}
-
-fn json<T: serde::de::DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, ApiError> {
-    match content_type(headers).as_str() {
+fn json<T: serde::de::DeserializeOwned>(content_type: &str, bytes: &[u8]) -> Result<T, ApiError> {
+    match content_type {
         "application/json" => {
             serde_json::from_slice(bytes).map_err(|e| ApiError::bad(format!("malformed JSON: {e}")))
         }
@@ -305,6 +422,7 @@ fn json<T: serde::de::DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Re
     }
 }
 
+/// The media type of a `Content-Type` header, lower case, without parameters.
 fn content_type(headers: &HeaderMap) -> String {
     let value = headers
         .get(header::CONTENT_TYPE)
@@ -324,41 +442,94 @@ struct PixelsRequest {
     pixels: Vec<f64>,
 }
 
-/// The 28×28 input of a request: an image file prepared as `cae predict` does, or pixels.
-fn request_pixels(headers: &HeaderMap, bytes: &[u8]) -> Result<Vec<f32>, ApiError> {
-    match content_type(headers).as_str() {
-        "image/png" | "image/jpeg" => {
-            let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-                .with_guessed_format()
-                .map_err(|e| ApiError::bad(format!("unreadable image: {e}")))?;
-            let mut limits = image::Limits::default();
-            limits.max_image_width = Some(4096);
-            limits.max_image_height = Some(4096);
-            limits.max_alloc = Some(64 << 20);
-            reader.limits(limits);
-            let img = reader
-                .decode()
-                .map_err(|e| ApiError::bad(format!("unreadable image: {e}")))?;
-            let pixels = crate::data::preprocess::preprocess(&img.to_luma8()).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "no digit found: the image is blank or has no contrast",
-                )
-            })?;
-            Ok(pixels.iter().map(|&p| f32::from(p) / 255.0).collect())
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecodeRequest {
+    latent: Vec<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InterpolateRequest {
+    a: Vec<f64>,
+    b: Vec<f64>,
+    steps: usize,
+}
+
+/// The routes that take a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Analyze,
+    Decode,
+    Interpolate,
+}
+
+/// A request body, read and checked: everything that needs no model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// The 28×28 input to analyze, values in [0, 1].
+    Analyze(Vec<f32>),
+    /// A code to decode (its length is checked against the model's).
+    Decode(Vec<f64>),
+    /// Two codes and the steps between them (1 to 64).
+    Interpolate {
+        a: Vec<f64>,
+        b: Vec<f64>,
+        steps: usize,
+    },
+}
+
+/// Parse the body of a request to `route` with media type `content_type` (as
+/// [`content_type`] gives it): JSON, or for `Analyze` a PNG or JPEG decoded within the
+/// limits of `data::image_file` and prepared as `cae predict` does. The one parser of every
+/// body the server takes (the `serve_request` fuzz target drives it).
+pub fn parse_request(route: Route, content_type: &str, bytes: &[u8]) -> Result<Request, ApiError> {
+    match route {
+        Route::Analyze => match content_type {
+            "image/png" | "image/jpeg" => {
+                let img = crate::data::image_file::decode_bytes(bytes)
+                    .map_err(|e| ApiError::bad(format!("unreadable image: {e}")))?;
+                let pixels =
+                    crate::data::preprocess::preprocess(&img.to_luma8()).ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "no digit found: the image is blank or has no contrast",
+                        )
+                    })?;
+                Ok(Request::Analyze(
+                    pixels.iter().map(|&p| f32::from(p) / 255.0).collect(),
+                ))
+            }
+            _ => {
+                let r: PixelsRequest = json(content_type, bytes)?;
+                if r.pixels.len() != IMAGE_PIXELS {
+                    return Err(ApiError::bad(format!(
+                        "pixels has {} values, expected 784 (28×28)",
+                        r.pixels.len()
+                    )));
+                }
+                if r.pixels.iter().any(|v| !(0.0..=1.0).contains(v)) {
+                    return Err(ApiError::bad("pixels must be numbers from 0 to 1"));
+                }
+                Ok(Request::Analyze(
+                    r.pixels.iter().map(|&v| v as f32).collect(),
+                ))
+            }
+        },
+        Route::Decode => {
+            let r: DecodeRequest = json(content_type, bytes)?;
+            Ok(Request::Decode(r.latent))
         }
-        _ => {
-            let r: PixelsRequest = json(headers, bytes)?;
-            if r.pixels.len() != IMAGE_PIXELS {
-                return Err(ApiError::bad(format!(
-                    "pixels has {} values, expected 784 (28×28)",
-                    r.pixels.len()
-                )));
+        Route::Interpolate => {
+            let r: InterpolateRequest = json(content_type, bytes)?;
+            if !(1..=64).contains(&r.steps) {
+                return Err(ApiError::bad("steps must be from 1 to 64"));
             }
-            if r.pixels.iter().any(|v| !(0.0..=1.0).contains(v)) {
-                return Err(ApiError::bad("pixels must be numbers from 0 to 1"));
-            }
-            Ok(r.pixels.iter().map(|&v| v as f32).collect())
+            Ok(Request::Interpolate {
+                a: r.a,
+                b: r.b,
+                steps: r.steps,
+            })
         }
     }
 }
@@ -386,26 +557,32 @@ async fn health(State(state): Shared) -> Response {
 async fn analyze(
     State(state): Shared,
     headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let pixels = request_pixels(&headers, &body(bytes)?)?;
-    let analysis = compute(&state, move |m| Ok(m.analyze(pixels))).await?;
+    let bytes = read_body(&state, &headers, body).await?;
+    let media = content_type(&headers);
+    // Decoding an upload is the costly part: inside the permit, on the blocking pool.
+    let analysis = compute(&state, move |m| {
+        let Request::Analyze(pixels) = parse_request(Route::Analyze, &media, &bytes)? else {
+            unreachable!("the analyze route parses to Analyze")
+        };
+        Ok(m.analyze(pixels))
+    })
+    .await?;
     Ok(axum::Json(analysis).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DecodeRequest {
-    latent: Vec<f64>,
 }
 
 async fn decode(
     State(state): Shared,
     headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let r: DecodeRequest = json(&headers, &body(bytes)?)?;
-    let z = state.models.check_latent(&r.latent)?;
+    let bytes = read_body(&state, &headers, body).await?;
+    let Request::Decode(latent) = parse_request(Route::Decode, &content_type(&headers), &bytes)?
+    else {
+        unreachable!("the decode route parses to Decode")
+    };
+    let z = state.models.check_latent(&latent)?;
     let images = compute(&state, move |m| m.decode(vec![z])).await?;
     let reconstruction = images.into_iter().next().unwrap_or_default();
     Ok(axum::Json(Decoded {
@@ -415,30 +592,24 @@ async fn decode(
     .into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InterpolateRequest {
-    a: Vec<f64>,
-    b: Vec<f64>,
-    steps: usize,
-}
-
 async fn interpolate(
     State(state): Shared,
     headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let r: InterpolateRequest = json(&headers, &body(bytes)?)?;
-    if !(1..=64).contains(&r.steps) {
-        return Err(ApiError::bad("steps must be from 1 to 64"));
-    }
+    let bytes = read_body(&state, &headers, body).await?;
+    let Request::Interpolate { a, b, steps } =
+        parse_request(Route::Interpolate, &content_type(&headers), &bytes)?
+    else {
+        unreachable!("the interpolate route parses to Interpolate")
+    };
     let (a, b) = (
-        state.models.check_latent(&r.a)?,
-        state.models.check_latent(&r.b)?,
+        state.models.check_latent(&a)?,
+        state.models.check_latent(&b)?,
     );
-    let codes: Vec<Vec<f32>> = (0..=r.steps)
+    let codes: Vec<Vec<f32>> = (0..=steps)
         .map(|s| {
-            let t = s as f32 / r.steps as f32;
+            let t = s as f32 / steps as f32;
             a.iter()
                 .zip(&b)
                 .map(|(x, y)| (1.0 - t) * x + t * y)
@@ -528,10 +699,12 @@ async fn wrong_method() -> ApiError {
 }
 
 /// The routes over `models`.
-pub fn router(models: Models, max_concurrent: usize, body_limit: usize) -> Router {
+pub fn router(models: Models, config: &ServeConfig) -> Router {
     let state = Arc::new(AppState {
         models,
-        permits: Semaphore::new(max_concurrent.max(1)),
+        permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
+        body_limit: config.body_limit,
+        body_timeout: config.connections.body_timeout,
     });
     Router::new()
         .route("/", get(page))
@@ -543,7 +716,6 @@ pub fn router(models: Models, max_concurrent: usize, body_limit: usize) -> Route
         .route("/api/random", get(random))
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
-        .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 
@@ -570,7 +742,7 @@ pub async fn shutdown_signal() {
 }
 
 /// Load the runs, listen on `addr`, answer until SIGINT or SIGTERM, then finish the requests
-/// under way and return. `ready` is called with the bound address (port 0 picks a free one).
+/// under way (within the shutdown deadline) and return. `ready` is called with the bound address (port 0 picks a free one).
 pub fn run(
     config: &ServeConfig,
     addr: SocketAddr,
@@ -590,10 +762,11 @@ pub fn run(
             .await
             .with_context(|| format!("listening on {addr}"))?;
         ready(listener.local_addr()?);
-        let app = router(models, config.max_concurrent, config.body_limit);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
-        Ok(())
-    })
+        let app = router(models, config);
+        conn::serve(listener, app, config.connections, shutdown_signal()).await;
+        anyhow::Ok(())
+    })?;
+    // Work still running on the blocking pool past the deadline is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(())
 }

@@ -113,15 +113,39 @@ impl Server {
         (status, body)
     }
 
-    /// SIGINT, then the exit status of a clean shutdown.
-    pub fn interrupt(mut self) -> std::process::ExitStatus {
+    /// `host:port` of the server.
+    pub fn addr(&self) -> String {
+        self.url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// A raw connection to the server, for requests no HTTP client would send.
+    pub fn connect(&self) -> std::net::TcpStream {
+        let stream = std::net::TcpStream::connect(self.addr()).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        stream
+    }
+
+    /// A signal by name (`TERM`, `INT`), then the exit status and how long the exit took.
+    pub fn signal(mut self, name: &str) -> (std::process::ExitStatus, std::time::Duration) {
         let pid = self.child.id().to_string();
+        let started = std::time::Instant::now();
         let sent = std::process::Command::new("kill")
-            .args(["-INT", &pid])
+            .args([&format!("-{name}"), &pid])
             .status()
             .unwrap();
         assert!(sent.success());
-        self.child.wait().unwrap()
+        let status = self.child.wait().unwrap();
+        (status, started.elapsed())
+    }
+
+    /// SIGINT, then the exit status of a clean shutdown.
+    pub fn interrupt(self) -> std::process::ExitStatus {
+        self.signal("INT").0
     }
 }
 
@@ -130,4 +154,34 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Read one HTTP/1.1 answer from `stream` until the server closes it or its body is whole:
+/// the status, the headers (lower case) and the body. `None` when the connection closed
+/// without an answer.
+pub fn read_answer(stream: &mut std::net::TcpStream) -> Option<(u16, String, String)> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&bytes[..end]).to_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|n| n.trim().parse::<usize>().ok());
+            if let Some(n) = length
+                && bytes.len() >= end + 4 + n
+            {
+                let status = head.split(' ').nth(1)?.parse().ok()?;
+                let body = String::from_utf8_lossy(&bytes[end + 4..end + 4 + n]).into_owned();
+                return Some((status, head, body));
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+        }
+    }
+    None
 }
