@@ -381,6 +381,8 @@ fn slow_clients_time_out_connections_are_capped_and_big_bodies_get_their_413() {
     assert_eq!(status, 414, "{message}");
 
     // The connection cap: with eight open, a ninth is answered 503 with JSON and closed.
+    // (The connections above are closed by now; each gives its place back as its task ends.)
+    std::thread::sleep(Duration::from_millis(500));
     let open: Vec<_> = (0..8).map(|_| server.connect()).collect();
     std::thread::sleep(Duration::from_millis(100));
     let mut ninth = server.connect();
