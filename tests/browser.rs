@@ -150,6 +150,21 @@ impl Driver {
         );
     }
 
+    /// Choose `file` in the page's upload input; the class predicted for it.
+    fn upload(&self, file: &Path) -> Value {
+        self.script("document.getElementById('predicted').textContent = ''");
+        let upload = self.element("#upload");
+        self.session(
+            "POST",
+            &format!("/element/{upload}/value"),
+            json!({"text": file.to_str().unwrap()}),
+        );
+        self.wait_for(
+            "return document.getElementById('predicted').textContent",
+            "the upload's prediction",
+        )
+    }
+
     /// Wait until `script` returns something truthy; return it.
     fn wait_for(&self, script: &str, what: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -296,17 +311,7 @@ fn draw_steer_and_upload_in_a_real_browser_and_on_a_phone() {
         .unwrap()
         .save(&png)
         .unwrap();
-    driver.script("document.getElementById('predicted').textContent = ''");
-    let upload = driver.element("#upload");
-    driver.session(
-        "POST",
-        &format!("/element/{upload}/value"),
-        json!({"text": png.to_str().unwrap()}),
-    );
-    let predicted = driver.wait_for(
-        "return document.getElementById('predicted').textContent",
-        "the upload's prediction",
-    );
+    let predicted = driver.upload(&png);
     assert_eq!(predicted, json!("7"), "the uploaded seven");
     drop(driver);
 
@@ -365,17 +370,7 @@ fn on_a_phone(chromedriver: &Path, chromium: &Path, server: &Server, data: &Path
     let size = std::fs::metadata(&jpeg).unwrap().len();
     assert!(size > 1_000_000, "the photo is only {size} bytes");
 
-    driver.script("document.getElementById('predicted').textContent = ''");
-    let upload = driver.element("#upload");
-    driver.session(
-        "POST",
-        &format!("/element/{upload}/value"),
-        json!({"text": jpeg.to_str().unwrap()}),
-    );
-    let predicted = driver.wait_for(
-        "return document.getElementById('predicted').textContent",
-        "the photo's prediction",
-    );
+    let predicted = driver.upload(&jpeg);
     let status = driver.script("return document.getElementById('status').textContent");
     assert_eq!(predicted, json!("7"), "the photographed seven ({status})");
     // What went up: at most 512 pixels a side, under the body limit.

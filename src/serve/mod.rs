@@ -480,58 +480,66 @@ pub enum Request {
 }
 
 /// Parse the body of a request to `route` with media type `content_type` (as
-/// [`content_type`] gives it): JSON, or for `Analyze` a PNG or JPEG decoded within the
-/// limits of `data::image_file` and prepared as `cae predict` does. The one parser of every
-/// body the server takes (the `serve_request` fuzz target drives it).
+/// [`content_type`] gives it): everything that needs no model. The one parser of every body
+/// the server takes (each route calls its part; the `serve_request` fuzz target drives all).
 pub fn parse_request(route: Route, content_type: &str, bytes: &[u8]) -> Result<Request, ApiError> {
-    match route {
-        Route::Analyze => match content_type {
-            "image/png" | "image/jpeg" => {
-                let img = crate::data::image_file::decode_bytes(bytes)
-                    .map_err(|e| ApiError::bad(format!("unreadable image: {e}")))?;
-                let pixels =
-                    crate::data::preprocess::preprocess(&img.to_luma8()).ok_or_else(|| {
-                        ApiError::new(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            "no digit found: the image is blank or has no contrast",
-                        )
-                    })?;
-                Ok(Request::Analyze(
-                    pixels.iter().map(|&p| f32::from(p) / 255.0).collect(),
-                ))
-            }
-            _ => {
-                let r: PixelsRequest = json(content_type, bytes)?;
-                if r.pixels.len() != IMAGE_PIXELS {
-                    return Err(ApiError::bad(format!(
-                        "pixels has {} values, expected 784 (28×28)",
-                        r.pixels.len()
-                    )));
-                }
-                if r.pixels.iter().any(|v| !(0.0..=1.0).contains(v)) {
-                    return Err(ApiError::bad("pixels must be numbers from 0 to 1"));
-                }
-                Ok(Request::Analyze(
-                    r.pixels.iter().map(|&v| v as f32).collect(),
-                ))
-            }
-        },
-        Route::Decode => {
-            let r: DecodeRequest = json(content_type, bytes)?;
-            Ok(Request::Decode(r.latent))
-        }
+    Ok(match route {
+        Route::Analyze => Request::Analyze(parse_analyze(content_type, bytes)?),
+        Route::Decode => Request::Decode(parse_decode(content_type, bytes)?),
         Route::Interpolate => {
-            let r: InterpolateRequest = json(content_type, bytes)?;
-            if !(1..=64).contains(&r.steps) {
-                return Err(ApiError::bad("steps must be from 1 to 64"));
-            }
-            Ok(Request::Interpolate {
+            let r = parse_interpolate(content_type, bytes)?;
+            Request::Interpolate {
                 a: r.a,
                 b: r.b,
                 steps: r.steps,
-            })
+            }
+        }
+    })
+}
+
+/// The 28×28 input of an analyze request: a PNG or JPEG decoded within the limits of
+/// `data::image_file` and prepared as `cae predict` does, or JSON pixels in [0, 1].
+fn parse_analyze(content_type: &str, bytes: &[u8]) -> Result<Vec<f32>, ApiError> {
+    match content_type {
+        "image/png" | "image/jpeg" => {
+            let img = crate::data::image_file::decode_bytes(bytes)
+                .map_err(|e| ApiError::bad(format!("unreadable image: {e}")))?;
+            let pixels = crate::data::preprocess::preprocess(&img.to_luma8()).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no digit found: the image is blank or has no contrast",
+                )
+            })?;
+            Ok(pixels.iter().map(|&p| f32::from(p) / 255.0).collect())
+        }
+        _ => {
+            let r: PixelsRequest = json(content_type, bytes)?;
+            if r.pixels.len() != IMAGE_PIXELS {
+                return Err(ApiError::bad(format!(
+                    "pixels has {} values, expected 784 (28×28)",
+                    r.pixels.len()
+                )));
+            }
+            if r.pixels.iter().any(|v| !(0.0..=1.0).contains(v)) {
+                return Err(ApiError::bad("pixels must be numbers from 0 to 1"));
+            }
+            Ok(r.pixels.iter().map(|&v| v as f32).collect())
         }
     }
+}
+
+/// The code of a decode request (its length is checked against the model's later).
+fn parse_decode(content_type: &str, bytes: &[u8]) -> Result<Vec<f64>, ApiError> {
+    let r: DecodeRequest = json(content_type, bytes)?;
+    Ok(r.latent)
+}
+
+fn parse_interpolate(content_type: &str, bytes: &[u8]) -> Result<InterpolateRequest, ApiError> {
+    let r: InterpolateRequest = json(content_type, bytes)?;
+    if !(1..=64).contains(&r.steps) {
+        return Err(ApiError::bad("steps must be from 1 to 64"));
+    }
+    Ok(r)
 }
 
 async fn page() -> Html<&'static str> {
@@ -563,10 +571,7 @@ async fn analyze(
     let media = content_type(&headers);
     // Decoding an upload is the costly part: inside the permit, on the blocking pool.
     let analysis = compute(&state, move |m| {
-        let Request::Analyze(pixels) = parse_request(Route::Analyze, &media, &bytes)? else {
-            unreachable!("the analyze route parses to Analyze")
-        };
-        Ok(m.analyze(pixels))
+        Ok(m.analyze(parse_analyze(&media, &bytes)?))
     })
     .await?;
     Ok(axum::Json(analysis).into_response())
@@ -578,10 +583,7 @@ async fn decode(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(&state, &headers, body).await?;
-    let Request::Decode(latent) = parse_request(Route::Decode, &content_type(&headers), &bytes)?
-    else {
-        unreachable!("the decode route parses to Decode")
-    };
+    let latent = parse_decode(&content_type(&headers), &bytes)?;
     let z = state.models.check_latent(&latent)?;
     let images = compute(&state, move |m| m.decode(vec![z])).await?;
     let reconstruction = images.into_iter().next().unwrap_or_default();
@@ -598,11 +600,7 @@ async fn interpolate(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(&state, &headers, body).await?;
-    let Request::Interpolate { a, b, steps } =
-        parse_request(Route::Interpolate, &content_type(&headers), &bytes)?
-    else {
-        unreachable!("the interpolate route parses to Interpolate")
-    };
+    let InterpolateRequest { a, b, steps } = parse_interpolate(&content_type(&headers), &bytes)?;
     let (a, b) = (
         state.models.check_latent(&a)?,
         state.models.check_latent(&b)?,
