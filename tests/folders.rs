@@ -400,3 +400,97 @@ fn augmentation_flags_are_recorded_change_training_and_are_checked() {
     );
     assert!(err.contains("--augment-scale"), "{err}");
 }
+
+#[test]
+fn a_classifier_reads_a_folder_as_its_encoder_did_and_invert_turns_scans_around() {
+    use cae::training::{ClassifierTrainingConfig, Experiment};
+    let dir = tempfile::tempdir().unwrap();
+    let root = common::subset_root(&dir.path().join("data"), 1_000, 100);
+    let ae = dir.path().join("ae");
+    succeed(
+        cae()
+            .args(["train-ae", "--epochs", "1", "--quiet", "--data"])
+            .arg(&root)
+            .arg("--out")
+            .arg(&ae),
+    );
+    // Scans: dark ink on light paper, 56x56, where the encoder learned 28x28 MNIST.
+    let scans = dir.path().join("scans");
+    write_pngs(&mnist(Split::Test, 200), &scans, false, |g| {
+        let mut g = image::imageops::resize(&g, 56, 56, image::imageops::FilterType::Triangle);
+        image::imageops::invert(&mut g);
+        image::DynamicImage::ImageLuma8(g)
+    });
+    let cls = dir.path().join("cls");
+    let train = |extra: &[&str], out: &Path| {
+        let mut cmd = cae();
+        cmd.args(["train-classifier", "--epochs", "1", "--quiet", "--images"])
+            .arg(&scans)
+            .arg("--encoder")
+            .arg(&ae)
+            .args(extra)
+            .arg("--out")
+            .arg(out);
+        cmd
+    };
+    // A size or channel count other than the encoder's is refused by its flag.
+    for (flag, value) in [("--image-size", "32x32"), ("--channels", "3")] {
+        let out = dir.path().join("refused");
+        let o = train(&[flag, value], &out).output().unwrap();
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{flag} {value} accepted");
+        assert!(
+            err.contains(&format!("{flag} {value} differs from the encoder run")),
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
+    // Left out, the folder is read as the encoder read MNIST: 28x28 grey, here inverted.
+    succeed(&mut train(&["--invert"], &cls));
+    let run = cae::run::RunDir::open(&cls).unwrap();
+    let config = ClassifierTrainingConfig::read(&run).unwrap();
+    let folder = config.data.images.clone().unwrap();
+    assert_eq!(
+        (folder.image_size, folder.channels, folder.invert),
+        (Some([28, 28]), Some(1), true)
+    );
+    assert_eq!(npy_shape(&cls.join("cache/all.npy")), "200, 28, 28, 1");
+    // The cache holds light ink on dark, as MNIST: a dark mean where the scans are light.
+    let bytes = std::fs::read(cls.join("cache/all.npy")).unwrap();
+    let pixels = &bytes[bytes.len() - 200 * 784..];
+    let mean = pixels.iter().map(|&v| f64::from(v)).sum::<f64>() / pixels.len() as f64;
+    assert!(mean < 80.0, "mean {mean}: not inverted");
+    // Files given to the run's commands are inverted the same way (predict, encode,
+    // reconstruct and serve read them through `latent::read_files`).
+    let scan = std::fs::read_dir(scans.join("7"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let inverted = cae::latent::read_files(std::slice::from_ref(&scan), config.data()).unwrap();
+    let mut plain = config.data().clone();
+    plain.images.as_mut().unwrap().invert = false;
+    let as_is = cae::latent::read_files(std::slice::from_ref(&scan), &plain).unwrap();
+    let flipped: Vec<u8> = as_is.image(0).iter().map(|v| 255 - v).collect();
+    assert_eq!(inverted.image(0), &flipped[..]);
+    let out = succeed(cae().arg("predict").arg(&cls).arg(&scan));
+    assert_eq!(stdout(&out).lines().count(), 1);
+    // --invert is recorded: resuming with it is no conflict, without a folder it is refused.
+    succeed(
+        cae()
+            .args([
+                "train-classifier",
+                "--epochs",
+                "2",
+                "--quiet",
+                "--invert",
+                "--images",
+            ])
+            .arg(&scans)
+            .arg("--resume")
+            .arg(&cls),
+    );
+    let err = refused(&["train-ae", "--invert", "--out", "x"], dir.path());
+    assert!(err.contains("--images"), "{err}");
+}

@@ -146,6 +146,11 @@ pub struct SourceArgs {
     /// Refuse unreadable images instead of skipping them
     #[arg(long, requires = "images")]
     pub strict: bool,
+    /// Turn the images into their negatives: for scans of dark ink on light paper, so that
+    /// they look like MNIST's light ink on dark (recorded in the run, applied by every
+    /// command that reads images for it)
+    #[arg(long, requires = "images")]
+    pub invert: bool,
 }
 
 impl SourceArgs {
@@ -158,6 +163,7 @@ impl SourceArgs {
                 val_split: self.val_split,
                 cache: self.cache.clone(),
                 strict: self.strict,
+                invert: self.invert,
                 ..FolderConfig::new(dir.clone())
             }),
         }
@@ -373,6 +379,7 @@ fn data_flags(d: &DataConfig, v: &mut FlagValues) {
     let cache = folder.cache.map(|c| c.display().to_string());
     v.insert("cache", cache.unwrap_or("none".into()));
     v.insert("strict", folder.strict.to_string());
+    v.insert("invert", folder.invert.to_string());
 }
 
 fn autoencoder_flags(c: &AutoencoderTrainingConfig) -> FlagValues {

@@ -55,6 +55,10 @@ pub struct FolderConfig {
     /// Refuse unreadable images instead of skipping them.
     #[serde(default)]
     pub strict: bool,
+    /// Turn every image into its negative (`255 − v`): scans of dark ink on light paper
+    /// become light on dark, as MNIST is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invert: bool,
 }
 
 impl FolderConfig {
@@ -66,6 +70,7 @@ impl FolderConfig {
             val_split: 0.1,
             cache: None,
             strict: false,
+            invert: false,
         }
     }
 
@@ -263,8 +268,16 @@ fn probe(path: &Path) -> Result<(u32, u32, bool), String> {
     super::image_file::probe(path)
 }
 
-/// Decode an image to `shape` (resized if needed), channels last.
-fn decode(path: &Path, shape: ImageShape) -> Result<Vec<u8>, String> {
+/// How a folder's files become pixels: their shape, and whether they are inverted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Pipeline {
+    shape: ImageShape,
+    invert: bool,
+}
+
+/// Decode an image as `pipeline` says (resized if needed, inverted if asked), channels last.
+fn decode(path: &Path, pipeline: Pipeline) -> Result<Vec<u8>, String> {
+    let Pipeline { shape, invert } = pipeline;
     let img = super::image_file::decode_file(path)?;
     let (w, h) = (shape.width as u32, shape.height as u32);
     let img = if (img.width(), img.height()) == (w, h) {
@@ -272,10 +285,14 @@ fn decode(path: &Path, shape: ImageShape) -> Result<Vec<u8>, String> {
     } else {
         img.resize_exact(w, h, FilterType::Triangle)
     };
-    Ok(match shape.channels {
+    let mut pixels = match shape.channels {
         1 => img.to_luma8().into_raw(),
         _ => img.to_rgb8().into_raw(),
-    })
+    };
+    if invert {
+        pixels.iter_mut().for_each(|v| *v = 255 - *v);
+    }
+    Ok(pixels)
 }
 
 /// The shape a settled config decodes to (its size and channels are recorded by
@@ -292,9 +309,13 @@ pub fn read_files(paths: &[PathBuf], config: &FolderConfig) -> Result<Dataset, F
     let shape = settled_shape(config).ok_or_else(|| {
         FolderError::Invalid("the run's image folder settings are incomplete".into())
     })?;
+    let pipeline = Pipeline {
+        shape,
+        invert: config.invert,
+    };
     let mut pixels = Vec::with_capacity(paths.len() * shape.len());
     for path in paths {
-        let bytes = decode(path, shape).map_err(|message| FolderError::Unreadable {
+        let bytes = decode(path, pipeline).map_err(|message| FolderError::Unreadable {
             path: path.clone(),
             message,
         })?;
@@ -417,11 +438,15 @@ impl Plan {
         self.parts
             .iter()
             .map(|(part, files)| {
+                let pipeline = Pipeline {
+                    shape: self.shape,
+                    invert: self.config.invert,
+                };
                 let (pixels, labels) = cached(
                     cache_dir,
                     part,
                     files,
-                    self.shape,
+                    pipeline,
                     self.classes.len(),
                     self.config.strict,
                     quiet,
@@ -522,9 +547,11 @@ struct CacheIndex {
 }
 
 /// Hash of the pipeline and of each file's path, size and modification time.
-fn fingerprint(files: &[(PathBuf, u8)], shape: ImageShape) -> Result<String, FolderError> {
+fn fingerprint(files: &[(PathBuf, u8)], pipeline: Pipeline) -> Result<String, FolderError> {
     let mut hash = Sha256::new();
-    hash.update(format!("cae-cache-1 {shape} triangle\n"));
+    // The same words as before inversion existed, so that caches made then stay current.
+    let invert = if pipeline.invert { " inverted" } else { "" };
+    hash.update(format!("cae-cache-1 {} triangle{invert}\n", pipeline.shape));
     for (path, label) in files {
         let meta = std::fs::metadata(path).map_err(io(path))?;
         let mtime = meta
@@ -565,16 +592,17 @@ fn cached(
     dir: &Path,
     part: &str,
     files: &[(PathBuf, u8)],
-    shape: ImageShape,
+    pipeline: Pipeline,
     classes: usize,
     strict: bool,
     quiet: bool,
 ) -> Result<(Pixels, Vec<u8>), FolderError> {
+    let shape = pipeline.shape;
     let (npy, json) = (
         dir.join(format!("{part}.npy")),
         dir.join(format!("{part}.json")),
     );
-    let print = fingerprint(files, shape)?;
+    let print = fingerprint(files, pipeline)?;
     // The index is a file anyone can edit: it is used only if it agrees with the plan in
     // everything the data is later indexed by (count, shape, label range).
     let current = std::fs::read(&json)
@@ -605,7 +633,7 @@ fn cached(
         }
         return Ok((resident(map), index.labels));
     }
-    let index = build(&npy, files, shape, strict, quiet, print)?;
+    let index = build(&npy, files, pipeline, strict, quiet, print)?;
     atomic::write(&json, &serde_json::to_vec(&index).expect("plain data")).map_err(io(&json))?;
     report_skipped(&index.skipped);
     let map = MappedImages::open(&npy, index.shape).map_err(io(&npy))?;
@@ -631,11 +659,12 @@ const DECODE_CHUNK: usize = 1024;
 fn build(
     npy: &Path,
     files: &[(PathBuf, u8)],
-    shape: ImageShape,
+    pipeline: Pipeline,
     strict: bool,
     quiet: bool,
     fingerprint: String,
 ) -> Result<CacheIndex, FolderError> {
+    let shape = pipeline.shape;
     let bar = if quiet {
         ProgressBar::hidden()
     } else {
@@ -658,7 +687,7 @@ fn build(
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         out.write_all(&vec![0u8; header_len])?;
         for chunk in files.chunks(DECODE_CHUNK) {
-            let decoded: Vec<_> = chunk.par_iter().map(|(p, _)| decode(p, shape)).collect();
+            let decoded: Vec<_> = chunk.par_iter().map(|(p, _)| decode(p, pipeline)).collect();
             for ((path, label), image) in chunk.iter().zip(decoded) {
                 match image {
                     Ok(bytes) => {

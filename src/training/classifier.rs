@@ -209,6 +209,50 @@ impl Experiment for ClassifierTrainingConfig {
         Ok(())
     }
 
+    /// An AutoCNN on a trained encoder reads a folder as the encoder's run read its images:
+    /// the same size and channels (a run on MNIST: 28×28 grey), and inverted if that run's
+    /// folder was. A size or channel count given that differs is refused by its flag.
+    fn adopt(&mut self) -> Result<(), TrainError> {
+        let (Some(from), Some(folder)) = (&self.encoder_from, &mut self.data.images) else {
+            return Ok(());
+        };
+        if self.model != ClassifierKind::AutoCnn {
+            return Ok(());
+        }
+        let encoder = super::AutoencoderTrainingConfig::read(&RunDir::open(from)?)?;
+        let shape = encoder.model.input();
+        let conflict = |flag: &str, given: String, theirs: String| {
+            TrainError::Invalid(format!(
+                "{flag} {given} differs from the encoder run {}, which read {theirs} images; \
+                 leave {flag} out to read the folder as the encoder did",
+                from.display()
+            ))
+        };
+        let size = [shape.height, shape.width];
+        match folder.image_size {
+            Some([h, w]) if [h, w] != size => {
+                return Err(conflict(
+                    "--image-size",
+                    format!("{h}x{w}"),
+                    format!("{}x{}", size[0], size[1]),
+                ));
+            }
+            _ => folder.image_size = Some(size),
+        }
+        match folder.channels {
+            Some(c) if c != shape.channels => {
+                return Err(conflict(
+                    "--channels",
+                    c.to_string(),
+                    format!("{}-channel", shape.channels),
+                ));
+            }
+            _ => folder.channels = Some(shape.channels),
+        }
+        folder.invert |= encoder.data.images.as_ref().is_some_and(|f| f.invert);
+        Ok(())
+    }
+
     /// The images' shape and classes come from the data; the encoder's shape from the
     /// autoencoder run it is taken from.
     fn settle(&mut self, source: &Source) -> Result<(), TrainError> {

@@ -435,6 +435,12 @@ pub trait Experiment: Clone + PartialEq + Sized {
     /// Why this config cannot train on `source`, if it cannot.
     fn validate(&self, source: &Source) -> Result<(), TrainError>;
 
+    /// Take, for a new run and before its data is looked at, what the config inherits from
+    /// other runs (the AutoCNN: its encoder run's image pipeline).
+    fn adopt(&mut self) -> Result<(), TrainError> {
+        Ok(())
+    }
+
     /// Settle, for a new run, what the config takes from elsewhere: the images' shape and
     /// classes from `source` (a folder's channels and size too), and the AutoCNN's encoder
     /// shape from its autoencoder run.
@@ -493,6 +499,7 @@ pub trait Experiment: Clone + PartialEq + Sized {
             image_size: Some([shape.height, shape.width]),
             channels: Some(shape.channels),
             cache: Some(run.file(crate::run::CACHE_DIR).join("eval")),
+            invert: self.data().images.as_ref().is_some_and(|f| f.invert),
             ..FolderConfig::new(dir.to_path_buf())
         };
         let plan = Plan::new(&folder).map_err(crate::data::DataError::from)?;
@@ -576,7 +583,9 @@ pub fn train<E: Experiment>(
             .extend_to(config.looping().epochs, done)?;
         (Some(run), saved)
     } else {
-        (None, config.clone())
+        let mut config = config.clone();
+        config.adopt()?;
+        (None, config)
     };
     let source = config.data().prepare()?;
     if !resume {
@@ -643,6 +652,7 @@ pub fn import_run<E: Experiment>(
     load: impl FnOnce(E::Model) -> anyhow::Result<E::Model>,
 ) -> Result<String, TrainError> {
     let mut config = config.clone();
+    config.adopt()?;
     let source = config.data().prepare()?;
     config.settle(&source)?;
     config.validate(&source)?;
