@@ -233,3 +233,104 @@ fn eval_prints_a_report_and_writes_a_heat_map() {
     let png = image::open(run.join("confusion.png")).unwrap();
     assert_eq!((png.width(), png.height()), (760, 680));
 }
+
+#[test]
+fn init_from_fine_tunes_a_whole_classifier_and_starts_a_new_last_layer_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _, base) = common::server::trained_runs(dir.path(), 3_000, 300, 2);
+    let accuracy = |run: &std::path::Path| {
+        let run = RunDir::open(run).unwrap();
+        let records = run.metrics::<ClassificationMetrics>().unwrap();
+        records.last().unwrap().test.test_accuracy
+    };
+    // Ten digit classes as a folder: with a learning rate too small to move anything, the
+    // fine-tuned run scores what the base run scores, and a fresh AutoCNN chance.
+    let digits =
+        cae::data::Dataset::load(&data, cae::data::DatasetKind::Mnist, cae::data::Split::Test)
+            .unwrap();
+    let folder = dir.path().join("digits");
+    common::write_pngs(&digits, &folder, false, image::DynamicImage::ImageLuma8);
+    let train = |extra: &[&str], out: &str| {
+        let mut cmd = common::cae();
+        cmd.args([
+            "train-classifier",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--lr",
+            "1e-12",
+        ])
+        .args(["--val-split", "0.5"])
+        .arg("--images")
+        .arg(&folder)
+        .args(extra)
+        .arg("--out")
+        .arg(dir.path().join(out));
+        cmd
+    };
+    let base_str = base.to_str().unwrap();
+    let out = common::succeed(&mut train(&["--init-from", base_str], "tuned"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("started fresh"));
+    common::succeed(&mut train(&["--encoder", "none"], "scratch"));
+    let (tuned, scratch) = (
+        accuracy(&dir.path().join("tuned")),
+        accuracy(&dir.path().join("scratch")),
+    );
+    // The base run's accuracy on its own 300 test images, within the noise of 150 of them.
+    let before = accuracy(&base);
+    assert!(
+        (tuned - before).abs() < 0.1 && scratch < 0.3,
+        "tuned {tuned} (the base run {before}), from scratch {scratch}"
+    );
+    let config =
+        ClassifierTrainingConfig::read(&RunDir::open(&dir.path().join("tuned")).unwrap()).unwrap();
+    assert_eq!(config.init_from.as_deref(), Some(base.as_path()));
+    assert!(config.encoder_from.is_none());
+
+    // Three classes: everything but the last layer comes from the base run, said so.
+    let three = dir.path().join("three");
+    for class in ["0", "1", "2"] {
+        let to = three.join(class);
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(folder.join(class)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+    let out = common::succeed(
+        common::cae()
+            .args([
+                "train-classifier",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--init-from",
+                base_str,
+            ])
+            .arg("--images")
+            .arg(&three)
+            .arg("--out")
+            .arg(dir.path().join("three-run")),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the last layer started fresh") && err.contains("10 classes, this data 3"),
+        "{err}"
+    );
+    // With --encoder or --model as well: refused, each with why.
+    for (flag, value, needle) in [
+        (
+            "--encoder",
+            dir.path().join("ae").to_str().unwrap().to_string(),
+            "leave out --encoder",
+        ),
+        ("--model", "plain-cnn".to_string(), "leave out --model"),
+    ] {
+        let o = train(&["--init-from", base_str, flag, &value], "refused")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(needle), "{flag}: {err}");
+        assert!(!dir.path().join("refused").exists());
+    }
+}

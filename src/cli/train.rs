@@ -304,6 +304,11 @@ pub struct TrainClassifierArgs {
     /// Train the head only, keeping the autoencoder's encoder weights
     #[arg(long)]
     pub freeze_encoder: bool,
+    /// Fine-tune a whole trained classifier run (AutoCNN or plain CNN, its last weights) on
+    /// this data: its model, and its way of reading a folder; the last layer starts fresh
+    /// when the class count differs
+    #[arg(long, value_name = "RUN_DIR")]
+    pub init_from: Option<PathBuf>,
     /// Shift training images by up to N pixels at random (0: off)
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub augment_shift: u32,
@@ -423,6 +428,8 @@ fn classifier_flags(c: &ClassifierTrainingConfig) -> FlagValues {
     let encoder = c.encoder_from.as_ref().map(|p| p.display().to_string());
     v.insert("encoder", encoder.unwrap_or("none".into()));
     v.insert("freeze_encoder", c.freeze_encoder.to_string());
+    let init = c.init_from.as_ref().map(|p| p.display().to_string());
+    v.insert("init_from", init.unwrap_or("none".into()));
     let a = &c.augment;
     v.insert("augment_shift", a.shift.to_string());
     v.insert("augment_rotate", a.rotate.to_string());
@@ -558,9 +565,16 @@ pub fn train_ae(args: TrainAeArgs, given: &[String]) -> anyhow::Result<()> {
 }
 
 pub fn train_classifier(args: TrainClassifierArgs, given: &[String]) -> anyhow::Result<()> {
+    let typed = |flag: &str| given.iter().any(|g| g == flag);
+    if args.init_from.is_some() && typed("model") {
+        bail!("--init-from takes the model of the run it starts from: leave out --model");
+    }
+    // The default encoder run does not apply to a fine-tuned classifier; one typed is
+    // refused with the reason.
     let encoder_from = (args.encoder.as_os_str() != "none"
-        && args.model == ClassifierKind::AutoCnn)
-        .then(|| args.encoder.clone());
+        && args.model == ClassifierKind::AutoCnn
+        && (args.init_from.is_none() || typed("encoder")))
+    .then(|| args.encoder.clone());
     let config = ClassifierTrainingConfig {
         model: args.model,
         freeze_encoder: args.freeze_encoder,
@@ -573,6 +587,7 @@ pub fn train_classifier(args: TrainClassifierArgs, given: &[String]) -> anyhow::
             blur: args.augment_blur,
         },
         training: args.training.config(50),
+        init_from: args.init_from.clone(),
         ..ClassifierTrainingConfig::lecture(encoder_from)
     };
     let (path, mode) = args.training.target(&args.out);
@@ -586,6 +601,22 @@ pub fn train_classifier(args: TrainClassifierArgs, given: &[String]) -> anyhow::
         mode,
         args.training.options(),
     )?;
+    if let (Some(from), RunMode::New | RunMode::Overwrite) = (&args.init_from, mode) {
+        let classes = |dir: &Path| -> Vec<String> {
+            RunDir::open(dir)
+                .and_then(|r| r.read_json(crate::run::CLASSES_FILE))
+                .unwrap_or_default()
+        };
+        let (base, here) = (classes(from), classes(&path));
+        if base.len() != here.len() {
+            eprintln!(
+                "note: the last layer started fresh: {} has {} classes, this data {}",
+                from.display(),
+                base.len(),
+                here.len()
+            );
+        }
+    }
     Ok(())
 }
 

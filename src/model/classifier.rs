@@ -222,6 +222,39 @@ pub enum AnyClassifier {
     PlainCnn(PlainCnn),
 }
 
+impl AnyClassifier {
+    /// This (freshly initialised) model with every layer of `trained`, a classifier of the
+    /// same kind; the last layer too when it has this model's number of classes, else it
+    /// keeps its fresh weights. Returns the model and whether the last layer was taken.
+    pub fn transfer(self, trained: AnyClassifier) -> Result<(AnyClassifier, bool), String> {
+        match (self, trained) {
+            (AnyClassifier::AutoCnn(mut m), AnyClassifier::AutoCnn(t)) => {
+                let last = t.head.fc2.weight.shape() == m.head.fc2.weight.shape();
+                m.encoder = t.encoder;
+                m.head.fc1 = t.head.fc1;
+                m.head.conv1 = t.head.conv1;
+                m.head.conv2 = t.head.conv2;
+                if last {
+                    m.head.fc2 = t.head.fc2;
+                }
+                Ok((AnyClassifier::AutoCnn(m), last))
+            }
+            (AnyClassifier::PlainCnn(mut m), AnyClassifier::PlainCnn(t)) => {
+                let last = t.fc3.weight.shape() == m.fc3.weight.shape();
+                m.conv1 = t.conv1;
+                m.conv2 = t.conv2;
+                m.fc1 = t.fc1;
+                m.fc2 = t.fc2;
+                if last {
+                    m.fc3 = t.fc3;
+                }
+                Ok((AnyClassifier::PlainCnn(m), last))
+            }
+            _ => Err("the trained classifier is of another kind".into()),
+        }
+    }
+}
+
 impl Classifier for AnyClassifier {
     fn logits(&self, images: Tensor<4>) -> Tensor<2> {
         match self {

@@ -26,6 +26,10 @@ pub struct ClassifierTrainingConfig {
     pub encoder_from: Option<PathBuf>,
     /// Train only the head; the encoder keeps the autoencoder's weights.
     pub freeze_encoder: bool,
+    /// Classifier run whose whole model (last weights) this run fine-tunes: transfer
+    /// learning. Its last layer starts fresh when the class count differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
     #[serde(flatten)]
     pub data: DataConfig,
     /// Number of classes; `None`: 10, the built-in datasets'.
@@ -51,6 +55,7 @@ impl ClassifierTrainingConfig {
             encoder: ConvAutoencoderConfig::new(),
             encoder_from,
             freeze_encoder: false,
+            init_from: None,
             data: DataConfig::default(),
             classes: None,
             augment: Augment::default(),
@@ -157,9 +162,16 @@ impl Experiment for ClassifierTrainingConfig {
     fn validate(&self, source: &Source) -> Result<(), TrainError> {
         self.training.validate()?;
         let bad = |m: String| Err(TrainError::Invalid(m));
-        if self.freeze_encoder && self.encoder_from.is_none() {
+        if self.freeze_encoder && self.encoder_from.is_none() && self.init_from.is_none() {
             return bad(
                 "--freeze-encoder needs --encoder RUN_DIR: a frozen random encoder learns nothing"
+                    .into(),
+            );
+        }
+        if self.init_from.is_some() && self.encoder_from.is_some() {
+            return bad(
+                "--init-from takes a whole trained classifier, encoder included: leave out \
+                 --encoder"
                     .into(),
             );
         }
@@ -212,19 +224,30 @@ impl Experiment for ClassifierTrainingConfig {
     /// An AutoCNN on a trained encoder reads a folder as the encoder's run read its images:
     /// the same size and channels (a run on MNIST: 28×28 grey), and inverted if that run's
     /// folder was. A size or channel count given that differs is refused by its flag.
+    ///
+    /// A run fine-tuned from a classifier (`init_from`) takes that run's model (kind and
+    /// encoder shape) and reads its folder the same way.
     fn adopt(&mut self) -> Result<(), TrainError> {
-        let (Some(from), Some(folder)) = (&self.encoder_from, &mut self.data.images) else {
+        let (from, shape, invert) = if let Some(from) = &self.init_from {
+            let base = ClassifierTrainingConfig::read(&RunDir::open(from)?)?;
+            self.model = base.model;
+            self.encoder = base.encoder.clone();
+            let invert = base.data.images.as_ref().is_some_and(|f| f.invert);
+            (from, base.encoder.input(), invert)
+        } else if let (Some(from), ClassifierKind::AutoCnn) = (&self.encoder_from, self.model) {
+            let encoder = super::AutoencoderTrainingConfig::read(&RunDir::open(from)?)?;
+            let invert = encoder.data.images.as_ref().is_some_and(|f| f.invert);
+            (from, encoder.model.input(), invert)
+        } else {
             return Ok(());
         };
-        if self.model != ClassifierKind::AutoCnn {
+        let Some(folder) = &mut self.data.images else {
             return Ok(());
-        }
-        let encoder = super::AutoencoderTrainingConfig::read(&RunDir::open(from)?)?;
-        let shape = encoder.model.input();
+        };
         let conflict = |flag: &str, given: String, theirs: String| {
             TrainError::Invalid(format!(
-                "{flag} {given} differs from the encoder run {}, which read {theirs} images; \
-                 leave {flag} out to read the folder as the encoder did",
+                "{flag} {given} differs from the run {}, which read {theirs} images; leave \
+                 {flag} out to read the folder as that run did",
                 from.display()
             ))
         };
@@ -249,7 +272,7 @@ impl Experiment for ClassifierTrainingConfig {
             }
             _ => folder.channels = Some(shape.channels),
         }
-        folder.invert |= encoder.data.images.as_ref().is_some_and(|f| f.invert);
+        folder.invert |= invert;
         Ok(())
     }
 
@@ -275,6 +298,14 @@ impl Experiment for ClassifierTrainingConfig {
         mut model: AnyClassifier,
         device: &Device,
     ) -> Result<AnyClassifier, TrainError> {
+        if let Some(from) = &self.init_from {
+            let run = RunDir::open(from)?;
+            let (trained, _) = ClassifierTrainingConfig::load(&run, Weights::Last, device)?;
+            let (model, _) = model
+                .transfer(trained)
+                .map_err(|e| TrainError::Invalid(format!("--init-from {}: {e}", from.display())))?;
+            return Ok(model);
+        }
         if let (AnyClassifier::AutoCnn(m), Some(from)) = (&mut model, &self.encoder_from) {
             m.encoder = load_encoder(from, device)?;
         }
