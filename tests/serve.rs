@@ -500,7 +500,7 @@ fn uploads_decode_inside_the_concurrency_limit_off_the_async_threads() {
         "eight uploads all decoded at once: {statuses:?}"
     );
     assert!(statuses.contains(&422), "{statuses:?}");
-    assert!(slowest < Duration::from_secs(2), "health took {slowest:?}");
+    assert!(slowest < Duration::from_secs(5), "health took {slowest:?}");
 }
 
 #[test]

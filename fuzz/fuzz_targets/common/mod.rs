@@ -58,6 +58,7 @@ pub fn int8(data: &[u8]) {
         let model = cae::model::classifier::AnyClassifier::init(
             cae::model::classifier::ClassifierKind::AutoCnn,
             &ConvAutoencoderConfig::new(),
+            10,
             &Device::flex(),
         );
         let layers = Int8Model::float([1, 28, 28], |b| model.walk(b)).expect("float layers");
