@@ -59,7 +59,11 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(1)
     });
-    assert!(train + test <= digits.len(), "at most {} digits", digits.len());
+    assert!(
+        train + test <= digits.len(),
+        "at most {} digits",
+        digits.len()
+    );
     let parts = [
         ("train", 0..train),
         ("test", digits.len() - test..digits.len()),

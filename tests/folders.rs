@@ -440,7 +440,7 @@ fn a_classifier_reads_a_folder_as_its_encoder_did_and_invert_turns_scans_around(
         let err = stderr(&o);
         assert!(!o.status.success(), "{flag} {value} accepted");
         assert!(
-            err.contains(&format!("{flag} {value} differs from the encoder run")),
+            err.contains(&format!("{flag} {value} differs from the run")),
             "{err}"
         );
         assert!(!out.exists());
