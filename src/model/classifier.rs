@@ -225,8 +225,8 @@ pub enum AnyClassifier {
 impl AnyClassifier {
     /// This (freshly initialised) model with every layer of `trained`, a classifier of the
     /// same kind; the last layer too when it has this model's number of classes, else it
-    /// keeps its fresh weights. Returns the model and whether the last layer was taken.
-    pub fn transfer(self, trained: AnyClassifier) -> Result<(AnyClassifier, bool), String> {
+    /// keeps its fresh weights.
+    pub fn transfer(self, trained: AnyClassifier) -> Result<AnyClassifier, String> {
         match (self, trained) {
             (AnyClassifier::AutoCnn(mut m), AnyClassifier::AutoCnn(t)) => {
                 let last = t.head.fc2.weight.shape() == m.head.fc2.weight.shape();
@@ -237,7 +237,7 @@ impl AnyClassifier {
                 if last {
                     m.head.fc2 = t.head.fc2;
                 }
-                Ok((AnyClassifier::AutoCnn(m), last))
+                Ok(AnyClassifier::AutoCnn(m))
             }
             (AnyClassifier::PlainCnn(mut m), AnyClassifier::PlainCnn(t)) => {
                 let last = t.fc3.weight.shape() == m.fc3.weight.shape();
@@ -248,7 +248,7 @@ impl AnyClassifier {
                 if last {
                     m.fc3 = t.fc3;
                 }
-                Ok((AnyClassifier::PlainCnn(m), last))
+                Ok(AnyClassifier::PlainCnn(m))
             }
             _ => Err("the trained classifier is of another kind".into()),
         }

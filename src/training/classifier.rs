@@ -301,10 +301,9 @@ impl Experiment for ClassifierTrainingConfig {
         if let Some(from) = &self.init_from {
             let run = RunDir::open(from)?;
             let (trained, _) = ClassifierTrainingConfig::load(&run, Weights::Last, device)?;
-            let (model, _) = model
+            return model
                 .transfer(trained)
-                .map_err(|e| TrainError::Invalid(format!("--init-from {}: {e}", from.display())))?;
-            return Ok(model);
+                .map_err(|e| TrainError::Invalid(format!("--init-from {}: {e}", from.display())));
         }
         if let (AnyClassifier::AutoCnn(m), Some(from)) = (&mut model, &self.encoder_from) {
             m.encoder = load_encoder(from, device)?;
