@@ -151,7 +151,7 @@ pub fn one_class_benchmark(
     seeds: &[u64],
     root: &Path,
     out: &Path,
-    options: FitOptions,
+    options: FitOptions<'_>,
     mut progress: impl FnMut(u8, u64, f64),
 ) -> Result<Vec<ClassResult>, TrainError> {
     let device = crate::default_device();

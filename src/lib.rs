@@ -6,6 +6,7 @@
 //! - [`data`]: IDX files, image folders and their cache, the checksummed download,
 //!   augmentation, batches of tensors
 //! - [`loss`]: BCE from logits, L1, L2, PSNR
+//! - [`observe`]: what long work reports while it runs (the library prints nothing)
 //! - [`run`]: the files of a run directory (it knows files, not what trains)
 //! - [`model`]: the lecture's convolutional autoencoder (`XConfig` → `init(&device)` → `X`),
 //!   the classifiers, and their cost in MACs counted from the layers
@@ -16,7 +17,8 @@
 //! - [`cli`]: the command line over all of it, the only module that knows clap
 //!
 //! Layers point one way, each using only its own or lower ones (in the order above, `data`,
-//! `loss` and `run` at the bottom); `tests/architecture.rs` checks it.
+//! `loss`, `observe` and `run` at the bottom); `tests/architecture.rs` checks it, and that
+//! nothing outside the CLI prints.
 //!
 //! ```no_run
 //! use cae::training::{AutoencoderTrainingConfig, FitOptions, RunMode, train};
@@ -44,6 +46,7 @@ pub mod export;
 pub mod latent;
 pub mod loss;
 pub mod model;
+pub mod observe;
 pub mod onnx;
 pub mod parallel;
 pub mod pictures;

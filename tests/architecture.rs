@@ -1,13 +1,14 @@
 //! The library's layers point one way. Each top-level module of `src/` is read as text; every
 //! `crate::module` it names is an edge. The graph must follow the layers below (a module may
-//! use its own layer or lower ones) and have no cycle, and only the CLI may name clap.
+//! use its own layer or lower ones) and have no cycle, only the CLI may name clap, and only
+//! the CLI prints.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Lowest first. Within a layer modules may use each other, without cycles.
 const LAYERS: &[&[&str]] = &[
-    &["atomic", "data", "loss", "parallel", "run"],
+    &["atomic", "data", "loss", "observe", "parallel", "run"],
     &["model"],
     &["evaluation"],
     &["training"],
@@ -138,4 +139,32 @@ fn only_the_cli_knows_clap() {
         .filter(|f| std::fs::read_to_string(f).unwrap().contains("clap::"))
         .collect();
     assert!(outside.is_empty(), "clap outside the CLI: {outside:?}");
+}
+
+#[test]
+fn only_the_cli_prints() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    // Printing macros, direct handles on the terminal, and progress bars.
+    let printing = [
+        "println!",
+        "print!(",
+        "eprint",
+        "dbg!(",
+        "stdout()",
+        "stderr()",
+        "indicatif",
+    ];
+    let mut found = Vec::new();
+    for file in files.iter().filter(|f| !f.starts_with(src.join("cli"))) {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if let Some(what) = printing.iter().find(|p| code.contains(*p)) {
+                found.push(format!("{}:{}: {what}", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(found.is_empty(), "the library prints: {found:?}");
 }

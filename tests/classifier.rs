@@ -10,13 +10,6 @@ use cae::training::{
     FitOptions, LoopConfig, RunMode, train,
 };
 
-fn quiet() -> FitOptions {
-    FitOptions {
-        quiet: true,
-        ..FitOptions::default()
-    }
-}
-
 fn limits(config: &mut LoopConfig, epochs: usize, train: usize, test: usize) {
     config.epochs = epochs;
     config.train_limit = Some(train);
@@ -34,7 +27,7 @@ fn autoencoder_run(dir: &std::path::Path) -> std::path::PathBuf {
         &path,
         RunMode::New,
         &Device::flex(),
-        quiet(),
+        FitOptions::default(),
     )
     .unwrap();
     path
@@ -116,7 +109,7 @@ fn frozen_encoder_keeps_the_autoencoder_weights_while_the_head_learns() {
         &dir.path().join("frozen"),
         RunMode::New,
         &device,
-        quiet(),
+        FitOptions::default(),
     )
     .unwrap();
     assert_eq!(encoder_weights(&model), before, "a frozen encoder changed");
@@ -133,7 +126,7 @@ fn frozen_encoder_keeps_the_autoencoder_weights_while_the_head_learns() {
         &dir.path().join("tuned"),
         RunMode::New,
         &device,
-        quiet(),
+        FitOptions::default(),
     )
     .unwrap();
     assert_ne!(
@@ -154,7 +147,7 @@ fn one_epoch_on_a_subset_beats_90_percent() {
         &dir.path().join("c"),
         RunMode::New,
         &Device::flex(),
-        quiet(),
+        FitOptions::default(),
     )
     .unwrap();
     let accuracy = run.metrics::<ClassificationMetrics>().unwrap()[0]

@@ -13,13 +13,6 @@ use cae::training::{
     train,
 };
 
-fn quiet() -> FitOptions {
-    FitOptions {
-        quiet: true,
-        ..FitOptions::default()
-    }
-}
-
 fn small_config(epochs: usize, train: usize, test: usize) -> AutoencoderTrainingConfig {
     AutoencoderTrainingConfig {
         training: LoopConfig {
@@ -82,7 +75,15 @@ fn short_training_on_real_data_lowers_test_loss() {
     let before = reconstruction_metrics(&fresh, &test, &device).test_bce;
 
     let run = dir.path().join("run");
-    let (_, run) = train(&config, &root, &run, RunMode::New, &device, quiet()).unwrap();
+    let (_, run) = train(
+        &config,
+        &root,
+        &run,
+        RunMode::New,
+        &device,
+        FitOptions::default(),
+    )
+    .unwrap();
     let metrics = run.metrics::<ReconstructionMetrics>().unwrap();
     assert_eq!(metrics.len(), 2);
     let after = metrics[1].test.test_bce;
@@ -124,7 +125,7 @@ fn resume_continues_at_the_next_epoch_with_the_same_optimizer_state() {
         &straight,
         RunMode::New,
         &device,
-        quiet(),
+        FitOptions::default(),
     )
     .unwrap();
 
@@ -136,7 +137,7 @@ fn resume_continues_at_the_next_epoch_with_the_same_optimizer_state() {
         &resumed,
         RunMode::New,
         &device,
-        quiet(),
+        FitOptions::default(),
     )
     .unwrap();
     let run = RunDir::open(&resumed).unwrap();
@@ -148,7 +149,7 @@ fn resume_continues_at_the_next_epoch_with_the_same_optimizer_state() {
         &resumed,
         RunMode::Resume,
         &device,
-        quiet(),
+        FitOptions::default(),
     )
     .unwrap();
 
@@ -186,7 +187,7 @@ fn resume_with_a_fresh_optimizer_would_differ() {
         &straight,
         RunMode::New,
         &device,
-        quiet(),
+        FitOptions::default(),
     )
     .unwrap();
     let resumed = dir.path().join("resumed");
@@ -196,7 +197,7 @@ fn resume_with_a_fresh_optimizer_would_differ() {
         &resumed,
         RunMode::New,
         &device,
-        quiet(),
+        FitOptions::default(),
     )
     .unwrap();
     let run = RunDir::open(&resumed).unwrap();
@@ -217,7 +218,7 @@ fn resume_with_a_fresh_optimizer_would_differ() {
         &resumed,
         RunMode::Resume,
         &device,
-        quiet(),
+        FitOptions::default(),
     )
     .unwrap();
     let a = weights(&RunDir::open(&straight).unwrap());
@@ -316,4 +317,97 @@ fn model_weights_round_trip_through_the_run_directory() {
     let err = run.load_module("m.bpk", narrow).unwrap_err().to_string();
     assert!(err.contains("another config"), "{err}");
     let _ = model.num_params();
+}
+
+/// Counts what training reports, and asks it to stop at the `stop_at`-th step.
+struct Recorder {
+    steps: std::sync::atomic::AtomicUsize,
+    epochs: std::sync::Mutex<Vec<(usize, Vec<&'static str>)>>,
+    stop_at: usize,
+}
+
+impl cae::observe::Observer for Recorder {
+    fn event(&self, event: cae::observe::Event<'_>) {
+        use cae::observe::Event;
+        match event {
+            Event::Step { loss, .. } => {
+                assert!(loss.is_finite());
+                self.steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            Event::EpochEnd { epoch, test, .. } => {
+                let keys = test.iter().map(|(k, _)| *k).collect();
+                self.epochs.lock().unwrap().push((epoch, keys));
+            }
+            _ => {}
+        }
+    }
+
+    fn stop(&self) -> bool {
+        self.steps.load(std::sync::atomic::Ordering::SeqCst) >= self.stop_at
+    }
+}
+
+#[test]
+fn an_observer_sees_each_step_and_epoch_and_can_stop_training_resumably() {
+    let root = common::data_root();
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let path = dir.path().join("run");
+    // 640 images in batches of 64: 10 steps an epoch; stop in the middle of epoch 2.
+    let recorder = Recorder {
+        steps: Default::default(),
+        epochs: Default::default(),
+        stop_at: 15,
+    };
+    let options = FitOptions {
+        observer: &recorder,
+        ..FitOptions::default()
+    };
+    let err = train(
+        &small_config(3, 640, 100),
+        &root,
+        &path,
+        RunMode::New,
+        &device,
+        options,
+    )
+    .map(|_| ())
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            cae::training::TrainError::Stopped {
+                epoch: 2,
+                last_good: 1
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(recorder.steps.load(std::sync::atomic::Ordering::SeqCst), 15);
+    let epochs = recorder.epochs.lock().unwrap().clone();
+    assert_eq!(epochs.len(), 1);
+    assert_eq!(epochs[0].0, 1);
+    assert_eq!(
+        epochs[0].1,
+        ["test_bce", "test_mse", "test_l1", "test_psnr"]
+    );
+    // The run stands at epoch 1 and resumes to the end, each epoch recorded once.
+    let run = RunDir::open(&path).unwrap();
+    assert_eq!(run.checkpoint().unwrap().unwrap().epoch, 1);
+    train(
+        &small_config(3, 640, 100),
+        &root,
+        &path,
+        RunMode::Resume,
+        &device,
+        FitOptions::default(),
+    )
+    .unwrap();
+    let recorded: Vec<usize> = run
+        .metrics::<ReconstructionMetrics>()
+        .unwrap()
+        .iter()
+        .map(|r| r.epoch)
+        .collect();
+    assert_eq!(recorded, [1, 2, 3]);
 }

@@ -135,7 +135,7 @@ fn eval_images<E: Experiment>(
     args: &EvalArgs,
 ) -> anyhow::Result<Dataset> {
     Ok(match &args.images {
-        Some(dir) => config.folder_images(dir, run, false)?,
+        Some(dir) => config.folder_images(dir, run, &super::progress::Console::new(false))?,
         None => config.images(&args.data.root(), run, Split::Test)?,
     })
 }

@@ -319,8 +319,9 @@ pub fn benchmark(command: BenchmarkCommand) -> anyhow::Result<()> {
     };
     recipe.validate(&recipe.data.prepare()?)?;
     let seeds: Vec<u64> = (0..args.seeds).collect();
+    let console = super::progress::Console::new(true);
     let options = FitOptions {
-        quiet: true,
+        observer: &console,
         ..FitOptions::default()
     };
     let results = one_class_benchmark(

@@ -8,11 +8,14 @@
 //! | [`inspect`] | `reconstruct`, `eval`, `predict`, `denoise`, `report` |
 //! | [`latent`] | `encode`, `generate`, `interpolate`, `anomaly`, `benchmark one-class` |
 //! | [`measure`] | `compare`, `quantize`, `bench` |
+//!
+//! [`progress`] is the observer that shows training and decoding on the terminal.
 
 pub mod data;
 pub mod inspect;
 pub mod latent;
 pub mod measure;
+pub mod progress;
 pub mod train;
 
 use std::path::PathBuf;

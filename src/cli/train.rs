@@ -9,6 +9,7 @@ use burn::module::Module;
 use clap::{Args, ValueEnum};
 
 use super::DataArgs;
+use super::progress::Console;
 use crate::Choice;
 use crate::data::augment::Augment;
 use crate::data::folder::FolderConfig;
@@ -89,11 +90,17 @@ impl LoopArgs {
         }
     }
 
-    fn options(&self) -> FitOptions {
-        FitOptions {
-            quiet: self.quiet,
-            ..FitOptions::default()
-        }
+    /// Where training reports: the terminal, without bars when `--quiet`.
+    fn console(&self) -> Console {
+        Console::new(self.quiet)
+    }
+}
+
+/// Options that report to `console`.
+fn options(console: &Console) -> FitOptions<'_> {
+    FitOptions {
+        observer: console,
+        ..FitOptions::default()
     }
 }
 
@@ -482,7 +489,7 @@ fn train_and_report<E: Experiment>(
     root: &Path,
     path: &Path,
     mode: RunMode,
-    options: FitOptions,
+    options: FitOptions<'_>,
 ) -> anyhow::Result<(E::Model, RunDir, EpochRecord<E::Metrics>)> {
     let device = crate::default_device();
     let (model, run) = train(config, root, path, mode, &device, options)?;
@@ -499,7 +506,7 @@ fn autoencoder(
     root: &Path,
     path: &Path,
     mode: RunMode,
-    options: FitOptions,
+    options: FitOptions<'_>,
 ) -> anyhow::Result<()> {
     let (model, run, last) = train_and_report(config, root, path, mode, options)?;
     let config = AutoencoderTrainingConfig::read(&run)?;
@@ -526,7 +533,7 @@ fn classifier(
     root: &Path,
     path: &Path,
     mode: RunMode,
-    options: FitOptions,
+    options: FitOptions<'_>,
 ) -> anyhow::Result<f64> {
     let (_, run, last) = train_and_report(config, root, path, mode, options)?;
     let accuracy = last.test.test_accuracy;
@@ -560,7 +567,7 @@ pub fn train_ae(args: TrainAeArgs, given: &[String]) -> anyhow::Result<()> {
         &args.data.root(),
         &path,
         mode,
-        args.training.options(),
+        options(&args.training.console()),
     )
 }
 
@@ -599,7 +606,7 @@ pub fn train_classifier(args: TrainClassifierArgs, given: &[String]) -> anyhow::
         &args.data.root(),
         &path,
         mode,
-        args.training.options(),
+        options(&args.training.console()),
     )?;
     if let (Some(from), RunMode::New | RunMode::Overwrite) = (&args.init_from, mode) {
         let classes = |dir: &Path| -> Vec<String> {
@@ -627,10 +634,8 @@ pub fn lecture(args: LectureArgs) -> anyhow::Result<()> {
     } else {
         RunMode::New
     };
-    let options = FitOptions {
-        quiet: args.quiet,
-        ..FitOptions::default()
-    };
+    let console = Console::new(args.quiet);
+    let options = options(&console);
     let ae_dir = args.out.join("autoencoder");
     let mut ae = AutoencoderTrainingConfig::lecture();
     ae.data = args.source.config();

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image::imageops::FilterType;
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -28,6 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Dataset, ImageShape, Pixels};
 use crate::atomic;
+use crate::observe::{Event, Observer};
 
 /// File extensions read as images (case-insensitive).
 pub const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
@@ -427,7 +427,11 @@ impl Plan {
     }
 
     /// Each part (`train` and `test`, or `all`), decoded into (or read from) `cache_dir`.
-    pub fn load_parts(&self, cache_dir: &Path, quiet: bool) -> Result<Vec<Dataset>, FolderError> {
+    pub fn load_parts(
+        &self,
+        cache_dir: &Path,
+        observer: &dyn Observer,
+    ) -> Result<Vec<Dataset>, FolderError> {
         let name = self
             .config
             .dir
@@ -449,7 +453,7 @@ impl Plan {
                     pipeline,
                     self.classes.len(),
                     self.config.strict,
-                    quiet,
+                    observer,
                 )?;
                 Ok(Dataset::from_store(
                     &name,
@@ -469,9 +473,9 @@ impl Plan {
         &self,
         cache_dir: &Path,
         seed: u64,
-        quiet: bool,
+        observer: &dyn Observer,
     ) -> Result<(Dataset, Dataset), FolderError> {
-        let mut sets = self.load_parts(cache_dir, quiet)?;
+        let mut sets = self.load_parts(cache_dir, observer)?;
         let (train, test) = if sets.len() == 2 {
             let test = sets.pop().unwrap();
             (sets.pop().unwrap(), test)
@@ -496,20 +500,6 @@ impl Plan {
             d.subset(&order)
         };
         Ok((mixed(train, 0x74_7261_696e), mixed(test, 0x7465_7374)))
-    }
-}
-
-/// Name the files a new cache left out, the first 20 of them.
-fn report_skipped(files: &[(PathBuf, String)]) {
-    if files.is_empty() {
-        return;
-    }
-    eprintln!("skipped {} files that could not be decoded:", files.len());
-    for (path, message) in files.iter().take(20) {
-        eprintln!("  {}: {message}", path.display());
-    }
-    if files.len() > 20 {
-        eprintln!("  … and {} more", files.len() - 20);
     }
 }
 
@@ -595,7 +585,7 @@ fn cached(
     pipeline: Pipeline,
     classes: usize,
     strict: bool,
-    quiet: bool,
+    observer: &dyn Observer,
 ) -> Result<(Pixels, Vec<u8>), FolderError> {
     let shape = pipeline.shape;
     let (npy, json) = (
@@ -622,20 +612,24 @@ fn cached(
     if let Some(index) = current
         && let Ok(map) = MappedImages::open(&npy, index.shape)
     {
-        // One command reads a folder several times (training, pictures, statistics): the
-        // list was given when the cache was built; say only that it stands.
         if !index.skipped.is_empty() {
-            eprintln!(
-                "({} files skipped when this cache was built; listed in {})",
-                index.skipped.len(),
-                json.display()
-            );
+            observer.event(Event::Skipped {
+                files: &index.skipped,
+                index: &json,
+                reused: true,
+            });
         }
         return Ok((resident(map), index.labels));
     }
-    let index = build(&npy, files, pipeline, strict, quiet, print)?;
+    let index = build(&npy, files, pipeline, strict, observer, print)?;
     atomic::write(&json, &serde_json::to_vec(&index).expect("plain data")).map_err(io(&json))?;
-    report_skipped(&index.skipped);
+    if !index.skipped.is_empty() {
+        observer.event(Event::Skipped {
+            files: &index.skipped,
+            index: &json,
+            reused: false,
+        });
+    }
     let map = MappedImages::open(&npy, index.shape).map_err(io(&npy))?;
     Ok((resident(map), index.labels))
 }
@@ -661,24 +655,14 @@ fn build(
     files: &[(PathBuf, u8)],
     pipeline: Pipeline,
     strict: bool,
-    quiet: bool,
+    observer: &dyn Observer,
     fingerprint: String,
 ) -> Result<CacheIndex, FolderError> {
     let shape = pipeline.shape;
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        let bar = ProgressBar::new(files.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "decoding {prefix} [{bar:30}] {pos}/{len} ({elapsed}<{eta})",
-            )
-            .expect("static template")
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(npy.display().to_string());
-        bar
-    };
+    observer.event(Event::DecodeStart {
+        cache: npy,
+        images: files.len(),
+    });
     let header_len = npy_header([files.len(), shape.height, shape.width, shape.channels], 0).len();
     let mut labels = Vec::with_capacity(files.len());
     let mut skipped = Vec::new();
@@ -704,7 +688,9 @@ fn build(
                     Err(message) => skipped.push((path.clone(), message)),
                 }
             }
-            bar.inc(chunk.len() as u64);
+            observer.event(Event::Decoded {
+                images: chunk.len(),
+            });
         }
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.seek(SeekFrom::Start(0))?;
@@ -712,7 +698,7 @@ fn build(
         file.write_all(&npy_header(dims, header_len))
     })
     .map_err(|e| failure.take().unwrap_or_else(|| io(npy)(e)))?;
-    bar.finish_and_clear();
+    observer.event(Event::DecodeEnd);
     if labels.is_empty() {
         return Err(FolderError::Invalid(format!(
             "none of the {} images for {} could be decoded",
@@ -809,6 +795,7 @@ impl MappedImages {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observe::Silent;
 
     #[test]
     fn npy_header_is_aligned_and_padded_to_a_reserved_length() {
@@ -844,7 +831,12 @@ mod tests {
         folder(&images, 10);
         let cache = dir.path().join("cache");
         let config = FolderConfig::new(images.clone());
-        let load = || Plan::new(&config).unwrap().load(&cache, 0, true).unwrap();
+        let load = || {
+            Plan::new(&config)
+                .unwrap()
+                .load(&cache, 0, &Silent)
+                .unwrap()
+        };
         let (train, test) = load();
         assert_eq!((train.len(), test.len()), (8, 2));
         // Listed a, a, a, …, b, b, …: the split's order mixes them.
@@ -896,7 +888,12 @@ mod tests {
         folder(&images, 10);
         let cache = dir.path().join("cache");
         let config = FolderConfig::new(images.clone());
-        let load = || Plan::new(&config).unwrap().load(&cache, 0, true).unwrap();
+        let load = || {
+            Plan::new(&config)
+                .unwrap()
+                .load(&cache, 0, &Silent)
+                .unwrap()
+        };
         let (train, test) = load();
         let json = cache.join("all.json");
         let npy = cache.join("all.npy");

@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
 
 pub use idx::IdxError;
 
+use crate::observe::Observer;
+
 /// Side of the square images of both datasets.
 pub const IMAGE_SIDE: usize = 28;
 /// Pixels per image.
@@ -170,9 +172,9 @@ impl DataConfig {
         root: &Path,
         run_dir: &Path,
         seed: u64,
-        quiet: bool,
+        observer: &dyn Observer,
     ) -> Result<(Dataset, Dataset), DataError> {
-        self.prepare()?.load(root, run_dir, seed, quiet)
+        self.prepare()?.load(root, run_dir, seed, observer)
     }
 
     /// One split, as [`load`](Self::load) gives it.
@@ -186,7 +188,7 @@ impl DataConfig {
         if self.images.is_none() {
             return Dataset::load(root, self.dataset, split);
         }
-        let (train, test) = self.load(root, run_dir, seed, true)?;
+        let (train, test) = self.load(root, run_dir, seed, &crate::observe::Silent)?;
         Ok(match split {
             Split::Train => train,
             Split::Test => test,
@@ -232,7 +234,7 @@ impl Source {
         root: &Path,
         run_dir: &Path,
         seed: u64,
-        quiet: bool,
+        observer: &dyn Observer,
     ) -> Result<(Dataset, Dataset), DataError> {
         match self {
             Source::Builtin(kind) => Ok((
@@ -241,7 +243,7 @@ impl Source {
             )),
             Source::Folder(plan) => {
                 let cache = plan.config.cache_dir(run_dir);
-                Ok(plan.load(&cache, seed, quiet)?)
+                Ok(plan.load(&cache, seed, observer)?)
             }
         }
     }

@@ -25,13 +25,13 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DataConfig, Dataset, Source, Split};
+use crate::observe::{Event, Observer, Silent};
 use crate::run::{CheckpointState, EpochRecord, RunDir, RunError, Weights};
 
 /// Settings of the epoch loop shared by every task.
@@ -156,6 +156,11 @@ pub enum TrainError {
         loss: f32,
         last_good: usize,
     },
+    #[error(
+        "training stopped on request in epoch {epoch}; nothing of that epoch was saved, the last \
+         checkpoint (epoch {last_good}) is intact: --resume continues from it"
+    )]
+    Stopped { epoch: usize, last_good: usize },
     #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
@@ -221,18 +226,18 @@ pub struct Start<M> {
 }
 
 /// Options that do not change the result.
-#[derive(Debug, Clone, Copy)]
-pub struct FitOptions {
-    /// No progress bar (the line per finished epoch is still printed).
-    pub quiet: bool,
+#[derive(Clone, Copy)]
+pub struct FitOptions<'a> {
+    /// Where decoding and training report, and who may stop training ([`Silent`]: nobody).
+    pub observer: &'a dyn Observer,
     /// Threads of each training step (the weights do not depend on it).
     pub threads: usize,
 }
 
-impl Default for FitOptions {
+impl Default for FitOptions<'_> {
     fn default() -> Self {
         Self {
-            quiet: false,
+            observer: &Silent,
             threads: default_threads(),
         }
     }
@@ -242,7 +247,6 @@ impl Default for FitOptions {
 /// `CAE_FAULT=name:epoch`, so that a test can stop a run between two exact writes.
 fn fault_point(name: &str, epoch: usize) {
     if std::env::var("CAE_FAULT").is_ok_and(|f| f == format!("{name}:{epoch}")) {
-        eprintln!("CAE_FAULT: aborting at {name} of epoch {epoch}");
         std::process::abort();
     }
 }
@@ -261,7 +265,7 @@ pub fn fit<M: Module + Clone + Sync, T: Task<M> + Sync>(
     config: &LoopConfig,
     run: &RunDir,
     device: &Device,
-    options: FitOptions,
+    options: FitOptions<'_>,
 ) -> Result<M, TrainError> {
     let Start {
         mut model,
@@ -277,7 +281,12 @@ pub fn fit<M: Module + Clone + Sync, T: Task<M> + Sync>(
         let mut rng = config.epoch_rng(epoch);
         let batches = crate::data::shuffled_batches(task.train_len(), config.batch_size, &mut rng);
         let steps_per_epoch = batches.len();
-        let bar = progress_bar(options.quiet, steps_per_epoch, epoch, config.epochs);
+        let observer = options.observer;
+        observer.event(Event::EpochStart {
+            epoch,
+            epochs: config.epochs,
+            steps: steps_per_epoch,
+        });
         let started = Instant::now();
         let (mut loss_sum, mut seen, mut lr) = (0.0f64, 0usize, config.learning_rate);
         for (b, batch) in batches.iter().enumerate() {
@@ -294,7 +303,6 @@ pub fn fit<M: Module + Clone + Sync, T: Task<M> + Sync>(
                 device,
             );
             if !value.is_finite() {
-                bar.abandon();
                 return Err(TrainError::Diverged {
                     epoch,
                     batch: b + 1,
@@ -304,15 +312,18 @@ pub fn fit<M: Module + Clone + Sync, T: Task<M> + Sync>(
             }
             loss_sum += f64::from(value) * batch.len() as f64;
             seen += batch.len();
-            let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!(
-                "loss {:.4} · {rate:.0} img/s",
-                loss_sum / seen as f64
-            ));
-            bar.inc(1);
+            observer.event(Event::Step {
+                loss: loss_sum / seen as f64,
+                images_per_sec: seen as f64 / started.elapsed().as_secs_f64().max(1e-9),
+            });
+            if observer.stop() {
+                return Err(TrainError::Stopped {
+                    epoch,
+                    last_good: epoch - 1,
+                });
+            }
         }
         let seconds = started.elapsed().as_secs_f64();
-        bar.finish_and_clear();
 
         let test = task.evaluate(&model.valid(), &eval_device);
         let score = task.headline(&test);
@@ -328,7 +339,14 @@ pub fn fit<M: Module + Clone + Sync, T: Task<M> + Sync>(
             learning_rate: lr,
             test,
         };
-        eprintln!("{}", describe_epoch(&record, config.epochs));
+        observer.event(Event::EpochEnd {
+            epoch,
+            epochs: config.epochs,
+            train_loss: record.train_loss,
+            test: &record.test.fields(),
+            seconds: record.seconds,
+            samples_per_sec: record.samples_per_sec,
+        });
         history.push(record);
         run.write_metrics(&history)?;
         fault_point("after-metrics", epoch);
@@ -351,38 +369,6 @@ pub fn fit<M: Module + Clone + Sync, T: Task<M> + Sync>(
         )?;
     }
     Ok(model)
-}
-
-fn progress_bar(quiet: bool, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}<{eta})")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
-    bar
-}
-
-/// One line per finished epoch: `epoch 1/5  train_loss 0.1612  test_bce 0.1398 ...  12.3 s, 4870 img/s`.
-pub fn describe_epoch<T: Metrics>(r: &EpochRecord<T>, epochs: usize) -> String {
-    let metrics: Vec<String> = r
-        .test
-        .fields()
-        .iter()
-        .map(|(k, v)| format!("{k} {v:.4}"))
-        .collect();
-    format!(
-        "epoch {}/{epochs}  train_loss {:.4}  {}  {:.1} s, {:.0} img/s",
-        r.epoch,
-        r.train_loss,
-        metrics.join("  "),
-        r.seconds,
-        r.samples_per_sec
-    )
 }
 
 /// How a training command should treat the run directory.
@@ -490,7 +476,12 @@ pub trait Experiment: Clone + PartialEq + Sized {
     /// The images of another folder, `dir`, prepared as this run's (in `run`) were: its
     /// `test/` split, or all of it when it has no `train/` and `test/`. Its classes must be
     /// this run's. Decoded into `cache/eval` in the run directory.
-    fn folder_images(&self, dir: &Path, run: &RunDir, quiet: bool) -> Result<Dataset, TrainError> {
+    fn folder_images(
+        &self,
+        dir: &Path,
+        run: &RunDir,
+        observer: &dyn Observer,
+    ) -> Result<Dataset, TrainError> {
         use crate::data::folder::{FolderConfig, Plan};
         let shape = self.data().shape().ok_or_else(|| {
             TrainError::Invalid("the run's image folder settings are incomplete".into())
@@ -515,7 +506,7 @@ pub trait Experiment: Clone + PartialEq + Sized {
         }
         let cache = folder.cache.clone().expect("set above");
         let mut parts = plan
-            .load_parts(&cache, quiet)
+            .load_parts(&cache, observer)
             .map_err(crate::data::DataError::from)?;
         Ok(parts.pop().expect("one part or two"))
     }
@@ -571,7 +562,7 @@ pub fn train<E: Experiment>(
     run_path: &Path,
     mode: RunMode,
     device: &Device,
-    options: FitOptions,
+    options: FitOptions<'_>,
 ) -> Result<(E::Model, RunDir), TrainError> {
     let resume = mode == RunMode::Resume;
     let (existing, mut config) = if resume {
@@ -596,7 +587,7 @@ pub fn train<E: Experiment>(
     // A folder's cache may be made in the run directory: if loading fails, a directory this
     // call created goes again.
     let fresh = !run_path.exists();
-    let (train, test) = load_splits(&config, source, data_root, run_path, options.quiet)
+    let (train, test) = load_splits(&config, source, data_root, run_path, options.observer)
         .inspect_err(|_| {
             if fresh {
                 let _ = std::fs::remove_dir_all(run_path);
@@ -657,7 +648,7 @@ pub fn import_run<E: Experiment>(
     config.settle(&source)?;
     config.validate(&source)?;
     let classes = source.classes();
-    let (train, test) = load_splits(&config, source, data_root, run_path, true)?;
+    let (train, test) = load_splits(&config, source, data_root, run_path, &Silent)?;
     let fresh = seeded(device, config.looping().seed, |cpu| config.init(cpu));
     let model = load(fresh).map_err(|e| TrainError::Invalid(format!("{e:#}")))?;
     let task = config.task(&train, &test);
@@ -733,10 +724,10 @@ pub fn load_splits<E: Experiment>(
     source: Source,
     root: &Path,
     run_path: &Path,
-    quiet: bool,
+    observer: &dyn Observer,
 ) -> Result<(Dataset, Dataset), TrainError> {
     let looping = config.looping();
-    let (train, test) = source.load(root, run_path, looping.seed, quiet)?;
+    let (train, test) = source.load(root, run_path, looping.seed, observer)?;
     let limit = |d: Dataset, n: Option<usize>| match n {
         Some(n) => d.take(n),
         None => d,
