@@ -667,3 +667,65 @@ pub fn lecture(args: LectureArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every flag of a training command is either compared with the run's config on
+    /// `--resume` (a key of its flag table), accepted whatever its value ([`RESUME_FLAGS`]),
+    /// or one clap refuses beside `--resume`: a flag added to a command but not to its table
+    /// would otherwise be refused as "does not apply to this run", or worse, ignored.
+    #[test]
+    fn every_training_flag_is_compared_on_resume_or_listed_as_free() {
+        let command = crate::cli::Cli::command();
+        // Each model kind's own flags: the conv model's and the stacked one's.
+        let mut ae = autoencoder_flags(&AutoencoderTrainingConfig::lecture());
+        ae.extend(autoencoder_flags(&AutoencoderTrainingConfig {
+            model: AutoencoderModelConfig::Stacked(StackedAutoencoderConfig::new()),
+            ..AutoencoderTrainingConfig::lecture()
+        }));
+        let tables: [(&str, FlagValues); 2] = [
+            ("train-ae", ae),
+            (
+                "train-classifier",
+                classifier_flags(&ClassifierTrainingConfig::lecture(None)),
+            ),
+        ];
+        let mut unaccounted = Vec::new();
+        for (name, table) in &tables {
+            let sub = command.find_subcommand(name).unwrap();
+            // Clap's conflicts with --resume, declared on either side.
+            let resume = sub
+                .get_arguments()
+                .find(|a| a.get_id() == "resume")
+                .unwrap();
+            let conflicts = |a: &clap::Arg| {
+                sub.get_arg_conflicts_with(a)
+                    .iter()
+                    .any(|c| c.get_id() == "resume")
+                    || sub
+                        .get_arg_conflicts_with(resume)
+                        .iter()
+                        .any(|c| c.get_id() == a.get_id())
+            };
+            let resume_conflicts: Vec<String> = sub
+                .get_arguments()
+                .filter(|a| conflicts(a))
+                .map(|a| a.get_id().to_string())
+                .collect();
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                let free = RESUME_FLAGS.contains(&id) || ["help", "device"].contains(&id);
+                if !free && !table.contains_key(id) && !resume_conflicts.iter().any(|c| c == id) {
+                    unaccounted.push(format!("{name} --{}", id.replace('_', "-")));
+                }
+            }
+        }
+        assert!(
+            unaccounted.is_empty(),
+            "not compared on --resume: {unaccounted:?}"
+        );
+    }
+}
