@@ -1,5 +1,6 @@
 //! CPU kernels for cae's models: the 2-D convolutions of small images, batched, the
-//! binary cross entropy loss ([`bce`]), 2×2 max pooling ([`pool`]) and int8 inference ([`int8`]).
+//! binary cross entropy loss ([`bce`]), 2×2 max pooling ([`pool`]), Adam in one pass per
+//! parameter ([`adam`]) and int8 inference ([`int8`]).
 //!
 //! A convolution relates a *wide* tensor `[N, C, H, W]` (a convolution's input, a transposed
 //! convolution's output) and a *narrow* one `[N, O, OH, OW]` through a weight `[O, C, k, k]`

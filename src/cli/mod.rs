@@ -6,6 +6,8 @@
 //! | [`data`] | `download` |
 //! | [`train`] | `lecture`, `train-ae`, `train-classifier` |
 //! | [`inspect`] | `reconstruct`, `eval`, `predict`, `denoise`, `report` |
+//! | [`serve`] | `serve` |
+//! | [`weights`] | `export`, `import` |
 //! | [`latent`] | `encode`, `generate`, `interpolate`, `anomaly`, `benchmark one-class` |
 //! | [`measure`] | `compare`, `quantize`, `bench` |
 //!
@@ -16,7 +18,9 @@ pub mod inspect;
 pub mod latent;
 pub mod measure;
 pub mod progress;
+pub mod serve;
 pub mod train;
+pub mod weights;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,13 +89,13 @@ pub enum Command {
     #[command(subcommand)]
     Benchmark(latent::BenchmarkCommand),
     /// Write a run's weights (safetensors or PyTorch, the lecture's names) or model (ONNX).
-    Export(inspect::ExportArgs),
+    Export(weights::ExportArgs),
     /// Make a run directory from a PyTorch or safetensors file under the lecture's names.
-    Import(inspect::ImportArgs),
+    Import(weights::ImportArgs),
     /// Quantize a classifier run to int8 (weights per channel, calibrated activations).
     Quantize(measure::QuantizeArgs),
     /// A page where you draw a digit and steer the latent, with its JSON API (see the README).
-    Serve(inspect::ServeArgs),
+    Serve(serve::ServeArgs),
     /// Compare AutoCNN, its encoder, its head and the plain CNN (float and int8): size, cost,
     /// speed, accuracy.
     Compare(measure::CompareArgs),
@@ -217,9 +221,9 @@ pub fn run(cli: Cli, given: &[String]) -> anyhow::Result<()> {
         Command::Interpolate(args) => latent::interpolate(args),
         Command::Anomaly(args) => latent::anomaly(args),
         Command::Benchmark(command) => latent::benchmark(command),
-        Command::Serve(args) => inspect::serve(args),
-        Command::Export(args) => inspect::export(args),
-        Command::Import(args) => inspect::import(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Export(args) => weights::export(args),
+        Command::Import(args) => weights::import(args),
         Command::Quantize(args) => measure::quantize(args),
         Command::Compare(args) => measure::compare(args),
         Command::Bench(args) => measure::bench(args),
