@@ -241,9 +241,56 @@ pub fn list(dir: &Path) -> Result<Listing, FolderError> {
     })
 }
 
+/// A folder's parts: its own `train/` and `test/` folders, or all of it (the test images then
+/// held out by `--val-split`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parts<T> {
+    Split { train: T, test: T },
+    All(T),
+}
+
+impl<T> Parts<T> {
+    /// `train`, or all: the part whose listing gives the classes.
+    pub fn first(&self) -> &T {
+        match self {
+            Parts::Split { train, .. } => train,
+            Parts::All(all) => all,
+        }
+    }
+
+    /// The images to score on: `test`, or all.
+    pub fn test(self) -> T {
+        match self {
+            Parts::Split { test, .. } => test,
+            Parts::All(all) => all,
+        }
+    }
+
+    /// `f` applied to each part with its cache name (`train`, `test`, `all`), in that order.
+    pub fn try_map<U, E>(
+        self,
+        mut f: impl FnMut(&'static str, T) -> Result<U, E>,
+    ) -> Result<Parts<U>, E> {
+        Ok(match self {
+            Parts::Split { train, test } => Parts::Split {
+                train: f("train", train)?,
+                test: f("test", test)?,
+            },
+            Parts::All(all) => Parts::All(f("all", all)?),
+        })
+    }
+
+    pub fn as_ref(&self) -> Parts<&T> {
+        match self {
+            Parts::Split { train, test } => Parts::Split { train, test },
+            Parts::All(all) => Parts::All(all),
+        }
+    }
+}
+
 /// The listed parts of `dir`: `train` and `test` when it has both (with the same classes),
-/// else `all`.
-fn listings(dir: &Path) -> Result<Vec<(&'static str, Listing)>, FolderError> {
+/// else all of it.
+fn listings(dir: &Path) -> Result<Parts<Listing>, FolderError> {
     let (train, test) = (dir.join("train"), dir.join("test"));
     let parts = if train.is_dir() && test.is_dir() {
         let (a, b) = (list(&train)?, list(&test)?);
@@ -256,9 +303,9 @@ fn listings(dir: &Path) -> Result<Vec<(&'static str, Listing)>, FolderError> {
                 b.classes
             )));
         }
-        vec![("train", a), ("test", b)]
+        Parts::Split { train: a, test: b }
     } else {
-        vec![("all", list(dir)?)]
+        Parts::All(list(dir)?)
     };
     Ok(parts)
 }
@@ -335,8 +382,8 @@ pub struct Plan {
     pub config: FolderConfig,
     pub shape: ImageShape,
     pub classes: Vec<String>,
-    /// `("train", …), ("test", …)` or `("all", …)`.
-    pub parts: Vec<(&'static str, Vec<(PathBuf, u8)>)>,
+    /// The files of each part, with their labels.
+    pub parts: Parts<Vec<(PathBuf, u8)>>,
 }
 
 impl Plan {
@@ -348,8 +395,8 @@ impl Plan {
         config.validate()?;
         if let Some(shape) = settled_shape(config) {
             let parts = listings(&config.dir)?;
-            let classes = parts[0].1.classes.clone();
-            let parts = parts.into_iter().map(|(n, l)| (n, l.files)).collect();
+            let classes = parts.first().classes.clone();
+            let parts = parts.try_map(|_, l| Ok::<_, FolderError>(l.files))?;
             return Ok(Self {
                 config: config.clone(),
                 shape,
@@ -358,11 +405,10 @@ impl Plan {
             });
         }
         let listings = listings(&config.dir)?;
-        let classes = listings[0].1.classes.clone();
+        let classes = listings.first().classes.clone();
         let mut sizes = std::collections::BTreeMap::<(u32, u32), PathBuf>::new();
         let mut colour = false;
-        let mut parts = Vec::new();
-        for (name, listing) in listings {
+        let parts = listings.try_map(|_, listing| {
             let probes: Vec<_> = listing.files.par_iter().map(|(p, _)| probe(p)).collect();
             let mut readable = 0;
             for ((path, _), probe) in listing.files.iter().zip(probes) {
@@ -388,8 +434,8 @@ impl Plan {
                     listing.dir.display()
                 )));
             }
-            parts.push((name, listing.files));
-        }
+            Ok(listing.files)
+        })?;
         let [height, width] = match config.image_size {
             Some(size) => size,
             None if sizes.len() == 1 => {
@@ -426,12 +472,12 @@ impl Plan {
         })
     }
 
-    /// Each part (`train` and `test`, or `all`), decoded into (or read from) `cache_dir`.
+    /// Each part (`train` and `test`, or all), decoded into (or read from) `cache_dir`.
     pub fn load_parts(
         &self,
         cache_dir: &Path,
         observer: &dyn Observer,
-    ) -> Result<Vec<Dataset>, FolderError> {
+    ) -> Result<Parts<Dataset>, FolderError> {
         let name = self
             .config
             .dir
@@ -439,31 +485,28 @@ impl Plan {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "images".into());
         std::fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
-        self.parts
-            .iter()
-            .map(|(part, files)| {
-                let pipeline = Pipeline {
-                    shape: self.shape,
-                    invert: self.config.invert,
-                };
-                let (pixels, labels) = cached(
-                    cache_dir,
-                    part,
-                    files,
-                    pipeline,
-                    self.classes.len(),
-                    self.config.strict,
-                    observer,
-                )?;
-                Ok(Dataset::from_store(
-                    &name,
-                    self.classes.clone(),
-                    self.shape,
-                    pixels,
-                    labels,
-                ))
-            })
-            .collect()
+        self.parts.as_ref().try_map(|part, files| {
+            let pipeline = Pipeline {
+                shape: self.shape,
+                invert: self.config.invert,
+            };
+            let (pixels, labels) = cached(
+                cache_dir,
+                part,
+                files,
+                pipeline,
+                self.classes.len(),
+                self.config.strict,
+                observer,
+            )?;
+            Ok(Dataset::from_store(
+                &name,
+                self.classes.clone(),
+                self.shape,
+                pixels,
+                labels,
+            ))
+        })
     }
 
     /// Decode (or reuse the cache of) each part into `cache_dir` and split it. `seed` draws
@@ -475,22 +518,20 @@ impl Plan {
         seed: u64,
         observer: &dyn Observer,
     ) -> Result<(Dataset, Dataset), FolderError> {
-        let mut sets = self.load_parts(cache_dir, observer)?;
-        let (train, test) = if sets.len() == 2 {
-            let test = sets.pop().unwrap();
-            (sets.pop().unwrap(), test)
-        } else {
-            let all = sets.pop().unwrap();
-            let (train, test) = split(&all.labels, self.config.val_split, seed);
-            if test.is_empty() || train.is_empty() {
-                return Err(FolderError::Invalid(format!(
-                    "{}: {} images are too few to hold out --val-split {} for testing",
-                    self.config.dir.display(),
-                    all.len(),
-                    self.config.val_split
-                )));
+        let (train, test) = match self.load_parts(cache_dir, observer)? {
+            Parts::Split { train, test } => (train, test),
+            Parts::All(all) => {
+                let (train, test) = split(&all.labels, self.config.val_split, seed);
+                if test.is_empty() || train.is_empty() {
+                    return Err(FolderError::Invalid(format!(
+                        "{}: {} images are too few to hold out --val-split {} for testing",
+                        self.config.dir.display(),
+                        all.len(),
+                        self.config.val_split
+                    )));
+                }
+                (all.subset(&train), all.subset(&test))
             }
-            (all.subset(&train), all.subset(&test))
         };
         // A folder lists its images class by class: each split takes an order drawn from the
         // seed, so that its first images (pictures, --train-limit) mix the classes as MNIST's.

@@ -505,10 +505,10 @@ pub trait Experiment: Clone + PartialEq + Sized {
             )));
         }
         let cache = folder.cache.clone().expect("set above");
-        let mut parts = plan
+        let parts = plan
             .load_parts(&cache, observer)
             .map_err(crate::data::DataError::from)?;
-        Ok(parts.pop().expect("one part or two"))
+        Ok(parts.test())
     }
 
     /// The class names of this run (in `run`) by label: its `classes.json`, else the
