@@ -32,10 +32,12 @@ use burn::store::{
     PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 
-use burn::tensor::{DType, FloatDType, Tensor};
+use burn::tensor::{DType, Device, FloatDType, Tensor};
 
 use crate::model::classifier::AnyClassifier;
 use crate::model::{AnyAutoencoder, Decoder, Encoder};
+use crate::run::{RunDir, Weights};
+use crate::training::{AutoencoderTrainingConfig, ClassifierTrainingConfig, Experiment, RunConfig};
 
 /// What `cae export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -147,6 +149,51 @@ pub fn classifier_names(model: &AnyClassifier) -> Names {
             ("fc2", "cnn.9"),
             ("fc3", "cnn.11"),
         ]),
+    }
+}
+
+/// Write the run `run`'s `weights` to `out` in `format`: its weights under the lecture's
+/// names (safetensors, PyTorch), or its model as ONNX (an autoencoder's `part`), atomically.
+pub fn export_run(
+    run: &RunDir,
+    weights: Weights,
+    format: Format,
+    part: crate::onnx::Part,
+    out: &Path,
+    device: &Device,
+) -> anyhow::Result<()> {
+    let onnx = |bytes: Vec<u8>| {
+        crate::atomic::write(out, &bytes)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))
+    };
+    match RunConfig::read(run)? {
+        RunConfig::Autoencoder(_) => {
+            let (model, config) = AutoencoderTrainingConfig::load(run, weights, device)?;
+            match format {
+                Format::Safetensors | Format::Pytorch => {
+                    export_weights(&model, &autoencoder_names(&model), format, out)
+                }
+                Format::Onnx => onnx(crate::onnx::autoencoder(
+                    &model,
+                    part,
+                    config.model.latent(),
+                    config.model.input().dims(),
+                )),
+            }
+        }
+        RunConfig::Classifier(_) => {
+            let (model, config) = ClassifierTrainingConfig::load(run, weights, device)?;
+            match format {
+                Format::Safetensors | Format::Pytorch => {
+                    export_weights(&model, &classifier_names(&model), format, out)
+                }
+                Format::Onnx => onnx(crate::onnx::classifier(
+                    &model,
+                    config.encoder.input().dims(),
+                    config.num_classes(),
+                )),
+            }
+        }
     }
 }
 

@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 
 use super::{DataArgs, WeightsArgs};
 use crate::run::RunDir;
-use crate::training::{AutoencoderTrainingConfig, ClassifierTrainingConfig, Experiment, RunConfig};
+use crate::training::{AutoencoderTrainingConfig, ClassifierTrainingConfig};
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -27,45 +27,15 @@ pub struct ExportArgs {
 }
 
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {
-    use crate::export::{Format, export_weights};
     let run = RunDir::open(&args.run_dir)?;
-    let device = crate::default_device();
-    let weights = args.weights.weights;
-    let onnx = |bytes: Vec<u8>| {
-        crate::atomic::write(&args.out, &bytes)
-            .with_context(|| format!("writing {}", args.out.display()))
-    };
-    match RunConfig::read(&run)? {
-        RunConfig::Autoencoder(_) => {
-            let (model, config) = AutoencoderTrainingConfig::load(&run, weights, &device)?;
-            match args.format {
-                Format::Safetensors | Format::Pytorch => {
-                    let names = crate::export::autoencoder_names(&model);
-                    export_weights(&model, &names, args.format, &args.out)?;
-                }
-                Format::Onnx => onnx(crate::onnx::autoencoder(
-                    &model,
-                    args.part,
-                    config.model.latent(),
-                    config.model.input().dims(),
-                ))?,
-            }
-        }
-        RunConfig::Classifier(_) => {
-            let (model, config) = ClassifierTrainingConfig::load(&run, weights, &device)?;
-            match args.format {
-                Format::Safetensors | Format::Pytorch => {
-                    let names = crate::export::classifier_names(&model);
-                    export_weights(&model, &names, args.format, &args.out)?;
-                }
-                Format::Onnx => onnx(crate::onnx::classifier(
-                    &model,
-                    config.encoder.input().dims(),
-                    config.num_classes(),
-                ))?,
-            }
-        }
-    }
+    crate::export::export_run(
+        &run,
+        args.weights.weights,
+        args.format,
+        args.part,
+        &args.out,
+        &crate::default_device(),
+    )?;
     println!("{}", args.out.display());
     Ok(())
 }
