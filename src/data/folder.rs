@@ -860,6 +860,11 @@ mod tests {
         }
     }
 
+    /// Both splits of the folder of `config`, through the cache in `cache`.
+    fn load(config: &FolderConfig, cache: &Path) -> (Dataset, Dataset) {
+        Plan::new(config).unwrap().load(cache, 0, &Silent).unwrap()
+    }
+
     fn inode(path: &Path) -> u64 {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(path).unwrap().ino()
@@ -872,12 +877,7 @@ mod tests {
         folder(&images, 10);
         let cache = dir.path().join("cache");
         let config = FolderConfig::new(images.clone());
-        let load = || {
-            Plan::new(&config)
-                .unwrap()
-                .load(&cache, 0, &Silent)
-                .unwrap()
-        };
+        let load = || load(&config, &cache);
         let (train, test) = load();
         assert_eq!((train.len(), test.len()), (8, 2));
         // Listed a, a, a, …, b, b, …: the split's order mixes them.
@@ -929,12 +929,7 @@ mod tests {
         folder(&images, 10);
         let cache = dir.path().join("cache");
         let config = FolderConfig::new(images.clone());
-        let load = || {
-            Plan::new(&config)
-                .unwrap()
-                .load(&cache, 0, &Silent)
-                .unwrap()
-        };
+        let load = || load(&config, &cache);
         let (train, test) = load();
         let json = cache.join("all.json");
         let npy = cache.join("all.npy");
