@@ -96,9 +96,8 @@ fn modules_only_use_their_own_layer_or_lower_ones() {
     assert!(upward.is_empty(), "edges pointing up: {upward:?}");
 }
 
-#[test]
-fn the_module_graph_has_no_cycle() {
-    let edges = graph();
+/// A cycle of `edges`, if there is one, as `a -> b -> … -> a`.
+fn cycle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<String> {
     // Depth-first search; a node met again while on the stack closes a cycle.
     fn visit<'a>(
         node: &'a str,
@@ -121,11 +120,63 @@ fn the_module_graph_has_no_cycle() {
         Ok(())
     }
     let mut done = BTreeSet::new();
-    for node in edges.keys() {
-        if let Err(cycle) = visit(node, &edges, &mut Vec::new(), &mut done) {
-            panic!("cycle: {cycle}");
+    edges
+        .keys()
+        .find_map(|node| visit(node, edges, &mut Vec::new(), &mut done).err())
+}
+
+#[test]
+fn the_module_graph_has_no_cycle() {
+    if let Some(cycle) = cycle(&graph()) {
+        panic!("cycle: {cycle}");
+    }
+}
+
+/// Inside each folder of `src/`, the files' modules name each other (`super::x`,
+/// `crate::folder::x`, outside comments) without a cycle either.
+#[test]
+fn inside_each_folder_the_modules_have_no_cycle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut folders = 0;
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        folders += 1;
+        let folder = dir.file_name().unwrap().to_str().unwrap().to_string();
+        let modules: BTreeMap<String, String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| {
+                let path = e.unwrap().path();
+                let name = path.file_stem()?.to_str()?.to_string();
+                (path.extension().is_some_and(|x| x == "rs") && name != "mod")
+                    .then(|| (name, std::fs::read_to_string(&path).unwrap()))
+            })
+            .collect();
+        let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (from, text) in &modules {
+            let set = edges.entry(from.clone()).or_default();
+            for line in text.lines() {
+                let code = line.split("//").next().unwrap_or("");
+                for prefix in ["super::".to_string(), format!("crate::{folder}::")] {
+                    for (i, _) in code.match_indices(&prefix) {
+                        let name: String = code[i + prefix.len()..]
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_')
+                            .collect();
+                        if modules.contains_key(&name) && &name != from {
+                            set.insert(name);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(cycle) = cycle(&edges) {
+            panic!("cycle in src/{folder}: {cycle}");
         }
     }
+    assert!(folders >= 4, "too few folders found");
 }
 
 #[test]

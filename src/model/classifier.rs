@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conv::{Step, chain};
 use super::cost::Cost;
+use super::walk::Walk;
 use super::{ConvAutoencoderConfig, Encoder};
 use crate::data::{ImageShape, NUM_CLASSES};
 use crate::parallel::by_parts;
@@ -316,6 +317,43 @@ crate::choice!(ClassifierKind {
     AutoCnn => ("auto-cnn", "Encoder + CNN head on the latent (the lecture's)"),
     PlainCnn => ("plain-cnn", "LeNet-5 on the raw image"),
 });
+
+impl CnnHead {
+    /// As [`forward`](Self::forward): code → logits.
+    pub fn walk<W: Walk>(&self, w: W) -> W {
+        let w = w.linear(&self.fc1).relu();
+        let w = w.reshape([HEAD_CHANNELS, HEAD_SIDE, HEAD_SIDE]);
+        let w = w.conv2d(&self.conv1).relu().max_pool2d(&self.pool);
+        let w = w.conv2d(&self.conv2).relu();
+        w.flatten().linear(&self.fc2)
+    }
+}
+
+impl AutoCnn {
+    pub fn walk<W: Walk>(&self, w: W) -> W {
+        self.head.walk(self.encoder.walk(w))
+    }
+}
+
+impl PlainCnn {
+    /// As its `logits`: image → logits.
+    pub fn walk<W: Walk>(&self, w: W) -> W {
+        let w = w.conv2d(&self.conv1).relu().max_pool2d(&self.pool);
+        let w = w.conv2d(&self.conv2).relu().max_pool2d(&self.pool);
+        let w = w.flatten().linear(&self.fc1).relu();
+        let w = w.linear(&self.fc2).relu();
+        w.linear(&self.fc3)
+    }
+}
+
+impl AnyClassifier {
+    pub fn walk<W: Walk>(&self, w: W) -> W {
+        match self {
+            AnyClassifier::AutoCnn(m) => m.walk(w),
+            AnyClassifier::PlainCnn(m) => m.walk(w),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

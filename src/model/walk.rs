@@ -3,13 +3,14 @@
 //! A model's `walk` hands its layers, activations and reshapes one by one to a [`Walk`]; what
 //! the walk does with them is the walker's business: [`Cost`](super::cost::Cost) counts MACs
 //! and shapes, the ONNX exporter writes nodes, the int8 quantizer builds its integer layers.
-//! So a model's structure is stated in its `forward` and here, and nowhere else.
+//! So a model's structure is stated in its `forward` and in its walk, and nowhere else: the
+//! autoencoders' walks are here, the classifiers' beside their types in `classifier.rs` (which
+//! counts its cost with them: `walk` may not depend on it).
 
 use burn::nn::Linear;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::pool::MaxPool2d;
 
-use super::classifier::{AnyClassifier, AutoCnn, CnnHead, HEAD_CHANNELS, HEAD_SIDE, PlainCnn};
 use super::stacked::StackedAutoencoder;
 use super::{Decoder, Encoder, LatentActivation};
 
@@ -69,43 +70,6 @@ impl Decoder {
             if i == last { w } else { w.relu() }
         });
         w.sigmoid()
-    }
-}
-
-impl CnnHead {
-    /// As [`forward`](Self::forward): code → logits.
-    pub fn walk<W: Walk>(&self, w: W) -> W {
-        let w = w.linear(&self.fc1).relu();
-        let w = w.reshape([HEAD_CHANNELS, HEAD_SIDE, HEAD_SIDE]);
-        let w = w.conv2d(&self.conv1).relu().max_pool2d(&self.pool);
-        let w = w.conv2d(&self.conv2).relu();
-        w.flatten().linear(&self.fc2)
-    }
-}
-
-impl AutoCnn {
-    pub fn walk<W: Walk>(&self, w: W) -> W {
-        self.head.walk(self.encoder.walk(w))
-    }
-}
-
-impl PlainCnn {
-    /// As its `logits`: image → logits.
-    pub fn walk<W: Walk>(&self, w: W) -> W {
-        let w = w.conv2d(&self.conv1).relu().max_pool2d(&self.pool);
-        let w = w.conv2d(&self.conv2).relu().max_pool2d(&self.pool);
-        let w = w.flatten().linear(&self.fc1).relu();
-        let w = w.linear(&self.fc2).relu();
-        w.linear(&self.fc3)
-    }
-}
-
-impl AnyClassifier {
-    pub fn walk<W: Walk>(&self, w: W) -> W {
-        match self {
-            AnyClassifier::AutoCnn(m) => m.walk(w),
-            AnyClassifier::PlainCnn(m) => m.walk(w),
-        }
     }
 }
 
