@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(pixels.len(), 784);
             assert!(pixels.iter().all(|v| (0.0..=1.0).contains(v)));
         }
-        Ok(Request::Interpolate { steps, .. }) => assert!((1..=64).contains(&steps)),
+        Ok(Request::Interpolate(r)) => assert!((1..=64).contains(&r.steps)),
         Ok(Request::Decode(_)) => {}
         Err(e) => {
             assert!(e.status().is_client_error(), "{e:?}");

@@ -198,12 +198,15 @@ impl<IO> Guarded<IO> {
 /// `content-length: 0`, and nothing else — as the same status with a JSON body. Every answer
 /// of cae's routes has a body, so only hyper's match.
 pub fn json_error_answer(head: &[u8]) -> Option<Vec<u8>> {
+    // Every write of every answer passes here: look at its first bytes before anything else.
+    if !head.starts_with(b"HTTP/1.1 4") || !head.ends_with(b"\r\n\r\n") {
+        return None;
+    }
     let text = std::str::from_utf8(head).ok()?;
     let status_line = text.strip_prefix("HTTP/1.1 4")?.split("\r\n").next()?;
-    if !text.ends_with("\r\n\r\n")
-        || !text
-            .to_ascii_lowercase()
-            .contains("\r\ncontent-length: 0\r\n")
+    if !text
+        .to_ascii_lowercase()
+        .contains("\r\ncontent-length: 0\r\n")
     {
         return None;
     }

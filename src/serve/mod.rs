@@ -123,15 +123,15 @@ impl Models {
                 let run = open(path)?;
                 let (model, c) = ClassifierTrainingConfig::load(&run, config.weights, &device)?;
                 drawable(path, c.encoder.input())?;
-                let images = c.images(&config.data_root, &run, Split::Test)?;
-                Some((model, images, c.class_names(&run)))
+                let classes = c.class_names(&run);
+                Some((model, c, run, classes))
             }
             None => None,
         };
         // Class names are the classifier's: it is what answers with them. An autoencoder that
         // learned named classes must have learned the same ones (one trained on Fashion-MNIST
         // beside a digit classifier would make every answer mix two meanings).
-        if let (Some((_, _, ae_classes)), Some((_, _, classes)), Some(ae), Some(cls)) = (
+        if let (Some((_, _, ae_classes)), Some((_, _, _, classes)), Some(ae), Some(cls)) = (
             &autoencoder,
             &classifier,
             &config.autoencoder,
@@ -146,14 +146,20 @@ impl Models {
                 cls.display()
             );
         }
-        // The test images (for /api/random) of the classifier, whose labels name its classes;
-        // else of the autoencoder.
+        // The test images (for /api/random): the autoencoder's, already loaded, unless it has
+        // no classes to label them with and the classifier has.
         let (autoencoder, ae_test) = match autoencoder {
             Some((model, images, classes)) => (Some(model), Some((images, classes))),
             None => (None, None),
         };
         let (classifier, test) = match classifier {
-            Some((model, images, classes)) => (Some(model), Some((images, classes))),
+            Some((model, c, run, classes)) => {
+                let test = match ae_test {
+                    Some((images, ae_classes)) if !ae_classes.is_empty() => (images, classes),
+                    _ => (c.images(&config.data_root, &run, Split::Test)?, classes),
+                };
+                (Some(model), Some(test))
+            }
             None => (None, ae_test),
         };
         let (test, classes) = test.context("cae serve needs --ae RUN, --classifier RUN or both")?;
@@ -448,12 +454,13 @@ struct DecodeRequest {
     latent: Vec<f64>,
 }
 
-#[derive(Deserialize)]
+/// Two codes and the steps between them (1 to 64).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct InterpolateRequest {
-    a: Vec<f64>,
-    b: Vec<f64>,
-    steps: usize,
+pub struct InterpolateRequest {
+    pub a: Vec<f64>,
+    pub b: Vec<f64>,
+    pub steps: usize,
 }
 
 /// The routes that take a body.
@@ -471,12 +478,7 @@ pub enum Request {
     Analyze(Vec<f32>),
     /// A code to decode (its length is checked against the model's).
     Decode(Vec<f64>),
-    /// Two codes and the steps between them (1 to 64).
-    Interpolate {
-        a: Vec<f64>,
-        b: Vec<f64>,
-        steps: usize,
-    },
+    Interpolate(InterpolateRequest),
 }
 
 /// Parse the body of a request to `route` with media type `content_type` (as
@@ -486,14 +488,7 @@ pub fn parse_request(route: Route, content_type: &str, bytes: &[u8]) -> Result<R
     Ok(match route {
         Route::Analyze => Request::Analyze(parse_analyze(content_type, bytes)?),
         Route::Decode => Request::Decode(parse_decode(content_type, bytes)?),
-        Route::Interpolate => {
-            let r = parse_interpolate(content_type, bytes)?;
-            Request::Interpolate {
-                a: r.a,
-                b: r.b,
-                steps: r.steps,
-            }
-        }
+        Route::Interpolate => Request::Interpolate(parse_interpolate(content_type, bytes)?),
     })
 }
 
@@ -740,7 +735,8 @@ pub async fn shutdown_signal() {
 }
 
 /// Load the runs, listen on `addr`, answer until SIGINT or SIGTERM, then finish the requests
-/// under way (within the shutdown deadline) and return. `ready` is called with the bound address (port 0 picks a free one).
+/// under way (within the shutdown deadline) and return. `ready` is called with the bound
+/// address (port 0 picks a free one).
 pub fn run(
     config: &ServeConfig,
     addr: SocketAddr,
