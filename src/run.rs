@@ -373,8 +373,8 @@ mod tests {
     }
 
     /// A resume reads the finished epochs' records and writes them again: every value must
-    /// come back to the same bits (serde_json's default float parser misses by an ulp on about
-    /// one value in eight).
+    /// come back to the same bits (serde_json's faster default float parser returns some
+    /// values an ulp off).
     #[test]
     fn metrics_survive_being_read_and_rewritten_to_the_bit() {
         let dir = tempfile::tempdir().unwrap();
