@@ -20,9 +20,8 @@ use crate::data::{Dataset, NUM_CLASSES, Split};
 use crate::evaluation::{reconstruction_errors, roc_auc};
 use crate::latent::ImageSet;
 use crate::model::Autoencoder;
-use crate::run::{RunDir, Weights};
 use crate::training::{
-    AutoencoderTrainingConfig, Experiment, FitOptions, RunMode, TrainError, train,
+    AutoencoderTrainingConfig, FitOptions, RunMode, TrainError, task_splits, train,
 };
 
 /// Scores of a set of images against a threshold from the training images.
@@ -168,10 +167,9 @@ pub fn one_class_benchmark(
             config.normal_class = Some(class);
             config.training.seed = seed;
             let path: PathBuf = out.join(format!("class-{class}-seed-{seed}"));
-            train(&config, root, &path, RunMode::Overwrite, &device, options)?;
-            let run = RunDir::open(&path)?;
-            let (model, config) = AutoencoderTrainingConfig::load(&run, Weights::Last, &device)?;
-            let normal = config.training_images(root, &run)?;
+            let trained = train(&config, root, &path, RunMode::Overwrite, &device, options)?;
+            let (normal, _) = task_splits(&config, &trained.train, &trained.test)?;
+            let model = trained.model.valid();
             let report = score(&model, &config, &set, 0.95, Some(class), &normal, &device)?;
             let auc = report.auc.unwrap_or(f64::NAN);
             progress(class, seed, auc);

@@ -8,7 +8,6 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use burn::module::Module;
 
 use crate::bench::speed;
@@ -16,8 +15,8 @@ use crate::data::Split;
 use crate::evaluation::evaluate_classifier;
 use crate::model::classifier::{AnyClassifier, Classifier, ClassifierKind};
 use crate::model::cost::Cost;
-use crate::run::{RunDir, Weights};
-use crate::training::{ClassifierTrainingConfig, Experiment};
+use crate::run::RunError;
+use crate::trained::{Error, Model, Run};
 
 /// One row of the comparison.
 #[derive(Debug, Clone)]
@@ -31,54 +30,55 @@ pub struct Row {
     pub accuracy: Option<f64>,
 }
 
-fn weight_bytes<M: Module>(m: &M) -> anyhow::Result<usize> {
+fn weight_bytes<M: Module>(m: &M) -> Result<usize, Error> {
     Ok(m.clone()
         .into_record()
         .into_bytes()
-        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .map_err(|e| Error::Invalid(format!("{e}")))?
         .len())
 }
 
-fn file_bytes(path: &Path) -> anyhow::Result<usize> {
+fn file_bytes(path: &Path) -> Result<usize, Error> {
     Ok(std::fs::metadata(path)
-        .with_context(|| format!("{}", path.display()))?
+        .map_err(|source| RunError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
         .len() as usize)
 }
 
 /// Compare the AutoCNN run `autocnn` (its encoder and head too) with the plain CNN run `cnn`,
-/// both with `weights`, and with their int8 runs `int8` if given; `calls` single-image calls
-/// are timed per model.
+/// and with their int8 runs `int8` if given; `calls` single-image calls are timed per model.
 pub fn compare(
-    autocnn: &Path,
-    cnn: &Path,
-    weights: Weights,
-    int8: Option<(&Path, &Path)>,
-    data_root: &Path,
+    autocnn: &Run,
+    cnn: &Run,
+    int8: Option<(&Run, &Run)>,
     calls: usize,
-) -> anyhow::Result<Vec<Row>> {
-    let device = crate::default_device();
-    let open = |path: &Path| {
-        let run = RunDir::open(path)?;
-        ClassifierTrainingConfig::load(&run, weights, &device)
-            .with_context(|| format!("loading {}", path.display()))
+) -> Result<Vec<Row>, Error> {
+    let device = autocnn.device();
+    let not = |run: &Run, what: &str| {
+        Error::Invalid(format!("{} is not {what} run", run.path().display()))
     };
-    let (autocnn_model, a_config) = open(autocnn)?;
-    let (plain, p_config) = open(cnn)?;
-    let AnyClassifier::AutoCnn(auto) = &autocnn_model else {
-        anyhow::bail!("{} is not an AutoCNN run", autocnn.display());
+    let (Model::Classifier(autocnn_model), Model::Classifier(plain)) =
+        (autocnn.model(), cnn.model())
+    else {
+        return Err(not(autocnn, "a float AutoCNN and a float plain-cnn"));
+    };
+    let AnyClassifier::AutoCnn(auto) = autocnn_model else {
+        return Err(not(autocnn, "an AutoCNN"));
     };
     if !matches!(plain, AnyClassifier::PlainCnn(_)) {
-        anyhow::bail!("{} is not a plain-cnn run", cnn.display());
+        return Err(not(cnn, "a plain-cnn"));
     }
-    let test = a_config.images(data_root, &RunDir::open(autocnn)?, Split::Test)?;
-    let p_test = p_config.images(data_root, &RunDir::open(cnn)?, Split::Test)?;
-    let images = test.images_tensor(&(0..1000.min(test.len())).collect::<Vec<_>>(), &device);
-    let one = test.images_tensor(&[0], &device);
+    let test = autocnn.images(Split::Test)?;
+    let p_test = cnn.images(Split::Test)?;
+    let images = test.images_tensor(&(0..1000.min(test.len())).collect::<Vec<_>>(), device);
+    let one = test.images_tensor(&[0], device);
     let latents = auto.encoder.forward(images.clone());
     let latent_one = auto.encoder.forward(one.clone());
 
     let image = Cost::image(test.shape.dims());
-    let latent = Cost::image([a_config.encoder.latent, 1, 1]);
+    let latent = Cost::image([autocnn.classifier_config()?.encoder.latent, 1, 1]);
     let (enc_lat, enc_thr) = speed(calls, one.clone(), images.clone(), |x| {
         auto.encoder.forward(x)
     });
@@ -92,10 +92,10 @@ pub fn compare(
             name: "AutoCNN (encoder + head)",
             params: autocnn_model.num_params(),
             macs: autocnn_model.cost(image).macs,
-            weight_bytes: file_bytes(&autocnn.join(weights.file()))?,
+            weight_bytes: file_bytes(&autocnn.dir().file(autocnn.weights().file()))?,
             latency_us: auto_lat,
             throughput: auto_thr,
-            accuracy: Some(evaluate_classifier(&autocnn_model, &test, &device).accuracy()),
+            accuracy: Some(evaluate_classifier(autocnn_model, test, device).accuracy()),
         },
         Row {
             name: "encoder only",
@@ -119,30 +119,35 @@ pub fn compare(
             name: "plain CNN (LeNet-5)",
             params: plain.num_params(),
             macs: plain.cost(image).macs,
-            weight_bytes: file_bytes(&cnn.join(weights.file()))?,
+            weight_bytes: file_bytes(&cnn.dir().file(cnn.weights().file()))?,
             latency_us: cnn_lat,
             throughput: cnn_thr,
-            accuracy: Some(evaluate_classifier(&plain, &p_test, &device).accuracy()),
+            accuracy: Some(evaluate_classifier(plain, p_test, device).accuracy()),
         },
     ];
     if let Some((auto8, cnn8)) = int8 {
-        for (path, name, float, test) in [
-            (auto8, "AutoCNN int8", &autocnn_model, &test),
-            (cnn8, "plain CNN int8", &plain, &p_test),
+        for (run, name, float, test) in [
+            (auto8, "AutoCNN int8", autocnn_model, test),
+            (cnn8, "plain CNN int8", plain, p_test),
         ] {
-            let run = crate::quantize::open(path)?;
-            if run.config.model != float_kind(float) {
-                anyhow::bail!("{} is not an int8 run of {name}'s kind", path.display());
+            let Model::Int8(int8) = run.model() else {
+                return Err(not(run, "an int8"));
+            };
+            if int8.config.model != float_kind(float) {
+                return Err(Error::Invalid(format!(
+                    "{} is not an int8 run of {name}'s kind",
+                    run.path().display()
+                )));
             }
-            let (lat, thr) = speed(calls, one.clone(), images.clone(), |x| run.model.logits(x));
+            let (lat, thr) = speed(calls, one.clone(), images.clone(), |x| int8.model.logits(x));
             rows.push(Row {
                 name,
                 params: float.num_params(),
-                macs: run.model.cost(image).macs,
-                weight_bytes: run.file_bytes as usize,
+                macs: int8.model.cost(image).macs,
+                weight_bytes: int8.file_bytes as usize,
                 latency_us: lat,
                 throughput: thr,
-                accuracy: Some(evaluate_classifier(&run.model, test, &device).accuracy()),
+                accuracy: Some(evaluate_classifier(&int8.model, test, device).accuracy()),
             });
         }
     }

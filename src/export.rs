@@ -32,12 +32,41 @@ use burn::store::{
     PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 
-use burn::tensor::{DType, Device, FloatDType, Tensor};
+use burn::tensor::{DType, FloatDType, Tensor};
 
 use crate::model::classifier::AnyClassifier;
 use crate::model::{AnyAutoencoder, Decoder, Encoder};
-use crate::run::{RunDir, Weights};
-use crate::training::{AutoencoderTrainingConfig, ClassifierTrainingConfig, Experiment, RunConfig};
+
+/// Why weights could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("writing {path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Zip(#[from] zip::result::ZipError),
+}
+
+/// `ExportError::Invalid` with a formatted message.
+macro_rules! invalid {
+    ($($t:tt)*) => { ExportError::Invalid(format!($($t)*)) };
+}
+macro_rules! bail {
+    ($($t:tt)*) => { return Err(invalid!($($t)*).into()) };
+}
+#[allow(unused_macros)]
+macro_rules! ensure {
+    ($cond:expr, $($t:tt)*) => { if !$cond { bail!($($t)*); } };
+}
+
+type Result<T, E = ExportError> = std::result::Result<T, E>;
 
 /// What `cae export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -152,49 +181,12 @@ pub fn classifier_names(model: &AnyClassifier) -> Names {
     }
 }
 
-/// Write the run `run`'s `weights` to `out` in `format`: its weights under the lecture's
-/// names (safetensors, PyTorch), or its model as ONNX (an autoencoder's `part`), atomically.
-pub fn export_run(
-    run: &RunDir,
-    weights: Weights,
-    format: Format,
-    part: crate::onnx::Part,
-    out: &Path,
-    device: &Device,
-) -> anyhow::Result<()> {
-    let onnx = |bytes: Vec<u8>| {
-        crate::atomic::write(out, &bytes)
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))
-    };
-    match RunConfig::read(run)? {
-        RunConfig::Autoencoder(_) => {
-            let (model, config) = AutoencoderTrainingConfig::load(run, weights, device)?;
-            match format {
-                Format::Safetensors | Format::Pytorch => {
-                    export_weights(&model, &autoencoder_names(&model), format, out)
-                }
-                Format::Onnx => onnx(crate::onnx::autoencoder(
-                    &model,
-                    part,
-                    config.model.latent(),
-                    config.model.input().dims(),
-                )),
-            }
-        }
-        RunConfig::Classifier(_) => {
-            let (model, config) = ClassifierTrainingConfig::load(run, weights, device)?;
-            match format {
-                Format::Safetensors | Format::Pytorch => {
-                    export_weights(&model, &classifier_names(&model), format, out)
-                }
-                Format::Onnx => onnx(crate::onnx::classifier(
-                    &model,
-                    config.encoder.input().dims(),
-                    config.num_classes(),
-                )),
-            }
-        }
-    }
+/// Write an ONNX graph's `bytes` to `out`, atomically.
+pub fn export_onnx(out: &Path, bytes: Vec<u8>) -> Result<()> {
+    crate::atomic::write(out, &bytes).map_err(|source| ExportError::Write {
+        path: out.to_path_buf(),
+        source,
+    })
 }
 
 /// Write `model`'s weights to `out` in `format` (safetensors or PyTorch), renamed by `names`
@@ -204,7 +196,7 @@ pub fn export_weights<M: Module>(
     names: &Names,
     format: Format,
     out: &Path,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     match format {
         Format::Safetensors => export_safetensors(model, names, out),
         Format::Pytorch => {
@@ -212,9 +204,7 @@ pub fn export_weights<M: Module>(
                 .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
                 .into_iter()
                 .map(|t| {
-                    let bytes = t
-                        .to_bytes()
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", t.name))?;
+                    let bytes = t.to_bytes().map_err(|e| invalid!("{}: {e}", t.name))?;
                     Ok(pt::Tensor {
                         name: torch_name(names, &t.name),
                         shape: t.shape.as_slice().to_vec(),
@@ -222,20 +212,20 @@ pub fn export_weights<M: Module>(
                         data: bytes.to_vec(),
                     })
                 })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+                .collect::<Result<Vec<_>>>()?;
             crate::atomic::write(out, &pt::write(&tensors)?)
-                .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))
+                .map_err(|e| invalid!("writing {}: {e}", out.display()))
         }
-        Format::Onnx => anyhow::bail!("ONNX is a graph, not weights: see crate::onnx"),
+        Format::Onnx => bail!("ONNX is a graph, not weights: see crate::onnx"),
     }
 }
 
-fn export_safetensors<M: Module>(model: &M, names: &Names, out: &Path) -> anyhow::Result<()> {
+fn export_safetensors<M: Module>(model: &M, names: &Names, out: &Path) -> Result<()> {
     let mut remapper = KeyRemapper::new();
     for (from, to) in names {
         remapper = remapper
             .add_pattern(format!("^{}\\.", regex_escape(from)), format!("{to}."))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| invalid!("{e}"))?;
     }
     let tmp = out.with_extension("safetensors.tmp");
     let mut store = SafetensorsStore::from_file(&tmp)
@@ -245,7 +235,7 @@ fn export_safetensors<M: Module>(model: &M, names: &Names, out: &Path) -> anyhow
         .metadata("producer", "cae");
     let written = model
         .save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()));
+        .map_err(|e| invalid!("writing {}: {e}", out.display()));
     match written {
         Ok(()) => Ok(crate::atomic::rename(&tmp, out)?),
         Err(e) => {
@@ -279,18 +269,18 @@ const MAX_SAFETENSORS_HEADER: u64 = 100 << 20;
 
 /// The reader `path` needs. Safetensors is tried first: its 8-byte header length can begin
 /// with the bytes of a pickle protocol marker (a header of 640 bytes starts `80 02`).
-fn sniff(path: &Path) -> anyhow::Result<FileKind> {
+fn sniff(path: &Path) -> Result<FileKind> {
     use std::io::Read;
-    let failed = |e: std::io::Error| anyhow::anyhow!("{}: {e}", path.display());
+    let failed = |e: std::io::Error| invalid!("{}: {e}", path.display());
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => anyhow::anyhow!("{}: no such file", path.display()),
+        std::io::ErrorKind::NotFound => invalid!("{}: no such file", path.display()),
         _ => failed(e),
     })?;
     if meta.is_dir() {
-        anyhow::bail!("{}: a directory, not a weights file", path.display());
+        bail!("{}: a directory, not a weights file", path.display());
     }
     if !meta.is_file() {
-        anyhow::bail!(
+        bail!(
             "{}: not a regular file (a device, pipe or socket); give a .safetensors or .pt file",
             path.display()
         );
@@ -309,12 +299,12 @@ fn sniff(path: &Path) -> anyhow::Result<FileKind> {
     }
     match &head[..] {
         [b'P', b'K', 3, 4, ..] | [0x80, 2..=5, ..] => Ok(FileKind::Pytorch),
-        h if h.get(257..262) == Some(b"ustar") => anyhow::bail!(
+        h if h.get(257..262) == Some(b"ustar") => bail!(
             "{}: the tar container of PyTorch before 0.4 is not read; load it in PyTorch and \
              save the state_dict again with torch.save (or safetensors)",
             path.display()
         ),
-        _ => anyhow::bail!(
+        _ => bail!(
             "{}: neither safetensors nor a PyTorch file (torch.save)",
             path.display()
         ),
@@ -342,12 +332,12 @@ pub fn import_weights<M: Module>(
     names: &Names,
     optional: &[&str],
     path: &Path,
-) -> anyhow::Result<Imported<M>> {
+) -> Result<Imported<M>> {
     let mut remapper = KeyRemapper::new();
     for (from, to) in names {
         remapper = remapper
             .add_pattern(format!("^{}\\.", regex_escape(to)), format!("{from}."))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| invalid!("{e}"))?;
     }
     match sniff(path)? {
         FileKind::Safetensors => {
@@ -381,8 +371,8 @@ fn fit<M: Module, S: ModuleStore>(
     names: &Names,
     optional: &[&str],
     path: &Path,
-) -> anyhow::Result<Imported<M>> {
-    let failed = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
+) -> Result<Imported<M>> {
+    let failed = |e: &dyn std::fmt::Display| invalid!("{}: {e}", path.display());
     // The shapes the model expects, in PyTorch's layouts, by cae path.
     let expected: BTreeMap<String, Vec<usize>> = model
         .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
@@ -460,7 +450,7 @@ fn fit<M: Module, S: ModuleStore>(
         }));
     }
     if !problems.is_empty() {
-        anyhow::bail!(
+        bail!(
             "{} does not fit the model: {}",
             path.display(),
             problems.join("; ")
@@ -501,6 +491,8 @@ fn regex_escape(text: &str) -> String {
 /// PyTorch's file format for a `state_dict` of float tensors, as `torch.save` writes it.
 pub mod pt {
     use std::io::Write;
+
+    use super::{ExportError, Result};
 
     /// One tensor: its name, shape, element type and little-endian bytes.
     pub struct Tensor {
@@ -578,13 +570,13 @@ pub mod pt {
             self.0.extend_from_slice(s.as_bytes());
             self
         }
-        fn int(&mut self, i: usize) -> anyhow::Result<&mut Self> {
-            let i = i32::try_from(i).map_err(|_| anyhow::anyhow!("{i} is too large"))?;
+        fn int(&mut self, i: usize) -> Result<&mut Self> {
+            let i = i32::try_from(i).map_err(|_| invalid!("{i} is too large"))?;
             self.op(op::BININT);
             self.0.extend_from_slice(&i.to_le_bytes());
             Ok(self)
         }
-        fn ints(&mut self, values: &[usize]) -> anyhow::Result<&mut Self> {
+        fn ints(&mut self, values: &[usize]) -> Result<&mut Self> {
             self.op(op::MARK);
             for &v in values {
                 self.int(v)?;
@@ -602,12 +594,12 @@ pub mod pt {
     /// `_rebuild_tensor_v2(storage, 0, shape, stride, False, OrderedDict())`, storage `i` being
     /// the persistent id `('storage', FloatStorage, 'i', 'cpu', numel)` (or another storage
     /// class).
-    fn pickle(tensors: &[Tensor]) -> anyhow::Result<Vec<u8>> {
+    fn pickle(tensors: &[Tensor]) -> Result<Vec<u8>> {
         let mut p = Pickle(Vec::new());
         p.op(op::PROTO).op(2).ordered_dict().op(op::MARK);
         for (i, t) in tensors.iter().enumerate() {
             let numel: usize = t.shape.iter().product();
-            anyhow::ensure!(
+            ensure!(
                 numel * t.storage.size() == t.data.len(),
                 "{}: {} bytes for {numel} elements of {:?}",
                 t.name,
@@ -643,13 +635,13 @@ pub mod pt {
     }
 
     /// The bytes of a `.pt` file holding `tensors` as a state dict.
-    pub fn write(tensors: &[Tensor]) -> anyhow::Result<Vec<u8>> {
+    pub fn write(tensors: &[Tensor]) -> Result<Vec<u8>> {
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         // Stored, and aligned as torch.save aligns, so that readers may map the storages.
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
             .with_alignment(64);
-        let mut add = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
+        let mut add = |name: &str, bytes: &[u8]| -> Result<()> {
             zip.start_file(format!("archive/{name}"), options)?;
             zip.write_all(bytes)?;
             Ok(())

@@ -24,8 +24,6 @@ use rand_distr::{Distribution, StandardNormal};
 use crate::data::{DataConfig, Dataset, DatasetKind, ImageShape, Split, pixels_tensor};
 use crate::evaluation::{EncodedBatch, LatentStats, encode_batches};
 use crate::model::Autoencoder;
-use crate::run::RunDir;
-use crate::training::{AutoencoderTrainingConfig, Experiment};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LatentError {
@@ -59,37 +57,6 @@ pub enum Images {
 pub struct ImageSet {
     pub data: Dataset,
     pub labelled: bool,
-}
-
-impl Images {
-    /// Load the images for the run of `config` in `run`; an empty set or an unreadable file
-    /// is an error naming it.
-    pub fn load<E: Experiment>(
-        &self,
-        root: &Path,
-        config: &E,
-        run: &RunDir,
-    ) -> Result<ImageSet, LatentError> {
-        let invalid = |e: crate::training::TrainError| LatentError::Invalid(e.to_string());
-        let set = match self {
-            Images::Run(split) => ImageSet {
-                data: config.images(root, run, *split).map_err(invalid)?,
-                labelled: true,
-            },
-            Images::Builtin { dataset, split } => ImageSet {
-                data: Dataset::load(root, *dataset, *split)?,
-                labelled: true,
-            },
-            Images::Files(paths) => ImageSet {
-                data: read_files(paths, config.data())?,
-                labelled: false,
-            },
-        };
-        if set.data.is_empty() {
-            return Err(LatentError::Invalid("no images: the set is empty".into()));
-        }
-        Ok(set)
-    }
 }
 
 /// Image files prepared as the images of `data` were: a run on a built-in dataset takes them
@@ -305,6 +272,15 @@ pub struct LatentDensity {
 }
 
 impl LatentDensity {
+    /// A variational autoencoder's prior N(0, I) over codes of size `d`.
+    pub fn prior(d: usize) -> Self {
+        Self {
+            parts: vec![(None, 1.0, Gaussian::standard(d))],
+            min: vec![f32::NEG_INFINITY; d],
+            max: vec![f32::INFINITY; d],
+        }
+    }
+
     /// Fit to the latents of `set` (a Gaussian per class when it is labelled).
     pub fn fit<M: Autoencoder>(model: &M, set: &ImageSet, device: &Device) -> Self {
         let (rows, d) = crate::evaluation::latents(|x| model.encode(x), &set.data, device);
@@ -419,35 +395,6 @@ pub fn interpolation<M: Autoencoder>(
     row.extend(decode(model, codes, d, device));
     row.push(b.to_vec());
     row
-}
-
-/// The density to generate from: a variational autoencoder's prior N(0, I) when `prior`,
-/// else fitted to the run's training latents (its dataset's training images as it trained on
-/// them: its `--train-limit`, its normal class).
-pub fn density<M: Autoencoder>(
-    model: &M,
-    config: &AutoencoderTrainingConfig,
-    root: &Path,
-    run: &RunDir,
-    prior: bool,
-    device: &Device,
-) -> Result<LatentDensity, LatentError> {
-    if prior {
-        let d = config.model.latent();
-        return Ok(LatentDensity {
-            parts: vec![(None, 1.0, Gaussian::standard(d))],
-            min: vec![f32::NEG_INFINITY; d],
-            max: vec![f32::INFINITY; d],
-        });
-    }
-    let train = config
-        .training_images(root, run)
-        .map_err(|e| LatentError::Invalid(e.to_string()))?;
-    let set = ImageSet {
-        labelled: train.is_labelled(),
-        data: train,
-    };
-    Ok(LatentDensity::fit(model, &set, device))
 }
 
 /// `n` images decoded from codes drawn from `density` (see [`LatentDensity::sample`]).

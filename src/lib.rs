@@ -12,8 +12,11 @@
 //!   the classifiers, and their cost in MACs counted from the layers
 //! - [`evaluation`]: what a model does on a dataset: test metrics, latent statistics
 //! - [`training`]: one lifecycle for every run, the epoch loop, checkpoints and resume
-//! - [`pictures`], [`report`], [`latent`], [`anomaly`], [`compare`], [`bench`](mod@bench),
-//!   [`serve`], [`export`], [`onnx`], [`quantize`]: tools over trained runs
+//! - [`pictures`], [`latent`], [`anomaly`], [`bench`](mod@bench), [`export`], [`onnx`],
+//!   [`quantize`]: tools over models
+//! - [`trained`]: a finished run as one value, [`trained::Run`], opened once; every command
+//!   uses it
+//! - [`report`], [`compare`], [`serve`]: tools over finished runs
 //! - [`cli`]: the command line over all of it, the only module that knows clap
 //!
 //! Layers point one way, each using only its own or lower ones (in the order above, `data`,
@@ -21,10 +24,13 @@
 //! nothing outside the CLI prints.
 //!
 //! ```no_run
-//! use cae::training::{AutoencoderTrainingConfig, FitOptions, RunMode, train};
+//! use cae::data::Split;
+//! use cae::run::Weights;
+//! use cae::trained::Run;
+//! use cae::training::{AutoencoderTrainingConfig, FitOptions, RunMode};
 //! let config = AutoencoderTrainingConfig::lecture();
 //! let device = cae::default_device();
-//! let (model, run) = train(
+//! let run = Run::train(
 //!     &config,
 //!     "data".as_ref(),
 //!     "runs/autoencoder".as_ref(),
@@ -32,7 +38,11 @@
 //!     &device,
 //!     FitOptions::default(),
 //! )?;
-//! # Ok::<(), cae::training::TrainError>(())
+//! let (codes, width) = run.encode(run.images(Split::Test)?)?;
+//! // Later, or in another process: the same run, from its directory alone.
+//! let again = Run::open("runs/autoencoder".as_ref(), Weights::Last)?;
+//! assert_eq!(again.encode(again.images(Split::Test)?)?, (codes, width));
+//! # Ok::<(), cae::trained::Error>(())
 //! ```
 
 pub mod anomaly;
@@ -54,6 +64,7 @@ pub mod quantize;
 pub mod report;
 pub mod run;
 pub mod serve;
+pub mod trained;
 pub mod training;
 
 use burn::backend::DispatchDevice;

@@ -17,16 +17,49 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::data::Split;
+use crate::data::Dataset;
 use crate::export::classifier_names;
 use crate::model::classifier::AnyClassifier;
 use crate::model::int8::{DenseWeight, Int8Model};
-use crate::run::{INT8_FILE, RunDir, Weights};
+use crate::run::RunError;
+use crate::run::{INT8_FILE, RunDir};
 use crate::training::{ClassifierTrainingConfig, Experiment, RunConfig};
+
+/// Why a run could not be quantized or an int8 run read.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantizeError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `QuantizeError::Invalid` with a formatted message.
+macro_rules! invalid {
+    ($($t:tt)*) => { QuantizeError::Invalid(format!($($t)*)) };
+}
+macro_rules! bail {
+    ($($t:tt)*) => { return Err(invalid!($($t)*).into()) };
+}
+#[allow(unused_macros)]
+macro_rules! ensure {
+    ($cond:expr, $($t:tt)*) => { if !$cond { bail!($($t)*); } };
+}
+
+type Result<T, E = QuantizeError> = std::result::Result<T, E>;
 
 pub const QUANTIZATION_FILE: &str = "quantization.json";
 
@@ -56,11 +89,8 @@ pub fn is_int8(path: &Path) -> bool {
 }
 
 /// The float layers of `model` (for images of `input`, `[C, H, W]`), named.
-fn float_layers(
-    model: &AnyClassifier,
-    input: [usize; 3],
-) -> anyhow::Result<(Int8Model, Vec<String>)> {
-    let int8 = Int8Model::float(input, |b| model.walk(b))?;
+fn float_layers(model: &AnyClassifier, input: [usize; 3]) -> Result<(Int8Model, Vec<String>)> {
+    let int8 = Int8Model::float(input, |b| model.walk(b)).map_err(QuantizeError::Invalid)?;
     let names: Vec<String> = classifier_names(model)
         .into_iter()
         .map(|(_, torch)| torch)
@@ -70,37 +100,30 @@ fn float_layers(
     Ok((int8, names))
 }
 
-/// Quantize the classifier run `run` (its `weights`) into a new int8 run at `out`,
-/// calibrating on the first `calibration` training images. Nothing is written unless all of
-/// it succeeds; an existing `out` is refused.
+/// Quantize `model` (of the classifier run `config`, classes `classes`, weights named in
+/// `quantization`) into a new int8 run at `out`, calibrating on the first
+/// `quantization.calibration_images` of `train`. Nothing is written unless all of it
+/// succeeds; an existing `out` is refused.
 pub fn quantize(
-    run: &Path,
-    weights: Weights,
-    data_root: &Path,
-    calibration: usize,
+    model: &AnyClassifier,
+    config: &ClassifierTrainingConfig,
+    classes: &[String],
+    train: &Dataset,
+    mut quantization: Quantization,
     out: &Path,
-) -> anyhow::Result<Int8Run> {
-    anyhow::ensure!(calibration > 0, "--calibration must be at least 1");
+) -> Result<Int8Run> {
+    ensure!(
+        quantization.calibration_images > 0,
+        "--calibration must be at least 1"
+    );
     if out.exists() {
-        anyhow::bail!("{} exists; give a new directory", out.display());
+        bail!("{} exists; give a new directory", out.display());
     }
-    let device = crate::default_device();
-    let dir = RunDir::open(run)?;
-    if is_int8(run) {
-        anyhow::bail!("{} is an int8 run already", run.display());
-    }
-    let (model, config) = ClassifierTrainingConfig::load(&dir, weights, &device)
-        .with_context(|| format!("loading {}", run.display()))?;
-    let train = config.images(data_root, &dir, Split::Train)?;
-    let n = calibration.min(train.len());
+    let n = quantization.calibration_images.min(train.len());
+    quantization.calibration_images = n;
     let images = train.images_values(&(0..n).collect::<Vec<_>>());
-    let (mut int8, names) = float_layers(&model, config.encoder.input().dims())?;
-    int8.calibrate(&images)?;
-    let quantization = Quantization {
-        source: run.to_path_buf(),
-        weights: weights.file().to_string(),
-        calibration_images: n,
-    };
+    let (mut int8, names) = float_layers(model, config.encoder.input().dims())?;
+    int8.calibrate(&images).map_err(QuantizeError::Invalid)?;
     let bytes = serialize(&int8, &names)?;
 
     // Written beside `out` and renamed into place: no half-written run.
@@ -110,14 +133,16 @@ pub fn quantize(
             .map_or("int8".into(), |n| n.to_string_lossy())
     ));
     let _ = std::fs::remove_dir_all(&tmp);
-    let written = (|| -> anyhow::Result<()> {
+    let written = (|| -> Result<()> {
         let staged = RunDir::create(&tmp, false)?;
         staged.write_json(crate::run::CONFIG_FILE, &config.clone().into_run_config())?;
-        staged.write_json(crate::run::CLASSES_FILE, &config.class_names(&dir))?;
+        staged.write_json(crate::run::CLASSES_FILE, &classes)?;
         staged.write_json(QUANTIZATION_FILE, &quantization)?;
         staged.write_bytes(INT8_FILE, &bytes)?;
-        std::fs::rename(&tmp, out).with_context(|| format!("creating {}", out.display()))?;
-        Ok(())
+        std::fs::rename(&tmp, out).map_err(|source| QuantizeError::Io {
+            path: out.to_path_buf(),
+            source,
+        })
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -125,31 +150,34 @@ pub fn quantize(
     }
     Ok(Int8Run {
         model: int8,
-        config,
+        config: config.clone(),
         quantization,
         file_bytes: bytes.len() as u64,
     })
 }
 
 /// Open the int8 run at `path`.
-pub fn open(path: &Path) -> anyhow::Result<Int8Run> {
+pub fn open(path: &Path) -> Result<Int8Run> {
     let dir = RunDir::open(path)?;
     let file = dir.file(INT8_FILE);
     if !file.is_file() {
-        anyhow::bail!(
+        bail!(
             "{} is not an int8 run (no {INT8_FILE}; cae quantize makes one)",
             path.display()
         );
     }
     let Some(config) = ClassifierTrainingConfig::from_run_config(RunConfig::read(&dir)?) else {
-        anyhow::bail!("{} is not a classifier run", path.display());
+        bail!("{} is not a classifier run", path.display());
     };
     let quantization: Quantization = dir.read_json(QUANTIZATION_FILE)?;
     let device = crate::default_device();
     let input = config.encoder.input().dims();
     let (mut model, names) = float_layers(&config.init(&device), input)?;
-    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-    deserialize(&mut model, &names, &bytes).with_context(|| format!("{}", file.display()))?;
+    let bytes = std::fs::read(&file).map_err(|source| QuantizeError::Io {
+        path: file.clone(),
+        source,
+    })?;
+    deserialize(&mut model, &names, &bytes).map_err(|e| invalid!("{}: {e}", file.display()))?;
     Ok(Int8Run {
         model,
         config,
@@ -162,7 +190,7 @@ fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-fn serialize(model: &Int8Model, names: &[String]) -> anyhow::Result<Vec<u8>> {
+fn serialize(model: &Int8Model, names: &[String]) -> Result<Vec<u8>> {
     let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (d, name) in model.dense().zip(names) {
         let DenseWeight::Int8 {
@@ -172,7 +200,7 @@ fn serialize(model: &Int8Model, names: &[String]) -> anyhow::Result<Vec<u8>> {
             ..
         } = &d.weight
         else {
-            anyhow::bail!("{name} is not quantized");
+            bail!("{name} is not quantized");
         };
         let w = d.to_torch(weight).iter().map(|&v| v as u8).collect();
         tensors.push((format!("{name}.weight"), Dtype::I8, d.torch_shape(), w));
@@ -201,11 +229,11 @@ fn serialize(model: &Int8Model, names: &[String]) -> anyhow::Result<Vec<u8>> {
         .map(|(name, dtype, shape, data)| {
             TensorView::new(*dtype, shape.clone(), data)
                 .map(|v| (name.clone(), v))
-                .map_err(|e| anyhow::anyhow!("{name}: {e}"))
+                .map_err(|e| invalid!("{name}: {e}"))
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     let info = HashMap::from([("format".to_string(), "cae-int8".to_string())]);
-    safetensors::serialize(views, Some(info)).map_err(|e| anyhow::anyhow!("{e}"))
+    safetensors::serialize(views, Some(info)).map_err(|e| invalid!("{e}"))
 }
 
 /// The largest layer output an int8 file may reach: far above any trained network's, far
@@ -214,9 +242,8 @@ const MAX_OUTPUT: f64 = 1e30;
 
 /// Fill `model`'s dense layers from a file's `bytes`; every tensor must be there with its
 /// dtype and shape, and nothing else.
-pub fn deserialize(model: &mut Int8Model, names: &[String], bytes: &[u8]) -> anyhow::Result<()> {
-    let file =
-        SafeTensors::deserialize(bytes).map_err(|e| anyhow::anyhow!("not safetensors: {e}"))?;
+pub fn deserialize(model: &mut Int8Model, names: &[String], bytes: &[u8]) -> Result<()> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| invalid!("not safetensors: {e}"))?;
     let mut problems = Vec::new();
     let mut expected = Vec::new();
     for (d, name) in model.dense_mut().zip(names) {
@@ -302,7 +329,7 @@ pub fn deserialize(model: &mut Int8Model, names: &[String], bytes: &[u8]) -> any
         .collect();
     problems.extend(extra);
     if !problems.is_empty() {
-        anyhow::bail!("does not fit the model: {}", problems.join("; "));
+        bail!("does not fit the model: {}", problems.join("; "));
     }
     Ok(())
 }

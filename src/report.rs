@@ -13,11 +13,9 @@ use crate::latent;
 use crate::model::Autoencoder;
 use crate::model::classifier::AnyClassifier;
 use crate::pictures::{self, Curves};
-use crate::run::{EpochRecord, RunDir, Weights};
-use crate::training::{
-    AutoencoderTrainingConfig, ClassificationMetrics, ClassifierTrainingConfig, Experiment,
-    Metrics, ReconstructionMetrics, RunConfig,
-};
+use crate::run::{EpochRecord, RunDir};
+use crate::trained::{Model, Run, Task};
+use crate::training::{Metrics, ReconstructionMetrics};
 
 pub const REPORT_FILE: &str = "report.html";
 
@@ -31,18 +29,38 @@ pub struct Picture {
     pub caption: String,
 }
 
-fn io(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::anyhow!("writing {}: {e}", path.display())
+/// Why a picture or the report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Run(#[from] crate::trained::Error),
+    #[error(transparent)]
+    Draw(#[from] pictures::DrawError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-fn save_grid(run: &RunDir, name: &str, img: &image::DynamicImage) -> anyhow::Result<()> {
-    let path = run.file(name);
-    pictures::save_png(img, &path).map_err(|e| io(&path, e))
+type Result<T, E = ReportError> = std::result::Result<T, E>;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
-fn save_rgb(run: &RunDir, name: &str, img: &image::RgbImage) -> anyhow::Result<()> {
+fn save_grid(run: &RunDir, name: &str, img: &image::DynamicImage) -> Result<()> {
     let path = run.file(name);
-    pictures::save_rgb_png(img, &path).map_err(|e| io(&path, e))
+    pictures::save_png(img, &path).map_err(io(&path))
+}
+
+fn save_rgb(run: &RunDir, name: &str, img: &image::RgbImage) -> Result<()> {
+    let path = run.file(name);
+    pictures::save_rgb_png(img, &path).map_err(io(&path))
 }
 
 /// PCA scatter of the latents of (the first [`SCATTER_POINTS`]) test images.
@@ -51,7 +69,7 @@ fn latent_scatter(
     test: &Dataset,
     names: &[String],
     device: &Device,
-) -> anyhow::Result<image::RgbImage> {
+) -> Result<image::RgbImage> {
     let subset = test.clone().take(SCATTER_POINTS);
     // Unlabelled images are one group.
     let one = [String::from("images")];
@@ -92,12 +110,11 @@ fn series<M>(
 
 /// Write every picture of the run (computed with its `weights`) into its directory and list
 /// them.
-pub fn write_pictures(
-    run: &RunDir,
-    weights: Weights,
-    root: &Path,
-    device: &Device,
-) -> anyhow::Result<Vec<Picture>> {
+pub fn write_pictures(opened: &Run) -> Result<Vec<Picture>> {
+    let run = opened.dir();
+    let device = opened.device();
+    let names = opened.classes();
+    let test = opened.images(Split::Test)?;
     let mut out = Vec::new();
     let mut add = |file: &str, caption: String| {
         out.push(Picture {
@@ -105,12 +122,10 @@ pub fn write_pictures(
             caption,
         })
     };
-    match RunConfig::read(run)? {
-        RunConfig::Autoencoder(_) => {
-            let (model, config) = AutoencoderTrainingConfig::load(run, weights, device)?;
-            let records = run.metrics::<ReconstructionMetrics>()?;
-            let test = config.images(root, run, Split::Test)?;
-            let names = config.class_names(run);
+    match opened.model() {
+        Model::Autoencoder(model) => {
+            let config = opened.autoencoder_config()?;
+            let records = opened.autoencoder_records()?;
             let metric = ReconstructionMetrics::key(config.loss);
             let curves = Curves {
                 train_loss: series(&records, |r| r.train_loss),
@@ -129,21 +144,15 @@ pub fn write_pictures(
             save_grid(
                 run,
                 "reconstructions.png",
-                &pictures::reconstruction_grid(&model, &test, 10, device),
+                &pictures::reconstruction_grid(model, test, 10, device),
             )?;
             add(
                 "reconstructions.png",
                 "Test images (top) and their reconstructions (bottom).".into(),
             );
             if let Some(noise) = config.noise {
-                let img = pictures::denoising_grid(
-                    &model,
-                    &test,
-                    10,
-                    &noise,
-                    config.training.seed,
-                    device,
-                );
+                let img =
+                    pictures::denoising_grid(model, test, 10, &noise, config.training.seed, device);
                 save_grid(run, "denoising.png", &img)?;
                 add(
                     "denoising.png",
@@ -153,20 +162,20 @@ pub fn write_pictures(
             save_rgb(
                 run,
                 "latent_pca.png",
-                &latent_scatter(|x| model.encode(x), &test, &names, device)?,
+                &latent_scatter(|x| model.encode(x), test, names, device)?,
             )?;
             add(
                 "latent_pca.png",
                 "Test latents on their first two principal components, by class.".into(),
             );
-            let (z, d) = latents(|x| model.encode(x), &test, device);
+            let (z, d) = latents(|x| model.encode(x), test, device);
             let stats = LatentStats::of_rows(&z, d);
             let n = (z.len() / d.max(1)).max(1) as f32;
             let base: Vec<f32> = (0..d)
                 .map(|j| z.iter().skip(j).step_by(d).sum::<f32>() / n)
                 .collect();
             let img = pictures::latent_traversal(
-                &model, &base, &stats.min, &stats.max, test.shape, device,
+                model, &base, &stats.min, &stats.max, test.shape, device,
             );
             save_grid(run, "latent_traversal.png", &img)?;
             add(
@@ -177,9 +186,10 @@ pub fn write_pictures(
                 ),
             );
             let prior = config.model.variational().is_some();
-            let density = latent::density(&model, &config, root, run, prior, device)?;
+            let density = opened.density(prior)?;
             let seed = config.training.seed;
-            let images = latent::generate(&model, &density, 64, None, seed, device)?;
+            let images = latent::generate(model, &density, 64, None, seed, device)
+                .map_err(crate::trained::Error::from)?;
             let rows: Vec<Vec<Vec<f32>>> = images.chunks(8).map(<[_]>::to_vec).collect();
             save_grid(
                 run,
@@ -197,7 +207,7 @@ pub fn write_pictures(
             let other = (1..test.len()).find(|&i| test.labels[i] != test.labels[0]);
             if let Some(b) = other {
                 let (a, b) = (test.images_values(&[0]), test.images_values(&[b]));
-                let row = latent::interpolation(&model, &a, &b, test.shape, 10, device);
+                let row = latent::interpolation(model, &a, &b, test.shape, 10, device);
                 let img = pictures::tile_grid(&[row], test.shape, 2);
                 save_grid(run, "interpolation.png", &img)?;
                 add(
@@ -206,11 +216,8 @@ pub fn write_pictures(
                 );
             }
         }
-        RunConfig::Classifier(_) => {
-            let (model, config) = ClassifierTrainingConfig::load(run, weights, device)?;
-            let records = run.metrics::<ClassificationMetrics>()?;
-            let test = config.images(root, run, Split::Test)?;
-            let names = config.class_names(run);
+        Model::Classifier(model) => {
+            let records = opened.classifier_records()?;
             let curves = Curves {
                 train_loss: series(&records, |r| r.train_loss),
                 test: ("test_loss", series(&records, |r| r.test.test_loss)),
@@ -225,24 +232,30 @@ pub fn write_pictures(
                 "training_curves.png",
                 "Train and test loss, and test accuracy, per epoch.".into(),
             );
-            let eval = evaluate_classifier(&model, &test, device);
+            let eval = evaluate_classifier(model, test, device);
             save_rgb(
                 run,
                 "confusion.png",
-                &pictures::confusion_heatmap(&eval, &test.name, &names)?,
+                &pictures::confusion_heatmap(&eval, &test.name, names)?,
             )?;
             add("confusion.png", "Confusion matrix on the test set.".into());
-            if let AnyClassifier::AutoCnn(m) = &model {
+            if let AnyClassifier::AutoCnn(m) = model {
                 save_rgb(
                     run,
                     "latent_pca.png",
-                    &latent_scatter(|x| m.encoder.forward(x), &test, &names, device)?,
+                    &latent_scatter(|x| m.encoder.forward(x), test, names, device)?,
                 )?;
                 add(
                     "latent_pca.png",
                     "The encoder's test latents on their first two principal components.".into(),
                 );
             }
+        }
+        Model::Int8(_) => {
+            return Err(crate::trained::Error::Run(crate::run::RunError::Int8(
+                run.path().to_path_buf(),
+            ))
+            .into());
         }
     }
     Ok(out)
@@ -284,17 +297,14 @@ fn metrics_table<M: Metrics>(records: &[EpochRecord<M>]) -> String {
 }
 
 /// Write the pictures (with the run's `weights`) and `report.html`; returns the report's path.
-pub fn write_report(
-    run: &RunDir,
-    weights: Weights,
-    root: &Path,
-    device: &Device,
-) -> anyhow::Result<PathBuf> {
-    let pictures = write_pictures(run, weights, root, device)?;
-    let config = std::fs::read_to_string(run.file(crate::run::CONFIG_FILE))?;
-    let table = match RunConfig::read(run)? {
-        RunConfig::Autoencoder(_) => metrics_table(&run.metrics::<ReconstructionMetrics>()?),
-        RunConfig::Classifier(_) => metrics_table(&run.metrics::<ClassificationMetrics>()?),
+pub fn write_report(opened: &Run) -> Result<PathBuf> {
+    let pictures = write_pictures(opened)?;
+    let run = opened.dir();
+    let config_file = run.file(crate::run::CONFIG_FILE);
+    let config = std::fs::read_to_string(&config_file).map_err(io(&config_file))?;
+    let table = match opened.task() {
+        Task::Autoencoder => metrics_table(&opened.autoencoder_records()?),
+        Task::Classifier => metrics_table(&opened.classifier_records()?),
     };
     let mut html = String::new();
     let title = format!("cae run {}", run.path().display());
@@ -309,7 +319,8 @@ pub fn write_report(
     );
     let _ = writeln!(html, "<h2>Metrics per epoch</h2>\n{table}<h2>Pictures</h2>");
     for p in &pictures {
-        let bytes = std::fs::read(run.file(&p.file))?;
+        let file = run.file(&p.file);
+        let bytes = std::fs::read(&file).map_err(io(&file))?;
         let data = base64::engine::general_purpose::STANDARD.encode(bytes);
         let _ = writeln!(
             html,
@@ -323,6 +334,7 @@ pub fn write_report(
         "<h2>Config</h2>\n<pre>{}</pre>\n</body></html>",
         escape(&config)
     );
-    run.write_bytes(REPORT_FILE, html.as_bytes())?;
+    run.write_bytes(REPORT_FILE, html.as_bytes())
+        .map_err(crate::trained::Error::from)?;
     Ok(run.file(REPORT_FILE))
 }

@@ -13,9 +13,11 @@ const LAYERS: &[&[&str]] = &[
     &["evaluation"],
     &["training"],
     &[
-        "pictures", "report", "latent", "anomaly", "compare", "bench", "serve", "export", "onnx",
-        "quantize",
+        "pictures", "latent", "anomaly", "bench", "export", "onnx", "quantize",
     ],
+    // A finished run, over the tools that act on models; the tools below use it.
+    &["trained"],
+    &["report", "compare", "serve"],
     &["cli"],
 ];
 

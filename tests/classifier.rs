@@ -103,7 +103,7 @@ fn frozen_encoder_keeps_the_autoencoder_weights_while_the_head_learns() {
     let mut frozen = ClassifierTrainingConfig::lecture(Some(ae.clone()));
     frozen.freeze_encoder = true;
     limits(&mut frozen.training, 1, 1_000, 200);
-    let (model, run) = train(
+    let cae::training::Trained { model, run, .. } = train(
         &frozen,
         &common::data_root(),
         &dir.path().join("frozen"),
@@ -120,7 +120,7 @@ fn frozen_encoder_keeps_the_autoencoder_weights_while_the_head_learns() {
     // Fine-tuning (the default) does move the encoder.
     let mut tuned = ClassifierTrainingConfig::lecture(Some(ae));
     limits(&mut tuned.training, 1, 1_000, 200);
-    let (model, _) = train(
+    let cae::training::Trained { model, .. } = train(
         &tuned,
         &common::data_root(),
         &dir.path().join("tuned"),
@@ -141,7 +141,7 @@ fn one_epoch_on_a_subset_beats_90_percent() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = ClassifierTrainingConfig::lecture(None);
     limits(&mut config.training, 1, 20_000, 1_000);
-    let (_, run) = train(
+    let cae::training::Trained { run, .. } = train(
         &config,
         &common::data_root(),
         &dir.path().join("c"),

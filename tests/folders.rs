@@ -494,3 +494,44 @@ fn a_classifier_reads_a_folder_as_its_encoder_did_and_invert_turns_scans_around(
     let err = refused(&["train-ae", "--invert", "--out", "x"], dir.path());
     assert!(err.contains("--images"), "{err}");
 }
+
+/// One `train-ae --images` lists its folder (reads every entry, stats every file for the
+/// cache's fingerprint) once: training, the pictures (generation fits the training latents)
+/// and the summary use the images training read. With a cold cache and with a warm one.
+#[test]
+fn train_ae_lists_its_folder_once() {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("digits");
+    write_pngs(&mnist(Split::Train, 200), &images, false, |g| {
+        image::DynamicImage::ImageLuma8(g)
+    });
+    let cache = dir.path().join("cache");
+    let listings = |out: &str| {
+        let (images, cache, out) = (
+            images.to_str().unwrap(),
+            cache.to_str().unwrap(),
+            dir.path().join(out),
+        );
+        let cli = cae::cli::Cli::parse_from([
+            "cae",
+            "train-ae",
+            "--quiet",
+            "--epochs",
+            "1",
+            "--images",
+            images,
+            "--cache",
+            cache,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let before = cae::data::folder::listings_on_this_thread();
+        cae::cli::run(cli, &[]).unwrap();
+        assert!(out.join("generated.png").is_file());
+        cae::data::folder::listings_on_this_thread() - before
+    };
+    assert_eq!(listings("cold"), 1, "cold cache");
+    assert!(cache.join("all.npy").is_file());
+    assert_eq!(listings("warm"), 1, "warm cache");
+}

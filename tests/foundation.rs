@@ -75,7 +75,7 @@ fn short_training_on_real_data_lowers_test_loss() {
     let before = reconstruction_metrics(&fresh, &test, &device).test_bce;
 
     let run = dir.path().join("run");
-    let (_, run) = train(
+    let cae::training::Trained { run, .. } = train(
         &config,
         &root,
         &run,

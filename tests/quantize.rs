@@ -179,7 +179,10 @@ fn quantize_eval_predict_compare_and_refusals() {
         .arg(dir.path().join("x.safetensors"))
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&o.stderr).contains("int8 run"));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("is an int8 classifier (cae quantize) run; cae export needs a float run")
+    );
 
     // A finite but huge scale (3e38) would predict NaN: refused by the layer's name.
     let file = dir.path().join("cnn-int8").join("int8.safetensors");

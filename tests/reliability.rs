@@ -241,6 +241,6 @@ fn weights_from_another_config_are_refused() {
     let cnn = dir.path().join("cnn");
     refused_in_one_line(
         &["reconstruct", cnn.to_str().unwrap(), "--data", data],
-        "is a classifier (cae train-classifier) run; this needs an autoencoder",
+        "is a classifier (cae train-classifier) run; cae reconstruct needs an autoencoder",
     );
 }

@@ -4,19 +4,14 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use burn::tensor::Device;
 use clap::Args;
 
 use super::{DataArgs, WeightsArgs};
 use crate::data::noise::Noise;
 use crate::data::{Dataset, Split};
-use crate::evaluation::{evaluate_classifier, reconstruction_metrics};
-use crate::model::Autoencoder;
-use crate::model::classifier::Classifier;
-use crate::run::RunDir;
-use crate::training::{
-    AutoencoderTrainingConfig, ClassifierTrainingConfig, Experiment, Metrics, RunConfig,
-};
+use crate::evaluation::LatentStats;
+use crate::trained::{Evaluation, Model, Run};
+use crate::training::Metrics;
 
 #[derive(Debug, Args)]
 pub struct ReconstructArgs {
@@ -100,12 +95,13 @@ pub fn reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
-    let run = RunDir::open(&args.run_dir)?;
-    let device = crate::default_device();
-    let (model, config) = AutoencoderTrainingConfig::load(&run, args.weights.weights, &device)?;
-    let (images, n) = run_or_files(&config, &run, &args.data, &args.files, args.n)?;
-    let img = crate::pictures::reconstruction_grid(&model, &images, n, &device);
-    let out = args.out.unwrap_or_else(|| run.file("reconstructions.png"));
+    let run = super::open(&args.run_dir, &args.weights, &args.data)?;
+    let model = run.autoencoder("cae reconstruct")?;
+    let (images, n) = run_or_files(&run, &args.files, args.n)?;
+    let img = crate::pictures::reconstruction_grid(model, &images, n, run.device());
+    let out = args
+        .out
+        .unwrap_or_else(|| run.dir().file("reconstructions.png"));
     crate::pictures::save_png(&img, &out).with_context(|| format!("writing {}", out.display()))?;
     println!("{}", out.display());
     Ok(())
@@ -113,30 +109,11 @@ pub fn reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
 
 /// The user's `files` (all of them), prepared as the run's images were, or else the run's
 /// first `n` test images.
-fn run_or_files<E: Experiment>(
-    config: &E,
-    run: &RunDir,
-    data: &DataArgs,
-    files: &[PathBuf],
-    n: usize,
-) -> anyhow::Result<(Dataset, usize)> {
+fn run_or_files(run: &Run, files: &[PathBuf], n: usize) -> anyhow::Result<(Dataset, usize)> {
     if files.is_empty() {
-        return Ok((config.images(&data.root(), run, Split::Test)?, n));
+        return Ok((run.images(Split::Test)?.clone(), n));
     }
-    let images = crate::latent::read_files(files, config.data())?;
-    Ok((images, files.len()))
-}
-
-/// What `cae eval` scores: the run's test images, or `--images DIR`.
-fn eval_images<E: Experiment>(
-    config: &E,
-    run: &RunDir,
-    args: &EvalArgs,
-) -> anyhow::Result<Dataset> {
-    Ok(match &args.images {
-        Some(dir) => config.folder_images(dir, run, &super::progress::Console::new(false))?,
-        None => config.images(&args.data.root(), run, Split::Test)?,
-    })
+    Ok((run.read_files(files)?, files.len()))
 }
 
 fn print_metrics(metrics: &impl Metrics) {
@@ -146,62 +123,50 @@ fn print_metrics(metrics: &impl Metrics) {
 }
 
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
-    let run = RunDir::open(&args.run_dir)?;
-    let device = crate::default_device();
-    let weights = args.weights.weights;
-    let int8 = crate::quantize::is_int8(&args.run_dir);
-    if !int8 {
-        println!("weights: {}", weights.file());
+    let run = super::open(&args.run_dir, &args.weights, &args.data)?;
+    let folder;
+    let images = match &args.images {
+        Some(dir) => {
+            folder = run.folder_images(dir, &super::progress::Console::new(false))?;
+            &folder
+        }
+        None => run.images(Split::Test)?,
+    };
+    let evaluation = run.evaluate(Some(images))?;
+    match run.model() {
+        Model::Int8(int8) => println!(
+            "int8 ({} bytes, calibrated on {} training images)",
+            int8.file_bytes, int8.quantization.calibration_images
+        ),
+        _ => println!("weights: {}", run.weights().file()),
     }
-    match RunConfig::read(&run)? {
-        RunConfig::Autoencoder(_) => {
-            let (model, config) = AutoencoderTrainingConfig::load(&run, weights, &device)?;
-            let test = eval_images(&config, &run, &args)?;
-            print_metrics(&reconstruction_metrics(&model, &test, &device));
-            print_dead_units(|x| model.encode(x), &test, &device);
+    match evaluation {
+        Evaluation::Reconstruction { metrics, latent } => {
+            print_metrics(&metrics);
+            print_dead_units(&latent);
         }
-        RunConfig::Classifier(_) if int8 => {
-            let int8 = crate::quantize::open(&args.run_dir)?;
-            let test = eval_images(&int8.config, &run, &args)?;
-            println!(
-                "int8 ({} bytes, calibrated on {} training images)",
-                int8.file_bytes, int8.quantization.calibration_images
-            );
-            let eval = evaluate_classifier(&int8.model, &test, &device);
+        Evaluation::Classification { eval, latent } => {
             print!(
                 "{}",
-                crate::evaluation::classification_report(&eval, &int8.config.class_names(&run))
+                crate::evaluation::classification_report(&eval, run.classes())
             );
-        }
-        RunConfig::Classifier(_) => {
-            let (model, config) = ClassifierTrainingConfig::load(&run, weights, &device)?;
-            let test = eval_images(&config, &run, &args)?;
-            let eval = evaluate_classifier(&model, &test, &device);
-            let names = config.class_names(&run);
-            print!(
-                "{}",
-                crate::evaluation::classification_report(&eval, &names)
-            );
-            let png = run.file("confusion.png");
-            crate::pictures::save_rgb_png(
-                &crate::pictures::confusion_heatmap(&eval, &test.name, &names)?,
-                &png,
-            )?;
-            println!("confusion heat map: {}", png.display());
-            if let Some(encoder) = model.encoder() {
-                print_dead_units(|x| encoder.forward(x), &test, &device);
+            if matches!(run.model(), Model::Classifier(_)) {
+                let png = run.dir().file("confusion.png");
+                crate::pictures::save_rgb_png(
+                    &crate::pictures::confusion_heatmap(&eval, &images.name, run.classes())?,
+                    &png,
+                )?;
+                println!("confusion heat map: {}", png.display());
+            }
+            if let Some(latent) = latent {
+                print_dead_units(&latent);
             }
         }
     }
     Ok(())
 }
 
-fn print_dead_units(
-    encode: impl Fn(burn::Tensor<4>) -> burn::Tensor<2>,
-    test: &Dataset,
-    device: &Device,
-) {
-    let stats = crate::evaluation::latent_stats(encode, test, device);
+fn print_dead_units(stats: &LatentStats) {
     let dead = stats.dead_units();
     println!(
         "dead latent units: {}/{} {:?}",
@@ -212,45 +177,36 @@ fn print_dead_units(
 }
 
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
-    let run = RunDir::open(&args.run_dir)?;
-    let device = crate::default_device();
-    // An int8 run classifies through cae's int8 path, a float run through burn.
-    let (model, config): (Box<dyn Classifier>, _) = if crate::quantize::is_int8(&args.run_dir) {
-        let int8 = crate::quantize::open(&args.run_dir)?;
-        (Box::new(int8.model), int8.config)
-    } else {
-        let (model, config) = ClassifierTrainingConfig::load(&run, args.weights.weights, &device)?;
-        (Box::new(model), config)
-    };
-    let names = config.class_names(&run);
+    let run = Run::open(&args.run_dir, args.weights.weights)?;
+    run.classifier("cae predict")?;
+    let names = run.classes();
     let mut failed = 0;
     for path in &args.images {
         // One by one, so that one unreadable file does not stop the others.
-        let image = match crate::latent::read_files(std::slice::from_ref(path), config.data()) {
-            Ok(image) => image,
+        let predicted = run
+            .read_files(std::slice::from_ref(path))
+            .and_then(|image| run.predict(&image));
+        let probs = match predicted {
+            Ok((_, probs)) => probs,
             Err(e) => {
                 eprintln!("error: {e}");
                 failed += 1;
                 continue;
             }
         };
-        let logits = model.logits(image.images_tensor(&[0], &device));
-        let probs = burn::tensor::activation::softmax(logits, 1)
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("f32 probabilities");
         let best = (0..probs.len())
             .max_by(|&a, &b| probs[a].total_cmp(&probs[b]))
             .unwrap_or(0);
+        let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| c.to_string());
         let listed: Vec<String> = probs
             .iter()
             .enumerate()
-            .map(|(c, p)| format!("{}:{p:.3}", tsv_field(&names[c])))
+            .map(|(c, p)| format!("{}:{p:.3}", tsv_field(&name(c))))
             .collect();
         println!(
             "{}\t{}\t{:.3}\t{}",
             tsv_field(&path.display().to_string()),
-            tsv_field(&names[best]),
+            tsv_field(&name(best)),
             probs[best],
             listed.join(" ")
         );
@@ -285,29 +241,29 @@ pub fn denoise(args: DenoiseArgs) -> anyhow::Result<()> {
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
-    let run = RunDir::open(&args.run_dir)?;
-    let device = crate::default_device();
-    let (model, config) = AutoencoderTrainingConfig::load(&run, args.weights.weights, &device)?;
-    let noise = args
-        .noise
-        .or(config.noise)
-        .unwrap_or(Noise::Gaussian { std: 0.3 });
+    let run = super::open(&args.run_dir, &args.weights, &args.data)?;
+    let model = run.autoencoder("cae denoise")?;
+    let device = run.device();
     if !args.files.is_empty() {
         // The user's images are the noisy input: no noise is added.
-        let (images, n) = run_or_files(&config, &run, &args.data, &args.files, 0)?;
-        let img = crate::pictures::reconstruction_grid(&model, &images, n, &device);
-        let out = args.out.unwrap_or_else(|| run.file("denoised.png"));
+        let (images, n) = run_or_files(&run, &args.files, 0)?;
+        let img = crate::pictures::reconstruction_grid(model, &images, n, device);
+        let out = args.out.unwrap_or_else(|| run.dir().file("denoised.png"));
         crate::pictures::save_png(&img, &out)
             .with_context(|| format!("writing {}", out.display()))?;
         println!("{}", out.display());
         return Ok(());
     }
-    let test = config.images(&args.data.root(), &run, Split::Test)?;
-    let img = crate::pictures::denoising_grid(&model, &test, args.n, &noise, args.seed, &device);
-    let path = args.out.unwrap_or_else(|| run.file("denoising.png"));
+    let noise = args
+        .noise
+        .or(run.autoencoder_config()?.noise)
+        .unwrap_or(Noise::Gaussian { std: 0.3 });
+    let test = run.images(Split::Test)?;
+    let img = crate::pictures::denoising_grid(model, test, args.n, &noise, args.seed, device);
+    let path = args.out.unwrap_or_else(|| run.dir().file("denoising.png"));
     crate::pictures::save_png(&img, &path)
         .with_context(|| format!("writing {}", path.display()))?;
-    let score = crate::evaluation::denoising_score(&model, &test, &noise, args.seed, &device);
+    let score = crate::evaluation::denoising_score(model, test, &noise, args.seed, device);
     println!(
         "{noise}: noisy PSNR {:.2} dB, denoised PSNR {:.2} dB ({:+.2} dB); grid: {}",
         score.noisy_psnr,
@@ -319,9 +275,8 @@ pub fn denoise(args: DenoiseArgs) -> anyhow::Result<()> {
 }
 
 pub fn report(args: ReportArgs) -> anyhow::Result<()> {
-    let run = RunDir::open(&args.run_dir)?;
-    let device = crate::default_device();
-    let path = crate::report::write_report(&run, args.weights.weights, &args.data.root(), &device)?;
+    let run = super::open(&args.run_dir, &args.weights, &args.data)?;
+    let path = crate::report::write_report(&run)?;
     println!("{}", path.display());
     Ok(())
 }

@@ -14,7 +14,7 @@ use crate::anomaly::{one_class_benchmark, one_class_table};
 use crate::data::{DatasetKind, ImageShape, NUM_CLASSES, Split};
 use crate::latent::{Format, Images};
 use crate::loss::ReconstructionLoss;
-use crate::run::RunDir;
+use crate::trained::Run;
 use crate::training::{AutoencoderTrainingConfig, Experiment, FitOptions, LoopConfig};
 
 /// Which images: a dataset split, or files.
@@ -160,39 +160,25 @@ pub struct OneClassArgs {
     pub data: DataArgs,
 }
 
-fn load(
-    run_dir: &Path,
-    weights: &WeightsArgs,
-) -> anyhow::Result<(
-    crate::model::AnyAutoencoder,
-    AutoencoderTrainingConfig,
-    RunDir,
-)> {
-    let run = RunDir::open(run_dir)?;
-    let device = crate::default_device();
-    let (model, config) = AutoencoderTrainingConfig::load(&run, weights.weights, &device)?;
-    Ok((model, config, run))
-}
-
 fn save_grid(rows: &[Vec<Vec<f32>>], shape: ImageShape, out: &Path) -> anyhow::Result<()> {
     let img = crate::pictures::tile_grid(rows, shape, 2);
     crate::pictures::save_png(&img, out).with_context(|| format!("writing {}", out.display()))
 }
 
 pub fn encode(args: EncodeArgs) -> anyhow::Result<()> {
-    let (model, config, run) = load(&args.run_dir, &args.weights)?;
-    let set = args.input.images().load(&args.data.root(), &config, &run)?;
+    let run = super::open(&args.run_dir, &args.weights, &args.data)?;
+    let model = run.autoencoder("cae encode")?;
+    let set = run.image_set(&args.input.images())?;
     let out = args
         .out
         .unwrap_or_else(|| args.run_dir.join(format!("latents.{}", args.format.name())));
-    let device = crate::default_device();
     let done = crate::latent::encode(
-        &model,
+        model,
         &set,
         &out,
         args.format,
         args.with_reconstruction_error,
-        &device,
+        run.device(),
     )?;
     eprintln!("{} images, latent size {}", done.count, done.width);
     for file in &done.files {
@@ -205,18 +191,19 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
-    let (model, config, run) = load(&args.run_dir, &args.weights)?;
-    let device = crate::default_device();
+    let run = super::open(&args.run_dir, &args.weights, &args.data)?;
+    let model = run.autoencoder("cae generate")?;
+    let config = run.autoencoder_config()?;
     // A variational autoencoder draws from its prior unless a class is asked for.
     let prior = config.model.variational().is_some() && args.class.is_none();
-    let root = args.data.root();
-    let density = crate::latent::density(&model, &config, &root, &run, prior, &device)?;
-    let images = crate::latent::generate(&model, &density, args.n, args.class, args.seed, &device)?;
+    let density = run.density(prior)?;
+    let images =
+        crate::latent::generate(model, &density, args.n, args.class, args.seed, run.device())?;
     let rows: Vec<Vec<Vec<f32>>> = images.chunks(8).map(<[_]>::to_vec).collect();
     let out = args
         .out
         .unwrap_or_else(|| args.run_dir.join("generated.png"));
-    save_grid(&rows, config.model.input(), &out)?;
+    save_grid(&rows, run.image_shape(), &out)?;
     println!("{}", out.display());
     Ok(())
 }
@@ -225,13 +212,12 @@ pub fn interpolate(args: InterpolateArgs) -> anyhow::Result<()> {
     if args.steps == 0 {
         bail!("--steps must be at least 1");
     }
-    let (model, config, run) = load(&args.run_dir, &args.weights)?;
-    let set =
-        Images::Files(vec![args.a.clone(), args.b.clone()]).load(Path::new(""), &config, &run)?;
-    let device = crate::default_device();
+    let run = Run::open(&args.run_dir, args.weights.weights)?;
+    let model = run.autoencoder("cae interpolate")?;
+    let set = run.image_set(&Images::Files(vec![args.a.clone(), args.b.clone()]))?;
     let (a, b) = (set.data.images_values(&[0]), set.data.images_values(&[1]));
     let shape = set.data.shape;
-    let row = crate::latent::interpolation(&model, &a, &b, shape, args.steps, &device);
+    let row = crate::latent::interpolation(model, &a, &b, shape, args.steps, run.device());
     let out = args
         .out
         .unwrap_or_else(|| args.run_dir.join("interpolation.png"));
@@ -241,20 +227,11 @@ pub fn interpolate(args: InterpolateArgs) -> anyhow::Result<()> {
 }
 
 pub fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
-    let (model, config, run) = load(&args.run_dir, &args.weights)?;
-    let root = args.data.root();
+    let run = super::open(&args.run_dir, &args.weights, &args.data)?;
+    run.autoencoder("cae anomaly")?;
     let images = args.input.images();
-    let set = images.load(&root, &config, &run)?;
-    let device = crate::default_device();
-    let report = crate::anomaly::score(
-        &model,
-        &config,
-        &set,
-        args.quantile,
-        args.normal_class,
-        &config.training_images(&root, &run)?,
-        &device,
-    )?;
+    let set = run.image_set(&images)?;
+    let report = run.anomaly(&set, args.quantile, args.normal_class)?;
     let name = |i: usize| match &images {
         Images::Files(paths) => paths[i].display().to_string(),
         Images::Run(_) | Images::Builtin { .. } => i.to_string(),

@@ -47,13 +47,8 @@ pub struct QuantizeArgs {
 }
 
 pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
-    let run = crate::quantize::quantize(
-        &args.run_dir,
-        args.weights.weights,
-        &args.data.root(),
-        args.calibration,
-        &args.out,
-    )?;
+    let run = super::open(&args.run_dir, &args.weights, &args.data)?
+        .quantize(args.calibration, &args.out)?;
     println!(
         "{}: int8, {} bytes, calibrated on {} training images; cae eval {} scores it",
         args.out.display(),
@@ -86,14 +81,15 @@ pub struct BenchArgs {
 }
 
 pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
+    let open = |path: &std::path::Path| super::open(path, &args.weights, &args.data);
+    let int8 = match args.int8.as_deref() {
+        Some([a, b]) => Some((open(a)?, open(b)?)),
+        _ => None,
+    };
     let rows = crate::compare::compare(
-        &args.autocnn,
-        &args.cnn,
-        args.weights.weights,
-        args.int8
-            .as_deref()
-            .map(|p| (p[0].as_path(), p[1].as_path())),
-        &args.data.root(),
+        &open(&args.autocnn)?,
+        &open(&args.cnn)?,
+        int8.as_ref().map(|(a, b)| (a, b)),
         args.calls,
     )?;
     let text = crate::compare::table(&rows);

@@ -151,6 +151,15 @@ pub struct WeightsArgs {
     pub weights: Weights,
 }
 
+/// The run in `dir`, opened once with `--weights`, reading built-in data from `--data`.
+pub fn open(
+    dir: &std::path::Path,
+    weights: &WeightsArgs,
+    data: &DataArgs,
+) -> Result<crate::trained::Run, crate::trained::Error> {
+    Ok(crate::trained::Run::open(dir, weights.weights)?.with_data_root(&data.root()))
+}
+
 /// Parse the command line and run it; clap's own messages (help, usage errors with their
 /// suggestions) are printed whole, usage errors exit with 2, failures with 1.
 pub fn main() -> ExitCode {

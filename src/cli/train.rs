@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use burn::module::Module;
 use clap::{Args, ValueEnum};
 
 use super::DataArgs;
@@ -22,10 +21,11 @@ use crate::model::{
     Autoencoder, AutoencoderModelConfig, ConvAutoencoderConfig, DEFAULT_LATENT_BIAS,
     LatentActivation,
 };
-use crate::run::{EpochRecord, RunDir, Weights};
+use crate::run::{EpochRecord, RunDir};
+use crate::trained::{Run, Trainable};
 use crate::training::{
     AutoencoderTrainingConfig, ClassifierTrainingConfig, Experiment, FitOptions, LoopConfig,
-    LrSchedule, RunMode, train,
+    LrSchedule, RunMode,
 };
 
 /// Flags of the epoch loop shared by the training commands.
@@ -483,22 +483,23 @@ fn check_resume<E: Experiment>(
     Ok(())
 }
 
-/// Train, write the run's pictures, and return the model, the run and its last record.
-fn train_and_report<E: Experiment>(
+/// Train, write the run's pictures, and return the run and its last record.
+fn train_and_report<E: Trainable>(
     config: &E,
     root: &Path,
     path: &Path,
     mode: RunMode,
     options: FitOptions<'_>,
-) -> anyhow::Result<(E::Model, RunDir, EpochRecord<E::Metrics>)> {
+) -> anyhow::Result<(Run, EpochRecord<E::Metrics>)> {
     let device = crate::default_device();
-    let (model, run) = train(config, root, path, mode, &device, options)?;
-    crate::report::write_pictures(&run, Weights::Last, root, &device)?;
+    let run = Run::train(config, root, path, mode, &device, options)?;
+    crate::report::write_pictures(&run)?;
     let last = run
+        .dir()
         .metrics::<E::Metrics>()?
         .pop()
         .context("the run recorded no epoch")?;
-    Ok((model, run, last))
+    Ok((run, last))
 }
 
 fn autoencoder(
@@ -508,12 +509,11 @@ fn autoencoder(
     mode: RunMode,
     options: FitOptions<'_>,
 ) -> anyhow::Result<()> {
-    let (model, run, last) = train_and_report(config, root, path, mode, options)?;
-    let config = AutoencoderTrainingConfig::read(&run)?;
-    let test = config.images(root, &run, Split::Test)?;
-    let model = model.valid();
-    let device = crate::default_device();
-    let dead = crate::evaluation::latent_stats(|x| model.encode(x), &test, &device).dead_units();
+    let (run, last) = train_and_report(config, root, path, mode, options)?;
+    let model = run.autoencoder("the summary")?;
+    let test = run.images(Split::Test)?;
+    let dead =
+        crate::evaluation::latent_stats(|x| model.encode(x), test, run.device()).dead_units();
     let m = &last.test;
     println!(
         "{}: test_bce {:.4}  test_mse {:.4}  test_psnr {:.2} dB after {} epochs; dead latent units: {}/{}",
@@ -523,19 +523,20 @@ fn autoencoder(
         m.test_psnr,
         last.epoch,
         dead.len(),
-        config.model.latent(),
+        run.latent_size().unwrap_or(0),
     );
     Ok(())
 }
 
+/// Train a classifier; returns its test accuracy and classes.
 fn classifier(
     config: &ClassifierTrainingConfig,
     root: &Path,
     path: &Path,
     mode: RunMode,
     options: FitOptions<'_>,
-) -> anyhow::Result<f64> {
-    let (_, run, last) = train_and_report(config, root, path, mode, options)?;
+) -> anyhow::Result<(f64, Vec<String>)> {
+    let (run, last) = train_and_report(config, root, path, mode, options)?;
     let accuracy = last.test.test_accuracy;
     println!(
         "{}: test accuracy {:.2} % after {} epochs",
@@ -543,7 +544,7 @@ fn classifier(
         100.0 * accuracy,
         last.epoch
     );
-    Ok(accuracy)
+    Ok((accuracy, run.classes().to_vec()))
 }
 
 pub fn train_ae(args: TrainAeArgs, given: &[String]) -> anyhow::Result<()> {
@@ -601,7 +602,7 @@ pub fn train_classifier(args: TrainClassifierArgs, given: &[String]) -> anyhow::
     if mode == RunMode::Resume {
         check_resume(&path, &config, given, classifier_flags)?;
     }
-    classifier(
+    let (_, here) = classifier(
         &config,
         &args.data.root(),
         &path,
@@ -609,12 +610,9 @@ pub fn train_classifier(args: TrainClassifierArgs, given: &[String]) -> anyhow::
         options(&args.training.console()),
     )?;
     if let (Some(from), RunMode::New | RunMode::Overwrite) = (&args.init_from, mode) {
-        let classes = |dir: &Path| -> Vec<String> {
-            RunDir::open(dir)
-                .and_then(|r| r.read_json(crate::run::CLASSES_FILE))
-                .unwrap_or_default()
-        };
-        let (base, here) = (classes(from), classes(&path));
+        let base: Vec<String> = RunDir::open(from)
+            .and_then(|r| r.read_json(crate::run::CLASSES_FILE))
+            .unwrap_or_default();
         if base.len() != here.len() {
             eprintln!(
                 "note: the last layer started fresh: {} has {} classes, this data {}",
@@ -659,7 +657,7 @@ pub fn lecture(args: LectureArgs) -> anyhow::Result<()> {
     }
     cls.training.epochs = args.epochs;
     cls.training.seed = args.seed;
-    let accuracy = classifier(&cls, &root, &args.out.join("autocnn"), mode, options)?;
+    let (accuracy, _) = classifier(&cls, &root, &args.out.join("autocnn"), mode, options)?;
     println!(
         "AutoCNN {} test accuracy: {:.2} %",
         ae.data.name(),

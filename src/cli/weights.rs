@@ -6,7 +6,6 @@ use anyhow::bail;
 use clap::Args;
 
 use super::{DataArgs, WeightsArgs};
-use crate::run::RunDir;
 use crate::training::{AutoencoderTrainingConfig, ClassifierTrainingConfig};
 
 #[derive(Debug, Args)]
@@ -27,14 +26,10 @@ pub struct ExportArgs {
 }
 
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {
-    let run = RunDir::open(&args.run_dir)?;
-    crate::export::export_run(
-        &run,
-        args.weights.weights,
+    crate::trained::Run::open(&args.run_dir, args.weights.weights)?.export(
         args.format,
         args.part,
         &args.out,
-        &crate::default_device(),
     )?;
     println!("{}", args.out.display());
     Ok(())

@@ -288,9 +288,21 @@ impl<T> Parts<T> {
     }
 }
 
+thread_local! {
+    static LISTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many times this thread has listed an image folder: each listing reads every
+/// directory entry and, to fingerprint a cache, stats every file, so a command should list a
+/// folder once (tests count it).
+pub fn listings_on_this_thread() -> usize {
+    LISTED.with(|n| n.get())
+}
+
 /// The listed parts of `dir`: `train` and `test` when it has both (with the same classes),
 /// else all of it.
 fn listings(dir: &Path) -> Result<Parts<Listing>, FolderError> {
+    LISTED.with(|n| n.set(n.get() + 1));
     let (train, test) = (dir.join("train"), dir.join("test"));
     let parts = if train.is_dir() && test.is_dir() {
         let (a, b) = (list(&train)?, list(&test)?);

@@ -341,17 +341,17 @@ struct Scratch {
 
 impl Int8Model {
     /// The float layers of whatever `walk` follows from an input of `input` (`[C, H, W]`).
-    pub fn float(input: [usize; 3], walk: impl FnOnce(Builder) -> Builder) -> anyhow::Result<Self> {
+    pub fn float(input: [usize; 3], walk: impl FnOnce(Builder) -> Builder) -> Result<Self, String> {
         let built = walk(Builder {
             ops: Vec::new(),
             shape: Cost::image(input),
             unsupported: Vec::new(),
         });
         if !built.unsupported.is_empty() {
-            anyhow::bail!(
+            return Err(format!(
                 "int8 inference does not take {}",
                 built.unsupported.join(", ")
-            );
+            ));
         }
         Ok(Self {
             ops: built.ops,
@@ -389,14 +389,17 @@ impl Int8Model {
     /// Quantize a float model: run `images` (`[N, C, H, W]` flattened) through it, take the
     /// largest magnitude reaching each dense layer as that layer's input range, and quantize
     /// the weights per output channel.
-    pub fn calibrate(&mut self, images: &[f32]) -> anyhow::Result<()> {
-        anyhow::ensure!(!self.is_quantized(), "the model is quantized already");
+    pub fn calibrate(&mut self, images: &[f32]) -> Result<(), String> {
+        if self.is_quantized() {
+            return Err("the model is quantized already".into());
+        }
         let per = self.input.iter().product::<usize>();
-        anyhow::ensure!(
-            per > 0 && !images.is_empty() && images.len().is_multiple_of(per),
-            "calibration needs whole images of {:?}",
-            self.input
-        );
+        if !(per > 0 && !images.is_empty() && images.len().is_multiple_of(per)) {
+            return Err(format!(
+                "calibration needs whole images of {:?}",
+                self.input
+            ));
+        }
         let layers = self.dense().count();
         let ranges = images
             .par_chunks_exact(per)

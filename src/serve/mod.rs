@@ -44,8 +44,8 @@ use crate::data::{Dataset, IMAGE_PIXELS, ImageShape, Split};
 use crate::latent::LatentDensity;
 use crate::model::classifier::{AnyClassifier, Classifier};
 use crate::model::{AnyAutoencoder, Autoencoder};
-use crate::run::{RunDir, Weights};
-use crate::training::{AutoencoderTrainingConfig, ClassifierTrainingConfig, Experiment};
+use crate::run::Weights;
+use crate::trained::{Model, Run};
 
 const PAGE: &str = include_str!("page.html");
 
@@ -82,14 +82,18 @@ impl Models {
     /// Load the runs of `config` (at least one) and the test images of their dataset.
     pub fn load(config: &ServeConfig) -> anyhow::Result<Self> {
         let device = crate::default_device();
-        let open =
-            |p: &PathBuf| RunDir::open(p).with_context(|| format!("opening {}", p.display()));
+        let open = |p: &PathBuf| {
+            Run::open_on(p, config.weights, &device)
+                .map(|run| run.with_data_root(&config.data_root))
+                .with_context(|| format!("opening {}", p.display()))
+        };
         // The page draws 28x28 grey digits: runs on other shapes are refused by name.
-        let drawable = |path: &PathBuf, shape: ImageShape| {
+        let drawable = |run: &Run| {
+            let shape = run.image_shape();
             anyhow::ensure!(
                 shape == ImageShape::MNIST,
                 "{}: cae serve's page draws {} images; this run's are {shape}",
-                path.display(),
+                run.path().display(),
                 ImageShape::MNIST
             );
             Ok(())
@@ -97,15 +101,14 @@ impl Models {
         let autoencoder = match &config.autoencoder {
             Some(path) => {
                 let run = open(path)?;
-                let (model, c) = AutoencoderTrainingConfig::load(&run, config.weights, &device)?;
-                drawable(path, c.model.input())?;
-                let prior = c.model.variational().is_some();
-                let density =
-                    crate::latent::density(&model, &c, &config.data_root, &run, prior, &device)?;
-                let images = c.images(&config.data_root, &run, Split::Test)?;
+                let model = run.autoencoder("cae serve --ae")?.clone();
+                drawable(&run)?;
+                let prior = run.autoencoder_config()?.model.variational().is_some();
+                let density = run.density(prior)?;
+                let images = run.images(Split::Test)?.clone();
                 let dead = crate::evaluation::latent_stats(|x| model.encode(x), &images, &device)
                     .dead_units();
-                let classes = c.class_names(&run);
+                let classes = run.classes().to_vec();
                 Some((
                     AutoencoderModel {
                         model,
@@ -121,17 +124,21 @@ impl Models {
         let classifier = match &config.classifier {
             Some(path) => {
                 let run = open(path)?;
-                let (model, c) = ClassifierTrainingConfig::load(&run, config.weights, &device)?;
-                drawable(path, c.encoder.input())?;
-                let classes = c.class_names(&run);
-                Some((model, c, run, classes))
+                let Model::Classifier(model) = run.model() else {
+                    run.classifier_config()?;
+                    anyhow::bail!("{}: cae serve takes a float classifier run", path.display());
+                };
+                let model = model.clone();
+                drawable(&run)?;
+                let classes = run.classes().to_vec();
+                Some((model, run, classes))
             }
             None => None,
         };
         // Class names are the classifier's: it is what answers with them. An autoencoder that
         // learned named classes must have learned the same ones (one trained on Fashion-MNIST
         // beside a digit classifier would make every answer mix two meanings).
-        if let (Some((_, _, ae_classes)), Some((_, _, _, classes)), Some(ae), Some(cls)) = (
+        if let (Some((_, _, ae_classes)), Some((_, _, classes)), Some(ae), Some(cls)) = (
             &autoencoder,
             &classifier,
             &config.autoencoder,
@@ -153,10 +160,10 @@ impl Models {
             None => (None, None),
         };
         let (classifier, test) = match classifier {
-            Some((model, c, run, classes)) => {
+            Some((model, run, classes)) => {
                 let test = match ae_test {
                     Some((images, ae_classes)) if !ae_classes.is_empty() => (images, classes),
-                    _ => (c.images(&config.data_root, &run, Split::Test)?, classes),
+                    _ => (run.images(Split::Test)?.clone(), classes),
                 };
                 (Some(model), Some(test))
             }

@@ -30,7 +30,7 @@ use rand::rngs::StdRng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DataConfig, Dataset, Source, Split};
+use crate::data::{DataConfig, Dataset, Source};
 use crate::observe::{Event, Observer, Silent};
 use crate::run::{CheckpointState, EpochRecord, RunDir, RunError, Weights};
 
@@ -455,69 +455,6 @@ pub trait Experiment: Clone + PartialEq + Sized {
 
     fn task<'a>(&'a self, train: &'a Dataset, test: &'a Dataset) -> Self::Task<'a>;
 
-    /// One split of the images of this run (in `run`), as training read them: all of the
-    /// split, not cut to `--train-limit` / `--test-limit`, nor to a normal class.
-    fn images(&self, root: &Path, run: &RunDir, split: Split) -> Result<Dataset, TrainError> {
-        Ok(self
-            .data()
-            .load_split(root, run.path(), self.looping().seed, split)?)
-    }
-
-    /// The training images as this run learned from them: its selection (a normal class), cut
-    /// to its `--train-limit`.
-    fn training_images(&self, root: &Path, run: &RunDir) -> Result<Dataset, TrainError> {
-        let train = self.select(self.images(root, run, Split::Train)?);
-        Ok(match self.looping().train_limit {
-            Some(n) => train.take(n),
-            None => train,
-        })
-    }
-
-    /// The images of another folder, `dir`, prepared as this run's (in `run`) were: its
-    /// `test/` split, or all of it when it has no `train/` and `test/`. Its classes must be
-    /// this run's. Decoded into `cache/eval` in the run directory.
-    fn folder_images(
-        &self,
-        dir: &Path,
-        run: &RunDir,
-        observer: &dyn Observer,
-    ) -> Result<Dataset, TrainError> {
-        use crate::data::folder::{FolderConfig, Plan};
-        let shape = self.data().shape().ok_or_else(|| {
-            TrainError::Invalid("the run's image folder settings are incomplete".into())
-        })?;
-        let folder = FolderConfig {
-            image_size: Some([shape.height, shape.width]),
-            channels: Some(shape.channels),
-            cache: Some(run.file(crate::run::CACHE_DIR).join("eval")),
-            invert: self.data().images.as_ref().is_some_and(|f| f.invert),
-            ..FolderConfig::new(dir.to_path_buf())
-        };
-        let plan = Plan::new(&folder).map_err(crate::data::DataError::from)?;
-        let known = self.class_names(run);
-        if plan.classes != known {
-            return Err(TrainError::Invalid(format!(
-                "{} has classes {:?}; the run {} knows {:?}",
-                dir.display(),
-                plan.classes,
-                run.path().display(),
-                known
-            )));
-        }
-        let cache = folder.cache.clone().expect("set above");
-        let parts = plan
-            .load_parts(&cache, observer)
-            .map_err(crate::data::DataError::from)?;
-        Ok(parts.test())
-    }
-
-    /// The class names of this run (in `run`) by label: its `classes.json`, else the
-    /// built-in dataset's.
-    fn class_names(&self, run: &RunDir) -> Vec<String> {
-        run.read_json(crate::run::CLASSES_FILE)
-            .unwrap_or_else(|_| Source::Builtin(self.data().dataset).classes())
-    }
-
     /// The config of the run in `run`, refused if the run is of another kind.
     fn read(run: &RunDir) -> Result<Self, RunError> {
         let config = RunConfig::read(run)?;
@@ -563,7 +500,7 @@ pub fn train<E: Experiment>(
     mode: RunMode,
     device: &Device,
     options: FitOptions<'_>,
-) -> Result<(E::Model, RunDir), TrainError> {
+) -> Result<Trained<E>, TrainError> {
     let resume = mode == RunMode::Resume;
     let (existing, mut config) = if resume {
         let run = RunDir::open_to_resume(run_path)?;
@@ -587,12 +524,19 @@ pub fn train<E: Experiment>(
     // A folder's cache may be made in the run directory: if loading fails, a directory this
     // call created goes again.
     let fresh = !run_path.exists();
-    let (train, test) = load_splits(&config, source, data_root, run_path, options.observer)
+    let (all_train, all_test) = source
+        .load(data_root, run_path, config.looping().seed, options.observer)
+        .map_err(TrainError::from)
+        .and_then(|(train, test)| {
+            task_splits(&config, &train, &test)?;
+            Ok((train, test))
+        })
         .inspect_err(|_| {
             if fresh {
                 let _ = std::fs::remove_dir_all(run_path);
             }
         })?;
+    let (train, test) = task_splits(&config, &all_train, &all_test)?;
     let run = match existing {
         Some(run) => run,
         None => RunDir::create(run_path, mode == RunMode::Overwrite)?,
@@ -624,9 +568,30 @@ pub fn train<E: Experiment>(
         }
     };
     start.model = config.prepare(start.model, &device);
-    let task = config.task(&train, &test);
-    let model = fit(&task, start, config.looping(), &run, &device, options)?;
-    Ok((model, run))
+    let model = {
+        let task = config.task(&train, &test);
+        fit(&task, start, config.looping(), &run, &device, options)?
+    };
+    Ok(Trained {
+        model,
+        run,
+        config,
+        classes,
+        train: all_train,
+        test: all_test,
+    })
+}
+
+/// What [`train`] leaves: the model after its last epoch, the run directory, the config as
+/// recorded, and both splits as read (before the task's selection and limits), for whatever
+/// looks at the run next.
+pub struct Trained<E: Experiment> {
+    pub model: E::Model,
+    pub run: RunDir,
+    pub config: E,
+    pub classes: Vec<String>,
+    pub train: Dataset,
+    pub test: Dataset,
 }
 
 /// Make a run directory from weights trained elsewhere: `load` fills the freshly initialised
@@ -634,13 +599,13 @@ pub fn train<E: Experiment>(
 /// finished no epoch of its own (epoch 0) but loads like any other, for `eval`, `predict`,
 /// `serve`, `train-classifier --encoder` and `--resume` (which trains on from these weights).
 /// Everything is checked before anything is written. Returns the test metrics as one line.
-pub fn import_run<E: Experiment>(
+pub fn import_run<E: Experiment, L: std::fmt::Display>(
     config: &E,
     data_root: &Path,
     run_path: &Path,
     mode: RunMode,
     device: &Device,
-    load: impl FnOnce(E::Model) -> anyhow::Result<E::Model>,
+    load: impl FnOnce(E::Model) -> Result<E::Model, L>,
 ) -> Result<String, TrainError> {
     let mut config = config.clone();
     config.adopt()?;
@@ -648,9 +613,10 @@ pub fn import_run<E: Experiment>(
     config.settle(&source)?;
     config.validate(&source)?;
     let classes = source.classes();
-    let (train, test) = load_splits(&config, source, data_root, run_path, &Silent)?;
+    let (train, test) = source.load(data_root, run_path, config.looping().seed, &Silent)?;
+    let (train, test) = task_splits(&config, &train, &test)?;
     let fresh = seeded(device, config.looping().seed, |cpu| config.init(cpu));
-    let model = load(fresh).map_err(|e| TrainError::Invalid(format!("{e:#}")))?;
+    let model = load(fresh).map_err(|e| TrainError::Invalid(e.to_string()))?;
     let task = config.task(&train, &test);
     let metrics = task.evaluate(&model, device);
     let score = task.headline(&metrics);
@@ -716,24 +682,20 @@ pub fn seeded<M: Module>(device: &Device, seed: u64, init: impl FnOnce(&Device) 
     model.map(&mut Track)
 }
 
-/// Training and test images of a run, as it learns from them: loaded from `source` (a
-/// folder's cache in the run directory `run_path` unless the config names another), the
-/// task's selection, cut to the configured limits. An empty side is an error.
-pub fn load_splits<E: Experiment>(
+/// The images a run learns and is tested on, from both splits as read (`train`, `test`):
+/// the task's selection, cut to the configured limits. An empty side is an error.
+pub fn task_splits<E: Experiment>(
     config: &E,
-    source: Source,
-    root: &Path,
-    run_path: &Path,
-    observer: &dyn Observer,
+    train: &Dataset,
+    test: &Dataset,
 ) -> Result<(Dataset, Dataset), TrainError> {
     let looping = config.looping();
-    let (train, test) = source.load(root, run_path, looping.seed, observer)?;
     let limit = |d: Dataset, n: Option<usize>| match n {
         Some(n) => d.take(n),
         None => d,
     };
-    let train = limit(config.select(train), looping.train_limit);
-    let test = limit(config.select(test), looping.test_limit);
+    let train = limit(config.select(train.clone()), looping.train_limit);
+    let test = limit(config.select(test.clone()), looping.test_limit);
     if train.is_empty() || test.is_empty() {
         return Err(TrainError::Invalid(format!(
             "no {} images left to {}",

@@ -1,0 +1,691 @@
+//! A finished run as one value, [`Run`]: its config, classes and weights read once when it is
+//! opened, its images loaded when first asked for and kept. Every command, `cae serve` and the
+//! Python package look at runs through it; [`Run::train`] trains one and hands it over with
+//! the model and the images training already had, so pictures, the report and the summary
+//! read nothing twice.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use burn::prelude::*;
+
+use crate::anomaly::AnomalyReport;
+use crate::data::{DataConfig, DataError, Dataset, ImageShape, Source, Split};
+use crate::evaluation::{
+    ClassifierEval, LatentStats, evaluate_classifier, latents, reconstruction_errors,
+    reconstruction_metrics,
+};
+use crate::latent::{ImageSet, Images, LatentDensity, LatentError};
+use crate::model::classifier::{AnyClassifier, Classifier};
+use crate::model::{AnyAutoencoder, Autoencoder};
+use crate::observe::{Observer, Silent};
+use crate::quantize::Int8Run;
+use crate::run::{EpochRecord, RunDir, RunError, Weights};
+use crate::training::{
+    AutoencoderTrainingConfig, ClassificationMetrics, ClassifierTrainingConfig, Experiment,
+    FitOptions, ReconstructionMetrics, RunConfig, RunMode, TrainError, Trained,
+};
+
+/// Why a run could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Latent(#[from] LatentError),
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+    #[error(transparent)]
+    Quantize(#[from] crate::quantize::QuantizeError),
+    /// The run is of a kind that cannot do what was asked.
+    #[error("{path} is {found} run; {what} needs {needs} run")]
+    Kind {
+        path: PathBuf,
+        found: &'static str,
+        what: &'static str,
+        needs: &'static str,
+    },
+    /// An argument that does not fit the run (a shape, a size, a value out of range).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+const INT8: &str = "an int8 classifier (cae quantize)";
+
+/// What a run's model does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    Autoencoder,
+    Classifier,
+}
+
+crate::choice!(Task {
+    Autoencoder => ("autoencoder", "An autoencoder (cae train-ae): encodes, decodes, reconstructs"),
+    Classifier => ("classifier", "A classifier (cae train-classifier): predicts classes"),
+});
+
+/// Where a run's weights came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Trained by cae (at least one epoch).
+    Trained,
+    /// Weights trained elsewhere (`cae import`), scored but not trained here.
+    Imported,
+    /// A float classifier quantized to int8 (`cae quantize`).
+    Int8,
+}
+
+crate::choice!(Origin {
+    Trained => ("trained", "Trained by cae"),
+    Imported => ("imported", "Weights trained elsewhere (cae import)"),
+    Int8 => ("int8", "An int8 classifier (cae quantize)"),
+});
+
+/// A run's model, ready for inference.
+pub enum Model {
+    Autoencoder(AnyAutoencoder),
+    Classifier(AnyClassifier),
+    Int8(Box<Int8Run>),
+}
+
+/// What [`Run::evaluate`] found.
+pub enum Evaluation {
+    Reconstruction {
+        metrics: ReconstructionMetrics,
+        latent: LatentStats,
+    },
+    Classification {
+        eval: ClassifierEval,
+        /// The encoder's latent statistics, for a classifier with one (the AutoCNN).
+        latent: Option<LatentStats>,
+    },
+}
+
+/// A model trained by [`Run::train`]: the configs that can train one.
+pub trait Trainable: Experiment {
+    fn model(model: Self::Model) -> Model;
+}
+
+impl Trainable for AutoencoderTrainingConfig {
+    fn model(model: AnyAutoencoder) -> Model {
+        Model::Autoencoder(model)
+    }
+}
+
+impl Trainable for ClassifierTrainingConfig {
+    fn model(model: AnyClassifier) -> Model {
+        Model::Classifier(model)
+    }
+}
+
+/// A finished run: a trained, imported or int8 run directory, opened once.
+pub struct Run {
+    dir: RunDir,
+    weights: Weights,
+    config: RunConfig,
+    classes: Vec<String>,
+    model: Model,
+    origin: Origin,
+    root: PathBuf,
+    device: Device,
+    /// The training and test splits as read (before a task's selection and limits).
+    images: [OnceLock<Dataset>; 2],
+}
+
+impl Run {
+    /// Open the run in `dir` with its `weights` (an int8 run has one set), on the default
+    /// device, reading built-in datasets from the default data root (`CAE_DATA`, else
+    /// `./data`; see [`with_data_root`](Self::with_data_root)).
+    pub fn open(dir: &Path, weights: Weights) -> Result<Self, Error> {
+        Self::open_on(dir, weights, &crate::default_device())
+    }
+
+    /// [`open`](Self::open) on `device`.
+    pub fn open_on(dir: &Path, weights: Weights, device: &Device) -> Result<Self, Error> {
+        let run = RunDir::open(dir)?;
+        let config = RunConfig::read(&run)?;
+        let (model, origin) = if crate::quantize::is_int8(dir) {
+            let int8 = crate::quantize::open(dir)?;
+            (Model::Int8(Box::new(int8)), Origin::Int8)
+        } else {
+            let state = run
+                .checkpoint()?
+                .ok_or_else(|| RunError::Unfinished(dir.to_path_buf()))?;
+            let model = match &config {
+                RunConfig::Autoencoder(c) => {
+                    Model::Autoencoder(run.load_module(weights.file(), c.init(device))?)
+                }
+                RunConfig::Classifier(c) => {
+                    Model::Classifier(run.load_module(weights.file(), c.init(device))?)
+                }
+            };
+            let origin = match state.epoch {
+                0 => Origin::Imported,
+                _ => Origin::Trained,
+            };
+            (model, origin)
+        };
+        let classes = run
+            .read_json(crate::run::CLASSES_FILE)
+            .unwrap_or_else(|_| Source::Builtin(data_of(&config).dataset).classes());
+        Ok(Self {
+            dir: run,
+            weights,
+            config,
+            classes,
+            model,
+            origin,
+            root: crate::data::data_root(None),
+            device: device.clone(),
+            images: Default::default(),
+        })
+    }
+
+    /// Train (or resume) the run `config` describes into `path` (see [`crate::training::train`])
+    /// and open it with its last weights, keeping the model and the images training read.
+    pub fn train<E: Trainable>(
+        config: &E,
+        root: &Path,
+        path: &Path,
+        mode: RunMode,
+        device: &Device,
+        options: FitOptions<'_>,
+    ) -> Result<Self, Error> {
+        let Trained {
+            model,
+            run,
+            config,
+            classes,
+            train,
+            test,
+        } = crate::training::train(config, root, path, mode, device, options)?;
+        Ok(Self {
+            dir: run,
+            weights: Weights::Last,
+            config: config.into_run_config(),
+            classes,
+            model: E::model(model.valid()),
+            origin: Origin::Trained,
+            root: root.to_path_buf(),
+            device: device.clone(),
+            images: [OnceLock::from(train), OnceLock::from(test)],
+        })
+    }
+
+    /// Read built-in datasets from `root` from now on.
+    pub fn with_data_root(mut self, root: &Path) -> Self {
+        if root != self.root {
+            self.root = root.to_path_buf();
+            self.images = Default::default();
+        }
+        self
+    }
+
+    pub fn dir(&self) -> &RunDir {
+        &self.dir
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn weights(&self) -> Weights {
+        self.weights
+    }
+
+    pub fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn data_root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn task(&self) -> Task {
+        match self.config {
+            RunConfig::Autoencoder(_) => Task::Autoencoder,
+            RunConfig::Classifier(_) => Task::Classifier,
+        }
+    }
+
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The class names by label (empty for a run on unlabelled images).
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// How the run reads images: a built-in dataset or a folder, with its pipeline.
+    pub fn data(&self) -> &DataConfig {
+        data_of(&self.config)
+    }
+
+    /// Channels, height and width of the images the model takes.
+    pub fn image_shape(&self) -> ImageShape {
+        match &self.config {
+            RunConfig::Autoencoder(c) => c.model.input(),
+            RunConfig::Classifier(c) => c.encoder.input(),
+        }
+    }
+
+    /// The latent size: an autoencoder's, or the AutoCNN's encoder's; `None` for a classifier
+    /// without an encoder.
+    pub fn latent_size(&self) -> Option<usize> {
+        match &self.config {
+            RunConfig::Autoencoder(c) => Some(c.model.latent()),
+            RunConfig::Classifier(c) => {
+                self.float_classifier()?.encoder()?;
+                Some(c.encoder.latent)
+            }
+        }
+    }
+
+    /// The autoencoder config, for a run of that kind.
+    pub fn autoencoder_config(&self) -> Result<&AutoencoderTrainingConfig, Error> {
+        match &self.config {
+            RunConfig::Autoencoder(c) => Ok(c),
+            RunConfig::Classifier(_) => {
+                Err(self.kind_error("this", AutoencoderTrainingConfig::KIND))
+            }
+        }
+    }
+
+    /// The classifier config, for a run of that kind.
+    pub fn classifier_config(&self) -> Result<&ClassifierTrainingConfig, Error> {
+        match &self.config {
+            RunConfig::Classifier(c) => Ok(c),
+            RunConfig::Autoencoder(_) => {
+                Err(self.kind_error("this", ClassifierTrainingConfig::KIND))
+            }
+        }
+    }
+
+    fn kind_error(&self, what: &'static str, needs: &'static str) -> Error {
+        Error::Kind {
+            path: self.path().to_path_buf(),
+            found: match (&self.config, self.origin) {
+                (_, Origin::Int8) => INT8,
+                (RunConfig::Autoencoder(_), _) => AutoencoderTrainingConfig::KIND,
+                (RunConfig::Classifier(_), _) => ClassifierTrainingConfig::KIND,
+            },
+            what,
+            needs,
+        }
+    }
+
+    /// The autoencoder, for what needs one (`what` names it in the error).
+    pub fn autoencoder(&self, what: &'static str) -> Result<&AnyAutoencoder, Error> {
+        match &self.model {
+            Model::Autoencoder(m) => Ok(m),
+            _ => Err(self.kind_error(what, AutoencoderTrainingConfig::KIND)),
+        }
+    }
+
+    /// The classifier (float or int8), for what needs one.
+    pub fn classifier(&self, what: &'static str) -> Result<&dyn Classifier, Error> {
+        match &self.model {
+            Model::Classifier(m) => Ok(m),
+            Model::Int8(m) => Ok(&m.model),
+            Model::Autoencoder(_) => Err(self.kind_error(what, ClassifierTrainingConfig::KIND)),
+        }
+    }
+
+    fn float_classifier(&self) -> Option<&AnyClassifier> {
+        match &self.model {
+            Model::Classifier(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The encoder's function: an autoencoder's, or the AutoCNN's encoder.
+    fn encoder(&self, what: &'static str) -> Result<impl Fn(Tensor<4>) -> Tensor<2> + '_, Error> {
+        enum Enc<'a> {
+            Ae(&'a AnyAutoencoder),
+            Cnn(&'a crate::model::Encoder),
+        }
+        let enc = match &self.model {
+            Model::Autoencoder(m) => Enc::Ae(m),
+            Model::Classifier(m) => match m.encoder() {
+                Some(e) => Enc::Cnn(e),
+                None => return Err(self.kind_error(what, "an autoencoder or an AutoCNN")),
+            },
+            Model::Int8(_) => {
+                return Err(self.kind_error(what, "an autoencoder or a float AutoCNN"));
+            }
+        };
+        Ok(move |x: Tensor<4>| match &enc {
+            Enc::Ae(m) => m.encode(x),
+            Enc::Cnn(e) => e.forward(x),
+        })
+    }
+
+    /// The run's recorded epochs, with their test metrics.
+    pub fn autoencoder_records(&self) -> Result<Vec<EpochRecord<ReconstructionMetrics>>, Error> {
+        Ok(self.dir.metrics()?)
+    }
+
+    pub fn classifier_records(&self) -> Result<Vec<EpochRecord<ClassificationMetrics>>, Error> {
+        Ok(self.dir.metrics()?)
+    }
+
+    /// One split of the run's images, as training read them (all of it: not cut to the run's
+    /// limits, nor to a normal class). Loaded once, on first use.
+    pub fn images(&self, split: Split) -> Result<&Dataset, Error> {
+        let index = split as usize;
+        if let Some(images) = self.images[index].get() {
+            return Ok(images);
+        }
+        let data = self.data();
+        if data.images.is_none() {
+            let images = Dataset::load(&self.root, data.dataset, split)?;
+            return Ok(self.images[index].get_or_init(|| images));
+        }
+        // A folder is listed and read once for both splits.
+        let (train, test) = data.load(&self.root, self.path(), self.seed(), &Silent)?;
+        let _ = self.images[0].set(train);
+        let _ = self.images[1].set(test);
+        Ok(self.images[index].get().expect("set above"))
+    }
+
+    fn seed(&self) -> u64 {
+        match &self.config {
+            RunConfig::Autoencoder(c) => c.training.seed,
+            RunConfig::Classifier(c) => c.training.seed,
+        }
+    }
+
+    /// The training images as the run learned from them: its selection (a normal class), cut
+    /// to its `--train-limit`.
+    pub fn training_images(&self) -> Result<Dataset, Error> {
+        let train = self.images(Split::Train)?.clone();
+        let (train, limit) = match &self.config {
+            RunConfig::Autoencoder(c) => (c.select(train), c.training.train_limit),
+            RunConfig::Classifier(c) => (c.select(train), c.training.train_limit),
+        };
+        Ok(match limit {
+            Some(n) => train.take(n),
+            None => train,
+        })
+    }
+
+    /// The images `images` names, for this run: a split of its own, a built-in dataset's
+    /// split, or files prepared as its images were. An empty set is an error.
+    pub fn image_set(&self, images: &Images) -> Result<ImageSet, Error> {
+        let set = match images {
+            Images::Run(split) => ImageSet {
+                data: self.images(*split)?.clone(),
+                labelled: true,
+            },
+            Images::Builtin { dataset, split } => ImageSet {
+                data: Dataset::load(&self.root, *dataset, *split)?,
+                labelled: true,
+            },
+            Images::Files(paths) => ImageSet {
+                data: self.read_files(paths)?,
+                labelled: false,
+            },
+        };
+        if set.data.is_empty() {
+            return Err(Error::Invalid("no images: the set is empty".into()));
+        }
+        Ok(set)
+    }
+
+    /// Image files prepared as the run's images were (see [`crate::latent::read_files`]).
+    pub fn read_files(&self, paths: &[PathBuf]) -> Result<Dataset, Error> {
+        Ok(crate::latent::read_files(paths, self.data())?)
+    }
+
+    /// The images of another folder, `dir`, prepared as this run's were: its `test/` split,
+    /// or all of it when it has no `train/` and `test/`. Its classes must be the run's.
+    /// Decoded into `cache/eval` in the run directory.
+    pub fn folder_images(&self, dir: &Path, observer: &dyn Observer) -> Result<Dataset, Error> {
+        use crate::data::folder::{FolderConfig, Plan};
+        let shape = self.image_shape();
+        let folder = FolderConfig {
+            image_size: Some([shape.height, shape.width]),
+            channels: Some(shape.channels),
+            cache: Some(self.dir.file(crate::run::CACHE_DIR).join("eval")),
+            invert: self.data().images.as_ref().is_some_and(|f| f.invert),
+            ..FolderConfig::new(dir.to_path_buf())
+        };
+        let plan = Plan::new(&folder).map_err(DataError::from)?;
+        if plan.classes != self.classes {
+            return Err(Error::Invalid(format!(
+                "{} has classes {:?}; the run {} knows {:?}",
+                dir.display(),
+                plan.classes,
+                self.path().display(),
+                self.classes
+            )));
+        }
+        let cache = folder.cache.clone().expect("set above");
+        let parts = plan.load_parts(&cache, observer).map_err(DataError::from)?;
+        Ok(parts.test())
+    }
+
+    /// Check that `images` are of the shape the model takes.
+    fn check(&self, images: &Dataset) -> Result<(), Error> {
+        let shape = self.image_shape();
+        if images.shape != shape {
+            return Err(Error::Invalid(format!(
+                "the run {} takes {shape} images; these are {}",
+                self.path().display(),
+                images.shape
+            )));
+        }
+        Ok(())
+    }
+
+    /// The latent codes of `images`, `[N, D]` row-major, and `D`.
+    pub fn encode(&self, images: &Dataset) -> Result<(Vec<f32>, usize), Error> {
+        self.check(images)?;
+        Ok(latents(self.encoder("encoding")?, images, &self.device))
+    }
+
+    /// Images decoded from `codes` (`[N, D]` row-major): `[N, C, H, W]` values in [0, 1].
+    pub fn decode(&self, codes: &[f32]) -> Result<Vec<f32>, Error> {
+        let model = self.autoencoder("decoding")?;
+        let d = self.autoencoder_config()?.model.latent();
+        if !codes.len().is_multiple_of(d) {
+            return Err(Error::Invalid(format!(
+                "{} values are no whole number of codes of size {d}",
+                codes.len()
+            )));
+        }
+        if let Some(bad) = codes.iter().find(|v| !v.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "a code holds {bad}: codes must be finite numbers"
+            )));
+        }
+        let decoded = crate::latent::decode(model, codes.to_vec(), d, &self.device);
+        Ok(decoded.concat())
+    }
+
+    /// The model's reconstructions of `images`: `[N, C, H, W]` values in [0, 1].
+    pub fn reconstruct(&self, images: &Dataset) -> Result<Vec<f32>, Error> {
+        self.check(images)?;
+        let model = self.autoencoder("reconstructing")?;
+        let mut out = Vec::with_capacity(images.len() * images.shape.len());
+        for batch in crate::evaluation::eval_batches(images) {
+            let x = images.images_tensor(&batch, &self.device);
+            let r = burn::tensor::activation::sigmoid(model.forward_logits(x));
+            out.extend(r.into_data().try_to_vec::<f32>().expect("f32 pixels"));
+        }
+        Ok(out)
+    }
+
+    /// Each image's anomaly score: the mean squared error of its reconstruction, as
+    /// `cae anomaly` scores it.
+    pub fn anomaly_scores(&self, images: &Dataset) -> Result<Vec<f32>, Error> {
+        self.check(images)?;
+        let model = self.autoencoder("anomaly scores")?;
+        Ok(reconstruction_errors(model, images, &self.device))
+    }
+
+    /// `cae anomaly`: the scores of `set`, flagged above the `quantile` of the run's training
+    /// images' scores, with ROC-AUC when the images are labelled and a normal class is known.
+    pub fn anomaly(
+        &self,
+        set: &ImageSet,
+        quantile: f64,
+        normal: Option<u8>,
+    ) -> Result<AnomalyReport, Error> {
+        self.check(&set.data)?;
+        let model = self.autoencoder("anomaly scores")?;
+        let config = self.autoencoder_config()?;
+        let train = self.training_images()?;
+        Ok(crate::anomaly::score(
+            model,
+            config,
+            set,
+            quantile,
+            normal,
+            &train,
+            &self.device,
+        )?)
+    }
+
+    /// Class labels and probabilities (`[N, K]` row-major) of `images`.
+    pub fn predict(&self, images: &Dataset) -> Result<(Vec<usize>, Vec<f32>), Error> {
+        self.check(images)?;
+        let model = self.classifier("predicting")?;
+        let k = self
+            .classes
+            .len()
+            .max(self.classifier_config()?.num_classes());
+        let mut probs = Vec::with_capacity(images.len() * k);
+        for batch in crate::evaluation::eval_batches(images) {
+            let logits = model.logits(images.images_tensor(&batch, &self.device));
+            let p = burn::tensor::activation::softmax(logits, 1);
+            probs.extend(
+                p.into_data()
+                    .try_to_vec::<f32>()
+                    .expect("f32 probabilities"),
+            );
+        }
+        let k = probs.len() / images.len().max(1);
+        let labels = probs
+            .chunks(k.max(1))
+            .map(|row| {
+                (0..row.len())
+                    .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                    .unwrap_or(0)
+            })
+            .collect();
+        Ok((labels, probs))
+    }
+
+    /// `cae eval`: the run's test metrics on `images` (its own test split when `None`).
+    pub fn evaluate(&self, images: Option<&Dataset>) -> Result<Evaluation, Error> {
+        let images = match images {
+            Some(images) => images,
+            None => self.images(Split::Test)?,
+        };
+        self.check(images)?;
+        let device = &self.device;
+        Ok(match &self.model {
+            Model::Autoencoder(m) => Evaluation::Reconstruction {
+                metrics: reconstruction_metrics(m, images, device),
+                latent: crate::evaluation::latent_stats(|x| m.encode(x), images, device),
+            },
+            Model::Classifier(m) => Evaluation::Classification {
+                eval: evaluate_classifier(m, images, device),
+                latent: m
+                    .encoder()
+                    .map(|e| crate::evaluation::latent_stats(|x| e.forward(x), images, device)),
+            },
+            Model::Int8(m) => Evaluation::Classification {
+                eval: evaluate_classifier(&m.model, images, device),
+                latent: None,
+            },
+        })
+    }
+
+    /// The density `cae generate` draws codes from: a variational autoencoder's prior
+    /// N(0, I) when `prior`, else fitted to the run's training latents.
+    pub fn density(&self, prior: bool) -> Result<LatentDensity, Error> {
+        let model = self.autoencoder("generating")?;
+        if prior {
+            return Ok(LatentDensity::prior(
+                self.autoencoder_config()?.model.latent(),
+            ));
+        }
+        let train = self.training_images()?;
+        let set = ImageSet {
+            labelled: train.is_labelled(),
+            data: train,
+        };
+        Ok(LatentDensity::fit(model, &set, &self.device))
+    }
+
+    /// Write the run's weights to `out` in `format` (under the lecture's PyTorch names), or its
+    /// model as ONNX (an autoencoder's `part`), atomically.
+    pub fn export(
+        &self,
+        format: crate::export::Format,
+        part: crate::onnx::Part,
+        out: &Path,
+    ) -> Result<(), Error> {
+        use crate::export::{autoencoder_names, classifier_names, export_onnx, export_weights};
+        let input = self.image_shape().dims();
+        match (&self.model, format) {
+            (Model::Int8(_), _) => {
+                return Err(self.kind_error("cae export", "a float"));
+            }
+            (Model::Autoencoder(m), crate::export::Format::Onnx) => {
+                let latent = self.autoencoder_config()?.model.latent();
+                export_onnx(out, crate::onnx::autoencoder(m, part, latent, input))?
+            }
+            (Model::Classifier(m), crate::export::Format::Onnx) => {
+                let classes = self.classifier_config()?.num_classes();
+                export_onnx(out, crate::onnx::classifier(m, input, classes))?
+            }
+            (Model::Autoencoder(m), _) => export_weights(m, &autoencoder_names(m), format, out)?,
+            (Model::Classifier(m), _) => export_weights(m, &classifier_names(m), format, out)?,
+        }
+        Ok(())
+    }
+    /// `cae quantize`: this classifier's int8 version, calibrated on its first `calibration`
+    /// training images, written as a new run at `out`.
+    pub fn quantize(&self, calibration: usize, out: &Path) -> Result<Int8Run, Error> {
+        let Model::Classifier(model) = &self.model else {
+            return Err(self.kind_error("cae quantize", "a float classifier"));
+        };
+        let quantization = crate::quantize::Quantization {
+            source: self.path().to_path_buf(),
+            weights: self.weights.file().to_string(),
+            calibration_images: calibration,
+        };
+        let train = self.images(Split::Train)?;
+        Ok(crate::quantize::quantize(
+            model,
+            self.classifier_config()?,
+            &self.classes,
+            train,
+            quantization,
+            out,
+        )?)
+    }
+}
+
+fn data_of(config: &RunConfig) -> &DataConfig {
+    match config {
+        RunConfig::Autoencoder(c) => &c.data,
+        RunConfig::Classifier(c) => &c.data,
+    }
+}
