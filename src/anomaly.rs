@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
-use crate::data::{Dataset, NUM_CLASSES, Split};
+use crate::data::{DataConfig, Dataset, NUM_CLASSES, Split};
 use crate::evaluation::{reconstruction_errors, roc_auc};
 use crate::latent::ImageSet;
 use crate::model::Autoencoder;
@@ -154,7 +154,12 @@ pub fn one_class_benchmark(
     mut progress: impl FnMut(u8, u64, f64),
 ) -> Result<Vec<ClassResult>, TrainError> {
     let device = crate::default_device();
-    let test = Dataset::load(root, recipe.data.dataset, Split::Test)?;
+    let DataConfig::Builtin(kind) = recipe.data else {
+        return Err(TrainError::Invalid(
+            "the one-class benchmark runs on a built-in dataset".into(),
+        ));
+    };
+    let test = Dataset::load(root, kind, Split::Test)?;
     let set = ImageSet {
         data: test,
         labelled: true,

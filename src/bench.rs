@@ -20,7 +20,7 @@ use crate::data::{Dataset, DatasetKind, Split, shuffled_batches};
 use crate::loss::ReconstructionLoss;
 use crate::model::ConvAutoencoderConfig;
 use crate::model::classifier::{AutoCnnConfig, Classifier};
-use crate::model::conv::{conv_transpose2d, conv2d};
+use crate::ops::conv::{conv_transpose2d, conv2d};
 use crate::training::{AutoencoderTask, ClassifierTask, LoopConfig, Task, train_step};
 
 /// What `cae bench` measures.

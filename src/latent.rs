@@ -63,7 +63,7 @@ pub struct ImageSet {
 /// as `cae predict` does (centred MNIST-style digits), a run on a folder resizes them to its
 /// size and channels.
 pub fn read_files(paths: &[PathBuf], data: &DataConfig) -> Result<Dataset, LatentError> {
-    match &data.images {
+    match data.folder() {
         Some(folder) => {
             Ok(crate::data::folder::read_files(paths, folder)
                 .map_err(crate::data::DataError::from)?)

@@ -58,6 +58,7 @@ pub mod loss;
 pub mod model;
 pub mod observe;
 pub mod onnx;
+pub mod ops;
 pub mod parallel;
 pub mod pictures;
 pub mod quantize;
@@ -67,8 +68,7 @@ pub mod serve;
 pub mod trained;
 pub mod training;
 
-use burn::backend::DispatchDevice;
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::Device;
 
 /// A closed set of named options, such as a loss or a schedule. The names are those of the
 /// config files (kebab-case); the command line offers the same names with the same help.
@@ -163,10 +163,4 @@ pub fn default_device() -> Device {
         // A kind without its feature is refused by `use_device`.
         _ => Device::flex(),
     }
-}
-
-/// Whether cae's own CPU kernels (`cae-kernels`) can compute on `x`: an f32 tensor on Flex.
-/// Everywhere else the models and losses use burn's operations.
-pub(crate) fn cpu_kernels_apply<const D: usize>(x: &Tensor<D>) -> bool {
-    x.dtype() == DType::F32 && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }

@@ -82,7 +82,7 @@ pub fn by_parts<const D: usize, const E: usize>(
 ) -> Tensor<E> {
     let batch = x.dims()[0];
     let parts = rayon::current_num_threads().min(batch / MIN_PART);
-    if parts < 2 || x.is_autodiff() || !crate::cpu_kernels_apply(&x) {
+    if parts < 2 || x.is_autodiff() || !crate::ops::cpu_kernels_apply(&x) {
         return f(x);
     }
     let pieces = x.chunk(parts, 0);

@@ -171,7 +171,11 @@ impl Run {
         };
         let classes = run
             .read_json(crate::run::CLASSES_FILE)
-            .unwrap_or_else(|_| Source::Builtin(data_of(&config).dataset).classes());
+            .or_else(|_| match data_of(&config) {
+                DataConfig::Builtin(kind) => Ok(Source::Builtin(*kind).classes()),
+                DataConfig::Folder(_) => Err(()),
+            })
+            .unwrap_or_default();
         Ok(Self {
             dir: run,
             weights,
@@ -390,8 +394,8 @@ impl Run {
             return Ok(images);
         }
         let data = self.data();
-        if data.images.is_none() {
-            let images = Dataset::load(&self.root, data.dataset, split)?;
+        if let DataConfig::Builtin(kind) = data {
+            let images = Dataset::load(&self.root, *kind, split)?;
             return Ok(self.images[index].get_or_init(|| images));
         }
         // A folder is listed and read once for both splits.
@@ -460,7 +464,7 @@ impl Run {
             image_size: Some([shape.height, shape.width]),
             channels: Some(shape.channels),
             cache: Some(self.dir.file(crate::run::CACHE_DIR).join("eval")),
-            invert: self.data().images.as_ref().is_some_and(|f| f.invert),
+            invert: self.data().inverted(),
             ..FolderConfig::new(dir.to_path_buf())
         };
         let plan = Plan::new(&folder).map_err(DataError::from)?;

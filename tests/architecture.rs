@@ -8,6 +8,8 @@ use std::path::Path;
 
 /// Lowest first. Within a layer modules may use each other, without cycles.
 const LAYERS: &[&[&str]] = &[
+    // The backend extensions (cae's kernels): tensor-level functions everything above calls.
+    &["ops"],
     &["atomic", "data", "loss", "observe", "parallel", "run"],
     &["model"],
     &["evaluation"],
@@ -183,24 +185,33 @@ fn inside_each_folder_the_modules_have_no_cycle() {
 
 #[test]
 fn only_the_cli_knows_clap() {
+    let found = outside_the_cli(&["clap::"]);
+    assert!(found.is_empty(), "clap outside the CLI: {found:?}");
+}
+
+/// `(file:line, what)` of every line outside `src/cli/` whose code (comments aside) holds one
+/// of `needles`.
+fn outside_the_cli(needles: &[&str]) -> Vec<String> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     sources(&src, &mut files);
-    let outside: Vec<_> = files
-        .iter()
-        .filter(|f| !f.starts_with(src.join("cli")))
-        .filter(|f| std::fs::read_to_string(f).unwrap().contains("clap::"))
-        .collect();
-    assert!(outside.is_empty(), "clap outside the CLI: {outside:?}");
+    let mut found = Vec::new();
+    for file in files.iter().filter(|f| !f.starts_with(src.join("cli"))) {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if let Some(what) = needles.iter().find(|p| code.contains(*p)) {
+                found.push(format!("{}:{}: {what}", file.display(), n + 1));
+            }
+        }
+    }
+    found
 }
 
 #[test]
 fn only_the_cli_prints() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    sources(&src, &mut files);
     // Printing macros, direct handles on the terminal, and progress bars.
-    let printing = [
+    let found = outside_the_cli(&[
         "println!",
         "print!(",
         "eprint",
@@ -208,16 +219,14 @@ fn only_the_cli_prints() {
         "stdout()",
         "stderr()",
         "indicatif",
-    ];
-    let mut found = Vec::new();
-    for file in files.iter().filter(|f| !f.starts_with(src.join("cli"))) {
-        let text = std::fs::read_to_string(file).unwrap();
-        for (n, line) in text.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or("");
-            if let Some(what) = printing.iter().find(|p| code.contains(*p)) {
-                found.push(format!("{}:{}: {what}", file.display(), n + 1));
-            }
-        }
-    }
+    ]);
     assert!(found.is_empty(), "the library prints: {found:?}");
+}
+
+/// The library's errors are types a caller can match (the Python package maps them to
+/// exception classes); `anyhow` is for the command line, which only shows them.
+#[test]
+fn only_the_cli_uses_anyhow() {
+    let found = outside_the_cli(&["anyhow"]);
+    assert!(found.is_empty(), "anyhow outside the CLI: {found:?}");
 }

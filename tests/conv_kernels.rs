@@ -57,7 +57,7 @@ fn assert_same(name: &str, ours: &[Vec<f32>; 4], burns: &[Vec<f32>; 4]) {
 #[test]
 fn conv_kernels_match_burns_convolutions() {
     use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d};
-    use cae::model::conv::{conv_transpose2d, conv2d};
+    use cae::ops::conv::{conv_transpose2d, conv2d};
 
     let device = Device::flex().autodiff();
     device.seed(5);
@@ -125,7 +125,7 @@ fn conv_kernels_match_burns_convolutions() {
 #[test]
 fn max_pool_matches_burns_pooling() {
     use burn::nn::pool::MaxPool2dConfig;
-    use cae::model::conv::max_pool2d;
+    use cae::ops::conv::max_pool2d;
 
     let device = Device::flex().autodiff();
     device.seed(9);
@@ -166,7 +166,7 @@ fn chains_match_the_steps_one_by_one() {
     use burn::nn::conv::{Conv2d, Conv2dConfig};
     use burn::nn::pool::MaxPool2dConfig;
     use burn::tensor::activation::relu;
-    use cae::model::conv::{Step, chain};
+    use cae::ops::conv::{Step, chain};
 
     let device = Device::flex();
     device.seed(11);

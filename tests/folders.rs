@@ -449,7 +449,7 @@ fn a_classifier_reads_a_folder_as_its_encoder_did_and_invert_turns_scans_around(
     succeed(&mut train(&["--invert"], &cls));
     let run = cae::run::RunDir::open(&cls).unwrap();
     let config = ClassifierTrainingConfig::read(&run).unwrap();
-    let folder = config.data.images.clone().unwrap();
+    let folder = config.data.folder().cloned().unwrap();
     assert_eq!(
         (folder.image_size, folder.channels, folder.invert),
         (Some([28, 28]), Some(1), true)
@@ -470,7 +470,7 @@ fn a_classifier_reads_a_folder_as_its_encoder_did_and_invert_turns_scans_around(
         .path();
     let inverted = cae::latent::read_files(std::slice::from_ref(&scan), config.data()).unwrap();
     let mut plain = config.data().clone();
-    plain.images.as_mut().unwrap().invert = false;
+    plain.folder_mut().unwrap().invert = false;
     let as_is = cae::latent::read_files(std::slice::from_ref(&scan), &plain).unwrap();
     let flipped: Vec<u8> = as_is.image(0).iter().map(|v| 255 - v).collect();
     assert_eq!(inverted.image(0), &flipped[..]);

@@ -13,7 +13,7 @@ use burn::tensor::Distribution;
 static SEEDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn loss(layer: &burn::nn::conv::ConvTranspose2d, x: Tensor<4>, r: &Tensor<4>) -> Tensor<1> {
-    (cae::model::conv::conv_transpose2d(layer, x) * r.clone())
+    (cae::ops::conv::conv_transpose2d(layer, x) * r.clone())
         .square()
         .sum()
         .mul_scalar(0.5)

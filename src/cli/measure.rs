@@ -102,7 +102,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
-    crate::model::conv::set_kernels_enabled(!args.burn_conv);
+    crate::ops::conv::set_kernels_enabled(!args.burn_conv);
     if args.breakdown {
         let b = crate::bench::breakdown(&args.data.root(), args.steps)?;
         let step = b.forward_ms + b.backward_ms + b.optimizer_ms;

@@ -162,9 +162,8 @@ pub struct SourceArgs {
 
 impl SourceArgs {
     pub fn config(&self) -> DataConfig {
-        DataConfig {
-            dataset: self.dataset,
-            images: self.images.as_ref().map(|dir| FolderConfig {
+        match &self.images {
+            Some(dir) => DataConfig::Folder(FolderConfig {
                 image_size: self.image_size,
                 channels: self.channels,
                 val_split: self.val_split,
@@ -173,6 +172,7 @@ impl SourceArgs {
                 invert: self.invert,
                 ..FolderConfig::new(dir.clone())
             }),
+            None => DataConfig::Builtin(self.dataset),
         }
     }
 }
@@ -380,8 +380,13 @@ fn loop_flags(t: &LoopConfig, v: &mut FlagValues) {
 }
 
 fn data_flags(d: &DataConfig, v: &mut FlagValues) {
-    v.insert("dataset", d.dataset.name().into());
-    let folder = d.images.clone().unwrap_or(FolderConfig::new("none".into()));
+    if let DataConfig::Builtin(kind) = d {
+        v.insert("dataset", kind.name().into());
+    }
+    let folder = d
+        .folder()
+        .cloned()
+        .unwrap_or(FolderConfig::new("none".into()));
     v.insert("images", folder.dir.display().to_string());
     let size = folder.image_size.map(|[h, w]| format!("{h}x{w}"));
     v.insert("image_size", size.unwrap_or("none".into()));
@@ -638,7 +643,7 @@ pub fn lecture(args: LectureArgs) -> anyhow::Result<()> {
     let mut ae = AutoencoderTrainingConfig::lecture();
     ae.data = args.source.config();
     // The AutoCNN needs classes: say so before the autoencoder trains.
-    if ae.data.images.is_some() && ae.data.prepare()?.classes().len() < 2 {
+    if ae.data.folder().is_some() && ae.data.prepare()?.classes().len() < 2 {
         bail!(
             "cae lecture trains a classifier too, which needs two or more class folders \
              (DIR/<class>/*.png); for an unlabelled folder use cae train-ae"
@@ -650,7 +655,7 @@ pub fn lecture(args: LectureArgs) -> anyhow::Result<()> {
     let mut cls = ClassifierTrainingConfig::lecture(Some(ae_dir));
     cls.data = ae.data.clone();
     // Both runs read one decoded copy of a folder: the autoencoder's.
-    if let Some(folder) = &mut cls.data.images {
+    if let Some(folder) = cls.data.folder_mut() {
         folder
             .cache
             .get_or_insert(args.out.join("autoencoder").join(crate::run::CACHE_DIR));

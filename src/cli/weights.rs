@@ -90,7 +90,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
     let summary = match args.model {
         ImportModel::Autoencoder => {
             let mut config = AutoencoderTrainingConfig::lecture();
-            config.data.dataset = args.dataset;
+            config.data = crate::data::DataConfig::Builtin(args.dataset);
             let optional: &[&str] = if args.encoder_only { &["decoder"] } else { &[] };
             import_run(&config, &root, &args.out, mode, &device, |model| {
                 let names = crate::export::autoencoder_names(&model);
@@ -102,7 +102,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
         }
         kind => {
             let mut config = ClassifierTrainingConfig::lecture(None);
-            config.data.dataset = args.dataset;
+            config.data = crate::data::DataConfig::Builtin(args.dataset);
             if kind == ImportModel::PlainCnn {
                 config.model = crate::model::classifier::ClassifierKind::PlainCnn;
             }

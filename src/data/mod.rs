@@ -128,45 +128,112 @@ pub enum DataError {
 }
 
 /// Which images a run learns from: a built-in dataset under the data root, or an image folder.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct DataConfig {
-    /// The built-in dataset (ignored when `images` is set).
-    pub dataset: DatasetKind,
+///
+/// In a run's `config.json` it is the key `dataset` or the key `images` (runs made before the
+/// two were exclusive hold both; their `images` wins, as it did).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "DataKeys", into = "DataKeys")]
+pub enum DataConfig {
+    Builtin(DatasetKind),
+    Folder(folder::FolderConfig),
+}
+
+/// [`DataConfig`] as the keys of a config file.
+#[derive(Serialize, Deserialize)]
+struct DataKeys {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub images: Option<folder::FolderConfig>,
+    dataset: Option<DatasetKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    images: Option<folder::FolderConfig>,
+}
+
+impl TryFrom<DataKeys> for DataConfig {
+    type Error = String;
+
+    fn try_from(keys: DataKeys) -> Result<Self, String> {
+        match keys {
+            DataKeys {
+                images: Some(folder),
+                ..
+            } => Ok(DataConfig::Folder(folder)),
+            DataKeys {
+                dataset: Some(kind),
+                ..
+            } => Ok(DataConfig::Builtin(kind)),
+            _ => Err("the config names neither a `dataset` nor an image folder (`images`)".into()),
+        }
+    }
+}
+
+impl From<DataConfig> for DataKeys {
+    fn from(config: DataConfig) -> Self {
+        match config {
+            DataConfig::Builtin(kind) => DataKeys {
+                dataset: Some(kind),
+                images: None,
+            },
+            DataConfig::Folder(folder) => DataKeys {
+                dataset: None,
+                images: Some(folder),
+            },
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig::Builtin(DatasetKind::Mnist)
+    }
 }
 
 impl DataConfig {
     pub fn builtin(dataset: DatasetKind) -> Self {
-        Self {
-            dataset,
-            images: None,
+        DataConfig::Builtin(dataset)
+    }
+
+    /// The image folder's settings, for a run on one.
+    pub fn folder(&self) -> Option<&folder::FolderConfig> {
+        match self {
+            DataConfig::Folder(f) => Some(f),
+            DataConfig::Builtin(_) => None,
         }
+    }
+
+    pub fn folder_mut(&mut self) -> Option<&mut folder::FolderConfig> {
+        match self {
+            DataConfig::Folder(f) => Some(f),
+            DataConfig::Builtin(_) => None,
+        }
+    }
+
+    /// Whether images are turned into their negatives (`--invert`, folders only).
+    pub fn inverted(&self) -> bool {
+        self.folder().is_some_and(|f| f.invert)
     }
 
     /// For messages: the dataset's or the folder's name.
     pub fn name(&self) -> String {
-        match &self.images {
-            Some(f) => f.dir.display().to_string(),
-            None => self.dataset.to_string(),
+        match self {
+            DataConfig::Folder(f) => f.dir.display().to_string(),
+            DataConfig::Builtin(kind) => kind.to_string(),
         }
     }
 
     /// The images' shape, once settled (a built-in dataset's, or a folder's recorded size and
     /// channels).
     pub fn shape(&self) -> Option<ImageShape> {
-        match &self.images {
-            Some(f) => folder::settled_shape(f),
-            None => Some(ImageShape::MNIST),
+        match self {
+            DataConfig::Folder(f) => folder::settled_shape(f),
+            DataConfig::Builtin(_) => Some(ImageShape::MNIST),
         }
     }
 
     /// Check what can be checked without decoding: a folder is listed, and, until its size
     /// and channels are settled, every image's header read. Nothing is written.
     pub fn prepare(&self) -> Result<Source, DataError> {
-        Ok(match &self.images {
-            Some(f) => Source::Folder(Box::new(folder::Plan::new(f)?)),
-            None => Source::Builtin(self.dataset),
+        Ok(match self {
+            DataConfig::Folder(f) => Source::Folder(Box::new(folder::Plan::new(f)?)),
+            DataConfig::Builtin(kind) => Source::Builtin(*kind),
         })
     }
 
@@ -180,24 +247,6 @@ impl DataConfig {
         observer: &dyn Observer,
     ) -> Result<(Dataset, Dataset), DataError> {
         self.prepare()?.load(root, run_dir, seed, observer)
-    }
-
-    /// One split, as [`load`](Self::load) gives it.
-    pub fn load_split(
-        &self,
-        root: &Path,
-        run_dir: &Path,
-        seed: u64,
-        split: Split,
-    ) -> Result<Dataset, DataError> {
-        if self.images.is_none() {
-            return Dataset::load(root, self.dataset, split);
-        }
-        let (train, test) = self.load(root, run_dir, seed, &crate::observe::Silent)?;
-        Ok(match split {
-            Split::Train => train,
-            Split::Test => test,
-        })
     }
 }
 
@@ -226,11 +275,10 @@ impl Source {
 
     /// The config with what the folder settled (channels, size) recorded.
     pub fn settled(&self, config: &DataConfig) -> DataConfig {
-        let mut config = config.clone();
-        if let Source::Folder(plan) = self {
-            config.images = Some(plan.config.clone());
+        match self {
+            Source::Folder(plan) => DataConfig::Folder(plan.config.clone()),
+            Source::Builtin(_) => config.clone(),
         }
-        config
     }
 
     /// Both splits (see [`DataConfig::load`]).
@@ -553,6 +601,29 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+
+    /// A data config is one key in a run's config: `dataset` or `images`. A built-in dataset
+    /// is written as it always was; a folder run written before the two were exclusive (both
+    /// keys, `images` the one used) reads as the folder; a config with neither is refused.
+    #[test]
+    fn data_config_is_one_key_and_old_folder_configs_still_read() {
+        let builtin = DataConfig::Builtin(DatasetKind::FashionMnist);
+        let text = serde_json::to_string(&builtin).unwrap();
+        assert_eq!(text, r#"{"dataset":"fashion-mnist"}"#);
+        assert_eq!(serde_json::from_str::<DataConfig>(&text).unwrap(), builtin);
+
+        let old = r#"{"dataset":"mnist","images":{"dir":"scans","val_split":0.1}}"#;
+        let DataConfig::Folder(folder) = serde_json::from_str::<DataConfig>(old).unwrap() else {
+            panic!("an old folder config read as a built-in dataset");
+        };
+        assert_eq!(folder.dir, PathBuf::from("scans"));
+        let text = serde_json::to_string(&DataConfig::Folder(folder)).unwrap();
+        assert!(text.starts_with(r#"{"images":{"dir":"scans""#), "{text}");
+        assert!(!text.contains("dataset"), "{text}");
+
+        let err = serde_json::from_str::<DataConfig>("{}").unwrap_err();
+        assert!(err.to_string().contains("neither a `dataset`"), "{err}");
+    }
 
     fn tiny(n: usize) -> Dataset {
         Dataset::in_memory(

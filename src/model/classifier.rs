@@ -26,11 +26,11 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use super::conv::{Step, chain};
 use super::cost::Cost;
 use super::walk::Walk;
 use super::{ConvAutoencoderConfig, Encoder};
 use crate::data::{ImageShape, NUM_CLASSES};
+use crate::ops::conv::{Step, chain};
 use crate::parallel::by_parts;
 
 /// Channels and side of the head's reshaped latent, as in the lecture: `[64, 4, 4]`.

@@ -31,7 +31,6 @@
 
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 pub mod classifier;
-pub mod conv;
 pub mod cost;
 pub mod int8;
 pub mod stacked;
@@ -43,9 +42,9 @@ use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, relu, sigmoid};
 use serde::{Deserialize, Serialize};
 
-use self::conv::{Step, chain, conv_transpose2d};
 use self::cost::Cost;
 use crate::data::ImageShape;
+use crate::ops::conv::{Step, chain, conv_transpose2d};
 
 /// cae's default start for the latent biases, see [`ConvAutoencoderConfig::latent_bias_init`].
 pub const DEFAULT_LATENT_BIAS: f64 = 0.5;

@@ -27,7 +27,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -78,24 +77,39 @@ pub struct Models {
     device: Device,
 }
 
+/// Why `cae serve` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Run(#[from] crate::trained::Error),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 impl Models {
     /// Load the runs of `config` (at least one) and the test images of their dataset.
-    pub fn load(config: &ServeConfig) -> anyhow::Result<Self> {
+    pub fn load(config: &ServeConfig) -> Result<Self, ServeError> {
         let device = crate::default_device();
         let open = |p: &PathBuf| {
             Run::open_on(p, config.weights, &device)
                 .map(|run| run.with_data_root(&config.data_root))
-                .with_context(|| format!("opening {}", p.display()))
         };
         // The page draws 28x28 grey digits: runs on other shapes are refused by name.
         let drawable = |run: &Run| {
             let shape = run.image_shape();
-            anyhow::ensure!(
-                shape == ImageShape::MNIST,
-                "{}: cae serve's page draws {} images; this run's are {shape}",
-                run.path().display(),
-                ImageShape::MNIST
-            );
+            if shape != ImageShape::MNIST {
+                return Err(ServeError::Invalid(format!(
+                    "{}: cae serve's page draws {} images; this run's are {shape}",
+                    run.path().display(),
+                    ImageShape::MNIST
+                )));
+            }
             Ok(())
         };
         let autoencoder = match &config.autoencoder {
@@ -126,7 +140,10 @@ impl Models {
                 let run = open(path)?;
                 let Model::Classifier(model) = run.model() else {
                     run.classifier_config()?;
-                    anyhow::bail!("{}: cae serve takes a float classifier run", path.display());
+                    return Err(ServeError::Invalid(format!(
+                        "{}: cae serve takes a float classifier run",
+                        path.display()
+                    )));
                 };
                 let model = model.clone();
                 drawable(&run)?;
@@ -146,12 +163,12 @@ impl Models {
         ) && !ae_classes.is_empty()
             && ae_classes != classes
         {
-            anyhow::bail!(
+            return Err(ServeError::Invalid(format!(
                 "the runs disagree on what the images are: {} learned the classes {ae_classes:?}, \
                  {} names {classes:?}; serve an autoencoder and a classifier of the same data",
                 ae.display(),
                 cls.display()
-            );
+            )));
         }
         // The test images (for /api/random): the autoencoder's, already loaded, unless it has
         // no classes to label them with and the classifier has.
@@ -169,7 +186,9 @@ impl Models {
             }
             None => (None, ae_test),
         };
-        let (test, classes) = test.context("cae serve needs --ae RUN, --classifier RUN or both")?;
+        let (test, classes) = test.ok_or_else(|| {
+            ServeError::Invalid("cae serve needs --ae RUN, --classifier RUN or both".into())
+        })?;
         Ok(Self {
             autoencoder,
             classifier,
@@ -748,7 +767,7 @@ pub fn run(
     config: &ServeConfig,
     addr: SocketAddr,
     ready: impl FnOnce(SocketAddr),
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     let models = Models::load(config)?;
     // Inference is CPU-bound: one blocking thread per core does all of it (requests beyond
     // that wait for a thread, within the `max_concurrent` permits), and keeps the memory of
@@ -757,15 +776,23 @@ pub fn run(
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(cores)
-        .build()?;
+        .build()
+        .map_err(|source| ServeError::Io {
+            what: "starting the server's threads".into(),
+            source,
+        })?;
     runtime.block_on(async {
+        let listening = |source| ServeError::Io {
+            what: format!("listening on {addr}"),
+            source,
+        };
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .with_context(|| format!("listening on {addr}"))?;
-        ready(listener.local_addr()?);
+            .map_err(listening)?;
+        ready(listener.local_addr().map_err(listening)?);
         let app = router(models, config);
         conn::serve(listener, app, config.connections, shutdown_signal()).await;
-        anyhow::Ok(())
+        Ok::<(), ServeError>(())
     })?;
     // Work still running on the blocking pool past the deadline is not waited for.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));

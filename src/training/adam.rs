@@ -7,14 +7,9 @@
 //! load with the other — computed by `cae_kernels::adam` in one pass on the CPU backend; on
 //! other devices it is burn's `Adam` itself.
 
-use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::flex::FlexTensor;
-use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::prelude::*;
-use burn::tensor::DType;
-use cae_kernels::adam::{AdamStep, adam_step};
+use cae_kernels::adam::AdamStep;
 
 /// Adam without weight decay or AMSGrad: β₁ 0.9, β₂ 0.999 and the run's ε, as burn's
 /// `AdamConfig::new().with_epsilon(ε)`, which it is on devices other than the CPU backend.
@@ -47,7 +42,7 @@ impl Optimizer for FusedAdam {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if !crate::cpu_kernels_apply(&tensor) {
+        if !crate::ops::cpu_kernels_apply(&tensor) {
             return self.elsewhere.step(lr, tensor, grad, state);
         }
         let (time, m, v) = match state {
@@ -66,16 +61,9 @@ impl Optimizer for FusedAdam {
             learning_rate: lr as f32,
             time: time as i32,
         };
-        let (p, m, v) = <Dispatch as AdamKernels>::cae_adam(
-            tensor.into_dispatch(),
-            grad.into_dispatch(),
-            m.into_dispatch(),
-            v.into_dispatch(),
-            step,
-        );
-        let back = |t| Tensor::<D>::from_dispatch(t);
-        let momentum = AdaptiveMomentumState::new(time, back(m), back(v));
-        (back(p), Some(AdamState::new(momentum)))
+        let (p, m, v) = crate::ops::adam::step(tensor, grad, m, v, step);
+        let momentum = AdaptiveMomentumState::new(time, m, v);
+        (p, Some(AdamState::new(momentum)))
     }
 
     fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {
@@ -83,86 +71,6 @@ impl Optimizer for FusedAdam {
         state
     }
 }
-
-/// One Adam step of one parameter: `(parameter, first moment, second moment)` after it. The
-/// default body is burn's operations; Flex's is `cae_kernels::adam`.
-#[backend_extension(Flex, Autodiff)]
-pub trait AdamKernels: Backend {
-    fn cae_adam(
-        param: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-        m: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        s: AdamStep,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        composed::<Self>(param, grad, m, v, s)
-    }
-}
-
-/// The step as burn's `Adam` writes it, one operation at a time: the extension's body wherever
-/// cae's kernel does not run (`FusedAdam` itself sends other devices to burn's `Adam`).
-fn composed<B: Backend>(
-    param: FloatTensor<B>,
-    grad: FloatTensor<B>,
-    m: FloatTensor<B>,
-    v: FloatTensor<B>,
-    s: AdamStep,
-) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
-    let scale = |t: FloatTensor<B>, f: f32| B::float_mul_scalar(t, f.into());
-    let (g1, g2) = (
-        scale(grad.clone(), 1.0 - s.beta_1),
-        scale(B::float_mul(grad.clone(), grad), 1.0 - s.beta_2),
-    );
-    let (m, v) = if s.time == 1 {
-        (g1, g2)
-    } else {
-        (
-            B::float_add(scale(m, s.beta_1), g1),
-            B::float_add(scale(v, s.beta_2), g2),
-        )
-    };
-    let c2 = (1.0 - s.beta_2.powi(s.time)).sqrt();
-    let factor = c2 / (1.0 - s.beta_1.powi(s.time));
-    let denominator = B::float_add_scalar(B::float_sqrt(v.clone()), (s.epsilon * c2).into());
-    let update = B::float_div(scale(m.clone(), factor), denominator);
-    let param = B::float_sub(param, scale(update, s.learning_rate));
-    (param, m, v)
-}
-
-impl AdamKernels for Flex {
-    fn cae_adam(
-        param: FlexTensor,
-        grad: FlexTensor,
-        m: FlexTensor,
-        v: FlexTensor,
-        s: AdamStep,
-    ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        if [&param, &grad, &m, &v]
-            .iter()
-            .any(|t| t.dtype() != DType::F32)
-        {
-            return composed::<Flex>(param, grad, m, v, s);
-        }
-        // Contiguous, and owned where nothing else holds them: updated in place.
-        let owned = |t: FlexTensor| {
-            let c = t.to_contiguous();
-            drop(t);
-            c
-        };
-        let (mut param, grad, mut m, mut v) =
-            (owned(param), grad.to_contiguous(), owned(m), owned(v));
-        adam_step(
-            s,
-            param.storage_mut(),
-            grad.storage(),
-            m.storage_mut(),
-            v.storage_mut(),
-        );
-        (param, m, v)
-    }
-}
-
-impl<B: Backend + AdamKernels, C: CheckpointStrategy> AdamKernels for Autodiff<B, C> {}
 
 #[cfg(test)]
 mod tests {

@@ -232,16 +232,16 @@ impl Experiment for ClassifierTrainingConfig {
             let base = ClassifierTrainingConfig::read(&RunDir::open(from)?)?;
             self.model = base.model;
             self.encoder = base.encoder.clone();
-            let invert = base.data.images.as_ref().is_some_and(|f| f.invert);
+            let invert = base.data.inverted();
             (from, base.encoder.input(), invert)
         } else if let (Some(from), ClassifierKind::AutoCnn) = (&self.encoder_from, self.model) {
             let encoder = super::AutoencoderTrainingConfig::read(&RunDir::open(from)?)?;
-            let invert = encoder.data.images.as_ref().is_some_and(|f| f.invert);
+            let invert = encoder.data.inverted();
             (from, encoder.model.input(), invert)
         } else {
             return Ok(());
         };
-        let Some(folder) = &mut self.data.images else {
+        let Some(folder) = self.data.folder_mut() else {
             return Ok(());
         };
         let conflict = |flag: &str, given: String, theirs: String| {

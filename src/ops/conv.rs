@@ -234,7 +234,7 @@ fn plain_pool(layer: &MaxPool2d, h: usize, w: usize) -> bool {
 }
 
 fn kernels_apply(x: &Tensor<4>) -> bool {
-    ENABLED.load(Ordering::Relaxed) && crate::cpu_kernels_apply(x)
+    ENABLED.load(Ordering::Relaxed) && super::cpu_kernels_apply(x)
 }
 
 /// Convolutions without padding, dilation or groups, with a bias; square kernels and strides.
