@@ -21,8 +21,12 @@ pub const EVAL_BATCH: usize = 1000;
 /// (1000 of 1x28x28, 63 of 3x64x64): the activations of a batch stay the same size whatever
 /// the images.
 pub fn eval_batches(data: &Dataset) -> Vec<Vec<usize>> {
-    let per_batch = EVAL_BATCH * crate::data::ImageShape::MNIST.len() / data.shape.len().max(1);
-    sequential_batches(data.len(), per_batch.max(1))
+    sequential_batches(data.len(), eval_batch_size(data.shape))
+}
+
+/// Images of `shape` in one evaluation batch (see [`eval_batches`]).
+pub fn eval_batch_size(shape: crate::data::ImageShape) -> usize {
+    (EVAL_BATCH * crate::data::ImageShape::MNIST.len() / shape.len().max(1)).max(1)
 }
 
 /// Reconstruction quality on a whole set: per-pixel means of BCE, MSE and L1, and the PSNR of
@@ -111,19 +115,23 @@ pub fn encode_batches<M: Autoencoder, E>(
 ) -> Result<usize, E> {
     let mut width = 0;
     for batch in eval_batches(data) {
-        let images = data.images_tensor(&batch, device);
-        let z = model.encode(images.clone());
-        width = z.dims()[1];
-        let pixels = burn::tensor::activation::sigmoid(model.decode_logits(z.clone()));
-        let errors: Tensor<2> = (pixels - images).powi_scalar(2).flatten(1, 3);
-        let errors = errors.mean_dim(1).into_data().try_to_vec::<f32>();
-        let encoded = EncodedBatch {
-            latents: z.into_data().try_to_vec::<f32>().expect("f32 latents"),
-            errors: errors.expect("f32 errors"),
-        };
+        let encoded = encode_batch(model, data.images_tensor(&batch, device));
+        width = encoded.latents.len() / batch.len().max(1);
         each(&batch, encoded)?;
     }
     Ok(width)
+}
+
+/// The codes of one batch of `images` and their reconstruction errors.
+pub fn encode_batch<M: Autoencoder>(model: &M, images: Tensor<4>) -> EncodedBatch {
+    let z = model.encode(images.clone());
+    let pixels = burn::tensor::activation::sigmoid(model.decode_logits(z.clone()));
+    let errors: Tensor<2> = (pixels - images).powi_scalar(2).flatten(1, 3);
+    let errors = errors.mean_dim(1).into_data().try_to_vec::<f32>();
+    EncodedBatch {
+        latents: z.into_data().try_to_vec::<f32>().expect("f32 latents"),
+        errors: errors.expect("f32 errors"),
+    }
 }
 
 /// Per-image reconstruction errors of `data` (see [`EncodedBatch::errors`]).

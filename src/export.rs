@@ -200,24 +200,52 @@ pub fn export_weights<M: Module>(
     match format {
         Format::Safetensors => export_safetensors(model, names, out),
         Format::Pytorch => {
-            let tensors = model
-                .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
+            let tensors = state_dict(model, names)?
                 .into_iter()
-                .map(|t| {
-                    let bytes = t.to_bytes().map_err(|e| invalid!("{}: {e}", t.name))?;
-                    Ok(pt::Tensor {
-                        name: torch_name(names, &t.name),
-                        shape: t.shape.as_slice().to_vec(),
-                        storage: pt::Storage::Float,
-                        data: bytes.to_vec(),
-                    })
+                .map(|t| pt::Tensor {
+                    name: t.name,
+                    shape: t.shape,
+                    storage: pt::Storage::Float,
+                    data: t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
                 })
-                .collect::<Result<Vec<_>>>()?;
+                .collect::<Vec<_>>();
             crate::atomic::write(out, &pt::write(&tensors)?)
                 .map_err(|e| invalid!("writing {}: {e}", out.display()))
         }
         Format::Onnx => bail!("ONNX is a graph, not weights: see crate::onnx"),
     }
+}
+
+/// One tensor of a state dict: its PyTorch name, shape (PyTorch's layout) and values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// `model`'s tensors under the lecture's PyTorch names (`names`) and in PyTorch's layouts: what
+/// `model.state_dict()` gives in PyTorch, in the model's order.
+pub fn state_dict<M: Module>(model: &M, names: &Names) -> Result<Vec<StateTensor>> {
+    model
+        .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
+        .into_iter()
+        .map(|t| {
+            if t.dtype != DType::F32 {
+                bail!("{} is {:?}, not f32", t.name, t.dtype);
+            }
+            let bytes = t.to_bytes().map_err(|e| invalid!("{}: {e}", t.name))?;
+            let values = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            Ok(StateTensor {
+                name: torch_name(names, &t.name),
+                shape: t.shape.as_slice().to_vec(),
+                values,
+            })
+        })
+        .collect()
 }
 
 fn export_safetensors<M: Module>(model: &M, names: &Names, out: &Path) -> Result<()> {

@@ -11,10 +11,7 @@ use burn::prelude::*;
 
 use crate::anomaly::AnomalyReport;
 use crate::data::{DataConfig, DataError, Dataset, ImageShape, Source, Split};
-use crate::evaluation::{
-    ClassifierEval, LatentStats, evaluate_classifier, latents, reconstruction_errors,
-    reconstruction_metrics,
-};
+use crate::evaluation::{ClassifierEval, LatentStats, evaluate_classifier, reconstruction_metrics};
 use crate::latent::{ImageSet, Images, LatentDensity, LatentError};
 use crate::model::classifier::{AnyClassifier, Classifier};
 use crate::model::{AnyAutoencoder, Autoencoder};
@@ -483,22 +480,30 @@ impl Run {
     }
 
     /// Check that `images` are of the shape the model takes.
-    fn check(&self, images: &Dataset) -> Result<(), Error> {
+    fn check(&self, images: &Input<'_>) -> Result<(), Error> {
         let shape = self.image_shape();
-        if images.shape != shape {
+        if images.shape() != shape {
             return Err(Error::Invalid(format!(
                 "the run {} takes {shape} images; these are {}",
                 self.path().display(),
-                images.shape
+                images.shape()
             )));
         }
         Ok(())
     }
 
     /// The latent codes of `images`, `[N, D]` row-major, and `D`.
-    pub fn encode(&self, images: &Dataset) -> Result<(Vec<f32>, usize), Error> {
-        self.check(images)?;
-        Ok(latents(self.encoder("encoding")?, images, &self.device))
+    pub fn encode<'a>(&self, images: impl Into<Input<'a>>) -> Result<(Vec<f32>, usize), Error> {
+        let images = images.into();
+        self.check(&images)?;
+        let encode = self.encoder("encoding")?;
+        let (mut codes, mut width) = (Vec::new(), 0);
+        images.for_each_batch(&self.device, |x| {
+            let z = encode(x);
+            width = z.dims()[1];
+            codes.extend(z.into_data().try_to_vec::<f32>().expect("f32 latents"));
+        });
+        Ok((codes, width))
     }
 
     /// Images decoded from `codes` (`[N, D]` row-major): `[N, C, H, W]` values in [0, 1].
@@ -521,24 +526,29 @@ impl Run {
     }
 
     /// The model's reconstructions of `images`: `[N, C, H, W]` values in [0, 1].
-    pub fn reconstruct(&self, images: &Dataset) -> Result<Vec<f32>, Error> {
-        self.check(images)?;
+    pub fn reconstruct<'a>(&self, images: impl Into<Input<'a>>) -> Result<Vec<f32>, Error> {
+        let images = images.into();
+        self.check(&images)?;
         let model = self.autoencoder("reconstructing")?;
-        let mut out = Vec::with_capacity(images.len() * images.shape.len());
-        for batch in crate::evaluation::eval_batches(images) {
-            let x = images.images_tensor(&batch, &self.device);
+        let mut out = Vec::with_capacity(images.len() * images.shape().len());
+        images.for_each_batch(&self.device, |x| {
             let r = burn::tensor::activation::sigmoid(model.forward_logits(x));
             out.extend(r.into_data().try_to_vec::<f32>().expect("f32 pixels"));
-        }
+        });
         Ok(out)
     }
 
     /// Each image's anomaly score: the mean squared error of its reconstruction, as
     /// `cae anomaly` scores it.
-    pub fn anomaly_scores(&self, images: &Dataset) -> Result<Vec<f32>, Error> {
-        self.check(images)?;
+    pub fn anomaly_scores<'a>(&self, images: impl Into<Input<'a>>) -> Result<Vec<f32>, Error> {
+        let images = images.into();
+        self.check(&images)?;
         let model = self.autoencoder("anomaly scores")?;
-        Ok(reconstruction_errors(model, images, &self.device))
+        let mut scores = Vec::with_capacity(images.len());
+        images.for_each_batch(&self.device, |x| {
+            scores.extend(crate::evaluation::encode_batch(model, x).errors);
+        });
+        Ok(scores)
     }
 
     /// `cae anomaly`: the scores of `set`, flagged above the `quantile` of the run's training
@@ -549,7 +559,7 @@ impl Run {
         quantile: f64,
         normal: Option<u8>,
     ) -> Result<AnomalyReport, Error> {
-        self.check(&set.data)?;
+        self.check(&Input::from(&set.data))?;
         let model = self.autoencoder("anomaly scores")?;
         let config = self.autoencoder_config()?;
         let train = self.training_images()?;
@@ -565,23 +575,22 @@ impl Run {
     }
 
     /// Class labels and probabilities (`[N, K]` row-major) of `images`.
-    pub fn predict(&self, images: &Dataset) -> Result<(Vec<usize>, Vec<f32>), Error> {
-        self.check(images)?;
+    pub fn predict<'a>(
+        &self,
+        images: impl Into<Input<'a>>,
+    ) -> Result<(Vec<usize>, Vec<f32>), Error> {
+        let images = images.into();
+        self.check(&images)?;
         let model = self.classifier("predicting")?;
-        let k = self
-            .classes
-            .len()
-            .max(self.classifier_config()?.num_classes());
-        let mut probs = Vec::with_capacity(images.len() * k);
-        for batch in crate::evaluation::eval_batches(images) {
-            let logits = model.logits(images.images_tensor(&batch, &self.device));
-            let p = burn::tensor::activation::softmax(logits, 1);
+        let mut probs = Vec::new();
+        images.for_each_batch(&self.device, |x| {
+            let p = burn::tensor::activation::softmax(model.logits(x), 1);
             probs.extend(
                 p.into_data()
                     .try_to_vec::<f32>()
                     .expect("f32 probabilities"),
             );
-        }
+        });
         let k = probs.len() / images.len().max(1);
         let labels = probs
             .chunks(k.max(1))
@@ -600,7 +609,7 @@ impl Run {
             Some(images) => images,
             None => self.images(Split::Test)?,
         };
-        self.check(images)?;
+        self.check(&Input::from(images))?;
         let device = &self.device;
         Ok(match &self.model {
             Model::Autoencoder(m) => Evaluation::Reconstruction {
@@ -635,6 +644,17 @@ impl Run {
             data: train,
         };
         Ok(LatentDensity::fit(model, &set, &self.device))
+    }
+
+    /// The weights under the lecture's PyTorch names and in PyTorch's layouts, as
+    /// `state_dict()` gives them there (a float run's).
+    pub fn state_dict(&self) -> Result<Vec<crate::export::StateTensor>, Error> {
+        use crate::export::{autoencoder_names, classifier_names, state_dict};
+        Ok(match &self.model {
+            Model::Autoencoder(m) => state_dict(m, &autoencoder_names(m))?,
+            Model::Classifier(m) => state_dict(m, &classifier_names(m))?,
+            Model::Int8(_) => return Err(self.kind_error("state_dict", "a float")),
+        })
     }
 
     /// Write the run's weights to `out` in `format` (under the lecture's PyTorch names), or its
@@ -692,4 +712,167 @@ fn data_of(config: &RunConfig) -> &DataConfig {
         RunConfig::Autoencoder(c) => &c.data,
         RunConfig::Classifier(c) => &c.data,
     }
+}
+
+/// Images in memory, channels first (`[N, C, H, W]` row-major): bytes 0–255, read as a
+/// dataset's are (`byte / 255`), or values in [0, 1] used as they are.
+#[derive(Debug, Clone, Copy)]
+pub enum Pixels<'a> {
+    Bytes(&'a [u8]),
+    Floats(&'a [f32]),
+}
+
+/// What the inference methods take: a dataset, or pixels in memory of a shape.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    Dataset(&'a Dataset),
+    Pixels {
+        pixels: Pixels<'a>,
+        shape: ImageShape,
+    },
+}
+
+impl<'a> From<&'a Dataset> for Input<'a> {
+    fn from(data: &'a Dataset) -> Self {
+        Input::Dataset(data)
+    }
+}
+
+impl Input<'_> {
+    pub fn shape(&self) -> ImageShape {
+        match self {
+            Input::Dataset(d) => d.shape,
+            Input::Pixels { shape, .. } => *shape,
+        }
+    }
+
+    /// Number of images (whole images only: a partial one is left out by `check`ers above).
+    pub fn len(&self) -> usize {
+        let per = self.shape().len().max(1);
+        match self {
+            Input::Dataset(d) => d.len(),
+            Input::Pixels {
+                pixels: Pixels::Bytes(b),
+                ..
+            } => b.len() / per,
+            Input::Pixels {
+                pixels: Pixels::Floats(f),
+                ..
+            } => f.len() / per,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The images as `[B, C, H, W]` tensors, in the batches evaluation takes
+    /// ([`crate::evaluation::eval_batches`]), so a result is the same whichever way the
+    /// images came.
+    fn for_each_batch(&self, device: &Device, mut f: impl FnMut(Tensor<4>)) {
+        let shape = self.shape();
+        let per = shape.len();
+        let batch = crate::evaluation::eval_batch_size(shape);
+        match self {
+            Input::Dataset(d) => {
+                for indices in crate::evaluation::eval_batches(d) {
+                    f(d.images_tensor(&indices, device));
+                }
+            }
+            Input::Pixels { pixels, .. } => {
+                for start in (0..self.len()).step_by(batch) {
+                    let range = start * per..(start + batch).min(self.len()) * per;
+                    let values = match pixels {
+                        Pixels::Bytes(b) => {
+                            b[range].iter().map(|&p| f32::from(p) / 255.0).collect()
+                        }
+                        Pixels::Floats(v) => v[range].to_vec(),
+                    };
+                    f(crate::data::pixels_tensor(values, shape, device));
+                }
+            }
+        }
+    }
+}
+
+/// Which of the lecture's models a weights file holds (`cae import --model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportModel {
+    Autoencoder,
+    AutoCnn,
+    PlainCnn,
+}
+
+crate::choice!(ImportModel {
+    Autoencoder => ("autoencoder", "The lecture's Autoencoder(encoder, decoder)"),
+    AutoCnn => ("auto-cnn", "The lecture's AutoCNN(encoder, cnn)"),
+    PlainCnn => ("plain-cnn", "The plain CNN (LeNet-5)"),
+});
+
+/// What [`import`] made: the run, its test metrics as one line, and the file's tensors that
+/// were stored in another float type (converted to f32), by PyTorch name.
+pub struct ImportedRun {
+    pub run: Run,
+    pub summary: String,
+    pub converted: Vec<(String, burn::tensor::DType)>,
+}
+
+/// `cae import`: a run made from a PyTorch or safetensors state dict `file` holding `model`
+/// (an autoencoder's encoder only with `encoder_only`), for `dataset` (its test images score
+/// it), at `out`. Everything is checked before anything is written.
+pub fn import(
+    file: &Path,
+    model: ImportModel,
+    encoder_only: bool,
+    dataset: crate::data::DatasetKind,
+    root: &Path,
+    out: &Path,
+    mode: RunMode,
+) -> Result<ImportedRun, Error> {
+    use crate::training::import_run;
+    if encoder_only && model != ImportModel::Autoencoder {
+        return Err(Error::Invalid(
+            "--encoder-only goes with --model autoencoder".into(),
+        ));
+    }
+    let device = crate::default_device();
+    let data = DataConfig::Builtin(dataset);
+    // Tensors stored in another float type, converted to f32 on the way in.
+    let mut converted = Vec::new();
+    let summary = match model {
+        ImportModel::Autoencoder => {
+            let config = AutoencoderTrainingConfig {
+                data,
+                ..AutoencoderTrainingConfig::lecture()
+            };
+            let optional: &[&str] = if encoder_only { &["decoder"] } else { &[] };
+            import_run(&config, root, out, mode, &device, |model| {
+                let names = crate::export::autoencoder_names(&model);
+                crate::export::import_weights(model, &names, optional, file).map(|i| {
+                    converted = i.converted;
+                    i.model
+                })
+            })?
+        }
+        kind => {
+            let mut config = ClassifierTrainingConfig::lecture(None);
+            config.data = data;
+            if kind == ImportModel::PlainCnn {
+                config.model = crate::model::classifier::ClassifierKind::PlainCnn;
+            }
+            import_run(&config, root, out, mode, &device, |model| {
+                let names = crate::export::classifier_names(&model);
+                crate::export::import_weights(model, &names, &[], file).map(|i| {
+                    converted = i.converted;
+                    i.model
+                })
+            })?
+        }
+    };
+    let run = Run::open_on(out, Weights::Last, &device)?.with_data_root(root);
+    Ok(ImportedRun {
+        run,
+        summary,
+        converted,
+    })
 }

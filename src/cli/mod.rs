@@ -127,7 +127,8 @@ value_enum!(
     Split,
     Format,
     crate::export::Format,
-    crate::onnx::Part
+    crate::onnx::Part,
+    crate::trained::ImportModel
 );
 
 #[derive(Debug, Args)]
@@ -182,9 +183,25 @@ pub fn main() -> ExitCode {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
     }
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    // The flags the user typed (not defaults): a resumed run refuses those that conflict.
+    let (cli, given) = parse(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    match run(cli, &given) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parse a command line (the program's name first), with the ids of the flags typed on it
+/// (not defaults): a resumed run refuses those that conflict.
+pub fn parse<I, T>(argv: I) -> Result<(Cli, Vec<String>), clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = Cli::command().try_get_matches_from(argv)?;
+    let cli = Cli::from_arg_matches(&matches)?;
     let given: Vec<String> = matches
         .subcommand()
         .and_then(|(name, sub)| {
@@ -196,13 +213,19 @@ pub fn main() -> ExitCode {
             Some(typed.map(|a| a.get_id().to_string()).collect())
         })
         .unwrap_or_default();
-    match run(cli, &given) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    Ok((cli, given))
+}
+
+/// The ids of `command`'s flags and arguments (`image_size` for `--image-size`), or `None`
+/// for no such command.
+pub fn flags(command: &str) -> Option<Vec<String>> {
+    let cli = Cli::command();
+    let sub = cli.find_subcommand(command)?;
+    Some(
+        sub.get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect(),
+    )
 }
 
 /// Run a parsed command line; `given` names the flags typed on it.

@@ -552,7 +552,12 @@ fn classifier(
     Ok((accuracy, run.classes().to_vec()))
 }
 
-pub fn train_ae(args: TrainAeArgs, given: &[String]) -> anyhow::Result<()> {
+/// What `cae train-ae` with `args` trains: the config, where and how, checked (on `--resume`
+/// against the run's own config).
+pub fn autoencoder_plan(
+    args: &TrainAeArgs,
+    given: &[String],
+) -> anyhow::Result<(AutoencoderTrainingConfig, PathBuf, RunMode)> {
     let config = AutoencoderTrainingConfig {
         model: args.model.config(),
         data: args.source.config(),
@@ -568,6 +573,11 @@ pub fn train_ae(args: TrainAeArgs, given: &[String]) -> anyhow::Result<()> {
     if mode == RunMode::Resume {
         check_resume(&path, &config, given, autoencoder_flags)?;
     }
+    Ok((config, path, mode))
+}
+
+pub fn train_ae(args: TrainAeArgs, given: &[String]) -> anyhow::Result<()> {
+    let (config, path, mode) = autoencoder_plan(&args, given)?;
     autoencoder(
         &config,
         &args.data.root(),
@@ -577,7 +587,12 @@ pub fn train_ae(args: TrainAeArgs, given: &[String]) -> anyhow::Result<()> {
     )
 }
 
-pub fn train_classifier(args: TrainClassifierArgs, given: &[String]) -> anyhow::Result<()> {
+/// What `cae train-classifier` with `args` trains: the config, where and how, checked (on
+/// `--resume` against the run's own config).
+pub fn classifier_plan(
+    args: &TrainClassifierArgs,
+    given: &[String],
+) -> anyhow::Result<(ClassifierTrainingConfig, PathBuf, RunMode)> {
     let typed = |flag: &str| given.iter().any(|g| g == flag);
     if args.init_from.is_some() && typed("model") {
         bail!("--init-from takes the model of the run it starts from: leave out --model");
@@ -607,6 +622,11 @@ pub fn train_classifier(args: TrainClassifierArgs, given: &[String]) -> anyhow::
     if mode == RunMode::Resume {
         check_resume(&path, &config, given, classifier_flags)?;
     }
+    Ok((config, path, mode))
+}
+
+pub fn train_classifier(args: TrainClassifierArgs, given: &[String]) -> anyhow::Result<()> {
+    let (config, path, mode) = classifier_plan(&args, given)?;
     let (_, here) = classifier(
         &config,
         &args.data.root(),

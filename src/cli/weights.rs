@@ -2,11 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
 use clap::Args;
 
 use super::{DataArgs, WeightsArgs};
-use crate::training::{AutoencoderTrainingConfig, ClassifierTrainingConfig};
+use crate::training::RunMode;
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -35,18 +34,6 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--model` of `cae import`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ImportModel {
-    /// The lecture's Autoencoder(encoder, decoder)
-    Autoencoder,
-    /// The lecture's AutoCNN(encoder, cnn)
-    #[value(alias = "autocnn")]
-    AutoCnn,
-    /// The plain CNN (LeNet-5)
-    PlainCnn,
-}
-
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// A state_dict saved by PyTorch (torch.save; read without running any of its pickle) or
@@ -54,7 +41,7 @@ pub struct ImportArgs {
     pub file: PathBuf,
     /// Which of the lecture's models the file holds
     #[arg(long, value_enum)]
-    pub model: ImportModel,
+    pub model: crate::trained::ImportModel,
     /// The file holds an autoencoder's encoder only (`encoder.encoder.*`): the run gets a fresh
     /// decoder, for `train-classifier --encoder RUN`
     #[arg(long)]
@@ -73,48 +60,21 @@ pub struct ImportArgs {
 }
 
 pub fn import(args: ImportArgs) -> anyhow::Result<()> {
-    use crate::training::{RunMode, import_run};
-    if args.encoder_only && args.model != ImportModel::Autoencoder {
-        bail!("--encoder-only goes with --model autoencoder");
-    }
-    let device = crate::default_device();
     let mode = if args.force {
         RunMode::Overwrite
     } else {
         RunMode::New
     };
-    let root = args.data.root();
-    let file = &args.file;
-    // Tensors stored in another float type, converted to f32 on the way in.
-    let mut converted = Vec::new();
-    let summary = match args.model {
-        ImportModel::Autoencoder => {
-            let mut config = AutoencoderTrainingConfig::lecture();
-            config.data = crate::data::DataConfig::Builtin(args.dataset);
-            let optional: &[&str] = if args.encoder_only { &["decoder"] } else { &[] };
-            import_run(&config, &root, &args.out, mode, &device, |model| {
-                let names = crate::export::autoencoder_names(&model);
-                crate::export::import_weights(model, &names, optional, file).map(|i| {
-                    converted = i.converted;
-                    i.model
-                })
-            })?
-        }
-        kind => {
-            let mut config = ClassifierTrainingConfig::lecture(None);
-            config.data = crate::data::DataConfig::Builtin(args.dataset);
-            if kind == ImportModel::PlainCnn {
-                config.model = crate::model::classifier::ClassifierKind::PlainCnn;
-            }
-            import_run(&config, &root, &args.out, mode, &device, |model| {
-                let names = crate::export::classifier_names(&model);
-                crate::export::import_weights(model, &names, &[], file).map(|i| {
-                    converted = i.converted;
-                    i.model
-                })
-            })?
-        }
-    };
+    let imported = crate::trained::import(
+        &args.file,
+        args.model,
+        args.encoder_only,
+        args.dataset,
+        &args.data.root(),
+        &args.out,
+        mode,
+    )?;
+    let converted = &imported.converted;
     if let Some((_, dtype)) = converted.first() {
         eprintln!(
             "note: {} of the file's tensors are {dtype:?}, converted to f32 as PyTorch's \
@@ -127,6 +87,6 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
                 .join(", ")
         );
     }
-    println!("{}: {summary}", args.out.display());
+    println!("{}: {}", args.out.display(), imported.summary);
     Ok(())
 }

@@ -1,0 +1,87 @@
+"""Types of cae's native module (re-exported by ``cae``)."""
+
+import os
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+PathLike = Union[str, "os.PathLike[str]"]
+Images = Union[npt.NDArray[np.uint8], npt.NDArray[np.float32], Sequence[PathLike]]
+
+__version__: str
+
+class CaeError(Exception):
+    """An error of cae's that is neither a bad argument nor a missing file."""
+
+class Run:
+    """A finished run (trained, imported or int8), opened once. Pickles as its directory."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def weights(self) -> Literal["last", "best"]: ...
+    @property
+    def kind(self) -> Literal["autoencoder", "classifier"]: ...
+    @property
+    def origin(self) -> Literal["trained", "imported", "int8"]: ...
+    @property
+    def image_shape(self) -> Tuple[int, int, int]:
+        """(C, H, W) of the images the model takes."""
+    @property
+    def latent_size(self) -> Optional[int]: ...
+    @property
+    def classes(self) -> List[str]: ...
+    @property
+    def config(self) -> Dict[str, Any]:
+        """config.json as a dict."""
+    @property
+    def metrics(self) -> List[Dict[str, Any]]:
+        """One dict per finished epoch (metrics.jsonl)."""
+    def encode(self, x: Images) -> npt.NDArray[np.float32]:
+        """Latent codes, float32 [N, D]. ``x``: uint8 (0-255) or float32 (0-1) [N, H, W] or
+        [N, C, H, W], or image file paths (prepared as ``cae predict`` does)."""
+    def decode(self, z: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """Images from codes [N, D]: float32 [N, C, H, W] in [0, 1]."""
+    def reconstruct(self, x: Images) -> npt.NDArray[np.float32]:
+        """Reconstructions, float32 [N, C, H, W] in [0, 1]."""
+    def anomaly_scores(self, x: Images) -> npt.NDArray[np.float32]:
+        """Each image's score (mean squared reconstruction error), float32 [N]."""
+    def predict(self, x: Images) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Labels int64 [N] and probabilities float32 [N, K]."""
+    def evaluate(self) -> Dict[str, Any]:
+        """The figures of ``cae eval`` on the run's test images."""
+    def state_dict(self) -> Dict[str, npt.NDArray[np.float32]]:
+        """The weights under the lecture's PyTorch names and layouts."""
+    def export(
+        self,
+        path: PathLike,
+        format: Literal["safetensors", "pytorch", "onnx"] = "safetensors",
+        part: Literal["autoencoder", "encoder", "decoder"] = "autoencoder",
+    ) -> None: ...
+
+def open(path: PathLike, weights: Literal["last", "best"] = "last", data: Optional[PathLike] = None) -> Run:
+    """Open a run directory (trained, imported or int8)."""
+
+def load_dataset(
+    name: Literal["mnist", "fashion-mnist"] = "mnist",
+    split: Literal["train", "test"] = "test",
+    data: Optional[PathLike] = None,
+) -> Tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """Images uint8 [N, 28, 28] and labels uint8 [N] (data root: ``data``, else $CAE_DATA,
+    else ./data)."""
+
+def import_weights(
+    file: PathLike,
+    model: Literal["autoencoder", "auto-cnn", "plain-cnn"] = "autoencoder",
+    out: Optional[PathLike] = None,
+    *,
+    dataset: Literal["mnist", "fashion-mnist"] = "mnist",
+    encoder_only: bool = False,
+    force: bool = False,
+    data: Optional[PathLike] = None,
+) -> Run:
+    """A run made from a PyTorch or safetensors state dict of the lecture's model."""
+
+def options(command: str) -> List[str]: ...
+def train(argv: List[str], observer: Any = None, data: Optional[str] = None) -> Run: ...

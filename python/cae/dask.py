@@ -1,0 +1,84 @@
+"""A folder's codes computed on a Dask cluster (``dask.distributed``).
+
+    from dask.distributed import Client, LocalCluster
+    import cae, cae.dask
+    client = Client(LocalCluster(n_workers=2, processes=True))
+    codes, files = cae.dask.encode_folder(cae.open("runs/ae"), "images/", client=client)
+
+The folder's image files (``.png``, ``.jpg``, ``.jpeg``, below it, hidden ones left out) are
+taken in sorted order and cut into one partition per worker; each partition is a task that
+opens the run on its worker (once per worker process) and encodes its files as
+``cae encode RUN FILE…`` does. The codes come back in the files' order.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, List, Optional, Tuple, Union
+
+import numpy as np
+
+from . import Run
+from . import open as _open
+
+_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+# Each worker process opens a run once and keeps it for the partitions that follow.
+_RUNS: dict = {}
+
+
+def image_files(folder: Union[str, "os.PathLike[str]"]) -> List[str]:
+    """The image files below ``folder`` (hidden files and folders left out), sorted."""
+    found = []
+    for root, dirs, files in os.walk(os.fspath(folder)):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [
+            os.path.join(root, f) for f in files if not f.startswith(".") and f.lower().endswith(_EXTENSIONS)
+        ]
+    return sorted(found)
+
+
+def _encode_part(
+    path: str, weights: str, files: List[str], scores: bool
+) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    run = _RUNS.get((path, weights))
+    if run is None:
+        run = _RUNS[(path, weights)] = _open(path, weights=weights)
+    codes = run.encode(files)
+    return codes, (run.anomaly_scores(files) if scores else None)
+
+
+def encode_folder(
+    run: Run,
+    folder: Union[str, "os.PathLike[str]"],
+    client: Any = None,
+    *,
+    scores: bool = False,
+    partitions: Optional[int] = None,
+) -> Any:
+    """The codes (float32 [N, D]) of the image files below ``folder`` in sorted order, computed
+    as tasks on the cluster of ``client`` (the current client when None), one partition per
+    worker unless ``partitions`` says otherwise; returns ``(codes, files)``, or
+    ``(codes, scores, files)`` with ``scores=True`` (each image's anomaly score)."""
+    from dask.distributed import get_client
+
+    if client is None:
+        client = get_client()
+    files = image_files(folder)
+    if not files:
+        raise ValueError(f"{os.fspath(folder)}: no image files (.png, .jpg, .jpeg) below it")
+    if partitions is None:
+        partitions = max(1, len(client.scheduler_info()["workers"]))
+    partitions = min(partitions, len(files))
+    bounds = np.linspace(0, len(files), partitions + 1).astype(int)
+    parts = [files[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    path = os.path.abspath(os.fspath(run.path))
+    futures = [client.submit(_encode_part, path, run.weights, part, scores, pure=False) for part in parts]
+    results = client.gather(futures)
+    codes = np.concatenate([r[0] for r in results])
+    if scores:
+        return codes, np.concatenate([r[1] for r in results]), files
+    return codes, files
+
+
+__all__ = ["encode_folder", "image_files"]

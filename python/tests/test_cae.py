@@ -1,0 +1,305 @@
+"""The Python package against the command line: the same results bit for bit, every function,
+each error class, pickling, Ctrl-C, and a Dask cluster."""
+
+import os
+import pathlib
+import pickle
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import cae
+
+
+# --- runs and their facts -------------------------------------------------------------------
+
+
+def test_a_trained_run_says_what_it_is(ae, clf):
+    assert (ae.kind, ae.origin, ae.image_shape, ae.latent_size) == ("autoencoder", "trained", (1, 28, 28), 10)
+    assert ae.classes == [str(d) for d in range(10)]
+    assert ae.config["task"] == "autoencoder" and ae.config["loss"] == "bce"
+    assert [m["epoch"] for m in ae.metrics] == [1]
+    assert {"train_loss", "test_bce", "test_mse"} <= set(ae.metrics[0])
+    assert (clf.kind, clf.latent_size) == ("classifier", 10)
+    assert "Run(" in repr(ae)
+
+
+def test_open_reads_a_run_again_with_either_weights(ae, data):
+    again = cae.open(ae.path, weights="best", data=data)
+    assert again.weights == "best" and again.kind == "autoencoder"
+    with pytest.raises(ValueError, match="weights"):
+        cae.open(ae.path, weights="middle")
+
+
+# --- results equal the command line's -------------------------------------------------------
+
+
+def test_encode_equals_cae_encode_bit_for_bit(ae, digits, pngs, tmp_path, cae_cli, data):
+    # The run's whole test split, as an array and through the command line.
+    out = tmp_path / "z.npy"
+    cae_cli("encode", ae.path, "--out", out, "--with-reconstruction-error", "--data", data)
+    images, _ = digits
+    z = ae.encode(images)
+    assert z.dtype == np.float32 and z.shape == (10000, 10)
+    assert np.array_equal(z, np.load(out))
+    assert np.array_equal(ae.anomaly_scores(images), np.load(tmp_path / "z.errors.npy"))
+    # Float input in [0, 1] is used as it is: the bytes / 255 give the same codes.
+    assert np.array_equal(ae.encode(images[:50].astype(np.float32) / 255), z[:50])
+    # Files are prepared as `cae predict` prepares them, in both.
+    _, files = pngs
+    cae_cli("encode", ae.path, *files, "--out", tmp_path / "f.npy")
+    assert np.array_equal(ae.encode(files), np.load(tmp_path / "f.npy"))
+
+
+def test_decode_reconstruct_and_scores_have_their_shapes(ae, digits):
+    images, _ = digits
+    z = ae.encode(images[:8])
+    pixels = ae.decode(z)
+    assert pixels.shape == (8, 1, 28, 28) and pixels.dtype == np.float32
+    assert 0 <= pixels.min() and pixels.max() <= 1
+    assert ae.decode(z[0]).shape == (1, 1, 28, 28)
+    # Reconstructing is decoding the codes.
+    assert np.array_equal(ae.reconstruct(images[:8]), pixels)
+    # [N, 1, H, W] is [N, H, W].
+    assert np.array_equal(ae.encode(images[:8, None]), z)
+    scores = ae.anomaly_scores(images[:8])
+    expected = ((pixels[:, 0] - images[:8] / 255.0) ** 2).mean(axis=(1, 2))
+    assert scores.shape == (8,) and np.allclose(scores, expected, atol=1e-6)
+
+
+def test_predict_answers_as_cae_predict(clf, digits, pngs, cae_cli):
+    images, labels = digits
+    predicted, probs = clf.predict(images[:200])
+    assert predicted.dtype == np.int64 and probs.shape == (200, 10) and probs.dtype == np.float32
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert np.array_equal(predicted, probs.argmax(axis=1))
+    assert (predicted == labels[:200]).mean() > 0.5
+    _, files = pngs
+    lines = cae_cli("predict", clf.path, *files[:5]).stdout.splitlines()
+    file_labels, _ = clf.predict(files[:5])
+    assert [line.split("\t")[1] for line in lines] == [str(k) for k in file_labels]
+
+
+def test_evaluate_gives_the_figures_of_cae_eval(ae, clf, cae_cli, data):
+    figures = ae.evaluate()
+    printed = dict(line.split()[:2] for line in cae_cli("eval", ae.path, "--data", data).stdout.splitlines()[1:5])
+    for key in ("test_bce", "test_mse", "test_l1", "test_psnr"):
+        assert f"{figures[key]:.5f}" == printed[key]
+    assert isinstance(figures["dead_units"], list)
+    accuracy = clf.evaluate()["test_accuracy"]
+    assert f"{100 * accuracy:.2f}" in cae_cli("eval", clf.path, "--data", data).stdout
+
+
+def test_the_gil_is_released_while_rust_computes(ae, digits):
+    images, _ = digits
+    ticks = []
+    done = threading.Event()
+
+    def count():
+        while not done.is_set():
+            ticks.append(1)
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=count)
+    thread.start()
+    start = len(ticks)
+    for _ in range(3):
+        ae.encode(images)
+    done.set()
+    thread.join()
+    assert len(ticks) - start > 20, "Python threads stood still while Rust encoded"
+
+
+# --- weights ---------------------------------------------------------------------------------
+
+
+def test_state_dict_has_the_lectures_names_and_layouts(ae):
+    state = ae.state_dict()
+    assert list(state)[:2] == ["encoder.encoder.0.weight", "encoder.encoder.0.bias"]
+    assert state["encoder.encoder.0.weight"].shape == (16, 1, 3, 3)
+    assert state["encoder.encoder.7.weight"].shape == (10, 1024)  # Linear(1024, 10): [out, in]
+    assert state["decoder.decoder.3.weight"].shape == (64, 32, 3, 3)  # ConvTranspose2d: [in, out, k, k]
+    assert all(v.dtype == np.float32 for v in state.values())
+
+
+def test_state_dict_loads_into_the_lectures_pytorch_classes(ae, digits):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed here")
+    from torch import nn
+
+    k = 16
+    encoder = nn.Sequential(
+        nn.Conv2d(1, k, 3, 2), nn.ReLU(), nn.Conv2d(k, 2 * k, 3, 2), nn.ReLU(),
+        nn.Conv2d(2 * k, 4 * k, 3, 1), nn.ReLU(), nn.Flatten(), nn.Linear(1024, 10), nn.ReLU(),
+    )
+    decoder = nn.Sequential(
+        nn.Linear(10, 1024), nn.ReLU(), nn.Unflatten(1, (64, 4, 4)),
+        nn.ConvTranspose2d(4 * k, 2 * k, 3, 1), nn.ReLU(), nn.ConvTranspose2d(2 * k, k, 3, 2), nn.ReLU(),
+        nn.ConvTranspose2d(k, 1, 3, 2, output_padding=1), nn.Sigmoid(),
+    )
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = encoder
+
+    class Decoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.decoder = decoder
+
+    class Autoencoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.decoder = Encoder(), Decoder()
+
+    model = Autoencoder()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in ae.state_dict().items()}, strict=True)
+    images, _ = digits
+    with torch.no_grad():
+        z = model.encoder.encoder(torch.from_numpy(images[:16, None] / np.float32(255)))
+    assert np.allclose(z.numpy(), ae.encode(images[:16]), atol=1e-4)
+
+
+def test_export_and_import_weights_round_trip(ae, digits, tmp_path, data):
+    for fmt, name in [("safetensors", "w.safetensors"), ("pytorch", "w.pt"), ("onnx", "m.onnx")]:
+        ae.export(tmp_path / name, format=fmt)
+        assert (tmp_path / name).stat().st_size > 1000
+    ae.export(tmp_path / "enc.onnx", format="onnx", part="encoder")
+    imported = cae.import_weights(tmp_path / "w.pt", model="autoencoder", out=tmp_path / "imported", data=data)
+    assert (imported.kind, imported.origin) == ("autoencoder", "imported")
+    images, _ = digits
+    assert np.array_equal(imported.encode(images[:100]), ae.encode(images[:100]))
+    with pytest.raises(ValueError, match="format"):
+        ae.export(tmp_path / "x", format="zip")
+
+
+def test_load_dataset(data):
+    images, labels = cae.load_dataset("fashion-mnist", split="train", data=data)
+    assert images.shape == (60000, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (60000,) and labels.max() == 9
+    with pytest.raises(ValueError, match="name"):
+        cae.load_dataset("cifar")
+    with pytest.raises(FileNotFoundError, match="cae download"):
+        cae.load_dataset("mnist", data="/nonexistent")
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def test_bad_arguments_are_value_errors_that_say_what_was_expected(ae, clf, digits):
+    images, _ = digits
+    with pytest.raises(ValueError, match=r"\[N, 28, 28\] or \[N, 1, 28, 28\]"):
+        ae.encode(images[:4, :20])
+    with pytest.raises(ValueError, match="uint8 .* or float32"):
+        ae.encode(images[:4].astype(np.int64))
+    with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
+        ae.encode(np.full((2, 28, 28), np.nan, np.float32))
+    with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
+        ae.encode(images[:2].astype(np.float32))  # 0-255 as floats
+    with pytest.raises(ValueError, match="list of image paths"):
+        ae.encode("digit.png")
+    with pytest.raises(ValueError, match=r"\[N, 10\]"):
+        ae.decode(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="needs an autoencoder"):
+        clf.decode(np.zeros((1, 10)))
+    with pytest.raises(ValueError, match="needs a classifier"):
+        ae.predict(images[:2])
+    with pytest.raises(TypeError, match="'epochz'"):
+        cae.train_autoencoder("never", epochz=3)
+    with pytest.raises(ValueError, match="already exists"):
+        cae.train_autoencoder(ae.path, epochs=1, progress=False)
+
+
+def test_other_dtypes_and_layouts_are_converted(ae, digits):
+    images, _ = digits
+    z = ae.encode(images[:20])
+    assert np.array_equal(ae.encode(images[:20].astype(np.float64) / 255), ae.encode(images[:20].astype(np.float32) / 255))
+    strided = np.repeat(images[:20], 2, axis=2)[:, :, ::2]  # not contiguous
+    assert not strided.flags["C_CONTIGUOUS"]
+    assert np.array_equal(ae.encode(strided), z)
+
+
+def test_missing_files_and_damaged_runs(ae, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        cae.open(tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match="digit.png"):
+        ae.encode([str(tmp_path / "digit.png")])
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(cae.CaeError, match="empty.png"):
+        ae.encode([str(tmp_path / "empty.png")])
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for name in ("config.json", "checkpoint.json", "classes.json"):
+        (damaged / name).write_bytes((pathlib.Path(ae.path) / name).read_bytes())
+    (damaged / "model.bpk").write_bytes(b"not a burnpack")
+    with pytest.raises(cae.CaeError):
+        cae.open(damaged)
+
+
+# --- pickling, progress, Ctrl-C --------------------------------------------------------------
+
+
+def test_a_run_pickles_as_its_directory(ae, digits):
+    images, _ = digits
+    again = pickle.loads(pickle.dumps(ae))
+    assert again.path == ae.path and again.weights == ae.weights
+    assert np.array_equal(again.encode(images[:10]), ae.encode(images[:10]))
+
+
+def test_progress_callable_gets_each_epochs_metrics(tmp_path, data):
+    seen = []
+    run = cae.train_autoencoder(
+        tmp_path / "r", epochs=2, train_limit=500, test_limit=200, progress=seen.append, data=data
+    )
+    assert [r["epoch"] for r in seen] == [1, 2]
+    assert seen[1]["test_bce"] == run.metrics[1]["test_bce"]
+
+
+CTRL_C = r"""
+import os, signal, sys, cae
+def progress(record):
+    print("epoch", record["epoch"], flush=True)
+    if record["epoch"] == 1:
+        os.kill(os.getpid(), signal.SIGINT)   # Ctrl-C during epoch 2
+try:
+    cae.train_autoencoder(sys.argv[1], epochs=3, train_limit=3000, test_limit=200, progress=progress, data=sys.argv[2])
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(3)
+"""
+
+
+def test_ctrl_c_raises_keyboard_interrupt_and_the_run_resumes(tmp_path, data):
+    out = tmp_path / "r"
+    done = subprocess.run([sys.executable, "-c", CTRL_C, str(out), str(data)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert done.stdout.split() == ["epoch", "1", "interrupted"]
+    assert [m["epoch"] for m in cae.open(out).metrics] == [1]
+    resumed = cae.train_autoencoder(out, resume=True, progress=False, data=data)
+    assert [m["epoch"] for m in resumed.metrics] == [1, 2, 3]
+
+
+# --- Dask ------------------------------------------------------------------------------------
+
+
+def test_a_dask_cluster_encodes_a_folder_as_cae_encode_does(ae, pngs, tmp_path, cae_cli):
+    import dask.distributed as distributed
+
+    import cae.dask
+
+    folder, files = pngs
+    cae_cli("encode", ae.path, *files, "--out", tmp_path / "z.npy", "--with-reconstruction-error")
+    cluster = distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+    )
+    with cluster, distributed.Client(cluster) as client:
+        codes, scores, listed = cae.dask.encode_folder(ae, folder, client=client, scores=True)
+        workers = client.run(os.getpid)
+    assert listed == files
+    assert len(set(workers.values())) == 2
+    assert np.array_equal(codes, np.load(tmp_path / "z.npy"))
+    assert np.array_equal(scores, np.load(tmp_path / "z.errors.npy"))
