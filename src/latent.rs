@@ -50,6 +50,7 @@ pub enum Images {
     Builtin { dataset: DatasetKind, split: Split },
     /// Image files (PNG, JPEG), prepared as the run's images were; no labels.
     Files(Vec<PathBuf>),
+
 }
 
 /// Images in memory, with labels when they have any.

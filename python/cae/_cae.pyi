@@ -1,6 +1,7 @@
 """Types of cae's native module (re-exported by ``cae``)."""
 
 import os
+import pathlib
 from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -18,7 +19,7 @@ class Run:
     """A finished run (trained, imported or int8), opened once. Pickles as its directory."""
 
     @property
-    def path(self) -> str: ...
+    def path(self) -> "pathlib.Path": ...
     @property
     def weights(self) -> Literal["last", "best"]: ...
     @property
@@ -82,6 +83,9 @@ def import_weights(
     data: Optional[PathLike] = None,
 ) -> Run:
     """A run made from a PyTorch or safetensors state dict of the lecture's model."""
+
+def image_files(folder: PathLike) -> List[str]:
+    """Every image file below ``folder`` (hidden ones left out), sorted."""
 
 def options(command: str) -> List[str]: ...
 def train(argv: List[str], observer: Any = None, data: Optional[str] = None) -> Run: ...

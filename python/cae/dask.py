@@ -5,8 +5,8 @@
     client = Client(LocalCluster(n_workers=2, processes=True))
     codes, files = cae.dask.encode_folder(cae.open("runs/ae"), "images/", client=client)
 
-The folder's image files (``.png``, ``.jpg``, ``.jpeg``, below it, hidden ones left out) are
-taken in sorted order and cut into one partition per worker; each partition is a task that
+The folder's image files (``.png``, ``.jpg``, ``.jpeg`` below it, hidden ones left out; the
+files of ``cae encode RUN --folder DIR``) are taken in sorted order and cut into one partition per worker; each partition is a task that
 opens the run on its worker (once per worker process) and encodes its files as
 ``cae encode RUN FILE…`` does. The codes come back in the files' order.
 """
@@ -20,22 +20,16 @@ import numpy as np
 
 from . import Run
 from . import open as _open
-
-_EXTENSIONS = (".png", ".jpg", ".jpeg")
+from ._cae import image_files as _image_files
 
 # Each worker process opens a run once and keeps it for the partitions that follow.
 _RUNS: dict = {}
 
 
 def image_files(folder: Union[str, "os.PathLike[str]"]) -> List[str]:
-    """The image files below ``folder`` (hidden files and folders left out), sorted."""
-    found = []
-    for root, dirs, files in os.walk(os.fspath(folder)):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [
-            os.path.join(root, f) for f in files if not f.startswith(".") and f.lower().endswith(_EXTENSIONS)
-        ]
-    return sorted(found)
+    """The image files below ``folder`` (hidden ones left out), sorted: the files of
+    ``cae encode RUN --folder DIR``, in its order."""
+    return [os.fspath(p) for p in _image_files(os.fspath(folder))]
 
 
 def _encode_part(
@@ -65,8 +59,6 @@ def encode_folder(
     if client is None:
         client = get_client()
     files = image_files(folder)
-    if not files:
-        raise ValueError(f"{os.fspath(folder)}: no image files (.png, .jpg, .jpeg) below it")
     if partitions is None:
         partitions = max(1, len(client.scheduler_info()["workers"]))
     partitions = min(partitions, len(files))

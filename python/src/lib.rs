@@ -599,6 +599,19 @@ fn options(command: &str) -> PyResult<Vec<String>> {
         .collect())
 }
 
+/// Every image file below `folder` (hidden ones left out), sorted: the order of
+/// `cae encode --folder`.
+#[pyfunction]
+fn image_files(folder: PathBuf) -> PyResult<Vec<PathBuf>> {
+    cae::data::folder::image_files(&folder).map_err(|e| {
+        if folder.is_dir() {
+            PyValueError::new_err(e.to_string())
+        } else {
+            PyFileNotFoundError::new_err(e.to_string())
+        }
+    })
+}
+
 /// A built-in dataset's split: images uint8 [N, 28, 28] and labels uint8 [N].
 #[pyfunction]
 #[pyo3(signature = (name = "mnist", split = "test", data = None))]
@@ -675,6 +688,7 @@ fn _cae(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(load_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(options, m)?)?;
+    m.add_function(wrap_pyfunction!(image_files, m)?)?;
     m.add_function(wrap_pyfunction!(import_weights, m)?)?;
     Ok(())
 }

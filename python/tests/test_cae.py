@@ -292,7 +292,7 @@ def test_a_dask_cluster_encodes_a_folder_as_cae_encode_does(ae, pngs, tmp_path, 
     import cae.dask
 
     folder, files = pngs
-    cae_cli("encode", ae.path, *files, "--out", tmp_path / "z.npy", "--with-reconstruction-error")
+    cae_cli("encode", ae.path, "--folder", folder, "--out", tmp_path / "z.npy", "--with-reconstruction-error")
     cluster = distributed.LocalCluster(
         n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
     )

@@ -22,6 +22,9 @@ use crate::training::{AutoencoderTrainingConfig, Experiment, FitOptions, LoopCon
 pub struct InputArgs {
     /// Image files (PNG, JPEG) instead of a dataset split, prepared as `cae predict` does
     pub files: Vec<PathBuf>,
+    /// Every image file below this folder instead (hidden ones left out), in sorted order
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["files", "dataset"])]
+    pub folder: Option<PathBuf>,
     /// Dataset of the split [default: the run's]
     #[arg(long, value_enum, conflicts_with = "files")]
     pub dataset: Option<DatasetKind>,
@@ -31,15 +34,18 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
-    fn images(&self) -> Images {
-        match (&self.dataset, self.files.is_empty()) {
+    fn images(&self) -> anyhow::Result<Images> {
+        if let Some(dir) = &self.folder {
+            return Ok(Images::Files(crate::data::folder::image_files(dir)?));
+        }
+        Ok(match (&self.dataset, self.files.is_empty()) {
             (_, false) => Images::Files(self.files.clone()),
             (Some(dataset), true) => Images::Builtin {
                 dataset: *dataset,
                 split: self.split,
             },
             (None, true) => Images::Run(self.split),
-        }
+        })
     }
 }
 
@@ -168,7 +174,7 @@ fn save_grid(rows: &[Vec<Vec<f32>>], shape: ImageShape, out: &Path) -> anyhow::R
 pub fn encode(args: EncodeArgs) -> anyhow::Result<()> {
     let run = super::open(&args.run_dir, &args.weights, &args.data)?;
     let model = run.autoencoder("cae encode")?;
-    let set = run.image_set(&args.input.images())?;
+    let set = run.image_set(&args.input.images()?)?;
     let out = args
         .out
         .unwrap_or_else(|| args.run_dir.join(format!("latents.{}", args.format.name())));
@@ -229,7 +235,7 @@ pub fn interpolate(args: InterpolateArgs) -> anyhow::Result<()> {
 pub fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
     let run = super::open(&args.run_dir, &args.weights, &args.data)?;
     run.autoencoder("cae anomaly")?;
-    let images = args.input.images();
+    let images = args.input.images()?;
     let set = run.image_set(&images)?;
     let report = run.anomaly(&set, args.quantile, args.normal_class)?;
     let name = |i: usize| match &images {

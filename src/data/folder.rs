@@ -188,6 +188,24 @@ fn images_below(dir: &Path, depth: usize) -> Result<Vec<PathBuf>, FolderError> {
     Ok(images)
 }
 
+/// Every image file below `dir`, at any depth (hidden files and folders left out, symlinks
+/// followed), sorted by path: the order `cae encode --folder` and `cae.dask.encode_folder`
+/// give their codes in.
+pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>, FolderError> {
+    if !dir.is_dir() {
+        return Err(FolderError::Invalid(format!("{}: not a folder", dir.display())));
+    }
+    let mut files = images_below(dir, 0)?;
+    files.sort();
+    if files.is_empty() {
+        return Err(FolderError::Invalid(format!(
+            "{}: no images (.png, .jpg, .jpeg) below it",
+            dir.display()
+        )));
+    }
+    Ok(files)
+}
+
 /// List a folder: class sub-folders, or a flat folder of images.
 pub fn list(dir: &Path) -> Result<Listing, FolderError> {
     if !dir.is_dir() {
