@@ -50,7 +50,6 @@ pub enum Images {
     Builtin { dataset: DatasetKind, split: Split },
     /// Image files (PNG, JPEG), prepared as the run's images were; no labels.
     Files(Vec<PathBuf>),
-
 }
 
 /// Images in memory, with labels when they have any.

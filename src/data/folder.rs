@@ -193,7 +193,10 @@ fn images_below(dir: &Path, depth: usize) -> Result<Vec<PathBuf>, FolderError> {
 /// give their codes in.
 pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>, FolderError> {
     if !dir.is_dir() {
-        return Err(FolderError::Invalid(format!("{}: not a folder", dir.display())));
+        return Err(FolderError::Invalid(format!(
+            "{}: not a folder",
+            dir.display()
+        )));
     }
     let mut files = images_below(dir, 0)?;
     files.sort();
