@@ -196,6 +196,27 @@ impl PyRun {
     }
 }
 
+impl PyRun {
+    /// `f` of the run on the images `x`, computed with the GIL released; with the image count.
+    fn compute<'py, T: Send>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        f: impl FnOnce(&Run, Input<'_>) -> Result<T, Error> + Send,
+    ) -> PyResult<(T, usize)> {
+        let images = self.images(py, x)?;
+        let input = images.input()?;
+        let n = input.len();
+        let out = py.detach(|| f(&self.run, input)).map_err(py_err)?;
+        Ok((out, n))
+    }
+
+    fn image_dims(&self, n: usize) -> [usize; 4] {
+        let [c, h, w] = self.run.image_shape().dims();
+        [n, c, h, w]
+    }
+}
+
 /// `values` (row-major) as a float32 array of `dims`.
 fn array<'py>(py: Python<'py>, values: Vec<f32>, dims: &[usize]) -> PyResult<Bound<'py, PyAny>> {
     Ok(PyArray1::from_vec(py, values).reshape(dims)?.into_any())
@@ -277,10 +298,7 @@ impl PyRun {
 
     /// Latent codes of `x`: float32 [N, D].
     fn encode<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let images = self.images(py, x)?;
-        let input = images.input()?;
-        let n = input.len();
-        let (codes, d) = py.detach(|| self.run.encode(input)).map_err(py_err)?;
+        let ((codes, d), n) = self.compute(py, x, |run, input| run.encode(input))?;
         array(py, codes, &[n, d])
     }
 
@@ -304,8 +322,7 @@ impl PyRun {
             .as_slice()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         let pixels = py.detach(|| self.run.decode(codes)).map_err(py_err)?;
-        let [c, h, w] = self.run.image_shape().dims();
-        array(py, pixels, &[n, c, h, w])
+        array(py, pixels, &self.image_dims(n))
     }
 
     /// The model's reconstructions of `x`: float32 [N, C, H, W] in [0, 1].
@@ -314,12 +331,8 @@ impl PyRun {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let images = self.images(py, x)?;
-        let input = images.input()?;
-        let n = input.len();
-        let pixels = py.detach(|| self.run.reconstruct(input)).map_err(py_err)?;
-        let [c, h, w] = self.run.image_shape().dims();
-        array(py, pixels, &[n, c, h, w])
+        let (pixels, n) = self.compute(py, x, |run, input| run.reconstruct(input))?;
+        array(py, pixels, &self.image_dims(n))
     }
 
     /// Each image's anomaly score (the mean squared error of its reconstruction, as
@@ -329,12 +342,7 @@ impl PyRun {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let images = self.images(py, x)?;
-        let input = images.input()?;
-        let n = input.len();
-        let scores = py
-            .detach(|| self.run.anomaly_scores(input))
-            .map_err(py_err)?;
+        let (scores, n) = self.compute(py, x, |run, input| run.anomaly_scores(input))?;
         array(py, scores, &[n])
     }
 
@@ -344,10 +352,7 @@ impl PyRun {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-        let images = self.images(py, x)?;
-        let input = images.input()?;
-        let n = input.len();
-        let (labels, probs) = py.detach(|| self.run.predict(input)).map_err(py_err)?;
+        let ((labels, probs), n) = self.compute(py, x, |run, input| run.predict(input))?;
         let k = probs.len() / n.max(1);
         let labels: Vec<i64> = labels.into_iter().map(|l| l as i64).collect();
         Ok((
