@@ -104,33 +104,41 @@ pub struct EncodedBatch {
     pub errors: Vec<f32>,
 }
 
-/// Encode and reconstruct `data` in batches ([`eval_batches`]), handing each batch's indices
-/// and results to `each` as they come (nothing is held for the whole set). Returns the
-/// latent width.
+/// Encode `data` in batches ([`eval_batches`]), and with `errors` reconstruct it too, handing
+/// each batch's indices and results to `each` as they come (nothing is held for the whole
+/// set). Returns the latent width.
 pub fn encode_batches<M: Autoencoder, E>(
     model: &M,
     data: &Dataset,
+    errors: bool,
     device: &Device,
     mut each: impl FnMut(&[usize], EncodedBatch) -> Result<(), E>,
 ) -> Result<usize, E> {
     let mut width = 0;
     for batch in eval_batches(data) {
-        let encoded = encode_batch(model, data.images_tensor(&batch, device));
+        let encoded = encode_batch(model, data.images_tensor(&batch, device), errors);
         width = encoded.latents.len() / batch.len().max(1);
         each(&batch, encoded)?;
     }
     Ok(width)
 }
 
-/// The codes of one batch of `images` and their reconstruction errors.
-pub fn encode_batch<M: Autoencoder>(model: &M, images: Tensor<4>) -> EncodedBatch {
+/// The codes of one batch of `images`, and with `errors` their reconstruction errors (else
+/// none: the decoder does not run).
+pub fn encode_batch<M: Autoencoder>(model: &M, images: Tensor<4>, errors: bool) -> EncodedBatch {
     let z = model.encode(images.clone());
-    let pixels = burn::tensor::activation::sigmoid(model.decode_logits(z.clone()));
-    let errors: Tensor<2> = (pixels - images).powi_scalar(2).flatten(1, 3);
-    let errors = errors.mean_dim(1).into_data().try_to_vec::<f32>();
+    let errors = match errors {
+        true => {
+            let pixels = burn::tensor::activation::sigmoid(model.decode_logits(z.clone()));
+            let errors: Tensor<2> = (pixels - images).powi_scalar(2).flatten(1, 3);
+            let errors = errors.mean_dim(1).into_data().try_to_vec::<f32>();
+            errors.expect("f32 errors")
+        }
+        false => Vec::new(),
+    };
     EncodedBatch {
         latents: z.into_data().try_to_vec::<f32>().expect("f32 latents"),
-        errors: errors.expect("f32 errors"),
+        errors,
     }
 }
 
@@ -141,7 +149,7 @@ pub fn reconstruction_errors<M: Autoencoder>(
     device: &Device,
 ) -> Vec<f32> {
     let mut all = Vec::with_capacity(data.len());
-    let _ = encode_batches::<_, ()>(model, data, device, |_, b| {
+    let _ = encode_batches::<_, ()>(model, data, true, device, |_, b| {
         all.extend(b.errors);
         Ok(())
     });

@@ -167,7 +167,7 @@ pub fn encode<M: Autoencoder>(
                     .shape(&[n as u64, width as u64])
                     .writer(file)
                     .begin_nd()?;
-                encode_batches(model, &set.data, device, |_, b| {
+                encode_batches(model, &set.data, errors, device, |_, b| {
                     keep(&b);
                     w.extend(b.latents)
                 })?;
@@ -179,7 +179,7 @@ pub fn encode<M: Autoencoder>(
                 header.extend(labels.map(|_| "label".to_string()));
                 header.extend(errors.then(|| "error".to_string()));
                 writeln!(w, "{}", header.join(","))?;
-                encode_batches(model, &set.data, device, |batch, b| {
+                encode_batches(model, &set.data, errors, device, |batch, b| {
                     for (row, &i) in batch.iter().enumerate() {
                         let z = &b.latents[row * width..(row + 1) * width];
                         let mut cells: Vec<String> = z.iter().map(f32::to_string).collect();

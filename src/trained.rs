@@ -546,7 +546,7 @@ impl Run {
         let model = self.autoencoder("anomaly scores")?;
         let mut scores = Vec::with_capacity(images.len());
         images.for_each_batch(&self.device, |x| {
-            scores.extend(crate::evaluation::encode_batch(model, x).errors);
+            scores.extend(crate::evaluation::encode_batch(model, x, true).errors);
         });
         Ok(scores)
     }

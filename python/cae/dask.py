@@ -29,7 +29,7 @@ _RUNS: dict = {}
 def image_files(folder: Union[str, "os.PathLike[str]"]) -> List[str]:
     """The image files below ``folder`` (hidden ones left out), sorted: the files of
     ``cae encode RUN --folder DIR``, in its order."""
-    return [os.fspath(p) for p in _image_files(os.fspath(folder))]
+    return _image_files(os.fspath(folder))
 
 
 def _encode_part(

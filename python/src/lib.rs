@@ -607,14 +607,16 @@ fn options(command: &str) -> PyResult<Vec<String>> {
 /// Every image file below `folder` (hidden ones left out), sorted: the order of
 /// `cae encode --folder`.
 #[pyfunction]
-fn image_files(folder: PathBuf) -> PyResult<Vec<PathBuf>> {
-    cae::data::folder::image_files(&folder).map_err(|e| {
+fn image_files(folder: PathBuf) -> PyResult<Vec<std::ffi::OsString>> {
+    // As str, not pathlib.Path: making 60 000 Path objects took a tenth of encoding them.
+    let files = cae::data::folder::image_files(&folder).map_err(|e| {
         if folder.is_dir() {
             PyValueError::new_err(e.to_string())
         } else {
             PyFileNotFoundError::new_err(e.to_string())
         }
-    })
+    })?;
+    Ok(files.into_iter().map(PathBuf::into_os_string).collect())
 }
 
 /// A built-in dataset's split: images uint8 [N, 28, 28] and labels uint8 [N].
