@@ -156,9 +156,9 @@ pub fn quantize(
     })
 }
 
-/// Open the int8 run at `path`.
-pub fn open(path: &Path) -> Result<Int8Run> {
-    let dir = RunDir::open(path)?;
+/// The int8 model of the run in `dir`, whose config (read already) is `config`.
+pub fn open(dir: &RunDir, config: RunConfig) -> Result<Int8Run> {
+    let path = dir.path();
     let file = dir.file(INT8_FILE);
     if !file.is_file() {
         bail!(
@@ -166,7 +166,7 @@ pub fn open(path: &Path) -> Result<Int8Run> {
             path.display()
         );
     }
-    let Some(config) = ClassifierTrainingConfig::from_run_config(RunConfig::read(&dir)?) else {
+    let Some(config) = ClassifierTrainingConfig::from_run_config(config) else {
         bail!("{} is not a classifier run", path.display());
     };
     let quantization: Quantization = dir.read_json(QUANTIZATION_FILE)?;

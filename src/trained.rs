@@ -146,7 +146,7 @@ impl Run {
         let run = RunDir::open(dir)?;
         let config = RunConfig::read(&run)?;
         let (model, origin) = if crate::quantize::is_int8(dir) {
-            let int8 = crate::quantize::open(dir)?;
+            let int8 = crate::quantize::open(&run, config.clone())?;
             (Model::Int8(Box::new(int8)), Origin::Int8)
         } else {
             let state = run
