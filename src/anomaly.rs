@@ -54,7 +54,7 @@ pub fn quantile(values: &[f32], q: f64) -> f32 {
 }
 
 /// Score `set` with the autoencoder `model` of the run `config`, the threshold at quantile `q`
-/// of `train`, the run's training images ([`Experiment::training_images`]). `normal` (else the run's normal class) says
+/// of `train`, the run's training images (`Run::training_images`). `normal` (else the run's normal class) says
 /// which label is normal.
 pub fn score<M: Autoencoder>(
     model: &M,

@@ -3,6 +3,8 @@
 //!
 //! The library is what the `cae` command line is made of; each module is one concern:
 //!
+//! - [`ops`]: the backend extensions (cae's CPU kernels: convolutions, pooling, the BCE
+//!   loss, the Adam step) behind tensor-level functions
 //! - [`data`]: IDX files, image folders and their cache, the checksummed download,
 //!   augmentation, batches of tensors
 //! - [`loss`]: BCE from logits, L1, L2, PSNR
@@ -19,9 +21,9 @@
 //! - [`report`], [`compare`], [`serve`]: tools over finished runs
 //! - [`cli`]: the command line over all of it, the only module that knows clap
 //!
-//! Layers point one way, each using only its own or lower ones (in the order above, `data`,
-//! `loss`, `observe` and `run` at the bottom); `tests/architecture.rs` checks it, and that
-//! nothing outside the CLI prints.
+//! Layers point one way, each using only its own or lower ones (in the order above: `ops`
+//! at the bottom, then `data`, `loss`, `observe` and `run`); `tests/architecture.rs` checks
+//! it, and that nothing outside the CLI prints or uses `anyhow`.
 //!
 //! ```no_run
 //! use cae::data::Split;
