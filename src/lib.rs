@@ -14,8 +14,8 @@
 //!   the classifiers, and their cost in MACs counted from the layers
 //! - [`evaluation`]: what a model does on a dataset: test metrics, latent statistics
 //! - [`training`]: one lifecycle for every run, the epoch loop, checkpoints and resume
-//! - [`pictures`], [`latent`], [`anomaly`], [`bench`](mod@bench), [`export`], [`onnx`],
-//!   [`quantize`]: tools over models
+//! - [`pictures`], [`latent`], [`anomaly`], [`defects`], [`bench`](mod@bench), [`export`],
+//!   [`onnx`], [`quantize`]: tools over models
 //! - [`trained`]: a finished run as one value, [`trained::Run`], opened once; every command
 //!   uses it
 //! - [`report`], [`compare`], [`serve`]: tools over finished runs
@@ -53,6 +53,7 @@ pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod data;
+pub mod defects;
 pub mod evaluation;
 pub mod export;
 pub mod latent;

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["evaluation"],
     &["training"],
     &[
-        "pictures", "latent", "anomaly", "bench", "export", "onnx", "quantize",
+        "pictures", "latent", "anomaly", "defects", "bench", "export", "onnx", "quantize",
     ],
     // A finished run, over the tools that act on models; the tools below use it.
     &["trained"],
