@@ -168,7 +168,7 @@ impl Run {
         };
         let classes = run
             .read_json(crate::run::CLASSES_FILE)
-            .or_else(|_| match data_of(&config) {
+            .or_else(|_| match config.data() {
                 DataConfig::Builtin(kind) => Ok(Source::Builtin(*kind).classes()),
                 DataConfig::Folder(_) => Err(()),
             })
@@ -272,7 +272,7 @@ impl Run {
 
     /// How the run reads images: a built-in dataset or a folder, with its pipeline.
     pub fn data(&self) -> &DataConfig {
-        data_of(&self.config)
+        self.config.data()
     }
 
     /// Channels, height and width of the images the model takes.
@@ -396,31 +396,17 @@ impl Run {
             return Ok(self.images[index].get_or_init(|| images));
         }
         // A folder is listed and read once for both splits.
-        let (train, test) = data.load(&self.root, self.path(), self.seed(), &Silent)?;
+        let (train, test) =
+            data.load(&self.root, self.path(), self.config.looping().seed, &Silent)?;
         let _ = self.images[0].set(train);
         let _ = self.images[1].set(test);
         Ok(self.images[index].get().expect("set above"))
     }
 
-    fn seed(&self) -> u64 {
-        match &self.config {
-            RunConfig::Autoencoder(c) => c.training.seed,
-            RunConfig::Classifier(c) => c.training.seed,
-        }
-    }
-
     /// The training images as the run learned from them: its selection (a normal class), cut
     /// to its `--train-limit`.
     pub fn training_images(&self) -> Result<Dataset, Error> {
-        let train = self.images(Split::Train)?.clone();
-        let (train, limit) = match &self.config {
-            RunConfig::Autoencoder(c) => (c.select(train), c.training.train_limit),
-            RunConfig::Classifier(c) => (c.select(train), c.training.train_limit),
-        };
-        Ok(match limit {
-            Some(n) => train.take(n),
-            None => train,
-        })
+        Ok(self.config.learned_from(self.images(Split::Train)?.clone()))
     }
 
     /// The images `images` names, for this run: a split of its own, a built-in dataset's
@@ -704,13 +690,6 @@ impl Run {
             quantization,
             out,
         )?)
-    }
-}
-
-fn data_of(config: &RunConfig) -> &DataConfig {
-    match config {
-        RunConfig::Autoencoder(c) => &c.data,
-        RunConfig::Classifier(c) => &c.data,
     }
 }
 

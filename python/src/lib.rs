@@ -44,16 +44,6 @@ fn py_err(e: Error) -> PyErr {
     }
 }
 
-fn weights(name: &str) -> PyResult<Weights> {
-    Weights::ALL
-        .iter()
-        .copied()
-        .find(|w| w.name() == name)
-        .ok_or_else(|| {
-            PyValueError::new_err(format!("weights={name:?}: expected \"last\" or \"best\""))
-        })
-}
-
 fn choice<T: Choice>(what: &str, name: &str) -> PyResult<T> {
     T::ALL
         .iter()
@@ -435,7 +425,7 @@ impl PyRun {
 #[pyfunction]
 #[pyo3(signature = (path, weights = "last", data = None))]
 fn open(py: Python<'_>, path: PathBuf, weights: &str, data: Option<PathBuf>) -> PyResult<PyRun> {
-    let which = self::weights(weights)?;
+    let which = choice::<Weights>("weights", weights)?;
     let root = data_root(data.clone());
     let run = py
         .detach(|| Run::open(&path, which).map(|r| r.with_data_root(&root)))

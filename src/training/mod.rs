@@ -396,6 +396,30 @@ impl RunConfig {
     pub fn read(run: &RunDir) -> Result<Self, RunError> {
         run.read_json(crate::run::CONFIG_FILE)
     }
+
+    /// The run's images: a built-in dataset or a folder, with its pipeline.
+    pub fn data(&self) -> &DataConfig {
+        match self {
+            RunConfig::Autoencoder(c) => c.data(),
+            RunConfig::Classifier(c) => c.data(),
+        }
+    }
+
+    pub fn looping(&self) -> &LoopConfig {
+        match self {
+            RunConfig::Autoencoder(c) => c.looping(),
+            RunConfig::Classifier(c) => c.looping(),
+        }
+    }
+
+    /// The training images the run learns from, out of its loaded training split
+    /// ([`Experiment::learned_from`]).
+    pub fn learned_from(&self, train: Dataset) -> Dataset {
+        match self {
+            RunConfig::Autoencoder(c) => c.learned_from(train),
+            RunConfig::Classifier(c) => c.learned_from(train),
+        }
+    }
 }
 
 /// A kind of training run: its config (this type), model, task and metrics. [`train`] runs
@@ -436,6 +460,16 @@ pub trait Experiment: Clone + PartialEq + Sized {
     /// says otherwise: a one-class autoencoder keeps its normal class).
     fn select(&self, data: Dataset) -> Dataset {
         data
+    }
+
+    /// The training images this run learns from, out of its loaded training split: its
+    /// selection, cut to its `--train-limit`.
+    fn learned_from(&self, train: Dataset) -> Dataset {
+        let train = self.select(train);
+        match self.looping().train_limit {
+            Some(n) => train.take(n),
+            None => train,
+        }
     }
 
     /// The model with freshly initialised weights, on `device` (the CPU, seeded already:
@@ -524,19 +558,18 @@ pub fn train<E: Experiment>(
     // A folder's cache may be made in the run directory: if loading fails, a directory this
     // call created goes again.
     let fresh = !run_path.exists();
-    let (all_train, all_test) = source
+    let ((all_train, all_test), (train, test)) = source
         .load(data_root, run_path, config.looping().seed, options.observer)
         .map_err(TrainError::from)
-        .and_then(|(train, test)| {
-            task_splits(&config, &train, &test)?;
-            Ok((train, test))
+        .and_then(|all| {
+            let task = task_splits(&config, &all.0, &all.1)?;
+            Ok((all, task))
         })
         .inspect_err(|_| {
             if fresh {
                 let _ = std::fs::remove_dir_all(run_path);
             }
         })?;
-    let (train, test) = task_splits(&config, &all_train, &all_test)?;
     let run = match existing {
         Some(run) => run,
         None => RunDir::create(run_path, mode == RunMode::Overwrite)?,
@@ -689,13 +722,12 @@ pub fn task_splits<E: Experiment>(
     train: &Dataset,
     test: &Dataset,
 ) -> Result<(Dataset, Dataset), TrainError> {
-    let looping = config.looping();
-    let limit = |d: Dataset, n: Option<usize>| match n {
-        Some(n) => d.take(n),
-        None => d,
+    let train = config.learned_from(train.clone());
+    let test = config.select(test.clone());
+    let test = match config.looping().test_limit {
+        Some(n) => test.take(n),
+        None => test,
     };
-    let train = limit(config.select(train.clone()), looping.train_limit);
-    let test = limit(config.select(test.clone()), looping.test_limit);
     if train.is_empty() || test.is_empty() {
         return Err(TrainError::Invalid(format!(
             "no {} images left to {}",
