@@ -64,6 +64,9 @@ fn the_pytest_suite_passes() {
         "pillow",
         "tqdm",
     ]));
+    // pytest runs in another folder: a relative CAE_DATA means what it means to the main crate's
+    // tests, whose working folder is the workspace root.
+    let data = std::env::var_os("CAE_DATA").map(|d| root.parent().unwrap().join(d));
     let staged = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-package");
     stage(&root.join("cae"), &module, &staged);
     run(Command::new(venv.join("bin/python"))
@@ -71,6 +74,7 @@ fn the_pytest_suite_passes() {
         .arg(root.join("tests"))
         .env("PYTHONPATH", &staged)
         .env("CAE_BIN", &cli)
+        .envs(data.map(|d| ("CAE_DATA", d)))
         // Not the source folder: Python would import its `cae/` before the staged one.
         .current_dir(&staged));
 }
