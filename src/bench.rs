@@ -119,6 +119,7 @@ pub fn run(
         train: &train,
         test: &test,
         loss: ReconstructionLoss::Bce,
+        ssim_weight: crate::loss::DEFAULT_SSIM_WEIGHT,
         noise: None,
         variational: None,
     };

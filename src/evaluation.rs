@@ -48,7 +48,10 @@ impl ReconstructionMetrics {
         match loss {
             ReconstructionLoss::Bce => "test_bce",
             ReconstructionLoss::L1 => "test_l1",
-            ReconstructionLoss::L2 => "test_mse",
+            // The SSIM losses have no test figure of their own: the pixel error they also
+            // lower stands for them.
+            ReconstructionLoss::L2 | ReconstructionLoss::Ssim => "test_mse",
+            ReconstructionLoss::SsimL1 => "test_l1",
         }
     }
 
@@ -57,7 +60,8 @@ impl ReconstructionMetrics {
         match loss {
             ReconstructionLoss::Bce => self.test_bce,
             ReconstructionLoss::L1 => self.test_l1,
-            ReconstructionLoss::L2 => self.test_mse,
+            ReconstructionLoss::L2 | ReconstructionLoss::Ssim => self.test_mse,
+            ReconstructionLoss::SsimL1 => self.test_l1,
         }
     }
 }

@@ -15,26 +15,105 @@ pub enum ReconstructionLoss {
     L1,
     /// Mean squared error of the sigmoid output.
     L2,
+    /// `1 − SSIM` of the sigmoid output (11×11 Gaussian windows), as Bergmann et al. 2019.
+    Ssim,
+    /// `w·(1 − SSIM) + (1 − w)·L1` of the sigmoid output, `w` the config's `ssim_weight`.
+    #[serde(rename = "ssim+l1")]
+    SsimL1,
 }
 
+/// `w` of [`ReconstructionLoss::SsimL1`] unless one is given: the mix Zhao et al. ("Loss
+/// Functions for Image Restoration with Neural Networks", 2017) found best.
+pub const DEFAULT_SSIM_WEIGHT: f64 = 0.84;
+
+/// The side of the SSIM window: images must be at least this large for the SSIM losses.
+pub const SSIM_WINDOW: usize = 11;
+
 impl ReconstructionLoss {
-    /// The loss of `logits` (the decoder before its sigmoid) against `target` pixels.
+    /// The loss of `logits` (the decoder before its sigmoid) against `target` pixels;
+    /// `ssim_weight` is `w` of [`ReconstructionLoss::SsimL1`].
     ///
     /// # Shapes
-    /// - logits, target: `[B, ...]` (same shape) → `[1]`
-    pub fn compute<const D: usize>(self, logits: Tensor<D>, target: Tensor<D>) -> Tensor<1> {
+    /// - logits, target: `[B, C, H, W]` (same shape; `H, W ≥ 11` for the SSIM losses) → `[1]`
+    pub fn compute(self, logits: Tensor<4>, target: Tensor<4>, ssim_weight: f64) -> Tensor<1> {
         match self {
             ReconstructionLoss::Bce => bce_with_logits(logits, target),
             ReconstructionLoss::L1 => l1(sigmoid(logits), target),
             ReconstructionLoss::L2 => l2(sigmoid(logits), target),
+            ReconstructionLoss::Ssim => ssim(sigmoid(logits), target).neg().add_scalar(1.0),
+            ReconstructionLoss::SsimL1 => {
+                let x = sigmoid(logits);
+                let structure = ssim(x.clone(), target.clone()).neg().add_scalar(1.0);
+                structure.mul_scalar(ssim_weight) + l1(x, target).mul_scalar(1.0 - ssim_weight)
+            }
         }
     }
+
+    /// Whether it compares windows of [`SSIM_WINDOW`] pixels.
+    pub fn uses_ssim(self) -> bool {
+        matches!(self, ReconstructionLoss::Ssim | ReconstructionLoss::SsimL1)
+    }
+}
+
+/// The mean structural similarity (Wang et al. 2004) of `x` and `y`, values in [0, 1]: means,
+/// variances and covariance in every 11×11 Gaussian window (σ 1.5) that lies inside the
+/// images, per channel, the SSIM of each window averaged. Differentiable in both.
+///
+/// # Shapes
+/// - x, y: `[B, C, H, W]` → `[1]`. The five filtered planes (x, y, x², y², xy) are one
+///   depthwise convolution, `[B, 5C, H, W]` → `[B, 5C, H − 10, W − 10]`, done as an 11×1 and a
+///   1×11 pass.
+pub fn ssim(x: Tensor<4>, y: Tensor<4>) -> Tensor<1> {
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    const C1: f64 = 0.01 * 0.01;
+    const C2: f64 = 0.03 * 0.03;
+    let [_, c, _, _] = x.dims();
+    let device = x.device();
+    let radius = (SSIM_WINDOW / 2) as f32;
+    let taps: Vec<f32> = (0..SSIM_WINDOW)
+        .map(|i| (-(i as f32 - radius).powi(2) / (2.0 * 1.5 * 1.5)).exp())
+        .collect();
+    let total: f32 = taps.iter().sum();
+    let taps: Vec<f32> = taps.iter().map(|t| t / total).collect();
+    let planes = 5 * c;
+    let kernel = |shape: [usize; 4]| {
+        Tensor::<1>::from_floats(taps.as_slice(), &device)
+            .reshape(shape)
+            .repeat_dim(0, planes)
+    };
+    let options = || ConvOptions::new([1, 1], [0, 0], [1, 1], planes);
+    let stacked = Tensor::cat(
+        vec![
+            x.clone(),
+            y.clone(),
+            x.clone() * x.clone(),
+            y.clone() * y.clone(),
+            x * y,
+        ],
+        1,
+    );
+    let filtered = conv2d(
+        conv2d(stacked, kernel([1, 1, SSIM_WINDOW, 1]), None, options()),
+        kernel([1, 1, 1, SSIM_WINDOW]),
+        None,
+        options(),
+    );
+    let [mx, my, xx, yy, xy]: [Tensor<4>; 5] =
+        filtered.chunk(5, 1).try_into().expect("five planes");
+    let (mx2, my2, mxy) = (mx.clone() * mx.clone(), my.clone() * my.clone(), mx * my);
+    let (vx, vy, cov) = (xx - mx2.clone(), yy - my2.clone(), xy - mxy.clone());
+    let num = mxy.mul_scalar(2.0).add_scalar(C1) * cov.mul_scalar(2.0).add_scalar(C2);
+    let den = (mx2 + my2).add_scalar(C1) * (vx + vy).add_scalar(C2);
+    (num / den).mean()
 }
 
 crate::choice!(ReconstructionLoss {
     Bce => ("bce", "Binary cross entropy against grey-level targets (the lecture's)"),
     L1 => ("l1", "Mean absolute error of the sigmoid output"),
     L2 => ("l2", "Mean squared error of the sigmoid output"),
+    Ssim => ("ssim", "1 − SSIM of the sigmoid output in 11×11 Gaussian windows (Bergmann et al. 2019)"),
+    SsimL1 => ("ssim+l1", "w·(1 − SSIM) + (1 − w)·L1, w from --ssim-weight"),
 });
 
 pub use crate::ops::bce::{bce_with_logits, bce_with_logits_ops};
@@ -145,7 +224,8 @@ mod tests {
     #[test]
     fn l2_through_sigmoid() {
         // σ(0) = 0.5 against target 1: (0.5)² = 0.25
-        let loss = ReconstructionLoss::L2.compute(t(&[0.0]), t(&[1.0]));
+        let t4 = |v: f32| Tensor::<4>::from_floats([[[[v]]]], &Device::flex());
+        let loss = ReconstructionLoss::L2.compute(t4(0.0), t4(1.0), DEFAULT_SSIM_WEIGHT);
         assert!((scalar(loss) - 0.25).abs() < 1e-6);
     }
 

@@ -11,6 +11,7 @@ use burn::prelude::*;
 
 use crate::anomaly::AnomalyReport;
 use crate::data::{DataConfig, DataError, Dataset, ImageShape, Source, Split};
+use crate::defects::MapOptions;
 use crate::evaluation::{ClassifierEval, LatentStats, evaluate_classifier, reconstruction_metrics};
 use crate::latent::{ImageSet, Images, LatentDensity, LatentError};
 use crate::model::classifier::{AnyClassifier, Classifier};
@@ -535,6 +536,26 @@ impl Run {
             scores.extend(crate::evaluation::encode_batch(model, x, true).errors);
         });
         Ok(scores)
+    }
+
+    /// Each image's anomaly map (`[H, W]`, see [`MapOptions`]) against its reconstruction.
+    pub fn anomaly_maps<'a>(
+        &self,
+        images: impl Into<Input<'a>>,
+        options: &MapOptions,
+    ) -> Result<Vec<Vec<f32>>, Error> {
+        options.validate().map_err(Error::Invalid)?;
+        let images = images.into();
+        self.check(&images)?;
+        let model = self.autoencoder("anomaly maps")?;
+        let shape = self.image_shape();
+        let mut maps = Vec::with_capacity(images.len());
+        images.for_each_batch(&self.device, |x| {
+            let r = burn::tensor::activation::sigmoid(model.forward_logits(x.clone()));
+            let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().expect("f32 pixels");
+            maps.extend(options.maps(&values(x), &values(r), shape));
+        });
+        Ok(maps)
     }
 
     /// `cae anomaly`: the scores of `set`, flagged above the `quantile` of the run's training

@@ -143,6 +143,7 @@ fn chunked_step_equals_whole_batch_step() {
         train: &data,
         test: &data,
         loss: ReconstructionLoss::Bce,
+        ssim_weight: cae::loss::DEFAULT_SSIM_WEIGHT,
         noise: None,
         variational: None,
     };
@@ -240,6 +241,7 @@ fn training_steps_are_bit_identical_for_1_2_and_3_threads() {
         train: &data,
         test: &data,
         loss: ReconstructionLoss::Bce,
+        ssim_weight: cae::loss::DEFAULT_SSIM_WEIGHT,
         noise: Some(Noise::Gaussian { std: 0.3 }),
         variational: None,
     };

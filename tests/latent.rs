@@ -391,3 +391,321 @@ fn a_variational_autoencoder_pays_for_its_kl_and_generates_from_its_prior() {
     .unwrap();
     assert_eq!(out.status.code(), Some(2), "--beta without --variational");
 }
+
+// Defect inspection on generated MVTec AD categories (`cae benchmark defects --generate-only`).
+
+/// A generated category `kind` (48-pixel images: 40 to learn from, 6 good and 3 of each
+/// defect kind to test) under `dir/data/<kind>`.
+fn category(dir: &Path, kind: &str) -> PathBuf {
+    common::succeed(
+        common::cae()
+            .args([
+                "benchmark",
+                "defects",
+                "--generate-only",
+                "--categories",
+                kind,
+                "--side",
+                "48",
+                "--train",
+                "40",
+                "--test-good",
+                "6",
+                "--test-defect",
+                "3",
+                "--out",
+            ])
+            .arg(dir),
+    );
+    dir.join("data").join(kind)
+}
+
+/// `cae train-ae --images CATEGORY` for `epochs` of 5 steps.
+fn train_on(category: &Path, run: &Path, epochs: usize, extra: &[&str]) {
+    common::succeed(
+        common::cae()
+            .args([
+                "train-ae",
+                "--quiet",
+                "--batch-size",
+                "8",
+                "--latent",
+                "16",
+                "--epochs",
+            ])
+            .arg(epochs.to_string())
+            .args(extra)
+            .arg("--images")
+            .arg(category)
+            .arg("--out")
+            .arg(run),
+    );
+}
+
+#[test]
+fn anomaly_maps_find_planted_defects_and_the_threshold_travels() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = category(dir.path(), "grid");
+    let run = dir.path().join("run");
+    train_on(&grid, &run, 20, &[]);
+    // Learnt from train/good only: its 40 images, none of the test folder's 18.
+    let opened = cae::trained::Run::open(&run, Weights::Last).unwrap();
+    assert_eq!(opened.images(Split::Train).unwrap().len(), 40);
+    assert_eq!(opened.images(Split::Test).unwrap().len(), 18);
+
+    let maps = dir.path().join("maps");
+    let out = common::succeed(
+        common::cae()
+            .arg("anomaly")
+            .arg(&run)
+            .arg("--images")
+            .arg(&grid)
+            .arg("--maps")
+            .arg(&maps)
+            .arg("--calibrate"),
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(maps.join("anomaly.json")).unwrap()).unwrap();
+    for key in [
+        "image_roc_auc",
+        "pixel_roc_auc",
+        "pro_auc",
+        "threshold",
+        "f1",
+    ] {
+        assert!(json[key].is_number(), "{key} in {json}");
+    }
+    // The maps light up where the defects were planted: far above chance (0.5).
+    let pixel = json["pixel_roc_auc"].as_f64().unwrap();
+    assert!(pixel > 0.8, "pixel ROC-AUC {pixel}");
+    for kind in ["colour-spot", "hole", "scratch", "stain"] {
+        let k = &json["per_kind"][kind];
+        assert_eq!(k["images"], 3, "{kind}: {k}");
+        // A hole is the plainest defect: its pixels are nearly all above the good ones'.
+        let least = if kind == "hole" { 0.95 } else { 0.6 };
+        assert!(k["pixel_roc_auc"].as_f64().unwrap() > least, "{kind}: {k}");
+    }
+    // A table row per test image, an overlay and a map for each, and the grid.
+    assert_eq!(
+        stdout(&out)
+            .lines()
+            .filter(|l| l.starts_with("hole/"))
+            .count(),
+        3
+    );
+    let overlay = image::open(maps.join("hole/000.png")).unwrap();
+    assert_eq!((overlay.width(), overlay.height()), (48, 48));
+    let (shape, values) = npy::<f32>(&maps.join("scratch/002.npy"));
+    assert_eq!(shape, [48, 48]);
+    assert!(values.iter().all(|v| v.is_finite() && *v >= 0.0));
+    assert!(maps.join("grid.png").is_file() && maps.join("good/005.npy").is_file());
+
+    // The threshold went into the run; files are then judged by it.
+    let calibration: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("calibration.json")).unwrap()).unwrap();
+    let threshold = calibration["threshold"].as_f64().unwrap();
+    assert!((threshold - json["threshold"].as_f64().unwrap()).abs() < 1e-6);
+    let files = [
+        grid.join("test/hole/000.png"),
+        grid.join("test/good/000.png"),
+    ];
+    let out = common::succeed(common::cae().arg("anomaly").arg(&run).args(&files));
+    let text = stdout(&out);
+    for line in text.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let score: f64 = cols[1].parse().unwrap();
+        let verdict = if score > threshold { "defect" } else { "good" };
+        assert_eq!(cols[3], verdict, "{line}");
+    }
+    assert_eq!(text.lines().count(), 3, "{text}");
+    // Other map settings than the calibration's are refused by name.
+    let out = common::cae()
+        .arg("anomaly")
+        .arg(&run)
+        .args(&files)
+        .args(["--map", "ssim"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("calibrated for"), "{}", stderr(&out));
+}
+
+#[test]
+fn ssim_training_and_maps() {
+    let dir = tempfile::tempdir().unwrap();
+    let disc = category(dir.path(), "disc");
+    let run = dir.path().join("run");
+    train_on(
+        &disc,
+        &run,
+        6,
+        &["--loss", "ssim+l1", "--ssim-weight", "0.5"],
+    );
+    let config = std::fs::read_to_string(run.join("config.json")).unwrap();
+    assert!(
+        config.contains("\"ssim+l1\"") && config.contains("\"ssim_weight\": 0.5"),
+        "{config}"
+    );
+    let out = common::succeed(
+        common::cae()
+            .arg("anomaly")
+            .arg(&run)
+            .arg("--images")
+            .arg(&disc)
+            .args([
+                "--map", "ssim", "--smooth", "2", "--score", "top-k", "--top-k", "20",
+            ]),
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("anomaly.json")).unwrap()).unwrap();
+    assert_eq!(json["options"]["map"], "ssim", "{}", stdout(&out));
+    assert_eq!(json["options"]["top_k"], 20);
+    let pixel = json["pixel_roc_auc"].as_f64().unwrap();
+    assert!(pixel > 0.6, "pixel ROC-AUC {pixel}");
+    // SSIM needs windows of 11 pixels.
+    let tiny = dir.path().join("tiny");
+    std::fs::create_dir_all(&tiny).unwrap();
+    for i in 0..4 {
+        image::GrayImage::from_pixel(8, 8, image::Luma([i * 40]))
+            .save(tiny.join(format!("{i}.png")))
+            .unwrap();
+    }
+    let out = common::cae()
+        .args([
+            "train-ae", "--quiet", "--epochs", "1", "--loss", "ssim", "--images",
+        ])
+        .arg(&tiny)
+        .arg("--out")
+        .arg(dir.path().join("tiny-run"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("11x11 windows"), "{}", stderr(&out));
+}
+
+#[test]
+fn broken_categories_are_refused_by_name_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = category(dir.path(), "grid");
+    let run = dir.path().join("run");
+    train_on(&grid, &run, 1, &[]);
+    let before: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let anomaly = |category: &Path| {
+        let maps = dir.path().join("maps");
+        let out = common::cae()
+            .arg("anomaly")
+            .arg(&run)
+            .arg("--images")
+            .arg(category)
+            .arg("--maps")
+            .arg(&maps)
+            .arg("--calibrate")
+            .output()
+            .unwrap();
+        assert!(!maps.exists(), "maps written for a refused category");
+        out
+    };
+    let copy = |name: &str| {
+        let to = dir.path().join(name);
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(&grid)
+            .arg(&to)
+            .status();
+        assert!(status.unwrap().success());
+        to
+    };
+    let refused = |category: &Path, expected: &str| {
+        let out = anomaly(category);
+        assert!(!out.status.success(), "{expected}");
+        assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+    };
+    // A mask missing.
+    let missing = copy("missing");
+    std::fs::remove_file(missing.join("ground_truth/hole/001_mask.png")).unwrap();
+    refused(&missing, "001_mask.png");
+    // A mask of another size.
+    let size = copy("size");
+    image::GrayImage::new(20, 20)
+        .save(size.join("ground_truth/stain/000_mask.png"))
+        .unwrap();
+    refused(&size, "the mask is 20x20 but its image");
+    // A mask that is not binary.
+    let grey = copy("grey");
+    image::GrayImage::from_pixel(48, 48, image::Luma([128]))
+        .save(grey.join("ground_truth/scratch/000_mask.png"))
+        .unwrap();
+    refused(&grey, "not a binary mask (it holds the value 128");
+    // Without train/good.
+    let untrained = copy("untrained");
+    std::fs::remove_dir_all(untrained.join("train")).unwrap();
+    refused(&untrained, "no train/good/ folder");
+    let out = common::cae()
+        .args(["train-ae", "--quiet", "--epochs", "1", "--images"])
+        .arg(&untrained)
+        .arg("--out")
+        .arg(dir.path().join("never"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no train/good/ folder"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("never").exists());
+    // Grey and colour mixed.
+    let mixed = copy("mixed");
+    image::RgbImage::from_pixel(48, 48, image::Rgb([200, 10, 10]))
+        .save(mixed.join("train/good/000.png"))
+        .unwrap();
+    let out = common::cae()
+        .args(["train-ae", "--quiet", "--epochs", "1", "--images"])
+        .arg(&mixed)
+        .arg("--out")
+        .arg(dir.path().join("mixed-run"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("grey and colour images mixed"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing of the run changed.
+    let after: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after);
+
+    // A defect kind without masks: image figures only for it, said once.
+    let unmasked = copy("unmasked");
+    std::fs::remove_dir_all(unmasked.join("ground_truth/hole")).unwrap();
+    let out = common::succeed(
+        common::cae()
+            .arg("anomaly")
+            .arg(&run)
+            .arg("--images")
+            .arg(&unmasked),
+    );
+    let err = stderr(&out);
+    assert_eq!(err.matches("no masks for hole").count(), 1, "{err}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("anomaly.json")).unwrap()).unwrap();
+    assert!(
+        json["per_kind"]["hole"]["image_roc_auc"].is_number(),
+        "{json}"
+    );
+    assert!(
+        json["per_kind"]["hole"]["pixel_roc_auc"].is_null(),
+        "{json}"
+    );
+    assert!(
+        json["per_kind"]["stain"]["pixel_roc_auc"].is_number(),
+        "{json}"
+    );
+}

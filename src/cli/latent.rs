@@ -34,7 +34,7 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
-    fn images(&self) -> anyhow::Result<Images> {
+    pub fn images(&self) -> anyhow::Result<Images> {
         if let Some(dir) = &self.folder {
             return Ok(Images::Files(crate::data::folder::image_files(dir)?));
         }
@@ -122,6 +122,12 @@ pub struct AnomalyArgs {
     /// The normal class, for ROC-AUC with labelled images [default: the run's --normal-class]
     #[arg(long, value_name = "K")]
     pub normal_class: Option<u8>,
+    /// An MVTec AD category (train/good, test/<kind>, ground_truth/<kind>): score test/ with
+    /// anomaly maps, measured against the masks
+    #[arg(long, value_name = "CATEGORY", conflicts_with_all = ["files", "folder", "dataset"])]
+    pub images: Option<PathBuf>,
+    #[command(flatten)]
+    pub maps: super::defects::MapArgs,
     #[command(flatten)]
     pub weights: WeightsArgs,
     #[command(flatten)]
@@ -132,6 +138,8 @@ pub struct AnomalyArgs {
 pub enum BenchmarkCommand {
     /// The one-class protocol (Ruff et al. 2018): per class, train on it alone, score the test set
     OneClass(OneClassArgs),
+    /// Generated inspection categories (MVTec AD layout): AE-L2 against AE-SSIM per category
+    Defects(super::defects::DefectsBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -235,6 +243,13 @@ pub fn interpolate(args: InterpolateArgs) -> anyhow::Result<()> {
 pub fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
     let run = super::open(&args.run_dir, &args.weights, &args.data)?;
     run.autoencoder("cae anomaly")?;
+    if let Some(category) = &args.images {
+        return super::defects::category(&run, category, &args);
+    }
+    if let Some(calibration) = super::defects::calibration(&run, &args)? {
+        return super::defects::files(&run, &calibration, &args);
+    }
+    args.maps.refuse_without_maps()?;
     let images = args.input.images()?;
     let set = run.image_set(&images)?;
     let report = run.anomaly(&set, args.quantile, args.normal_class)?;
@@ -277,7 +292,10 @@ pub fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
 }
 
 pub fn benchmark(command: BenchmarkCommand) -> anyhow::Result<()> {
-    let BenchmarkCommand::OneClass(args) = command;
+    let args = match command {
+        BenchmarkCommand::OneClass(args) => args,
+        BenchmarkCommand::Defects(args) => return super::defects::benchmark(args),
+    };
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
@@ -293,6 +311,7 @@ pub fn benchmark(command: BenchmarkCommand) -> anyhow::Result<()> {
         model: args.model.config(),
         data: crate::data::DataConfig::builtin(args.dataset),
         loss: args.loss,
+        ssim_weight: crate::loss::DEFAULT_SSIM_WEIGHT,
         noise: None,
         normal_class: None,
         training: LoopConfig {

@@ -9,11 +9,13 @@
 //! | [`serve`] | `serve` |
 //! | [`weights`] | `export`, `import` |
 //! | [`latent`] | `encode`, `generate`, `interpolate`, `anomaly`, `benchmark one-class` |
+//! | [`defects`] | `anomaly --images CATEGORY`, calibrated `anomaly`, `benchmark defects` |
 //! | [`measure`] | `compare`, `quantize`, `bench` |
 //!
 //! [`progress`] is the observer that shows training and decoding on the terminal.
 
 pub mod data;
+pub mod defects;
 pub mod inspect;
 pub mod latent;
 pub mod measure;
@@ -128,7 +130,9 @@ value_enum!(
     Format,
     crate::export::Format,
     crate::onnx::Part,
-    crate::trained::ImportModel
+    crate::trained::ImportModel,
+    crate::defects::MapKind,
+    crate::defects::ScoreKind
 );
 
 #[derive(Debug, Args)]

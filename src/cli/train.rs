@@ -275,6 +275,9 @@ pub struct TrainAeArgs {
     /// Reconstruction loss
     #[arg(long, value_enum, default_value_t = ReconstructionLoss::Bce)]
     pub loss: ReconstructionLoss,
+    /// w of --loss ssim+l1: w·(1 − SSIM) + (1 − w)·L1
+    #[arg(long, value_name = "W", default_value_t = crate::loss::DEFAULT_SSIM_WEIGHT)]
+    pub ssim_weight: f64,
     /// Train a denoising autoencoder: gaussian:STD, salt-pepper:P or mask:P
     #[arg(long, value_name = "KIND:AMOUNT")]
     pub noise: Option<Noise>,
@@ -403,6 +406,7 @@ fn autoencoder_flags(c: &AutoencoderTrainingConfig) -> FlagValues {
     let mut v = FlagValues::new();
     data_flags(&c.data, &mut v);
     v.insert("loss", c.loss.name().into());
+    v.insert("ssim_weight", c.ssim_weight.to_string());
     v.insert("noise", c.noise.map_or("none".into(), |n| n.to_string()));
     let normal = c.normal_class.map(|k| k.to_string());
     v.insert("normal_class", normal.unwrap_or("none".into()));
@@ -562,6 +566,7 @@ pub fn autoencoder_plan(
         model: args.model.config(),
         data: args.source.config(),
         loss: args.loss,
+        ssim_weight: args.ssim_weight,
         noise: args.noise,
         normal_class: args.normal_class,
         training: args.training.config(64),

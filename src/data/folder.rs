@@ -325,6 +325,32 @@ pub fn listings_on_this_thread() -> usize {
 fn listings(dir: &Path) -> Result<Parts<Listing>, FolderError> {
     LISTED.with(|n| n.set(n.get() + 1));
     let (train, test) = (dir.join("train"), dir.join("test"));
+    if super::mvtec::is_category(dir) {
+        // Learn from train/good only; the test kinds are the classes (good among them).
+        let (train_listing, test_listing) = (list(&train)?, list(&test)?);
+        if train_listing.classes != [super::mvtec::GOOD] {
+            return Err(FolderError::Invalid(format!(
+                "{} holds {:?}: an MVTec AD category learns from train/good/ only",
+                train.display(),
+                train_listing.classes
+            )));
+        }
+        let good = super::mvtec::good_index(&test_listing.classes, &test)?;
+        let train = Listing {
+            classes: test_listing.classes.clone(),
+            files: train_listing
+                .files
+                .into_iter()
+                .map(|(p, _)| (p, good))
+                .collect(),
+            ..train_listing
+        };
+        return Ok(Parts::Split {
+            train,
+            test: test_listing,
+        });
+    }
+    super::mvtec::check_not_broken(dir)?;
     let parts = if train.is_dir() && test.is_dir() {
         let (a, b) = (list(&train)?, list(&test)?);
         if a.classes != b.classes {
@@ -393,14 +419,16 @@ pub fn read_files(paths: &[PathBuf], config: &FolderConfig) -> Result<Dataset, F
         shape,
         invert: config.invert,
     };
-    let mut pixels = Vec::with_capacity(paths.len() * shape.len());
-    for path in paths {
-        let bytes = decode(path, pipeline).map_err(|message| FolderError::Unreadable {
-            path: path.clone(),
-            message,
-        })?;
-        pixels.extend(bytes);
-    }
+    let decoded: Vec<Vec<u8>> = paths
+        .par_iter()
+        .map(|path| {
+            decode(path, pipeline).map_err(|message| FolderError::Unreadable {
+                path: path.clone(),
+                message,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let pixels = decoded.concat();
     Ok(Dataset::in_memory(
         "files",
         Vec::new(),
@@ -440,7 +468,7 @@ impl Plan {
         let listings = listings(&config.dir)?;
         let classes = listings.first().classes.clone();
         let mut sizes = std::collections::BTreeMap::<(u32, u32), PathBuf>::new();
-        let mut colour = false;
+        let (mut colour, mut grey) = (None, None);
         let parts = listings.try_map(|_, listing| {
             let probes: Vec<_> = listing.files.par_iter().map(|(p, _)| probe(p)).collect();
             let mut readable = 0;
@@ -448,7 +476,8 @@ impl Plan {
                 match probe {
                     Ok((w, h, c)) => {
                         sizes.entry((w, h)).or_insert_with(|| path.clone());
-                        colour |= c;
+                        let seen = if c { &mut colour } else { &mut grey };
+                        seen.get_or_insert_with(|| path.clone());
                         readable += 1;
                     }
                     Err(message) if config.strict => {
@@ -493,7 +522,20 @@ impl Plan {
                 "the images are {height}x{width}; pass --image-size HxW (each side at most {MAX_SIDE})"
             )));
         }
-        let channels = config.channels.unwrap_or(if colour { 3 } else { 1 });
+        if let (None, Some(c), Some(g)) = (config.channels, &colour, &grey)
+            && super::mvtec::is_category(&config.dir)
+        {
+            // An inspection set of mixed colour is likelier a mistake than a choice.
+            return Err(FolderError::Invalid(format!(
+                "grey and colour images mixed ({} is grey, {} is colour): pass --channels 1 \
+                 or --channels 3 to read them all one way",
+                g.display(),
+                c.display()
+            )));
+        }
+        let channels = config
+            .channels
+            .unwrap_or(if colour.is_some() { 3 } else { 1 });
         let mut config = config.clone();
         config.channels = Some(channels);
         config.image_size = Some([height, width]);

@@ -13,6 +13,7 @@ pub mod download;
 pub mod folder;
 pub mod idx;
 pub mod image_file;
+pub mod mvtec;
 pub mod noise;
 pub mod preprocess;
 

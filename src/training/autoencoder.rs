@@ -5,6 +5,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::{Experiment, LoopConfig, Metrics, RunConfig, Score, Task, TrainError};
+use crate::Choice;
 use crate::data::noise::Noise;
 use crate::data::{DataConfig, Dataset, Source, pixels_tensor};
 pub use crate::evaluation::ReconstructionMetrics;
@@ -19,6 +20,12 @@ pub struct AutoencoderTrainingConfig {
     #[serde(flatten)]
     pub data: DataConfig,
     pub loss: ReconstructionLoss,
+    /// `w` of the `ssim+l1` loss.
+    #[serde(
+        default = "default_ssim_weight",
+        skip_serializing_if = "is_default_ssim_weight"
+    )]
+    pub ssim_weight: f64,
     /// Input corruption of a denoising autoencoder; `None` trains a plain one.
     #[serde(default)]
     pub noise: Option<Noise>,
@@ -30,6 +37,14 @@ pub struct AutoencoderTrainingConfig {
     pub training: LoopConfig,
 }
 
+fn default_ssim_weight() -> f64 {
+    crate::loss::DEFAULT_SSIM_WEIGHT
+}
+
+fn is_default_ssim_weight(w: &f64) -> bool {
+    *w == crate::loss::DEFAULT_SSIM_WEIGHT
+}
+
 impl AutoencoderTrainingConfig {
     /// The lecture's recipe: conv autoencoder, BCE, Adam 1e-3, batch 64, 5 epochs, seed 0.
     pub fn lecture() -> Self {
@@ -37,6 +52,7 @@ impl AutoencoderTrainingConfig {
             model: AutoencoderModelConfig::Conv(ConvAutoencoderConfig::new()),
             data: DataConfig::default(),
             loss: ReconstructionLoss::Bce,
+            ssim_weight: crate::loss::DEFAULT_SSIM_WEIGHT,
             noise: None,
             normal_class: None,
             training: LoopConfig::new(5, 64),
@@ -106,6 +122,22 @@ impl Experiment for AutoencoderTrainingConfig {
                 source.shape()
             )));
         }
+        let shape = source.shape();
+        let window = crate::loss::SSIM_WINDOW;
+        if self.loss.uses_ssim() && (shape.height < window || shape.width < window) {
+            return Err(TrainError::Invalid(format!(
+                "--loss {} compares {window}x{window} windows; the images are {}x{}",
+                self.loss.name(),
+                shape.height,
+                shape.width
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.ssim_weight) {
+            return Err(TrainError::Invalid(format!(
+                "--ssim-weight {}: between 0 (L1 only) and 1 (SSIM only)",
+                self.ssim_weight
+            )));
+        }
         self.model.check().map_err(TrainError::Invalid)
     }
 
@@ -125,6 +157,7 @@ impl Experiment for AutoencoderTrainingConfig {
             train,
             test,
             loss: self.loss,
+            ssim_weight: self.ssim_weight,
             noise: self.noise,
             variational: self.model.variational(),
         }
@@ -150,6 +183,7 @@ pub struct AutoencoderTask<'a> {
     pub train: &'a Dataset,
     pub test: &'a Dataset,
     pub loss: ReconstructionLoss,
+    pub ssim_weight: f64,
     /// Corrupt the input (not the target): a denoising autoencoder.
     pub noise: Option<Noise>,
     /// The KL weight β of a variational autoencoder.
@@ -187,12 +221,16 @@ impl<M: Autoencoder> Task<M> for AutoencoderTask<'_> {
                 let eps: Vec<f32> = (0..b * d).map(|_| StandardNormal.sample(rng)).collect();
                 let eps = Tensor::<2>::from_data(TensorData::new(eps, [b, d]), device);
                 let z = mu.clone() + logvar.clone().mul_scalar(0.5).exp() * eps;
-                let recon = self.loss.compute(model.decode_logits(z), target);
+                let recon = self
+                    .loss
+                    .compute(model.decode_logits(z), target, self.ssim_weight);
                 // The reconstruction loss is a mean per pixel, so the per-image KL is too.
                 let kl = loss::kl_standard_normal(mu, logvar);
                 recon + kl.mul_scalar(beta / shape.len() as f64)
             }
-            ((z, _), _) => self.loss.compute(model.decode_logits(z), target),
+            ((z, _), _) => self
+                .loss
+                .compute(model.decode_logits(z), target, self.ssim_weight),
         }
     }
 

@@ -5,6 +5,12 @@
 //! 0.3, normalised) and the F1-optimal threshold.
 //!
 //! Maps are row-major `[H, W]` values, one per image; images `[C, H, W]` values in [0, 1].
+//! [`inspect`] makes and scores them for a run's images and measures a set of test images.
+
+pub mod inspect;
+pub mod synth;
+
+pub use inspect::{MapKind, MapOptions, Metrics, ScoreKind};
 
 /// A per-pixel map of how much `image` and its `reconstruction` (`[C, H, W]` each) differ:
 /// the squared error averaged over the channels.
@@ -345,6 +351,59 @@ mod tests {
             "{}",
             map[5 * w + 10]
         );
+    }
+
+    /// The training loss's SSIM (one depthwise convolution over the windows inside the
+    /// image) is the mean of the map's SSIM over the same windows: the pixels at least 5 from
+    /// every edge, where mirroring does not reach. Its gradient exists and is finite.
+    #[test]
+    fn the_ssim_loss_is_the_maps_ssim_inside_and_differentiable() {
+        use burn::prelude::*;
+        let (h, w) = (16, 16);
+        let a: Vec<f32> = (0..h * w).map(|i| ((i * 7) % 11) as f32 / 10.0).collect();
+        let b: Vec<f32> = (0..h * w).map(|i| ((i * 5) % 13) as f32 / 12.0).collect();
+        let map = ssim_map(&a, &b, 1, h, w);
+        let inside: Vec<f32> = (5..h - 5)
+            .flat_map(|r| (5..w - 5).map(move |c| (r, c)))
+            .map(|(r, c)| 1.0 - map[r * w + c])
+            .collect();
+        let expected = inside.iter().sum::<f32>() / inside.len() as f32;
+        let device = Device::flex().autodiff();
+        let t = |v: &[f32]| Tensor::<1>::from_floats(v, &device).reshape([1, 1, h, w]);
+        let x = t(&a).require_grad();
+        let ssim = crate::loss::ssim(x.clone(), t(&b));
+        let value: f32 = ssim.clone().into_scalar();
+        assert!((value - expected).abs() < 1e-5, "{value} vs {expected}");
+        let grad = x
+            .grad(&ssim.backward())
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert!(grad.iter().all(|g| g.is_finite()) && grad.iter().any(|g| *g != 0.0));
+        // Identical images: SSIM 1.
+        let same: f32 = crate::loss::ssim(t(&a), t(&a)).into_scalar();
+        assert!((same - 1.0).abs() < 1e-5, "{same}");
+    }
+
+    #[test]
+    fn calibration_takes_the_f1_threshold_with_defects_and_a_quantile_without() {
+        use inspect::{Calibration, ThresholdSource};
+        let options = MapOptions::default();
+        // Good 1, 2, 3, 4; defects 3.5, 5: flagging above 3.25 (between 3 and 3.5) catches
+        // both defects and one good image: F1 = 2·2 / (3 + 2) = 0.8, the best there is.
+        let scores = [1.0, 2.0, 3.0, 4.0, 3.5, 5.0];
+        let defective = [false, false, false, false, true, true];
+        let c = Calibration::fit(&scores, &defective, options, 0.9).unwrap();
+        assert_eq!(c.source, ThresholdSource::F1 { f1: 0.8 });
+        assert!((c.threshold - 3.25).abs() < 1e-6, "{}", c.threshold);
+        // Good mean 2.5, population std √1.25.
+        assert!((c.normalise(2.5 + 1.25f32.sqrt()) - 1.0).abs() < 1e-5);
+        // Good images only: the nearest-rank 0.75 quantile of 1, 2, 3, 4 is 3.
+        let c = Calibration::fit(&scores[..4], &defective[..4], options, 0.75).unwrap();
+        assert_eq!(c.source, ThresholdSource::Quantile { quantile: 0.75 });
+        assert_eq!(c.threshold, 3.0);
+        assert!(Calibration::fit(&scores[4..], &defective[4..], options, 0.9).is_err());
     }
 
     #[test]

@@ -1,0 +1,522 @@
+//! Defect inspection: `cae anomaly RUN --images CATEGORY` scores an MVTec AD category's test
+//! images with anomaly maps and measures them against the masks (`--maps` writes the
+//! pictures, `--calibrate` stores the threshold in the run); a calibrated run's
+//! `cae anomaly RUN FILE…` says good or defect per file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use super::latent::AnomalyArgs;
+use crate::Choice;
+use crate::data::Dataset;
+use crate::data::mvtec::Category;
+use crate::defects::inspect::{
+    Calibration, ThresholdSource, map_files, metrics, overlay, overlay_grid, write_map_npy,
+};
+use crate::defects::{MapKind, MapOptions, Metrics, ScoreKind};
+use crate::latent::Images;
+use crate::trained::Run;
+
+#[derive(Debug, Args)]
+pub struct MapArgs {
+    /// The anomaly map [default: l2, or the run's calibration's]
+    #[arg(long, value_enum)]
+    pub map: Option<MapKind>,
+    /// Smooth each map with a Gaussian of SIGMA pixels; 0: not at all [default: 4]
+    #[arg(long, value_name = "SIGMA")]
+    pub smooth: Option<f32>,
+    /// How an image's score comes from its map [default: max]
+    #[arg(long, value_enum)]
+    pub score: Option<ScoreKind>,
+    /// k of --score top-k, in pixels [default: 100]
+    #[arg(long, value_name = "K")]
+    pub top_k: Option<usize>,
+    /// Write each image's heat-map overlay (PNG) and map (.npy), a grid of the worst and best
+    /// cases and anomaly.json into this folder
+    #[arg(long, value_name = "OUT_DIR")]
+    pub maps: Option<PathBuf>,
+    /// Store a threshold in the run: F1-optimal with defect images, else the --quantile of the
+    /// good images' scores; later `cae anomaly RUN FILE…` says good or defect by it
+    #[arg(long, requires = "images")]
+    pub calibrate: bool,
+}
+
+impl MapArgs {
+    /// `base` with the flags given put in.
+    fn options(&self, base: MapOptions) -> MapOptions {
+        MapOptions {
+            map: self.map.unwrap_or(base.map),
+            smooth: self.smooth.unwrap_or(base.smooth),
+            score: self.score.unwrap_or(base.score),
+            top_k: self.top_k.unwrap_or(base.top_k),
+        }
+    }
+
+    fn any_map_flag(&self) -> bool {
+        self.map.is_some() || self.smooth.is_some() || self.score.is_some() || self.top_k.is_some()
+    }
+
+    /// Plain `cae anomaly` scores whole images: the map flags need a category or a
+    /// calibrated run.
+    pub fn refuse_without_maps(&self) -> anyhow::Result<()> {
+        if self.any_map_flag() || self.maps.is_some() {
+            bail!(
+                "--map, --smooth, --score, --top-k and --maps score with anomaly maps: give \
+                 --images CATEGORY, or calibrate the run first (--images CATEGORY --calibrate)"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The run's calibration when the images are files (or a folder of them) and it has one.
+pub fn calibration(run: &Run, args: &AnomalyArgs) -> anyhow::Result<Option<Calibration>> {
+    if args.input.files.is_empty() && args.input.folder.is_none() {
+        return Ok(None);
+    }
+    Calibration::read(run.path()).map_err(anyhow::Error::msg)
+}
+
+/// The images' maps and scores.
+fn score(
+    run: &Run,
+    images: &Dataset,
+    options: &MapOptions,
+) -> anyhow::Result<(Vec<Vec<f32>>, Vec<f32>)> {
+    let maps = run.anomaly_maps(images, options)?;
+    let scores = maps.iter().map(|m| options.score(m)).collect();
+    Ok((maps, scores))
+}
+
+/// Overlays and `.npy` maps of `images` under `out` (one per name, `kind/stem`), and
+/// `grid.png`: the eight worst-scored images above the eight best.
+fn write_maps(
+    out: &Path,
+    names: &[String],
+    images: &Dataset,
+    maps: &[Vec<f32>],
+    scores: &[f32],
+) -> anyhow::Result<()> {
+    let shape = images.shape;
+    // One colour scale for the whole set, so that the overlays compare.
+    let range = maps
+        .iter()
+        .flatten()
+        .copied()
+        .fold(f32::MIN_POSITIVE, f32::max);
+    let overlays: Vec<_> = (0..images.len())
+        .map(|i| overlay(&images.images_values(&[i]), &maps[i], shape, range))
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let (png, npy) = map_files(out, name);
+        if let Some(dir) = png.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        crate::pictures::save_rgb_png(&overlays[i], &png)
+            .with_context(|| format!("writing {}", png.display()))?;
+        write_map_npy(&npy, &maps[i], shape.height, shape.width)
+            .with_context(|| format!("writing {}", npy.display()))?;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let n = order.len().min(8);
+    let worst = order[..n].iter().map(|&i| overlays[i].clone()).collect();
+    let best = order[order.len() - n..]
+        .iter()
+        .rev()
+        .map(|&i| overlays[i].clone())
+        .collect();
+    let grid = out.join("grid.png");
+    crate::pictures::save_rgb_png(&overlay_grid(&[worst, best]), &grid)
+        .with_context(|| format!("writing {}", grid.display()))?;
+    Ok(())
+}
+
+fn figure(v: Option<f64>) -> String {
+    v.map_or("—".into(), |v| format!("{v:.4}"))
+}
+
+fn print_metrics(m: &Metrics) {
+    eprintln!(
+        "{} images ({} defects): image ROC-AUC {}, pixel ROC-AUC {}, PRO {}; \
+         F1-optimal threshold {} (F1 {})",
+        m.images,
+        m.defects,
+        figure(m.image_roc_auc),
+        figure(m.pixel_roc_auc),
+        figure(m.pro_auc),
+        m.threshold.map_or("—".into(), |t| format!("{t:.6}")),
+        figure(m.f1)
+    );
+    for (kind, k) in &m.per_kind {
+        eprintln!(
+            "  {kind}: {} images, image ROC-AUC {}, pixel ROC-AUC {}, PRO {}",
+            k.images,
+            figure(k.image_roc_auc),
+            figure(k.pixel_roc_auc),
+            figure(k.pro_auc)
+        );
+    }
+}
+
+/// A category's test images scored against their masks.
+struct Inspected {
+    category: Category,
+    images: Dataset,
+    maps: Vec<Vec<f32>>,
+    scores: Vec<f32>,
+    metrics: Metrics,
+}
+
+/// Score the test images of the category `dir` with `run`; every mask is checked before
+/// anything is computed.
+fn inspect(run: &Run, dir: &Path, options: MapOptions) -> anyhow::Result<Inspected> {
+    options.validate().map_err(anyhow::Error::msg)?;
+    let category = Category::open(dir)?;
+    let shape = run.image_shape();
+    let masks = category.masks(shape.height, shape.width)?;
+    let images = run.read_files(&category.paths())?;
+    let (maps, scores) = score(run, &images, &options)?;
+    let kinds: Vec<u8> = category.files.iter().map(|(_, k)| *k).collect();
+    let metrics = metrics(
+        &scores,
+        &maps,
+        &masks,
+        &kinds,
+        &category.kinds,
+        category.good,
+        (shape.height, shape.width),
+        options,
+    );
+    Ok(Inspected {
+        category,
+        images,
+        maps,
+        scores,
+        metrics,
+    })
+}
+
+/// `cae anomaly RUN --images CATEGORY`.
+pub fn category(run: &Run, dir: &Path, args: &AnomalyArgs) -> anyhow::Result<()> {
+    let options = args.maps.options(MapOptions::default());
+    let Inspected {
+        category,
+        images,
+        maps,
+        scores,
+        metrics: m,
+    } = inspect(run, dir, options)?;
+    if !m.unmasked.is_empty() {
+        eprintln!(
+            "no masks for {} (no ground_truth/<kind>/ folder): image-level figures only for them",
+            m.unmasked.join(", ")
+        );
+    }
+    let test = dir.join("test");
+    let names: Vec<String> = category
+        .files
+        .iter()
+        .map(|(p, _)| {
+            p.strip_prefix(&test)
+                .unwrap_or(p)
+                .with_extension("")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let calibration = if args.maps.calibrate {
+        let defective = category.defective();
+        Some(
+            Calibration::fit(&scores, &defective, options, args.quantile)
+                .map_err(anyhow::Error::msg)?,
+        )
+    } else {
+        None
+    };
+    let threshold = calibration.map(|c| c.threshold).or(m.threshold);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let _ = writeln!(out, "image\tkind\tscore\tflagged");
+    for (i, name) in names.iter().enumerate() {
+        let flagged = threshold.map_or("—".into(), |t| u8::from(scores[i] > t).to_string());
+        let kind = &category.kinds[usize::from(category.files[i].1)];
+        let _ = writeln!(out, "{name}\t{kind}\t{:.6}\t{flagged}", scores[i]);
+    }
+    let _ = out.flush();
+    print_metrics(&m);
+    let json_dir = args.maps.maps.clone().unwrap_or_else(|| run.path().into());
+    if let Some(out) = &args.maps.maps {
+        write_maps(out, &names, &images, &maps, &scores)?;
+        eprintln!("maps, overlays and grid.png in {}", out.display());
+    }
+    std::fs::create_dir_all(&json_dir)
+        .with_context(|| format!("creating {}", json_dir.display()))?;
+    let json = json_dir.join("anomaly.json");
+    crate::atomic::write(&json, &serde_json::to_vec_pretty(&m)?)
+        .with_context(|| format!("writing {}", json.display()))?;
+    println!("{}", json.display());
+    if let Some(c) = calibration {
+        let path = c
+            .write(run.path())
+            .with_context(|| format!("writing the calibration into {}", run.path().display()))?;
+        eprintln!("calibrated: {}", describe(&c));
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+fn describe(c: &Calibration) -> String {
+    let how = match c.source {
+        ThresholdSource::F1 { f1 } => format!(
+            "F1-optimal (F1 {f1:.4}) on {} good and {} defect images",
+            c.good, c.defects
+        ),
+        ThresholdSource::Quantile { quantile } => {
+            format!("the {quantile} quantile of {} good images' scores", c.good)
+        }
+    };
+    format!(
+        "threshold {:.6}, {how}; --map {} --smooth {} --score {}{}",
+        c.threshold,
+        c.options.map.name(),
+        c.options.smooth,
+        c.options.score.name(),
+        match c.options.score {
+            ScoreKind::TopK => format!(" --top-k {}", c.options.top_k),
+            _ => String::new(),
+        }
+    )
+}
+
+/// `cae anomaly RUN FILE…` on a calibrated run: good or defect per file.
+pub fn files(run: &Run, calibration: &Calibration, args: &AnomalyArgs) -> anyhow::Result<()> {
+    let options = calibration.options;
+    if args.maps.options(options) != options {
+        bail!(
+            "the run's threshold was calibrated for {}; score with those settings (leave out \
+             --map, --smooth, --score, --top-k) or calibrate again",
+            describe(calibration)
+        );
+    }
+    let Images::Files(paths) = args.input.images()? else {
+        unreachable!("files or a folder of them");
+    };
+    let images = run.read_files(&paths)?;
+    let (maps, scores) = score(run, &images, &options)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let _ = writeln!(out, "image\tscore\tnormalised\tverdict");
+    for (path, s) in paths.iter().zip(&scores) {
+        let verdict = if *s > calibration.threshold {
+            "defect"
+        } else {
+            "good"
+        };
+        let _ = writeln!(
+            out,
+            "{}\t{s:.6}\t{:.3}\t{verdict}",
+            path.display(),
+            calibration.normalise(*s)
+        );
+    }
+    let _ = out.flush();
+    let flagged = scores
+        .iter()
+        .filter(|&&s| s > calibration.threshold)
+        .count();
+    eprintln!(
+        "{flagged} of {} flagged; the run's {}",
+        scores.len(),
+        describe(calibration)
+    );
+    if let Some(out) = &args.maps.maps {
+        let names: Vec<String> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let stem = p.file_stem().unwrap_or_default().to_string_lossy();
+                format!("{i:04}_{stem}")
+            })
+            .collect();
+        write_maps(out, &names, &images, &maps, &scores)?;
+        eprintln!("maps, overlays and grid.png in {}", out.display());
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct DefectsBenchArgs {
+    /// Folder of the generated categories (data/), the runs (runs/) and the table (defects.md)
+    #[arg(long, default_value = "runs/defects")]
+    pub out: PathBuf,
+    /// Categories to make [default: all]: weave (colour texture), grid (grey texture), disc
+    /// (colour object)
+    #[arg(long, value_delimiter = ',')]
+    pub categories: Vec<String>,
+    /// Side of the square images, in pixels
+    #[arg(long, default_value_t = 128)]
+    pub side: usize,
+    /// Defect-free training images per category
+    #[arg(long, default_value_t = 200)]
+    pub train: usize,
+    /// Defect-free test images per category
+    #[arg(long, default_value_t = 20)]
+    pub test_good: usize,
+    /// Test images per defect kind (scratch, hole, stain, colour spot)
+    #[arg(long, default_value_t = 10)]
+    pub test_defect: usize,
+    /// Seed of the images and of training
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write the categories only
+    #[arg(long)]
+    pub generate_only: bool,
+    /// Epochs of each training
+    #[arg(long, default_value_t = 30)]
+    pub epochs: usize,
+    /// Size of the latent vector
+    #[arg(long, default_value_t = 32)]
+    pub latent: usize,
+    /// Examples per optimisation step
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+}
+
+/// The process's peak resident memory (MB) since the last [`reset_peak_memory`], where Linux
+/// tells it.
+fn peak_memory_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Start the peak (`VmHWM`) again from the present memory (Linux: `clear_refs` 5).
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// `cae benchmark defects`.
+pub fn benchmark(args: DefectsBenchArgs) -> anyhow::Result<()> {
+    use crate::data::DataConfig;
+    use crate::data::folder::FolderConfig;
+    use crate::defects::synth::{self, Kind, Sizes};
+    use crate::loss::{DEFAULT_SSIM_WEIGHT, ReconstructionLoss};
+    use crate::model::{AutoencoderModelConfig, ConvAutoencoderConfig};
+    use crate::training::{AutoencoderTrainingConfig, FitOptions, LoopConfig, RunMode};
+
+    let kinds: Vec<Kind> = if args.categories.is_empty() {
+        Kind::ALL.to_vec()
+    } else {
+        args.categories
+            .iter()
+            .map(|name| {
+                Kind::ALL
+                    .into_iter()
+                    .find(|k| k.name() == name)
+                    .with_context(|| {
+                        format!("--categories {name}: the categories are weave, grid and disc")
+                    })
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    if args.side < crate::loss::SSIM_WINDOW || args.side > 1024 {
+        bail!("--side {}: 11 to 1024 pixels", args.side);
+    }
+    if args.train == 0 || args.test_good == 0 || args.test_defect == 0 {
+        bail!("--train, --test-good and --test-defect must each be at least 1");
+    }
+    let sizes = Sizes {
+        side: args.side,
+        train: args.train,
+        test_good: args.test_good,
+        test_defect: args.test_defect,
+    };
+    let data = args.out.join("data");
+    let mut dirs = Vec::new();
+    for kind in &kinds {
+        let dir = synth::write_category(&data, *kind, sizes, args.seed).with_context(|| {
+            format!(
+                "writing the {} category under {}",
+                kind.name(),
+                data.display()
+            )
+        })?;
+        eprintln!("{}", dir.display());
+        dirs.push(dir);
+    }
+    if args.generate_only {
+        return Ok(());
+    }
+    let device = crate::default_device();
+    let console = super::progress::Console::new(true);
+    let mut table = String::from(
+        "| category | model | image ROC-AUC | pixel ROC-AUC | PRO (FPR ≤ 0.3) | training (s) | scoring (s) | peak memory (MB) |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for (kind, dir) in kinds.iter().zip(&dirs) {
+        for (loss, map) in [
+            (ReconstructionLoss::L2, MapKind::L2),
+            (ReconstructionLoss::Ssim, MapKind::Ssim),
+        ] {
+            let config = AutoencoderTrainingConfig {
+                model: AutoencoderModelConfig::Conv(
+                    ConvAutoencoderConfig::new().with_latent(args.latent),
+                ),
+                data: DataConfig::Folder(FolderConfig::new(dir.clone())),
+                loss,
+                ssim_weight: DEFAULT_SSIM_WEIGHT,
+                noise: None,
+                normal_class: None,
+                training: LoopConfig {
+                    seed: args.seed,
+                    ..LoopConfig::new(args.epochs, args.batch_size)
+                },
+            };
+            let path = args
+                .out
+                .join("runs")
+                .join(format!("{}-{}", kind.name(), loss.name()));
+            reset_peak_memory();
+            let start = std::time::Instant::now();
+            let options = FitOptions {
+                observer: &console,
+                ..FitOptions::default()
+            };
+            let run = Run::train(&config, &data, &path, RunMode::Overwrite, &device, options)?;
+            let trained = start.elapsed().as_secs_f64();
+            let start = std::time::Instant::now();
+            let options = MapOptions {
+                map,
+                ..MapOptions::default()
+            };
+            let m = inspect(&run, dir, options)?.metrics;
+            let scored = start.elapsed().as_secs_f64();
+            let peak = peak_memory_mb().map_or("—".into(), |mb| format!("{mb:.0}"));
+            let row = format!(
+                "| {} | AE-{} | {} | {} | {} | {trained:.1} | {scored:.1} | {peak} |\n",
+                kind.name(),
+                map.name().to_uppercase(),
+                figure(m.image_roc_auc),
+                figure(m.pixel_roc_auc),
+                figure(m.pro_auc),
+            );
+            eprint!("{row}");
+            table.push_str(&row);
+        }
+    }
+    let path = args.out.join("defects.md");
+    crate::atomic::write(&path, table.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    print!("{table}");
+    println!("{}", path.display());
+    Ok(())
+}

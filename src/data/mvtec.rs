@@ -1,0 +1,187 @@
+//! The MVTec AD layout, as its users download it: a category folder holding `train/good/`
+//! (defect-free images, the only ones learnt from), `test/good/` and `test/<defect>/`, and
+//! `ground_truth/<defect>/<name>_mask.png` (white where the defect is) for the defect images.
+//!
+//! [`Category::open`] lists the test images with their kinds and masks, checking the layout
+//! before anything is computed; [`Category::masks`] reads the masks, each checked against its
+//! image and brought to the run's size.
+
+use std::path::{Path, PathBuf};
+
+use image::imageops::FilterType;
+use rayon::prelude::*;
+
+use super::folder::{FolderError, list};
+
+/// The name of the defect-free folders.
+pub const GOOD: &str = "good";
+
+/// Whether `dir` is laid out as an MVTec AD category (`train/good/` and `test/`).
+pub fn is_category(dir: &Path) -> bool {
+    dir.join("train").join(GOOD).is_dir() && dir.join("test").is_dir()
+}
+
+/// A folder that looks like a category (it has `ground_truth/` or `test/good/`) but has no
+/// `train/good/` is a mistake worth naming rather than a folder of classes.
+pub fn check_not_broken(dir: &Path) -> Result<(), FolderError> {
+    let looks = dir.join("ground_truth").is_dir() || dir.join("test").join(GOOD).is_dir();
+    if looks && !is_category(dir) {
+        return Err(FolderError::Invalid(format!(
+            "{} looks like an MVTec AD category (ground_truth/ or test/good/) but has no \
+             train/good/ folder of defect-free images to learn from",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The test images of a category.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Category {
+    pub dir: PathBuf,
+    /// The kinds of `test/` (sorted folder names, `good` among them).
+    pub kinds: Vec<String>,
+    /// The index of `good` in `kinds`.
+    pub good: u8,
+    /// Each test image and its kind, by kind, then by path.
+    pub files: Vec<(PathBuf, u8)>,
+    /// Each test image's mask file; `None` for good images and for kinds without masks.
+    pub masks: Vec<Option<PathBuf>>,
+    /// Defect kinds that have no `ground_truth/<kind>/` folder: scored per image only.
+    pub unmasked: Vec<String>,
+}
+
+impl Category {
+    /// List `dir`'s test images and find their masks. A defect image whose kind has a
+    /// `ground_truth/<kind>/` folder needs its `<name>_mask.png` there.
+    pub fn open(dir: &Path) -> Result<Self, FolderError> {
+        check_not_broken(dir)?;
+        if !is_category(dir) {
+            return Err(FolderError::Invalid(format!(
+                "{}: not an MVTec AD category (train/good/, test/<kind>/, ground_truth/<kind>/)",
+                dir.display()
+            )));
+        }
+        let test = list(&dir.join("test"))?;
+        let good = good_index(&test.classes, &dir.join("test"))?;
+        let mut masks = Vec::with_capacity(test.files.len());
+        let mut unmasked = Vec::new();
+        for (path, kind) in &test.files {
+            let name = &test.classes[usize::from(*kind)];
+            if *kind == good {
+                masks.push(None);
+                continue;
+            }
+            let folder = dir.join("ground_truth").join(name);
+            if !folder.is_dir() {
+                if !unmasked.contains(name) {
+                    unmasked.push(name.clone());
+                }
+                masks.push(None);
+                continue;
+            }
+            let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+            let mask = folder.join(format!("{stem}_mask.png"));
+            if !mask.is_file() {
+                return Err(FolderError::Invalid(format!(
+                    "{}: no mask for it; expected {}",
+                    path.display(),
+                    mask.display()
+                )));
+            }
+            masks.push(Some(mask));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            kinds: test.classes,
+            good,
+            files: test.files,
+            masks,
+            unmasked,
+        })
+    }
+
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    /// Whether each test image is a defect.
+    pub fn defective(&self) -> Vec<bool> {
+        self.files.iter().map(|(_, k)| *k != self.good).collect()
+    }
+
+    /// Each test image's mask at `[height, width]` (true on defects; all false for good
+    /// images), or `None` for an image whose kind has no masks. A mask must be as large as
+    /// its image and hold two values only (black and white).
+    pub fn masks(
+        &self,
+        height: usize,
+        width: usize,
+    ) -> Result<Vec<Option<Vec<bool>>>, FolderError> {
+        self.files
+            .par_iter()
+            .zip(&self.masks)
+            .map(|((image, kind), mask)| match mask {
+                Some(mask) => read_mask(mask, image, height, width).map(Some),
+                None if *kind == self.good => Ok(Some(vec![false; height * width])),
+                None => Ok(None),
+            })
+            .collect()
+    }
+}
+
+/// The index of `good` among the classes of `dir`.
+pub fn good_index(classes: &[String], dir: &Path) -> Result<u8, FolderError> {
+    classes
+        .iter()
+        .position(|c| c == GOOD)
+        .map(|i| i as u8)
+        .ok_or_else(|| {
+            FolderError::Invalid(format!(
+                "{}: no {GOOD}/ folder (the defect-free images of the category)",
+                dir.display()
+            ))
+        })
+}
+
+/// The mask of `image` from `path`, checked and resized (nearest) to `[height, width]`.
+fn read_mask(
+    path: &Path,
+    image: &Path,
+    height: usize,
+    width: usize,
+) -> Result<Vec<bool>, FolderError> {
+    let unreadable = |message: String| FolderError::Unreadable {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mask = super::image_file::decode_file(path)
+        .map_err(unreadable)?
+        .to_luma8();
+    let (iw, ih, _) =
+        super::image_file::probe(image).map_err(|message| FolderError::Unreadable {
+            path: image.to_path_buf(),
+            message,
+        })?;
+    if mask.dimensions() != (iw, ih) {
+        return Err(FolderError::Invalid(format!(
+            "{}: the mask is {}x{} but its image {} is {iw}x{ih}",
+            path.display(),
+            mask.width(),
+            mask.height(),
+            image.display()
+        )));
+    }
+    if let Some(v) = mask.as_raw().iter().find(|&&v| v != 0 && v != 255) {
+        return Err(FolderError::Invalid(format!(
+            "{}: not a binary mask (it holds the value {v}; masks are black, 0, and white, 255)",
+            path.display()
+        )));
+    }
+    let mask = if mask.dimensions() == (width as u32, height as u32) {
+        mask
+    } else {
+        image::imageops::resize(&mask, width as u32, height as u32, FilterType::Nearest)
+    };
+    Ok(mask.as_raw().iter().map(|&v| v > 127).collect())
+}
