@@ -1,7 +1,8 @@
-//! Defect inspection: `cae anomaly RUN --images CATEGORY` scores an MVTec AD category's test
-//! images with anomaly maps and measures them against the masks (`--maps` writes the
-//! pictures, `--calibrate` stores the threshold in the run); a calibrated run's
-//! `cae anomaly RUN FILE…` says good or defect per file.
+//! `cae anomaly` and defect inspection. `cae anomaly RUN --images CATEGORY` scores an MVTec AD
+//! category's test images with anomaly maps and measures them against the masks (`--maps`
+//! writes the pictures, `--calibrate` stores the threshold in the run); a calibrated run's
+//! `cae anomaly RUN FILE…` says good or defect per file; `cae benchmark defects` generates
+//! categories and compares AE-L2 with AE-SSIM on them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::latent::AnomalyArgs;
+use super::{DataArgs, WeightsArgs};
 use crate::Choice;
 use crate::data::Dataset;
 use crate::data::mvtec::Category;
@@ -19,6 +20,83 @@ use crate::defects::inspect::{
 use crate::defects::{MapKind, MapOptions, Metrics, ScoreKind};
 use crate::latent::Images;
 use crate::trained::Run;
+
+#[derive(Debug, Args)]
+pub struct AnomalyArgs {
+    /// An autoencoder run (best trained on one class: train-ae --normal-class K)
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub input: super::latent::InputArgs,
+    /// Flag scores above this quantile of the run's training images' scores (with --calibrate and no defect images: of the good test images' scores)
+    #[arg(long, default_value_t = 0.95)]
+    pub quantile: f64,
+    /// The normal class, for ROC-AUC with labelled images [default: the run's --normal-class]
+    #[arg(long, value_name = "K")]
+    pub normal_class: Option<u8>,
+    /// An MVTec AD category (train/good, test/<kind>, ground_truth/<kind>): score test/ with
+    /// anomaly maps, measured against the masks
+    #[arg(long, value_name = "CATEGORY", conflicts_with_all = ["files", "folder", "dataset"])]
+    pub images: Option<PathBuf>,
+    #[command(flatten)]
+    pub maps: MapArgs,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// `cae anomaly`: whole images scored by their reconstruction error, or, with a category or a
+/// calibrated run, by anomaly maps.
+pub fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
+    let run = super::open(&args.run_dir, &args.weights, &args.data)?;
+    run.autoencoder("cae anomaly")?;
+    if let Some(dir) = &args.images {
+        return category(&run, dir, &args);
+    }
+    if let Some(calibration) = calibration(&run, &args)? {
+        return files(&run, &calibration, &args);
+    }
+    args.maps.refuse_without_maps()?;
+    let images = args.input.images()?;
+    let set = run.image_set(&images)?;
+    let report = run.anomaly(&set, args.quantile, args.normal_class)?;
+    let name = |i: usize| match &images {
+        Images::Files(paths) => paths[i].display().to_string(),
+        Images::Run(_) | Images::Builtin { .. } => i.to_string(),
+    };
+    let header = if set.labelled { "\tlabel" } else { "" };
+    let lines = report.scores.iter().enumerate().map(|(i, s)| {
+        let flagged = u8::from(*s > report.threshold);
+        match set.labelled {
+            true => format!("{}\t{s:.6}\t{flagged}\t{}", name(i), set.data.labels[i]),
+            false => format!("{}\t{s:.6}\t{flagged}", name(i)),
+        }
+    });
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // A reader that stops early (`| head`) is no error; the summary still goes to stderr.
+    let _ = std::iter::once(format!("image\tscore\tflagged{header}"))
+        .chain(lines)
+        .try_for_each(|line| writeln!(out, "{line}"))
+        .and_then(|()| out.flush());
+    eprintln!(
+        "threshold {:.6} ({} quantile of the run's training images); flagged {} of {}",
+        report.threshold,
+        report.quantile,
+        report.flagged(),
+        report.scores.len()
+    );
+    match (report.auc, report.precision, report.recall) {
+        (Some(auc), precision, recall) => eprintln!(
+            "ROC-AUC {auc:.4}; at the threshold precision {}, recall {}",
+            precision.map_or("—".into(), |p| format!("{p:.4}")),
+            recall.map_or("—".into(), |r| format!("{r:.4}")),
+        ),
+        _ => {
+            eprintln!("no ROC-AUC: it needs labelled images and a normal class (--normal-class K)")
+        }
+    }
+    Ok(())
+}
 
 #[derive(Debug, Args)]
 pub struct MapArgs {

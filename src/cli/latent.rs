@@ -1,11 +1,10 @@
-//! `cae encode`, `generate`, `interpolate`, `anomaly`, `benchmark one-class`: the latent codes
-//! out of cae, generation from them, and anomaly scores.
+//! `cae encode`, `generate`, `interpolate`, `benchmark one-class`: the latent codes out of cae,
+//! generation from them, and the one-class benchmark of anomaly scores.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use clap::{Args, Subcommand};
+use clap::Args;
 
 use super::train::ModelArgs;
 use super::{DataArgs, WeightsArgs};
@@ -111,38 +110,6 @@ pub struct InterpolateArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct AnomalyArgs {
-    /// An autoencoder run (best trained on one class: train-ae --normal-class K)
-    pub run_dir: PathBuf,
-    #[command(flatten)]
-    pub input: InputArgs,
-    /// Flag scores above this quantile of the run's training images' scores
-    #[arg(long, default_value_t = 0.95)]
-    pub quantile: f64,
-    /// The normal class, for ROC-AUC with labelled images [default: the run's --normal-class]
-    #[arg(long, value_name = "K")]
-    pub normal_class: Option<u8>,
-    /// An MVTec AD category (train/good, test/<kind>, ground_truth/<kind>): score test/ with
-    /// anomaly maps, measured against the masks
-    #[arg(long, value_name = "CATEGORY", conflicts_with_all = ["files", "folder", "dataset"])]
-    pub images: Option<PathBuf>,
-    #[command(flatten)]
-    pub maps: super::defects::MapArgs,
-    #[command(flatten)]
-    pub weights: WeightsArgs,
-    #[command(flatten)]
-    pub data: DataArgs,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BenchmarkCommand {
-    /// The one-class protocol (Ruff et al. 2018): per class, train on it alone, score the test set
-    OneClass(OneClassArgs),
-    /// Generated inspection categories (MVTec AD layout): AE-L2 against AE-SSIM per category
-    Defects(super::defects::DefectsBenchArgs),
-}
-
-#[derive(Debug, Args)]
 pub struct OneClassArgs {
     /// The dataset
     #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
@@ -240,62 +207,8 @@ pub fn interpolate(args: InterpolateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
-    let run = super::open(&args.run_dir, &args.weights, &args.data)?;
-    run.autoencoder("cae anomaly")?;
-    if let Some(category) = &args.images {
-        return super::defects::category(&run, category, &args);
-    }
-    if let Some(calibration) = super::defects::calibration(&run, &args)? {
-        return super::defects::files(&run, &calibration, &args);
-    }
-    args.maps.refuse_without_maps()?;
-    let images = args.input.images()?;
-    let set = run.image_set(&images)?;
-    let report = run.anomaly(&set, args.quantile, args.normal_class)?;
-    let name = |i: usize| match &images {
-        Images::Files(paths) => paths[i].display().to_string(),
-        Images::Run(_) | Images::Builtin { .. } => i.to_string(),
-    };
-    let header = if set.labelled { "\tlabel" } else { "" };
-    let lines = report.scores.iter().enumerate().map(|(i, s)| {
-        let flagged = u8::from(*s > report.threshold);
-        match set.labelled {
-            true => format!("{}\t{s:.6}\t{flagged}\t{}", name(i), set.data.labels[i]),
-            false => format!("{}\t{s:.6}\t{flagged}", name(i)),
-        }
-    });
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    // A reader that stops early (`| head`) is no error; the summary still goes to stderr.
-    let _ = std::iter::once(format!("image\tscore\tflagged{header}"))
-        .chain(lines)
-        .try_for_each(|line| writeln!(out, "{line}"))
-        .and_then(|()| out.flush());
-    eprintln!(
-        "threshold {:.6} ({} quantile of the run's training images); flagged {} of {}",
-        report.threshold,
-        report.quantile,
-        report.flagged(),
-        report.scores.len()
-    );
-    match (report.auc, report.precision, report.recall) {
-        (Some(auc), precision, recall) => eprintln!(
-            "ROC-AUC {auc:.4}; at the threshold precision {}, recall {}",
-            precision.map_or("—".into(), |p| format!("{p:.4}")),
-            recall.map_or("—".into(), |r| format!("{r:.4}")),
-        ),
-        _ => {
-            eprintln!("no ROC-AUC: it needs labelled images and a normal class (--normal-class K)")
-        }
-    }
-    Ok(())
-}
-
-pub fn benchmark(command: BenchmarkCommand) -> anyhow::Result<()> {
-    let args = match command {
-        BenchmarkCommand::OneClass(args) => args,
-        BenchmarkCommand::Defects(args) => return super::defects::benchmark(args),
-    };
+/// `cae benchmark one-class`.
+pub fn one_class(args: OneClassArgs) -> anyhow::Result<()> {
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }

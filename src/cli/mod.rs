@@ -8,8 +8,8 @@
 //! | [`inspect`] | `reconstruct`, `eval`, `predict`, `denoise`, `report` |
 //! | [`serve`] | `serve` |
 //! | [`weights`] | `export`, `import` |
-//! | [`latent`] | `encode`, `generate`, `interpolate`, `anomaly`, `benchmark one-class` |
-//! | [`defects`] | `anomaly --images CATEGORY`, calibrated `anomaly`, `benchmark defects` |
+//! | [`latent`] | `encode`, `generate`, `interpolate`, `benchmark one-class` |
+//! | [`defects`] | `anomaly` (with maps, on MVTec AD categories, calibrated), `benchmark defects` |
 //! | [`measure`] | `compare`, `quantize`, `bench` |
 //!
 //! [`progress`] is the observer that shows training and decoding on the terminal.
@@ -85,11 +85,11 @@ pub enum Command {
     Generate(latent::GenerateArgs),
     /// Decode the straight line between two images' codes (PNG strip).
     Interpolate(latent::InterpolateArgs),
-    /// Score images by reconstruction error; flag those above a training-set quantile.
-    Anomaly(latent::AnomalyArgs),
+    /// Score images by reconstruction error; with --images CATEGORY, find and measure defects with anomaly maps.
+    Anomaly(defects::AnomalyArgs),
     /// Benchmarks that train many runs.
     #[command(subcommand)]
-    Benchmark(latent::BenchmarkCommand),
+    Benchmark(BenchmarkCommand),
     /// Write a run's weights (safetensors or PyTorch, the lecture's names) or model (ONNX).
     Export(weights::ExportArgs),
     /// Make a run directory from a PyTorch or safetensors file under the lecture's names.
@@ -103,6 +103,14 @@ pub enum Command {
     Compare(measure::CompareArgs),
     /// Measure training throughput and inference latency (prints one JSON line).
     Bench(measure::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchmarkCommand {
+    /// The one-class protocol (Ruff et al. 2018): per class, train on it alone, score the test set
+    OneClass(latent::OneClassArgs),
+    /// Generated inspection categories (MVTec AD layout): AE-L2 against AE-SSIM per category
+    Defects(defects::DefectsBenchArgs),
 }
 
 /// The library's named options as clap values, with the same names and help.
@@ -255,8 +263,9 @@ pub fn run(cli: Cli, given: &[String]) -> anyhow::Result<()> {
         Command::Encode(args) => latent::encode(args),
         Command::Generate(args) => latent::generate(args),
         Command::Interpolate(args) => latent::interpolate(args),
-        Command::Anomaly(args) => latent::anomaly(args),
-        Command::Benchmark(command) => latent::benchmark(command),
+        Command::Anomaly(args) => defects::anomaly(args),
+        Command::Benchmark(BenchmarkCommand::OneClass(args)) => latent::one_class(args),
+        Command::Benchmark(BenchmarkCommand::Defects(args)) => defects::benchmark(args),
         Command::Serve(args) => serve::serve(args),
         Command::Export(args) => weights::export(args),
         Command::Import(args) => weights::import(args),

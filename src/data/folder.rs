@@ -262,6 +262,44 @@ pub fn list(dir: &Path) -> Result<Listing, FolderError> {
     })
 }
 
+// The MVTec AD layout, as far as listing needs it (the masks are `super::mvtec`'s).
+
+/// The name of the defect-free folders.
+pub const GOOD: &str = "good";
+
+/// Whether `dir` is laid out as an MVTec AD category (`train/good/` and `test/`).
+pub fn is_category(dir: &Path) -> bool {
+    dir.join("train").join(GOOD).is_dir() && dir.join("test").is_dir()
+}
+
+/// A folder that looks like a category (it has `ground_truth/` or `test/good/`) but has no
+/// `train/good/` is a mistake worth naming rather than a folder of classes.
+pub fn check_not_broken(dir: &Path) -> Result<(), FolderError> {
+    let looks = dir.join("ground_truth").is_dir() || dir.join("test").join(GOOD).is_dir();
+    if looks && !is_category(dir) {
+        return Err(FolderError::Invalid(format!(
+            "{} looks like an MVTec AD category (ground_truth/ or test/good/) but has no \
+             train/good/ folder of defect-free images to learn from",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The index of `good` among the classes of `dir`.
+pub fn good_index(classes: &[String], dir: &Path) -> Result<u8, FolderError> {
+    classes
+        .iter()
+        .position(|c| c == GOOD)
+        .map(|i| i as u8)
+        .ok_or_else(|| {
+            FolderError::Invalid(format!(
+                "{}: no {GOOD}/ folder (the defect-free images of the category)",
+                dir.display()
+            ))
+        })
+}
+
 /// A folder's parts: its own `train/` and `test/` folders, or all of it (the test images then
 /// held out by `--val-split`).
 #[derive(Debug, Clone, PartialEq)]
@@ -325,17 +363,17 @@ pub fn listings_on_this_thread() -> usize {
 fn listings(dir: &Path) -> Result<Parts<Listing>, FolderError> {
     LISTED.with(|n| n.set(n.get() + 1));
     let (train, test) = (dir.join("train"), dir.join("test"));
-    if super::mvtec::is_category(dir) {
+    if is_category(dir) {
         // Learn from train/good only; the test kinds are the classes (good among them).
         let (train_listing, test_listing) = (list(&train)?, list(&test)?);
-        if train_listing.classes != [super::mvtec::GOOD] {
+        if train_listing.classes != [GOOD] {
             return Err(FolderError::Invalid(format!(
                 "{} holds {:?}: an MVTec AD category learns from train/good/ only",
                 train.display(),
                 train_listing.classes
             )));
         }
-        let good = super::mvtec::good_index(&test_listing.classes, &test)?;
+        let good = good_index(&test_listing.classes, &test)?;
         let train = Listing {
             classes: test_listing.classes.clone(),
             files: train_listing
@@ -350,7 +388,7 @@ fn listings(dir: &Path) -> Result<Parts<Listing>, FolderError> {
             test: test_listing,
         });
     }
-    super::mvtec::check_not_broken(dir)?;
+    check_not_broken(dir)?;
     let parts = if train.is_dir() && test.is_dir() {
         let (a, b) = (list(&train)?, list(&test)?);
         if a.classes != b.classes {
@@ -523,7 +561,7 @@ impl Plan {
             )));
         }
         if let (None, Some(c), Some(g)) = (config.channels, &colour, &grey)
-            && super::mvtec::is_category(&config.dir)
+            && is_category(&config.dir)
         {
             // An inspection set of mixed colour is likelier a mistake than a choice.
             return Err(FolderError::Invalid(format!(

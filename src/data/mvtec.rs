@@ -11,29 +11,7 @@ use std::path::{Path, PathBuf};
 use image::imageops::FilterType;
 use rayon::prelude::*;
 
-use super::folder::{FolderError, list};
-
-/// The name of the defect-free folders.
-pub const GOOD: &str = "good";
-
-/// Whether `dir` is laid out as an MVTec AD category (`train/good/` and `test/`).
-pub fn is_category(dir: &Path) -> bool {
-    dir.join("train").join(GOOD).is_dir() && dir.join("test").is_dir()
-}
-
-/// A folder that looks like a category (it has `ground_truth/` or `test/good/`) but has no
-/// `train/good/` is a mistake worth naming rather than a folder of classes.
-pub fn check_not_broken(dir: &Path) -> Result<(), FolderError> {
-    let looks = dir.join("ground_truth").is_dir() || dir.join("test").join(GOOD).is_dir();
-    if looks && !is_category(dir) {
-        return Err(FolderError::Invalid(format!(
-            "{} looks like an MVTec AD category (ground_truth/ or test/good/) but has no \
-             train/good/ folder of defect-free images to learn from",
-            dir.display()
-        )));
-    }
-    Ok(())
-}
+use super::folder::{FolderError, check_not_broken, good_index, is_category, list};
 
 /// The test images of a category.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,20 +106,6 @@ impl Category {
             })
             .collect()
     }
-}
-
-/// The index of `good` among the classes of `dir`.
-pub fn good_index(classes: &[String], dir: &Path) -> Result<u8, FolderError> {
-    classes
-        .iter()
-        .position(|c| c == GOOD)
-        .map(|i| i as u8)
-        .ok_or_else(|| {
-            FolderError::Invalid(format!(
-                "{}: no {GOOD}/ folder (the defect-free images of the category)",
-                dir.display()
-            ))
-        })
 }
 
 /// The mask of `image` from `path`, checked and resized (nearest) to `[height, width]`.
