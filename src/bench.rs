@@ -120,6 +120,8 @@ pub fn run(
         test: &test,
         loss: ReconstructionLoss::Bce,
         ssim_weight: crate::loss::DEFAULT_SSIM_WEIGHT,
+        patches: None,
+        test_patches: None,
         noise: None,
         variational: None,
     };

@@ -21,7 +21,7 @@ use crate::quantize::Int8Run;
 use crate::run::{EpochRecord, RunDir, RunError, Weights};
 use crate::training::{
     AutoencoderTrainingConfig, ClassificationMetrics, ClassifierTrainingConfig, Experiment,
-    FitOptions, ReconstructionMetrics, RunConfig, RunMode, TrainError, Trained,
+    FitOptions, Patches, ReconstructionMetrics, RunConfig, RunMode, TrainError, Trained,
 };
 
 /// Why a run could not be opened or used.
@@ -205,16 +205,22 @@ impl Run {
             train,
             test,
         } = crate::training::train(config, root, path, mode, device, options)?;
+        // A run that learnt from patches stands for its images by their centred squares.
+        let config = config.into_run_config();
+        let patches = match &config {
+            RunConfig::Autoencoder(c) => c.patches,
+            RunConfig::Classifier(_) => None,
+        };
         Ok(Self {
             dir: run,
             weights: Weights::Last,
-            config: config.into_run_config(),
+            config,
             classes,
             model: E::model(model.valid()),
             origin: Origin::Trained,
             root: root.to_path_buf(),
             device: device.clone(),
-            images: [OnceLock::from(train), OnceLock::from(test)],
+            images: [train, test].map(|d| OnceLock::from(Patches::centre(patches, d))),
         })
     }
 
@@ -392,16 +398,22 @@ impl Run {
             return Ok(images);
         }
         let data = self.data();
+        let patches = self.patches();
         if let DataConfig::Builtin(kind) = data {
-            let images = Dataset::load(&self.root, *kind, split)?;
+            let images = Patches::centre(patches, Dataset::load(&self.root, *kind, split)?);
             return Ok(self.images[index].get_or_init(|| images));
         }
         // A folder is listed and read once for both splits.
         let (train, test) =
             data.load(&self.root, self.path(), self.config.looping().seed, &Silent)?;
-        let _ = self.images[0].set(train);
-        let _ = self.images[1].set(test);
+        let _ = self.images[0].set(Patches::centre(patches, train));
+        let _ = self.images[1].set(Patches::centre(patches, test));
         Ok(self.images[index].get().expect("set above"))
+    }
+
+    /// The patches an autoencoder learnt from, if it learnt from patches.
+    fn patches(&self) -> Option<Patches> {
+        self.autoencoder_config().ok().and_then(|c| c.patches)
     }
 
     /// The training images as the run learned from them: its selection (a normal class), cut
@@ -539,6 +551,8 @@ impl Run {
     }
 
     /// Each image's anomaly map (`[H, W]`, see [`MapOptions`]) against its reconstruction.
+    /// Images larger than the model takes (a run trained on patches) are scored in tiles of
+    /// its size, `options.stride` apart, a batch of tiles at a time.
     pub fn anomaly_maps<'a>(
         &self,
         images: impl Into<Input<'a>>,
@@ -546,15 +560,61 @@ impl Run {
     ) -> Result<Vec<Vec<f32>>, Error> {
         options.validate().map_err(Error::Invalid)?;
         let images = images.into();
-        self.check(&images)?;
         let model = self.autoencoder("anomaly maps")?;
-        let shape = self.image_shape();
-        let mut maps = Vec::with_capacity(images.len());
-        images.for_each_batch(&self.device, |x| {
+        let (tile, full) = (self.image_shape(), images.shape());
+        let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().expect("f32 pixels");
+        let reconstruct = |x: Tensor<4>| {
             let r = burn::tensor::activation::sigmoid(model.forward_logits(x.clone()));
-            let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().expect("f32 pixels");
-            maps.extend(options.maps(&values(x), &values(r), shape));
-        });
+            (values(x), values(r))
+        };
+        if full == tile {
+            let mut maps = Vec::with_capacity(images.len());
+            images.for_each_batch(&self.device, |x| {
+                let (x, r) = reconstruct(x);
+                maps.extend(options.maps(&x, &r, tile));
+            });
+            return Ok(maps);
+        }
+        if full.channels != tile.channels || full.height < tile.height || full.width < tile.width {
+            return Err(Error::Invalid(format!(
+                "the run {} takes {tile} images (or larger ones of {} channel(s), in tiles); these \
+                 are {full}",
+                self.path().display(),
+                tile.channels
+            )));
+        }
+        use crate::defects::inspect::{Stitch, crop_values, tile_starts};
+        let size = (tile.height, tile.width);
+        let corners: Vec<(usize, usize)> =
+            tile_starts(full.height, tile.height, options.stride_for(tile.height))
+                .into_iter()
+                .flat_map(|y| {
+                    tile_starts(full.width, tile.width, options.stride_for(tile.width))
+                        .into_iter()
+                        .map(move |x| (y, x))
+                })
+                .collect();
+        let batch = crate::evaluation::eval_batch_size(tile);
+        let mut maps = Vec::with_capacity(images.len());
+        for i in 0..images.len() {
+            let image = images.image_values(i);
+            let mut stitch = Stitch::new(full.height, full.width);
+            for group in corners.chunks(batch) {
+                let tiles: Vec<f32> = group
+                    .iter()
+                    .flat_map(|&at| crop_values(&image, full, at, size))
+                    .collect();
+                let (x, r) = reconstruct(crate::data::pixels_tensor(tiles, tile, &self.device));
+                for ((at, x), r) in group
+                    .iter()
+                    .zip(x.chunks(tile.len()))
+                    .zip(r.chunks(tile.len()))
+                {
+                    stitch.add(&options.raw_map(x, r, tile), *at, size);
+                }
+            }
+            maps.push(stitch.finish(options));
+        }
         Ok(maps)
     }
 
@@ -743,6 +803,25 @@ impl Input<'_> {
         match self {
             Input::Dataset(d) => d.shape,
             Input::Pixels { shape, .. } => *shape,
+        }
+    }
+
+    /// Image `i`, `[C, H, W]` values in [0, 1].
+    pub fn image_values(&self, i: usize) -> Vec<f32> {
+        let per = self.shape().len();
+        match self {
+            Input::Dataset(d) => d.images_values(&[i]),
+            Input::Pixels {
+                pixels: Pixels::Bytes(b),
+                ..
+            } => b[i * per..(i + 1) * per]
+                .iter()
+                .map(|&p| f32::from(p) / 255.0)
+                .collect(),
+            Input::Pixels {
+                pixels: Pixels::Floats(f),
+                ..
+            } => f[i * per..(i + 1) * per].to_vec(),
         }
     }
 

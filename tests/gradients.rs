@@ -144,6 +144,8 @@ fn chunked_step_equals_whole_batch_step() {
         test: &data,
         loss: ReconstructionLoss::Bce,
         ssim_weight: cae::loss::DEFAULT_SSIM_WEIGHT,
+        patches: None,
+        test_patches: None,
         noise: None,
         variational: None,
     };
@@ -242,6 +244,8 @@ fn training_steps_are_bit_identical_for_1_2_and_3_threads() {
         test: &data,
         loss: ReconstructionLoss::Bce,
         ssim_weight: cae::loss::DEFAULT_SSIM_WEIGHT,
+        patches: None,
+        test_patches: None,
         noise: Some(Noise::Gaussian { std: 0.3 }),
         variational: None,
     };

@@ -709,3 +709,103 @@ fn broken_categories_are_refused_by_name_and_nothing_is_written() {
         "{json}"
     );
 }
+
+#[test]
+fn patch_runs_score_whole_images_in_tiles_that_agree_with_untiled_maps() {
+    use cae::defects::{MapKind, MapOptions};
+    use cae::trained::{Input, Pixels, Run};
+    let dir = tempfile::tempdir().unwrap();
+    let disc = category(dir.path(), "disc");
+    let run_dir = dir.path().join("run");
+    train_on(
+        &disc,
+        &run_dir,
+        2,
+        &["--patch", "24", "--patches-per-image", "2"],
+    );
+    let run = Run::open(&run_dir, Weights::Last).unwrap();
+    // The model takes the patches; the run's splits stand as their centred squares.
+    assert_eq!(run.image_shape().to_string(), "3x24x24");
+    assert_eq!(run.images(Split::Test).unwrap().shape, run.image_shape());
+
+    let images = run
+        .read_files(&[
+            disc.join("test/hole/000.png"),
+            disc.join("test/good/001.png"),
+        ])
+        .unwrap();
+    assert_eq!((images.shape.height, images.shape.width), (48, 48));
+    let tile = run.image_shape();
+    for map in [MapKind::L2, MapKind::Ssim] {
+        // Tiles 24 apart do not overlap: each quarter of the stitched map is the map of
+        // that quarter scored alone. Tiles 12 apart overlap, but the corner square
+        // [0, 12)² lies in one tile only, the first.
+        for (stride, region) in [(24, 24), (12, 12)] {
+            let options = MapOptions {
+                map,
+                smooth: 0.0,
+                stride: Some(stride),
+                ..MapOptions::default()
+            };
+            let stitched = run.anomaly_maps(&images, &options).unwrap();
+            for (i, whole) in stitched.iter().enumerate() {
+                assert_eq!(whole.len(), 48 * 48);
+                for (y, x) in [(0, 0), (24, 24)]
+                    .into_iter()
+                    .take(if stride == 24 { 2 } else { 1 })
+                {
+                    let full = images.images_values(&[i]);
+                    let crop =
+                        cae::defects::inspect::crop_values(&full, images.shape, (y, x), (24, 24));
+                    let alone = run
+                        .anomaly_maps(
+                            Input::Pixels {
+                                pixels: Pixels::Floats(&crop),
+                                shape: tile,
+                            },
+                            &options,
+                        )
+                        .unwrap();
+                    for r in 0..region {
+                        for c in 0..region {
+                            let (a, b) = (whole[(y + r) * 48 + x + c], alone[0][r * 24 + c]);
+                            // Equal but for float rounding: a batch of four tiles and a batch
+                            // of one sum in other orders, and SSIM divides by small variances.
+                            assert!(
+                                (a - b).abs() <= 1e-4,
+                                "{map:?} stride {stride} ({r}, {c}): {a} vs {b}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Through the command line: whole-size maps from the tiles.
+    let maps = dir.path().join("maps");
+    common::succeed(
+        common::cae()
+            .arg("anomaly")
+            .arg(&run_dir)
+            .arg("--images")
+            .arg(&disc)
+            .args(["--stride", "8", "--maps"])
+            .arg(&maps),
+    );
+    let (shape, _) = npy::<f32>(&maps.join("stain/001.npy"));
+    assert_eq!(shape, [48, 48]);
+    let out = common::cae()
+        .arg("anomaly")
+        .arg(&run_dir)
+        .arg("--images")
+        .arg(&disc)
+        .args(["--tile", "32"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("takes 24x24 tiles"),
+        "{}",
+        stderr(&out)
+    );
+}

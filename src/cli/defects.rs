@@ -112,6 +112,14 @@ pub struct MapArgs {
     /// k of --score top-k, in pixels [default: 100]
     #[arg(long, value_name = "K")]
     pub top_k: Option<usize>,
+    /// Images larger than the model (trained with --patch) are scored in tiles of its size;
+    /// this is that size, and must be the model's [default: the model's]
+    #[arg(long, value_name = "P")]
+    pub tile: Option<usize>,
+    /// Pixels between neighbouring tiles; their maps are averaged where they overlap
+    /// [default: half a tile]
+    #[arg(long, value_name = "S")]
+    pub stride: Option<usize>,
     /// Write each image's heat-map overlay (PNG) and map (.npy), a grid of the worst and best
     /// cases and anomaly.json into this folder
     #[arg(long, value_name = "OUT_DIR")]
@@ -130,11 +138,17 @@ impl MapArgs {
             smooth: self.smooth.unwrap_or(base.smooth),
             score: self.score.unwrap_or(base.score),
             top_k: self.top_k.unwrap_or(base.top_k),
+            stride: self.stride.or(base.stride),
         }
     }
 
     fn any_map_flag(&self) -> bool {
-        self.map.is_some() || self.smooth.is_some() || self.score.is_some() || self.top_k.is_some()
+        self.map.is_some()
+            || self.smooth.is_some()
+            || self.score.is_some()
+            || self.top_k.is_some()
+            || self.stride.is_some()
+            || self.tile.is_some()
     }
 
     /// Plain `cae anomaly` scores whole images: the map flags need a category or a
@@ -142,7 +156,7 @@ impl MapArgs {
     pub fn refuse_without_maps(&self) -> anyhow::Result<()> {
         if self.any_map_flag() || self.maps.is_some() {
             bail!(
-                "--map, --smooth, --score, --top-k and --maps score with anomaly maps: give \
+                "--map, --smooth, --score, --top-k, --tile, --stride and --maps score with anomaly maps: give \
                  --images CATEGORY, or calibrate the run first (--images CATEGORY --calibrate)"
             );
         }
@@ -156,6 +170,20 @@ pub fn calibration(run: &Run, args: &AnomalyArgs) -> anyhow::Result<Option<Calib
         return Ok(None);
     }
     Calibration::read(run.path()).map_err(anyhow::Error::msg)
+}
+
+/// `--tile` names the model's side or nothing: tiles are what the model takes.
+fn check_tile(run: &Run, args: &AnomalyArgs) -> anyhow::Result<()> {
+    let shape = run.image_shape();
+    match args.maps.tile {
+        Some(p) if (p, p) != (shape.height, shape.width) => bail!(
+            "--tile {p}: the run's model takes {}x{} tiles (train another with --patch {p} for \
+             that size)",
+            shape.height,
+            shape.width
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// The images' maps and scores.
@@ -254,9 +282,10 @@ struct Inspected {
 fn inspect(run: &Run, dir: &Path, options: MapOptions) -> anyhow::Result<Inspected> {
     options.validate().map_err(anyhow::Error::msg)?;
     let category = Category::open(dir)?;
-    let shape = run.image_shape();
-    let masks = category.masks(shape.height, shape.width)?;
+    // The run's image size (larger than the model's for a run trained on patches).
     let images = run.read_files(&category.paths())?;
+    let shape = images.shape;
+    let masks = category.masks(shape.height, shape.width)?;
     let (maps, scores) = score(run, &images, &options)?;
     let kinds: Vec<u8> = category.files.iter().map(|(_, k)| *k).collect();
     let metrics = metrics(
@@ -280,6 +309,7 @@ fn inspect(run: &Run, dir: &Path, options: MapOptions) -> anyhow::Result<Inspect
 
 /// `cae anomaly RUN --images CATEGORY`.
 pub fn category(run: &Run, dir: &Path, args: &AnomalyArgs) -> anyhow::Result<()> {
+    check_tile(run, args)?;
     let options = args.maps.options(MapOptions::default());
     let Inspected {
         category,
@@ -357,7 +387,7 @@ fn describe(c: &Calibration) -> String {
         }
     };
     format!(
-        "threshold {:.6}, {how}; --map {} --smooth {} --score {}{}",
+        "threshold {:.6}, {how}; --map {} --smooth {} --score {}{}{}",
         c.threshold,
         c.options.map.name(),
         c.options.smooth,
@@ -365,12 +395,16 @@ fn describe(c: &Calibration) -> String {
         match c.options.score {
             ScoreKind::TopK => format!(" --top-k {}", c.options.top_k),
             _ => String::new(),
-        }
+        },
+        c.options
+            .stride
+            .map_or(String::new(), |s| format!(" --stride {s}"))
     )
 }
 
 /// `cae anomaly RUN FILE…` on a calibrated run: good or defect per file.
 pub fn files(run: &Run, calibration: &Calibration, args: &AnomalyArgs) -> anyhow::Result<()> {
+    check_tile(run, args)?;
     let options = calibration.options;
     if args.maps.options(options) != options {
         bail!(
@@ -460,6 +494,12 @@ pub struct DefectsBenchArgs {
     /// Examples per optimisation step
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
+    /// Side of the patches of the patch-trained models [default: half the images' side]
+    #[arg(long, value_name = "P")]
+    pub patch: Option<usize>,
+    /// Patches drawn from each training image per epoch
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub patches_per_image: usize,
 }
 
 /// The process's peak resident memory (MB) since the last [`reset_peak_memory`], where Linux
@@ -489,7 +529,7 @@ pub fn benchmark(args: DefectsBenchArgs) -> anyhow::Result<()> {
     use crate::defects::synth::{self, Kind, Sizes};
     use crate::loss::{DEFAULT_SSIM_WEIGHT, ReconstructionLoss};
     use crate::model::{AutoencoderModelConfig, ConvAutoencoderConfig};
-    use crate::training::{AutoencoderTrainingConfig, FitOptions, LoopConfig, RunMode};
+    use crate::training::{AutoencoderTrainingConfig, FitOptions, LoopConfig, Patches, RunMode};
 
     let kinds: Vec<Kind> = if args.categories.is_empty() {
         Kind::ALL.to_vec()
@@ -540,11 +580,21 @@ pub fn benchmark(args: DefectsBenchArgs) -> anyhow::Result<()> {
         "| category | model | image ROC-AUC | pixel ROC-AUC | PRO (FPR ≤ 0.3) | training (s) | scoring (s) | peak memory (MB) |\n\
          | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
-    for (kind, dir) in kinds.iter().zip(&dirs) {
-        for (loss, map) in [
+    let patch = args.patch.unwrap_or(args.side / 2);
+    let patches = Patches {
+        size: patch,
+        per_image: args.patches_per_image,
+    };
+    let variants = [None, Some(patches)].into_iter().flat_map(|patches| {
+        [
             (ReconstructionLoss::L2, MapKind::L2),
             (ReconstructionLoss::Ssim, MapKind::Ssim),
-        ] {
+        ]
+        .map(|(loss, map)| (loss, map, patches))
+    });
+    let variants: Vec<_> = variants.collect();
+    for (kind, dir) in kinds.iter().zip(&dirs) {
+        for &(loss, map, patches) in &variants {
             let config = AutoencoderTrainingConfig {
                 model: AutoencoderModelConfig::Conv(
                     ConvAutoencoderConfig::new().with_latent(args.latent),
@@ -552,6 +602,7 @@ pub fn benchmark(args: DefectsBenchArgs) -> anyhow::Result<()> {
                 data: DataConfig::Folder(FolderConfig::new(dir.clone())),
                 loss,
                 ssim_weight: DEFAULT_SSIM_WEIGHT,
+                patches,
                 noise: None,
                 normal_class: None,
                 training: LoopConfig {
@@ -559,10 +610,10 @@ pub fn benchmark(args: DefectsBenchArgs) -> anyhow::Result<()> {
                     ..LoopConfig::new(args.epochs, args.batch_size)
                 },
             };
-            let path = args
-                .out
-                .join("runs")
-                .join(format!("{}-{}", kind.name(), loss.name()));
+            let path = args.out.join("runs").join(match patches {
+                None => format!("{}-{}", kind.name(), loss.name()),
+                Some(p) => format!("{}-{}-patch{}", kind.name(), loss.name(), p.size),
+            });
             reset_peak_memory();
             let start = std::time::Instant::now();
             let options = FitOptions {
@@ -579,10 +630,18 @@ pub fn benchmark(args: DefectsBenchArgs) -> anyhow::Result<()> {
             let m = inspect(&run, dir, options)?.metrics;
             let scored = start.elapsed().as_secs_f64();
             let peak = peak_memory_mb().map_or("—".into(), |mb| format!("{mb:.0}"));
+            let model = match patches {
+                None => format!("AE-{}", map.name().to_uppercase()),
+                Some(p) => format!(
+                    "AE-{}, {} px patches, tiles {} apart",
+                    map.name().to_uppercase(),
+                    p.size,
+                    options.stride_for(p.size)
+                ),
+            };
             let row = format!(
-                "| {} | AE-{} | {} | {} | {} | {trained:.1} | {scored:.1} | {peak} |\n",
+                "| {} | {model} | {} | {} | {} | {trained:.1} | {scored:.1} | {peak} |\n",
                 kind.name(),
-                map.name().to_uppercase(),
                 figure(m.image_roc_auc),
                 figure(m.pixel_roc_auc),
                 figure(m.pro_auc),

@@ -225,6 +225,7 @@ pub fn one_class(args: OneClassArgs) -> anyhow::Result<()> {
         data: crate::data::DataConfig::builtin(args.dataset),
         loss: args.loss,
         ssim_weight: crate::loss::DEFAULT_SSIM_WEIGHT,
+        patches: None,
         noise: None,
         normal_class: None,
         training: LoopConfig {

@@ -25,7 +25,7 @@ use crate::run::{EpochRecord, RunDir};
 use crate::trained::{Run, Trainable};
 use crate::training::{
     AutoencoderTrainingConfig, ClassifierTrainingConfig, Experiment, FitOptions, LoopConfig,
-    LrSchedule, RunMode,
+    LrSchedule, Patches, RunMode,
 };
 
 /// Flags of the epoch loop shared by the training commands.
@@ -278,6 +278,13 @@ pub struct TrainAeArgs {
     /// w of --loss ssim+l1: w·(1 − SSIM) + (1 − w)·L1
     #[arg(long, value_name = "W", default_value_t = crate::loss::DEFAULT_SSIM_WEIGHT)]
     pub ssim_weight: f64,
+    /// Learn from random P×P squares of the images (large images); the model takes P×P, and
+    /// `cae anomaly` scores whole images in tiles of it
+    #[arg(long, value_name = "P")]
+    pub patch: Option<usize>,
+    /// Squares drawn from each training image per epoch, with --patch
+    #[arg(long, value_name = "N", default_value_t = 4, requires = "patch")]
+    pub patches_per_image: usize,
     /// Train a denoising autoencoder: gaussian:STD, salt-pepper:P or mask:P
     #[arg(long, value_name = "KIND:AMOUNT")]
     pub noise: Option<Noise>,
@@ -407,6 +414,10 @@ fn autoencoder_flags(c: &AutoencoderTrainingConfig) -> FlagValues {
     data_flags(&c.data, &mut v);
     v.insert("loss", c.loss.name().into());
     v.insert("ssim_weight", c.ssim_weight.to_string());
+    let patch = c.patches.map(|p| p.size.to_string());
+    v.insert("patch", patch.unwrap_or("none".into()));
+    let per_image = c.patches.map_or(4, |p| p.per_image);
+    v.insert("patches_per_image", per_image.to_string());
     v.insert("noise", c.noise.map_or("none".into(), |n| n.to_string()));
     let normal = c.normal_class.map(|k| k.to_string());
     v.insert("normal_class", normal.unwrap_or("none".into()));
@@ -567,6 +578,10 @@ pub fn autoencoder_plan(
         data: args.source.config(),
         loss: args.loss,
         ssim_weight: args.ssim_weight,
+        patches: args.patch.map(|size| Patches {
+            size,
+            per_image: args.patches_per_image,
+        }),
         noise: args.noise,
         normal_class: args.normal_class,
         training: args.training.config(64),

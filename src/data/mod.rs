@@ -543,6 +543,40 @@ impl Dataset {
         values
     }
 
+    /// The `side`×`side` square of image `i` whose top-left corner is row `y`, column `x`,
+    /// channels last as [`Dataset::image`].
+    pub fn crop(&self, i: usize, y: usize, x: usize, side: usize) -> Vec<u8> {
+        let ImageShape {
+            channels, width, ..
+        } = self.shape;
+        let image = self.image(i);
+        let row = side * channels;
+        let mut out = Vec::with_capacity(side * row);
+        for r in y..y + side {
+            let start = (r * width + x) * channels;
+            out.extend_from_slice(&image[start..start + row]);
+        }
+        out
+    }
+
+    /// Every image's centred `side`×`side` square, in memory.
+    pub fn centre_crops(&self, side: usize) -> Self {
+        let (y, x) = (
+            (self.shape.height - side) / 2,
+            (self.shape.width - side) / 2,
+        );
+        let pixels = (0..self.len())
+            .flat_map(|i| self.crop(i, y, x, side))
+            .collect();
+        Self::in_memory(
+            &self.name,
+            self.classes.clone(),
+            ImageShape::new(self.shape.channels, side, side),
+            pixels,
+            self.labels.clone(),
+        )
+    }
+
     /// Images `indices` as a `[B, C, H, W]` tensor scaled to [0, 1].
     pub fn images_tensor(&self, indices: &[usize], device: &Device) -> Tensor<4> {
         pixels_tensor(self.images_values(indices), self.shape, device)

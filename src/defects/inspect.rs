@@ -53,6 +53,10 @@ pub struct MapOptions {
     pub score: ScoreKind,
     /// `k` of [`ScoreKind::TopK`].
     pub top_k: usize,
+    /// Images larger than the model are scored in tiles of its size this far apart (the last
+    /// flush with the edge), their maps averaged where they overlap; `None`: half a tile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stride: Option<usize>,
 }
 
 impl Default for MapOptions {
@@ -62,6 +66,7 @@ impl Default for MapOptions {
             smooth: 4.0,
             score: ScoreKind::Max,
             top_k: 100,
+            stride: None,
         }
     }
 }
@@ -81,17 +86,30 @@ impl MapOptions {
         if self.top_k == 0 {
             return Err("--top-k 0: at least one pixel".into());
         }
+        if self.stride == Some(0) {
+            return Err("--stride 0: tiles at least one pixel apart".into());
+        }
         Ok(())
     }
 
     /// The map (`[H, W]`) of an image against its reconstruction (`[C, H, W]` each).
     pub fn map(&self, image: &[f32], reconstruction: &[f32], shape: ImageShape) -> Vec<f32> {
+        let raw = self.raw_map(image, reconstruction, shape);
+        smooth(&raw, shape.height, shape.width, self.smooth)
+    }
+
+    /// [`MapOptions::map`] before smoothing.
+    pub fn raw_map(&self, image: &[f32], reconstruction: &[f32], shape: ImageShape) -> Vec<f32> {
         let (c, h, w) = (shape.channels, shape.height, shape.width);
-        let raw = match self.map {
+        match self.map {
             MapKind::L2 => l2_map(image, reconstruction, c),
             MapKind::Ssim => ssim_map(image, reconstruction, c, h, w),
-        };
-        smooth(&raw, h, w, self.smooth)
+        }
+    }
+
+    /// The stride of tiles `tile` pixels wide.
+    pub fn stride_for(&self, tile: usize) -> usize {
+        self.stride.unwrap_or(tile / 2).clamp(1, tile.max(1))
     }
 
     /// An image's score from its map.
@@ -116,6 +134,75 @@ impl MapOptions {
             .zip(reconstructions.par_chunks(shape.len()))
             .map(|(x, r)| self.map(x, r, shape))
             .collect()
+    }
+}
+
+/// Where tiles of `tile` pixels start along a side of `len` pixels, `stride` apart, the last
+/// flush with the end so that every pixel is covered.
+pub fn tile_starts(len: usize, tile: usize, stride: usize) -> Vec<usize> {
+    let last = len.saturating_sub(tile);
+    let mut starts: Vec<usize> = (0..=last).step_by(stride.max(1)).collect();
+    if starts.last() != Some(&last) {
+        starts.push(last);
+    }
+    starts
+}
+
+/// The `[C, th, tw]` square at row `y`, column `x` of an image `[C, H, W]` (`shape`).
+pub fn crop_values(
+    image: &[f32],
+    shape: ImageShape,
+    (y, x): (usize, usize),
+    (th, tw): (usize, usize),
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(shape.channels * th * tw);
+    for c in 0..shape.channels {
+        for r in y..y + th {
+            let start = (c * shape.height + r) * shape.width + x;
+            out.extend_from_slice(&image[start..start + tw]);
+        }
+    }
+    out
+}
+
+/// Sums of tile maps over a whole image, to be averaged where tiles overlap.
+pub struct Stitch {
+    height: usize,
+    width: usize,
+    sum: Vec<f32>,
+    count: Vec<u16>,
+}
+
+impl Stitch {
+    pub fn new(height: usize, width: usize) -> Self {
+        Self {
+            height,
+            width,
+            sum: vec![0.0; height * width],
+            count: vec![0; height * width],
+        }
+    }
+
+    /// Add the `[th, tw]` map of the tile at row `y`, column `x`.
+    pub fn add(&mut self, map: &[f32], (y, x): (usize, usize), (th, tw): (usize, usize)) {
+        for r in 0..th {
+            let row = (y + r) * self.width + x;
+            for c in 0..tw {
+                self.sum[row + c] += map[r * tw + c];
+                self.count[row + c] += 1;
+            }
+        }
+    }
+
+    /// The averaged map, smoothed as `options` say.
+    pub fn finish(self, options: &MapOptions) -> Vec<f32> {
+        let map: Vec<f32> = self
+            .sum
+            .iter()
+            .zip(&self.count)
+            .map(|(s, &n)| s / f32::from(n.max(1)))
+            .collect();
+        smooth(&map, self.height, self.width, options.smooth)
     }
 }
 

@@ -1,13 +1,14 @@
 //! The autoencoder task: reconstruct the (clean) input image.
 
 use burn::prelude::*;
+use rand::Rng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::{Experiment, LoopConfig, Metrics, RunConfig, Score, Task, TrainError};
 use crate::Choice;
 use crate::data::noise::Noise;
-use crate::data::{DataConfig, Dataset, Source, pixels_tensor};
+use crate::data::{DataConfig, Dataset, ImageShape, Source, pixels_tensor, push_channels_first};
 pub use crate::evaluation::ReconstructionMetrics;
 use crate::loss::{self, ReconstructionLoss};
 use crate::model::{AnyAutoencoder, Autoencoder, AutoencoderModelConfig, ConvAutoencoderConfig};
@@ -26,6 +27,9 @@ pub struct AutoencoderTrainingConfig {
         skip_serializing_if = "is_default_ssim_weight"
     )]
     pub ssim_weight: f64,
+    /// Learn from random squares of the images instead of whole ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patches: Option<Patches>,
     /// Input corruption of a denoising autoencoder; `None` trains a plain one.
     #[serde(default)]
     pub noise: Option<Noise>,
@@ -35,6 +39,32 @@ pub struct AutoencoderTrainingConfig {
     pub normal_class: Option<u8>,
     #[serde(flatten)]
     pub training: LoopConfig,
+}
+
+/// Training on random squares of the images (`--patch`): for images too large to learn
+/// whole, the model's sides follow the patch. Each epoch draws `per_image` squares of each
+/// training image; the test figures are those of each test image's centred square.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Patches {
+    pub size: usize,
+    pub per_image: usize,
+}
+
+impl Patches {
+    /// The images a model trained on these patches takes: `shape`'s channels, `size` square.
+    pub fn shape(self, shape: ImageShape) -> ImageShape {
+        ImageShape::new(shape.channels, self.size, self.size)
+    }
+
+    /// The patch-sized images a run's split stands for: their centred squares.
+    pub fn centre(patches: Option<Self>, data: Dataset) -> Dataset {
+        match patches {
+            Some(p) if (data.shape.height, data.shape.width) != (p.size, p.size) => {
+                data.centre_crops(p.size)
+            }
+            _ => data,
+        }
+    }
 }
 
 fn default_ssim_weight() -> f64 {
@@ -53,6 +83,7 @@ impl AutoencoderTrainingConfig {
             data: DataConfig::default(),
             loss: ReconstructionLoss::Bce,
             ssim_weight: crate::loss::DEFAULT_SSIM_WEIGHT,
+            patches: None,
             noise: None,
             normal_class: None,
             training: LoopConfig::new(5, 64),
@@ -92,7 +123,9 @@ impl Experiment for AutoencoderTrainingConfig {
 
     fn settle(&mut self, source: &Source) -> Result<(), TrainError> {
         self.data = source.settled(&self.data);
-        self.model = self.model.clone().with_image(source.shape());
+        let shape = source.shape();
+        let input = self.patches.map_or(shape, |p| p.shape(shape));
+        self.model = self.model.clone().with_image(input);
         Ok(())
     }
 
@@ -114,15 +147,38 @@ impl Experiment for AutoencoderTrainingConfig {
                 )));
             }
         }
-        if self.model.input() != source.shape() {
+        let images = source.shape();
+        let shape = match self.patches {
+            Some(p) => {
+                if p.per_image == 0 {
+                    return Err(TrainError::Invalid(
+                        "--patches-per-image 0: at least one".into(),
+                    ));
+                }
+                if p.size == 0 || p.size > images.height.min(images.width) {
+                    return Err(TrainError::Invalid(format!(
+                        "--patch {}: a side from 1 to the images' smaller side, {}",
+                        p.size,
+                        images.height.min(images.width)
+                    )));
+                }
+                p.shape(images)
+            }
+            None => images,
+        };
+        if self.model.input() != shape {
             return Err(TrainError::Invalid(format!(
-                "the model takes {} images but {} holds {}",
+                "the model takes {} images but {} holds {}{}",
                 self.model.input(),
                 self.data.name(),
-                source.shape()
+                images,
+                if self.patches.is_some() {
+                    format!(", cut into {shape} patches")
+                } else {
+                    String::new()
+                }
             )));
         }
-        let shape = source.shape();
         let window = crate::loss::SSIM_WINDOW;
         if self.loss.uses_ssim() && (shape.height < window || shape.width < window) {
             return Err(TrainError::Invalid(format!(
@@ -158,6 +214,8 @@ impl Experiment for AutoencoderTrainingConfig {
             test,
             loss: self.loss,
             ssim_weight: self.ssim_weight,
+            patches: self.patches,
+            test_patches: self.patches.map(|p| Patches::centre(Some(p), test.clone())),
             noise: self.noise,
             variational: self.model.variational(),
         }
@@ -184,6 +242,10 @@ pub struct AutoencoderTask<'a> {
     pub test: &'a Dataset,
     pub loss: ReconstructionLoss,
     pub ssim_weight: f64,
+    /// Learn from random squares of the training images.
+    pub patches: Option<Patches>,
+    /// The test images' centred squares, when learning from patches.
+    pub test_patches: Option<Dataset>,
     /// Corrupt the input (not the target): a denoising autoencoder.
     pub noise: Option<Noise>,
     /// The KL weight β of a variational autoencoder.
@@ -194,7 +256,7 @@ impl<M: Autoencoder> Task<M> for AutoencoderTask<'_> {
     type Metrics = ReconstructionMetrics;
 
     fn train_len(&self) -> usize {
-        self.train.len()
+        self.train.len() * self.patches.map_or(1, |p| p.per_image)
     }
 
     fn batch_loss(
@@ -204,8 +266,22 @@ impl<M: Autoencoder> Task<M> for AutoencoderTask<'_> {
         rng: &mut StdRng,
         device: &Device,
     ) -> Tensor<1> {
-        let shape = self.train.shape;
-        let clean = self.train.images_values(batch);
+        let (shape, clean) = match self.patches {
+            None => (self.train.shape, self.train.images_values(batch)),
+            Some(p) => {
+                // Example k is a square of image k mod N, somewhere drawn from this step's RNG.
+                let full = self.train.shape;
+                let shape = p.shape(full);
+                let mut clean = Vec::with_capacity(batch.len() * shape.len());
+                for &k in batch {
+                    let y = rng.random_range(0..=full.height - p.size);
+                    let x = rng.random_range(0..=full.width - p.size);
+                    let square = self.train.crop(k % self.train.len(), y, x, p.size);
+                    push_channels_first(&mut clean, &square, shape.channels);
+                }
+                (shape, clean)
+            }
+        };
         let noisy = self.noise.map(|noise| {
             let mut noisy = clean.clone();
             noise.apply(&mut noisy, rng);
@@ -235,7 +311,8 @@ impl<M: Autoencoder> Task<M> for AutoencoderTask<'_> {
     }
 
     fn evaluate(&self, model: &M, device: &Device) -> ReconstructionMetrics {
-        crate::evaluation::reconstruction_metrics(model, self.test, device)
+        let test = self.test_patches.as_ref().unwrap_or(self.test);
+        crate::evaluation::reconstruction_metrics(model, test, device)
     }
 
     /// The test metric that matches the training loss.

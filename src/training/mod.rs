@@ -13,7 +13,7 @@ pub mod classifier;
 pub mod schedule;
 pub mod step;
 
-pub use autoencoder::{AutoencoderTask, AutoencoderTrainingConfig, ReconstructionMetrics};
+pub use autoencoder::{AutoencoderTask, AutoencoderTrainingConfig, Patches, ReconstructionMetrics};
 pub use classifier::{ClassificationMetrics, ClassifierTask, ClassifierTrainingConfig};
 pub use schedule::{Extension, LrSchedule};
 pub use step::{CHUNK, default_threads, train_step};
