@@ -55,6 +55,18 @@ impl ReconstructionLoss {
     }
 }
 
+/// The `2·radius + 1` weights of a Gaussian of `sigma`, summing to one.
+pub fn gaussian_taps(sigma: f32, radius: usize) -> Vec<f32> {
+    let taps: Vec<f32> = (0..=2 * radius)
+        .map(|i| {
+            let d = i as f32 - radius as f32;
+            (-d * d / (2.0 * sigma * sigma)).exp()
+        })
+        .collect();
+    let total: f32 = taps.iter().sum();
+    taps.iter().map(|t| t / total).collect()
+}
+
 /// The mean structural similarity (Wang et al. 2004) of `x` and `y`, values in [0, 1]: means,
 /// variances and covariance in every 11×11 Gaussian window (σ 1.5) that lies inside the
 /// images, per channel, the SSIM of each window averaged. Differentiable in both.
@@ -70,12 +82,7 @@ pub fn ssim(x: Tensor<4>, y: Tensor<4>) -> Tensor<1> {
     const C2: f64 = 0.03 * 0.03;
     let [_, c, _, _] = x.dims();
     let device = x.device();
-    let radius = (SSIM_WINDOW / 2) as f32;
-    let taps: Vec<f32> = (0..SSIM_WINDOW)
-        .map(|i| (-(i as f32 - radius).powi(2) / (2.0 * 1.5 * 1.5)).exp())
-        .collect();
-    let total: f32 = taps.iter().sum();
-    let taps: Vec<f32> = taps.iter().map(|t| t / total).collect();
+    let taps = gaussian_taps(1.5, SSIM_WINDOW / 2);
     let planes = 5 * c;
     let kernel = |shape: [usize; 4]| {
         Tensor::<1>::from_floats(taps.as_slice(), &device)

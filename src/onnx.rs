@@ -32,6 +32,16 @@ pub mod proto {
         pub graph: Option<GraphProto>,
         #[prost(message, repeated, tag = "8")]
         pub opset_import: Vec<OperatorSetIdProto>,
+        #[prost(message, repeated, tag = "14")]
+        pub metadata_props: Vec<StringStringEntryProto>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct StringStringEntryProto {
+        #[prost(string, tag = "1")]
+        pub key: String,
+        #[prost(string, tag = "2")]
+        pub value: String,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
@@ -70,7 +80,7 @@ pub mod proto {
         pub attribute: Vec<AttributeProto>,
     }
 
-    /// `type`: 1 FLOAT, 2 INT, 7 INTS.
+    /// `type`: 1 FLOAT, 2 INT, 3 STRING, 7 INTS.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct AttributeProto {
         #[prost(string, tag = "1")]
@@ -79,6 +89,8 @@ pub mod proto {
         pub f: f32,
         #[prost(int64, tag = "3")]
         pub i: i64,
+        #[prost(bytes = "vec", tag = "4")]
+        pub s: Vec<u8>,
         #[prost(int64, repeated, tag = "8")]
         pub ints: Vec<i64>,
         #[prost(int32, tag = "20")]
@@ -137,6 +149,10 @@ pub mod proto {
 }
 
 use proto::*;
+
+use crate::Choice;
+use crate::defects::inspect::Calibration;
+use crate::defects::{MapKind, MapOptions, ScoreKind};
 
 const FLOAT: i32 = 1;
 const INT64: i32 = 7;
@@ -227,6 +243,27 @@ impl Graph {
         name
     }
 
+    /// A constant initializer of `dims` from `values`.
+    fn constant(&mut self, name: &str, dims: &[usize], values: Vec<f32>) -> String {
+        let t = Tensor::<1>::from_floats(values.as_slice(), &burn::tensor::Device::flex());
+        let t: Tensor<4> = t.reshape([dims[0], dims[1], dims[2], dims[3]]);
+        self.weight(name, t)
+    }
+
+    /// A node of `op` on named `inputs`; returns its output's name.
+    fn apply(&mut self, op: &str, inputs: Vec<String>, attribute: Vec<AttributeProto>) -> String {
+        self.count += 1;
+        let output = format!("{}_{}", op.to_lowercase(), self.count);
+        self.nodes.push(NodeProto {
+            input: inputs,
+            output: vec![output.clone()],
+            name: output.clone(),
+            op_type: op.into(),
+            attribute,
+        });
+        output
+    }
+
     fn node(mut self, op: &str, extra: Vec<String>, attribute: Vec<AttributeProto>) -> Self {
         self.count += 1;
         let output = format!("{}_{}", op.to_lowercase(), self.count);
@@ -245,6 +282,18 @@ impl Graph {
 
     /// The ONNX file: opset 13, output `output` of shape `[N, shape…]`.
     pub fn finish(self, name: &str, shape: &[usize]) -> Vec<u8> {
+        self.finish_with(name, shape, Vec::new(), Vec::new())
+    }
+
+    /// [`Graph::finish`] with more outputs (value name, output name, `[N, shape…]`) and
+    /// metadata (key, value).
+    fn finish_with(
+        self,
+        name: &str,
+        shape: &[usize],
+        more: Vec<(String, String, Vec<usize>)>,
+        metadata: Vec<(String, String)>,
+    ) -> Vec<u8> {
         let Graph {
             mut nodes,
             initializers,
@@ -252,16 +301,26 @@ impl Graph {
             x,
             ..
         } = self;
-        if let Some(last) = nodes.last_mut() {
-            last.output = vec!["output".into()];
-        } else {
-            nodes.push(NodeProto {
+        match nodes.last_mut() {
+            Some(last) if more.is_empty() => last.output = vec!["output".into()],
+            _ => nodes.push(NodeProto {
                 input: vec![x],
                 output: vec!["output".into()],
                 name: "identity".into(),
                 op_type: "Identity".into(),
                 attribute: vec![],
+            }),
+        }
+        let mut outputs = vec![value_info("output", shape)];
+        for (value, output, shape) in more {
+            nodes.push(NodeProto {
+                input: vec![value],
+                output: vec![output.clone()],
+                name: format!("{output}_identity"),
+                op_type: "Identity".into(),
+                attribute: vec![],
             });
+            outputs.push(value_info(&output, &shape));
         }
         let model = ModelProto {
             ir_version: 8,
@@ -272,12 +331,16 @@ impl Graph {
                 name: name.into(),
                 initializer: initializers,
                 input: vec![value_info(&input.0, &input.1)],
-                output: vec![value_info("output", shape)],
+                output: outputs,
             }),
             opset_import: vec![OperatorSetIdProto {
                 domain: String::new(),
                 version: 13,
             }],
+            metadata_props: metadata
+                .into_iter()
+                .map(|(key, value)| StringStringEntryProto { key, value })
+                .collect(),
         };
         model.encode_to_vec()
     }
@@ -412,6 +475,109 @@ pub fn autoencoder(
             m.walk_decoder(Graph::new(&code)).finish("decoder", &image)
         }
     }
+}
+
+/// The anomaly outputs an autoencoder's ONNX file can add beside its reconstruction: `map`
+/// (`[N, 1, H, W]`, the squared error averaged over the channels, smoothed as `options` say,
+/// edges reflected as cae's maps) and `score` (`[N]`, its max or mean). From the graph so far,
+/// whose value is the reconstruction of `input`; returns the two values' names.
+fn anomaly_outputs(
+    g: &mut Graph,
+    options: &MapOptions,
+    [_, h, w]: [usize; 3],
+) -> Result<(String, String), String> {
+    if options.map != MapKind::L2 {
+        return Err(format!(
+            "the {} map is not exported to ONNX; the l2 map is (calibrate with --map l2)",
+            options.map.name()
+        ));
+    }
+    let reconstruction = g.x.clone();
+    let diff = g.apply("Sub", vec![g.input.0.clone(), reconstruction], vec![]);
+    let square = g.apply("Mul", vec![diff.clone(), diff], vec![]);
+    let reduce = |g: &mut Graph, op: &str, x: String, axes: &[usize], keep: i64| {
+        g.apply(op, vec![x], vec![ints("axes", axes), int("keepdims", keep)])
+    };
+    let mut map = reduce(g, "ReduceMean", square, &[1], 1);
+    if options.smooth > 0.0 {
+        let radius = (4.0 * options.smooth).ceil() as usize;
+        if radius >= h.min(w) {
+            return Err(format!(
+                "--smooth {}: its 4σ reach ({radius} pixels) must be under the images' side for \
+                 ONNX's reflected edges",
+                options.smooth
+            ));
+        }
+        let taps = crate::loss::gaussian_taps(options.smooth, radius);
+        let pads = format!("pads_{}", g.initializers.len());
+        let r = radius as i64;
+        g.initializers.push(TensorProto {
+            dims: vec![8],
+            data_type: INT64,
+            name: pads.clone(),
+            raw_data: [0, 0, r, r, 0, 0, r, r]
+                .iter()
+                .flat_map(|v: &i64| v.to_le_bytes())
+                .collect(),
+        });
+        let mode = AttributeProto {
+            name: "mode".into(),
+            s: b"reflect".to_vec(),
+            r#type: 3,
+            ..Default::default()
+        };
+        let padded = g.apply("Pad", vec![map, pads], vec![mode]);
+        let k = taps.len();
+        let rows = g.constant("smooth_rows", &[1, 1, k, 1], taps.clone());
+        let cols = g.constant("smooth_cols", &[1, 1, 1, k], taps);
+        let conv = |g: &mut Graph, x: String, weight: String, kernel: [usize; 2]| {
+            g.apply("Conv", vec![x, weight], vec![ints("kernel_shape", &kernel)])
+        };
+        let down = conv(g, padded, rows, [k, 1]);
+        map = conv(g, down, cols, [1, k]);
+    }
+    let score = match options.score {
+        ScoreKind::Max => reduce(g, "ReduceMax", map.clone(), &[1, 2, 3], 0),
+        ScoreKind::Mean => reduce(g, "ReduceMean", map.clone(), &[1, 2, 3], 0),
+        ScoreKind::TopK => {
+            return Err("--score top-k is not exported to ONNX; max and mean are".into());
+        }
+    };
+    Ok((map, score))
+}
+
+/// An autoencoder as an ONNX file for inspection: the reconstruction (`output`), and with
+/// `outputs` the anomaly `map` and `score` of `options`; the calibration, when the run has
+/// one, in the model's metadata (`cae.threshold`, and all of it as JSON in
+/// `cae.calibration`): a score above the threshold is a defect.
+pub fn inspector(
+    model: &AnyAutoencoder,
+    image: [usize; 3],
+    options: &MapOptions,
+    calibration: Option<&Calibration>,
+    outputs: bool,
+) -> Result<Vec<u8>, String> {
+    let mut g = match model {
+        AnyAutoencoder::Conv(m) => m.decoder.walk(m.encoder.walk(Graph::new(&image))),
+        AnyAutoencoder::Stacked(m) => m.walk_decoder(m.walk_encoder(Graph::new(&image))),
+    };
+    let mut more = Vec::new();
+    if outputs {
+        let (map, score) = anomaly_outputs(&mut g, options, image)?;
+        more.push((map, "map".to_string(), vec![1, image[1], image[2]]));
+        more.push((score, "score".to_string(), vec![]));
+    }
+    let metadata = match calibration {
+        Some(c) => vec![
+            ("cae.threshold".to_string(), c.threshold.to_string()),
+            (
+                "cae.calibration".to_string(),
+                serde_json::to_string(c).map_err(|e| e.to_string())?,
+            ),
+        ],
+        None => Vec::new(),
+    };
+    Ok(g.finish_with("autoencoder", &image, more, metadata))
 }
 
 /// A classifier as an ONNX file: image (`[C, H, W]` `image`) → logits `[N, classes]`.

@@ -726,17 +726,48 @@ impl Run {
 
     /// Write the run's weights to `out` in `format` (under the lecture's PyTorch names), or its
     /// model as ONNX (an autoencoder's `part`), atomically.
+    ///
+    /// An autoencoder's whole ONNX file carries the run's calibrated threshold (`cae anomaly
+    /// --calibrate`) in its metadata, and with `anomaly_outputs` the anomaly `map` and `score`
+    /// of the calibration's settings (else the defaults) beside the reconstruction.
     pub fn export(
         &self,
         format: crate::export::Format,
         part: crate::onnx::Part,
         out: &Path,
+        anomaly_outputs: bool,
     ) -> Result<(), Error> {
+        use crate::onnx::Part;
+        if anomaly_outputs
+            && !(matches!(self.model, Model::Autoencoder(_))
+                && format == crate::export::Format::Onnx
+                && part == Part::Autoencoder)
+        {
+            return Err(Error::Invalid(
+                "anomaly outputs are for an autoencoder's whole ONNX file (--format onnx --part \
+                 autoencoder)"
+                    .into(),
+            ));
+        }
         use crate::export::{autoencoder_names, classifier_names, export_onnx, export_weights};
         let input = self.image_shape().dims();
         match (&self.model, format) {
             (Model::Int8(_), _) => {
                 return Err(self.kind_error("cae export", "a float"));
+            }
+            (Model::Autoencoder(m), crate::export::Format::Onnx) if part == Part::Autoencoder => {
+                let calibration = crate::defects::inspect::Calibration::read(self.path())
+                    .map_err(Error::Invalid)?;
+                let options = calibration.map(|c| c.options).unwrap_or_default();
+                let onnx = crate::onnx::inspector(
+                    m,
+                    input,
+                    &options,
+                    calibration.as_ref(),
+                    anomaly_outputs,
+                )
+                .map_err(Error::Invalid)?;
+                export_onnx(out, onnx)?
             }
             (Model::Autoencoder(m), crate::export::Format::Onnx) => {
                 let latent = self.autoencoder_config()?.model.latent();

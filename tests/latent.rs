@@ -518,6 +518,34 @@ fn anomaly_maps_find_planted_defects_and_the_threshold_travels() {
         assert_eq!(cols[3], verdict, "{line}");
     }
     assert_eq!(text.lines().count(), 3, "{text}");
+    // The threshold travels in the ONNX file too, with the map and score as outputs.
+    let onnx = dir.path().join("inspect.onnx");
+    common::succeed(
+        common::cae()
+            .arg("export")
+            .arg(&run)
+            .args(["--format", "onnx", "--anomaly-outputs", "--out"])
+            .arg(&onnx),
+    );
+    let proto = <cae::onnx::proto::ModelProto as prost::Message>::decode(
+        std::fs::read(&onnx).unwrap().as_slice(),
+    )
+    .unwrap();
+    let outputs: Vec<&str> = proto
+        .graph
+        .as_ref()
+        .unwrap()
+        .output
+        .iter()
+        .map(|o| o.name.as_str())
+        .collect();
+    assert_eq!(outputs, ["output", "map", "score"]);
+    let stored = proto
+        .metadata_props
+        .iter()
+        .find(|p| p.key == "cae.threshold")
+        .unwrap();
+    assert!((stored.value.parse::<f64>().unwrap() - threshold).abs() < 1e-6);
     // Other map settings than the calibration's are refused by name.
     let out = common::cae()
         .arg("anomaly")

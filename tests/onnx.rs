@@ -159,3 +159,103 @@ fn onnx_graphs_follow_any_image_shape() {
     let (rel, _) = max_diff(&got, &expected);
     assert!(rel < 1e-4, "{rel}");
 }
+
+/// Every output of the ONNX file `path` on `input`, in the graph's order.
+fn tract_outputs(path: &Path, input: Vec<f32>, shape: &[usize]) -> Vec<Vec<f32>> {
+    let model = tract_onnx::onnx()
+        .model_for_path(path)
+        .unwrap()
+        .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), shape))
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), input).unwrap();
+    let out = model.run(tvec!(Tensor::from(input).into())).unwrap();
+    out.iter()
+        .map(|t| {
+            t.to_plain_array_view::<f32>()
+                .unwrap()
+                .iter()
+                .copied()
+                .collect()
+        })
+        .collect()
+}
+
+/// An inspection file (`cae export --format onnx --anomaly-outputs`) holds the calibration in
+/// its metadata, and its `map` and `score` outputs are cae's (`MapOptions::map`, smoothed with
+/// mirrored edges, which are ONNX's reflected ones) on tract.
+#[test]
+fn inspection_files_carry_the_threshold_and_compute_caes_maps() {
+    use cae::data::ImageShape;
+    use cae::defects::inspect::Calibration;
+    use cae::defects::{MapOptions, ScoreKind};
+    use cae::model::{AnyAutoencoder, ConvAutoencoderConfig};
+    use prost::Message;
+    let shape = ImageShape::new(3, 24, 20);
+    let config = ConvAutoencoderConfig::new()
+        .with_image(shape)
+        .with_conv_channels(Some(vec![4, 8, 8]));
+    let device = Device::flex();
+    let model = cae::training::seeded(&device, 3, |d| AnyAutoencoder::Conv(config.init(d)));
+    let n = 2;
+    let input: Vec<f32> = (0..n * shape.len())
+        .map(|i| ((i * 7919) % 255) as f32 / 255.0)
+        .collect();
+    let dims = [n, 3, 24, 20];
+    let x =
+        burn::Tensor::<4>::from_data(burn::tensor::TensorData::new(input.clone(), dims), &device);
+    let reconstruction = values(model.reconstruct(x));
+    let dir = tempfile::tempdir().unwrap();
+    for score in [ScoreKind::Max, ScoreKind::Mean] {
+        let options = MapOptions {
+            smooth: 2.0,
+            score,
+            ..MapOptions::default()
+        };
+        let calibration =
+            Calibration::fit(&[0.1, 0.2, 0.9], &[false, false, true], options, 0.9).unwrap();
+        let bytes =
+            cae::onnx::inspector(&model, shape.dims(), &options, Some(&calibration), true).unwrap();
+        let proto = cae::onnx::proto::ModelProto::decode(bytes.as_slice()).unwrap();
+        let meta: std::collections::BTreeMap<_, _> = proto
+            .metadata_props
+            .iter()
+            .map(|p| (p.key.as_str(), p.value.as_str()))
+            .collect();
+        assert_eq!(meta["cae.threshold"], calibration.threshold.to_string());
+        let stored: Calibration = serde_json::from_str(meta["cae.calibration"]).unwrap();
+        assert_eq!(stored, calibration);
+        let path = dir.path().join("inspect.onnx");
+        std::fs::write(&path, bytes).unwrap();
+        let outputs = tract_outputs(&path, input.clone(), &dims);
+        assert_eq!(outputs.len(), 3);
+        let (rel, _) = max_diff(&outputs[0], &reconstruction);
+        assert!(rel < 1e-4, "reconstruction {rel}");
+        let per = shape.len();
+        for i in 0..n {
+            let map = options.map(
+                &input[i * per..][..per],
+                &reconstruction[i * per..][..per],
+                shape,
+            );
+            let got = &outputs[1][i * 24 * 20..][..24 * 20];
+            let (_, abs) = max_diff(got, &map);
+            assert!(abs < 1e-5, "{score:?} map {abs}");
+            let (s, expected) = (outputs[2][i], options.score(&map));
+            assert!(
+                (s - expected).abs() < 1e-5,
+                "{score:?} score {s} vs {expected}"
+            );
+        }
+    }
+    // What ONNX cannot hold is refused by name.
+    let ssim = MapOptions {
+        map: cae::defects::MapKind::Ssim,
+        ..MapOptions::default()
+    };
+    let err = cae::onnx::inspector(&model, shape.dims(), &ssim, None, true).unwrap_err();
+    assert!(err.contains("ssim map is not exported"), "{err}");
+}

@@ -393,7 +393,7 @@ impl PyRun {
     fn export(&self, py: Python<'_>, path: PathBuf, format: &str, part: &str) -> PyResult<()> {
         let format = choice::<cae::export::Format>("format", format)?;
         let part = choice::<cae::onnx::Part>("part", part)?;
-        py.detach(|| self.run.export(format, part, &path))
+        py.detach(|| self.run.export(format, part, &path, false))
             .map_err(py_err)
     }
 

@@ -20,6 +20,10 @@ pub struct ExportArgs {
     /// Output file
     #[arg(long)]
     pub out: PathBuf,
+    /// With --format onnx, add the anomaly `map` and `score` outputs (of the run's calibrated
+    /// settings, `cae anomaly --calibrate`; the threshold is in the metadata either way)
+    #[arg(long)]
+    pub anomaly_outputs: bool,
     #[command(flatten)]
     pub weights: WeightsArgs,
 }
@@ -29,6 +33,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
         args.format,
         args.part,
         &args.out,
+        args.anomaly_outputs,
     )?;
     println!("{}", args.out.display());
     Ok(())

@@ -23,10 +23,9 @@ pub struct Category {
     pub good: u8,
     /// Each test image and its kind, by kind, then by path.
     pub files: Vec<(PathBuf, u8)>,
-    /// Each test image's mask file; `None` for good images and for kinds without masks.
+    /// Each test image's mask file; `None` for good images and for kinds without a
+    /// `ground_truth/<kind>/` folder (scored per image only).
     pub masks: Vec<Option<PathBuf>>,
-    /// Defect kinds that have no `ground_truth/<kind>/` folder: scored per image only.
-    pub unmasked: Vec<String>,
 }
 
 impl Category {
@@ -43,7 +42,6 @@ impl Category {
         let test = list(&dir.join("test"))?;
         let good = good_index(&test.classes, &dir.join("test"))?;
         let mut masks = Vec::with_capacity(test.files.len());
-        let mut unmasked = Vec::new();
         for (path, kind) in &test.files {
             let name = &test.classes[usize::from(*kind)];
             if *kind == good {
@@ -52,9 +50,6 @@ impl Category {
             }
             let folder = dir.join("ground_truth").join(name);
             if !folder.is_dir() {
-                if !unmasked.contains(name) {
-                    unmasked.push(name.clone());
-                }
                 masks.push(None);
                 continue;
             }
@@ -75,7 +70,6 @@ impl Category {
             good,
             files: test.files,
             masks,
-            unmasked,
         })
     }
 

@@ -100,14 +100,7 @@ pub fn smooth(map: &[f32], height: usize, width: usize, sigma: f32) -> Vec<f32> 
 /// A separable Gaussian filter of `sigma` with `radius` taps each side, its weights summing to
 /// one; edges mirrored (`dcb|abcd|cba`, SciPy's `mirror`).
 fn gaussian_filter(x: &[f32], height: usize, width: usize, sigma: f32, radius: usize) -> Vec<f32> {
-    let taps: Vec<f32> = (0..=2 * radius)
-        .map(|i| {
-            let d = i as f32 - radius as f32;
-            (-d * d / (2.0 * sigma * sigma)).exp()
-        })
-        .collect();
-    let total: f32 = taps.iter().sum();
-    let taps: Vec<f32> = taps.iter().map(|t| t / total).collect();
+    let taps = crate::loss::gaussian_taps(sigma, radius);
     let reflect = |i: isize, n: usize| -> usize {
         let n = n as isize;
         if n == 1 {
