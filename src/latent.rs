@@ -84,6 +84,29 @@ pub fn read_files(paths: &[PathBuf], data: &DataConfig) -> Result<Dataset, Laten
     }
 }
 
+/// An image in memory (an upload) prepared as [`read_files`] prepares a file; `None` for a
+/// digit run's image with no digit in it.
+pub fn prepare_image(
+    img: image::DynamicImage,
+    data: &DataConfig,
+) -> Result<Option<Dataset>, LatentError> {
+    Ok(match data.folder() {
+        Some(folder) => Some(
+            crate::data::folder::prepare_image(img, folder)
+                .map_err(crate::data::DataError::from)?,
+        ),
+        None => crate::data::preprocess::preprocess(&img.to_luma8()).map(|pixels| {
+            Dataset::in_memory(
+                "upload",
+                Vec::new(),
+                ImageShape::MNIST,
+                pixels.to_vec(),
+                vec![0],
+            )
+        }),
+    })
+}
+
 /// The file format of `encode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {

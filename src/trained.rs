@@ -445,6 +445,12 @@ impl Run {
         Ok(set)
     }
 
+    /// An image in memory (an upload) prepared as the run's images were; `None` for a digit
+    /// run's image with no digit in it.
+    pub fn prepare_image(&self, img: image::DynamicImage) -> Result<Option<Dataset>, Error> {
+        Ok(crate::latent::prepare_image(img, self.data())?)
+    }
+
     /// Image files prepared as the run's images were (see [`crate::latent::read_files`]).
     pub fn read_files(&self, paths: &[PathBuf]) -> Result<Dataset, Error> {
         Ok(crate::latent::read_files(paths, self.data())?)

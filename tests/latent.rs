@@ -518,6 +518,44 @@ fn anomaly_maps_find_planted_defects_and_the_threshold_travels() {
         assert_eq!(cols[3], verdict, "{line}");
     }
     assert_eq!(text.lines().count(), 3, "{text}");
+    // And to the page: `cae serve --anomaly` answers an upload with the score `cae anomaly`
+    // gives the file, the run's verdict and the heat map.
+    let cli_score: f64 = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split('\t')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let server = common::server::Server::start(dir.path(), &["--anomaly", run.to_str().unwrap()]);
+    let png = std::fs::read(&files[0]).unwrap();
+    let (status, _, body) = server.request("POST", "/api/inspect", "image/png", &png);
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let score = answer["score"].as_f64().unwrap();
+    assert!((score - cli_score).abs() < 1e-5, "{score} vs {cli_score}");
+    assert_eq!(answer["defect"], score > threshold);
+    use base64::Engine;
+    let overlay = answer["overlay"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("data:image/png;base64,")
+        .unwrap();
+    let overlay = base64::engine::general_purpose::STANDARD
+        .decode(overlay)
+        .unwrap();
+    let overlay = image::load_from_memory(&overlay).unwrap();
+    assert_eq!((overlay.width(), overlay.height()), (48, 48));
+    let (status, _, body) = server.request("POST", "/api/inspect", "text/plain", b"hello");
+    assert_eq!(status, 415, "{body}");
+    let (status, _, body) = server.request("POST", "/api/inspect", "image/png", b"not a png");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(server.get("/inspect").0, 200);
+    assert_eq!(server.get("/api/random").0, 404);
+    drop(server);
+
     // The threshold travels in the ONNX file too, with the map and score as outputs.
     let onnx = dir.path().join("inspect.onnx");
     common::succeed(

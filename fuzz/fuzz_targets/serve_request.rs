@@ -10,9 +10,10 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
         return;
     };
-    let route = [Route::Analyze, Route::Decode, Route::Interpolate][usize::from(selector % 3)];
+    let route = [Route::Analyze, Route::Decode, Route::Interpolate, Route::Inspect]
+        [usize::from(selector % 4)];
     let media = ["application/json", "image/png", "image/jpeg", "text/plain", ""]
-        [usize::from(selector / 3 % 5)];
+        [usize::from(selector / 4 % 5)];
     match parse_request(route, media, body) {
         Ok(Request::Analyze(pixels)) => {
             assert_eq!(pixels.len(), 784);
@@ -20,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(Request::Interpolate(r)) => assert!((1..=64).contains(&r.steps)),
         Ok(Request::Decode(_)) => {}
+        Ok(Request::Inspect(img)) => assert!(img.width() > 0 && img.height() > 0),
         Err(e) => {
             assert!(e.status().is_client_error(), "{e:?}");
             assert!(!e.message().contains('\n'));

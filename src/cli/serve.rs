@@ -16,6 +16,10 @@ pub struct ServeArgs {
     /// A classifier run: class probabilities
     #[arg(long, value_name = "RUN_DIR")]
     pub classifier: Option<PathBuf>,
+    /// An autoencoder run that inspects photographs (/inspect): the heat map of an upload, its
+    /// score and, for a calibrated run (cae anomaly --calibrate), good or defect
+    #[arg(long, value_name = "RUN_DIR")]
+    pub anomaly: Option<PathBuf>,
     /// Address to listen on (port 0: any free port)
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
@@ -55,12 +59,15 @@ fn seconds(text: &str) -> Result<f64, String> {
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    if args.autoencoder.is_none() && args.classifier.is_none() {
-        bail!("cae serve needs --ae RUN_DIR, --classifier RUN_DIR or both");
+    if args.autoencoder.is_none() && args.classifier.is_none() && args.anomaly.is_none() {
+        bail!(
+            "cae serve needs --ae RUN_DIR, --classifier RUN_DIR, --anomaly RUN_DIR or some of them"
+        );
     }
     let config = crate::serve::ServeConfig {
         autoencoder: args.autoencoder,
         classifier: args.classifier,
+        anomaly: args.anomaly,
         weights: args.weights.weights,
         data_root: args.data.root(),
         max_concurrent: args.max_concurrent,

@@ -421,8 +421,12 @@ struct Pipeline {
 
 /// Decode an image as `pipeline` says (resized if needed, inverted if asked), channels last.
 fn decode(path: &Path, pipeline: Pipeline) -> Result<Vec<u8>, String> {
+    Ok(prepare(super::image_file::decode_file(path)?, pipeline))
+}
+
+/// A decoded image as `pipeline` says (resized if needed, inverted if asked), channels last.
+fn prepare(img: image::DynamicImage, pipeline: Pipeline) -> Vec<u8> {
     let Pipeline { shape, invert } = pipeline;
-    let img = super::image_file::decode_file(path)?;
     let (w, h) = (shape.width as u32, shape.height as u32);
     let img = if (img.width(), img.height()) == (w, h) {
         img
@@ -436,7 +440,7 @@ fn decode(path: &Path, pipeline: Pipeline) -> Result<Vec<u8>, String> {
     if invert {
         pixels.iter_mut().for_each(|v| *v = 255 - *v);
     }
-    Ok(pixels)
+    pixels
 }
 
 /// The shape a settled config decodes to (its size and channels are recorded by
@@ -473,6 +477,27 @@ pub fn read_files(paths: &[PathBuf], config: &FolderConfig) -> Result<Dataset, F
         shape,
         pixels,
         vec![0; paths.len()],
+    ))
+}
+
+/// An image in memory (an upload) prepared as [`read_files`] prepares a file.
+pub fn prepare_image(
+    img: image::DynamicImage,
+    config: &FolderConfig,
+) -> Result<Dataset, FolderError> {
+    let shape = settled_shape(config).ok_or_else(|| {
+        FolderError::Invalid("the run's image folder settings are incomplete".into())
+    })?;
+    let pipeline = Pipeline {
+        shape,
+        invert: config.invert,
+    };
+    Ok(Dataset::in_memory(
+        "upload",
+        Vec::new(),
+        shape,
+        prepare(img, pipeline),
+        vec![0],
     ))
 }
 

@@ -9,6 +9,8 @@
 //! | `POST /api/interpolate` | JSON `{"a":[D],"b":[D],"steps":N}` (1 ≤ N ≤ 64) | `{"images":[[784], …]}`, N + 1 of them |
 //! | `GET /api/sample?seed=S` | | `{"latent":[D],"reconstruction":[784]}`, drawn as `cae generate` draws |
 //! | `GET /api/random?seed=S` | | a test image, analysed: `{"index":i,"label":l, …as analyze}` |
+//! | `GET /inspect` | | the inspection page: upload a photograph, see where the defects are |
+//! | `POST /api/inspect` | a PNG or JPEG, prepared as the `--anomaly` run's images | `{"score":s,"threshold":t,"defect":b,"normalised":z,"width":W,"height":H,"overlay":"data:image/png;base64,…"}` (threshold, defect and normalised from the run's calibration, else null) |
 //!
 //! Images are row-major 28×28 values in [0, 1], white ink on black. Every refusal is a 4xx
 //! with one line of JSON, `{"error":"…"}`: 400 for malformed JSON (and requests hyper cannot
@@ -40,6 +42,8 @@ use tokio::sync::Semaphore;
 pub use conn::ConnectionLimits;
 
 use crate::data::{Dataset, IMAGE_PIXELS, ImageShape, Split};
+use crate::defects::MapOptions;
+use crate::defects::inspect::Calibration;
 use crate::latent::LatentDensity;
 use crate::model::classifier::{AnyClassifier, Classifier};
 use crate::model::{AnyAutoencoder, Autoencoder};
@@ -47,12 +51,15 @@ use crate::run::Weights;
 use crate::trained::{Model, Run};
 
 const PAGE: &str = include_str!("page.html");
+const INSPECT_PAGE: &str = include_str!("inspect.html");
 
 /// What `cae serve` loads and how it answers.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub autoencoder: Option<PathBuf>,
     pub classifier: Option<PathBuf>,
+    /// An autoencoder run that inspects uploaded photographs (`/inspect`).
+    pub anomaly: Option<PathBuf>,
     pub weights: Weights,
     pub data_root: PathBuf,
     /// Requests computing at once; more are answered 503.
@@ -68,12 +75,21 @@ struct AutoencoderModel {
     dead: Vec<usize>,
 }
 
+/// An inspection run: its maps' settings and threshold are its calibration's, when it has one.
+struct Inspector {
+    run: Run,
+    options: MapOptions,
+    calibration: Option<Calibration>,
+}
+
 /// The runs, loaded once.
 pub struct Models {
     autoencoder: Option<AutoencoderModel>,
     classifier: Option<AnyClassifier>,
+    inspector: Option<Inspector>,
     classes: Vec<String>,
-    test: Dataset,
+    /// The test images of the digit runs (`/api/random`).
+    test: Option<Dataset>,
     device: Device,
 }
 
@@ -186,12 +202,33 @@ impl Models {
             }
             None => (None, ae_test),
         };
-        let (test, classes) = test.ok_or_else(|| {
-            ServeError::Invalid("cae serve needs --ae RUN, --classifier RUN or both".into())
-        })?;
+        let inspector = match &config.anomaly {
+            Some(path) => {
+                let run = open(path)?;
+                run.autoencoder("cae serve --anomaly")?;
+                let calibration = Calibration::read(path).map_err(ServeError::Invalid)?;
+                let options = calibration.map(|c| c.options).unwrap_or_default();
+                Some(Inspector {
+                    run,
+                    options,
+                    calibration,
+                })
+            }
+            None => None,
+        };
+        if test.is_none() && inspector.is_none() {
+            return Err(ServeError::Invalid(
+                "cae serve needs --ae RUN, --classifier RUN, --anomaly RUN or some of them".into(),
+            ));
+        }
+        let (test, classes) = match test {
+            Some((test, classes)) => (Some(test), classes),
+            None => (None, Vec::new()),
+        };
         Ok(Self {
             autoencoder,
             classifier,
+            inspector,
             classes,
             test,
             device,
@@ -241,6 +278,57 @@ impl Models {
         ))
     }
 
+    /// Where `img` differs from what the `--anomaly` run rebuilds, and how much.
+    fn inspect(&self, img: image::DynamicImage) -> Result<Inspection, ApiError> {
+        let inspector = self.inspector.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no inspection run loaded (cae serve --anomaly RUN)",
+            )
+        })?;
+        let run = &inspector.run;
+        let images = run
+            .prepare_image(img)
+            .map_err(|e| ApiError::bad(e.to_string()))?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no digit found: the image is blank or has no contrast",
+                )
+            })?;
+        let maps = run
+            .anomaly_maps(&images, &inspector.options)
+            .map_err(|e| ApiError::bad(e.to_string()))?;
+        let map = &maps[0];
+        let score = inspector.options.score(map);
+        let shape = images.shape;
+        // One colour scale for every upload: the threshold's map value shows mid-way.
+        let range = inspector.calibration.map_or_else(
+            || map.iter().copied().fold(f32::MIN_POSITIVE, f32::max),
+            |c| 2.0 * c.threshold,
+        );
+        let overlay =
+            crate::defects::inspect::overlay(&images.images_values(&[0]), map, shape, range);
+        let mut png = Vec::new();
+        overlay
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        use base64::Engine;
+        let c = inspector.calibration;
+        Ok(Inspection {
+            score,
+            threshold: c.map(|c| c.threshold),
+            defect: c.map(|c| score > c.threshold),
+            normalised: c.map(|c| c.normalise(score)),
+            width: shape.width,
+            height: shape.height,
+            overlay: format!(
+                "data:image/png;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(png)
+            ),
+        })
+    }
+
     fn need_autoencoder(&self) -> Result<&AutoencoderModel, ApiError> {
         self.autoencoder.as_ref().ok_or_else(|| {
             ApiError::new(
@@ -279,6 +367,17 @@ struct Analysis {
     probabilities: Option<Vec<f32>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     class: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Inspection {
+    score: f32,
+    threshold: Option<f32>,
+    defect: Option<bool>,
+    normalised: Option<f32>,
+    width: usize,
+    height: usize,
+    overlay: String,
 }
 
 /// Answers keep f32 values as f32, so that every route writes the same number the same way.
@@ -495,6 +594,7 @@ pub enum Route {
     Analyze,
     Decode,
     Interpolate,
+    Inspect,
 }
 
 /// A request body, read and checked: everything that needs no model.
@@ -505,6 +605,8 @@ pub enum Request {
     /// A code to decode (its length is checked against the model's).
     Decode(Vec<f64>),
     Interpolate(InterpolateRequest),
+    /// A photograph to inspect, decoded within the limits of `data::image_file`.
+    Inspect(image::DynamicImage),
 }
 
 /// Parse the body of a request to `route` with media type `content_type` (as
@@ -515,7 +617,20 @@ pub fn parse_request(route: Route, content_type: &str, bytes: &[u8]) -> Result<R
         Route::Analyze => Request::Analyze(parse_analyze(content_type, bytes)?),
         Route::Decode => Request::Decode(parse_decode(content_type, bytes)?),
         Route::Interpolate => Request::Interpolate(parse_interpolate(content_type, bytes)?),
+        Route::Inspect => Request::Inspect(parse_inspect(content_type, bytes)?),
     })
+}
+
+/// The photograph of an inspect request: a PNG or JPEG only.
+fn parse_inspect(content_type: &str, bytes: &[u8]) -> Result<image::DynamicImage, ApiError> {
+    match content_type {
+        "image/png" | "image/jpeg" => crate::data::image_file::decode_bytes(bytes)
+            .map_err(|e| ApiError::bad(format!("unreadable image: {e}"))),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the photograph as image/png or image/jpeg",
+        )),
+    }
 }
 
 /// The 28×28 input of an analyze request: a PNG or JPEG decoded within the limits of
@@ -567,6 +682,21 @@ async fn page() -> Html<&'static str> {
     Html(PAGE)
 }
 
+async fn inspect_page() -> Html<&'static str> {
+    Html(INSPECT_PAGE)
+}
+
+async fn inspect(
+    State(state): Shared,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(&state, &headers, body).await?;
+    let media = content_type(&headers);
+    let answer = compute(&state, move |m| m.inspect(parse_inspect(&media, &bytes)?)).await?;
+    Ok(axum::Json(answer).into_response())
+}
+
 async fn health(State(state): Shared) -> Response {
     let m = &state.models;
     let ae = m.autoencoder.as_ref();
@@ -574,6 +704,7 @@ async fn health(State(state): Shared) -> Response {
         "status": "ok",
         "autoencoder": ae.is_some(),
         "classifier": m.classifier.is_some(),
+        "anomaly": m.inspector.is_some(),
         "latent": ae.map(|a| a.density.min.len()),
         "dead_units": ae.map(|a| a.dead.clone()),
         "latent_min": ae.map(|a| a.density.min.clone()),
@@ -683,9 +814,15 @@ async fn random(
     let Query(q) = query.map_err(|e| ApiError::bad(e.body_text()))?;
     let seed = seed_or_clock(&q);
     let (index, label, analysis) = compute(&state, move |m| {
-        let index = (seed % m.test.len() as u64) as usize;
-        let pixels = m.test.images_values(&[index]);
-        Ok((index, m.test.labels[index], m.analyze(pixels)))
+        let test = m.test.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no test images: serve --ae RUN or --classifier RUN",
+            )
+        })?;
+        let index = (seed % test.len() as u64) as usize;
+        let pixels = test.images_values(&[index]);
+        Ok((index, test.labels[index], m.analyze(pixels)))
     })
     .await?;
     #[derive(Serialize)]
@@ -733,6 +870,8 @@ pub fn router(models: Models, config: &ServeConfig) -> Router {
         .route("/api/interpolate", post(interpolate))
         .route("/api/sample", get(sample))
         .route("/api/random", get(random))
+        .route("/inspect", get(inspect_page))
+        .route("/api/inspect", post(inspect))
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)
