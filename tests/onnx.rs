@@ -13,25 +13,9 @@ use cae::run::{RunDir, Weights};
 use cae::training::{AutoencoderTrainingConfig, ClassifierTrainingConfig, Experiment};
 use tract_onnx::prelude::*;
 
-/// Run the ONNX file `path` on `input` (`[N, …]` values) with tract.
+/// Run the ONNX file `path` on `input` (`[N, …]` values) with tract: its first output.
 fn tract_run(path: &Path, input: Vec<f32>, shape: &[usize]) -> Vec<f32> {
-    let model = tract_onnx::onnx()
-        .model_for_path(path)
-        .unwrap()
-        .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), shape))
-        .unwrap()
-        .into_optimized()
-        .unwrap()
-        .into_runnable()
-        .unwrap();
-    let input = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), input).unwrap();
-    let out = model.run(tvec!(Tensor::from(input).into())).unwrap();
-    out[0]
-        .to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect()
+    tract_outputs(path, input, shape).swap_remove(0)
 }
 
 /// The largest absolute difference over the output's scale, `max(1, max |expected|)`: for

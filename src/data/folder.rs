@@ -419,6 +419,19 @@ struct Pipeline {
     invert: bool,
 }
 
+impl Pipeline {
+    /// The pipeline of a settled config (a run's).
+    fn settled(config: &FolderConfig) -> Result<Self, FolderError> {
+        let shape = settled_shape(config).ok_or_else(|| {
+            FolderError::Invalid("the run's image folder settings are incomplete".into())
+        })?;
+        Ok(Self {
+            shape,
+            invert: config.invert,
+        })
+    }
+}
+
 /// Decode an image as `pipeline` says (resized if needed, inverted if asked), channels last.
 fn decode(path: &Path, pipeline: Pipeline) -> Result<Vec<u8>, String> {
     Ok(prepare(super::image_file::decode_file(path)?, pipeline))
@@ -454,13 +467,8 @@ pub fn settled_shape(config: &FolderConfig) -> Option<ImageShape> {
 /// `config` was: resized to its size, in its channels. Unlabelled; any unreadable file is an
 /// error naming it.
 pub fn read_files(paths: &[PathBuf], config: &FolderConfig) -> Result<Dataset, FolderError> {
-    let shape = settled_shape(config).ok_or_else(|| {
-        FolderError::Invalid("the run's image folder settings are incomplete".into())
-    })?;
-    let pipeline = Pipeline {
-        shape,
-        invert: config.invert,
-    };
+    let pipeline = Pipeline::settled(config)?;
+    let shape = pipeline.shape;
     let decoded: Vec<Vec<u8>> = paths
         .par_iter()
         .map(|path| {
@@ -485,13 +493,8 @@ pub fn prepare_image(
     img: image::DynamicImage,
     config: &FolderConfig,
 ) -> Result<Dataset, FolderError> {
-    let shape = settled_shape(config).ok_or_else(|| {
-        FolderError::Invalid("the run's image folder settings are incomplete".into())
-    })?;
-    let pipeline = Pipeline {
-        shape,
-        invert: config.invert,
-    };
+    let pipeline = Pipeline::settled(config)?;
+    let shape = pipeline.shape;
     Ok(Dataset::in_memory(
         "upload",
         Vec::new(),
