@@ -15,7 +15,8 @@ use crate::Choice;
 use crate::data::Dataset;
 use crate::data::mvtec::Category;
 use crate::defects::inspect::{
-    Calibration, ThresholdSource, map_files, metrics, overlay, overlay_grid, write_map_npy,
+    Calibration, ThresholdSource, map_files, metrics, overlay, overlay_grid, overlay_range,
+    write_map_npy,
 };
 use crate::defects::{MapKind, MapOptions, Metrics, ScoreKind};
 use crate::latent::Images;
@@ -198,21 +199,18 @@ fn score(
 }
 
 /// Overlays and `.npy` maps of `images` under `out` (one per name, `kind/stem`), and
-/// `grid.png`: the eight worst-scored images above the eight best.
+/// `grid.png`: the eight worst-scored images above the eight best. One colour scale for the
+/// whole set, so that the overlays compare: twice the `threshold` (at the threshold a map is
+/// half-way up the colours), else [`overlay_range`].
 fn write_maps(
     out: &Path,
     names: &[String],
     images: &Dataset,
-    maps: &[Vec<f32>],
-    scores: &[f32],
+    (maps, scores): (&[Vec<f32>], &[f32]),
+    threshold: Option<f32>,
 ) -> anyhow::Result<()> {
     let shape = images.shape;
-    // One colour scale for the whole set, so that the overlays compare.
-    let range = maps
-        .iter()
-        .flatten()
-        .copied()
-        .fold(f32::MIN_POSITIVE, f32::max);
+    let range = threshold.map_or_else(|| overlay_range(maps), |t| 2.0 * t);
     let overlays: Vec<_> = (0..images.len())
         .map(|i| overlay(&images.images_values(&[i]), &maps[i], shape, range))
         .collect();
@@ -357,7 +355,7 @@ pub fn category(run: &Run, dir: &Path, args: &AnomalyArgs) -> anyhow::Result<()>
     print_metrics(&m);
     let json_dir = args.maps.maps.clone().unwrap_or_else(|| run.path().into());
     if let Some(out) = &args.maps.maps {
-        write_maps(out, &names, &images, &maps, &scores)?;
+        write_maps(out, &names, &images, (&maps, &scores), threshold)?;
         eprintln!("maps, overlays and grid.png in {}", out.display());
     }
     std::fs::create_dir_all(&json_dir)
@@ -452,7 +450,13 @@ pub fn files(run: &Run, calibration: &Calibration, args: &AnomalyArgs) -> anyhow
                 format!("{i:04}_{stem}")
             })
             .collect();
-        write_maps(out, &names, &images, &maps, &scores)?;
+        write_maps(
+            out,
+            &names,
+            &images,
+            (&maps, &scores),
+            Some(calibration.threshold),
+        )?;
         eprintln!("maps, overlays and grid.png in {}", out.display());
     }
     Ok(())

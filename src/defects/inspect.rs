@@ -325,21 +325,31 @@ pub fn metrics(
     }
 }
 
-/// `image` (`[C, H, W]` in [0, 1]) with `map` over it in a perceptual colour map (viridis),
-/// half and half; `range` is the map value shown yellow (0 is dark blue), the same for every
-/// image of a set so that their colours compare.
+/// `image` (`[C, H, W]` in [0, 1]) with `map` over it in a perceptual colour map (viridis):
+/// `range` is the map value shown yellow (0 is dark blue), the same for every image of a set
+/// so that their colours compare; the hotter a pixel, the more of its colour shows (30 % to
+/// 90 %), so that the image stays visible where nothing is wrong.
 pub fn overlay(image: &[f32], map: &[f32], shape: ImageShape, range: f32) -> RgbImage {
     let (h, w) = (shape.height, shape.width);
     let plane = h * w;
     RgbImage::from_fn(w as u32, h as u32, |x, y| {
         let i = y as usize * w + x as usize;
-        let heat = ViridisRGB.get_color((map[i] / range.max(f32::MIN_POSITIVE)).clamp(0.0, 1.0));
+        let v = (map[i] / range.max(f32::MIN_POSITIVE)).clamp(0.0, 1.0);
+        let heat = ViridisRGB.get_color(v);
         let heat = [heat.0, heat.1, heat.2];
+        let alpha = 0.3 + 0.6 * v;
         Rgb(std::array::from_fn(|ch| {
-            let v = image[ch.min(shape.channels - 1) * plane + i].clamp(0.0, 1.0) * 255.0;
-            (0.5 * v + 0.5 * f32::from(heat[ch])).round() as u8
+            let pixel = image[ch.min(shape.channels - 1) * plane + i].clamp(0.0, 1.0) * 255.0;
+            ((1.0 - alpha) * pixel + alpha * f32::from(heat[ch])).round() as u8
         }))
     })
+}
+
+/// The map value a set's overlays show yellow: the 99.9th percentile of all its maps'
+/// pixels, so that one large defect does not wash out the small ones.
+pub fn overlay_range(maps: &[Vec<f32>]) -> f32 {
+    let all: Vec<f32> = maps.iter().flatten().copied().collect();
+    crate::anomaly::quantile(&all, 0.999).max(f32::MIN_POSITIVE)
 }
 
 /// An `[H, W]` map as a 2-d `float32` `.npy` file, written atomically.
