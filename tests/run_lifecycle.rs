@@ -225,7 +225,10 @@ fn clap_prints_its_whole_message() {
     assert!(text.contains("--epochs"), "{text}");
     let (code, text) = run(&["train-ae", "--loss", "l3"]);
     assert_eq!(code, Some(2));
-    assert!(text.contains("[possible values: bce, l1, l2]"), "{text}");
+    assert!(
+        text.contains("[possible values: bce, l1, l2, ssim, ssim+l1]"),
+        "{text}"
+    );
     // Help lines come from the library's own option names and descriptions.
     let (code, text) = run(&["train-ae", "--help"]);
     assert_eq!(code, Some(0));
