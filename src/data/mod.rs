@@ -3,10 +3,11 @@
 //! Two sources ([`DataConfig`]): a built-in dataset, whose folder (`<root>/mnist`,
 //! `<root>/fashion-mnist`) holds the four standard IDX files, gzip-compressed or not ([`idx`],
 //! fetched by [`download`]; the root comes from `--data`, else `CAE_DATA`, else `./data`); or
-//! an image folder ([`folder`]), decoded once into a cache. A [`Dataset`] is C×H×W images,
-//! channels last, over a shared store in memory or memory-mapped. Around them: single image
-//! files read within bounds ([`image_file`]), photos prepared as MNIST digits ([`preprocess`]),
-//! random distortions ([`augment`]) and noise for denoising ([`noise`]).
+//! an image folder ([`folder`]; an MVTec AD category learns from its `train/good/`, and
+//! [`mvtec`] reads its test kinds and masks), decoded once into a cache. A [`Dataset`] is
+//! C×H×W images, channels last, over a shared store in memory or memory-mapped. Around them:
+//! single image files read within bounds ([`image_file`]), photos prepared as MNIST digits
+//! ([`preprocess`]), random distortions ([`augment`]) and noise for denoising ([`noise`]).
 
 pub mod augment;
 pub mod download;
