@@ -48,6 +48,12 @@ class Run:
         """Reconstructions, float32 [N, C, H, W] in [0, 1]."""
     def anomaly_scores(self, x: Images) -> npt.NDArray[np.float32]:
         """Each image's score (mean squared reconstruction error), float32 [N]."""
+    def anomaly_maps(
+        self, x: Images, map: str = "l2", smooth: float = 4.0, stride: Optional[int] = None
+    ) -> npt.NDArray[np.float32]:
+        """Each image's anomaly map, float32 [N, H, W], as ``cae anomaly --images`` makes it:
+        ``map`` "l2" or "ssim", smoothed with a Gaussian of ``smooth`` pixels; images larger
+        than a patch-trained model are scored in tiles ``stride`` apart."""
     def predict(self, x: Images) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Labels int64 [N] and probabilities float32 [N, K]."""
     def evaluate(self) -> Dict[str, Any]:

@@ -336,6 +336,32 @@ impl PyRun {
         array(py, scores, &[n])
     }
 
+    /// Each image's anomaly map, float32 [N, H, W], as `cae anomaly --images` makes it:
+    /// `map` "l2" (squared error) or "ssim" (1 − SSIM, 11×11 Gaussian windows), smoothed with
+    /// a Gaussian of `smooth` pixels; images larger than a patch-trained model are scored in
+    /// tiles `stride` apart (default half a tile).
+    #[pyo3(signature = (x, map = "l2", smooth = 4.0, stride = None))]
+    fn anomaly_maps<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        map: &str,
+        smooth: f32,
+        stride: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let options = cae::defects::MapOptions {
+            map: choice("map", map)?,
+            smooth,
+            stride,
+            ..Default::default()
+        };
+        let ((maps, shape), n) = self.compute(py, x, |run, input| {
+            run.anomaly_maps(input, &options)
+                .map(|m| (m, input.shape()))
+        })?;
+        array(py, maps.concat(), &[n, shape.height, shape.width])
+    }
+
     /// Labels (int64 [N]) and class probabilities (float32 [N, K]) of `x`.
     fn predict<'py>(
         &self,

@@ -69,6 +69,17 @@ def test_decode_reconstruct_and_scores_have_their_shapes(ae, digits):
     scores = ae.anomaly_scores(images[:8])
     expected = ((pixels[:, 0] - images[:8] / 255.0) ** 2).mean(axis=(1, 2))
     assert scores.shape == (8,) and np.allclose(scores, expected, atol=1e-6)
+    # Unsmoothed l2 maps are the per-pixel squared errors; their means are the scores.
+    maps = ae.anomaly_maps(images[:8], smooth=0)
+    assert maps.shape == (8, 28, 28) and maps.dtype == np.float32
+    assert np.allclose(maps, (pixels[:, 0] - images[:8] / 255.0) ** 2, atol=1e-6)
+    assert np.allclose(maps.mean(axis=(1, 2)), scores, atol=1e-6)
+    ssim = ae.anomaly_maps(images[:8], map="ssim")
+    assert ssim.shape == (8, 28, 28) and (ssim >= -1e-6).all()
+    with pytest.raises(ValueError, match="map="):
+        ae.anomaly_maps(images[:8], map="l3")
+    with pytest.raises(ValueError, match="smooth"):
+        ae.anomaly_maps(images[:8], smooth=-1)
 
 
 def test_predict_answers_as_cae_predict(clf, digits, pngs, cae_cli):
