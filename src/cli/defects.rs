@@ -211,28 +211,28 @@ fn write_maps(
 ) -> anyhow::Result<()> {
     let shape = images.shape;
     let range = threshold.map_or_else(|| overlay_range(maps), |t| 2.0 * t);
-    let overlays: Vec<_> = (0..images.len())
-        .map(|i| overlay(&images.images_values(&[i]), &maps[i], shape, range))
-        .collect();
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let n = order.len().min(8);
+    let (worst, best) = (&order[..n], &order[order.len() - n..]);
+    // Each overlay is written and dropped; only the grid's sixteen are kept.
+    let mut kept = std::collections::BTreeMap::new();
     for (i, name) in names.iter().enumerate() {
+        let picture = overlay(&images.images_values(&[i]), &maps[i], shape, range);
         let (png, npy) = map_files(out, name);
         if let Some(dir) = png.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        crate::pictures::save_rgb_png(&overlays[i], &png)
+        crate::pictures::save_rgb_png(&picture, &png)
             .with_context(|| format!("writing {}", png.display()))?;
         write_map_npy(&npy, &maps[i], shape.height, shape.width)
             .with_context(|| format!("writing {}", npy.display()))?;
+        if worst.contains(&i) || best.contains(&i) {
+            kept.insert(i, picture);
+        }
     }
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let n = order.len().min(8);
-    let worst = order[..n].iter().map(|&i| overlays[i].clone()).collect();
-    let best = order[order.len() - n..]
-        .iter()
-        .rev()
-        .map(|&i| overlays[i].clone())
-        .collect();
+    let worst = worst.iter().map(|i| kept[i].clone()).collect();
+    let best = best.iter().rev().map(|i| kept[i].clone()).collect();
     let grid = out.join("grid.png");
     crate::pictures::save_rgb_png(&overlay_grid(&[worst, best]), &grid)
         .with_context(|| format!("writing {}", grid.display()))?;

@@ -243,21 +243,12 @@ fn pixel_figures(
     chosen: &[usize],
     shape: (usize, usize),
 ) -> (Option<f64>, Option<f64>) {
-    let with_masks: Vec<usize> = chosen
+    let (m, k): (Vec<&[f32]>, Vec<&[bool]>) = chosen
         .iter()
-        .copied()
-        .filter(|&i| masks[i].is_some())
-        .collect();
-    let values: Vec<f32> = with_masks.iter().flat_map(|&i| maps[i].clone()).collect();
-    let truth: Vec<bool> = with_masks
-        .iter()
-        .flat_map(|&i| masks[i].clone().unwrap())
-        .collect();
-    let pixel = roc_auc(&values, &truth);
-    let (m, k): (Vec<Vec<f32>>, Vec<Vec<bool>>) = with_masks
-        .iter()
-        .map(|&i| (maps[i].clone(), masks[i].clone().unwrap()))
+        .filter_map(|&i| Some((maps[i].as_slice(), masks[i].as_deref()?)))
         .unzip();
+    // ROC-AUC ranks all the pixels at once.
+    let pixel = roc_auc(&m.concat(), &k.concat());
     (pixel, pro_auc(&m, &k, shape.0, shape.1, PRO_MAX_FPR))
 }
 

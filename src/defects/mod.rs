@@ -236,9 +236,9 @@ pub fn regions(mask: &[bool], height: usize, width: usize) -> (Vec<u32>, u32) {
 /// the share of the region's pixels above it, and the false positive rate the share of all
 /// defect-free pixels above it; the curve is integrated by trapezoids, interpolated at
 /// `max_fpr`. `None` when there is no defect region or no defect-free pixel.
-pub fn pro_auc(
-    maps: &[Vec<f32>],
-    masks: &[Vec<bool>],
+pub fn pro_auc<M: AsRef<[f32]>, K: AsRef<[bool]>>(
+    maps: &[M],
+    masks: &[K],
     height: usize,
     width: usize,
     max_fpr: f64,
@@ -247,6 +247,7 @@ pub fn pro_auc(
     let mut pixels: Vec<(f32, u32)> = Vec::new();
     let mut region_count = 0u64;
     for (map, mask) in maps.iter().zip(masks) {
+        let (map, mask) = (map.as_ref(), mask.as_ref());
         let (label, count) = regions(mask, height, width);
         let mut sizes = vec![0u32; count as usize + 1];
         label.iter().for_each(|&l| sizes[l as usize] += 1);
