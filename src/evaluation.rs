@@ -8,26 +8,11 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Dataset, sequential_batches};
+use crate::data::Dataset;
+use crate::data::input::eval_batches;
 use crate::loss::{self, ReconstructionLoss};
 use crate::model::Autoencoder;
 use crate::model::classifier::Classifier;
-
-/// MNIST-sized images per forward pass when evaluating; bounded by memory, not a
-/// hyper-parameter.
-pub const EVAL_BATCH: usize = 1000;
-
-/// `data`'s indices in order, in batches of [`EVAL_BATCH`] MNIST images' worth of pixels
-/// (1000 of 1x28x28, 63 of 3x64x64): the activations of a batch stay the same size whatever
-/// the images.
-pub fn eval_batches(data: &Dataset) -> Vec<Vec<usize>> {
-    sequential_batches(data.len(), eval_batch_size(data.shape))
-}
-
-/// Images of `shape` in one evaluation batch (see [`eval_batches`]).
-pub fn eval_batch_size(shape: crate::data::ImageShape) -> usize {
-    (EVAL_BATCH * crate::data::ImageShape::MNIST.len() / shape.len().max(1)).max(1)
-}
 
 /// Reconstruction quality on a whole set: per-pixel means of BCE, MSE and L1, and the PSNR of
 /// that MSE.
@@ -446,6 +431,28 @@ pub fn classification_report(eval: &ClassifierEval, names: &[String]) -> String 
         let _ = writeln!(out);
     }
     out
+}
+
+/// Decode `codes` (`[n, d]` row-major) into images, one `Vec` of `[C, H, W]` values in
+/// [0, 1] each.
+pub fn decode_codes<M: Autoencoder>(
+    model: &M,
+    codes: Vec<f32>,
+    d: usize,
+    device: &Device,
+) -> Vec<Vec<f32>> {
+    let n = codes.len() / d.max(1);
+    let z = Tensor::<2>::from_data(TensorData::new(codes, [n, d]), device);
+    let pixels = burn::tensor::activation::sigmoid(model.decode_logits(z));
+    crate::data::tensor_images(pixels)
+}
+
+/// The `q`-quantile of `values` (nearest rank).
+pub fn quantile(values: &[f32], q: f64) -> f32 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).copied().unwrap_or(f32::NAN)
 }
 
 #[cfg(test)]

@@ -21,9 +21,11 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::data::{DataConfig, Dataset, DatasetKind, ImageShape, Split, pixels_tensor};
-use crate::evaluation::{EncodedBatch, LatentStats, encode_batches};
+use crate::data::input::ImageSet;
+use crate::data::{ImageShape, pixels_tensor};
+use crate::evaluation::{EncodedBatch, LatentStats, decode_codes, encode_batches};
 use crate::model::Autoencoder;
+use crate::trained::{Error, Run};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LatentError {
@@ -41,81 +43,15 @@ pub enum LatentError {
     },
 }
 
-/// Which images to encode or score.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Images {
-    /// A split of the run's images, with their labels.
-    Run(Split),
-    /// A split of a built-in dataset under the data root, with its labels.
-    Builtin { dataset: DatasetKind, split: Split },
-    /// Image files (PNG, JPEG), prepared as the run's images were; no labels.
-    Files(Vec<PathBuf>),
-}
-
-/// Images in memory, with labels when they have any.
-#[derive(Debug, Clone)]
-pub struct ImageSet {
-    pub data: Dataset,
-    pub labelled: bool,
-}
-
-/// Image files prepared as the images of `data` were: a run on a built-in dataset takes them
-/// as `cae predict` does (centred MNIST-style digits), a run on a folder resizes them to its
-/// size and channels.
-pub fn read_files(paths: &[PathBuf], data: &DataConfig) -> Result<Dataset, LatentError> {
-    match data.folder() {
-        Some(folder) => {
-            Ok(crate::data::folder::read_files(paths, folder)
-                .map_err(crate::data::DataError::from)?)
-        }
-        None => {
-            let mut pixels = Vec::with_capacity(paths.len() * ImageShape::MNIST.len());
-            for path in paths {
-                pixels.extend(crate::data::preprocess::preprocess_file(path)?);
-            }
-            Ok(Dataset::in_memory(
-                "files",
-                Vec::new(),
-                ImageShape::MNIST,
-                pixels,
-                vec![0; paths.len()],
-            ))
-        }
-    }
-}
-
-/// An image in memory (an upload) prepared as [`read_files`] prepares a file; `None` for a
-/// digit run's image with no digit in it.
-pub fn prepare_image(
-    img: image::DynamicImage,
-    data: &DataConfig,
-) -> Result<Option<Dataset>, LatentError> {
-    Ok(match data.folder() {
-        Some(folder) => Some(
-            crate::data::folder::prepare_image(img, folder)
-                .map_err(crate::data::DataError::from)?,
-        ),
-        None => crate::data::preprocess::preprocess(&img.to_luma8()).map(|pixels| {
-            Dataset::in_memory(
-                "upload",
-                Vec::new(),
-                ImageShape::MNIST,
-                pixels.to_vec(),
-                vec![0],
-            )
-        }),
-    })
-}
-
 /// The file format of `encode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Format {
+pub enum CodesFormat {
     #[default]
     Npy,
     Csv,
 }
 
-crate::choice!(Format {
+crate::choice!(CodesFormat {
     Npy => ("npy", "NumPy arrays: OUT, and <stem>.labels.npy / <stem>.errors.npy beside it"),
     Csv => ("csv", "One CSV file: z0..z{D-1}, then label and error columns when present"),
 });
@@ -140,7 +76,7 @@ fn write_npy_1d<T: npyz::AutoSerialize + Copy>(
     path: &Path,
     values: &[T],
 ) -> Result<(), LatentError> {
-    crate::atomic::write_with(path, |file| {
+    crate::support::atomic::write_with(path, |file| {
         let mut w = npyz::WriteOptions::<T>::new()
             .default_dtype()
             .shape(&[values.len() as u64])
@@ -167,7 +103,7 @@ pub fn encode<M: Autoencoder>(
     model: &M,
     set: &ImageSet,
     out: &Path,
-    format: Format,
+    format: CodesFormat,
     errors: bool,
     device: &Device,
 ) -> Result<Encoded, LatentError> {
@@ -176,7 +112,7 @@ pub fn encode<M: Autoencoder>(
     let mut all_errors = Vec::with_capacity(if errors { n } else { 0 });
     let mut files = vec![out.to_path_buf()];
     let labels = set.labelled.then_some(&set.data.labels);
-    crate::atomic::write_with(out, |file| {
+    crate::support::atomic::write_with(out, |file| {
         let file = BufWriter::new(file);
         let mut keep = |b: &EncodedBatch| {
             if errors {
@@ -184,7 +120,7 @@ pub fn encode<M: Autoencoder>(
             }
         };
         match format {
-            Format::Npy => {
+            CodesFormat::Npy => {
                 let mut w = npyz::WriteOptions::<f32>::new()
                     .default_dtype()
                     .shape(&[n as u64, width as u64])
@@ -196,7 +132,7 @@ pub fn encode<M: Autoencoder>(
                 })?;
                 w.finish()
             }
-            Format::Csv => {
+            CodesFormat::Csv => {
                 let mut w = file;
                 let mut header: Vec<String> = (0..width).map(|j| format!("z{j}")).collect();
                 header.extend(labels.map(|_| "label".to_string()));
@@ -218,7 +154,7 @@ pub fn encode<M: Autoencoder>(
         }
     })
     .map_err(write_err(out))?;
-    if format == Format::Npy {
+    if format == CodesFormat::Npy {
         if let Some(labels) = labels {
             let path = beside(out, "labels");
             write_npy_1d(&path, labels)?;
@@ -376,17 +312,15 @@ impl LatentDensity {
     }
 }
 
-/// Decode `codes` (`[n, d]` row-major) into pixel images, one `Vec` of 784 values each.
-pub fn decode<M: Autoencoder>(
-    model: &M,
-    codes: Vec<f32>,
-    d: usize,
-    device: &Device,
-) -> Vec<Vec<f32>> {
-    let n = codes.len() / d.max(1);
-    let z = Tensor::<2>::from_data(TensorData::new(codes, [n, d]), device);
-    let pixels = burn::tensor::activation::sigmoid(model.decode_logits(z));
-    crate::pictures::tensor_images(pixels)
+/// `steps` + 1 codes evenly along the straight line from `a` to `b` (both ends included),
+/// one after the other.
+pub fn line(a: &[f32], b: &[f32], steps: usize) -> Vec<f32> {
+    (0..=steps)
+        .flat_map(|s| {
+            let t = s as f32 / steps.max(1) as f32;
+            a.iter().zip(b).map(move |(x, y)| (1.0 - t) * x + t * y)
+        })
+        .collect()
 }
 
 /// The row of a straight line between two images' codes: image `a`, the decoded codes
@@ -408,14 +342,9 @@ pub fn interpolation<M: Autoencoder>(
         .expect("f32 latents");
     let d = z.len() / 2;
     let (za, zb) = z.split_at(d);
-    let codes = (0..=steps)
-        .flat_map(|s| {
-            let t = s as f32 / steps.max(1) as f32;
-            za.iter().zip(zb).map(move |(x, y)| (1.0 - t) * x + t * y)
-        })
-        .collect();
+    let codes = line(za, zb, steps);
     let mut row = vec![a.to_vec()];
-    row.extend(decode(model, codes, d, device));
+    row.extend(decode_codes(model, codes, d, device));
     row.push(b.to_vec());
     row
 }
@@ -430,5 +359,22 @@ pub fn generate<M: Autoencoder>(
     device: &Device,
 ) -> Result<Vec<Vec<f32>>, LatentError> {
     let codes = density.sample(n, class, seed)?;
-    Ok(decode(model, codes, density.min.len(), device))
+    Ok(decode_codes(model, codes, density.min.len(), device))
+}
+
+/// The density `cae generate` draws codes from: a variational autoencoder's prior
+/// N(0, I) when `prior`, else fitted to the run's training latents.
+pub fn density(run: &Run, prior: bool) -> Result<LatentDensity, Error> {
+    let model = run.autoencoder("generating")?;
+    if prior {
+        return Ok(LatentDensity::prior(
+            run.autoencoder_config()?.model.latent(),
+        ));
+    }
+    let train = run.training_images()?;
+    let set = ImageSet {
+        labelled: train.is_labelled(),
+        data: train,
+    };
+    Ok(LatentDensity::fit(model, &set, run.device()))
 }

@@ -1,29 +1,35 @@
 //! cae: convolutional autoencoders on MNIST-format data and image folders, from data to
 //! pictures.
 //!
-//! The library is what the `cae` command line is made of; each module is one concern:
+//! The library is what the `cae` command line is made of; each module (a folder, or a file
+//! for a small one) is one concern, and `cli/X.rs` is the command family over `X`:
 //!
 //! - [`ops`]: the backend extensions (cae's CPU kernels: convolutions, pooling, the BCE
 //!   loss, the Adam step) behind tensor-level functions
-//! - [`data`]: IDX files, image folders and their cache, the checksummed download,
-//!   augmentation, batches of tensors
-//! - [`loss`]: BCE from logits, L1, L2, PSNR
-//! - [`observe`]: what long work reports while it runs (the library prints nothing)
+//! - [`support`]: crash-safe writes, the observer long work reports to (the library prints
+//!   nothing), work shared out over the cores, peak memory
+//! - [`data`]: IDX files, image folders and their cache, MVTec AD categories, the checksummed
+//!   download, augmentation, images as inference takes them, batches of tensors
+//! - [`loss`]: BCE from logits, L1, L2, SSIM, PSNR
 //! - [`run`]: the files of a run directory (it knows files, not what trains)
 //! - [`model`]: the lecture's convolutional autoencoder (`XConfig` → `init(&device)` → `X`),
-//!   the classifiers, and their cost in MACs counted from the layers
+//!   the classifiers, the int8 model, the PyTorch names of their layers, and their cost in
+//!   MACs counted from the layers
 //! - [`evaluation`]: what a model does on a dataset: test metrics, latent statistics
-//! - [`training`]: one lifecycle for every run, the epoch loop, checkpoints and resume
-//! - [`pictures`], [`latent`], [`anomaly`], [`defects`], [`bench`](mod@bench), [`export`],
-//!   [`onnx`], [`quantize`]: tools over models
-//! - [`trained`]: a finished run as one value, [`trained::Run`], opened once; every command
-//!   uses it
-//! - [`report`], [`compare`], [`serve`]: tools over finished runs
+//! - [`training`]: one lifecycle for every run, the epoch loop, checkpoints and resume, and
+//!   the training options by name ([`training::options`])
+//! - [`trained`]: a finished run as one value, [`trained::Run`], opened once: its images,
+//!   encode, decode, reconstruct, predict, evaluate; every concern above takes `&Run`
+//! - [`latent`], [`anomaly`], [`weights`], [`report`]: what the latent is for; anomaly
+//!   scores, maps, inspection and calibration; weights in other formats both ways; pictures
+//!   and the report
+//! - [`measure`]: `cae bench` and `cae compare`
+//! - [`serve`]: the page and its API, over runs
 //! - [`cli`]: the command line over all of it, the only module that knows clap
 //!
-//! Layers point one way, each using only its own or lower ones (in the order above: `ops`
-//! at the bottom, then `data`, `loss`, `observe` and `run`); `tests/architecture.rs` checks
-//! it, and that nothing outside the CLI prints or uses `anyhow`.
+//! Layers point one way, each using only its own or lower ones (in the order above);
+//! `tests/architecture.rs` checks it, and that nothing outside the CLI prints or uses
+//! `anyhow`.
 //!
 //! ```no_run
 //! use cae::data::Split;
@@ -48,28 +54,21 @@
 //! ```
 
 pub mod anomaly;
-pub mod atomic;
-pub mod bench;
 pub mod cli;
-pub mod compare;
 pub mod data;
-pub mod defects;
 pub mod evaluation;
-pub mod export;
 pub mod latent;
 pub mod loss;
+pub mod measure;
 pub mod model;
-pub mod observe;
-pub mod onnx;
 pub mod ops;
-pub mod parallel;
-pub mod pictures;
-pub mod quantize;
 pub mod report;
 pub mod run;
 pub mod serve;
+pub mod support;
 pub mod trained;
 pub mod training;
+pub mod weights;
 
 use burn::tensor::Device;
 
@@ -81,11 +80,28 @@ pub trait Choice: Sized + Copy + PartialEq + 'static {
     fn name(self) -> &'static str;
     /// One line for `--help`.
     fn help(self) -> &'static str;
+    /// Other names that are taken for this option (older spellings).
+    fn aliases(self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
-/// `impl Choice` from `Variant => ("name", "help")` lines.
+/// The option of `T` named `name` (or one of its aliases); else an error listing the names.
+pub fn parse_choice<T: Choice>(name: &str) -> Result<T, String> {
+    T::ALL
+        .iter()
+        .copied()
+        .find(|c| c.name() == name || c.aliases().contains(&name))
+        .ok_or_else(|| {
+            let names: Vec<&str> = T::ALL.iter().map(|c| c.name()).collect();
+            format!("`{name}`: expected one of {}", names.join(", "))
+        })
+}
+
+/// `impl Choice` from `Variant => ("name", "help")` lines; `("name", "help", ["older"])`
+/// also takes the names in brackets.
 macro_rules! choice {
-    ($ty:ty { $($variant:ident => ($name:literal, $help:literal)),+ $(,)? }) => {
+    ($ty:ty { $($variant:ident => ($name:literal, $help:literal $(, [$($alias:literal),*])?)),+ $(,)? }) => {
         impl $crate::Choice for $ty {
             const ALL: &'static [Self] = &[$(<$ty>::$variant),+];
             fn name(self) -> &'static str {
@@ -93,6 +109,9 @@ macro_rules! choice {
             }
             fn help(self) -> &'static str {
                 match self { $(<$ty>::$variant => $help),+ }
+            }
+            fn aliases(self) -> &'static [&'static str] {
+                match self { $(<$ty>::$variant => &[$($($alias),*)?]),+ }
             }
         }
     };

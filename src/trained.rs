@@ -8,17 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use crate::anomaly::AnomalyReport;
+use crate::data::input::{ImageSet, Images, Input};
 use crate::data::{DataConfig, DataError, Dataset, ImageShape, Source, Split};
-use crate::defects::MapOptions;
 use crate::evaluation::{ClassifierEval, LatentStats, evaluate_classifier, reconstruction_metrics};
-use crate::latent::{ImageSet, Images, LatentDensity, LatentError};
 use crate::model::classifier::{AnyClassifier, Classifier};
+use crate::model::int8::{Int8Model, deserialize, float_layers};
 use crate::model::{AnyAutoencoder, Autoencoder};
-use crate::observe::{Observer, Silent};
-use crate::quantize::Int8Run;
-use crate::run::{EpochRecord, RunDir, RunError, Weights};
+use crate::run::{EpochRecord, INT8_FILE, RunDir, RunError, Weights};
+use crate::support::observe::{Observer, Silent};
 use crate::training::{
     AutoencoderTrainingConfig, ClassificationMetrics, ClassifierTrainingConfig, Experiment,
     FitOptions, Patches, ReconstructionMetrics, RunConfig, RunMode, TrainError, Trained,
@@ -33,12 +32,6 @@ pub enum Error {
     Train(#[from] TrainError),
     #[error(transparent)]
     Data(#[from] DataError),
-    #[error(transparent)]
-    Latent(#[from] LatentError),
-    #[error(transparent)]
-    Export(#[from] crate::export::ExportError),
-    #[error(transparent)]
-    Quantize(#[from] crate::quantize::QuantizeError),
     /// The run is of a kind that cannot do what was asked.
     #[error("{path} is {found} run; {what} needs {needs} run")]
     Kind {
@@ -56,12 +49,12 @@ const INT8: &str = "an int8 classifier (cae quantize)";
 
 /// What a run's model does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Task {
+pub enum RunKind {
     Autoencoder,
     Classifier,
 }
 
-crate::choice!(Task {
+crate::choice!(RunKind {
     Autoencoder => ("autoencoder", "An autoencoder (cae train-ae): encodes, decodes, reconstructs"),
     Classifier => ("classifier", "A classifier (cae train-classifier): predicts classes"),
 });
@@ -146,8 +139,8 @@ impl Run {
     pub fn open_on(dir: &Path, weights: Weights, device: &Device) -> Result<Self, Error> {
         let run = RunDir::open(dir)?;
         let config = RunConfig::read(&run)?;
-        let (model, origin) = if crate::quantize::is_int8(dir) {
-            let int8 = crate::quantize::open(&run, config.clone())?;
+        let (model, origin) = if is_int8(dir) {
+            let int8 = open_int8(&run, config.clone())?;
             (Model::Int8(Box::new(int8)), Origin::Int8)
         } else {
             let state = run
@@ -261,10 +254,10 @@ impl Run {
         &self.model
     }
 
-    pub fn task(&self) -> Task {
+    pub fn kind(&self) -> RunKind {
         match self.config {
-            RunConfig::Autoencoder(_) => Task::Autoencoder,
-            RunConfig::Classifier(_) => Task::Classifier,
+            RunConfig::Autoencoder(_) => RunKind::Autoencoder,
+            RunConfig::Classifier(_) => RunKind::Classifier,
         }
     }
 
@@ -322,7 +315,8 @@ impl Run {
         }
     }
 
-    fn kind_error(&self, what: &'static str, needs: &'static str) -> Error {
+    /// The error for a run of the wrong kind: `what` needs `needs`.
+    pub fn kind_error(&self, what: &'static str, needs: &'static str) -> Error {
         Error::Kind {
             path: self.path().to_path_buf(),
             found: match (&self.config, self.origin) {
@@ -448,12 +442,12 @@ impl Run {
     /// An image in memory (an upload) prepared as the run's images were; `None` for a digit
     /// run's image with no digit in it.
     pub fn prepare_image(&self, img: image::DynamicImage) -> Result<Option<Dataset>, Error> {
-        Ok(crate::latent::prepare_image(img, self.data())?)
+        Ok(crate::data::input::prepare_image(img, self.data())?)
     }
 
-    /// Image files prepared as the run's images were (see [`crate::latent::read_files`]).
+    /// Image files prepared as the run's images were (see [`crate::data::input::read_files`]).
     pub fn read_files(&self, paths: &[PathBuf]) -> Result<Dataset, Error> {
-        Ok(crate::latent::read_files(paths, self.data())?)
+        Ok(crate::data::input::read_files(paths, self.data())?)
     }
 
     /// The images of another folder, `dir`, prepared as this run's were: its `test/` split,
@@ -485,12 +479,13 @@ impl Run {
     }
 
     /// Check that `images` are of the shape the model takes.
-    fn check(&self, images: &Input<'_>) -> Result<(), Error> {
+    pub fn check(&self, images: &Input<'_>) -> Result<(), Error> {
         let shape = self.image_shape();
         if images.shape() != shape {
             return Err(Error::Invalid(format!(
-                "the run {} takes {shape} images; these are {}",
+                "the run {} takes {shape} images ({} arrays); these are {}",
                 self.path().display(),
+                shape.array_forms(),
                 images.shape()
             )));
         }
@@ -526,7 +521,7 @@ impl Run {
                 "a code holds {bad}: codes must be finite numbers"
             )));
         }
-        let decoded = crate::latent::decode(model, codes.to_vec(), d, &self.device);
+        let decoded = crate::evaluation::decode_codes(model, codes.to_vec(), d, &self.device);
         Ok(decoded.concat())
     }
 
@@ -541,110 +536,6 @@ impl Run {
             out.extend(r.into_data().try_to_vec::<f32>().expect("f32 pixels"));
         });
         Ok(out)
-    }
-
-    /// Each image's anomaly score: the mean squared error of its reconstruction, as
-    /// `cae anomaly` scores it.
-    pub fn anomaly_scores<'a>(&self, images: impl Into<Input<'a>>) -> Result<Vec<f32>, Error> {
-        let images = images.into();
-        self.check(&images)?;
-        let model = self.autoencoder("anomaly scores")?;
-        let mut scores = Vec::with_capacity(images.len());
-        images.for_each_batch(&self.device, |x| {
-            scores.extend(crate::evaluation::encode_batch(model, x, true).errors);
-        });
-        Ok(scores)
-    }
-
-    /// Each image's anomaly map (`[H, W]`, see [`MapOptions`]) against its reconstruction.
-    /// Images larger than the model takes (a run trained on patches) are scored in tiles of
-    /// its size, `options.stride` apart, a batch of tiles at a time.
-    pub fn anomaly_maps<'a>(
-        &self,
-        images: impl Into<Input<'a>>,
-        options: &MapOptions,
-    ) -> Result<Vec<Vec<f32>>, Error> {
-        options.validate().map_err(Error::Invalid)?;
-        let images = images.into();
-        let model = self.autoencoder("anomaly maps")?;
-        let (tile, full) = (self.image_shape(), images.shape());
-        let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().expect("f32 pixels");
-        let reconstruct = |x: Tensor<4>| {
-            let r = burn::tensor::activation::sigmoid(model.forward_logits(x.clone()));
-            (values(x), values(r))
-        };
-        if full == tile {
-            let mut maps = Vec::with_capacity(images.len());
-            images.for_each_batch(&self.device, |x| {
-                let (x, r) = reconstruct(x);
-                maps.extend(options.maps(&x, &r, tile));
-            });
-            return Ok(maps);
-        }
-        if full.channels != tile.channels || full.height < tile.height || full.width < tile.width {
-            return Err(Error::Invalid(format!(
-                "the run {} takes {tile} images (or larger ones of {} channel(s), in tiles); these \
-                 are {full}",
-                self.path().display(),
-                tile.channels
-            )));
-        }
-        use crate::defects::inspect::{Stitch, crop_values, tile_starts};
-        let size = (tile.height, tile.width);
-        let corners: Vec<(usize, usize)> =
-            tile_starts(full.height, tile.height, options.stride_for(tile.height))
-                .into_iter()
-                .flat_map(|y| {
-                    tile_starts(full.width, tile.width, options.stride_for(tile.width))
-                        .into_iter()
-                        .map(move |x| (y, x))
-                })
-                .collect();
-        let batch = crate::evaluation::eval_batch_size(tile);
-        let mut maps = Vec::with_capacity(images.len());
-        for i in 0..images.len() {
-            let image = images.image_values(i);
-            let mut stitch = Stitch::new(full.height, full.width);
-            for group in corners.chunks(batch) {
-                let tiles: Vec<f32> = group
-                    .iter()
-                    .flat_map(|&at| crop_values(&image, full, at, size))
-                    .collect();
-                let (x, r) = reconstruct(crate::data::pixels_tensor(tiles, tile, &self.device));
-                for ((at, x), r) in group
-                    .iter()
-                    .zip(x.chunks(tile.len()))
-                    .zip(r.chunks(tile.len()))
-                {
-                    stitch.add(&options.raw_map(x, r, tile), *at, size);
-                }
-            }
-            maps.push(stitch.finish(options));
-        }
-        Ok(maps)
-    }
-
-    /// `cae anomaly`: the scores of `set`, flagged above the `quantile` of the run's training
-    /// images' scores, with ROC-AUC when the images are labelled and a normal class is known.
-    pub fn anomaly(
-        &self,
-        set: &ImageSet,
-        quantile: f64,
-        normal: Option<u8>,
-    ) -> Result<AnomalyReport, Error> {
-        self.check(&Input::from(&set.data))?;
-        let model = self.autoencoder("anomaly scores")?;
-        let config = self.autoencoder_config()?;
-        let train = self.training_images()?;
-        Ok(crate::anomaly::score(
-            model,
-            config,
-            set,
-            quantile,
-            normal,
-            &train,
-            &self.device,
-        )?)
     }
 
     /// Class labels and probabilities (`[N, K]` row-major) of `images`.
@@ -701,294 +592,66 @@ impl Run {
             },
         })
     }
-
-    /// The density `cae generate` draws codes from: a variational autoencoder's prior
-    /// N(0, I) when `prior`, else fitted to the run's training latents.
-    pub fn density(&self, prior: bool) -> Result<LatentDensity, Error> {
-        let model = self.autoencoder("generating")?;
-        if prior {
-            return Ok(LatentDensity::prior(
-                self.autoencoder_config()?.model.latent(),
-            ));
-        }
-        let train = self.training_images()?;
-        let set = ImageSet {
-            labelled: train.is_labelled(),
-            data: train,
-        };
-        Ok(LatentDensity::fit(model, &set, &self.device))
-    }
-
-    /// The weights under the lecture's PyTorch names and in PyTorch's layouts, as
-    /// `state_dict()` gives them there (a float run's).
-    pub fn state_dict(&self) -> Result<Vec<crate::export::StateTensor>, Error> {
-        use crate::export::{autoencoder_names, classifier_names, state_dict};
-        Ok(match &self.model {
-            Model::Autoencoder(m) => state_dict(m, &autoencoder_names(m))?,
-            Model::Classifier(m) => state_dict(m, &classifier_names(m))?,
-            Model::Int8(_) => return Err(self.kind_error("state_dict", "a float")),
-        })
-    }
-
-    /// Write the run's weights to `out` in `format` (under the lecture's PyTorch names), or its
-    /// model as ONNX (an autoencoder's `part`), atomically.
-    ///
-    /// An autoencoder's whole ONNX file carries the run's calibrated threshold (`cae anomaly
-    /// --calibrate`) in its metadata, and with `anomaly_outputs` the anomaly `map` and `score`
-    /// of the calibration's settings (else the defaults) beside the reconstruction.
-    pub fn export(
-        &self,
-        format: crate::export::Format,
-        part: crate::onnx::Part,
-        out: &Path,
-        anomaly_outputs: bool,
-    ) -> Result<(), Error> {
-        use crate::onnx::Part;
-        if anomaly_outputs
-            && !(matches!(self.model, Model::Autoencoder(_))
-                && format == crate::export::Format::Onnx
-                && part == Part::Autoencoder)
-        {
-            return Err(Error::Invalid(
-                "anomaly outputs are for an autoencoder's whole ONNX file (--format onnx --part \
-                 autoencoder)"
-                    .into(),
-            ));
-        }
-        use crate::export::{autoencoder_names, classifier_names, export_onnx, export_weights};
-        let input = self.image_shape().dims();
-        match (&self.model, format) {
-            (Model::Int8(_), _) => {
-                return Err(self.kind_error("cae export", "a float"));
-            }
-            (Model::Autoencoder(m), crate::export::Format::Onnx) if part == Part::Autoencoder => {
-                let calibration = crate::defects::inspect::Calibration::read(self.path())
-                    .map_err(Error::Invalid)?;
-                let options = calibration.map(|c| c.options).unwrap_or_default();
-                let onnx = crate::onnx::inspector(
-                    m,
-                    input,
-                    &options,
-                    calibration.as_ref(),
-                    anomaly_outputs,
-                )
-                .map_err(Error::Invalid)?;
-                export_onnx(out, onnx)?
-            }
-            (Model::Autoencoder(m), crate::export::Format::Onnx) => {
-                let latent = self.autoencoder_config()?.model.latent();
-                export_onnx(out, crate::onnx::autoencoder(m, part, latent, input))?
-            }
-            (Model::Classifier(m), crate::export::Format::Onnx) => {
-                let classes = self.classifier_config()?.num_classes();
-                export_onnx(out, crate::onnx::classifier(m, input, classes))?
-            }
-            (Model::Autoencoder(m), _) => export_weights(m, &autoencoder_names(m), format, out)?,
-            (Model::Classifier(m), _) => export_weights(m, &classifier_names(m), format, out)?,
-        }
-        Ok(())
-    }
-    /// `cae quantize`: this classifier's int8 version, calibrated on its first `calibration`
-    /// training images, written as a new run at `out`.
-    pub fn quantize(&self, calibration: usize, out: &Path) -> Result<Int8Run, Error> {
-        let Model::Classifier(model) = &self.model else {
-            return Err(self.kind_error("cae quantize", "a float classifier"));
-        };
-        let quantization = crate::quantize::Quantization {
-            source: self.path().to_path_buf(),
-            weights: self.weights.file().to_string(),
-            calibration_images: calibration,
-        };
-        let train = self.images(Split::Train)?;
-        Ok(crate::quantize::quantize(
-            model,
-            self.classifier_config()?,
-            &self.classes,
-            train,
-            quantization,
-            out,
-        )?)
-    }
 }
 
-/// Images in memory, channels first (`[N, C, H, W]` row-major): bytes 0–255, read as a
-/// dataset's are (`byte / 255`), or values in [0, 1] used as they are.
-#[derive(Debug, Clone, Copy)]
-pub enum Pixels<'a> {
-    Bytes(&'a [u8]),
-    Floats(&'a [f32]),
+/// The file of an int8 run that says where it came from.
+pub const QUANTIZATION_FILE: &str = "quantization.json";
+
+/// What `quantization.json` says.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Quantization {
+    /// The float run, as given to `cae quantize`.
+    pub source: PathBuf,
+    /// Which of its weights.
+    pub weights: String,
+    /// Training images the activation ranges were taken from.
+    pub calibration_images: usize,
 }
 
-/// What the inference methods take: a dataset, or pixels in memory of a shape.
-#[derive(Debug, Clone, Copy)]
-pub enum Input<'a> {
-    Dataset(&'a Dataset),
-    Pixels {
-        pixels: Pixels<'a>,
-        shape: ImageShape,
-    },
+/// An int8 classifier run (`cae quantize` makes one).
+pub struct Int8Run {
+    pub model: Int8Model,
+    pub config: ClassifierTrainingConfig,
+    pub quantization: Quantization,
+    /// Size of `int8.safetensors` in bytes.
+    pub file_bytes: u64,
 }
 
-impl<'a> From<&'a Dataset> for Input<'a> {
-    fn from(data: &'a Dataset) -> Self {
-        Input::Dataset(data)
-    }
+/// Whether `path` is an int8 run.
+pub fn is_int8(path: &Path) -> bool {
+    path.join(INT8_FILE).is_file()
 }
 
-impl Input<'_> {
-    pub fn shape(&self) -> ImageShape {
-        match self {
-            Input::Dataset(d) => d.shape,
-            Input::Pixels { shape, .. } => *shape,
-        }
+/// The int8 model of the run in `dir`, whose config (read already) is `config`.
+fn open_int8(dir: &RunDir, config: RunConfig) -> Result<Int8Run, Error> {
+    let path = dir.path();
+    let file = dir.file(INT8_FILE);
+    if !file.is_file() {
+        return Err(Error::Invalid(format!(
+            "{} is not an int8 run (no {INT8_FILE}; cae quantize makes one)",
+            path.display()
+        )));
     }
-
-    /// Image `i`, `[C, H, W]` values in [0, 1].
-    pub fn image_values(&self, i: usize) -> Vec<f32> {
-        let per = self.shape().len();
-        match self {
-            Input::Dataset(d) => d.images_values(&[i]),
-            Input::Pixels {
-                pixels: Pixels::Bytes(b),
-                ..
-            } => b[i * per..(i + 1) * per]
-                .iter()
-                .map(|&p| f32::from(p) / 255.0)
-                .collect(),
-            Input::Pixels {
-                pixels: Pixels::Floats(f),
-                ..
-            } => f[i * per..(i + 1) * per].to_vec(),
-        }
-    }
-
-    /// Number of images (whole images only: a partial one is left out by `check`ers above).
-    pub fn len(&self) -> usize {
-        let per = self.shape().len().max(1);
-        match self {
-            Input::Dataset(d) => d.len(),
-            Input::Pixels {
-                pixels: Pixels::Bytes(b),
-                ..
-            } => b.len() / per,
-            Input::Pixels {
-                pixels: Pixels::Floats(f),
-                ..
-            } => f.len() / per,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The images as `[B, C, H, W]` tensors, in the batches evaluation takes
-    /// ([`crate::evaluation::eval_batches`]), so a result is the same whichever way the
-    /// images came.
-    fn for_each_batch(&self, device: &Device, mut f: impl FnMut(Tensor<4>)) {
-        let shape = self.shape();
-        let per = shape.len();
-        let batch = crate::evaluation::eval_batch_size(shape);
-        match self {
-            Input::Dataset(d) => {
-                for indices in crate::evaluation::eval_batches(d) {
-                    f(d.images_tensor(&indices, device));
-                }
-            }
-            Input::Pixels { pixels, .. } => {
-                for start in (0..self.len()).step_by(batch) {
-                    let range = start * per..(start + batch).min(self.len()) * per;
-                    let values = match pixels {
-                        Pixels::Bytes(b) => {
-                            b[range].iter().map(|&p| f32::from(p) / 255.0).collect()
-                        }
-                        Pixels::Floats(v) => v[range].to_vec(),
-                    };
-                    f(crate::data::pixels_tensor(values, shape, device));
-                }
-            }
-        }
-    }
-}
-
-/// Which of the lecture's models a weights file holds (`cae import --model`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImportModel {
-    Autoencoder,
-    AutoCnn,
-    PlainCnn,
-}
-
-crate::choice!(ImportModel {
-    Autoencoder => ("autoencoder", "The lecture's Autoencoder(encoder, decoder)"),
-    AutoCnn => ("auto-cnn", "The lecture's AutoCNN(encoder, cnn)"),
-    PlainCnn => ("plain-cnn", "The plain CNN (LeNet-5)"),
-});
-
-/// What [`import`] made: the run, its test metrics as one line, and the file's tensors that
-/// were stored in another float type (converted to f32), by PyTorch name.
-pub struct ImportedRun {
-    pub run: Run,
-    pub summary: String,
-    pub converted: Vec<(String, burn::tensor::DType)>,
-}
-
-/// `cae import`: a run made from a PyTorch or safetensors state dict `file` holding `model`
-/// (an autoencoder's encoder only with `encoder_only`), for `dataset` (its test images score
-/// it), at `out`. Everything is checked before anything is written.
-pub fn import(
-    file: &Path,
-    model: ImportModel,
-    encoder_only: bool,
-    dataset: crate::data::DatasetKind,
-    root: &Path,
-    out: &Path,
-    mode: RunMode,
-) -> Result<ImportedRun, Error> {
-    use crate::training::import_run;
-    if encoder_only && model != ImportModel::Autoencoder {
-        return Err(Error::Invalid(
-            "--encoder-only goes with --model autoencoder".into(),
-        ));
-    }
-    let device = crate::default_device();
-    let data = DataConfig::Builtin(dataset);
-    // Tensors stored in another float type, converted to f32 on the way in.
-    let mut converted = Vec::new();
-    let summary = match model {
-        ImportModel::Autoencoder => {
-            let config = AutoencoderTrainingConfig {
-                data,
-                ..AutoencoderTrainingConfig::lecture()
-            };
-            let optional: &[&str] = if encoder_only { &["decoder"] } else { &[] };
-            import_run(&config, root, out, mode, &device, |model| {
-                let names = crate::export::autoencoder_names(&model);
-                crate::export::import_weights(model, &names, optional, file).map(|i| {
-                    converted = i.converted;
-                    i.model
-                })
-            })?
-        }
-        kind => {
-            let mut config = ClassifierTrainingConfig::lecture(None);
-            config.data = data;
-            if kind == ImportModel::PlainCnn {
-                config.model = crate::model::classifier::ClassifierKind::PlainCnn;
-            }
-            import_run(&config, root, out, mode, &device, |model| {
-                let names = crate::export::classifier_names(&model);
-                crate::export::import_weights(model, &names, &[], file).map(|i| {
-                    converted = i.converted;
-                    i.model
-                })
-            })?
-        }
+    let Some(config) = ClassifierTrainingConfig::from_run_config(config) else {
+        return Err(Error::Invalid(format!(
+            "{} is not a classifier run",
+            path.display()
+        )));
     };
-    let run = Run::open_on(out, Weights::Last, &device)?.with_data_root(root);
-    Ok(ImportedRun {
-        run,
-        summary,
-        converted,
+    let quantization: Quantization = dir.read_json(QUANTIZATION_FILE)?;
+    let device = crate::default_device();
+    let input = config.encoder.input().dims();
+    let (mut model, names) = float_layers(&config.init(&device), input).map_err(Error::Invalid)?;
+    let bytes = std::fs::read(&file).map_err(|source| RunError::Io {
+        path: file.clone(),
+        source,
+    })?;
+    deserialize(&mut model, &names, &bytes)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", file.display())))?;
+    Ok(Int8Run {
+        model,
+        config,
+        quantization,
+        file_bytes: bytes.len() as u64,
     })
 }

@@ -428,7 +428,7 @@ fn imports_convert_other_float_types_and_refuse_non_finite_weights_and_odd_files
 
     // Half, bfloat16 and double precision, as safetensors and as torch.save files: converted
     // to f32 and said so. f32 → f64 → f32 is exact, so the double import evaluates the same.
-    use cae::export::pt;
+    use cae::weights::pytorch::pt;
     for (dtype, storage) in [
         ("F16", pt::Storage::Half),
         ("BF16", pt::Storage::BFloat16),

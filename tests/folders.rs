@@ -461,17 +461,18 @@ fn a_classifier_reads_a_folder_as_its_encoder_did_and_invert_turns_scans_around(
     let mean = pixels.iter().map(|&v| f64::from(v)).sum::<f64>() / pixels.len() as f64;
     assert!(mean < 80.0, "mean {mean}: not inverted");
     // Files given to the run's commands are inverted the same way (predict, encode,
-    // reconstruct and serve read them through `latent::read_files`).
+    // reconstruct and serve read them through `data::input::read_files`).
     let scan = std::fs::read_dir(scans.join("7"))
         .unwrap()
         .next()
         .unwrap()
         .unwrap()
         .path();
-    let inverted = cae::latent::read_files(std::slice::from_ref(&scan), config.data()).unwrap();
+    let inverted =
+        cae::data::input::read_files(std::slice::from_ref(&scan), config.data()).unwrap();
     let mut plain = config.data().clone();
     plain.folder_mut().unwrap().invert = false;
-    let as_is = cae::latent::read_files(std::slice::from_ref(&scan), &plain).unwrap();
+    let as_is = cae::data::input::read_files(std::slice::from_ref(&scan), &plain).unwrap();
     let flipped: Vec<u8> = as_is.image(0).iter().map(|v| 255 - v).collect();
     assert_eq!(inverted.image(0), &flipped[..]);
     let out = succeed(cae().arg("predict").arg(&cls).arg(&scan));
@@ -500,7 +501,6 @@ fn a_classifier_reads_a_folder_as_its_encoder_did_and_invert_turns_scans_around(
 /// and the summary use the images training read. With a cold cache and with a warm one.
 #[test]
 fn train_ae_lists_its_folder_once() {
-    use clap::Parser;
     let dir = tempfile::tempdir().unwrap();
     let images = dir.path().join("digits");
     write_pngs(&mnist(Split::Train, 200), &images, false, |g| {
@@ -513,7 +513,7 @@ fn train_ae_lists_its_folder_once() {
             cache.to_str().unwrap(),
             dir.path().join(out),
         );
-        let cli = cae::cli::Cli::parse_from([
+        let (cli, given) = cae::cli::parse([
             "cae",
             "train-ae",
             "--quiet",
@@ -525,9 +525,10 @@ fn train_ae_lists_its_folder_once() {
             cache,
             "--out",
             out.to_str().unwrap(),
-        ]);
+        ])
+        .unwrap();
         let before = cae::data::folder::listings_on_this_thread();
-        cae::cli::run(cli, &[]).unwrap();
+        cae::cli::run(cli, &given).unwrap();
         assert!(out.join("generated.png").is_file());
         cae::data::folder::listings_on_this_thread() - before
     };

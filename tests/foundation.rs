@@ -326,9 +326,9 @@ struct Recorder {
     stop_at: usize,
 }
 
-impl cae::observe::Observer for Recorder {
-    fn event(&self, event: cae::observe::Event<'_>) {
-        use cae::observe::Event;
+impl cae::support::observe::Observer for Recorder {
+    fn event(&self, event: cae::support::observe::Event<'_>) {
+        use cae::support::observe::Event;
         match event {
             Event::Step { loss, .. } => {
                 assert!(loss.is_finite());

@@ -137,7 +137,12 @@ fn onnx_graphs_follow_any_image_shape() {
     let expected = values(model.reconstruct(x));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ae.onnx");
-    let bytes = cae::onnx::autoencoder(&model, cae::onnx::Part::Autoencoder, 10, shape.dims());
+    let bytes = cae::weights::onnx::autoencoder(
+        &model,
+        cae::weights::onnx::Part::Autoencoder,
+        10,
+        shape.dims(),
+    );
     std::fs::write(&path, bytes).unwrap();
     let got = tract_run(&path, input, &dims);
     let (rel, _) = max_diff(&got, &expected);
@@ -173,9 +178,9 @@ fn tract_outputs(path: &Path, input: Vec<f32>, shape: &[usize]) -> Vec<Vec<f32>>
 /// mirrored edges, which are ONNX's reflected ones) on tract.
 #[test]
 fn inspection_files_carry_the_threshold_and_compute_caes_maps() {
+    use cae::anomaly::calibration::Calibration;
+    use cae::anomaly::maps::{MapOptions, ScoreKind};
     use cae::data::ImageShape;
-    use cae::defects::inspect::Calibration;
-    use cae::defects::{MapOptions, ScoreKind};
     use cae::model::{AnyAutoencoder, ConvAutoencoderConfig};
     use prost::Message;
     let shape = ImageShape::new(3, 24, 20);
@@ -202,8 +207,9 @@ fn inspection_files_carry_the_threshold_and_compute_caes_maps() {
         let calibration =
             Calibration::fit(&[0.1, 0.2, 0.9], &[false, false, true], options, 0.9).unwrap();
         let bytes =
-            cae::onnx::inspector(&model, shape.dims(), &options, Some(&calibration), true).unwrap();
-        let proto = cae::onnx::proto::ModelProto::decode(bytes.as_slice()).unwrap();
+            cae::weights::onnx::inspector(&model, shape.dims(), &options, Some(&calibration), true)
+                .unwrap();
+        let proto = cae::weights::onnx::proto::ModelProto::decode(bytes.as_slice()).unwrap();
         let meta: std::collections::BTreeMap<_, _> = proto
             .metadata_props
             .iter()
@@ -237,9 +243,9 @@ fn inspection_files_carry_the_threshold_and_compute_caes_maps() {
     }
     // What ONNX cannot hold is refused by name.
     let ssim = MapOptions {
-        map: cae::defects::MapKind::Ssim,
+        map: cae::anomaly::maps::MapKind::Ssim,
         ..MapOptions::default()
     };
-    let err = cae::onnx::inspector(&model, shape.dims(), &ssim, None, true).unwrap_err();
+    let err = cae::weights::onnx::inspector(&model, shape.dims(), &ssim, None, true).unwrap_err();
     assert!(err.contains("ssim map is not exported"), "{err}");
 }

@@ -35,14 +35,16 @@ PathLike = Union[str, "os.PathLike[str]"]
 Progress = Union[bool, Callable[[Dict[str, Any]], Any]]
 
 
-def _flag(name: str, value: Any) -> list:
-    """One keyword as the command line's flag: ``image_size=(64, 64)`` is ``--image-size 64x64``."""
-    flag = "--" + name.replace("_", "-")
+def _text(value: Any) -> str:
+    """A keyword's value as the command line's flag takes it: ``image_size=(64, 64)`` is
+    ``64x64``, ``hidden=[256, 64]`` is ``256,64``, ``True`` is ``true``."""
     if value is True:
-        return [flag]
-    if isinstance(value, (tuple, list)):
-        return [flag, "x".join(str(v) for v in value)]
-    return [flag, str(os.fspath(value)) if isinstance(value, os.PathLike) else str(value)]
+        return "true"
+    if isinstance(value, tuple):
+        return "x".join(str(v) for v in value)
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
 
 
 class _Report:
@@ -104,18 +106,18 @@ def _run_training(
             f"unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
             f"the options of cae {command} are {', '.join(sorted(known))}"
         )
-    argv = [command]
-    argv += ["--resume", os.fspath(out)] if resume else ["--out", os.fspath(out)]
-    if force:
-        argv.append("--force")
-    if data is not None:
-        argv += ["--data", os.fspath(data)]
-    for name, value in options.items():
-        if value is None or value is False:
-            continue
-        argv += _flag(name, value)
+    given = {name: value for name, value in options.items() if value is not None and value is not False}
+    texts = [(name, _text(value)) for name, value in given.items()]
     observer = _Report(progress) if progress else None
-    return _train(argv, observer, os.fspath(data) if data is not None else None)
+    return _train(
+        command,
+        os.fspath(out),
+        texts,
+        resume=resume,
+        force=force,
+        observer=observer,
+        data=os.fspath(data) if data is not None else None,
+    )
 
 
 def train_autoencoder(

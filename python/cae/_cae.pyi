@@ -94,4 +94,12 @@ def image_files(folder: PathLike) -> List[str]:
     """Every image file below ``folder`` (hidden ones left out), sorted."""
 
 def options(command: str) -> List[str]: ...
-def train(argv: List[str], observer: Any = None, data: Optional[str] = None) -> Run: ...
+def train(
+    command: str,
+    out: str,
+    options: List[Tuple[str, str]],
+    resume: bool = False,
+    force: bool = False,
+    observer: Any = None,
+    data: Optional[str] = None,
+) -> Run: ...

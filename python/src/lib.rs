@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use cae::Choice;
-use cae::cli::Command;
+use cae::data::input::{Input, Pixels};
 use cae::data::{Dataset, DatasetKind, ImageShape, Split};
-use cae::observe::{Event, Observer};
 use cae::run::{RunError, Weights};
-use cae::trained::{Error, Input, Pixels, Run};
+use cae::support::observe::{Event, Observer};
+use cae::trained::{Error, Run};
 use cae::training::{FitOptions, TrainError};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArrayDyn};
 use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
@@ -44,15 +44,19 @@ fn py_err(e: Error) -> PyErr {
     }
 }
 
+/// The Python exception for a failed export: the run's own errors as [`py_err`] says.
+fn py_weights_err(e: cae::weights::WeightsError) -> PyErr {
+    match e {
+        cae::weights::WeightsError::Run(e) => py_err(e),
+        e => CaeError::new_err(e.to_string()),
+    }
+}
+
 fn choice<T: Choice>(what: &str, name: &str) -> PyResult<T> {
-    T::ALL
-        .iter()
-        .copied()
-        .find(|c| c.name() == name)
-        .ok_or_else(|| {
-            let names: Vec<&str> = T::ALL.iter().map(|c| c.name()).collect();
-            PyValueError::new_err(format!("{what}={name:?}: expected one of {names:?}"))
-        })
+    cae::parse_choice(name).map_err(|_| {
+        let names: Vec<&str> = T::ALL.iter().map(|c| c.name()).collect();
+        PyValueError::new_err(format!("{what}={name:?}: expected one of {names:?}"))
+    })
 }
 
 fn data_root(data: Option<PathBuf>) -> PathBuf {
@@ -107,15 +111,7 @@ impl PyRun {
     /// of uint8 (0–255) or float32 (0–1). Other float dtypes and non-contiguous arrays are
     /// converted (a copy); anything else is refused naming what was expected.
     fn images<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Images<'py>> {
-        let shape = self.run.image_shape();
-        let [c, h, w] = shape.dims();
-        let expected = || {
-            if c == 1 {
-                format!("[N, {h}, {w}] or [N, 1, {h}, {w}]")
-            } else {
-                format!("[N, {c}, {h}, {w}]")
-            }
-        };
+        let expected = || self.run.image_shape().array_forms();
         if x.is_instance_of::<PyList>() || x.is_instance_of::<pyo3::types::PyTuple>() {
             let paths: Vec<PathBuf> = x.extract().map_err(|_| {
                 PyValueError::new_err("a list of images must hold file paths (str or os.PathLike)")
@@ -140,19 +136,20 @@ impl PyRun {
                 x.get_type().name()?
             )));
         }
+        // Whether the images fit the run (its size, or larger ones a patch run tiles) is the
+        // run's to say; here only the array's rank.
         let dims: Vec<usize> = x.getattr("shape")?.extract()?;
-        let ok = match dims.as_slice() {
-            [_, hh, ww] => c == 1 && [*hh, *ww] == [h, w],
-            [_, cc, hh, ww] => [*cc, *hh, *ww] == [c, h, w],
-            _ => false,
+        let shape = match dims.as_slice() {
+            [_, h, w] => ImageShape::new(1, *h, *w),
+            [_, c, h, w] => ImageShape::new(*c, *h, *w),
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "images of shape {dims:?}: the run {} takes {} arrays",
+                    self.run.path().display(),
+                    expected()
+                )));
+            }
         };
-        if !ok {
-            return Err(PyValueError::new_err(format!(
-                "images of shape {dims:?}: the run {} takes {} arrays",
-                self.run.path().display(),
-                expected()
-            )));
-        }
         if dims[0] == 0 {
             return Err(PyValueError::new_err("no images: the array is empty"));
         }
@@ -233,7 +230,7 @@ impl PyRun {
     /// "autoencoder" or "classifier".
     #[getter]
     fn kind(&self) -> &'static str {
-        self.run.task().name()
+        self.run.kind().name()
     }
 
     /// Where the weights came from: "trained", "imported" (cae import) or "int8" (cae quantize).
@@ -332,7 +329,9 @@ impl PyRun {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (scores, n) = self.compute(py, x, |run, input| run.anomaly_scores(input))?;
+        let (scores, n) = self.compute(py, x, |run, input| {
+            cae::anomaly::one_class::anomaly_scores(run, input)
+        })?;
         array(py, scores, &[n])
     }
 
@@ -349,15 +348,14 @@ impl PyRun {
         smooth: f32,
         stride: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = cae::defects::MapOptions {
+        let options = cae::anomaly::maps::MapOptions {
             map: choice("map", map)?,
             smooth,
             stride,
             ..Default::default()
         };
         let ((maps, shape), n) = self.compute(py, x, |run, input| {
-            run.anomaly_maps(input, &options)
-                .map(|m| (m, input.shape()))
+            cae::anomaly::tiles::anomaly_maps(run, input, &options).map(|m| (m, input.shape()))
         })?;
         array(py, maps.concat(), &[n, shape.height, shape.width])
     }
@@ -405,7 +403,9 @@ impl PyRun {
 
     /// The weights under the lecture's PyTorch names and layouts: {name: float32 ndarray}.
     fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let tensors = py.detach(|| self.run.state_dict()).map_err(py_err)?;
+        let tensors = py
+            .detach(|| cae::weights::state_dict(&self.run))
+            .map_err(py_weights_err)?;
         let out = PyDict::new(py);
         for t in tensors {
             out.set_item(&t.name, array(py, t.values, &t.shape)?)?;
@@ -417,10 +417,10 @@ impl PyRun {
     /// `part`: "autoencoder", "encoder" or "decoder") to `path`.
     #[pyo3(signature = (path, format = "safetensors", part = "autoencoder"))]
     fn export(&self, py: Python<'_>, path: PathBuf, format: &str, part: &str) -> PyResult<()> {
-        let format = choice::<cae::export::Format>("format", format)?;
-        let part = choice::<cae::onnx::Part>("part", part)?;
-        py.detach(|| self.run.export(format, part, &path, false))
-            .map_err(py_err)
+        let format = choice::<cae::weights::ExportFormat>("format", format)?;
+        let part = choice::<cae::weights::onnx::Part>("part", part)?;
+        py.detach(|| cae::weights::export(&self.run, format, part, &path, false))
+            .map_err(py_weights_err)
     }
 
     /// A run pickles as its directory, weights and data root: opened again where it lands.
@@ -530,32 +530,62 @@ impl Observer for PyObserver {
 
 /// Why [`train`] failed.
 enum Failure {
-    /// The options (or, on resume, their conflicts with the run).
-    Plan(anyhow::Error),
     Run(Error),
     Pictures(String),
 }
 
-/// Train as `cae ARGV…` (`train-ae` or `train-classifier`) would, reporting to `observer`;
-/// returns the run. `argv` is the command line after `cae`, built by the Python wrapper from
-/// its keywords.
+/// Options from the wrapper's keywords: `(name, text)` pairs, each read as the command line
+/// reads its flag.
+fn options_from<O: Default>(
+    pairs: &[(String, String)],
+    set: impl Fn(&mut O, &str, &str) -> Result<(), String>,
+) -> PyResult<O> {
+    let mut options = O::default();
+    for (name, text) in pairs {
+        set(&mut options, name, text)
+            .map_err(|e| PyValueError::new_err(format!("{name}={text:?}: {e}")))?;
+    }
+    Ok(options)
+}
+
+/// Train as `cae train-ae` (`command` "train-ae") or `cae train-classifier` would, into `out`,
+/// reporting to `observer`; returns the run. `options` are the keyword options as text, built
+/// by the Python wrapper.
 #[pyfunction]
-#[pyo3(signature = (argv, observer = None, data = None))]
+#[pyo3(signature = (command, out, options, resume = false, force = false, observer = None, data = None))]
+#[allow(clippy::too_many_arguments)]
 fn train(
     py: Python<'_>,
-    argv: Vec<String>,
+    command: &str,
+    out: PathBuf,
+    options: Vec<(String, String)>,
+    resume: bool,
+    force: bool,
     observer: Option<Py<PyAny>>,
     data: Option<PathBuf>,
 ) -> PyResult<PyRun> {
-    let line = std::iter::once("cae".to_string()).chain(argv);
-    let (cli, given) = cae::cli::parse(line).map_err(|e| {
-        PyValueError::new_err(
-            e.render()
-                .to_string()
-                .trim_end()
-                .replace("\n\nFor more information, try '--help'.", ""),
-        )
-    })?;
+    use cae::training::options::{AutoencoderOptions, ClassifierOptions, plan};
+    let plan_err = |e: TrainError| match e {
+        TrainError::Run(RunError::NotARun(_)) => PyFileNotFoundError::new_err(e.to_string()),
+        e => PyValueError::new_err(e.to_string()),
+    };
+    enum Planned {
+        Autoencoder(cae::training::AutoencoderTrainingConfig),
+        Classifier(cae::training::ClassifierTrainingConfig),
+    }
+    let (planned, path, mode) = match command {
+        "train-ae" => {
+            let options = options_from(&options, AutoencoderOptions::set)?;
+            let (c, path, mode) = plan(&options, &out, resume, force).map_err(plan_err)?;
+            (Planned::Autoencoder(c), path, mode)
+        }
+        "train-classifier" => {
+            let options = options_from(&options, ClassifierOptions::set)?;
+            let (c, path, mode) = plan(&options, &out, resume, force).map_err(plan_err)?;
+            (Planned::Classifier(c), path, mode)
+        }
+        _ => return Err(PyValueError::new_err(format!("no command {command:?}"))),
+    };
     let observer = PyObserver {
         target: observer,
         error: Mutex::new(None),
@@ -567,22 +597,9 @@ fn train(
             observer: &observer,
             ..FitOptions::default()
         };
-        let run = match &cli.command {
-            Command::TrainAe(args) => {
-                let (config, path, mode) =
-                    cae::cli::train::autoencoder_plan(args, &given).map_err(Failure::Plan)?;
-                Run::train(&config, &root, &path, mode, &device, options)
-            }
-            Command::TrainClassifier(args) => {
-                let (config, path, mode) =
-                    cae::cli::train::classifier_plan(args, &given).map_err(Failure::Plan)?;
-                Run::train(&config, &root, &path, mode, &device, options)
-            }
-            _ => {
-                return Err(Failure::Plan(anyhow::anyhow!(
-                    "only train-ae and train-classifier train"
-                )));
-            }
+        let run = match &planned {
+            Planned::Autoencoder(c) => Run::train(c, &root, &path, mode, &device, options),
+            Planned::Classifier(c) => Run::train(c, &root, &path, mode, &device, options),
         };
         let run = run.map_err(Failure::Run)?;
         cae::report::write_pictures(&run).map_err(|e| Failure::Pictures(e.to_string()))?;
@@ -593,10 +610,6 @@ fn train(
         return Err(e);
     }
     let run = trained.map_err(|failure| match failure {
-        Failure::Plan(e) => match e.downcast_ref::<RunError>() {
-            Some(RunError::NotARun(_)) => PyFileNotFoundError::new_err(format!("{e:#}")),
-            _ => PyValueError::new_err(format!("{e:#}")),
-        },
         Failure::Run(e) => py_err(e),
         Failure::Pictures(message) => CaeError::new_err(message),
     })?;
@@ -604,20 +617,15 @@ fn train(
     Ok(PyRun::wrap(run, dir, "last", data))
 }
 
-/// The keyword options of a training command (`train-ae` or `train-classifier`): its flags'
-/// ids, as the Python wrapper takes them.
+/// The keyword options of a training command (`train-ae` or `train-classifier`).
 #[pyfunction]
-fn options(command: &str) -> PyResult<Vec<String>> {
-    // Set by the wrapper's own arguments, or of no use from Python.
-    const NOT_KEYWORDS: &[&str] = &[
-        "help", "out", "resume", "force", "data", "quiet", "threads", "device",
-    ];
-    let flags = cae::cli::flags(command)
-        .ok_or_else(|| PyValueError::new_err(format!("no command {command:?}")))?;
-    Ok(flags
-        .into_iter()
-        .filter(|id| !NOT_KEYWORDS.contains(&id.as_str()))
-        .collect())
+fn options(command: &str) -> PyResult<Vec<&'static str>> {
+    use cae::training::options::{AutoencoderOptions, ClassifierOptions};
+    match command {
+        "train-ae" => Ok(AutoencoderOptions::NAMES.to_vec()),
+        "train-classifier" => Ok(ClassifierOptions::NAMES.to_vec()),
+        _ => Err(PyValueError::new_err(format!("no command {command:?}"))),
+    }
 }
 
 /// Every image file below `folder` (hidden ones left out), sorted: the order of
@@ -678,7 +686,7 @@ fn import_weights(
     force: bool,
     data: Option<PathBuf>,
 ) -> PyResult<PyRun> {
-    let model = choice::<cae::trained::ImportModel>("model", model)?;
+    let model = choice::<cae::weights::ImportModel>("model", model)?;
     let dataset = choice::<DatasetKind>("dataset", dataset)?;
     let out = out.ok_or_else(|| PyValueError::new_err("out: the run directory to create"))?;
     let mode = if force {
@@ -694,7 +702,7 @@ fn import_weights(
         )));
     }
     let imported = py
-        .detach(|| cae::trained::import(&file, model, encoder_only, dataset, &root, &out, mode))
+        .detach(|| cae::weights::import(&file, model, encoder_only, dataset, &root, &out, mode))
         .map_err(py_err)?;
     Ok(PyRun::wrap(imported.run, out, "last", data))
 }

@@ -270,6 +270,50 @@ def test_progress_callable_gets_each_epochs_metrics(tmp_path, data):
     assert seen[1]["test_bce"] == run.metrics[1]["test_bce"]
 
 
+def test_options_are_typed_and_a_resume_refuses_conflicts_by_name(tmp_path, data):
+    out = tmp_path / "r"
+    run = cae.train_autoencoder(
+        out, epochs=1, train_limit=300, test_limit=100, latent=12, lr=2e-3, progress=False, data=data
+    )
+    assert run.latent_size == 12
+    # A resumed run keeps its config: options equal to it are fine, others are named.
+    with pytest.raises(ValueError, match=r"--latent 16 \(the run has 12\)"):
+        cae.train_autoencoder(out, resume=True, latent=16, epochs=2, progress=False, data=data)
+    with pytest.raises(ValueError, match=r"--hidden \(does not apply to this run\)"):
+        cae.train_autoencoder(out, resume=True, hidden=[128], epochs=2, progress=False, data=data)
+    resumed = cae.train_autoencoder(out, resume=True, latent=12, lr=2e-3, epochs=2, progress=False, data=data)
+    assert [m["epoch"] for m in resumed.metrics] == [1, 2]
+    # A value that does not parse names the keyword and what was expected.
+    with pytest.raises(ValueError, match=r"loss=.l3.*expected one of"):
+        cae.train_autoencoder(tmp_path / "bad", loss="l3", progress=False, data=data)
+
+
+def test_a_patch_run_takes_full_size_arrays_as_it_takes_files(tmp_path, data, digits):
+    """A run trained on 16-pixel patches of 28-pixel digits scores whole digits in tiles,
+    whether they come as files or as an array (the size check is the run's alone)."""
+    from PIL import Image
+
+    images, labels = digits
+    folder = tmp_path / "digits"
+    for i in range(40):
+        (folder / str(labels[i])).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(images[i]).save(folder / str(labels[i]) / f"{i:03}.png")
+    run = cae.train_autoencoder(
+        tmp_path / "patches", images=folder, patch=16, patches_per_image=2, epochs=1, loss="l2",
+        progress=False, data=data,
+    )
+    assert run.image_shape == (1, 16, 16)
+    files = sorted(str(p) for p in folder.rglob("*.png"))[:4]
+    pixels = np.stack([np.asarray(Image.open(f)) for f in files])
+    from_files = run.anomaly_maps(files, smooth=0)
+    from_array = run.anomaly_maps(pixels, smooth=0)
+    assert from_array.shape == (4, 28, 28)
+    assert np.array_equal(from_array, from_files)
+    # What the model cannot tile is refused by the run, naming what it takes.
+    with pytest.raises(ValueError, match=r"takes 1x16x16 images"):
+        run.anomaly_maps(pixels[:, :10, :10])
+
+
 CTRL_C = r"""
 import os, signal, sys, cae
 def progress(record):

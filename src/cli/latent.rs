@@ -1,20 +1,17 @@
-//! `cae encode`, `generate`, `interpolate`, `benchmark one-class`: the latent codes out of cae,
-//! generation from them, and the one-class benchmark of anomaly scores.
+//! `cae encode`, `generate`, `interpolate`: the latent codes out of cae, and generation from
+//! them.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::train::ModelArgs;
 use super::{DataArgs, WeightsArgs};
 use crate::Choice;
-use crate::anomaly::{one_class_benchmark, one_class_table};
-use crate::data::{DatasetKind, ImageShape, NUM_CLASSES, Split};
-use crate::latent::{Format, Images};
-use crate::loss::ReconstructionLoss;
+use crate::data::input::Images;
+use crate::data::{DatasetKind, ImageShape, Split};
+use crate::latent::CodesFormat;
 use crate::trained::Run;
-use crate::training::{AutoencoderTrainingConfig, Experiment, FitOptions, LoopConfig};
 
 /// Which images: a dataset split, or files.
 #[derive(Debug, Args)]
@@ -58,8 +55,8 @@ pub struct EncodeArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// File format
-    #[arg(long, value_enum, default_value_t = Format::Npy)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = CodesFormat::Npy)]
+    pub format: CodesFormat,
     /// Also write each image's reconstruction error (mean squared error over its pixels)
     #[arg(long)]
     pub with_reconstruction_error: bool,
@@ -109,41 +106,10 @@ pub struct InterpolateArgs {
     pub weights: WeightsArgs,
 }
 
-#[derive(Debug, Args)]
-pub struct OneClassArgs {
-    /// The dataset
-    #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
-    pub dataset: DatasetKind,
-    /// Seeds per class (0, 1, ...)
-    #[arg(long, default_value_t = 3)]
-    pub seeds: u64,
-    /// Normal classes to run [default: all]
-    #[arg(long, value_delimiter = ',')]
-    pub classes: Vec<u8>,
-    /// Epochs of each training
-    #[arg(long, default_value_t = 20)]
-    pub epochs: usize,
-    /// Examples per optimisation step
-    #[arg(long, default_value_t = 64)]
-    pub batch_size: usize,
-    /// Adam's learning rate
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
-    /// Reconstruction loss
-    #[arg(long, value_enum, default_value_t = ReconstructionLoss::Bce)]
-    pub loss: ReconstructionLoss,
-    #[command(flatten)]
-    pub model: ModelArgs,
-    /// Folder for the runs and the table (one-class.md)
-    #[arg(long, default_value = "runs/one-class")]
-    pub out: PathBuf,
-    #[command(flatten)]
-    pub data: DataArgs,
-}
-
 fn save_grid(rows: &[Vec<Vec<f32>>], shape: ImageShape, out: &Path) -> anyhow::Result<()> {
-    let img = crate::pictures::tile_grid(rows, shape, 2);
-    crate::pictures::save_png(&img, out).with_context(|| format!("writing {}", out.display()))
+    let img = crate::report::pictures::tile_grid(rows, shape, 2);
+    crate::data::image_file::save_png(&img, out)
+        .with_context(|| format!("writing {}", out.display()))
 }
 
 pub fn encode(args: EncodeArgs) -> anyhow::Result<()> {
@@ -177,7 +143,7 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let config = run.autoencoder_config()?;
     // A variational autoencoder draws from its prior unless a class is asked for.
     let prior = config.model.variational().is_some() && args.class.is_none();
-    let density = run.density(prior)?;
+    let density = crate::latent::density(&run, prior)?;
     let images =
         crate::latent::generate(model, &density, args.n, args.class, args.seed, run.device())?;
     let rows: Vec<Vec<Vec<f32>>> = images.chunks(8).map(<[_]>::to_vec).collect();
@@ -204,58 +170,5 @@ pub fn interpolate(args: InterpolateArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| args.run_dir.join("interpolation.png"));
     save_grid(&[row], shape, &out)?;
     println!("{}", out.display());
-    Ok(())
-}
-
-/// `cae benchmark one-class`.
-pub fn one_class(args: OneClassArgs) -> anyhow::Result<()> {
-    if args.seeds == 0 {
-        bail!("--seeds must be at least 1");
-    }
-    let classes: Vec<u8> = if args.classes.is_empty() {
-        (0..NUM_CLASSES as u8).collect()
-    } else {
-        args.classes.clone()
-    };
-    if let Some(k) = classes.iter().find(|&&k| usize::from(k) >= NUM_CLASSES) {
-        bail!("--classes {k}: the classes are 0 to {}", NUM_CLASSES - 1);
-    }
-    let recipe = AutoencoderTrainingConfig {
-        model: args.model.config(),
-        data: crate::data::DataConfig::builtin(args.dataset),
-        loss: args.loss,
-        ssim_weight: crate::loss::DEFAULT_SSIM_WEIGHT,
-        patches: None,
-        noise: None,
-        normal_class: None,
-        training: LoopConfig {
-            learning_rate: args.lr,
-            ..LoopConfig::new(args.epochs, args.batch_size)
-        },
-    };
-    recipe.validate(&recipe.data.prepare()?)?;
-    let seeds: Vec<u64> = (0..args.seeds).collect();
-    let console = super::progress::Console::new(true);
-    let options = FitOptions {
-        observer: &console,
-        ..FitOptions::default()
-    };
-    let results = one_class_benchmark(
-        &recipe,
-        &classes,
-        &seeds,
-        &args.data.root(),
-        &args.out,
-        options,
-        |class, seed, auc| {
-            eprintln!("class {class}, seed {seed}: ROC-AUC {:.2} %", 100.0 * auc);
-        },
-    )?;
-    let table = one_class_table(&results, args.dataset == DatasetKind::Mnist);
-    let path = args.out.join("one-class.md");
-    crate::atomic::write(&path, table.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    print!("{table}");
-    println!("{}", path.display());
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! `cae compare`, `cae quantize`, `cae bench`: size, cost and speed figures.
+//! `cae compare`, `cae bench`: size, cost and speed figures.
 
 use std::path::PathBuf;
 
@@ -31,35 +31,6 @@ pub struct CompareArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct QuantizeArgs {
-    /// A classifier run (AutoCNN or plain CNN)
-    pub run_dir: PathBuf,
-    /// The int8 run directory to create
-    #[arg(long, value_name = "RUN_INT8")]
-    pub out: PathBuf,
-    /// Training images whose activations set the int8 ranges
-    #[arg(long, default_value_t = 2000)]
-    pub calibration: usize,
-    #[command(flatten)]
-    pub weights: WeightsArgs,
-    #[command(flatten)]
-    pub data: DataArgs,
-}
-
-pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
-    let run = super::open(&args.run_dir, &args.weights, &args.data)?
-        .quantize(args.calibration, &args.out)?;
-    println!(
-        "{}: int8, {} bytes, calibrated on {} training images; cae eval {} scores it",
-        args.out.display(),
-        run.file_bytes,
-        run.quantization.calibration_images,
-        args.out.display()
-    );
-    Ok(())
-}
-
-#[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Timed autoencoder training steps at batch 64
     #[arg(long, default_value_t = 200)]
@@ -86,17 +57,17 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         Some([a, b]) => Some((open(a)?, open(b)?)),
         _ => None,
     };
-    let rows = crate::compare::compare(
+    let rows = crate::measure::compare::compare(
         &open(&args.autocnn)?,
         &open(&args.cnn)?,
         int8.as_ref().map(|(a, b)| (a, b)),
         args.calls,
     )?;
-    let text = crate::compare::table(&rows);
+    let text = crate::measure::compare::table(&rows);
     print!("{text}");
     println!("threads: {}", default_threads());
     if let Some(out) = &args.out {
-        crate::atomic::write(out, text.as_bytes())?;
+        crate::support::atomic::write(out, text.as_bytes())?;
     }
     Ok(())
 }
@@ -104,7 +75,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     crate::ops::conv::set_kernels_enabled(!args.burn_conv);
     if args.breakdown {
-        let b = crate::bench::breakdown(&args.data.root(), args.steps)?;
+        let b = crate::measure::bench::breakdown(&args.data.root(), args.steps)?;
         let step = b.forward_ms + b.backward_ms + b.optimizer_ms;
         println!("training step, batch 64 (median of {} steps):", args.steps);
         for (name, ms) in [
@@ -125,13 +96,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let settings = crate::bench::BenchSettings {
+    let settings = crate::measure::bench::BenchSettings {
         steps: args.steps,
         warmup: args.warmup,
         calls: args.calls,
         threads: default_threads(),
     };
-    let result = crate::bench::run(&args.data.root(), settings)?;
+    let result = crate::measure::bench::run(&args.data.root(), settings)?;
     println!("{}", serde_json::to_string(&result)?);
     Ok(())
 }

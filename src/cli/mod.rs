@@ -3,25 +3,29 @@
 //!
 //! | file | commands |
 //! | --- | --- |
+//! Each file pairs with the library's module of the same name:
+//!
+//! | file | commands |
+//! | --- | --- |
 //! | [`data`] | `download` |
-//! | [`train`] | `lecture`, `train-ae`, `train-classifier` |
-//! | [`inspect`] | `reconstruct`, `eval`, `predict`, `denoise`, `report` |
+//! | [`train`] (`training`) | `lecture`, `train-ae`, `train-classifier` |
+//! | [`trained`] | `reconstruct`, `eval`, `predict`, `denoise`, `report` |
 //! | [`serve`] | `serve` |
-//! | [`weights`] | `export`, `import` |
-//! | [`latent`] | `encode`, `generate`, `interpolate`, `benchmark one-class` |
-//! | [`defects`] | `anomaly` (with maps, on MVTec AD categories, calibrated), `benchmark defects` |
-//! | [`measure`] | `compare`, `quantize`, `bench` |
+//! | [`weights`] | `export`, `import`, `quantize` |
+//! | [`latent`] | `encode`, `generate`, `interpolate` |
+//! | [`anomaly`] | `anomaly` (scores; maps on MVTec AD categories; calibrated), `benchmark one-class`, `benchmark defects` |
+//! | [`measure`] | `compare`, `bench` |
 //!
 //! [`progress`] is the observer that shows training and decoding on the terminal.
 
+pub mod anomaly;
 pub mod data;
-pub mod defects;
-pub mod inspect;
 pub mod latent;
 pub mod measure;
 pub mod progress;
 pub mod serve;
 pub mod train;
+pub mod trained;
 pub mod weights;
 
 use std::path::PathBuf;
@@ -33,7 +37,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::Choice;
 use crate::data::{DatasetKind, Split, data_root};
-use crate::latent::Format;
+use crate::latent::CodesFormat;
 use crate::loss::ReconstructionLoss;
 use crate::model::LatentActivation;
 use crate::model::classifier::ClassifierKind;
@@ -44,7 +48,8 @@ use crate::training::LrSchedule;
 #[command(
     name = "cae",
     version,
-    about = "Convolutional autoencoders on MNIST and Fashion-MNIST",
+    about = "Convolutional autoencoders on MNIST, Fashion-MNIST and your own images: training, \
+             evaluation, latents, defect inspection, export and a live page",
     arg_required_else_help = true
 )]
 pub struct Cli {
@@ -67,18 +72,18 @@ pub enum Command {
     Lecture(train::LectureArgs),
     /// Train the convolutional autoencoder (the lecture's by default).
     TrainAe(train::TrainAeArgs),
-    /// Train a digit classifier: the AutoCNN (on a trained encoder) or the plain CNN.
+    /// Train a classifier: the AutoCNN (on a trained encoder) or the plain CNN.
     TrainClassifier(train::TrainClassifierArgs),
     /// Write a PNG of test images above their reconstructions.
-    Reconstruct(inspect::ReconstructArgs),
+    Reconstruct(trained::ReconstructArgs),
     /// Evaluate a run on the full test set.
-    Eval(inspect::EvalArgs),
+    Eval(trained::EvalArgs),
     /// Classify image files (PNG, JPEG) with a classifier run.
-    Predict(inspect::PredictArgs),
+    Predict(trained::PredictArgs),
     /// Corrupt test images, reconstruct them, and report PSNR before and after (PNG grid too).
-    Denoise(inspect::DenoiseArgs),
+    Denoise(trained::DenoiseArgs),
     /// Write all pictures of a run and a self-contained report.html.
-    Report(inspect::ReportArgs),
+    Report(trained::ReportArgs),
     /// Write the latent vectors of a dataset split or of image files (NumPy .npy or CSV).
     Encode(latent::EncodeArgs),
     /// Decode codes drawn from a density fitted to the training latents (PNG grid).
@@ -86,7 +91,7 @@ pub enum Command {
     /// Decode the straight line between two images' codes (PNG strip).
     Interpolate(latent::InterpolateArgs),
     /// Score images by reconstruction error; with --images CATEGORY, find and measure defects with anomaly maps.
-    Anomaly(defects::AnomalyArgs),
+    Anomaly(anomaly::AnomalyArgs),
     /// Benchmarks that train many runs.
     #[command(subcommand)]
     Benchmark(BenchmarkCommand),
@@ -95,8 +100,9 @@ pub enum Command {
     /// Make a run directory from a PyTorch or safetensors file under the lecture's names.
     Import(weights::ImportArgs),
     /// Quantize a classifier run to int8 (weights per channel, calibrated activations).
-    Quantize(measure::QuantizeArgs),
-    /// A page where you draw a digit and steer the latent, with its JSON API (see the README).
+    Quantize(weights::QuantizeArgs),
+    /// A page where you draw a digit and steer the latent, a page that inspects uploaded
+    /// photographs, and their JSON API (see the README).
     Serve(serve::ServeArgs),
     /// Compare AutoCNN, its encoder, its head and the plain CNN (float and int8): size, cost,
     /// speed, accuracy.
@@ -108,9 +114,10 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum BenchmarkCommand {
     /// The one-class protocol (Ruff et al. 2018): per class, train on it alone, score the test set
-    OneClass(latent::OneClassArgs),
-    /// Generated inspection categories (MVTec AD layout): AE-L2 against AE-SSIM per category
-    Defects(defects::DefectsBenchArgs),
+    OneClass(anomaly::OneClassArgs),
+    /// Generated inspection categories (MVTec AD layout): AE-L2 against AE-SSIM per category,
+    /// whole and on patches
+    Defects(anomaly::DefectsBenchArgs),
 }
 
 /// The library's named options as clap values, with the same names and help.
@@ -121,7 +128,11 @@ macro_rules! value_enum {
                 <$ty as Choice>::ALL
             }
             fn to_possible_value(&self) -> Option<PossibleValue> {
-                Some(PossibleValue::new(self.name()).help(self.help()))
+                Some(
+                    PossibleValue::new(self.name())
+                        .help(self.help())
+                        .aliases(self.aliases().iter().copied()),
+                )
             }
         }
     )+};
@@ -132,15 +143,16 @@ value_enum!(
     ReconstructionLoss,
     LatentActivation,
     ClassifierKind,
+    crate::training::options::AutoencoderKind,
     LrSchedule,
     Weights,
     Split,
-    Format,
-    crate::export::Format,
-    crate::onnx::Part,
-    crate::trained::ImportModel,
-    crate::defects::MapKind,
-    crate::defects::ScoreKind
+    CodesFormat,
+    crate::weights::ExportFormat,
+    crate::weights::onnx::Part,
+    crate::weights::ImportModel,
+    crate::anomaly::maps::MapKind,
+    crate::anomaly::maps::ScoreKind
 );
 
 #[derive(Debug, Args)]
@@ -205,16 +217,20 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Parse a command line (the program's name first), with the ids of the flags typed on it
-/// (not defaults): a resumed run refuses those that conflict.
-pub fn parse<I, T>(argv: I) -> Result<(Cli, Vec<String>), clap::Error>
+/// The flags typed on a command line (not defaults), by id (`image_size` for
+/// `--image-size`), each with its text as typed (a list's items joined by commas; `true` for
+/// a switch): the options of a training command come from them.
+pub type Given = Vec<(String, String)>;
+
+/// Parse a command line (the program's name first), with the flags typed on it.
+pub fn parse<I, T>(argv: I) -> Result<(Cli, Given), clap::Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
     let matches = Cli::command().try_get_matches_from(argv)?;
     let cli = Cli::from_arg_matches(&matches)?;
-    let given: Vec<String> = matches
+    let given = matches
         .subcommand()
         .and_then(|(name, sub)| {
             let command = Cli::command();
@@ -222,26 +238,27 @@ where
             let typed = args.filter(|a| {
                 sub.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine)
             });
-            Some(typed.map(|a| a.get_id().to_string()).collect())
+            Some(
+                typed
+                    .map(|a| {
+                        let id = a.get_id().as_str();
+                        let raw: Vec<String> = sub
+                            .get_raw(id)
+                            .into_iter()
+                            .flatten()
+                            .map(|v| v.to_string_lossy().into_owned())
+                            .collect();
+                        (id.to_string(), raw.join(","))
+                    })
+                    .collect(),
+            )
         })
         .unwrap_or_default();
     Ok((cli, given))
 }
 
-/// The ids of `command`'s flags and arguments (`image_size` for `--image-size`), or `None`
-/// for no such command.
-pub fn flags(command: &str) -> Option<Vec<String>> {
-    let cli = Cli::command();
-    let sub = cli.find_subcommand(command)?;
-    Some(
-        sub.get_arguments()
-            .map(|a| a.get_id().to_string())
-            .collect(),
-    )
-}
-
-/// Run a parsed command line; `given` names the flags typed on it.
-pub fn run(cli: Cli, given: &[String]) -> anyhow::Result<()> {
+/// Run a parsed command line; `given` holds the flags typed on it.
+pub fn run(cli: Cli, given: &Given) -> anyhow::Result<()> {
     if let Some(n) = cli.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(usize::from(n))
@@ -252,24 +269,24 @@ pub fn run(cli: Cli, given: &[String]) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Download(args) => data::download(args),
-        Command::Lecture(args) => train::lecture(args),
+        Command::Lecture(args) => train::lecture(args, given),
         Command::TrainAe(args) => train::train_ae(args, given),
         Command::TrainClassifier(args) => train::train_classifier(args, given),
-        Command::Reconstruct(args) => inspect::reconstruct(args),
-        Command::Eval(args) => inspect::eval(args),
-        Command::Predict(args) => inspect::predict(args),
-        Command::Denoise(args) => inspect::denoise(args),
-        Command::Report(args) => inspect::report(args),
+        Command::Reconstruct(args) => trained::reconstruct(args),
+        Command::Eval(args) => trained::eval(args),
+        Command::Predict(args) => trained::predict(args),
+        Command::Denoise(args) => trained::denoise(args),
+        Command::Report(args) => trained::report(args),
         Command::Encode(args) => latent::encode(args),
         Command::Generate(args) => latent::generate(args),
         Command::Interpolate(args) => latent::interpolate(args),
-        Command::Anomaly(args) => defects::anomaly(args),
-        Command::Benchmark(BenchmarkCommand::OneClass(args)) => latent::one_class(args),
-        Command::Benchmark(BenchmarkCommand::Defects(args)) => defects::benchmark(args),
+        Command::Anomaly(args) => anomaly::anomaly(args),
+        Command::Benchmark(BenchmarkCommand::OneClass(args)) => anomaly::one_class(args, given),
+        Command::Benchmark(BenchmarkCommand::Defects(args)) => anomaly::benchmark(args),
         Command::Serve(args) => serve::serve(args),
         Command::Export(args) => weights::export(args),
         Command::Import(args) => weights::import(args),
-        Command::Quantize(args) => measure::quantize(args),
+        Command::Quantize(args) => weights::quantize(args),
         Command::Compare(args) => measure::compare(args),
         Command::Bench(args) => measure::bench(args),
     }

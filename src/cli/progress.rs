@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::observe::{Event, Observer};
+use crate::support::observe::{Event, Observer};
 
 /// Reports to the terminal; `quiet` leaves out the bars (the lines stay).
 pub struct Console {

@@ -1,31 +1,26 @@
 //! `cae lecture`, `cae train-ae`, `cae train-classifier`: flags into a config, then the one
 //! training lifecycle ([`crate::training::train`]).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-use super::DataArgs;
 use super::progress::Console;
-use crate::Choice;
-use crate::data::augment::Augment;
-use crate::data::folder::FolderConfig;
+use super::{DataArgs, Given};
 use crate::data::noise::Noise;
-use crate::data::{DataConfig, DatasetKind, Split};
+use crate::data::{DatasetKind, Split};
 use crate::loss::ReconstructionLoss;
 use crate::model::classifier::ClassifierKind;
-use crate::model::stacked::StackedAutoencoderConfig;
-use crate::model::{
-    Autoencoder, AutoencoderModelConfig, ConvAutoencoderConfig, DEFAULT_LATENT_BIAS,
-    LatentActivation,
-};
+use crate::model::{Autoencoder, DEFAULT_LATENT_BIAS, LatentActivation};
 use crate::run::{EpochRecord, RunDir};
 use crate::trained::{Run, Trainable};
+use crate::training::options::{
+    AutoencoderKind, AutoencoderOptions, BiasInit, ClassifierOptions, DEFAULT_ENCODER, ImageSize,
+    OptionValue, plan,
+};
 use crate::training::{
-    AutoencoderTrainingConfig, ClassifierTrainingConfig, Experiment, FitOptions, LoopConfig,
-    LrSchedule, Patches, RunMode,
+    AutoencoderTrainingConfig, ClassifierTrainingConfig, FitOptions, LrSchedule, RunMode,
 };
 
 /// Flags of the epoch loop shared by the training commands.
@@ -65,65 +60,25 @@ pub struct LoopArgs {
 }
 
 impl LoopArgs {
-    fn config(&self, default_batch: usize) -> LoopConfig {
-        LoopConfig {
-            learning_rate: self.lr,
-            lr_schedule: self.lr_schedule,
-            seed: self.seed,
-            train_limit: self.train_limit,
-            test_limit: self.test_limit,
-            // On resume 0 keeps the run's plan.
-            ..LoopConfig::new(
-                self.epochs
-                    .unwrap_or(if self.resume.is_some() { 0 } else { 5 }),
-                self.batch_size.unwrap_or(default_batch),
-            )
-        }
-    }
-
-    /// Where the run goes and how.
-    fn target(&self, out: &Path) -> (PathBuf, RunMode) {
-        match &self.resume {
-            Some(dir) => (dir.clone(), RunMode::Resume),
-            None if self.force => (out.to_path_buf(), RunMode::Overwrite),
-            None => (out.to_path_buf(), RunMode::New),
-        }
-    }
-
     /// Where training reports: the terminal, without bars when `--quiet`.
     fn console(&self) -> Console {
         Console::new(self.quiet)
     }
-}
 
-/// Options that report to `console`.
-fn options(console: &Console) -> FitOptions<'_> {
-    FitOptions {
-        observer: console,
-        ..FitOptions::default()
-    }
-}
-
-/// `--latent-bias-init`: `Some(value)`, or `None` for `uniform`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BiasInit(pub Option<f64>);
-
-impl std::fmt::Display for BiasInit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(v) => write!(f, "{v}"),
-            None => f.write_str("uniform"),
+    /// The run directory and whether to resume or replace it.
+    fn target<'a>(&'a self, out: &'a Path) -> (&'a Path, bool, bool) {
+        match &self.resume {
+            Some(dir) => (dir, true, false),
+            None => (out, false, self.force),
         }
     }
 }
 
-fn parse_bias(text: &str) -> Result<BiasInit, String> {
-    if text == "uniform" {
-        return Ok(BiasInit(None));
-    }
-    match text.parse::<f64>() {
-        Ok(v) if v.is_finite() => Ok(BiasInit(Some(v))),
-        _ => Err(format!("expected a number or `uniform`, got `{text}`")),
+/// Options that report to `console`.
+fn fit_options(console: &Console) -> FitOptions<'_> {
+    FitOptions {
+        observer: console,
+        ..FitOptions::default()
     }
 }
 
@@ -139,8 +94,8 @@ pub struct SourceArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "dataset")]
     pub images: Option<PathBuf>,
     /// Resize every image to HxW (needed when the images' sizes differ)
-    #[arg(long, value_name = "HxW", value_parser = parse_size, requires = "images")]
-    pub image_size: Option<[usize; 2]>,
+    #[arg(long, value_name = "HxW", value_parser = parse::<ImageSize>, requires = "images")]
+    pub image_size: Option<ImageSize>,
     /// 1 (grey) or 3 (RGB) [default: 3 if any image has colour, else 1]
     #[arg(long, requires = "images")]
     pub channels: Option<usize>,
@@ -160,43 +115,9 @@ pub struct SourceArgs {
     pub invert: bool,
 }
 
-impl SourceArgs {
-    pub fn config(&self) -> DataConfig {
-        match &self.images {
-            Some(dir) => DataConfig::Folder(FolderConfig {
-                image_size: self.image_size,
-                channels: self.channels,
-                val_split: self.val_split,
-                cache: self.cache.clone(),
-                strict: self.strict,
-                invert: self.invert,
-                ..FolderConfig::new(dir.clone())
-            }),
-            None => DataConfig::Builtin(self.dataset),
-        }
-    }
-}
-
-/// `HxW` (or `N` for a square) as `[height, width]`.
-fn parse_size(text: &str) -> Result<[usize; 2], String> {
-    let side = |t: &str| {
-        t.trim()
-            .parse::<usize>()
-            .map_err(|_| format!("expected HxW such as 64x64, got `{text}`"))
-    };
-    match text.split_once(['x', 'X']) {
-        Some((h, w)) => Ok([side(h)?, side(w)?]),
-        None => side(text).map(|n| [n, n]),
-    }
-}
-
-/// `--model` of `train-ae`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AutoencoderKind {
-    /// The lecture's convolutional autoencoder
-    Conv,
-    /// Fully connected layers (--hidden)
-    Stacked,
+/// The library's reading of an option's text, as clap's value parser.
+fn parse<T: OptionValue>(text: &str) -> Result<T, String> {
+    T::parse(text)
 }
 
 /// Flags that shape the autoencoder.
@@ -227,7 +148,7 @@ pub struct ModelArgs {
     #[arg(long, value_enum, default_value_t = LatentActivation::Relu)]
     pub latent_activation: LatentActivation,
     /// Initial latent bias: a number, or `uniform` for the layer's default ±1/√fan_in draw
-    #[arg(long, value_name = "B|uniform", default_value_t = BiasInit(Some(DEFAULT_LATENT_BIAS)), value_parser = parse_bias)]
+    #[arg(long, value_name = "B|uniform", default_value_t = BiasInit(Some(DEFAULT_LATENT_BIAS)), value_parser = parse::<BiasInit>)]
     pub latent_bias_init: BiasInit,
     /// A variational autoencoder (conv model): mean and log-variance codes, sampled in
     /// training, a KL term towards N(0, I); `cae generate` then draws from that prior
@@ -241,29 +162,6 @@ pub struct ModelArgs {
         requires = "variational"
     )]
     pub beta: f64,
-}
-
-impl ModelArgs {
-    pub fn config(&self) -> AutoencoderModelConfig {
-        match self.model {
-            AutoencoderKind::Conv => AutoencoderModelConfig::Conv(
-                ConvAutoencoderConfig::new()
-                    .with_width(self.width)
-                    .with_latent(self.latent)
-                    .with_latent_activation(self.latent_activation)
-                    .with_latent_bias_init(self.latent_bias_init.0)
-                    .with_variational(self.variational.then_some(self.beta))
-                    .with_conv_channels(self.conv_channels.clone()),
-            ),
-            AutoencoderKind::Stacked => AutoencoderModelConfig::Stacked(
-                StackedAutoencoderConfig::new()
-                    .with_hidden(self.hidden.clone())
-                    .with_latent(self.latent)
-                    .with_latent_activation(self.latent_activation)
-                    .with_latent_bias_init(self.latent_bias_init.0),
-            ),
-        }
-    }
 }
 
 #[derive(Debug, Args)]
@@ -316,7 +214,7 @@ pub struct TrainClassifierArgs {
     pub model: ClassifierKind,
     /// Autoencoder run whose encoder (last weights) the AutoCNN starts from, or `none` for a
     /// fresh encoder
-    #[arg(long, value_name = "RUN_DIR|none", default_value = "runs/autoencoder")]
+    #[arg(long, value_name = "RUN_DIR|none", default_value = DEFAULT_ENCODER)]
     pub encoder: PathBuf,
     /// Train the head only, keeping the autoencoder's encoder weights
     #[arg(long)]
@@ -376,131 +274,19 @@ pub struct LectureArgs {
     pub quiet: bool,
 }
 
-/// The value each config-shaping flag stands for in a config, keyed by the flag's id.
-type FlagValues = BTreeMap<&'static str, String>;
-
-fn loop_flags(t: &LoopConfig, v: &mut FlagValues) {
-    let limit = |n: Option<usize>| n.map_or("all".to_string(), |n| n.to_string());
-    v.insert("batch_size", t.batch_size.to_string());
-    v.insert("lr", t.learning_rate.to_string());
-    v.insert("lr_schedule", t.lr_schedule.name().into());
-    v.insert("seed", t.seed.to_string());
-    v.insert("train_limit", limit(t.train_limit));
-    v.insert("test_limit", limit(t.test_limit));
-}
-
-fn data_flags(d: &DataConfig, v: &mut FlagValues) {
-    if let DataConfig::Builtin(kind) = d {
-        v.insert("dataset", kind.name().into());
+/// The options of a training command from the flags typed on its command line (clap has
+/// checked their values already).
+pub fn options<O: Default>(
+    given: &Given,
+    names: &[&str],
+    set: impl Fn(&mut O, &str, &str) -> Result<(), String>,
+) -> anyhow::Result<O> {
+    let mut options = O::default();
+    for (id, text) in given.iter().filter(|(id, _)| names.contains(&id.as_str())) {
+        set(&mut options, id, text)
+            .map_err(|e| anyhow::anyhow!("--{} {text}: {e}", id.replace('_', "-")))?;
     }
-    let folder = d
-        .folder()
-        .cloned()
-        .unwrap_or(FolderConfig::new("none".into()));
-    v.insert("images", folder.dir.display().to_string());
-    let size = folder.image_size.map(|[h, w]| format!("{h}x{w}"));
-    v.insert("image_size", size.unwrap_or("none".into()));
-    let channels = folder.channels.map(|c| c.to_string());
-    v.insert("channels", channels.unwrap_or("none".into()));
-    v.insert("val_split", folder.val_split.to_string());
-    let cache = folder.cache.map(|c| c.display().to_string());
-    v.insert("cache", cache.unwrap_or("none".into()));
-    v.insert("strict", folder.strict.to_string());
-    v.insert("invert", folder.invert.to_string());
-}
-
-fn autoencoder_flags(c: &AutoencoderTrainingConfig) -> FlagValues {
-    let mut v = FlagValues::new();
-    data_flags(&c.data, &mut v);
-    v.insert("loss", c.loss.name().into());
-    v.insert("ssim_weight", c.ssim_weight.to_string());
-    let patch = c.patches.map(|p| p.size.to_string());
-    v.insert("patch", patch.unwrap_or("none".into()));
-    let per_image = c.patches.map_or(4, |p| p.per_image);
-    v.insert("patches_per_image", per_image.to_string());
-    v.insert("noise", c.noise.map_or("none".into(), |n| n.to_string()));
-    let normal = c.normal_class.map(|k| k.to_string());
-    v.insert("normal_class", normal.unwrap_or("none".into()));
-    let (latent, activation, bias) = match &c.model {
-        AutoencoderModelConfig::Conv(m) => {
-            v.insert("model", "conv".into());
-            v.insert("width", m.width.to_string());
-            let channels: Vec<String> = m.channels().iter().map(usize::to_string).collect();
-            v.insert("conv_channels", channels.join(","));
-            v.insert("variational", m.variational.is_some().to_string());
-            v.insert(
-                "beta",
-                m.variational.map_or("none".into(), |b| b.to_string()),
-            );
-            (m.latent, m.latent_activation, m.latent_bias_init)
-        }
-        AutoencoderModelConfig::Stacked(m) => {
-            v.insert("model", "stacked".into());
-            let hidden: Vec<String> = m.hidden.iter().map(usize::to_string).collect();
-            v.insert("hidden", hidden.join(","));
-            (m.latent, m.latent_activation, m.latent_bias_init)
-        }
-    };
-    v.insert("latent", latent.to_string());
-    v.insert("latent_activation", activation.name().into());
-    v.insert("latent_bias_init", BiasInit(bias).to_string());
-    loop_flags(&c.training, &mut v);
-    v
-}
-
-fn classifier_flags(c: &ClassifierTrainingConfig) -> FlagValues {
-    let mut v = FlagValues::new();
-    data_flags(&c.data, &mut v);
-    v.insert("model", c.model.name().into());
-    let encoder = c.encoder_from.as_ref().map(|p| p.display().to_string());
-    v.insert("encoder", encoder.unwrap_or("none".into()));
-    v.insert("freeze_encoder", c.freeze_encoder.to_string());
-    let init = c.init_from.as_ref().map(|p| p.display().to_string());
-    v.insert("init_from", init.unwrap_or("none".into()));
-    let a = &c.augment;
-    v.insert("augment_shift", a.shift.to_string());
-    v.insert("augment_rotate", a.rotate.to_string());
-    v.insert("augment_scale", a.scale.to_string());
-    v.insert("augment_stroke", a.stroke.to_string());
-    v.insert("augment_blur", a.blur.to_string());
-    loop_flags(&c.training, &mut v);
-    v
-}
-
-/// Flags a resumed run accepts whatever their value: none of them changes its config.
-const RESUME_FLAGS: &[&str] = &["resume", "epochs", "quiet", "data", "threads"];
-
-/// Refuse, naming each, the `given` flags whose value differs from the run's saved config:
-/// a resumed run keeps its config.
-fn check_resume<E: Experiment>(
-    path: &Path,
-    asked: &E,
-    given: &[String],
-    flags: fn(&E) -> FlagValues,
-) -> anyhow::Result<()> {
-    let saved = E::read(&RunDir::open(path)?)?;
-    let (asked, saved) = (flags(asked), flags(&saved));
-    let conflicts: Vec<String> = given
-        .iter()
-        .filter(|id| !RESUME_FLAGS.contains(&id.as_str()))
-        .filter_map(|id| {
-            let flag = format!("--{}", id.replace('_', "-"));
-            match (asked.get(id.as_str()), saved.get(id.as_str())) {
-                (Some(value), Some(s)) if s == value => None,
-                (Some(value), Some(s)) => Some(format!("{flag} {value} (the run has {s})")),
-                _ => Some(format!("{flag} (does not apply to this run)")),
-            }
-        })
-        .collect();
-    if !conflicts.is_empty() {
-        bail!(
-            "--resume continues {} with its own config, and these flags conflict with it: {}. \
-             Leave them out (only --epochs may change, to train longer), or start a new run",
-            path.display(),
-            conflicts.join("; ")
-        );
-    }
-    Ok(())
+    Ok(options)
 }
 
 /// Train, write the run's pictures, and return the run and its last record.
@@ -567,92 +353,59 @@ fn classifier(
     Ok((accuracy, run.classes().to_vec()))
 }
 
-/// What `cae train-ae` with `args` trains: the config, where and how, checked (on `--resume`
-/// against the run's own config).
-pub fn autoencoder_plan(
-    args: &TrainAeArgs,
-    given: &[String],
-) -> anyhow::Result<(AutoencoderTrainingConfig, PathBuf, RunMode)> {
-    let config = AutoencoderTrainingConfig {
-        model: args.model.config(),
-        data: args.source.config(),
-        loss: args.loss,
-        ssim_weight: args.ssim_weight,
-        patches: args.patch.map(|size| Patches {
-            size,
-            per_image: args.patches_per_image,
-        }),
-        noise: args.noise,
-        normal_class: args.normal_class,
-        training: args.training.config(64),
-    };
-    if args.model.variational && args.model.model == AutoencoderKind::Stacked {
-        bail!("--variational needs the conv model");
-    }
-    let (path, mode) = args.training.target(&args.out);
-    if mode == RunMode::Resume {
-        check_resume(&path, &config, given, autoencoder_flags)?;
-    }
-    Ok((config, path, mode))
+/// The options that say which images: `cae lecture` takes these of train-ae's.
+const DATA_NAMES: &[&str] = &[
+    "dataset",
+    "images",
+    "image_size",
+    "channels",
+    "val_split",
+    "cache",
+    "strict",
+    "invert",
+];
+
+/// The options of the flags that shape an autoencoder ([`ModelArgs`]), as typed.
+pub fn model_options(given: &Given) -> anyhow::Result<AutoencoderOptions> {
+    const MODEL_NAMES: &[&str] = &[
+        "model",
+        "hidden",
+        "width",
+        "conv_channels",
+        "latent",
+        "latent_activation",
+        "latent_bias_init",
+        "variational",
+        "beta",
+    ];
+    options(given, MODEL_NAMES, AutoencoderOptions::set)
 }
 
-pub fn train_ae(args: TrainAeArgs, given: &[String]) -> anyhow::Result<()> {
-    let (config, path, mode) = autoencoder_plan(&args, given)?;
+pub fn train_ae(args: TrainAeArgs, given: &Given) -> anyhow::Result<()> {
+    let options: AutoencoderOptions =
+        options(given, AutoencoderOptions::NAMES, AutoencoderOptions::set)?;
+    let (out, resume, force) = args.training.target(&args.out);
+    let (config, path, mode) = plan(&options, out, resume, force)?;
     autoencoder(
         &config,
         &args.data.root(),
         &path,
         mode,
-        options(&args.training.console()),
+        fit_options(&args.training.console()),
     )
 }
 
-/// What `cae train-classifier` with `args` trains: the config, where and how, checked (on
-/// `--resume` against the run's own config).
-pub fn classifier_plan(
-    args: &TrainClassifierArgs,
-    given: &[String],
-) -> anyhow::Result<(ClassifierTrainingConfig, PathBuf, RunMode)> {
-    let typed = |flag: &str| given.iter().any(|g| g == flag);
-    if args.init_from.is_some() && typed("model") {
-        bail!("--init-from takes the model of the run it starts from: leave out --model");
-    }
-    // The default encoder run does not apply to a fine-tuned classifier; one typed is
-    // refused with the reason.
-    let encoder_from = (args.encoder.as_os_str() != "none"
-        && args.model == ClassifierKind::AutoCnn
-        && (args.init_from.is_none() || typed("encoder")))
-    .then(|| args.encoder.clone());
-    let config = ClassifierTrainingConfig {
-        model: args.model,
-        freeze_encoder: args.freeze_encoder,
-        data: args.source.config(),
-        augment: Augment {
-            shift: args.augment_shift,
-            rotate: args.augment_rotate,
-            scale: args.augment_scale,
-            stroke: args.augment_stroke,
-            blur: args.augment_blur,
-        },
-        training: args.training.config(50),
-        init_from: args.init_from.clone(),
-        ..ClassifierTrainingConfig::lecture(encoder_from)
-    };
-    let (path, mode) = args.training.target(&args.out);
-    if mode == RunMode::Resume {
-        check_resume(&path, &config, given, classifier_flags)?;
-    }
-    Ok((config, path, mode))
-}
-
-pub fn train_classifier(args: TrainClassifierArgs, given: &[String]) -> anyhow::Result<()> {
-    let (config, path, mode) = classifier_plan(&args, given)?;
+pub fn train_classifier(args: TrainClassifierArgs, given: &Given) -> anyhow::Result<()> {
+    let options: ClassifierOptions =
+        options(given, ClassifierOptions::NAMES, ClassifierOptions::set)?;
+    let (out, resume, force) = args.training.target(&args.out);
+    let (config, path, mode) = plan(&options, out, resume, force)?;
     let (_, here) = classifier(
         &config,
         &args.data.root(),
         &path,
         mode,
-        options(&args.training.console()),
+        fit_options(&args.training.console()),
     )?;
     if let (Some(from), RunMode::New | RunMode::Overwrite) = (&args.init_from, mode) {
         let base: Vec<String> = RunDir::open(from)
@@ -670,7 +423,7 @@ pub fn train_classifier(args: TrainClassifierArgs, given: &[String]) -> anyhow::
     Ok(())
 }
 
-pub fn lecture(args: LectureArgs) -> anyhow::Result<()> {
+pub fn lecture(args: LectureArgs, given: &Given) -> anyhow::Result<()> {
     let root = args.data.root();
     let mode = if args.force {
         RunMode::Overwrite
@@ -678,10 +431,11 @@ pub fn lecture(args: LectureArgs) -> anyhow::Result<()> {
         RunMode::New
     };
     let console = Console::new(args.quiet);
-    let options = options(&console);
+    let options = fit_options(&console);
     let ae_dir = args.out.join("autoencoder");
     let mut ae = AutoencoderTrainingConfig::lecture();
-    ae.data = args.source.config();
+    let source: AutoencoderOptions = self::options(given, DATA_NAMES, AutoencoderOptions::set)?;
+    ae.data = source.config()?.data;
     // The AutoCNN needs classes: say so before the autoencoder trains.
     if ae.data.folder().is_some() && ae.data.prepare()?.classes().len() < 2 {
         bail!(
@@ -716,28 +470,20 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
-    /// Every flag of a training command is either compared with the run's config on
-    /// `--resume` (a key of its flag table), accepted whatever its value ([`RESUME_FLAGS`]),
-    /// or one clap refuses beside `--resume`: a flag added to a command but not to its table
-    /// would otherwise be refused as "does not apply to this run", or worse, ignored.
+    /// Every flag of a training command is an option of the library's (compared with the
+    /// run's config on `--resume`), one accepted whatever its value, or one clap refuses
+    /// beside `--resume`: a flag added to a command but not to its options would otherwise be
+    /// ignored.
     #[test]
-    fn every_training_flag_is_compared_on_resume_or_listed_as_free() {
+    fn every_training_flag_is_an_option_or_listed_as_free() {
+        const FREE: &[&str] = &["resume", "quiet", "data", "threads", "device", "help"];
         let command = crate::cli::Cli::command();
-        // Each model kind's own flags: the conv model's and the stacked one's.
-        let mut ae = autoencoder_flags(&AutoencoderTrainingConfig::lecture());
-        ae.extend(autoencoder_flags(&AutoencoderTrainingConfig {
-            model: AutoencoderModelConfig::Stacked(StackedAutoencoderConfig::new()),
-            ..AutoencoderTrainingConfig::lecture()
-        }));
-        let tables: [(&str, FlagValues); 2] = [
-            ("train-ae", ae),
-            (
-                "train-classifier",
-                classifier_flags(&ClassifierTrainingConfig::lecture(None)),
-            ),
+        let commands: [(&str, &[&str]); 2] = [
+            ("train-ae", AutoencoderOptions::NAMES),
+            ("train-classifier", ClassifierOptions::NAMES),
         ];
         let mut unaccounted = Vec::new();
-        for (name, table) in &tables {
+        for (name, names) in commands {
             let sub = command.find_subcommand(name).unwrap();
             // Clap's conflicts with --resume, declared on either side.
             let resume = sub
@@ -753,22 +499,93 @@ mod tests {
                         .iter()
                         .any(|c| c.get_id() == a.get_id())
             };
-            let resume_conflicts: Vec<String> = sub
-                .get_arguments()
-                .filter(|a| conflicts(a))
-                .map(|a| a.get_id().to_string())
-                .collect();
             for arg in sub.get_arguments() {
                 let id = arg.get_id().as_str();
-                let free = RESUME_FLAGS.contains(&id) || ["help", "device"].contains(&id);
-                if !free && !table.contains_key(id) && !resume_conflicts.iter().any(|c| c == id) {
+                if !FREE.contains(&id) && !names.contains(&id) && !conflicts(arg) {
                     unaccounted.push(format!("{name} --{}", id.replace('_', "-")));
                 }
             }
+            // And every option is a flag.
+            for option in names {
+                if !sub.get_arguments().any(|a| a.get_id() == option) {
+                    unaccounted.push(format!("{name}: option {option} has no flag"));
+                }
+            }
         }
-        assert!(
-            unaccounted.is_empty(),
-            "not compared on --resume: {unaccounted:?}"
-        );
+        assert!(unaccounted.is_empty(), "unaccounted: {unaccounted:?}");
+    }
+
+    /// The defaults clap shows in `--help` are the options' defaults: a command line that
+    /// types every default gives the config of one that types none.
+    #[test]
+    fn the_flags_defaults_are_the_options_defaults() {
+        let command = crate::cli::Cli::command();
+        for (name, typed) in [
+            ("train-ae", AutoencoderOptions::NAMES),
+            ("train-classifier", ClassifierOptions::NAMES),
+        ] {
+            let sub = command.find_subcommand(name).unwrap();
+            let defaults: Given = sub
+                .get_arguments()
+                .filter(|a| typed.contains(&a.get_id().as_str()))
+                .filter_map(|a| {
+                    let v = a.get_default_values().first()?;
+                    Some((a.get_id().to_string(), v.to_string_lossy().into_owned()))
+                })
+                .filter(|(_, v)| v != "false")
+                // Flags that go with another (clap's `requires`): checked with it below.
+                .filter(|(id, _)| id != "beta" && id != "patches_per_image")
+                .collect();
+            assert!(defaults.len() > 5, "{name}: {defaults:?}");
+            if name == "train-ae" {
+                let set: AutoencoderOptions = options(
+                    &defaults,
+                    AutoencoderOptions::NAMES,
+                    AutoencoderOptions::set,
+                )
+                .unwrap();
+                // --width and --conv-channels exclude each other; the default has the width.
+                let none = AutoencoderOptions::default();
+                assert_eq!(
+                    set.config().unwrap(),
+                    none.config().unwrap(),
+                    "{defaults:?}"
+                );
+                let with = |pairs: &[(&str, &str)]| {
+                    let given: Given = pairs
+                        .iter()
+                        .map(|(a, b)| (a.to_string(), b.to_string()))
+                        .collect();
+                    let o: AutoencoderOptions =
+                        options(&given, AutoencoderOptions::NAMES, AutoencoderOptions::set)
+                            .unwrap();
+                    o.config().unwrap()
+                };
+                let flag = |id: &str| {
+                    let arg = sub.get_arguments().find(|a| a.get_id() == id).unwrap();
+                    arg.get_default_values()[0].to_string_lossy().into_owned()
+                };
+                assert_eq!(
+                    with(&[("variational", "true"), ("beta", &flag("beta"))]),
+                    with(&[("variational", "true")])
+                );
+                assert_eq!(
+                    with(&[
+                        ("patch", "16"),
+                        ("patches_per_image", &flag("patches_per_image"))
+                    ]),
+                    with(&[("patch", "16")])
+                );
+            } else {
+                let set: ClassifierOptions =
+                    options(&defaults, ClassifierOptions::NAMES, ClassifierOptions::set).unwrap();
+                let none = ClassifierOptions::default();
+                assert_eq!(
+                    set.config().unwrap(),
+                    none.config().unwrap(),
+                    "{defaults:?}"
+                );
+            }
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! `cae export` and `cae import`: a run's weights under the lecture's PyTorch names, and back.
+//! `cae export`, `cae import`, `cae quantize`: a run's weights under the lecture's PyTorch names
+//! and as ONNX, the way back, and int8.
 
 use std::path::PathBuf;
 
@@ -12,11 +13,11 @@ pub struct ExportArgs {
     /// A run of either kind
     pub run_dir: PathBuf,
     /// What to write
-    #[arg(long, value_enum, default_value_t = crate::export::Format::Safetensors)]
-    pub format: crate::export::Format,
+    #[arg(long, value_enum, default_value_t = crate::weights::ExportFormat::Safetensors)]
+    pub format: crate::weights::ExportFormat,
     /// With --format onnx, which part of an autoencoder
-    #[arg(long, value_enum, default_value_t = crate::onnx::Part::Autoencoder)]
-    pub part: crate::onnx::Part,
+    #[arg(long, value_enum, default_value_t = crate::weights::onnx::Part::Autoencoder)]
+    pub part: crate::weights::onnx::Part,
     /// Output file
     #[arg(long)]
     pub out: PathBuf,
@@ -29,7 +30,9 @@ pub struct ExportArgs {
 }
 
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {
-    crate::trained::Run::open(&args.run_dir, args.weights.weights)?.export(
+    let run = crate::trained::Run::open(&args.run_dir, args.weights.weights)?;
+    crate::weights::export(
+        &run,
         args.format,
         args.part,
         &args.out,
@@ -46,7 +49,7 @@ pub struct ImportArgs {
     pub file: PathBuf,
     /// Which of the lecture's models the file holds
     #[arg(long, value_enum)]
-    pub model: crate::trained::ImportModel,
+    pub model: crate::weights::ImportModel,
     /// The file holds an autoencoder's encoder only (`encoder.encoder.*`): the run gets a fresh
     /// decoder, for `train-classifier --encoder RUN`
     #[arg(long)]
@@ -70,7 +73,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
     } else {
         RunMode::New
     };
-    let imported = crate::trained::import(
+    let imported = crate::weights::import(
         &args.file,
         args.model,
         args.encoder_only,
@@ -93,5 +96,34 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
         );
     }
     println!("{}: {}", args.out.display(), imported.summary);
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// A classifier run (AutoCNN or plain CNN)
+    pub run_dir: PathBuf,
+    /// The int8 run directory to create
+    #[arg(long, value_name = "RUN_INT8")]
+    pub out: PathBuf,
+    /// Training images whose activations set the int8 ranges
+    #[arg(long, default_value_t = 2000)]
+    pub calibration: usize,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
+    let run = super::open(&args.run_dir, &args.weights, &args.data)?;
+    let run = crate::weights::quantize::quantize_run(&run, args.calibration, &args.out)?;
+    println!(
+        "{}: int8, {} bytes, calibrated on {} training images; cae eval {} scores it",
+        args.out.display(),
+        run.file_bytes,
+        run.quantization.calibration_images,
+        args.out.display()
+    );
     Ok(())
 }

@@ -220,9 +220,11 @@ pub fn download_files(
                     continue;
                 }
             }
-            crate::atomic::write(&target, &bytes).map_err(|source| DownloadError::Write {
-                dir: dir.clone(),
-                source,
+            crate::support::atomic::write(&target, &bytes).map_err(|source| {
+                DownloadError::Write {
+                    dir: dir.clone(),
+                    source,
+                }
             })?;
             done = Some(Fetched::Downloaded {
                 mirror: mirror.clone(),

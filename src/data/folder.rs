@@ -25,9 +25,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Dataset, ImageShape, Pixels};
-use crate::atomic;
-use crate::observe::{Event, Observer};
+use super::{Dataset, ImageShape, PixelStore};
+use crate::support::atomic;
+use crate::support::observe::{Event, Observer};
 
 /// File extensions read as images (case-insensitive).
 pub const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
@@ -768,7 +768,7 @@ fn cached(
     classes: usize,
     strict: bool,
     observer: &dyn Observer,
-) -> Result<(Pixels, Vec<u8>), FolderError> {
+) -> Result<(PixelStore, Vec<u8>), FolderError> {
     let shape = pipeline.shape;
     let (npy, json) = (
         dir.join(format!("{part}.npy")),
@@ -820,11 +820,11 @@ fn cached(
 pub const IN_MEMORY_LIMIT: usize = 256 << 20;
 
 /// A small cache in memory (the fastest reads), a large one mapped.
-fn resident(map: MappedImages) -> Pixels {
+fn resident(map: MappedImages) -> PixelStore {
     if map.bytes().len() <= IN_MEMORY_LIMIT {
-        Pixels::Owned(map.bytes().to_vec())
+        PixelStore::Owned(map.bytes().to_vec())
     } else {
-        Pixels::Mapped(map)
+        PixelStore::Mapped(map)
     }
 }
 
@@ -977,7 +977,7 @@ impl MappedImages {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::Silent;
+    use crate::support::observe::Silent;
 
     #[test]
     fn npy_header_is_aligned_and_padded_to_a_reserved_length() {
@@ -1055,7 +1055,8 @@ mod tests {
         let index: CacheIndex =
             serde_json::from_slice(&std::fs::read(cache.join("all.json")).unwrap()).unwrap();
         let map = MappedImages::open(&npy, index.shape).unwrap();
-        let Pixels::Owned(owned) = resident(MappedImages::open(&npy, index.shape).unwrap()) else {
+        let PixelStore::Owned(owned) = resident(MappedImages::open(&npy, index.shape).unwrap())
+        else {
             panic!("a small cache is read into memory")
         };
         assert_eq!(map.bytes(), &owned[..]);

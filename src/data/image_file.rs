@@ -1,4 +1,4 @@
-//! Reading one image, from a file or an upload, within fixed bounds.
+//! Reading one image, from a file or an upload, within fixed bounds; writing one as PNG.
 //!
 //! A compressed image says its size in its header and can declare far more pixels than it has
 //! bytes: a 275 KB PNG of 16000×16000 grey pixels decodes to 256 MB, and conversions on the
@@ -84,6 +84,28 @@ pub fn probe(path: &Path) -> Result<(u32, u32, bool), String> {
     let decoder = decoder(open(path)?)?;
     let (w, h) = image::ImageDecoder::dimensions(&decoder);
     Ok((w, h, image::ImageDecoder::color_type(&decoder).has_color()))
+}
+
+/// Encode as PNG and write atomically.
+pub fn save_png(img: &image::DynamicImage, path: &Path) -> std::io::Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(std::io::Error::other)?;
+    crate::support::atomic::write(path, &bytes)
+}
+
+/// Encode an RGB image as PNG and write atomically.
+pub fn save_rgb_png(img: &image::RgbImage, path: &Path) -> std::io::Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(std::io::Error::other)?;
+    crate::support::atomic::write(path, &bytes)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod download;
 pub mod folder;
 pub mod idx;
 pub mod image_file;
+pub mod input;
 pub mod mvtec;
 pub mod noise;
 pub mod preprocess;
@@ -27,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 pub use idx::IdxError;
 
-use crate::observe::Observer;
+use crate::support::observe::Observer;
 
 /// Side of the square images of both datasets.
 pub const IMAGE_SIDE: usize = 28;
@@ -127,6 +128,8 @@ pub enum DataError {
     Idx(#[from] IdxError),
     #[error(transparent)]
     Folder(#[from] folder::FolderError),
+    #[error(transparent)]
+    Image(#[from] preprocess::PreprocessError),
 }
 
 /// Which images a run learns from: a built-in dataset under the data root, or an image folder.
@@ -368,6 +371,19 @@ impl Default for ImageShape {
     }
 }
 
+impl ImageShape {
+    /// The NumPy arrays of such images, as `[N, H, W] or [N, 1, H, W]` (grey) or
+    /// `[N, C, H, W]`.
+    pub fn array_forms(&self) -> String {
+        let [c, h, w] = self.dims();
+        if c == 1 {
+            format!("[N, {h}, {w}] or [N, 1, {h}, {w}]")
+        } else {
+            format!("[N, {c}, {h}, {w}]")
+        }
+    }
+}
+
 impl std::fmt::Display for ImageShape {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}x{}x{}", self.channels, self.height, self.width)
@@ -376,16 +392,16 @@ impl std::fmt::Display for ImageShape {
 
 /// Where a dataset's bytes live: in memory, or in a memory-mapped cache file.
 #[derive(Debug)]
-pub enum Pixels {
+pub enum PixelStore {
     Owned(Vec<u8>),
     Mapped(folder::MappedImages),
 }
 
-impl Pixels {
+impl PixelStore {
     fn bytes(&self) -> &[u8] {
         match self {
-            Pixels::Owned(v) => v,
-            Pixels::Mapped(m) => m.bytes(),
+            PixelStore::Owned(v) => v,
+            PixelStore::Mapped(m) => m.bytes(),
         }
     }
 }
@@ -400,7 +416,7 @@ pub struct Dataset {
     /// Class names by label; empty for unlabelled images.
     pub classes: Vec<String>,
     pub shape: ImageShape,
-    store: std::sync::Arc<Pixels>,
+    store: std::sync::Arc<PixelStore>,
     rows: Vec<u32>,
     pub labels: Vec<u8>,
 }
@@ -456,7 +472,7 @@ impl Dataset {
             labels.len() * shape.len(),
             "pixels and labels"
         );
-        Self::from_store(name, classes, shape, Pixels::Owned(pixels), labels)
+        Self::from_store(name, classes, shape, PixelStore::Owned(pixels), labels)
     }
 
     /// All images of a store, in order.
@@ -464,7 +480,7 @@ impl Dataset {
         name: &str,
         classes: Vec<String>,
         shape: ImageShape,
-        store: Pixels,
+        store: PixelStore,
         labels: Vec<u8>,
     ) -> Self {
         Self {
@@ -538,7 +554,7 @@ impl Dataset {
         for &i in indices {
             push_channels_first(&mut values, self.image(i), self.shape.channels);
         }
-        if let Pixels::Mapped(m) = &*self.store {
+        if let PixelStore::Mapped(m) = &*self.store {
             m.touched(indices.len(), self.shape.len());
         }
         values
@@ -611,6 +627,17 @@ pub fn pixels_tensor(values: Vec<f32>, shape: ImageShape, device: &Device) -> Te
     let [c, h, w] = shape.dims();
     let dims = [values.len() / shape.len(), c, h, w];
     Tensor::from_data(TensorData::new(values, dims), device)
+}
+
+/// Split a `[B, C, H, W]` tensor into B vectors of pixels (channels first): the way back of
+/// [`pixels_tensor`].
+pub fn tensor_images(images: Tensor<4>) -> Vec<Vec<f32>> {
+    let [_, c, h, w] = images.dims();
+    let values = images
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("float tensor holds f32");
+    values.chunks(c * h * w).map(<[f32]>::to_vec).collect()
 }
 
 /// Indices `0..len` shuffled by `rng`, in batches of `batch_size` (the last may be smaller).

@@ -31,7 +31,7 @@ use super::walk::Walk;
 use super::{ConvAutoencoderConfig, Encoder};
 use crate::data::{ImageShape, NUM_CLASSES};
 use crate::ops::conv::{Step, chain};
-use crate::parallel::by_parts;
+use crate::support::parallel::by_parts;
 
 /// Channels and side of the head's reshaped latent, as in the lecture: `[64, 4, 4]`.
 pub const HEAD_CHANNELS: usize = 64;
@@ -314,7 +314,7 @@ pub enum ClassifierKind {
 }
 
 crate::choice!(ClassifierKind {
-    AutoCnn => ("auto-cnn", "Encoder + CNN head on the latent (the lecture's)"),
+    AutoCnn => ("auto-cnn", "Encoder + CNN head on the latent (the lecture's)", ["autocnn"]),
     PlainCnn => ("plain-cnn", "LeNet-5 on the raw image"),
 });
 

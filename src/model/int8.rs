@@ -23,9 +23,13 @@ use burn::prelude::*;
 use cae_kernels::int8;
 use rayon::prelude::*;
 
+use super::classifier::AnyClassifier;
 use super::classifier::Classifier;
 use super::cost::{Cost, explicit_padding};
+use super::names::classifier_names;
 use super::walk::Walk;
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use std::collections::HashMap;
 
 /// The convolution of a [`Dense`] layer: square kernel and stride, zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -615,6 +619,171 @@ impl Classifier for Int8Model {
             shape: self.output,
         }
     }
+}
+
+// The int8 file: `int8.safetensors` under the lecture's PyTorch names (see `weights::quantize`).
+
+/// The float layers of `model` (for images of `input`, `[C, H, W]`), named.
+pub fn float_layers(
+    model: &AnyClassifier,
+    input: [usize; 3],
+) -> Result<(Int8Model, Vec<String>), String> {
+    let int8 = Int8Model::float(input, |b| model.walk(b))?;
+    let names: Vec<String> = classifier_names(model)
+        .into_iter()
+        .map(|(_, torch)| torch)
+        .collect();
+    // The names are listed in the order of the walk; a new layer must be added to both.
+    assert_eq!(names.len(), int8.dense().count(), "a name per dense layer");
+    Ok((int8, names))
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+pub fn serialize(model: &Int8Model, names: &[String]) -> Result<Vec<u8>, String> {
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (d, name) in model.dense().zip(names) {
+        let DenseWeight::Int8 {
+            weight,
+            weight_scale,
+            input_scale,
+            ..
+        } = &d.weight
+        else {
+            return Err(format!("{name} is not quantized"));
+        };
+        let w = d.to_torch(weight).iter().map(|&v| v as u8).collect();
+        tensors.push((format!("{name}.weight"), Dtype::I8, d.torch_shape(), w));
+        let out = vec![d.outputs];
+        tensors.push((
+            format!("{name}.weight_scale"),
+            Dtype::F32,
+            out.clone(),
+            f32_bytes(&d.rows_to_torch(weight_scale)),
+        ));
+        tensors.push((
+            format!("{name}.bias"),
+            Dtype::F32,
+            out,
+            f32_bytes(&d.rows_to_torch(&d.bias)),
+        ));
+        tensors.push((
+            format!("{name}.input_scale"),
+            Dtype::F32,
+            vec![1],
+            f32_bytes(&[*input_scale]),
+        ));
+    }
+    let views = tensors
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            TensorView::new(*dtype, shape.clone(), data)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| format!("{name}: {e}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let info = HashMap::from([("format".to_string(), "cae-int8".to_string())]);
+    safetensors::serialize(views, Some(info)).map_err(|e| format!("{e}"))
+}
+
+/// The largest layer output an int8 file may reach: far above any trained network's, far
+/// below f32's 3.4e38, so sums over a layer and the softmax stay finite.
+const MAX_OUTPUT: f64 = 1e30;
+
+/// Fill `model`'s dense layers from a file's `bytes`; every tensor must be there with its
+/// dtype and shape, and nothing else.
+pub fn deserialize(model: &mut Int8Model, names: &[String], bytes: &[u8]) -> Result<(), String> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| format!("not safetensors: {e}"))?;
+    let mut problems = Vec::new();
+    let mut expected = Vec::new();
+    for (d, name) in model.dense_mut().zip(names) {
+        let weight_shape = d.torch_shape();
+        let mut get = |suffix: &str, dtype: Dtype, shape: &[usize]| {
+            let key = format!("{name}.{suffix}");
+            expected.push(key.clone());
+            match file.tensor(&key) {
+                Ok(t) if t.dtype() == dtype && t.shape() == shape => Some(t.data().to_vec()),
+                Ok(t) => {
+                    problems.push(format!(
+                        "{key} is {:?} {:?}, expected {dtype:?} {shape:?}",
+                        t.dtype(),
+                        t.shape()
+                    ));
+                    None
+                }
+                Err(_) => {
+                    problems.push(format!("{key} ({dtype:?} {shape:?}) is missing"));
+                    None
+                }
+            }
+        };
+        let o = d.outputs;
+        let weight = get("weight", Dtype::I8, &weight_shape);
+        let scale = get("weight_scale", Dtype::F32, &[o]);
+        let bias = get("bias", Dtype::F32, &[o]);
+        let input = get("input_scale", Dtype::F32, &[1]);
+        let (Some(weight), Some(scale), Some(bias), Some(input)) = (weight, scale, bias, input)
+        else {
+            continue;
+        };
+        let floats = |b: &[u8]| -> Vec<f32> {
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect()
+        };
+        let (weight_scale, input_scale) = (floats(&scale), floats(&input)[0]);
+        let finite = |v: &[f32]| v.iter().all(|x| x.is_finite() && *x > 0.0);
+        if !finite(&weight_scale) || !finite(&[input_scale]) {
+            problems.push(format!("{name}: scales must be positive and finite"));
+            continue;
+        }
+        // A layer's output is `acc · weight_scale · input_scale + bias` with
+        // |acc| ≤ 127 · 127 · k: scales that could carry it past MAX_OUTPUT would turn the
+        // next layers' sums and the softmax into ±Inf and NaN.
+        let largest = weight_scale.iter().fold(0.0f32, |m, &s| m.max(s));
+        let reach = f64::from(largest) * f64::from(input_scale) * 127.0 * 127.0 * d.k as f64;
+        if reach > MAX_OUTPUT {
+            problems.push(format!(
+                "{name}: scales of {largest:e} (weights) and {input_scale:e} (input) reach \
+                 outputs of {reach:e}, beyond {MAX_OUTPUT:e}"
+            ));
+            continue;
+        }
+        let bias = floats(&bias);
+        if bias
+            .iter()
+            .any(|b| !b.is_finite() || f64::from(b.abs()) > MAX_OUTPUT)
+        {
+            problems.push(format!(
+                "{name}.bias is not finite or beyond {MAX_OUTPUT:e}"
+            ));
+            continue;
+        }
+        // PyTorch's order into the layer's.
+        let weight: Vec<i8> = d.from_torch(&weight.iter().map(|&v| v as i8).collect::<Vec<_>>());
+        let weight_scale = d.rows_from_torch(&weight_scale);
+        let bias = d.rows_from_torch(&bias);
+        d.weight = DenseWeight::Int8 {
+            packed: cae_kernels::int8::Packed::new(&weight, d.k),
+            weight,
+            weight_scale,
+            input_scale,
+        };
+        d.bias = bias;
+    }
+    let extra: Vec<String> = file
+        .names()
+        .into_iter()
+        .filter(|n| !expected.iter().any(|e| e == n))
+        .map(|n| format!("{n} is not a tensor of this model"))
+        .collect();
+    problems.extend(extra);
+    if !problems.is_empty() {
+        return Err(format!("does not fit the model: {}", problems.join("; ")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

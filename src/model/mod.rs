@@ -33,6 +33,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 pub mod classifier;
 pub mod cost;
 pub mod int8;
+pub mod names;
 pub mod stacked;
 pub mod walk;
 
@@ -394,7 +395,7 @@ pub trait Autoencoder: Module + Clone + Sync {
     /// # Shapes
     /// - input: `[B, 1, 28, 28]` → `[B, 1, 28, 28]` logits
     fn forward_logits(&self, images: Tensor<4>) -> Tensor<4> {
-        crate::parallel::by_parts(images, |x| self.decode_logits(self.encode(x)))
+        crate::support::parallel::by_parts(images, |x| self.decode_logits(self.encode(x)))
     }
 
     /// # Shapes

@@ -35,18 +35,17 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 pub use conn::ConnectionLimits;
 
+use crate::anomaly::calibration::Calibration;
+use crate::anomaly::maps::MapOptions;
+use crate::data::input::{Input, Pixels};
 use crate::data::{Dataset, IMAGE_PIXELS, ImageShape, Split};
-use crate::defects::MapOptions;
-use crate::defects::inspect::Calibration;
 use crate::latent::LatentDensity;
-use crate::model::classifier::{AnyClassifier, Classifier};
-use crate::model::{AnyAutoencoder, Autoencoder};
+use crate::model::Autoencoder;
 use crate::run::Weights;
 use crate::trained::{Model, Run};
 
@@ -70,7 +69,7 @@ pub struct ServeConfig {
 }
 
 struct AutoencoderModel {
-    model: AnyAutoencoder,
+    run: Run,
     density: LatentDensity,
     dead: Vec<usize>,
 }
@@ -85,12 +84,12 @@ struct Inspector {
 /// The runs, loaded once.
 pub struct Models {
     autoencoder: Option<AutoencoderModel>,
-    classifier: Option<AnyClassifier>,
+    /// A float classifier run.
+    classifier: Option<Run>,
     inspector: Option<Inspector>,
     classes: Vec<String>,
     /// The test images of the digit runs (`/api/random`).
     test: Option<Dataset>,
-    device: Device,
 }
 
 /// Why `cae serve` could not start.
@@ -131,47 +130,38 @@ impl Models {
         let autoencoder = match &config.autoencoder {
             Some(path) => {
                 let run = open(path)?;
-                let model = run.autoencoder("cae serve --ae")?.clone();
+                let model = run.autoencoder("cae serve --ae")?;
                 drawable(&run)?;
                 let prior = run.autoencoder_config()?.model.variational().is_some();
-                let density = run.density(prior)?;
+                let density = crate::latent::density(&run, prior)?;
                 let images = run.images(Split::Test)?.clone();
                 let dead = crate::evaluation::latent_stats(|x| model.encode(x), &images, &device)
                     .dead_units();
                 let classes = run.classes().to_vec();
-                Some((
-                    AutoencoderModel {
-                        model,
-                        density,
-                        dead,
-                    },
-                    images,
-                    classes,
-                ))
+                Some((AutoencoderModel { run, density, dead }, images, classes))
             }
             None => None,
         };
         let classifier = match &config.classifier {
             Some(path) => {
                 let run = open(path)?;
-                let Model::Classifier(model) = run.model() else {
+                let Model::Classifier(_) = run.model() else {
                     run.classifier_config()?;
                     return Err(ServeError::Invalid(format!(
                         "{}: cae serve takes a float classifier run",
                         path.display()
                     )));
                 };
-                let model = model.clone();
                 drawable(&run)?;
                 let classes = run.classes().to_vec();
-                Some((model, run, classes))
+                Some((run, classes))
             }
             None => None,
         };
         // Class names are the classifier's: it is what answers with them. An autoencoder that
         // learned named classes must have learned the same ones (one trained on Fashion-MNIST
         // beside a digit classifier would make every answer mix two meanings).
-        if let (Some((_, _, ae_classes)), Some((_, _, classes)), Some(ae), Some(cls)) = (
+        if let (Some((_, _, ae_classes)), Some((_, classes)), Some(ae), Some(cls)) = (
             &autoencoder,
             &classifier,
             &config.autoencoder,
@@ -193,12 +183,12 @@ impl Models {
             None => (None, None),
         };
         let (classifier, test) = match classifier {
-            Some((model, run, classes)) => {
+            Some((run, classes)) => {
                 let test = match ae_test {
                     Some((images, ae_classes)) if !ae_classes.is_empty() => (images, classes),
                     _ => (run.images(Split::Test)?.clone(), classes),
                 };
-                (Some(model), Some(test))
+                (Some(run), Some(test))
             }
             None => (None, ae_test),
         };
@@ -231,51 +221,49 @@ impl Models {
             inspector,
             classes,
             test,
-            device,
         })
     }
 
     /// Everything the loaded runs say about one image (`[784]` values in [0, 1]).
-    fn analyze(&self, pixels: Vec<f32>) -> Analysis {
-        let x = crate::data::pixels_tensor(pixels.clone(), ImageShape::MNIST, &self.device);
-        let values = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().expect("f32");
+    fn analyze(&self, pixels: Vec<f32>) -> Result<Analysis, ApiError> {
+        let image = Input::Pixels {
+            pixels: Pixels::Floats(&pixels),
+            shape: ImageShape::MNIST,
+        };
         let (latent, reconstruction) = match &self.autoencoder {
             Some(ae) => {
-                let z = ae.model.encode(x.clone());
-                let r = burn::tensor::activation::sigmoid(ae.model.decode_logits(z.clone()));
-                (Some(values(z)), Some(values(r.flatten(1, 3))))
+                let (z, _) = ae.run.encode(image).map_err(internal)?;
+                let r = ae.run.decode(&z).map_err(internal)?;
+                (Some(z), Some(r))
             }
             None => (None, None),
         };
         let (probabilities, class) = match &self.classifier {
-            Some(c) => {
-                let p = values(burn::tensor::activation::softmax(c.logits(x), 1));
-                let best = (0..p.len())
-                    .max_by(|&a, &b| p[a].total_cmp(&p[b]))
-                    .unwrap_or(0);
+            Some(run) => {
+                let (labels, p) = run.predict(image).map_err(internal)?;
+                let best = labels.first().copied().unwrap_or(0);
                 let name = self.classes.get(best).cloned();
                 (Some(p), Some(name.unwrap_or_else(|| best.to_string())))
             }
             None => (None, None),
         };
-        Analysis {
+        Ok(Analysis {
             input: pixels,
             latent,
             reconstruction,
             probabilities,
             class,
-        }
+        })
     }
 
-    fn decode(&self, latent: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>, ApiError> {
+    /// Images decoded from `codes` (`[n, d]` row-major), one `Vec` each.
+    fn decode(&self, codes: &[f32]) -> Result<Vec<Vec<f32>>, ApiError> {
         let ae = self.need_autoencoder()?;
-        let d = ae.density.min.len();
-        Ok(crate::latent::decode(
-            &ae.model,
-            latent.concat(),
-            d,
-            &self.device,
-        ))
+        let pixels = ae.run.decode(codes).map_err(internal)?;
+        Ok(pixels
+            .chunks(ImageShape::MNIST.len())
+            .map(<[f32]>::to_vec)
+            .collect())
     }
 
     /// Where `img` differs from what the `--anomaly` run rebuilds, and how much.
@@ -296,8 +284,7 @@ impl Models {
                     "no digit found: the image is blank or has no contrast",
                 )
             })?;
-        let maps = run
-            .anomaly_maps(&images, &inspector.options)
+        let maps = crate::anomaly::tiles::anomaly_maps(run, &images, &inspector.options)
             .map_err(|e| ApiError::bad(e.to_string()))?;
         let map = &maps[0];
         let score = inspector.options.score(map);
@@ -308,7 +295,7 @@ impl Models {
             |c| 2.0 * c.threshold,
         );
         let overlay =
-            crate::defects::inspect::overlay(&images.images_values(&[0]), map, shape, range);
+            crate::anomaly::overlay::overlay(&images.images_values(&[0]), map, shape, range);
         let mut png = Vec::new();
         overlay
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
@@ -354,6 +341,11 @@ impl Models {
         }
         Ok(z.iter().map(|&v| v as f32).collect())
     }
+}
+
+/// A run that failed on input the server checked: a fault of the server's, not the request's.
+fn internal(e: crate::trained::Error) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
 #[derive(Debug, Serialize)]
@@ -722,10 +714,7 @@ async fn analyze(
     let bytes = read_body(&state, &headers, body).await?;
     let media = content_type(&headers);
     // Decoding an upload is the costly part: inside the permit, on the blocking pool.
-    let analysis = compute(&state, move |m| {
-        Ok(m.analyze(parse_analyze(&media, &bytes)?))
-    })
-    .await?;
+    let analysis = compute(&state, move |m| m.analyze(parse_analyze(&media, &bytes)?)).await?;
     Ok(axum::Json(analysis).into_response())
 }
 
@@ -737,7 +726,7 @@ async fn decode(
     let bytes = read_body(&state, &headers, body).await?;
     let latent = parse_decode(&content_type(&headers), &bytes)?;
     let z = state.models.check_latent(&latent)?;
-    let images = compute(&state, move |m| m.decode(vec![z])).await?;
+    let images = compute(&state, move |m| m.decode(&z)).await?;
     let reconstruction = images.into_iter().next().unwrap_or_default();
     Ok(axum::Json(Decoded {
         latent: None,
@@ -757,16 +746,8 @@ async fn interpolate(
         state.models.check_latent(&a)?,
         state.models.check_latent(&b)?,
     );
-    let codes: Vec<Vec<f32>> = (0..=steps)
-        .map(|s| {
-            let t = s as f32 / steps as f32;
-            a.iter()
-                .zip(&b)
-                .map(|(x, y)| (1.0 - t) * x + t * y)
-                .collect()
-        })
-        .collect();
-    let images = compute(&state, move |m| m.decode(codes)).await?;
+    let codes = crate::latent::line(&a, &b, steps);
+    let images = compute(&state, move |m| m.decode(&codes)).await?;
     Ok(axum::Json(Interpolated { images }).into_response())
 }
 
@@ -796,7 +777,8 @@ async fn sample(
             .density
             .sample(1, None, seed)
             .map_err(|e| ApiError::bad(e.to_string()))?;
-        Ok((z.clone(), m.decode(vec![z])?))
+        let images = m.decode(&z)?;
+        Ok((z, images))
     })
     .await?;
     let reconstruction = images.into_iter().next().unwrap_or_default();
@@ -822,7 +804,7 @@ async fn random(
         })?;
         let index = (seed % test.len() as u64) as usize;
         let pixels = test.images_values(&[index]);
-        Ok((index, test.labels[index], m.analyze(pixels)))
+        Ok((index, test.labels[index], m.analyze(pixels)?))
     })
     .await?;
     #[derive(Serialize)]

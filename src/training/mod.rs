@@ -10,6 +10,7 @@
 pub mod adam;
 pub mod autoencoder;
 pub mod classifier;
+pub mod options;
 pub mod schedule;
 pub mod step;
 
@@ -31,8 +32,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DataConfig, Dataset, Source};
-use crate::observe::{Event, Observer, Silent};
 use crate::run::{CheckpointState, EpochRecord, RunDir, RunError, Weights};
+use crate::support::observe::{Event, Observer, Silent};
 
 /// Settings of the epoch loop shared by every task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

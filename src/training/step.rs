@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::Task;
-use crate::parallel::{on_each_pool, worker_pools};
+use crate::support::parallel::{on_each_pool, worker_pools};
 
 /// Most examples per chunk of a training step. A batch is cut into `⌈len / CHUNK⌉` chunks of
 /// equal size (±1): batch 64 into 32 + 32, batch 50 into 25 + 25. Fewer, larger chunks keep

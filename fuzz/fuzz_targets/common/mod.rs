@@ -9,11 +9,11 @@ use burn::tensor::Device;
 use cae::model::int8::Int8Model;
 use cae::model::{AnyAutoencoder, ConvAutoencoderConfig};
 
-fn model() -> &'static (AnyAutoencoder, cae::export::Names) {
-    static MODEL: OnceLock<(AnyAutoencoder, cae::export::Names)> = OnceLock::new();
+fn model() -> &'static (AnyAutoencoder, cae::model::names::Names) {
+    static MODEL: OnceLock<(AnyAutoencoder, cae::model::names::Names)> = OnceLock::new();
     MODEL.get_or_init(|| {
         let model = AnyAutoencoder::Conv(ConvAutoencoderConfig::new().init(&Device::flex()));
-        let names = cae::export::autoencoder_names(&model);
+        let names = cae::model::names::autoencoder_names(&model);
         (model, names)
     })
 }
@@ -33,7 +33,7 @@ pub fn import(data: &[u8], ext: &str) {
     let (model, names) = model();
     let path = file(ext);
     std::fs::write(&path, data).expect("write the input file");
-    let _ = cae::export::import_weights(model.clone(), names, &[], &path);
+    let _ = cae::weights::pytorch::import_weights(model.clone(), names, &[], &path);
 }
 
 /// The bytes as `archive/data.pkl` of a stored zip with one storage record, as torch.save
@@ -62,14 +62,14 @@ pub fn int8(data: &[u8]) {
             &Device::flex(),
         );
         let layers = Int8Model::float([1, 28, 28], |b| model.walk(b)).expect("float layers");
-        let names = cae::export::classifier_names(&model)
+        let names = cae::model::names::classifier_names(&model)
             .into_iter()
             .map(|(_, torch)| torch)
             .collect();
         (layers, names)
     });
     let mut layers = layers.clone();
-    if cae::quantize::deserialize(&mut layers, names, data).is_ok() {
+    if cae::model::int8::deserialize(&mut layers, names, data).is_ok() {
         // What loaded must run.
         let _ = layers.forward(&[0.5; 784]);
     }

@@ -1,20 +1,19 @@
 //! Pictures written into run directories: image grids with `image`, charts with `plotters`.
 //! Every file is PNG, written atomically.
 
-use std::io::Cursor;
-use std::path::Path;
 use std::sync::Once;
 
 use burn::prelude::*;
-use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
+use image::{DynamicImage, Rgb, RgbImage};
 use plotters::prelude::*;
 
+use crate::data::tensor_images;
 use crate::data::{Dataset, ImageShape};
 use crate::evaluation::ClassifierEval;
 use crate::model::Autoencoder;
 
 /// DejaVu Sans (see assets/DejaVuSans-LICENSE.txt), so charts have text on any machine.
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
 /// Make "sans-serif" resolve to the bundled font (once per process).
 fn register_font() {
@@ -66,22 +65,6 @@ pub fn tile_grid(rows: &[Vec<Vec<f32>>], shape: ImageShape, scale: u32) -> Dynam
     } else {
         DynamicImage::ImageRgb8(img)
     }
-}
-
-/// Encode as PNG and write atomically.
-pub fn save_png(img: &DynamicImage, path: &Path) -> std::io::Result<()> {
-    let mut bytes = Vec::new();
-    img.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
-        .map_err(std::io::Error::other)?;
-    crate::atomic::write(path, &bytes)
-}
-
-/// Encode an RGB image as PNG and write atomically.
-pub fn save_rgb_png(img: &RgbImage, path: &Path) -> std::io::Result<()> {
-    let mut bytes = Vec::new();
-    img.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
-        .map_err(std::io::Error::other)?;
-    crate::atomic::write(path, &bytes)
 }
 
 /// Draw on an RGB canvas of `w x h` with plotters and return the image.
@@ -397,16 +380,6 @@ pub fn latent_traversal<M: Autoencoder>(
     tile_grid(&rows, shape, 2)
 }
 
-/// Split a `[B, C, H, W]` tensor into B vectors of pixels (channels first).
-pub fn tensor_images(images: Tensor<4>) -> Vec<Vec<f32>> {
-    let [_, c, h, w] = images.dims();
-    let values = images
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("float tensor holds f32");
-    values.chunks(c * h * w).map(<[f32]>::to_vec).collect()
-}
-
 /// The first `n` test images (top row) above their reconstructions (bottom row).
 pub fn reconstruction_grid<M: Autoencoder>(
     model: &M,
@@ -504,7 +477,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.png");
         let img = tile_grid(&[vec![vec![0.5; 784]]], ImageShape::MNIST, 1);
-        save_png(&img, &path).unwrap();
+        crate::data::image_file::save_png(&img, &path).unwrap();
         let back = image::open(&path).unwrap().to_luma8();
         assert_eq!(back, img.to_luma8());
     }

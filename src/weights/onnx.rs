@@ -151,8 +151,8 @@ pub mod proto {
 use proto::*;
 
 use crate::Choice;
-use crate::defects::inspect::Calibration;
-use crate::defects::{MapKind, MapOptions, ScoreKind};
+use crate::anomaly::calibration::Calibration;
+use crate::anomaly::maps::{MapKind, MapOptions, ScoreKind};
 
 const FLOAT: i32 = 1;
 const INT64: i32 = 7;

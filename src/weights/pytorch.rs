@@ -34,8 +34,7 @@ use burn::store::{
 
 use burn::tensor::{DType, FloatDType, Tensor};
 
-use crate::model::classifier::AnyClassifier;
-use crate::model::{AnyAutoencoder, Decoder, Encoder};
+use crate::model::names::Names;
 
 /// Why weights could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -68,122 +67,17 @@ macro_rules! ensure {
 
 type Result<T, E = ExportError> = std::result::Result<T, E>;
 
-/// What `cae export` writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Format {
-    #[default]
+/// The file a state dict is written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateFile {
     Safetensors,
+    /// A `torch.save` file.
     Pytorch,
-    Onnx,
-}
-
-crate::choice!(Format {
-    Safetensors => ("safetensors", "The weights under the lecture's PyTorch names (load_state_dict)"),
-    Pytorch => ("pytorch", "The same as a torch.save file (.pt), for torch.load(weights_only=True)"),
-    Onnx => ("onnx", "The model as an ONNX graph (opset 13, dynamic batch), weights inside"),
-});
-
-/// `(cae path prefix, PyTorch path prefix)` of every layer of a model.
-pub type Names = Vec<(String, String)>;
-
-fn names(pairs: &[(&str, &str)]) -> Names {
-    pairs
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
-}
-
-/// cae's name of convolution `i` (of either direction) with `more` extra layers: the first
-/// three have names of their own, the others are `more.j`.
-fn conv_path(prefix: &str, first_three: [&str; 3], i: usize) -> String {
-    match first_three.get(i) {
-        Some(name) => format!("{prefix}.{name}"),
-        None => format!("{prefix}.more.{}", i - 3),
-    }
-}
-
-/// The encoder's names: `nn.Sequential(Conv2d, ReLU, …, Flatten, Linear, ReLU)`, so
-/// convolution `i` is `encoder.encoder.{2i}` and the linear layer follows the flatten.
-fn encoder_names(encoder: &Encoder) -> Names {
-    let n = encoder.convs().count();
-    let mut names: Names = (0..n)
-        .map(|i| {
-            (
-                conv_path("encoder", ["conv1", "conv2", "conv3"], i),
-                format!("encoder.encoder.{}", 2 * i),
-            )
-        })
-        .collect();
-    names.push((
-        "encoder.fc".into(),
-        format!("encoder.encoder.{}", 2 * n + 1),
-    ));
-    names
-}
-
-/// The decoder's names: `nn.Sequential(Linear, ReLU, Unflatten, ConvTranspose2d, ReLU, …)`,
-/// so transposed convolution `j` (the extra ones first) is `decoder.decoder.{3 + 2j}`.
-fn decoder_names(decoder: &Decoder) -> Names {
-    let extra = decoder.more.len();
-    let mut names = vec![("decoder.fc".to_string(), "decoder.decoder.0".to_string())];
-    names.extend((0..decoder.deconvs().count()).map(|j| {
-        let path = match j.checked_sub(extra) {
-            Some(k) => format!("decoder.{}", ["deconv1", "deconv2", "deconv3"][k]),
-            None => format!("decoder.more.{j}"),
-        };
-        (path, format!("decoder.decoder.{}", 3 + 2 * j))
-    }));
-    names
-}
-
-/// The lecture's names for an autoencoder run's model.
-pub fn autoencoder_names(model: &AnyAutoencoder) -> Names {
-    match model {
-        AnyAutoencoder::Conv(m) => {
-            let mut n = encoder_names(&m.encoder);
-            n.extend(decoder_names(&m.decoder));
-            n
-        }
-        AnyAutoencoder::Stacked(m) => {
-            let enc = (0..m.encoder.len()).map(|i| {
-                (
-                    format!("encoder.{i}"),
-                    format!("encoder.encoder.{}", 2 * i + 1),
-                )
-            });
-            let dec = (0..m.decoder.len())
-                .map(|i| (format!("decoder.{i}"), format!("decoder.decoder.{}", 2 * i)));
-            enc.chain(dec).collect()
-        }
-    }
-}
-
-/// The lecture's names for a classifier run's model.
-pub fn classifier_names(model: &AnyClassifier) -> Names {
-    match model {
-        AnyClassifier::AutoCnn(m) => {
-            let mut n = encoder_names(&m.encoder);
-            n.extend(names(&[
-                ("head.fc1", "cnn.cnn.0"),
-                ("head.conv1", "cnn.cnn.3"),
-                ("head.conv2", "cnn.cnn.6"),
-                ("head.fc2", "cnn.cnn.9"),
-            ]));
-            n
-        }
-        AnyClassifier::PlainCnn(_) => names(&[
-            ("conv1", "cnn.0"),
-            ("conv2", "cnn.3"),
-            ("fc1", "cnn.7"),
-            ("fc2", "cnn.9"),
-            ("fc3", "cnn.11"),
-        ]),
-    }
 }
 
 /// Write an ONNX graph's `bytes` to `out`, atomically.
 pub fn export_onnx(out: &Path, bytes: Vec<u8>) -> Result<()> {
-    crate::atomic::write(out, &bytes).map_err(|source| ExportError::Write {
+    crate::support::atomic::write(out, &bytes).map_err(|source| ExportError::Write {
         path: out.to_path_buf(),
         source,
     })
@@ -194,12 +88,12 @@ pub fn export_onnx(out: &Path, bytes: Vec<u8>) -> Result<()> {
 pub fn export_weights<M: Module>(
     model: &M,
     names: &Names,
-    format: Format,
+    format: StateFile,
     out: &Path,
 ) -> Result<()> {
     match format {
-        Format::Safetensors => export_safetensors(model, names, out),
-        Format::Pytorch => {
+        StateFile::Safetensors => export_safetensors(model, names, out),
+        StateFile::Pytorch => {
             let tensors = state_dict(model, names)?
                 .into_iter()
                 .map(|t| pt::Tensor {
@@ -209,10 +103,9 @@ pub fn export_weights<M: Module>(
                     data: t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
                 })
                 .collect::<Vec<_>>();
-            crate::atomic::write(out, &pt::write(&tensors)?)
+            crate::support::atomic::write(out, &pt::write(&tensors)?)
                 .map_err(|e| invalid!("writing {}: {e}", out.display()))
         }
-        Format::Onnx => bail!("ONNX is a graph, not weights: see crate::onnx"),
     }
 }
 
@@ -265,7 +158,7 @@ fn export_safetensors<M: Module>(model: &M, names: &Names, out: &Path) -> Result
         .save_into(&mut store)
         .map_err(|e| invalid!("writing {}: {e}", out.display()));
     match written {
-        Ok(()) => Ok(crate::atomic::rename(&tmp, out)?),
+        Ok(()) => Ok(crate::support::atomic::rename(&tmp, out)?),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             Err(e)
@@ -688,7 +581,8 @@ pub mod pt {
 mod tests {
     use super::*;
     use crate::data::ImageShape;
-    use crate::model::ConvAutoencoderConfig;
+    use crate::model::names::autoencoder_names;
+    use crate::model::{AnyAutoencoder, ConvAutoencoderConfig};
 
     /// A colour model of four convolutions: the extra layers take the next slots of the
     /// lecture's `Sequential`s, and the weights go out and come back.
@@ -726,7 +620,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("w.safetensors");
-        export_weights(&model, &names, Format::Safetensors, &file).unwrap();
+        export_weights(&model, &names, StateFile::Safetensors, &file).unwrap();
         let weights = |m: &AnyAutoencoder| {
             struct Collect(Vec<f32>);
             impl burn::module::ModuleVisitor for Collect {

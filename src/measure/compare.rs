@@ -1,8 +1,8 @@
 //! `cae compare`: is encoder + small head cheaper to deploy than a plain CNN on the image, and
-//! what does int8 ([`crate::quantize`]) change?
+//! what does int8 ([`crate::weights::quantize`]) change?
 //!
 //! Parameters come from the models, multiply-accumulates (MACs) per image from walking their
-//! layers ([`crate::model::cost`]), latency and throughput from [`crate::bench::speed`]. A
+//! layers ([`crate::model::cost`]), latency and throughput from [`crate::measure::bench::speed`]. A
 //! whole model's bytes are its weight file's on disk (`model.bpk` or `best.bpk`,
 //! `int8.safetensors`); an encoder's or head's alone, its part of the float record.
 
@@ -10,9 +10,9 @@ use std::path::Path;
 
 use burn::module::Module;
 
-use crate::bench::speed;
 use crate::data::Split;
 use crate::evaluation::evaluate_classifier;
+use crate::measure::bench::speed;
 use crate::model::classifier::{AnyClassifier, Classifier, ClassifierKind};
 use crate::model::cost::Cost;
 use crate::run::RunError;

@@ -16,10 +16,12 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
+use crate::data::input::ImageSet;
+use crate::data::input::Input;
 use crate::data::{DataConfig, Dataset, NUM_CLASSES, Split};
-use crate::evaluation::{reconstruction_errors, roc_auc};
-use crate::latent::ImageSet;
+use crate::evaluation::{quantile, reconstruction_errors, roc_auc};
 use crate::model::Autoencoder;
+use crate::trained::{Error, Run};
 use crate::training::{
     AutoencoderTrainingConfig, FitOptions, RunMode, TrainError, task_splits, train,
 };
@@ -43,14 +45,6 @@ impl AnomalyReport {
     pub fn flagged(&self) -> usize {
         self.scores.iter().filter(|&&s| s > self.threshold).count()
     }
-}
-
-/// The `q`-quantile of `values` (nearest rank).
-pub fn quantile(values: &[f32], q: f64) -> f32 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f32::total_cmp);
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
-    sorted.get(rank - 1).copied().unwrap_or(f32::NAN)
 }
 
 /// Score `set` with the autoencoder `model` of the run `config`, the threshold at quantile `q`
@@ -219,6 +213,42 @@ pub fn one_class_table(results: &[ClassResult], with_deep_svdd: bool) -> String 
     }
     out.push('\n');
     out
+}
+
+/// Each image's anomaly score: the mean squared error of its reconstruction, as
+/// `cae anomaly` scores it.
+pub fn anomaly_scores<'a>(run: &Run, images: impl Into<Input<'a>>) -> Result<Vec<f32>, Error> {
+    let images = images.into();
+    run.check(&images)?;
+    let model = run.autoencoder("anomaly scores")?;
+    let mut scores = Vec::with_capacity(images.len());
+    images.for_each_batch(run.device(), |x| {
+        scores.extend(crate::evaluation::encode_batch(model, x, true).errors);
+    });
+    Ok(scores)
+}
+
+/// `cae anomaly`: the scores of `set`, flagged above the `quantile` of the run's training
+/// images' scores, with ROC-AUC when the images are labelled and a normal class is known.
+pub fn anomaly_report(
+    run: &Run,
+    set: &ImageSet,
+    quantile: f64,
+    normal: Option<u8>,
+) -> Result<AnomalyReport, Error> {
+    run.check(&Input::from(&set.data))?;
+    let model = run.autoencoder("anomaly scores")?;
+    let config = run.autoencoder_config()?;
+    let train = run.training_images()?;
+    Ok(score(
+        model,
+        config,
+        set,
+        quantile,
+        normal,
+        &train,
+        run.device(),
+    )?)
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Pictures of a run and `report.html`, a self-contained page (images embedded) with the
 //! config, the metrics per epoch and every picture.
 
+pub mod pictures;
+
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -12,10 +14,10 @@ use crate::evaluation::{LatentStats, Pca, evaluate_classifier, latents};
 use crate::latent;
 use crate::model::Autoencoder;
 use crate::model::classifier::AnyClassifier;
-use crate::pictures::{self, Curves};
 use crate::run::{EpochRecord, RunDir};
-use crate::trained::{Model, Run, Task};
+use crate::trained::{Model, Run, RunKind};
 use crate::training::{Metrics, ReconstructionMetrics};
+use pictures::Curves;
 
 pub const REPORT_FILE: &str = "report.html";
 
@@ -36,6 +38,8 @@ pub enum ReportError {
     Run(#[from] crate::trained::Error),
     #[error(transparent)]
     Draw(#[from] pictures::DrawError),
+    #[error(transparent)]
+    Latent(#[from] crate::latent::LatentError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -55,12 +59,12 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
 
 fn save_grid(run: &RunDir, name: &str, img: &image::DynamicImage) -> Result<()> {
     let path = run.file(name);
-    pictures::save_png(img, &path).map_err(io(&path))
+    crate::data::image_file::save_png(img, &path).map_err(io(&path))
 }
 
 fn save_rgb(run: &RunDir, name: &str, img: &image::RgbImage) -> Result<()> {
     let path = run.file(name);
-    pictures::save_rgb_png(img, &path).map_err(io(&path))
+    crate::data::image_file::save_rgb_png(img, &path).map_err(io(&path))
 }
 
 /// PCA scatter of the latents of (the first [`SCATTER_POINTS`]) test images.
@@ -186,10 +190,9 @@ pub fn write_pictures(opened: &Run) -> Result<Vec<Picture>> {
                 ),
             );
             let prior = config.model.variational().is_some();
-            let density = opened.density(prior)?;
+            let density = latent::density(opened, prior)?;
             let seed = config.training.seed;
-            let images = latent::generate(model, &density, 64, None, seed, device)
-                .map_err(crate::trained::Error::from)?;
+            let images = latent::generate(model, &density, 64, None, seed, device)?;
             let rows: Vec<Vec<Vec<f32>>> = images.chunks(8).map(<[_]>::to_vec).collect();
             save_grid(
                 run,
@@ -302,9 +305,9 @@ pub fn write_report(opened: &Run) -> Result<PathBuf> {
     let run = opened.dir();
     let config_file = run.file(crate::run::CONFIG_FILE);
     let config = std::fs::read_to_string(&config_file).map_err(io(&config_file))?;
-    let table = match opened.task() {
-        Task::Autoencoder => metrics_table(&opened.autoencoder_records()?),
-        Task::Classifier => metrics_table(&opened.classifier_records()?),
+    let table = match opened.kind() {
+        RunKind::Autoencoder => metrics_table(&opened.autoencoder_records()?),
+        RunKind::Classifier => metrics_table(&opened.classifier_records()?),
     };
     let mut html = String::new();
     let title = format!("cae run {}", run.path().display());

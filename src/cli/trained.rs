@@ -98,11 +98,12 @@ pub fn reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
     let run = super::open(&args.run_dir, &args.weights, &args.data)?;
     let model = run.autoencoder("cae reconstruct")?;
     let (images, n) = run_or_files(&run, &args.files, args.n)?;
-    let img = crate::pictures::reconstruction_grid(model, &images, n, run.device());
+    let img = crate::report::pictures::reconstruction_grid(model, &images, n, run.device());
     let out = args
         .out
         .unwrap_or_else(|| run.dir().file("reconstructions.png"));
-    crate::pictures::save_png(&img, &out).with_context(|| format!("writing {}", out.display()))?;
+    crate::data::image_file::save_png(&img, &out)
+        .with_context(|| format!("writing {}", out.display()))?;
     println!("{}", out.display());
     Ok(())
 }
@@ -152,8 +153,12 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
             );
             if matches!(run.model(), Model::Classifier(_)) {
                 let png = run.dir().file("confusion.png");
-                crate::pictures::save_rgb_png(
-                    &crate::pictures::confusion_heatmap(&eval, &images.name, run.classes())?,
+                crate::data::image_file::save_rgb_png(
+                    &crate::report::pictures::confusion_heatmap(
+                        &eval,
+                        &images.name,
+                        run.classes(),
+                    )?,
                     &png,
                 )?;
                 println!("confusion heat map: {}", png.display());
@@ -247,9 +252,9 @@ pub fn denoise(args: DenoiseArgs) -> anyhow::Result<()> {
     if !args.files.is_empty() {
         // The user's images are the noisy input: no noise is added.
         let (images, n) = run_or_files(&run, &args.files, 0)?;
-        let img = crate::pictures::reconstruction_grid(model, &images, n, device);
+        let img = crate::report::pictures::reconstruction_grid(model, &images, n, device);
         let out = args.out.unwrap_or_else(|| run.dir().file("denoised.png"));
-        crate::pictures::save_png(&img, &out)
+        crate::data::image_file::save_png(&img, &out)
             .with_context(|| format!("writing {}", out.display()))?;
         println!("{}", out.display());
         return Ok(());
@@ -259,9 +264,10 @@ pub fn denoise(args: DenoiseArgs) -> anyhow::Result<()> {
         .or(run.autoencoder_config()?.noise)
         .unwrap_or(Noise::Gaussian { std: 0.3 });
     let test = run.images(Split::Test)?;
-    let img = crate::pictures::denoising_grid(model, test, args.n, &noise, args.seed, device);
+    let img =
+        crate::report::pictures::denoising_grid(model, test, args.n, &noise, args.seed, device);
     let path = args.out.unwrap_or_else(|| run.dir().file("denoising.png"));
-    crate::pictures::save_png(&img, &path)
+    crate::data::image_file::save_png(&img, &path)
         .with_context(|| format!("writing {}", path.display()))?;
     let score = crate::evaluation::denoising_score(model, test, &noise, args.seed, device);
     println!(

@@ -10,17 +10,20 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 
+use super::train::ModelArgs;
 use super::{DataArgs, WeightsArgs};
 use crate::Choice;
-use crate::data::Dataset;
-use crate::data::mvtec::Category;
-use crate::defects::inspect::{
-    Calibration, ThresholdSource, map_files, metrics, overlay, overlay_grid, overlay_range,
-    write_map_npy,
-};
-use crate::defects::{MapKind, MapOptions, Metrics, ScoreKind};
-use crate::latent::Images;
+use crate::anomaly::benchmark::figure;
+use crate::anomaly::calibration::{Calibration, ThresholdSource};
+use crate::anomaly::maps::{MapKind, MapOptions, ScoreKind};
+use crate::anomaly::metrics::DefectMetrics;
+use crate::anomaly::one_class::{one_class_benchmark, one_class_table};
+use crate::anomaly::overlay::write_maps;
+use crate::data::input::Images;
+use crate::data::{DatasetKind, NUM_CLASSES};
+use crate::loss::ReconstructionLoss;
 use crate::trained::Run;
+use crate::training::{AutoencoderTrainingConfig, Experiment, FitOptions, LoopConfig};
 
 #[derive(Debug, Args)]
 pub struct AnomalyArgs {
@@ -60,7 +63,8 @@ pub fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
     args.maps.refuse_without_maps()?;
     let images = args.input.images()?;
     let set = run.image_set(&images)?;
-    let report = run.anomaly(&set, args.quantile, args.normal_class)?;
+    let report =
+        crate::anomaly::one_class::anomaly_report(&run, &set, args.quantile, args.normal_class)?;
     let name = |i: usize| match &images {
         Images::Files(paths) => paths[i].display().to_string(),
         Images::Run(_) | Images::Builtin { .. } => i.to_string(),
@@ -113,12 +117,9 @@ pub struct MapArgs {
     /// k of --score top-k, in pixels [default: 100]
     #[arg(long, value_name = "K")]
     pub top_k: Option<usize>,
-    /// Images larger than the model (trained with --patch) are scored in tiles of its size;
-    /// this is that size, and must be the model's [default: the model's]
-    #[arg(long, value_name = "P")]
-    pub tile: Option<usize>,
-    /// Pixels between neighbouring tiles; their maps are averaged where they overlap
-    /// [default: half a tile]
+    /// Images larger than the model (trained with --patch) are scored in tiles of its size,
+    /// this many pixels apart; their maps are averaged where they overlap [default: half a
+    /// tile]
     #[arg(long, value_name = "S")]
     pub stride: Option<usize>,
     /// Write each image's heat-map overlay (PNG) and map (.npy), a grid of the worst and best
@@ -149,7 +150,6 @@ impl MapArgs {
             || self.score.is_some()
             || self.top_k.is_some()
             || self.stride.is_some()
-            || self.tile.is_some()
     }
 
     /// Plain `cae anomaly` scores whole images: the map flags need a category or a
@@ -157,7 +157,7 @@ impl MapArgs {
     pub fn refuse_without_maps(&self) -> anyhow::Result<()> {
         if self.any_map_flag() || self.maps.is_some() {
             bail!(
-                "--map, --smooth, --score, --top-k, --tile, --stride and --maps score with anomaly maps: give \
+                "--map, --smooth, --score, --top-k, --stride and --maps score with anomaly maps: give \
                  --images CATEGORY, or calibrate the run first (--images CATEGORY --calibrate)"
             );
         }
@@ -173,77 +173,7 @@ pub fn calibration(run: &Run, args: &AnomalyArgs) -> anyhow::Result<Option<Calib
     Calibration::read(run.path()).map_err(anyhow::Error::msg)
 }
 
-/// `--tile` names the model's side or nothing: tiles are what the model takes.
-fn check_tile(run: &Run, args: &AnomalyArgs) -> anyhow::Result<()> {
-    let shape = run.image_shape();
-    match args.maps.tile {
-        Some(p) if (p, p) != (shape.height, shape.width) => bail!(
-            "--tile {p}: the run's model takes {}x{} tiles (train another with --patch {p} for \
-             that size)",
-            shape.height,
-            shape.width
-        ),
-        _ => Ok(()),
-    }
-}
-
-/// The images' maps and scores.
-fn score(
-    run: &Run,
-    images: &Dataset,
-    options: &MapOptions,
-) -> anyhow::Result<(Vec<Vec<f32>>, Vec<f32>)> {
-    let maps = run.anomaly_maps(images, options)?;
-    let scores = maps.iter().map(|m| options.score(m)).collect();
-    Ok((maps, scores))
-}
-
-/// Overlays and `.npy` maps of `images` under `out` (one per name, `kind/stem`), and
-/// `grid.png`: the eight worst-scored images above the eight best. One colour scale for the
-/// whole set, so that the overlays compare: twice the `threshold` (at the threshold a map is
-/// half-way up the colours), else [`overlay_range`].
-fn write_maps(
-    out: &Path,
-    names: &[String],
-    images: &Dataset,
-    (maps, scores): (&[Vec<f32>], &[f32]),
-    threshold: Option<f32>,
-) -> anyhow::Result<()> {
-    let shape = images.shape;
-    let range = threshold.map_or_else(|| overlay_range(maps), |t| 2.0 * t);
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let n = order.len().min(8);
-    let (worst, best) = (&order[..n], &order[order.len() - n..]);
-    // Each overlay is written and dropped; only the grid's sixteen are kept.
-    let mut kept = std::collections::BTreeMap::new();
-    for (i, name) in names.iter().enumerate() {
-        let picture = overlay(&images.images_values(&[i]), &maps[i], shape, range);
-        let (png, npy) = map_files(out, name);
-        if let Some(dir) = png.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        crate::pictures::save_rgb_png(&picture, &png)
-            .with_context(|| format!("writing {}", png.display()))?;
-        write_map_npy(&npy, &maps[i], shape.height, shape.width)
-            .with_context(|| format!("writing {}", npy.display()))?;
-        if worst.contains(&i) || best.contains(&i) {
-            kept.insert(i, picture);
-        }
-    }
-    let worst = worst.iter().map(|i| kept[i].clone()).collect();
-    let best = best.iter().rev().map(|i| kept[i].clone()).collect();
-    let grid = out.join("grid.png");
-    crate::pictures::save_rgb_png(&overlay_grid(&[worst, best]), &grid)
-        .with_context(|| format!("writing {}", grid.display()))?;
-    Ok(())
-}
-
-fn figure(v: Option<f64>) -> String {
-    v.map_or("—".into(), |v| format!("{v:.4}"))
-}
-
-fn print_metrics(m: &Metrics) {
+fn print_metrics(m: &DefectMetrics) {
     eprintln!(
         "{} images ({} defects): image ROC-AUC {}, pixel ROC-AUC {}, PRO {}; \
          F1-optimal threshold {} (F1 {})",
@@ -266,56 +196,16 @@ fn print_metrics(m: &Metrics) {
     }
 }
 
-/// A category's test images scored against their masks.
-struct Inspected {
-    category: Category,
-    images: Dataset,
-    maps: Vec<Vec<f32>>,
-    scores: Vec<f32>,
-    metrics: Metrics,
-}
-
-/// Score the test images of the category `dir` with `run`; every mask is checked before
-/// anything is computed.
-fn inspect(run: &Run, dir: &Path, options: MapOptions) -> anyhow::Result<Inspected> {
-    options.validate().map_err(anyhow::Error::msg)?;
-    let category = Category::open(dir)?;
-    // The run's image size (larger than the model's for a run trained on patches).
-    let images = run.read_files(&category.paths())?;
-    let shape = images.shape;
-    let masks = category.masks(shape.height, shape.width)?;
-    let (maps, scores) = score(run, &images, &options)?;
-    let kinds: Vec<u8> = category.files.iter().map(|(_, k)| *k).collect();
-    let metrics = metrics(
-        &scores,
-        &maps,
-        &masks,
-        &kinds,
-        &category.kinds,
-        category.good,
-        (shape.height, shape.width),
-        options,
-    );
-    Ok(Inspected {
-        category,
-        images,
-        maps,
-        scores,
-        metrics,
-    })
-}
-
 /// `cae anomaly RUN --images CATEGORY`.
 pub fn category(run: &Run, dir: &Path, args: &AnomalyArgs) -> anyhow::Result<()> {
-    check_tile(run, args)?;
     let options = args.maps.options(MapOptions::default());
-    let Inspected {
+    let crate::anomaly::category::Inspection {
         category,
         images,
         maps,
         scores,
         metrics: m,
-    } = inspect(run, dir, options)?;
+    } = crate::anomaly::category::inspect(run, dir, options)?;
     if !m.unmasked.is_empty() {
         eprintln!(
             "no masks for {} (no ground_truth/<kind>/ folder): image-level figures only for them",
@@ -361,7 +251,7 @@ pub fn category(run: &Run, dir: &Path, args: &AnomalyArgs) -> anyhow::Result<()>
     std::fs::create_dir_all(&json_dir)
         .with_context(|| format!("creating {}", json_dir.display()))?;
     let json = json_dir.join("anomaly.json");
-    crate::atomic::write(&json, &serde_json::to_vec_pretty(&m)?)
+    crate::support::atomic::write(&json, &serde_json::to_vec_pretty(&m)?)
         .with_context(|| format!("writing {}", json.display()))?;
     println!("{}", json.display());
     if let Some(c) = calibration {
@@ -402,7 +292,6 @@ fn describe(c: &Calibration) -> String {
 
 /// `cae anomaly RUN FILE…` on a calibrated run: good or defect per file.
 pub fn files(run: &Run, calibration: &Calibration, args: &AnomalyArgs) -> anyhow::Result<()> {
-    check_tile(run, args)?;
     let options = calibration.options;
     if args.maps.options(options) != options {
         bail!(
@@ -415,7 +304,7 @@ pub fn files(run: &Run, calibration: &Calibration, args: &AnomalyArgs) -> anyhow
         unreachable!("files or a folder of them");
     };
     let images = run.read_files(&paths)?;
-    let (maps, scores) = score(run, &images, &options)?;
+    let (maps, scores) = crate::anomaly::tiles::maps_and_scores(run, &images, &options)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let _ = writeln!(out, "image\tscore\tnormalised\tverdict");
     for (path, s) in paths.iter().zip(&scores) {
@@ -506,35 +395,10 @@ pub struct DefectsBenchArgs {
     pub patches_per_image: usize,
 }
 
-/// The process's peak resident memory (MB) since the last [`reset_peak_memory`], where Linux
-/// tells it.
-fn peak_memory_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
-
-/// Start the peak (`VmHWM`) again from the present memory (Linux: `clear_refs` 5).
-fn reset_peak_memory() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 /// `cae benchmark defects`.
 pub fn benchmark(args: DefectsBenchArgs) -> anyhow::Result<()> {
-    use crate::data::DataConfig;
-    use crate::data::folder::FolderConfig;
-    use crate::defects::synth::{self, Kind, Sizes};
-    use crate::loss::{DEFAULT_SSIM_WEIGHT, ReconstructionLoss};
-    use crate::model::{AutoencoderModelConfig, ConvAutoencoderConfig};
-    use crate::training::{AutoencoderTrainingConfig, FitOptions, LoopConfig, Patches, RunMode};
-
+    use crate::anomaly::benchmark::{DefectsBenchmark, TABLE_HEADER};
+    use crate::anomaly::synth::{Kind, Sizes};
     let kinds: Vec<Kind> = if args.categories.is_empty() {
         Kind::ALL.to_vec()
     } else {
@@ -550,112 +414,125 @@ pub fn benchmark(args: DefectsBenchArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?
     };
-    if args.side < crate::loss::SSIM_WINDOW || args.side > 1024 {
-        bail!("--side {}: 11 to 1024 pixels", args.side);
-    }
-    if args.train == 0 || args.test_good == 0 || args.test_defect == 0 {
-        bail!("--train, --test-good and --test-defect must each be at least 1");
-    }
-    let sizes = Sizes {
-        side: args.side,
-        train: args.train,
-        test_good: args.test_good,
-        test_defect: args.test_defect,
+    let bench = DefectsBenchmark {
+        out: args.out.clone(),
+        kinds,
+        sizes: Sizes {
+            side: args.side,
+            train: args.train,
+            test_good: args.test_good,
+            test_defect: args.test_defect,
+        },
+        seed: args.seed,
+        epochs: args.epochs,
+        latent: args.latent,
+        batch_size: args.batch_size,
+        patch: args.patch,
+        patches_per_image: args.patches_per_image,
     };
-    let data = args.out.join("data");
-    let mut dirs = Vec::new();
-    for kind in &kinds {
-        let dir = synth::write_category(&data, *kind, sizes, args.seed).with_context(|| {
-            format!(
-                "writing the {} category under {}",
-                kind.name(),
-                data.display()
-            )
-        })?;
+    let dirs = bench.generate()?;
+    for dir in &dirs {
         eprintln!("{}", dir.display());
-        dirs.push(dir);
     }
     if args.generate_only {
         return Ok(());
     }
-    let device = crate::default_device();
     let console = super::progress::Console::new(true);
-    let mut table = String::from(
-        "| category | model | image ROC-AUC | pixel ROC-AUC | PRO (FPR ≤ 0.3) | training (s) | scoring (s) | peak memory (MB) |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
-    );
-    let patch = args.patch.unwrap_or(args.side / 2);
-    let patches = Patches {
-        size: patch,
-        per_image: args.patches_per_image,
+    let options = FitOptions {
+        observer: &console,
+        ..FitOptions::default()
     };
-    let variants = [None, Some(patches)].into_iter().flat_map(|patches| {
-        [
-            (ReconstructionLoss::L2, MapKind::L2),
-            (ReconstructionLoss::Ssim, MapKind::Ssim),
-        ]
-        .map(|(loss, map)| (loss, map, patches))
-    });
-    let variants: Vec<_> = variants.collect();
-    for (kind, dir) in kinds.iter().zip(&dirs) {
-        for &(loss, map, patches) in &variants {
-            let config = AutoencoderTrainingConfig {
-                model: AutoencoderModelConfig::Conv(
-                    ConvAutoencoderConfig::new().with_latent(args.latent),
-                ),
-                data: DataConfig::Folder(FolderConfig::new(dir.clone())),
-                loss,
-                ssim_weight: DEFAULT_SSIM_WEIGHT,
-                patches,
-                noise: None,
-                normal_class: None,
-                training: LoopConfig {
-                    seed: args.seed,
-                    ..LoopConfig::new(args.epochs, args.batch_size)
-                },
-            };
-            let path = args.out.join("runs").join(match patches {
-                None => format!("{}-{}", kind.name(), loss.name()),
-                Some(p) => format!("{}-{}-patch{}", kind.name(), loss.name(), p.size),
-            });
-            reset_peak_memory();
-            let start = std::time::Instant::now();
-            let options = FitOptions {
-                observer: &console,
-                ..FitOptions::default()
-            };
-            let run = Run::train(&config, &data, &path, RunMode::Overwrite, &device, options)?;
-            let trained = start.elapsed().as_secs_f64();
-            let start = std::time::Instant::now();
-            let options = MapOptions {
-                map,
-                ..MapOptions::default()
-            };
-            let m = inspect(&run, dir, options)?.metrics;
-            let scored = start.elapsed().as_secs_f64();
-            let peak = peak_memory_mb().map_or("—".into(), |mb| format!("{mb:.0}"));
-            let model = match patches {
-                None => format!("AE-{}", map.name().to_uppercase()),
-                Some(p) => format!(
-                    "AE-{}, {} px patches, tiles {} apart",
-                    map.name().to_uppercase(),
-                    p.size,
-                    options.stride_for(p.size)
-                ),
-            };
-            let row = format!(
-                "| {} | {model} | {} | {} | {} | {trained:.1} | {scored:.1} | {peak} |\n",
-                kind.name(),
-                figure(m.image_roc_auc),
-                figure(m.pixel_roc_auc),
-                figure(m.pro_auc),
-            );
-            eprint!("{row}");
-            table.push_str(&row);
-        }
-    }
+    let rows = bench.run(&dirs, options, |row| eprint!("{}", row.line()))?;
+    let table: String = std::iter::once(TABLE_HEADER.to_string())
+        .chain(rows.iter().map(|r| r.line()))
+        .collect();
     let path = args.out.join("defects.md");
-    crate::atomic::write(&path, table.as_bytes())
+    crate::support::atomic::write(&path, table.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    print!("{table}");
+    println!("{}", path.display());
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct OneClassArgs {
+    /// The dataset
+    #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
+    pub dataset: DatasetKind,
+    /// Seeds per class (0, 1, ...)
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// Normal classes to run [default: all]
+    #[arg(long, value_delimiter = ',')]
+    pub classes: Vec<u8>,
+    /// Epochs of each training
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Examples per optimisation step
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Adam's learning rate
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Reconstruction loss
+    #[arg(long, value_enum, default_value_t = ReconstructionLoss::Bce)]
+    pub loss: ReconstructionLoss,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Folder for the runs and the table (one-class.md)
+    #[arg(long, default_value = "runs/one-class")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// `cae benchmark one-class`.
+pub fn one_class(args: OneClassArgs, given: &super::Given) -> anyhow::Result<()> {
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    let classes: Vec<u8> = if args.classes.is_empty() {
+        (0..NUM_CLASSES as u8).collect()
+    } else {
+        args.classes.clone()
+    };
+    if let Some(k) = classes.iter().find(|&&k| usize::from(k) >= NUM_CLASSES) {
+        bail!("--classes {k}: the classes are 0 to {}", NUM_CLASSES - 1);
+    }
+    let recipe = AutoencoderTrainingConfig {
+        model: super::train::model_options(given)?.config()?.model,
+        data: crate::data::DataConfig::builtin(args.dataset),
+        loss: args.loss,
+        ssim_weight: crate::loss::DEFAULT_SSIM_WEIGHT,
+        patches: None,
+        noise: None,
+        normal_class: None,
+        training: LoopConfig {
+            learning_rate: args.lr,
+            ..LoopConfig::new(args.epochs, args.batch_size)
+        },
+    };
+    recipe.validate(&recipe.data.prepare()?)?;
+    let seeds: Vec<u64> = (0..args.seeds).collect();
+    let console = super::progress::Console::new(true);
+    let options = FitOptions {
+        observer: &console,
+        ..FitOptions::default()
+    };
+    let results = one_class_benchmark(
+        &recipe,
+        &classes,
+        &seeds,
+        &args.data.root(),
+        &args.out,
+        options,
+        |class, seed, auc| {
+            eprintln!("class {class}, seed {seed}: ROC-AUC {:.2} %", 100.0 * auc);
+        },
+    )?;
+    let table = one_class_table(&results, args.dataset == DatasetKind::Mnist);
+    let path = args.out.join("one-class.md");
+    crate::support::atomic::write(&path, table.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     print!("{table}");
     println!("{}", path.display());

@@ -1,0 +1,733 @@
+//! The options of the training commands as typed values, by the names the command line and
+//! Python give them (`lr`, `latent`, `image_size`, …): the one way from what a user asked to a
+//! run's config, for `cae train-ae`, `cae train-classifier` and `cae.train_autoencoder(…)`
+//! alike.
+//!
+//! An option left out is `None`. A new run's config is the defaults with the given options
+//! set ([`AutoencoderOptions::config`]); a resumed run keeps its own config, and each given
+//! option is compared, as a typed value, with the value the run's config has for it
+//! ([`AutoencoderOptions::of`]), so that a conflict is refused by name.
+
+use std::path::{Path, PathBuf};
+
+use super::{
+    AutoencoderTrainingConfig, ClassifierTrainingConfig, Experiment, LoopConfig, LrSchedule,
+    Patches, RunMode, TrainError,
+};
+use crate::Choice;
+use crate::data::augment::Augment;
+use crate::data::folder::FolderConfig;
+use crate::data::noise::Noise;
+use crate::data::{DataConfig, DatasetKind};
+use crate::loss::ReconstructionLoss;
+use crate::model::classifier::ClassifierKind;
+use crate::model::stacked::StackedAutoencoderConfig;
+use crate::model::{AutoencoderModelConfig, ConvAutoencoderConfig, LatentActivation};
+use crate::run::RunDir;
+
+/// A value an option takes: read from the text a user typed, shown as it would be typed.
+pub trait OptionValue: Clone + PartialEq {
+    fn parse(text: &str) -> Result<Self, String>;
+    fn show(&self) -> String;
+}
+
+macro_rules! choice_values {
+    ($($ty:ty),+) => {$(
+        impl OptionValue for $ty {
+            fn parse(text: &str) -> Result<Self, String> {
+                crate::parse_choice(text)
+            }
+            fn show(&self) -> String {
+                self.name().to_string()
+            }
+        }
+    )+};
+}
+choice_values!(
+    DatasetKind,
+    ReconstructionLoss,
+    LatentActivation,
+    LrSchedule,
+    ClassifierKind,
+    AutoencoderKind
+);
+
+macro_rules! number_values {
+    ($($ty:ty),+) => {$(
+        impl OptionValue for $ty {
+            fn parse(text: &str) -> Result<Self, String> {
+                text.trim()
+                    .parse()
+                    .map_err(|e| format!("`{text}` is no {}: {e}", stringify!($ty)))
+            }
+            fn show(&self) -> String {
+                self.to_string()
+            }
+        }
+    )+};
+}
+number_values!(usize, u64, u32, u8, f64, f32);
+
+impl OptionValue for bool {
+    fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "true" | "True" | "1" => Ok(true),
+            "false" | "False" | "0" => Ok(false),
+            _ => Err(format!("expected true or false, got `{text}`")),
+        }
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl OptionValue for PathBuf {
+    fn parse(text: &str) -> Result<Self, String> {
+        Ok(PathBuf::from(text))
+    }
+    fn show(&self) -> String {
+        self.display().to_string()
+    }
+}
+
+impl OptionValue for Noise {
+    fn parse(text: &str) -> Result<Self, String> {
+        text.parse()
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// A list of sizes, `256,64`.
+impl OptionValue for Vec<usize> {
+    fn parse(text: &str) -> Result<Self, String> {
+        text.split(',').map(usize::parse).collect()
+    }
+    fn show(&self) -> String {
+        let parts: Vec<String> = self.iter().map(usize::to_string).collect();
+        parts.join(",")
+    }
+}
+
+/// `HxW` (or `N` for a square), as `[height, width]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageSize(pub [usize; 2]);
+
+impl OptionValue for ImageSize {
+    fn parse(text: &str) -> Result<Self, String> {
+        let side = |t: &str| {
+            t.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("expected HxW such as 64x64, got `{text}`"))
+        };
+        match text.split_once(['x', 'X', ',']) {
+            Some((h, w)) => Ok(ImageSize([side(h)?, side(w)?])),
+            None => side(text).map(|n| ImageSize([n, n])),
+        }
+    }
+    fn show(&self) -> String {
+        format!("{}x{}", self.0[0], self.0[1])
+    }
+}
+
+/// A value that may be unset in a config: shown as `none` there.
+impl<T: OptionValue> OptionValue for Option<T> {
+    fn parse(text: &str) -> Result<Self, String> {
+        T::parse(text).map(Some)
+    }
+    fn show(&self) -> String {
+        self.as_ref().map_or("none".into(), T::show)
+    }
+}
+
+/// `--train-limit` and `--test-limit`: the first N images, or all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub Option<usize>);
+
+impl OptionValue for Limit {
+    fn parse(text: &str) -> Result<Self, String> {
+        usize::parse(text).map(|n| Limit(Some(n)))
+    }
+    fn show(&self) -> String {
+        self.0.map_or("all".into(), |n| n.to_string())
+    }
+}
+
+/// `--latent-bias-init`: a number, or `uniform` for the layer's default ±1/√fan_in draw.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BiasInit(pub Option<f64>);
+
+impl OptionValue for BiasInit {
+    fn parse(text: &str) -> Result<Self, String> {
+        if text == "uniform" {
+            return Ok(BiasInit(None));
+        }
+        match text.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(BiasInit(Some(v))),
+            _ => Err(format!("expected a number or `uniform`, got `{text}`")),
+        }
+    }
+    fn show(&self) -> String {
+        self.0.map_or("uniform".into(), |v| v.to_string())
+    }
+}
+
+/// `--encoder`: an autoencoder run, or `none` for a fresh encoder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncoderRun(pub Option<PathBuf>);
+
+impl OptionValue for EncoderRun {
+    fn parse(text: &str) -> Result<Self, String> {
+        Ok(EncoderRun((text != "none").then(|| PathBuf::from(text))))
+    }
+    fn show(&self) -> String {
+        self.0
+            .as_ref()
+            .map_or("none".into(), |p| p.display().to_string())
+    }
+}
+
+/// The autoencoder run an AutoCNN starts from when `--encoder` is not given.
+pub const DEFAULT_ENCODER: &str = "runs/autoencoder";
+
+impl std::fmt::Display for BiasInit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.show())
+    }
+}
+
+/// `--model` of `train-ae`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoencoderKind {
+    Conv,
+    Stacked,
+}
+
+crate::choice!(AutoencoderKind {
+    Conv => ("conv", "The lecture's convolutional autoencoder"),
+    Stacked => ("stacked", "Fully connected layers (--hidden)"),
+});
+
+/// An options struct: every field an `Option` of its value, named as the option is, with
+/// [`set`](AutoencoderOptions::set) by name, the list of names, and the names of the
+/// options given.
+macro_rules! options {
+    ($(#[$meta:meta])* $name:ident { $($field:ident: $ty:ty,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct $name {
+            $(pub $field: Option<$ty>,)+
+        }
+
+        impl $name {
+            /// Every option's name.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($field)),+];
+
+            /// Set the option `name` from its text (an error says what was expected).
+            pub fn set(&mut self, name: &str, text: &str) -> Result<(), String> {
+                match name {
+                    $(stringify!($field) => {
+                        self.$field = Some(<$ty as OptionValue>::parse(text)?);
+                    })+
+                    _ => return Err(format!("no option {name}")),
+                }
+                Ok(())
+            }
+
+            /// The names of the options that are set.
+            pub fn given(&self) -> Vec<&'static str> {
+                let mut names = Vec::new();
+                $(if self.$field.is_some() { names.push(stringify!($field)); })+
+                names
+            }
+
+            /// The option `name` as typed, where it is set.
+            fn show(&self, name: &str) -> Option<String> {
+                match name {
+                    $(stringify!($field) => self.$field.as_ref().map(OptionValue::show),)+
+                    _ => None,
+                }
+            }
+
+            /// Whether the option `name` has the same value in both.
+            fn same(&self, other: &Self, name: &str) -> bool {
+                match name {
+                    $(stringify!($field) => self.$field == other.$field,)+
+                    _ => false,
+                }
+            }
+        }
+    };
+}
+
+/// `--flag-name` for the option `name`.
+fn flag(name: &str) -> String {
+    format!("--{}", name.replace('_', "-"))
+}
+
+options! {
+    /// The options of `cae train-ae`.
+    AutoencoderOptions {
+        dataset: DatasetKind,
+        images: PathBuf,
+        image_size: Option<ImageSize>,
+        channels: Option<usize>,
+        val_split: f64,
+        cache: Option<PathBuf>,
+        strict: bool,
+        invert: bool,
+        loss: ReconstructionLoss,
+        ssim_weight: f64,
+        patch: Option<usize>,
+        patches_per_image: usize,
+        noise: Option<Noise>,
+        normal_class: Option<u8>,
+        model: AutoencoderKind,
+        hidden: Vec<usize>,
+        width: usize,
+        conv_channels: Vec<usize>,
+        latent: usize,
+        latent_activation: LatentActivation,
+        latent_bias_init: BiasInit,
+        variational: bool,
+        beta: Option<f64>,
+        epochs: usize,
+        batch_size: usize,
+        lr: f64,
+        lr_schedule: LrSchedule,
+        seed: u64,
+        train_limit: Limit,
+        test_limit: Limit,
+    }
+}
+
+options! {
+    /// The options of `cae train-classifier`.
+    ClassifierOptions {
+        dataset: DatasetKind,
+        images: PathBuf,
+        image_size: Option<ImageSize>,
+        channels: Option<usize>,
+        val_split: f64,
+        cache: Option<PathBuf>,
+        strict: bool,
+        invert: bool,
+        model: ClassifierKind,
+        encoder: EncoderRun,
+        freeze_encoder: bool,
+        init_from: Option<PathBuf>,
+        augment_shift: u32,
+        augment_rotate: f32,
+        augment_scale: f32,
+        augment_stroke: u32,
+        augment_blur: f32,
+        epochs: usize,
+        batch_size: usize,
+        lr: f64,
+        lr_schedule: LrSchedule,
+        seed: u64,
+        train_limit: Limit,
+        test_limit: Limit,
+    }
+}
+
+/// The options a resumed run takes whatever their value: none of them changes its config
+/// (`--epochs` may raise its plan, which the training loop checks).
+pub const RESUME_FREE: &[&str] = &["epochs"];
+
+/// The data options of both commands, as fields of one struct.
+struct DataOptions<'a> {
+    dataset: &'a Option<DatasetKind>,
+    images: &'a Option<PathBuf>,
+    image_size: &'a Option<Option<ImageSize>>,
+    channels: &'a Option<Option<usize>>,
+    val_split: &'a Option<f64>,
+    cache: &'a Option<Option<PathBuf>>,
+    strict: &'a Option<bool>,
+    invert: &'a Option<bool>,
+}
+
+impl DataOptions<'_> {
+    fn config(&self) -> Result<DataConfig, TrainError> {
+        let Some(dir) = self.images else {
+            let folder_only = [
+                ("image_size", self.image_size.is_some()),
+                ("channels", self.channels.is_some()),
+                ("cache", self.cache.is_some()),
+                ("strict", self.strict.is_some()),
+                ("invert", self.invert.is_some()),
+            ];
+            if let Some((name, _)) = folder_only.iter().find(|(_, given)| *given) {
+                return Err(invalid(format!("{} needs --images DIR", flag(name))));
+            }
+            return Ok(DataConfig::Builtin(self.dataset.unwrap_or_default()));
+        };
+        if self.dataset.is_some() {
+            return Err(invalid("--dataset and --images exclude each other".into()));
+        }
+        let default = FolderConfig::new(dir.clone());
+        Ok(DataConfig::Folder(FolderConfig {
+            image_size: self.image_size.flatten().map(|s| s.0),
+            channels: self.channels.flatten(),
+            val_split: self.val_split.unwrap_or(default.val_split),
+            cache: self.cache.clone().flatten(),
+            strict: self.strict.unwrap_or(false),
+            invert: self.invert.unwrap_or(false),
+            ..default
+        }))
+    }
+}
+
+/// The data options as `config` has them (the folder's only for a folder run).
+macro_rules! data_of {
+    ($data:expr) => {{
+        let data: &DataConfig = $data;
+        let folder = data.folder();
+        (
+            match data {
+                DataConfig::Builtin(kind) => Some(*kind),
+                DataConfig::Folder(_) => None,
+            },
+            folder.map(|f| f.dir.clone()),
+            folder.map(|f| f.image_size.map(ImageSize)),
+            folder.map(|f| f.channels),
+            folder.map(|f| f.val_split),
+            folder.map(|f| f.cache.clone()),
+            folder.map(|f| f.strict),
+            folder.map(|f| f.invert),
+        )
+    }};
+}
+
+fn invalid(message: String) -> TrainError {
+    TrainError::Invalid(message)
+}
+
+impl AutoencoderOptions {
+    fn data(&self) -> DataOptions<'_> {
+        DataOptions {
+            dataset: &self.dataset,
+            images: &self.images,
+            image_size: &self.image_size,
+            channels: &self.channels,
+            val_split: &self.val_split,
+            cache: &self.cache,
+            strict: &self.strict,
+            invert: &self.invert,
+        }
+    }
+
+    /// The config of a new run: the defaults, with the given options set.
+    pub fn config(&self) -> Result<AutoencoderTrainingConfig, TrainError> {
+        let kind = self.model.unwrap_or(AutoencoderKind::Conv);
+        let latent = self.latent.unwrap_or(10);
+        let activation = self.latent_activation.unwrap_or(LatentActivation::Relu);
+        let bias = self
+            .latent_bias_init
+            .unwrap_or(BiasInit(Some(crate::model::DEFAULT_LATENT_BIAS)))
+            .0;
+        if self.beta.is_some() && self.variational != Some(true) {
+            return Err(invalid("--beta goes with --variational".into()));
+        }
+        let model = match kind {
+            // The other kind's shape options have defaults of their own, and are left aside.
+            AutoencoderKind::Conv => {
+                if self.width.is_some() && self.conv_channels.is_some() {
+                    return Err(invalid(
+                        "--width and --conv-channels exclude each other".into(),
+                    ));
+                }
+                let variational =
+                    (self.variational == Some(true)).then(|| self.beta.flatten().unwrap_or(1.0));
+                AutoencoderModelConfig::Conv(
+                    ConvAutoencoderConfig::new()
+                        .with_width(self.width.unwrap_or(16))
+                        .with_latent(latent)
+                        .with_latent_activation(activation)
+                        .with_latent_bias_init(bias)
+                        .with_variational(variational)
+                        .with_conv_channels(self.conv_channels.clone()),
+                )
+            }
+            AutoencoderKind::Stacked => {
+                if self.variational == Some(true) {
+                    return Err(invalid("--variational needs the conv model".into()));
+                }
+                let mut m = StackedAutoencoderConfig::new()
+                    .with_latent(latent)
+                    .with_latent_activation(activation)
+                    .with_latent_bias_init(bias);
+                if let Some(hidden) = &self.hidden {
+                    m = m.with_hidden(hidden.clone());
+                }
+                AutoencoderModelConfig::Stacked(m)
+            }
+        };
+        if self.patches_per_image.is_some() && self.patch.is_none() {
+            return Err(invalid("--patches-per-image goes with --patch".into()));
+        }
+        Ok(AutoencoderTrainingConfig {
+            model,
+            data: self.data().config()?,
+            loss: self.loss.unwrap_or(ReconstructionLoss::Bce),
+            ssim_weight: self.ssim_weight.unwrap_or(crate::loss::DEFAULT_SSIM_WEIGHT),
+            patches: self.patch.flatten().map(|size| Patches {
+                size,
+                per_image: self.patches_per_image.unwrap_or(4),
+            }),
+            noise: self.noise.flatten(),
+            normal_class: self.normal_class.flatten(),
+            training: loop_config(
+                (self.epochs, self.batch_size, self.lr, self.lr_schedule),
+                (self.seed, self.train_limit, self.test_limit),
+                64,
+            ),
+        })
+    }
+
+    /// Every option as `config` has it; those that do not apply to it are `None`.
+    pub fn of(config: &AutoencoderTrainingConfig) -> Self {
+        let (dataset, images, image_size, channels, val_split, cache, strict, invert) =
+            data_of!(&config.data);
+        let t = &config.training;
+        let mut o = AutoencoderOptions {
+            dataset,
+            images,
+            image_size,
+            channels,
+            val_split,
+            cache,
+            strict,
+            invert,
+            loss: Some(config.loss),
+            ssim_weight: Some(config.ssim_weight),
+            patch: Some(config.patches.map(|p| p.size)),
+            patches_per_image: config.patches.map(|p| p.per_image),
+            noise: Some(config.noise),
+            normal_class: Some(config.normal_class),
+            epochs: Some(t.epochs),
+            batch_size: Some(t.batch_size),
+            lr: Some(t.learning_rate),
+            lr_schedule: Some(t.lr_schedule),
+            seed: Some(t.seed),
+            train_limit: Some(Limit(t.train_limit)),
+            test_limit: Some(Limit(t.test_limit)),
+            ..Self::default()
+        };
+        match &config.model {
+            AutoencoderModelConfig::Conv(m) => {
+                o.model = Some(AutoencoderKind::Conv);
+                o.width = Some(m.width);
+                o.conv_channels = Some(m.channels());
+                o.variational = Some(m.variational.is_some());
+                o.beta = Some(m.variational);
+                o.latent = Some(m.latent);
+                o.latent_activation = Some(m.latent_activation);
+                o.latent_bias_init = Some(BiasInit(m.latent_bias_init));
+            }
+            AutoencoderModelConfig::Stacked(m) => {
+                o.model = Some(AutoencoderKind::Stacked);
+                o.hidden = Some(m.hidden.clone());
+                o.latent = Some(m.latent);
+                o.latent_activation = Some(m.latent_activation);
+                o.latent_bias_init = Some(BiasInit(m.latent_bias_init));
+            }
+        }
+        o
+    }
+}
+
+impl ClassifierOptions {
+    fn data(&self) -> DataOptions<'_> {
+        DataOptions {
+            dataset: &self.dataset,
+            images: &self.images,
+            image_size: &self.image_size,
+            channels: &self.channels,
+            val_split: &self.val_split,
+            cache: &self.cache,
+            strict: &self.strict,
+            invert: &self.invert,
+        }
+    }
+
+    /// The config of a new run: the lecture's recipe, with the given options set. The AutoCNN
+    /// starts from the encoder of `encoder` (an autoencoder run), unless it fine-tunes a
+    /// classifier (`init_from`), which brings its own model.
+    pub fn config(&self) -> Result<ClassifierTrainingConfig, TrainError> {
+        if self.init_from.is_some() && self.model.is_some() {
+            return Err(invalid(
+                "--init-from takes the model of the run it starts from: leave out --model".into(),
+            ));
+        }
+        let model = self.model.unwrap_or(ClassifierKind::AutoCnn);
+        // The default encoder run does not apply to a fine-tuned classifier; one given is
+        // refused with the reason.
+        let encoder_from = match &self.encoder {
+            Some(encoder) => encoder.0.clone(),
+            None if self.init_from.is_none() => Some(PathBuf::from(DEFAULT_ENCODER)),
+            None => None,
+        }
+        .filter(|_| model == ClassifierKind::AutoCnn);
+        let defaults = Augment::default();
+        Ok(ClassifierTrainingConfig {
+            model,
+            freeze_encoder: self.freeze_encoder.unwrap_or(false),
+            data: self.data().config()?,
+            augment: Augment {
+                shift: self.augment_shift.unwrap_or(defaults.shift),
+                rotate: self.augment_rotate.unwrap_or(defaults.rotate),
+                scale: self.augment_scale.unwrap_or(defaults.scale),
+                stroke: self.augment_stroke.unwrap_or(defaults.stroke),
+                blur: self.augment_blur.unwrap_or(defaults.blur),
+            },
+            training: loop_config(
+                (self.epochs, self.batch_size, self.lr, self.lr_schedule),
+                (self.seed, self.train_limit, self.test_limit),
+                50,
+            ),
+            init_from: self.init_from.clone().flatten(),
+            ..ClassifierTrainingConfig::lecture(encoder_from)
+        })
+    }
+
+    /// Every option as `config` has it; those that do not apply to it are `None`.
+    pub fn of(config: &ClassifierTrainingConfig) -> Self {
+        let (dataset, images, image_size, channels, val_split, cache, strict, invert) =
+            data_of!(&config.data);
+        let (t, a) = (&config.training, &config.augment);
+        ClassifierOptions {
+            dataset,
+            images,
+            image_size,
+            channels,
+            val_split,
+            cache,
+            strict,
+            invert,
+            model: Some(config.model),
+            encoder: Some(EncoderRun(config.encoder_from.clone())),
+            freeze_encoder: Some(config.freeze_encoder),
+            init_from: Some(config.init_from.clone()),
+            augment_shift: Some(a.shift),
+            augment_rotate: Some(a.rotate),
+            augment_scale: Some(a.scale),
+            augment_stroke: Some(a.stroke),
+            augment_blur: Some(a.blur),
+            epochs: Some(t.epochs),
+            batch_size: Some(t.batch_size),
+            lr: Some(t.learning_rate),
+            lr_schedule: Some(t.lr_schedule),
+            seed: Some(t.seed),
+            train_limit: Some(Limit(t.train_limit)),
+            test_limit: Some(Limit(t.test_limit)),
+        }
+    }
+}
+
+/// The epoch loop's settings from the options given; a batch of `default_batch` when none
+/// is. Without `epochs`, 5 (a resumed run keeps its own plan: see [`plan`]).
+fn loop_config(
+    (epochs, batch, lr, schedule): (
+        Option<usize>,
+        Option<usize>,
+        Option<f64>,
+        Option<LrSchedule>,
+    ),
+    (seed, train_limit, test_limit): (Option<u64>, Option<Limit>, Option<Limit>),
+    default_batch: usize,
+) -> LoopConfig {
+    LoopConfig {
+        learning_rate: lr.unwrap_or(1e-3),
+        lr_schedule: schedule.unwrap_or_default(),
+        seed: seed.unwrap_or(0),
+        train_limit: train_limit.and_then(|l| l.0),
+        test_limit: test_limit.and_then(|l| l.0),
+        ..LoopConfig::new(epochs.unwrap_or(5), batch.unwrap_or(default_batch))
+    }
+}
+
+/// The options of a training command, as [`plan`] takes them.
+pub trait Options: Sized {
+    type Config: Experiment;
+    fn config(&self) -> Result<Self::Config, TrainError>;
+    fn of(config: &Self::Config) -> Self;
+    fn given(&self) -> Vec<&'static str>;
+    fn show(&self, name: &str) -> Option<String>;
+    fn same(&self, other: &Self, name: &str) -> bool;
+    fn epochs(&self) -> Option<usize>;
+}
+
+macro_rules! options_impl {
+    ($options:ty, $config:ty) => {
+        impl Options for $options {
+            type Config = $config;
+            fn config(&self) -> Result<$config, TrainError> {
+                <$options>::config(self)
+            }
+            fn of(config: &$config) -> Self {
+                <$options>::of(config)
+            }
+            fn given(&self) -> Vec<&'static str> {
+                <$options>::given(self)
+            }
+            fn show(&self, name: &str) -> Option<String> {
+                <$options>::show(self, name)
+            }
+            fn same(&self, other: &Self, name: &str) -> bool {
+                <$options>::same(self, other, name)
+            }
+            fn epochs(&self) -> Option<usize> {
+                self.epochs
+            }
+        }
+    };
+}
+options_impl!(AutoencoderOptions, AutoencoderTrainingConfig);
+options_impl!(ClassifierOptions, ClassifierTrainingConfig);
+
+/// What to train, where, and how: the config (checked, on resume, against the run's own),
+/// the run directory and the mode. `resume` continues the run at `out` with its own config,
+/// refusing each given option whose value differs from the run's; `force` replaces a run.
+pub fn plan<O: Options>(
+    options: &O,
+    out: &Path,
+    resume: bool,
+    force: bool,
+) -> Result<(O::Config, PathBuf, RunMode), TrainError> {
+    if !resume {
+        let mode = if force {
+            RunMode::Overwrite
+        } else {
+            RunMode::New
+        };
+        return Ok((options.config()?, out.to_path_buf(), mode));
+    }
+    let mut saved = O::Config::read(&RunDir::open(out)?)?;
+    let have = O::of(&saved);
+    let conflicts: Vec<String> = options
+        .given()
+        .into_iter()
+        .filter(|name| !RESUME_FREE.contains(name))
+        .filter(|name| !options.same(&have, name))
+        .map(|name| {
+            let asked = options.show(name).unwrap_or_default();
+            match have.show(name) {
+                Some(has) => format!("{} {asked} (the run has {has})", flag(name)),
+                None => format!("{} (does not apply to this run)", flag(name)),
+            }
+        })
+        .collect();
+    if !conflicts.is_empty() {
+        return Err(invalid(format!(
+            "--resume continues {} with its own config, and these options conflict with it: {}. \
+             Leave them out (only --epochs may change, to train longer), or start a new run",
+            out.display(),
+            conflicts.join("; ")
+        )));
+    }
+    // 0 keeps the run's plan; the training loop checks a larger one.
+    saved.looping_mut().epochs = options.epochs().unwrap_or(0);
+    Ok((saved, out.to_path_buf(), RunMode::Resume))
+}
