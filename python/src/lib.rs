@@ -44,6 +44,30 @@ fn py_err(e: Error) -> PyErr {
     }
 }
 
+/// `f`, with a Rust panic turned into `cae.CaeError` carrying its message: a panic is a bug
+/// of cae's, but it must not escape a notebook's `except Exception` as PyO3's
+/// `PanicException` (a `BaseException`) would. Python's own exceptions, `KeyboardInterrupt`
+/// among them, pass as they are.
+fn guarded<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(CaeError::new_err(format!(
+            "internal error, a bug in cae (please report it): {message}"
+        )))
+    })
+}
+
+/// Panic with `message`: the tests' way to check that a panic reaches Python as
+/// `cae.CaeError`.
+#[pyfunction]
+fn _panic(message: &str) -> PyResult<()> {
+    guarded(|| panic!("{message}"))
+}
+
 /// The Python exception for a failed export: the run's own errors as [`py_err`] says.
 fn py_weights_err(e: cae::weights::WeightsError) -> PyErr {
     match e {
@@ -261,55 +285,63 @@ impl PyRun {
     /// The run's config.json as a dict.
     #[getter]
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let path = self.run.dir().file(cae::run::CONFIG_FILE);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| CaeError::new_err(format!("{}: {e}", path.display())))?;
-        json(py, &text)
+        guarded(|| {
+            let path = self.run.dir().file(cae::run::CONFIG_FILE);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| CaeError::new_err(format!("{}: {e}", path.display())))?;
+            json(py, &text)
+        })
     }
 
     /// One dict per finished epoch (metrics.jsonl).
     #[getter]
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let path = self.run.dir().file(cae::run::METRICS_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(CaeError::new_err(format!("{}: {e}", path.display()))),
-        };
-        let list = PyList::empty(py);
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            list.append(json(py, line)?)?;
-        }
-        Ok(list)
+        guarded(|| {
+            let path = self.run.dir().file(cae::run::METRICS_FILE);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(CaeError::new_err(format!("{}: {e}", path.display()))),
+            };
+            let list = PyList::empty(py);
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                list.append(json(py, line)?)?;
+            }
+            Ok(list)
+        })
     }
 
     /// Latent codes of `x`: float32 [N, D].
     fn encode<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let ((codes, d), n) = self.compute(py, x, |run, input| run.encode(input))?;
-        array(py, codes, &[n, d])
+        guarded(|| {
+            let ((codes, d), n) = self.compute(py, x, |run, input| run.encode(input))?;
+            array(py, codes, &[n, d])
+        })
     }
 
     /// Images decoded from codes `z` ([N, D] or [D]): float32 [N, C, H, W] in [0, 1].
     fn decode<'py>(&self, py: Python<'py>, z: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let d = self.run.latent_size().unwrap_or(0);
-        let np = py.import("numpy")?;
-        let z = np.call_method1("ascontiguousarray", (z, "float32"))?;
-        let dims: Vec<usize> = z.getattr("shape")?.extract()?;
-        let n = match dims.as_slice() {
-            [n, dd] if *dd == d => *n,
-            [dd] if *dd == d => 1,
-            _ => {
-                return Err(PyValueError::new_err(format!(
-                    "codes of shape {dims:?}: expected [N, {d}] (or [{d}])"
-                )));
-            }
-        };
-        let z: PyReadonlyArrayDyn<'py, f32> = z.extract()?;
-        let codes = z
-            .as_slice()
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let pixels = py.detach(|| self.run.decode(codes)).map_err(py_err)?;
-        array(py, pixels, &self.image_dims(n))
+        guarded(|| {
+            let d = self.run.latent_size().unwrap_or(0);
+            let np = py.import("numpy")?;
+            let z = np.call_method1("ascontiguousarray", (z, "float32"))?;
+            let dims: Vec<usize> = z.getattr("shape")?.extract()?;
+            let n = match dims.as_slice() {
+                [n, dd] if *dd == d => *n,
+                [dd] if *dd == d => 1,
+                _ => {
+                    return Err(PyValueError::new_err(format!(
+                        "codes of shape {dims:?}: expected [N, {d}] (or [{d}])"
+                    )));
+                }
+            };
+            let z: PyReadonlyArrayDyn<'py, f32> = z.extract()?;
+            let codes = z
+                .as_slice()
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let pixels = py.detach(|| self.run.decode(codes)).map_err(py_err)?;
+            array(py, pixels, &self.image_dims(n))
+        })
     }
 
     /// The model's reconstructions of `x`: float32 [N, C, H, W] in [0, 1].
@@ -318,8 +350,10 @@ impl PyRun {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (pixels, n) = self.compute(py, x, |run, input| run.reconstruct(input))?;
-        array(py, pixels, &self.image_dims(n))
+        guarded(|| {
+            let (pixels, n) = self.compute(py, x, |run, input| run.reconstruct(input))?;
+            array(py, pixels, &self.image_dims(n))
+        })
     }
 
     /// Each image's anomaly score (the mean squared error of its reconstruction, as
@@ -329,10 +363,12 @@ impl PyRun {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (scores, n) = self.compute(py, x, |run, input| {
-            cae::anomaly::one_class::anomaly_scores(run, input)
-        })?;
-        array(py, scores, &[n])
+        guarded(|| {
+            let (scores, n) = self.compute(py, x, |run, input| {
+                cae::anomaly::one_class::anomaly_scores(run, input)
+            })?;
+            array(py, scores, &[n])
+        })
     }
 
     /// Each image's anomaly map, float32 [N, H, W], as `cae anomaly --images` makes it:
@@ -348,16 +384,18 @@ impl PyRun {
         smooth: f32,
         stride: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = cae::anomaly::maps::MapOptions {
-            map: choice("map", map)?,
-            smooth,
-            stride,
-            ..Default::default()
-        };
-        let ((maps, shape), n) = self.compute(py, x, |run, input| {
-            cae::anomaly::tiles::anomaly_maps(run, input, &options).map(|m| (m, input.shape()))
-        })?;
-        array(py, maps.concat(), &[n, shape.height, shape.width])
+        guarded(|| {
+            let options = cae::anomaly::maps::MapOptions {
+                map: choice("map", map)?,
+                smooth,
+                stride,
+                ..Default::default()
+            };
+            let ((maps, shape), n) = self.compute(py, x, |run, input| {
+                cae::anomaly::tiles::anomaly_maps(run, input, &options).map(|m| (m, input.shape()))
+            })?;
+            array(py, maps.concat(), &[n, shape.height, shape.width])
+        })
     }
 
     /// Labels (int64 [N]) and class probabilities (float32 [N, K]) of `x`.
@@ -366,72 +404,82 @@ impl PyRun {
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-        let ((labels, probs), n) = self.compute(py, x, |run, input| run.predict(input))?;
-        let k = probs.len() / n.max(1);
-        let labels: Vec<i64> = labels.into_iter().map(|l| l as i64).collect();
-        Ok((
-            PyArray1::from_vec(py, labels).into_any(),
-            array(py, probs, &[n, k])?,
-        ))
+        guarded(|| {
+            let ((labels, probs), n) = self.compute(py, x, |run, input| run.predict(input))?;
+            let k = probs.len() / n.max(1);
+            let labels: Vec<i64> = labels.into_iter().map(|l| l as i64).collect();
+            Ok((
+                PyArray1::from_vec(py, labels).into_any(),
+                array(py, probs, &[n, k])?,
+            ))
+        })
     }
 
     /// The figures of `cae eval` on the run's test images, as a dict.
     fn evaluate<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        use cae::trained::Evaluation;
-        use cae::training::Metrics;
-        let evaluation = py.detach(|| self.run.evaluate(None)).map_err(py_err)?;
-        let out = PyDict::new(py);
-        let latent = match evaluation {
-            Evaluation::Reconstruction { metrics, latent } => {
-                for (key, value) in metrics.fields() {
-                    out.set_item(key, value)?;
+        guarded(|| {
+            use cae::trained::Evaluation;
+            use cae::training::Metrics;
+            let evaluation = py.detach(|| self.run.evaluate(None)).map_err(py_err)?;
+            let out = PyDict::new(py);
+            let latent = match evaluation {
+                Evaluation::Reconstruction { metrics, latent } => {
+                    for (key, value) in metrics.fields() {
+                        out.set_item(key, value)?;
+                    }
+                    Some(latent)
                 }
-                Some(latent)
+                Evaluation::Classification { eval, latent } => {
+                    out.set_item("test_accuracy", eval.accuracy())?;
+                    out.set_item("per_class_accuracy", eval.per_class_accuracy())?;
+                    out.set_item("confusion", eval.confusion.clone())?;
+                    latent
+                }
+            };
+            if let Some(latent) = latent {
+                out.set_item("dead_units", latent.dead_units())?;
             }
-            Evaluation::Classification { eval, latent } => {
-                out.set_item("test_accuracy", eval.accuracy())?;
-                out.set_item("per_class_accuracy", eval.per_class_accuracy())?;
-                out.set_item("confusion", eval.confusion.clone())?;
-                latent
-            }
-        };
-        if let Some(latent) = latent {
-            out.set_item("dead_units", latent.dead_units())?;
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// The weights under the lecture's PyTorch names and layouts: {name: float32 ndarray}.
     fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let tensors = py
-            .detach(|| cae::weights::state_dict(&self.run))
-            .map_err(py_weights_err)?;
-        let out = PyDict::new(py);
-        for t in tensors {
-            out.set_item(&t.name, array(py, t.values, &t.shape)?)?;
-        }
-        Ok(out)
+        guarded(|| {
+            let tensors = py
+                .detach(|| cae::weights::state_dict(&self.run))
+                .map_err(py_weights_err)?;
+            let out = PyDict::new(py);
+            for t in tensors {
+                out.set_item(&t.name, array(py, t.values, &t.shape)?)?;
+            }
+            Ok(out)
+        })
     }
 
     /// Write the run's weights ("safetensors", "pytorch") or model ("onnx"; an autoencoder's
     /// `part`: "autoencoder", "encoder" or "decoder") to `path`.
     #[pyo3(signature = (path, format = "safetensors", part = "autoencoder"))]
     fn export(&self, py: Python<'_>, path: PathBuf, format: &str, part: &str) -> PyResult<()> {
-        let format = choice::<cae::weights::ExportFormat>("format", format)?;
-        let part = choice::<cae::weights::onnx::Part>("part", part)?;
-        py.detach(|| cae::weights::export(&self.run, format, part, &path, false))
-            .map_err(py_weights_err)
+        guarded(|| {
+            let format = choice::<cae::weights::ExportFormat>("format", format)?;
+            let part = choice::<cae::weights::onnx::Part>("part", part)?;
+            py.detach(|| cae::weights::export(&self.run, format, part, &path, false))
+                .map_err(py_weights_err)
+        })
     }
 
     /// A run pickles as its directory, weights and data root: opened again where it lands.
     fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let open = py.import("cae")?.getattr("open")?;
-        (
-            open,
-            (self.dir.clone(), self.weights.clone(), self.data.clone()),
-        )
-            .into_pyobject(py)
-            .map(Bound::into_any)
+        guarded(|| {
+            let open = py.import("cae")?.getattr("open")?;
+            (
+                open,
+                (self.dir.clone(), self.weights.clone(), self.data.clone()),
+            )
+                .into_pyobject(py)
+                .map(Bound::into_any)
+        })
     }
 
     fn __repr__(&self) -> String {
@@ -451,12 +499,14 @@ impl PyRun {
 #[pyfunction]
 #[pyo3(signature = (path, weights = "last", data = None))]
 fn open(py: Python<'_>, path: PathBuf, weights: &str, data: Option<PathBuf>) -> PyResult<PyRun> {
-    let which = choice::<Weights>("weights", weights)?;
-    let root = data_root(data.clone());
-    let run = py
-        .detach(|| Run::open(&path, which).map(|r| r.with_data_root(&root)))
-        .map_err(py_err)?;
-    Ok(PyRun::wrap(run, path, weights, data))
+    guarded(|| {
+        let which = choice::<Weights>("weights", weights)?;
+        let root = data_root(data.clone());
+        let run = py
+            .detach(|| Run::open(&path, which).map(|r| r.with_data_root(&root)))
+            .map_err(py_err)?;
+        Ok(PyRun::wrap(run, path, weights, data))
+    })
 }
 
 /// Reports training to a Python object (`epoch_start`, `step`, `epoch_end` methods), and stops
@@ -564,83 +614,89 @@ fn train(
     observer: Option<Py<PyAny>>,
     data: Option<PathBuf>,
 ) -> PyResult<PyRun> {
-    use cae::training::options::{AutoencoderOptions, ClassifierOptions, plan};
-    let plan_err = |e: TrainError| match e {
-        TrainError::Run(RunError::NotARun(_)) => PyFileNotFoundError::new_err(e.to_string()),
-        e => PyValueError::new_err(e.to_string()),
-    };
-    enum Planned {
-        Autoencoder(cae::training::AutoencoderTrainingConfig),
-        Classifier(cae::training::ClassifierTrainingConfig),
-    }
-    let (planned, path, mode) = match command {
-        "train-ae" => {
-            let options = options_from(&options, AutoencoderOptions::set)?;
-            let (c, path, mode) = plan(&options, &out, resume, force).map_err(plan_err)?;
-            (Planned::Autoencoder(c), path, mode)
-        }
-        "train-classifier" => {
-            let options = options_from(&options, ClassifierOptions::set)?;
-            let (c, path, mode) = plan(&options, &out, resume, force).map_err(plan_err)?;
-            (Planned::Classifier(c), path, mode)
-        }
-        _ => return Err(PyValueError::new_err(format!("no command {command:?}"))),
-    };
-    let observer = PyObserver {
-        target: observer,
-        error: Mutex::new(None),
-    };
-    let root = data_root(data.clone());
-    let trained = py.detach(|| -> Result<Run, Failure> {
-        let device = cae::default_device();
-        let options = FitOptions {
-            observer: &observer,
-            ..FitOptions::default()
+    guarded(|| {
+        use cae::training::options::{AutoencoderOptions, ClassifierOptions, plan};
+        let plan_err = |e: TrainError| match e {
+            TrainError::Run(RunError::NotARun(_)) => PyFileNotFoundError::new_err(e.to_string()),
+            e => PyValueError::new_err(e.to_string()),
         };
-        let run = match &planned {
-            Planned::Autoencoder(c) => Run::train(c, &root, &path, mode, &device, options),
-            Planned::Classifier(c) => Run::train(c, &root, &path, mode, &device, options),
+        enum Planned {
+            Autoencoder(cae::training::AutoencoderTrainingConfig),
+            Classifier(cae::training::ClassifierTrainingConfig),
+        }
+        let (planned, path, mode) = match command {
+            "train-ae" => {
+                let options = options_from(&options, AutoencoderOptions::set)?;
+                let (c, path, mode) = plan(&options, &out, resume, force).map_err(plan_err)?;
+                (Planned::Autoencoder(c), path, mode)
+            }
+            "train-classifier" => {
+                let options = options_from(&options, ClassifierOptions::set)?;
+                let (c, path, mode) = plan(&options, &out, resume, force).map_err(plan_err)?;
+                (Planned::Classifier(c), path, mode)
+            }
+            _ => return Err(PyValueError::new_err(format!("no command {command:?}"))),
         };
-        let run = run.map_err(Failure::Run)?;
-        cae::report::write_pictures(&run).map_err(|e| Failure::Pictures(e.to_string()))?;
-        Ok(run)
-    });
-    // A signal or the observer's own exception, first: training stopped for it.
-    if let Some(e) = observer.error.lock().unwrap().take() {
-        return Err(e);
-    }
-    let run = trained.map_err(|failure| match failure {
-        Failure::Run(e) => py_err(e),
-        Failure::Pictures(message) => CaeError::new_err(message),
-    })?;
-    let dir = run.path().to_path_buf();
-    Ok(PyRun::wrap(run, dir, "last", data))
+        let observer = PyObserver {
+            target: observer,
+            error: Mutex::new(None),
+        };
+        let root = data_root(data.clone());
+        let trained = py.detach(|| -> Result<Run, Failure> {
+            let device = cae::default_device();
+            let options = FitOptions {
+                observer: &observer,
+                ..FitOptions::default()
+            };
+            let run = match &planned {
+                Planned::Autoencoder(c) => Run::train(c, &root, &path, mode, &device, options),
+                Planned::Classifier(c) => Run::train(c, &root, &path, mode, &device, options),
+            };
+            let run = run.map_err(Failure::Run)?;
+            cae::report::write_pictures(&run).map_err(|e| Failure::Pictures(e.to_string()))?;
+            Ok(run)
+        });
+        // A signal or the observer's own exception, first: training stopped for it.
+        if let Some(e) = observer.error.lock().unwrap().take() {
+            return Err(e);
+        }
+        let run = trained.map_err(|failure| match failure {
+            Failure::Run(e) => py_err(e),
+            Failure::Pictures(message) => CaeError::new_err(message),
+        })?;
+        let dir = run.path().to_path_buf();
+        Ok(PyRun::wrap(run, dir, "last", data))
+    })
 }
 
 /// The keyword options of a training command (`train-ae` or `train-classifier`).
 #[pyfunction]
 fn options(command: &str) -> PyResult<Vec<&'static str>> {
-    use cae::training::options::{AutoencoderOptions, ClassifierOptions};
-    match command {
-        "train-ae" => Ok(AutoencoderOptions::NAMES.to_vec()),
-        "train-classifier" => Ok(ClassifierOptions::NAMES.to_vec()),
-        _ => Err(PyValueError::new_err(format!("no command {command:?}"))),
-    }
+    guarded(|| {
+        use cae::training::options::{AutoencoderOptions, ClassifierOptions};
+        match command {
+            "train-ae" => Ok(AutoencoderOptions::NAMES.to_vec()),
+            "train-classifier" => Ok(ClassifierOptions::NAMES.to_vec()),
+            _ => Err(PyValueError::new_err(format!("no command {command:?}"))),
+        }
+    })
 }
 
 /// Every image file below `folder` (hidden ones left out), sorted: the order of
 /// `cae encode --folder`.
 #[pyfunction]
 fn image_files(folder: PathBuf) -> PyResult<Vec<std::ffi::OsString>> {
-    // As str, not pathlib.Path: making 60 000 Path objects took a tenth of encoding them.
-    let files = cae::data::folder::image_files(&folder).map_err(|e| {
-        if folder.is_dir() {
-            PyValueError::new_err(e.to_string())
-        } else {
-            PyFileNotFoundError::new_err(e.to_string())
-        }
-    })?;
-    Ok(files.into_iter().map(PathBuf::into_os_string).collect())
+    guarded(|| {
+        // As str, not pathlib.Path: making 60 000 Path objects took a tenth of encoding them.
+        let files = cae::data::folder::image_files(&folder).map_err(|e| {
+            if folder.is_dir() {
+                PyValueError::new_err(e.to_string())
+            } else {
+                PyFileNotFoundError::new_err(e.to_string())
+            }
+        })?;
+        Ok(files.into_iter().map(PathBuf::into_os_string).collect())
+    })
 }
 
 /// A built-in dataset's split: images uint8 [N, 28, 28] and labels uint8 [N].
@@ -652,23 +708,25 @@ fn load_dataset<'py>(
     split: &str,
     data: Option<PathBuf>,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-    let kind = choice::<DatasetKind>("name", name)?;
-    let split = choice::<Split>("split", split)?;
-    let root = data_root(data);
-    let set = py
-        .detach(|| Dataset::load(&root, kind, split))
-        .map_err(|e| py_err(Error::Data(e)))?;
-    let [_, h, w] = set.shape.dims();
-    let mut pixels = Vec::with_capacity(set.len() * h * w);
-    for i in 0..set.len() {
-        pixels.extend_from_slice(set.image(i));
-    }
-    let n = set.len();
-    let images = PyArray1::from_vec(py, pixels)
-        .reshape([n, h, w])?
-        .into_any();
-    let labels = PyArray1::from_vec(py, set.labels.clone()).into_any();
-    Ok((images, labels))
+    guarded(|| {
+        let kind = choice::<DatasetKind>("name", name)?;
+        let split = choice::<Split>("split", split)?;
+        let root = data_root(data);
+        let set = py
+            .detach(|| Dataset::load(&root, kind, split))
+            .map_err(|e| py_err(Error::Data(e)))?;
+        let [_, h, w] = set.shape.dims();
+        let mut pixels = Vec::with_capacity(set.len() * h * w);
+        for i in 0..set.len() {
+            pixels.extend_from_slice(set.image(i));
+        }
+        let n = set.len();
+        let images = PyArray1::from_vec(py, pixels)
+            .reshape([n, h, w])?
+            .into_any();
+        let labels = PyArray1::from_vec(py, set.labels.clone()).into_any();
+        Ok((images, labels))
+    })
 }
 
 /// Make a run at `out` from a PyTorch (.pt) or safetensors state dict holding the lecture's
@@ -686,25 +744,27 @@ fn import_weights(
     force: bool,
     data: Option<PathBuf>,
 ) -> PyResult<PyRun> {
-    let model = choice::<cae::weights::ImportModel>("model", model)?;
-    let dataset = choice::<DatasetKind>("dataset", dataset)?;
-    let out = out.ok_or_else(|| PyValueError::new_err("out: the run directory to create"))?;
-    let mode = if force {
-        cae::training::RunMode::Overwrite
-    } else {
-        cae::training::RunMode::New
-    };
-    let root = data_root(data.clone());
-    if !Path::new(&file).exists() {
-        return Err(PyFileNotFoundError::new_err(format!(
-            "{}: no such file",
-            file.display()
-        )));
-    }
-    let imported = py
-        .detach(|| cae::weights::import(&file, model, encoder_only, dataset, &root, &out, mode))
-        .map_err(py_err)?;
-    Ok(PyRun::wrap(imported.run, out, "last", data))
+    guarded(|| {
+        let model = choice::<cae::weights::ImportModel>("model", model)?;
+        let dataset = choice::<DatasetKind>("dataset", dataset)?;
+        let out = out.ok_or_else(|| PyValueError::new_err("out: the run directory to create"))?;
+        let mode = if force {
+            cae::training::RunMode::Overwrite
+        } else {
+            cae::training::RunMode::New
+        };
+        let root = data_root(data.clone());
+        if !Path::new(&file).exists() {
+            return Err(PyFileNotFoundError::new_err(format!(
+                "{}: no such file",
+                file.display()
+            )));
+        }
+        let imported = py
+            .detach(|| cae::weights::import(&file, model, encoder_only, dataset, &root, &out, mode))
+            .map_err(py_err)?;
+        Ok(PyRun::wrap(imported.run, out, "last", data))
+    })
 }
 
 #[pymodule]
@@ -721,5 +781,6 @@ fn _cae(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(options, m)?)?;
     m.add_function(wrap_pyfunction!(image_files, m)?)?;
     m.add_function(wrap_pyfunction!(import_weights, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic, m)?)?;
     Ok(())
 }

@@ -254,6 +254,21 @@ def test_missing_files_and_damaged_runs(ae, tmp_path):
 # --- pickling, progress, Ctrl-C --------------------------------------------------------------
 
 
+def test_a_rust_panic_is_a_cae_error_with_its_message():
+    # A panic is a bug, but it must reach Python as an Exception a notebook catches, not as
+    # PyO3's PanicException (a BaseException).
+    from cae import _cae
+
+    with pytest.raises(cae.CaeError, match="internal error, a bug in cae.*the message"):
+        _cae._panic("the message")
+    try:
+        _cae._panic("again")
+    except Exception as e:  # noqa: BLE001 - what a notebook writes
+        assert type(e) is cae.CaeError
+    # And the module still works after it.
+    assert "train-ae" not in cae._cae.options("train-ae")
+
+
 def test_a_run_pickles_as_its_directory(ae, digits):
     images, _ = digits
     again = pickle.loads(pickle.dumps(ae))
