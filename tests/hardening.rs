@@ -180,3 +180,113 @@ fn a_run_killed_before_its_first_file_starts_again_and_resume_clears_stale_tempo
         .collect();
     assert!(ours.is_empty(), "{ours:?}");
 }
+
+/// A run directory is plain JSON that people edit. A `config.json` whose sizes no model can
+/// take, or that the weights do not fit, is refused by every command that opens the run,
+/// naming the file and what is wrong; none panics (exit code 101) and nothing is written.
+#[test]
+fn a_hand_edited_config_is_refused_by_name_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::subset_root(&dir.path().join("data"), 300, 100);
+    let ae = dir.path().join("ae");
+    common::succeed(
+        common::cae()
+            .args(["train-ae", "--quiet", "--epochs", "1", "--out"])
+            .arg(&ae)
+            .arg("--data")
+            .arg(&data),
+    );
+    let cnn = dir.path().join("cnn");
+    common::succeed(
+        common::cae()
+            .args(["train-classifier", "--quiet", "--epochs", "1", "--encoder"])
+            .arg(&ae)
+            .arg("--out")
+            .arg(&cnn)
+            .arg("--data")
+            .arg(&data),
+    );
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, &std::path::Path, Edit, &str); 7] = [
+        (
+            "width 0",
+            &ae,
+            |c| c["model"]["width"] = 0.into(),
+            "config.json: no model can be built",
+        ),
+        (
+            "2x2 images",
+            &ae,
+            |c| c["model"]["input"] = serde_json::json!({"channels": 1, "height": 2, "width": 2}),
+            "smaller than the model can take",
+        ),
+        (
+            "other convolutions",
+            &ae,
+            |c| c["model"]["conv_channels"] = serde_json::json!([16, 32, 48]),
+            "weights do not fit this model",
+        ),
+        (
+            "a string for a size",
+            &ae,
+            |c| c["model"]["latent"] = "ten".into(),
+            "config.json: invalid type",
+        ),
+        (
+            "a negative size",
+            &ae,
+            |c| c["model"]["width"] = (-3).into(),
+            "config.json: invalid value",
+        ),
+        (
+            "batch 0",
+            &ae,
+            |c| c["batch_size"] = 0.into(),
+            "--batch-size must be at least 1",
+        ),
+        (
+            "one class",
+            &cnn,
+            |c| c["classes"] = 1.into(),
+            "a classifier tells two or more apart",
+        ),
+    ];
+    for (what, run, edit, needle) in cases {
+        let config = run.join("config.json");
+        let original = std::fs::read(&config).unwrap();
+        let mut value: serde_json::Value = serde_json::from_slice(&original).unwrap();
+        edit(&mut value);
+        std::fs::write(&config, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+        let before: Vec<_> = std::fs::read_dir(run)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        for args in [&["eval"][..], &["reconstruct"], &["report"]] {
+            let out = common::cae()
+                .args(args)
+                .arg(run)
+                .arg("--data")
+                .arg(&data)
+                .output()
+                .unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{what}, cae {args:?}: {err}");
+            assert!(
+                err.contains(needle),
+                "{what}, cae {args:?}: expected {needle:?} in {err}"
+            );
+            assert!(!err.contains("panicked"), "{what}: {err}");
+        }
+        let after: Vec<_> = std::fs::read_dir(run)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(
+            before, after,
+            "{what}: a refused command wrote into the run"
+        );
+        std::fs::write(&config, original).unwrap();
+    }
+    // Put back, the runs open again.
+    common::succeed(common::cae().arg("eval").arg(&cnn).arg("--data").arg(&data));
+}

@@ -393,9 +393,54 @@ pub enum RunConfig {
 }
 
 impl RunConfig {
-    /// The config of the run in `run`.
+    /// The config of the run in `run`, checked: a `config.json` edited by hand is refused,
+    /// naming the file and what is wrong, before any model is built from it.
     pub fn read(run: &RunDir) -> Result<Self, RunError> {
-        run.read_json(crate::run::CONFIG_FILE)
+        let config: Self = run.read_json(crate::run::CONFIG_FILE)?;
+        config.check().map_err(|message| RunError::Corrupt {
+            path: run.file(crate::run::CONFIG_FILE),
+            message: format!("no model can be built from it: {message}"),
+        })?;
+        Ok(config)
+    }
+
+    /// Why this config cannot make its model or run its loop, if it cannot: the checks
+    /// training makes of flags, for a config read from a file.
+    pub fn check(&self) -> Result<(), String> {
+        let loop_check = |l: &LoopConfig| l.validate().map_err(|e| e.to_string());
+        let pixels = |shape: crate::data::ImageShape| {
+            if shape.channels == 0 || shape.height == 0 || shape.width == 0 {
+                Err(format!(
+                    "the images are {shape}: every size must be at least 1"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            RunConfig::Autoencoder(c) => {
+                pixels(c.model.input())?;
+                c.model.check()?;
+                loop_check(&c.training)
+            }
+            RunConfig::Classifier(c) => {
+                pixels(c.encoder.input())?;
+                c.encoder.check()?;
+                if c.num_classes() < 2 {
+                    return Err(format!(
+                        "classes is {}: a classifier tells two or more apart",
+                        c.num_classes()
+                    ));
+                }
+                if c.model == crate::model::classifier::ClassifierKind::PlainCnn {
+                    crate::model::classifier::PlainCnnConfig::new()
+                        .with_input(c.encoder.input())
+                        .feature_side()?;
+                }
+                c.augment.check()?;
+                loop_check(&c.training)
+            }
+        }
     }
 
     /// The run's images: a built-in dataset or a folder, with its pipeline.
