@@ -167,6 +167,19 @@ impl Run {
                 DataConfig::Folder(_) => Err(()),
             })
             .unwrap_or_default();
+        if let RunConfig::Classifier(c) = &config
+            && classes.len() != c.num_classes()
+        {
+            return Err(RunError::Corrupt {
+                path: run.file(crate::run::CLASSES_FILE),
+                message: format!(
+                    "{} class names for a model of {} classes (config.json)",
+                    classes.len(),
+                    c.num_classes()
+                ),
+            }
+            .into());
+        }
         Ok(Self {
             dir: run,
             weights,

@@ -287,6 +287,24 @@ fn a_hand_edited_config_is_refused_by_name_not_a_panic() {
         );
         std::fs::write(&config, original).unwrap();
     }
+    // Class names that do not match the classifier's outputs.
+    let classes = cnn.join("classes.json");
+    let original = std::fs::read(&classes).unwrap();
+    std::fs::write(&classes, r#"["a", "b", "c"]"#).unwrap();
+    let out = common::cae()
+        .arg("eval")
+        .arg(&cnn)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("classes.json: 3 class names for a model of 10 classes"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(&classes, original).unwrap();
     // Put back, the runs open again.
     common::succeed(common::cae().arg("eval").arg(&cnn).arg("--data").arg(&data));
 }

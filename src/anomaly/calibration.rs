@@ -91,13 +91,34 @@ impl Calibration {
     /// The calibration stored in the run `dir`, if it has one.
     pub fn read(dir: &Path) -> Result<Option<Self>, String> {
         let path = dir.join(CALIBRATION_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| format!("{}: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+        let found = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<Self>(&bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let calibration = found.map_err(|e| format!("{}: {e}", path.display()))?;
+        calibration
+            .check()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Some(calibration))
+    }
+
+    /// Why a calibration read from a file cannot be used, if it cannot: its map settings, a
+    /// threshold and a normalisation of finite numbers (a deviation above 0).
+    pub fn check(&self) -> Result<(), String> {
+        self.options.validate()?;
+        let finite = [
+            ("threshold", self.threshold),
+            ("good_mean", self.good_mean),
+            ("good_std", self.good_std),
+        ];
+        if let Some((field, value)) = finite.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(format!("{field} is {value}: a finite number"));
         }
+        if self.good_std <= 0.0 {
+            return Err(format!("good_std is {}: above 0", self.good_std));
+        }
+        Ok(())
     }
 
     /// Store it in the run `dir` (atomically); returns the file.
@@ -130,5 +151,35 @@ mod tests {
         assert_eq!(c.source, ThresholdSource::Quantile { quantile: 0.75 });
         assert_eq!(c.threshold, 3.0);
         assert!(Calibration::fit(&scores[4..], &defective[4..], options, 0.9).is_err());
+    }
+
+    /// A calibration edited by hand is checked when read: unusable numbers are refused by
+    /// field, with the file's name.
+    #[test]
+    fn a_calibration_file_with_unusable_numbers_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let good =
+            Calibration::fit(&[1.0, 2.0, 3.0], &[false; 3], MapOptions::default(), 0.5).unwrap();
+        good.write(dir.path()).unwrap();
+        assert_eq!(Calibration::read(dir.path()).unwrap(), Some(good));
+        // Each field replaced by the raw JSON text given.
+        let edits: [(&str, &str, &str); 5] = [
+            ("threshold", "1e999", "number out of range"),
+            ("good_std", "-1.0", "good_std is -1"),
+            ("good_std", "0.0", "good_std is 0"),
+            ("threshold", "\"high\"", "invalid type"),
+            ("good_mean", "null", "invalid type"),
+        ];
+        for (field, raw, needle) in edits {
+            let mut json = serde_json::to_value(good).unwrap();
+            json[field] = "@@".into();
+            let text = serde_json::to_string(&json).unwrap().replace("\"@@\"", raw);
+            std::fs::write(dir.path().join(CALIBRATION_FILE), text).unwrap();
+            let err = Calibration::read(dir.path()).unwrap_err();
+            assert!(
+                err.contains(needle) && err.contains(CALIBRATION_FILE),
+                "{field}={raw}: {err}"
+            );
+        }
     }
 }
