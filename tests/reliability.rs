@@ -244,3 +244,143 @@ fn weights_from_another_config_are_refused() {
         "is a classifier (cae train-classifier) run; cae reconstruct needs an autoencoder",
     );
 }
+
+/// SIGKILL at moments spread over `cae anomaly --calibrate --maps`: the run keeps its previous
+/// `calibration.json` or holds the new one, whole, never a partial file; and a run of the
+/// command to its end afterwards writes a complete output folder over what the killed ones
+/// left.
+#[test]
+fn kills_during_calibrate_and_maps_leave_whole_files() {
+    let dir = tempfile::tempdir().unwrap();
+    common::succeed(
+        common::cae()
+            .args([
+                "benchmark",
+                "defects",
+                "--generate-only",
+                "--categories",
+                "grid",
+                "--side",
+                "96",
+                "--train",
+                "16",
+                "--test-good",
+                "12",
+                "--test-defect",
+                "6",
+                "--out",
+            ])
+            .arg(dir.path()),
+    );
+    let category = dir.path().join("data").join("grid");
+    let run = dir.path().join("run");
+    common::succeed(
+        common::cae()
+            .args([
+                "train-ae",
+                "--quiet",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--images",
+            ])
+            .arg(&category)
+            .arg("--out")
+            .arg(&run),
+    );
+    let anomaly = |map: &str, maps: &Path| {
+        let mut cmd = common::cae();
+        cmd.arg("anomaly")
+            .arg(&run)
+            .arg("--images")
+            .arg(&category)
+            .args(["--map", map, "--calibrate", "--maps"])
+            .arg(maps)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd
+    };
+    // The previous calibration (l2), then how long a whole ssim calibration takes.
+    let maps = dir.path().join("maps");
+    assert!(anomaly("l2", &maps).status().unwrap().success());
+    let calibration = run.join("calibration.json");
+    let read = || -> serde_json::Value {
+        let text = std::fs::read_to_string(&calibration).expect("calibration.json is there");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("a partial file: {e}: {text}"))
+    };
+    assert_eq!(read()["options"]["map"], "l2");
+    let started = Instant::now();
+    assert!(
+        anomaly("ssim", &dir.path().join("timing"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let whole = started.elapsed();
+    std::fs::write(
+        &calibration,
+        serde_json::to_vec(&{
+            let mut v = read();
+            v["options"]["map"] = "l2".into();
+            v
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    // Kills at 8 moments spread over that time (an LCG's, seeded: the same every run).
+    let mut state = 12345u64;
+    let mut kills = 0;
+    for _ in 0..8 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let at = whole.mul_f64((state >> 11) as f64 / (1u64 << 53) as f64);
+        let _ = std::fs::remove_dir_all(&maps);
+        let mut child = anomaly("ssim", &maps).spawn().unwrap();
+        std::thread::sleep(at);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+        let map = read()["options"]["map"].clone();
+        assert!(
+            map == "l2" || map == "ssim",
+            "after a kill at {at:?}: {map}"
+        );
+    }
+    assert!(
+        kills >= 4,
+        "only {kills} of 8 runs were still running when killed"
+    );
+    // A run to its end writes the whole folder: every test image's overlay and map, the
+    // grid, the metrics, and the new calibration.
+    assert!(anomaly("ssim", &maps).status().unwrap().success());
+    assert_eq!(read()["options"]["map"], "ssim");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(maps.join("anomaly.json")).unwrap()).unwrap();
+    assert_eq!(json["images"], 12 + 4 * 6);
+    let count = |ext: &str| {
+        walk(&maps)
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .count()
+    };
+    assert_eq!(count("npy"), 12 + 4 * 6);
+    assert_eq!(count("png"), 12 + 4 * 6 + 1, "overlays and grid.png");
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
