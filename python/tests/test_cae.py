@@ -373,3 +373,52 @@ def test_a_dask_cluster_encodes_a_folder_as_cae_encode_does(ae, pngs, tmp_path, 
     assert len(set(workers.values())) == 2
     assert np.array_equal(codes, np.load(tmp_path / "z.npy"))
     assert np.array_equal(scores, np.load(tmp_path / "z.errors.npy"))
+
+
+def test_a_killed_worker_loses_nothing(ae, digits, tmp_path):
+    """A worker SIGKILLed while it holds partitions: Dask reschedules them on the others (and
+    the nanny's new worker), and the codes come back whole, in order, equal to one process's."""
+    import signal
+    import threading
+
+    import dask.distributed as distributed
+    from PIL import Image
+
+    import cae.dask
+
+    images, _ = digits
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(1500):
+        Image.fromarray(images[i]).save(folder / f"{i:04}.png")
+    files = cae.dask.image_files(folder)
+    expected = ae.encode(files)
+    cluster = distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+    )
+    with cluster, distributed.Client(cluster) as client:
+        pids = client.run(os.getpid)
+        out = {}
+
+        def encode():
+            out["result"] = cae.dask.encode_folder(ae, folder, client=client, partitions=30)
+
+        worker = threading.Thread(target=encode)
+        worker.start()
+        victim, deadline = None, time.time() + 120
+        while victim is None and time.time() < deadline:
+            busy = [w for w, keys in client.processing().items() if keys and w in pids]
+            if busy:
+                victim = busy[0]
+            else:
+                time.sleep(0.005)
+        assert victim is not None, "no worker took a partition"
+        os.kill(pids[victim], signal.SIGKILL)
+        worker.join(300)
+        assert not worker.is_alive(), "encode_folder did not finish after the kill"
+        survivors = client.run(os.getpid)
+    assert pids[victim] not in survivors.values(), "the worker was not killed"
+    codes, listed = out["result"]
+    assert listed == files
+    assert codes.shape == expected.shape
+    assert np.array_equal(codes, expected)
