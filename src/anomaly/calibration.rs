@@ -91,16 +91,20 @@ impl Calibration {
     /// The calibration stored in the run `dir`, if it has one.
     pub fn read(dir: &Path) -> Result<Option<Self>, String> {
         let path = dir.join(CALIBRATION_FILE);
-        let found = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<Self>(&bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
-        let calibration = found.map_err(|e| format!("{}: {e}", path.display()))?;
-        calibration
-            .check()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(Some(calibration))
+        match std::fs::read(&path) {
+            Ok(bytes) => Self::from_json(&bytes)
+                .map(Some)
+                .map_err(|e| format!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        }
+    }
+
+    /// A calibration from the bytes of its file, checked ([`check`](Self::check)).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        let calibration: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        calibration.check()?;
+        Ok(calibration)
     }
 
     /// Why a calibration read from a file cannot be used, if it cannot: its map settings, a
