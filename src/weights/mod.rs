@@ -75,7 +75,7 @@ pub fn export(
         )
         .into());
     }
-    use pytorch::{export_onnx, export_weights};
+    use pytorch::{StateFile, export_onnx, export_weights};
     let input = run.image_shape().dims();
     match (run.model(), format) {
         (Model::Int8(_), _) => {
@@ -97,16 +97,17 @@ pub fn export(
             let classes = run.classifier_config()?.num_classes();
             export_onnx(out, onnx::classifier(m, input, classes))?
         }
-        (model, ExportFormat::Safetensors | ExportFormat::Pytorch) => {
-            let file = match format {
-                ExportFormat::Pytorch => pytorch::StateFile::Pytorch,
-                _ => pytorch::StateFile::Safetensors,
-            };
-            match model {
-                Model::Autoencoder(m) => export_weights(m, &autoencoder_names(m), file, out)?,
-                Model::Classifier(m) => export_weights(m, &classifier_names(m), file, out)?,
-                Model::Int8(_) => unreachable!("refused above"),
-            }
+        (Model::Autoencoder(m), ExportFormat::Safetensors) => {
+            export_weights(m, &autoencoder_names(m), StateFile::Safetensors, out)?
+        }
+        (Model::Autoencoder(m), ExportFormat::Pytorch) => {
+            export_weights(m, &autoencoder_names(m), StateFile::Pytorch, out)?
+        }
+        (Model::Classifier(m), ExportFormat::Safetensors) => {
+            export_weights(m, &classifier_names(m), StateFile::Safetensors, out)?
+        }
+        (Model::Classifier(m), ExportFormat::Pytorch) => {
+            export_weights(m, &classifier_names(m), StateFile::Pytorch, out)?
         }
     }
     Ok(())
