@@ -1,5 +1,10 @@
 //! `cae lecture`, `cae train-ae`, `cae train-classifier`: flags into a config, then the one
 //! training lifecycle ([`crate::training::train`]).
+//!
+//! The `Args` structs declare the flags: their names, help, defaults and value checks. The
+//! values reach the library as the flags typed on the line ([`super::Given`]), read into the
+//! typed options of [`crate::training::options`] by name, as the Python package's keywords
+//! are; the options make the config (and, on `--resume`, are compared with the run's).
 
 use std::path::{Path, PathBuf};
 
