@@ -288,3 +288,26 @@ fn only_the_cli_uses_anyhow() {
     let found = outside_the_cli(&["anyhow"]);
     assert!(found.is_empty(), "anyhow outside the CLI: {found:?}");
 }
+
+/// Library code (outside the CLI and the tests) holds no bare `.unwrap()`: what can fail on
+/// what was read from a run directory, a folder or a request returns an error, and what
+/// cannot fail says why in its `expect` message. Test modules (after `#[cfg(test)]`) may
+/// unwrap.
+#[test]
+fn library_code_does_not_unwrap() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut found = Vec::new();
+    for file in files.iter().filter(|f| !f.starts_with(src.join("cli"))) {
+        let text = std::fs::read_to_string(file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            let line = line.split("//").next().unwrap_or("");
+            if line.contains(".unwrap()") || line.contains(".expect(\"\")") {
+                found.push(format!("{}:{}", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(found.is_empty(), "bare unwraps in library code: {found:?}");
+}

@@ -199,9 +199,15 @@ impl ConvAutoencoderConfig {
                 .init(device)
         });
         let (conv1, conv2, conv3) = (
-            convs.next().unwrap(),
-            convs.next().unwrap(),
-            convs.next().unwrap(),
+            convs
+                .next()
+                .expect("three or more convolutions (checked sizes)"),
+            convs
+                .next()
+                .expect("three or more convolutions (checked sizes)"),
+            convs
+                .next()
+                .expect("three or more convolutions (checked sizes)"),
         );
         let mut fc = LinearConfig::new(self.flat_features(), self.latent).init(device);
         if let Some(bias) = self.latent_bias_init {

@@ -121,7 +121,7 @@ pub fn list(dir: &Path) -> Result<Listing, FolderError> {
             classes.push(
                 class_dir
                     .file_name()
-                    .unwrap()
+                    .expect("a directory entry has a name")
                     .to_string_lossy()
                     .into_owned(),
             );

@@ -72,16 +72,17 @@ impl Plan {
             }
             Ok(listing.files)
         })?;
-        let [height, width] = match config.image_size {
-            Some(size) => size,
-            None if sizes.len() == 1 => {
-                let (w, h) = *sizes.keys().next().unwrap();
-                [h as usize, w as usize]
+        let mut found = sizes.iter();
+        let [height, width] = match (config.image_size, found.next(), found.next()) {
+            (Some(size), _, _) => size,
+            (None, Some((&(w, h), _)), None) => [h as usize, w as usize],
+            (None, None, _) => {
+                return Err(FolderError::Invalid(format!(
+                    "no readable image in {}",
+                    config.dir.display()
+                )));
             }
-            None => {
-                let mut it = sizes.iter();
-                let ((w1, h1), p1) = it.next().unwrap();
-                let ((w2, h2), p2) = it.next().unwrap();
+            (None, Some(((w1, h1), p1)), Some(((w2, h2), p2))) => {
                 return Err(FolderError::Invalid(format!(
                     "the images differ in size ({} is {w1}x{h1}, {} is {w2}x{h2}, {} sizes in all): \
                      pass --image-size HxW to resize them all",
