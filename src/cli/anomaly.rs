@@ -23,6 +23,7 @@ use crate::data::input::Images;
 use crate::data::{DatasetKind, NUM_CLASSES};
 use crate::loss::ReconstructionLoss;
 use crate::trained::Run;
+use crate::training::options::Options;
 use crate::training::{AutoencoderTrainingConfig, Experiment, FitOptions, LoopConfig};
 
 #[derive(Debug, Args)]

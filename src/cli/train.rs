@@ -22,7 +22,7 @@ use crate::run::{EpochRecord, RunDir};
 use crate::trained::{Run, Trainable};
 use crate::training::options::{
     AutoencoderKind, AutoencoderOptions, BiasInit, ClassifierOptions, DEFAULT_ENCODER, ImageSize,
-    OptionValue, plan,
+    OptionValue, Options, plan,
 };
 use crate::training::{
     AutoencoderTrainingConfig, ClassifierTrainingConfig, FitOptions, LrSchedule, RunMode,

@@ -4,9 +4,9 @@
 //! alike.
 //!
 //! An option left out is `None`. A new run's config is the defaults with the given options
-//! set ([`AutoencoderOptions::config`]); a resumed run keeps its own config, and each given
+//! set ([`Options::config`]); a resumed run keeps its own config, and each given
 //! option is compared, as a typed value, with the value the run's config has for it
-//! ([`AutoencoderOptions::of`]), so that a conflict is refused by name.
+//! ([`Options::of`]), so that a conflict is refused by name.
 
 use std::path::{Path, PathBuf};
 
@@ -209,11 +209,44 @@ crate::choice!(AutoencoderKind {
     Stacked => ("stacked", "Fully connected layers (--hidden)"),
 });
 
-/// An options struct: every field an `Option` of its value, named as the option is, with
-/// [`set`](AutoencoderOptions::set) by name, the list of names, and the names of the
-/// options given.
+/// An options struct: every field an `Option` of its value, named as the option is; the
+/// [`Shared`] options of both commands first (their images) and last (the epoch loop), its own
+/// between. With [`set`](AutoencoderOptions::set) by name, the list of names, and
+/// [`OptionSet`].
 macro_rules! options {
     ($(#[$meta:meta])* $name:ident { $($field:ident: $ty:ty,)+ }) => {
+        options!(@all $(#[$meta])* $name {
+            dataset: DatasetKind,
+            images: PathBuf,
+            image_size: Option<ImageSize>,
+            channels: Option<usize>,
+            val_split: f64,
+            cache: Option<PathBuf>,
+            strict: bool,
+            invert: bool,
+            $($field: $ty,)+
+            epochs: usize,
+            batch_size: usize,
+            lr: f64,
+            lr_schedule: LrSchedule,
+            seed: u64,
+            train_limit: Limit,
+            test_limit: Limit,
+        });
+
+        impl $name {
+            /// The options both commands have, as this one has them.
+            fn shared(&self) -> Shared {
+                shared_fields!(Shared, self.clone())
+            }
+
+            /// These options with the shared ones of `shared`.
+            fn with_shared(self, shared: Shared) -> Self {
+                shared_fields!(Self, shared, self)
+            }
+        }
+    };
+    (@all $(#[$meta:meta])* $name:ident { $($field:ident: $ty:ty,)+ }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Default, PartialEq)]
         pub struct $name {
@@ -234,15 +267,15 @@ macro_rules! options {
                 }
                 Ok(())
             }
+        }
 
-            /// The names of the options that are set.
-            pub fn given(&self) -> Vec<&'static str> {
+        impl OptionSet for $name {
+            fn given(&self) -> Vec<&'static str> {
                 let mut names = Vec::new();
                 $(if self.$field.is_some() { names.push(stringify!($field)); })+
                 names
             }
 
-            /// The option `name` as typed, where it is set.
             fn show(&self, name: &str) -> Option<String> {
                 match name {
                     $(stringify!($field) => self.$field.as_ref().map(OptionValue::show),)+
@@ -250,15 +283,55 @@ macro_rules! options {
                 }
             }
 
-            /// Whether the option `name` has the same value in both.
             fn same(&self, other: &Self, name: &str) -> bool {
                 match name {
                     $(stringify!($field) => self.$field == other.$field,)+
                     _ => false,
                 }
             }
+
+            fn epochs(&self) -> Option<usize> {
+                self.epochs
+            }
         }
     };
+}
+
+/// A struct of the shared options' fields: `$ty { field: $from.field, … }`, the rest from
+/// `$rest` when given.
+macro_rules! shared_fields {
+    ($ty:ident, $from:expr $(, $rest:expr)?) => {{
+        let from = $from;
+        $ty {
+            dataset: from.dataset,
+            images: from.images,
+            image_size: from.image_size,
+            channels: from.channels,
+            val_split: from.val_split,
+            cache: from.cache,
+            strict: from.strict,
+            invert: from.invert,
+            epochs: from.epochs,
+            batch_size: from.batch_size,
+            lr: from.lr,
+            lr_schedule: from.lr_schedule,
+            seed: from.seed,
+            train_limit: from.train_limit,
+            test_limit: from.test_limit,
+            $(..$rest)?
+        }
+    }};
+}
+
+/// What every options struct can say of itself, for [`plan`].
+pub trait OptionSet {
+    /// The names of the options that are set.
+    fn given(&self) -> Vec<&'static str>;
+    /// The option `name` as typed, where it is set.
+    fn show(&self, name: &str) -> Option<String>;
+    /// Whether the option `name` has the same value in both.
+    fn same(&self, other: &Self, name: &str) -> bool;
+    fn epochs(&self) -> Option<usize>;
 }
 
 /// `--flag-name` for the option `name`.
@@ -269,14 +342,6 @@ fn flag(name: &str) -> String {
 options! {
     /// The options of `cae train-ae`.
     AutoencoderOptions {
-        dataset: DatasetKind,
-        images: PathBuf,
-        image_size: Option<ImageSize>,
-        channels: Option<usize>,
-        val_split: f64,
-        cache: Option<PathBuf>,
-        strict: bool,
-        invert: bool,
         loss: ReconstructionLoss,
         ssim_weight: f64,
         patch: Option<usize>,
@@ -292,27 +357,12 @@ options! {
         latent_bias_init: BiasInit,
         variational: bool,
         beta: Option<f64>,
-        epochs: usize,
-        batch_size: usize,
-        lr: f64,
-        lr_schedule: LrSchedule,
-        seed: u64,
-        train_limit: Limit,
-        test_limit: Limit,
     }
 }
 
 options! {
     /// The options of `cae train-classifier`.
     ClassifierOptions {
-        dataset: DatasetKind,
-        images: PathBuf,
-        image_size: Option<ImageSize>,
-        channels: Option<usize>,
-        val_split: f64,
-        cache: Option<PathBuf>,
-        strict: bool,
-        invert: bool,
         model: ClassifierKind,
         encoder: EncoderRun,
         freeze_encoder: bool,
@@ -322,13 +372,6 @@ options! {
         augment_scale: f32,
         augment_stroke: u32,
         augment_blur: f32,
-        epochs: usize,
-        batch_size: usize,
-        lr: f64,
-        lr_schedule: LrSchedule,
-        seed: u64,
-        train_limit: Limit,
-        test_limit: Limit,
     }
 }
 
@@ -336,21 +379,55 @@ options! {
 /// (`--epochs` may raise its plan, which the training loop checks).
 pub const RESUME_FREE: &[&str] = &["epochs"];
 
-/// The data options of both commands, as fields of one struct.
-struct DataOptions<'a> {
-    dataset: &'a Option<DatasetKind>,
-    images: &'a Option<PathBuf>,
-    image_size: &'a Option<Option<ImageSize>>,
-    channels: &'a Option<Option<usize>>,
-    val_split: &'a Option<f64>,
-    cache: &'a Option<Option<PathBuf>>,
-    strict: &'a Option<bool>,
-    invert: &'a Option<bool>,
+/// The options both commands have: which images, and the epoch loop.
+#[derive(Debug, Clone, Default)]
+struct Shared {
+    dataset: Option<DatasetKind>,
+    images: Option<PathBuf>,
+    image_size: Option<Option<ImageSize>>,
+    channels: Option<Option<usize>>,
+    val_split: Option<f64>,
+    cache: Option<Option<PathBuf>>,
+    strict: Option<bool>,
+    invert: Option<bool>,
+    epochs: Option<usize>,
+    batch_size: Option<usize>,
+    lr: Option<f64>,
+    lr_schedule: Option<LrSchedule>,
+    seed: Option<u64>,
+    train_limit: Option<Limit>,
+    test_limit: Option<Limit>,
 }
 
-impl DataOptions<'_> {
-    fn config(&self) -> Result<DataConfig, TrainError> {
-        let Some(dir) = self.images else {
+impl Shared {
+    /// As a run's images and loop have them (the folder's options only for a folder run).
+    fn of(data: &DataConfig, l: &LoopConfig) -> Self {
+        let folder = data.folder();
+        Shared {
+            dataset: match data {
+                DataConfig::Builtin(kind) => Some(*kind),
+                DataConfig::Folder(_) => None,
+            },
+            images: folder.map(|f| f.dir.clone()),
+            image_size: folder.map(|f| f.image_size.map(ImageSize)),
+            channels: folder.map(|f| f.channels),
+            val_split: folder.map(|f| f.val_split),
+            cache: folder.map(|f| f.cache.clone()),
+            strict: folder.map(|f| f.strict),
+            invert: folder.map(|f| f.invert),
+            epochs: Some(l.epochs),
+            batch_size: Some(l.batch_size),
+            lr: Some(l.learning_rate),
+            lr_schedule: Some(l.lr_schedule),
+            seed: Some(l.seed),
+            train_limit: Some(Limit(l.train_limit)),
+            test_limit: Some(Limit(l.test_limit)),
+        }
+    }
+
+    /// Which images, from the options given.
+    fn data(&self) -> Result<DataConfig, TrainError> {
+        let Some(dir) = &self.images else {
             let folder_only = [
                 ("image_size", self.image_size.is_some()),
                 ("channels", self.channels.is_some()),
@@ -377,49 +454,33 @@ impl DataOptions<'_> {
             ..default
         }))
     }
-}
 
-/// The data options as `config` has them (the folder's only for a folder run).
-macro_rules! data_of {
-    ($data:expr) => {{
-        let data: &DataConfig = $data;
-        let folder = data.folder();
-        (
-            match data {
-                DataConfig::Builtin(kind) => Some(*kind),
-                DataConfig::Folder(_) => None,
-            },
-            folder.map(|f| f.dir.clone()),
-            folder.map(|f| f.image_size.map(ImageSize)),
-            folder.map(|f| f.channels),
-            folder.map(|f| f.val_split),
-            folder.map(|f| f.cache.clone()),
-            folder.map(|f| f.strict),
-            folder.map(|f| f.invert),
-        )
-    }};
+    /// The epoch loop's settings from the options given; a batch of `default_batch` when none
+    /// is. Without `epochs`, 5 (a resumed run keeps its own plan: see [`plan`]).
+    fn looping(&self, default_batch: usize) -> LoopConfig {
+        LoopConfig {
+            learning_rate: self.lr.unwrap_or(1e-3),
+            lr_schedule: self.lr_schedule.unwrap_or_default(),
+            seed: self.seed.unwrap_or(0),
+            train_limit: self.train_limit.and_then(|l| l.0),
+            test_limit: self.test_limit.and_then(|l| l.0),
+            ..LoopConfig::new(
+                self.epochs.unwrap_or(5),
+                self.batch_size.unwrap_or(default_batch),
+            )
+        }
+    }
 }
 
 fn invalid(message: String) -> TrainError {
     TrainError::Invalid(message)
 }
 
-impl AutoencoderOptions {
-    fn data(&self) -> DataOptions<'_> {
-        DataOptions {
-            dataset: &self.dataset,
-            images: &self.images,
-            image_size: &self.image_size,
-            channels: &self.channels,
-            val_split: &self.val_split,
-            cache: &self.cache,
-            strict: &self.strict,
-            invert: &self.invert,
-        }
-    }
+impl Options for AutoencoderOptions {
+    type Config = AutoencoderTrainingConfig;
 
     /// The config of a new run: the defaults, with the given options set.
-    pub fn config(&self) -> Result<AutoencoderTrainingConfig, TrainError> {
+    fn config(&self) -> Result<AutoencoderTrainingConfig, TrainError> {
         let kind = self.model.unwrap_or(AutoencoderKind::Conv);
         let latent = self.latent.unwrap_or(10);
         let activation = self.latent_activation.unwrap_or(LatentActivation::Relu);
@@ -469,7 +530,7 @@ impl AutoencoderOptions {
         }
         Ok(AutoencoderTrainingConfig {
             model,
-            data: self.data().config()?,
+            data: self.shared().data()?,
             loss: self.loss.unwrap_or(ReconstructionLoss::Bce),
             ssim_weight: self.ssim_weight.unwrap_or(crate::loss::DEFAULT_SSIM_WEIGHT),
             patches: self.patch.flatten().map(|size| Patches {
@@ -478,43 +539,22 @@ impl AutoencoderOptions {
             }),
             noise: self.noise.flatten(),
             normal_class: self.normal_class.flatten(),
-            training: loop_config(
-                (self.epochs, self.batch_size, self.lr, self.lr_schedule),
-                (self.seed, self.train_limit, self.test_limit),
-                64,
-            ),
+            training: self.shared().looping(64),
         })
     }
 
     /// Every option as `config` has it; those that do not apply to it are `None`.
-    pub fn of(config: &AutoencoderTrainingConfig) -> Self {
-        let (dataset, images, image_size, channels, val_split, cache, strict, invert) =
-            data_of!(&config.data);
-        let t = &config.training;
+    fn of(config: &AutoencoderTrainingConfig) -> Self {
         let mut o = AutoencoderOptions {
-            dataset,
-            images,
-            image_size,
-            channels,
-            val_split,
-            cache,
-            strict,
-            invert,
             loss: Some(config.loss),
             ssim_weight: Some(config.ssim_weight),
             patch: Some(config.patches.map(|p| p.size)),
             patches_per_image: config.patches.map(|p| p.per_image),
             noise: Some(config.noise),
             normal_class: Some(config.normal_class),
-            epochs: Some(t.epochs),
-            batch_size: Some(t.batch_size),
-            lr: Some(t.learning_rate),
-            lr_schedule: Some(t.lr_schedule),
-            seed: Some(t.seed),
-            train_limit: Some(Limit(t.train_limit)),
-            test_limit: Some(Limit(t.test_limit)),
             ..Self::default()
-        };
+        }
+        .with_shared(Shared::of(&config.data, &config.training));
         match &config.model {
             AutoencoderModelConfig::Conv(m) => {
                 o.model = Some(AutoencoderKind::Conv);
@@ -538,24 +578,13 @@ impl AutoencoderOptions {
     }
 }
 
-impl ClassifierOptions {
-    fn data(&self) -> DataOptions<'_> {
-        DataOptions {
-            dataset: &self.dataset,
-            images: &self.images,
-            image_size: &self.image_size,
-            channels: &self.channels,
-            val_split: &self.val_split,
-            cache: &self.cache,
-            strict: &self.strict,
-            invert: &self.invert,
-        }
-    }
+impl Options for ClassifierOptions {
+    type Config = ClassifierTrainingConfig;
 
     /// The config of a new run: the lecture's recipe, with the given options set. The AutoCNN
     /// starts from the encoder of `encoder` (an autoencoder run), unless it fine-tunes a
     /// classifier (`init_from`), which brings its own model.
-    pub fn config(&self) -> Result<ClassifierTrainingConfig, TrainError> {
+    fn config(&self) -> Result<ClassifierTrainingConfig, TrainError> {
         if self.init_from.is_some() && self.model.is_some() {
             return Err(invalid(
                 "--init-from takes the model of the run it starts from: leave out --model".into(),
@@ -574,7 +603,7 @@ impl ClassifierOptions {
         Ok(ClassifierTrainingConfig {
             model,
             freeze_encoder: self.freeze_encoder.unwrap_or(false),
-            data: self.data().config()?,
+            data: self.shared().data()?,
             augment: Augment {
                 shift: self.augment_shift.unwrap_or(defaults.shift),
                 rotate: self.augment_rotate.unwrap_or(defaults.rotate),
@@ -582,30 +611,16 @@ impl ClassifierOptions {
                 stroke: self.augment_stroke.unwrap_or(defaults.stroke),
                 blur: self.augment_blur.unwrap_or(defaults.blur),
             },
-            training: loop_config(
-                (self.epochs, self.batch_size, self.lr, self.lr_schedule),
-                (self.seed, self.train_limit, self.test_limit),
-                50,
-            ),
+            training: self.shared().looping(50),
             init_from: self.init_from.clone().flatten(),
             ..ClassifierTrainingConfig::lecture(encoder_from)
         })
     }
 
     /// Every option as `config` has it; those that do not apply to it are `None`.
-    pub fn of(config: &ClassifierTrainingConfig) -> Self {
-        let (dataset, images, image_size, channels, val_split, cache, strict, invert) =
-            data_of!(&config.data);
-        let (t, a) = (&config.training, &config.augment);
+    fn of(config: &ClassifierTrainingConfig) -> Self {
+        let a = &config.augment;
         ClassifierOptions {
-            dataset,
-            images,
-            image_size,
-            channels,
-            val_split,
-            cache,
-            strict,
-            invert,
             model: Some(config.model),
             encoder: Some(EncoderRun(config.encoder_from.clone())),
             freeze_encoder: Some(config.freeze_encoder),
@@ -615,77 +630,21 @@ impl ClassifierOptions {
             augment_scale: Some(a.scale),
             augment_stroke: Some(a.stroke),
             augment_blur: Some(a.blur),
-            epochs: Some(t.epochs),
-            batch_size: Some(t.batch_size),
-            lr: Some(t.learning_rate),
-            lr_schedule: Some(t.lr_schedule),
-            seed: Some(t.seed),
-            train_limit: Some(Limit(t.train_limit)),
-            test_limit: Some(Limit(t.test_limit)),
+            ..Self::default()
         }
+        .with_shared(Shared::of(&config.data, &config.training))
     }
 }
 
-/// The epoch loop's settings from the options given; a batch of `default_batch` when none
-/// is. Without `epochs`, 5 (a resumed run keeps its own plan: see [`plan`]).
-fn loop_config(
-    (epochs, batch, lr, schedule): (
-        Option<usize>,
-        Option<usize>,
-        Option<f64>,
-        Option<LrSchedule>,
-    ),
-    (seed, train_limit, test_limit): (Option<u64>, Option<Limit>, Option<Limit>),
-    default_batch: usize,
-) -> LoopConfig {
-    LoopConfig {
-        learning_rate: lr.unwrap_or(1e-3),
-        lr_schedule: schedule.unwrap_or_default(),
-        seed: seed.unwrap_or(0),
-        train_limit: train_limit.and_then(|l| l.0),
-        test_limit: test_limit.and_then(|l| l.0),
-        ..LoopConfig::new(epochs.unwrap_or(5), batch.unwrap_or(default_batch))
-    }
-}
-
-/// The options of a training command, as [`plan`] takes them.
-pub trait Options: Sized {
+/// The options of a training command, as [`plan`] takes them: what makes a new run's config,
+/// and the options a run's config has.
+pub trait Options: OptionSet + Sized {
     type Config: Experiment;
+    /// The config of a new run: the defaults, with the given options set.
     fn config(&self) -> Result<Self::Config, TrainError>;
+    /// Every option as `config` has it; those that do not apply to it are `None`.
     fn of(config: &Self::Config) -> Self;
-    fn given(&self) -> Vec<&'static str>;
-    fn show(&self, name: &str) -> Option<String>;
-    fn same(&self, other: &Self, name: &str) -> bool;
-    fn epochs(&self) -> Option<usize>;
 }
-
-macro_rules! options_impl {
-    ($options:ty, $config:ty) => {
-        impl Options for $options {
-            type Config = $config;
-            fn config(&self) -> Result<$config, TrainError> {
-                <$options>::config(self)
-            }
-            fn of(config: &$config) -> Self {
-                <$options>::of(config)
-            }
-            fn given(&self) -> Vec<&'static str> {
-                <$options>::given(self)
-            }
-            fn show(&self, name: &str) -> Option<String> {
-                <$options>::show(self, name)
-            }
-            fn same(&self, other: &Self, name: &str) -> bool {
-                <$options>::same(self, other, name)
-            }
-            fn epochs(&self) -> Option<usize> {
-                self.epochs
-            }
-        }
-    };
-}
-options_impl!(AutoencoderOptions, AutoencoderTrainingConfig);
-options_impl!(ClassifierOptions, ClassifierTrainingConfig);
 
 /// What to train, where, and how: the config (checked, on resume, against the run's own),
 /// the run directory and the mode. `resume` continues the run at `out` with its own config,
