@@ -88,23 +88,21 @@ pub fn probe(path: &Path) -> Result<(u32, u32, bool), String> {
 
 /// Encode as PNG and write atomically.
 pub fn save_png(img: &image::DynamicImage, path: &Path) -> std::io::Result<()> {
-    let mut bytes = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )
-    .map_err(std::io::Error::other)?;
-    crate::support::atomic::write(path, &bytes)
+    write_png(path, |out| img.write_to(out, image::ImageFormat::Png))
 }
 
 /// Encode an RGB image as PNG and write atomically.
 pub fn save_rgb_png(img: &image::RgbImage, path: &Path) -> std::io::Result<()> {
+    write_png(path, |out| img.write_to(out, image::ImageFormat::Png))
+}
+
+/// The bytes `encode` writes, written to `path` atomically.
+fn write_png(
+    path: &Path,
+    encode: impl FnOnce(&mut std::io::Cursor<&mut Vec<u8>>) -> image::ImageResult<()>,
+) -> std::io::Result<()> {
     let mut bytes = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )
-    .map_err(std::io::Error::other)?;
+    encode(&mut std::io::Cursor::new(&mut bytes)).map_err(std::io::Error::other)?;
     crate::support::atomic::write(path, &bytes)
 }
 
