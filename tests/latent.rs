@@ -397,27 +397,7 @@ fn a_variational_autoencoder_pays_for_its_kl_and_generates_from_its_prior() {
 /// A generated category `kind` (48-pixel images: 40 to learn from, 6 good and 3 of each
 /// defect kind to test) under `dir/data/<kind>`.
 fn category(dir: &Path, kind: &str) -> PathBuf {
-    common::succeed(
-        common::cae()
-            .args([
-                "benchmark",
-                "defects",
-                "--generate-only",
-                "--categories",
-                kind,
-                "--side",
-                "48",
-                "--train",
-                "40",
-                "--test-good",
-                "6",
-                "--test-defect",
-                "3",
-                "--out",
-            ])
-            .arg(dir),
-    );
-    dir.join("data").join(kind)
+    common::generated_category(dir, kind, 48, 40, 6, 3)
 }
 
 /// `cae train-ae --images CATEGORY` for `epochs` of 5 steps.

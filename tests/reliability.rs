@@ -252,27 +252,7 @@ fn weights_from_another_config_are_refused() {
 #[test]
 fn kills_during_calibrate_and_maps_leave_whole_files() {
     let dir = tempfile::tempdir().unwrap();
-    common::succeed(
-        common::cae()
-            .args([
-                "benchmark",
-                "defects",
-                "--generate-only",
-                "--categories",
-                "grid",
-                "--side",
-                "96",
-                "--train",
-                "16",
-                "--test-good",
-                "12",
-                "--test-defect",
-                "6",
-                "--out",
-            ])
-            .arg(dir.path()),
-    );
-    let category = dir.path().join("data").join("grid");
+    let category = common::generated_category(dir.path(), "grid", 96, 16, 12, 6);
     let run = dir.path().join("run");
     common::succeed(
         common::cae()
