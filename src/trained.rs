@@ -14,13 +14,15 @@ use crate::data::input::{ImageSet, Images, Input};
 use crate::data::{DataConfig, DataError, Dataset, ImageShape, Source, Split};
 use crate::evaluation::{ClassifierEval, LatentStats, evaluate_classifier, reconstruction_metrics};
 use crate::model::classifier::{AnyClassifier, Classifier};
+use crate::model::draem::Draem;
 use crate::model::int8::{Int8Model, deserialize, float_layers};
 use crate::model::{AnyAutoencoder, Autoencoder};
 use crate::run::{EpochRecord, INT8_FILE, RunDir, RunError, Weights};
 use crate::support::observe::{Observer, Silent};
 use crate::training::{
-    AutoencoderTrainingConfig, ClassificationMetrics, ClassifierTrainingConfig, Experiment,
-    FitOptions, Patches, ReconstructionMetrics, RunConfig, RunMode, TrainError, Trained,
+    AutoencoderTrainingConfig, ClassificationMetrics, ClassifierTrainingConfig,
+    DraemTrainingConfig, Experiment, FitOptions, InspectorMetrics, Patches, ReconstructionMetrics,
+    RunConfig, RunMode, TrainError, Trained,
 };
 
 /// Why a run could not be opened or used.
@@ -52,11 +54,13 @@ const INT8: &str = "an int8 classifier (cae quantize)";
 pub enum RunKind {
     Autoencoder,
     Classifier,
+    Inspector,
 }
 
 crate::choice!(RunKind {
     Autoencoder => ("autoencoder", "An autoencoder (cae train-ae): encodes, decodes, reconstructs"),
     Classifier => ("classifier", "A classifier (cae train-classifier): predicts classes"),
+    Inspector => ("inspector", "A defect inspector (cae train-ae --model draem): anomaly maps"),
 });
 
 /// Where a run's weights came from.
@@ -81,6 +85,7 @@ pub enum Model {
     Autoencoder(AnyAutoencoder),
     Classifier(AnyClassifier),
     Int8(Box<Int8Run>),
+    Draem(Box<Draem>),
 }
 
 /// What [`Run::evaluate`] found.
@@ -110,6 +115,12 @@ impl Trainable for AutoencoderTrainingConfig {
 impl Trainable for ClassifierTrainingConfig {
     fn model(model: AnyClassifier) -> Model {
         Model::Classifier(model)
+    }
+}
+
+impl Trainable for DraemTrainingConfig {
+    fn model(model: Draem) -> Model {
+        Model::Draem(Box::new(model))
     }
 }
 
@@ -152,6 +163,9 @@ impl Run {
                 }
                 RunConfig::Classifier(c) => {
                     Model::Classifier(run.load_module(weights.file(), c.init(device))?)
+                }
+                RunConfig::Draem(c) => {
+                    Model::Draem(Box::new(run.load_module(weights.file(), c.init(device))?))
                 }
             };
             let origin = match state.epoch {
@@ -215,7 +229,7 @@ impl Run {
         let config = config.into_run_config();
         let patches = match &config {
             RunConfig::Autoencoder(c) => c.patches,
-            RunConfig::Classifier(_) => None,
+            _ => None,
         };
         Ok(Self {
             dir: run,
@@ -271,6 +285,7 @@ impl Run {
         match self.config {
             RunConfig::Autoencoder(_) => RunKind::Autoencoder,
             RunConfig::Classifier(_) => RunKind::Classifier,
+            RunConfig::Draem(_) => RunKind::Inspector,
         }
     }
 
@@ -293,6 +308,7 @@ impl Run {
         match &self.config {
             RunConfig::Autoencoder(c) => c.model.input(),
             RunConfig::Classifier(c) => c.encoder.input(),
+            RunConfig::Draem(c) => c.input,
         }
     }
 
@@ -305,6 +321,7 @@ impl Run {
                 self.float_classifier()?.encoder()?;
                 Some(c.encoder.latent)
             }
+            RunConfig::Draem(_) => None,
         }
     }
 
@@ -312,9 +329,7 @@ impl Run {
     pub fn autoencoder_config(&self) -> Result<&AutoencoderTrainingConfig, Error> {
         match &self.config {
             RunConfig::Autoencoder(c) => Ok(c),
-            RunConfig::Classifier(_) => {
-                Err(self.kind_error("this", AutoencoderTrainingConfig::KIND))
-            }
+            _ => Err(self.kind_error("this", AutoencoderTrainingConfig::KIND)),
         }
     }
 
@@ -322,9 +337,7 @@ impl Run {
     pub fn classifier_config(&self) -> Result<&ClassifierTrainingConfig, Error> {
         match &self.config {
             RunConfig::Classifier(c) => Ok(c),
-            RunConfig::Autoencoder(_) => {
-                Err(self.kind_error("this", ClassifierTrainingConfig::KIND))
-            }
+            _ => Err(self.kind_error("this", ClassifierTrainingConfig::KIND)),
         }
     }
 
@@ -336,6 +349,7 @@ impl Run {
                 (_, Origin::Int8) => INT8,
                 (RunConfig::Autoencoder(_), _) => AutoencoderTrainingConfig::KIND,
                 (RunConfig::Classifier(_), _) => ClassifierTrainingConfig::KIND,
+                (RunConfig::Draem(_), _) => DraemTrainingConfig::KIND,
             },
             what,
             needs,
@@ -355,7 +369,15 @@ impl Run {
         match &self.model {
             Model::Classifier(m) => Ok(m),
             Model::Int8(m) => Ok(&m.model),
-            Model::Autoencoder(_) => Err(self.kind_error(what, ClassifierTrainingConfig::KIND)),
+            _ => Err(self.kind_error(what, ClassifierTrainingConfig::KIND)),
+        }
+    }
+
+    /// The inspector, for what needs one.
+    pub fn inspector(&self, what: &'static str) -> Result<&Draem, Error> {
+        match &self.model {
+            Model::Draem(m) => Ok(m),
+            _ => Err(self.kind_error(what, DraemTrainingConfig::KIND)),
         }
     }
 
@@ -378,7 +400,7 @@ impl Run {
                 Some(e) => Enc::Cnn(e),
                 None => return Err(self.kind_error(what, "an autoencoder or an AutoCNN")),
             },
-            Model::Int8(_) => {
+            Model::Int8(_) | Model::Draem(_) => {
                 return Err(self.kind_error(what, "an autoencoder or a float AutoCNN"));
             }
         };
@@ -394,6 +416,10 @@ impl Run {
     }
 
     pub fn classifier_records(&self) -> Result<Vec<EpochRecord<ClassificationMetrics>>, Error> {
+        Ok(self.dir.metrics()?)
+    }
+
+    pub fn inspector_records(&self) -> Result<Vec<EpochRecord<InspectorMetrics>>, Error> {
         Ok(self.dir.metrics()?)
     }
 
@@ -603,6 +629,13 @@ impl Run {
                 eval: evaluate_classifier(&m.model, images, device),
                 latent: None,
             },
+            Model::Draem(_) => {
+                return Err(self.kind_error(
+                    "evaluation",
+                    "an autoencoder or a classifier (an inspector is measured by `cae anomaly \
+                     RUN --images CATEGORY`)",
+                ));
+            }
         })
     }
 }

@@ -206,9 +206,14 @@ fn inspection_files_carry_the_threshold_and_compute_caes_maps() {
         };
         let calibration =
             Calibration::fit(&[0.1, 0.2, 0.9], &[false, false, true], options, 0.9).unwrap();
-        let bytes =
-            cae::weights::onnx::inspector(&model, shape.dims(), &options, Some(&calibration), true)
-                .unwrap();
+        let bytes = cae::weights::onnx::autoencoder_inspector(
+            &model,
+            shape.dims(),
+            &options,
+            Some(&calibration),
+            true,
+        )
+        .unwrap();
         let proto = cae::weights::onnx::proto::ModelProto::decode(bytes.as_slice()).unwrap();
         let meta: std::collections::BTreeMap<_, _> = proto
             .metadata_props
@@ -246,6 +251,53 @@ fn inspection_files_carry_the_threshold_and_compute_caes_maps() {
         map: cae::anomaly::maps::MapKind::Ssim,
         ..MapOptions::default()
     };
-    let err = cae::weights::onnx::inspector(&model, shape.dims(), &ssim, None, true).unwrap_err();
+    let err = cae::weights::onnx::autoencoder_inspector(&model, shape.dims(), &ssim, None, true)
+        .unwrap_err();
     assert!(err.contains("ssim map is not exported"), "{err}");
+}
+
+/// The inspector's ONNX file takes an image whole (its networks are fully convolutional) and
+/// gives cae's reconstruction, segmentation map (smoothed) and score, within 1e-4.
+#[test]
+fn the_inspectors_onnx_file_computes_caes_maps_and_scores() {
+    use cae::anomaly::maps::{MapKind, MapOptions, smooth};
+    use cae::model::draem::DraemConfig;
+    let (c, h, w) = (3, 32, 24);
+    let config = DraemConfig::new(c).with_width(4).with_depth(2);
+    let device = Device::flex();
+    let model = cae::training::seeded(&device, 5, |d| config.init(d));
+    let n = 2;
+    let input: Vec<f32> = (0..n * c * h * w)
+        .map(|i| ((i * 7919) % 255) as f32 / 255.0)
+        .collect();
+    let dims = [n, c, h, w];
+    let x =
+        burn::Tensor::<4>::from_data(burn::tensor::TensorData::new(input.clone(), dims), &device);
+    let out = model.forward(x.clone());
+    let reconstruction = values(out.reconstruction);
+    let raw = values(model.anomaly_map(x));
+    let options = MapOptions {
+        map: MapKind::Segmentation,
+        smooth: 2.0,
+        ..MapOptions::default()
+    };
+    let bytes = cae::weights::onnx::draem(&model, [c, h, w], &options, None, true).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("draem.onnx");
+    std::fs::write(&path, bytes).unwrap();
+    let outputs = tract_outputs(&path, input, &dims);
+    assert_eq!(outputs.len(), 3);
+    let (_, abs) = max_diff(&outputs[0], &reconstruction);
+    assert!(abs < 1e-4, "reconstruction {abs}");
+    for i in 0..n {
+        let map = smooth(&raw[i * h * w..][..h * w], h, w, options.smooth);
+        let (_, abs) = max_diff(&outputs[1][i * h * w..][..h * w], &map);
+        assert!(abs < 1e-4, "map {abs}");
+        let (s, expected) = (outputs[2][i], options.score(&map));
+        assert!((s - expected).abs() < 1e-4, "score {s} vs {expected}");
+    }
+    // Its maps are its own: an l2 map of an inspector is refused by name.
+    let l2 = MapOptions::default();
+    let err = cae::weights::onnx::draem(&model, [c, h, w], &l2, None, true).unwrap_err();
+    assert!(err.contains("l2 map of an inspector"), "{err}");
 }

@@ -372,24 +372,29 @@ impl PyRun {
     }
 
     /// Each image's anomaly map, float32 [N, H, W], as `cae anomaly --images` makes it:
-    /// `map` "l2" (squared error) or "ssim" (1 − SSIM, 11×11 Gaussian windows), smoothed with
-    /// a Gaussian of `smooth` pixels; images larger than a patch-trained model are scored in
+    /// `map` "segmentation" (an inspector's own, its default), "l2" (squared error, an
+    /// autoencoder's default) or "ssim" (1 − SSIM, 11×11 Gaussian windows), smoothed with a
+    /// Gaussian of `smooth` pixels; images larger than a patch-trained model are scored in
     /// tiles `stride` apart (default half a tile).
-    #[pyo3(signature = (x, map = "l2", smooth = 4.0, stride = None))]
+    #[pyo3(signature = (x, map = None, smooth = 4.0, stride = None))]
     fn anomaly_maps<'py>(
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
-        map: &str,
+        map: Option<&str>,
         smooth: f32,
         stride: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
         guarded(|| {
+            let defaults = cae::anomaly::tiles::default_options(&self.run);
             let options = cae::anomaly::maps::MapOptions {
-                map: choice("map", map)?,
+                map: match map {
+                    Some(m) => choice("map", m)?,
+                    None => defaults.map,
+                },
                 smooth,
                 stride,
-                ..Default::default()
+                ..defaults
             };
             let ((maps, shape), n) = self.compute(py, x, |run, input| {
                 cae::anomaly::tiles::anomaly_maps(run, input, &options).map(|m| (m, input.shape()))
@@ -590,7 +595,15 @@ fn options_from<O: Default>(
     pairs: &[(String, String)],
     set: impl Fn(&mut O, &str, &str) -> Result<(), String>,
 ) -> PyResult<O> {
-    let mut options = O::default();
+    options_into(O::default(), pairs, set)
+}
+
+/// [`options_from`] set into `options`.
+fn options_into<O>(
+    mut options: O,
+    pairs: &[(String, String)],
+    set: impl Fn(&mut O, &str, &str) -> Result<(), String>,
+) -> PyResult<O> {
     for (name, text) in pairs {
         set(&mut options, name, text)
             .map_err(|e| PyValueError::new_err(format!("{name}={text:?}: {e}")))?;
@@ -615,7 +628,7 @@ fn train(
     data: Option<PathBuf>,
 ) -> PyResult<PyRun> {
     guarded(|| {
-        use cae::training::options::{AutoencoderOptions, ClassifierOptions, plan};
+        use cae::training::options::{ClassifierOptions, TrainAeOptions, plan};
         let plan_err = |e: TrainError| match e {
             TrainError::Run(RunError::NotARun(_)) => PyFileNotFoundError::new_err(e.to_string()),
             e => PyValueError::new_err(e.to_string()),
@@ -623,12 +636,25 @@ fn train(
         enum Planned {
             Autoencoder(cae::training::AutoencoderTrainingConfig),
             Classifier(cae::training::ClassifierTrainingConfig),
+            Inspector(cae::training::DraemTrainingConfig),
         }
         let (planned, path, mode) = match command {
             "train-ae" => {
-                let options = options_from(&options, AutoencoderOptions::set)?;
-                let (c, path, mode) = plan(&options, &out, resume, force).map_err(plan_err)?;
-                (Planned::Autoencoder(c), path, mode)
+                let model = options.iter().find(|(k, _)| k == "model");
+                let start = TrainAeOptions::new(
+                    model.map(|(_, v)| v.as_str()),
+                    resume.then_some(out.as_path()),
+                );
+                match options_into(start, &options, TrainAeOptions::set)? {
+                    TrainAeOptions::Autoencoder(o) => {
+                        let (c, path, mode) = plan(&o, &out, resume, force).map_err(plan_err)?;
+                        (Planned::Autoencoder(c), path, mode)
+                    }
+                    TrainAeOptions::Inspector(o) => {
+                        let (c, path, mode) = plan(&o, &out, resume, force).map_err(plan_err)?;
+                        (Planned::Inspector(c), path, mode)
+                    }
+                }
             }
             "train-classifier" => {
                 let options = options_from(&options, ClassifierOptions::set)?;
@@ -651,6 +677,7 @@ fn train(
             let run = match &planned {
                 Planned::Autoencoder(c) => Run::train(c, &root, &path, mode, &device, options),
                 Planned::Classifier(c) => Run::train(c, &root, &path, mode, &device, options),
+                Planned::Inspector(c) => Run::train(c, &root, &path, mode, &device, options),
             };
             let run = run.map_err(Failure::Run)?;
             cae::report::write_pictures(&run).map_err(|e| Failure::Pictures(e.to_string()))?;
@@ -673,9 +700,9 @@ fn train(
 #[pyfunction]
 fn options(command: &str) -> PyResult<Vec<&'static str>> {
     guarded(|| {
-        use cae::training::options::{AutoencoderOptions, ClassifierOptions};
+        use cae::training::options::{ClassifierOptions, TrainAeOptions};
         match command {
-            "train-ae" => Ok(AutoencoderOptions::NAMES.to_vec()),
+            "train-ae" => Ok(TrainAeOptions::names()),
             "train-classifier" => Ok(ClassifierOptions::NAMES.to_vec()),
             _ => Err(PyValueError::new_err(format!("no command {command:?}"))),
         }

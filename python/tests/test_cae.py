@@ -422,3 +422,48 @@ def test_a_killed_worker_loses_nothing(ae, digits, tmp_path):
     assert listed == files
     assert codes.shape == expected.shape
     assert np.array_equal(codes, expected)
+
+
+# --- the defect inspector ----------------------------------------------------------------------
+
+
+def test_an_inspector_trains_and_scores_as_the_cli_does_in_one_process_and_on_dask(tmp_path, cae_cli):
+    """`model="draem"` trains the inspector; its maps and scores from arrays equal those of its
+    files, `cae anomaly RUN FILE…`'s scores and, over a two-worker cluster, in order, the same."""
+    import dask.distributed as distributed
+    from PIL import Image
+
+    import cae.dask
+
+    cae_cli("benchmark", "defects", "--generate-only", "--categories", "grass", "--side", "32",
+            "--train", "6", "--test-good", "3", "--test-defect", "2", "--out", tmp_path / "bench")
+    category = tmp_path / "bench" / "data" / "grass"
+    run = cae.train_autoencoder(
+        tmp_path / "inspector", model="draem", images=category, patch=16, depth=2, width=4,
+        patches_per_image=2, batch_size=4, epochs=1, progress=False,
+    )
+    assert run.kind == "inspector"
+    files = cae.dask.image_files(category / "test")
+    assert len(files) == 3 + 3 * 2
+    scores = run.anomaly_scores(files)
+    maps = run.anomaly_maps(files)
+    assert scores.shape == (len(files),) and maps.shape == (len(files), 32, 32)
+    assert np.all((maps >= 0) & (maps <= 1))
+    arrays = np.stack([np.asarray(Image.open(f)) for f in files])
+    assert np.array_equal(run.anomaly_maps(arrays), maps)
+    assert np.allclose(maps.reshape(len(files), -1).max(1), scores, atol=1e-7)
+    out = cae_cli("anomaly", run.path, *files).stdout.splitlines()[1:]
+    cli_scores = np.array([float(line.split("\t")[1]) for line in out])
+    assert np.allclose(cli_scores, scores, atol=1e-6)
+    cluster = distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+    )
+    with cluster, distributed.Client(cluster) as client:
+        dask_scores, listed = cae.dask.score_folder(run, category / "test", client=client, partitions=4)
+    assert listed == files
+    assert np.array_equal(dask_scores, scores)
+    # The other kind's options are refused by name.
+    with pytest.raises(ValueError, match="latent_activation.*does not apply to the inspector"):
+        cae.train_autoencoder(tmp_path / "no", model="draem", images=category, latent_activation="none")
+    with pytest.raises(ValueError, match="defect inspector"):
+        run.encode(files)

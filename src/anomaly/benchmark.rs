@@ -1,6 +1,6 @@
 //! `cae benchmark defects`: generated categories ([`super::synth`]) inspected by AE-L2 and
-//! AE-SSIM, whole and on patches, each trained and scored here, with the figures, seconds and
-//! peak memory of each.
+//! AE-SSIM, whole and on patches, and by the DRAEM inspector, each trained and scored here,
+//! with the figures, seconds and peak memory of each.
 
 use std::path::{Path, PathBuf};
 
@@ -13,8 +13,11 @@ use crate::data::folder::FolderConfig;
 use crate::loss::{DEFAULT_SSIM_WEIGHT, ReconstructionLoss};
 use crate::model::{AutoencoderModelConfig, ConvAutoencoderConfig};
 use crate::support::memory::{peak_memory_mb, reset_peak_memory};
-use crate::trained::{Error, Run};
-use crate::training::{AutoencoderTrainingConfig, FitOptions, LoopConfig, Patches, RunMode};
+use crate::trained::{Error, Run, Trainable};
+use crate::training::draem::DEFAULT_CROP;
+use crate::training::{
+    AutoencoderTrainingConfig, DraemTrainingConfig, FitOptions, LoopConfig, Patches, RunMode,
+};
 
 /// What to generate and train.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +34,29 @@ pub struct DefectsBenchmark {
     /// Side of the patch-trained models' patches [default: half the images' side].
     pub patch: Option<usize>,
     pub patches_per_image: usize,
+    /// Which models to train.
+    pub models: Vec<BenchModel>,
+    /// Epochs of the inspector (its crops: 128 pixels or the images' side, 4 per image).
+    pub inspector_epochs: usize,
 }
+
+/// A model of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchModel {
+    AeL2,
+    AeSsim,
+    AeL2Patches,
+    AeSsimPatches,
+    Draem,
+}
+
+crate::choice!(BenchModel {
+    AeL2 => ("ae-l2", "The conv autoencoder, L2 loss and map, whole images"),
+    AeSsim => ("ae-ssim", "The conv autoencoder, SSIM loss and map, whole images"),
+    AeL2Patches => ("ae-l2-patches", "AE-L2 trained on patches, scored in tiles"),
+    AeSsimPatches => ("ae-ssim-patches", "AE-SSIM trained on patches, scored in tiles"),
+    Draem => ("draem", "The DRAEM inspector with its defaults (train-ae --model draem)"),
+});
 
 /// One model on one category.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,23 +126,56 @@ impl DefectsBenchmark {
             size: self.patch.unwrap_or(self.sizes.side / 2),
             per_image: self.patches_per_image,
         };
-        let variants = [None, Some(patches)].into_iter().flat_map(|patches| {
-            [
-                (ReconstructionLoss::L2, MapKind::L2),
-                (ReconstructionLoss::Ssim, MapKind::Ssim),
-            ]
-            .map(|(loss, map)| (loss, map, patches))
-        });
-        let variants: Vec<_> = variants.collect();
         let mut rows = Vec::new();
         for (kind, dir) in self.kinds.iter().zip(dirs) {
-            for &(loss, map, patches) in &variants {
-                let row = self.one(*kind, dir, (loss, map, patches), &device, options)?;
+            for &model in &self.models {
+                let variant = match model {
+                    BenchModel::AeL2 => (ReconstructionLoss::L2, MapKind::L2, None),
+                    BenchModel::AeSsim => (ReconstructionLoss::Ssim, MapKind::Ssim, None),
+                    BenchModel::AeL2Patches => (ReconstructionLoss::L2, MapKind::L2, Some(patches)),
+                    BenchModel::AeSsimPatches => {
+                        (ReconstructionLoss::Ssim, MapKind::Ssim, Some(patches))
+                    }
+                    BenchModel::Draem => {
+                        let row = self.inspector(*kind, dir, &device, options)?;
+                        on_row(&row);
+                        rows.push(row);
+                        continue;
+                    }
+                };
+                let row = self.one(*kind, dir, variant, &device, options)?;
                 on_row(&row);
                 rows.push(row);
             }
         }
         Ok(rows)
+    }
+
+    /// The inspector with its defaults on one category: crops of 128 pixels (or the images'
+    /// side, a multiple of 8), `inspector_epochs` epochs.
+    fn inspector(
+        &self,
+        kind: Kind,
+        dir: &Path,
+        device: &burn::tensor::Device,
+        options: FitOptions<'_>,
+    ) -> Result<BenchRow, Error> {
+        let mut config =
+            DraemTrainingConfig::new(DataConfig::Folder(FolderConfig::new(dir.to_path_buf())));
+        config.crop = DEFAULT_CROP.min(self.sizes.side / 8 * 8);
+        config.training.epochs = self.inspector_epochs;
+        config.training.seed = self.seed;
+        let path = self.out.join("runs").join(format!("{}-draem", kind.name()));
+        self.measure(
+            kind,
+            dir,
+            "DRAEM".into(),
+            path,
+            &config,
+            MapKind::Segmentation,
+            device,
+            options,
+        )
     }
 
     fn one(
@@ -147,10 +205,35 @@ impl DefectsBenchmark {
             None => format!("{}-{}", kind.name(), loss.name()),
             Some(p) => format!("{}-{}-patch{}", kind.name(), loss.name(), p.size),
         });
+        let name = match patches {
+            None => format!("AE-{}", map.name().to_uppercase()),
+            Some(p) => format!(
+                "AE-{}, {} px patches, tiles {} apart",
+                map.name().to_uppercase(),
+                p.size,
+                MapOptions::default().stride_for(p.size)
+            ),
+        };
+        self.measure(kind, dir, name, path, &config, map, device, options)
+    }
+
+    /// Train `config` into `path`, inspect the category with `map`, and time both.
+    #[allow(clippy::too_many_arguments)]
+    fn measure<E: Trainable>(
+        &self,
+        kind: Kind,
+        dir: &Path,
+        model: String,
+        path: PathBuf,
+        config: &E,
+        map: MapKind,
+        device: &burn::tensor::Device,
+        options: FitOptions<'_>,
+    ) -> Result<BenchRow, Error> {
         reset_peak_memory();
         let start = std::time::Instant::now();
         let data = self.data_dir();
-        let run = Run::train(&config, &data, &path, RunMode::Overwrite, device, options)?;
+        let run = Run::train(config, &data, &path, RunMode::Overwrite, device, options)?;
         let training_seconds = start.elapsed().as_secs_f64();
         let start = std::time::Instant::now();
         let options = MapOptions {
@@ -159,15 +242,6 @@ impl DefectsBenchmark {
         };
         let m = inspect(&run, dir, options)?.metrics;
         let scoring_seconds = start.elapsed().as_secs_f64();
-        let model = match patches {
-            None => format!("AE-{}", map.name().to_uppercase()),
-            Some(p) => format!(
-                "AE-{}, {} px patches, tiles {} apart",
-                map.name().to_uppercase(),
-                p.size,
-                options.stride_for(p.size)
-            ),
-        };
         Ok(BenchRow {
             category: kind.name(),
             model,

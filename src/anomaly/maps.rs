@@ -169,12 +169,22 @@ impl MapScore {
 pub enum MapKind {
     L2,
     Ssim,
+    Segmentation,
 }
 
 crate::choice!(MapKind {
     L2 => ("l2", "The squared error per pixel, channels averaged"),
     Ssim => ("ssim", "1 − SSIM in an 11×11 Gaussian window (Bergmann et al. 2019)"),
+    Segmentation => ("segmentation", "The inspector's own map: each pixel's probability of a defect (runs of train-ae --model draem, their default)"),
 });
+
+impl MapKind {
+    /// Whether the map compares an image with its reconstruction (any autoencoder's), rather
+    /// than being the inspector's own.
+    pub fn from_reconstruction(self) -> bool {
+        self != MapKind::Segmentation
+    }
+}
 
 /// How an image's score comes from its map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,12 +256,14 @@ impl MapOptions {
         smooth(&raw, shape.height, shape.width, self.smooth)
     }
 
-    /// [`MapOptions::map`] before smoothing.
+    /// [`MapOptions::map`] before smoothing: the SSIM map for [`MapKind::Ssim`], else the
+    /// squared error (the segmentation map is no comparison: [`super::tiles::anomaly_maps`]
+    /// takes it from the inspector).
     pub fn raw_map(&self, image: &[f32], reconstruction: &[f32], shape: ImageShape) -> Vec<f32> {
         let (c, h, w) = (shape.channels, shape.height, shape.width);
         match self.map {
-            MapKind::L2 => l2_map(image, reconstruction, c),
             MapKind::Ssim => ssim_map(image, reconstruction, c, h, w),
+            MapKind::L2 | MapKind::Segmentation => l2_map(image, reconstruction, c),
         }
     }
 

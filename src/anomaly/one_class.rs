@@ -216,9 +216,13 @@ pub fn one_class_table(results: &[ClassResult], with_deep_svdd: bool) -> String 
 }
 
 /// Each image's anomaly score: the mean squared error of its reconstruction, as
-/// `cae anomaly` scores it.
+/// `cae anomaly` scores it; an inspector's, its map's score with its default settings.
 pub fn anomaly_scores<'a>(run: &Run, images: impl Into<Input<'a>>) -> Result<Vec<f32>, Error> {
     let images = images.into();
+    if let crate::trained::Model::Draem(_) = run.model() {
+        let options = super::tiles::default_options(run);
+        return Ok(super::tiles::maps_and_scores(run, images, &options)?.1);
+    }
     run.check(&images)?;
     let model = run.autoencoder("anomaly scores")?;
     let mut scores = Vec::with_capacity(images.len());

@@ -3,11 +3,14 @@
 
 use burn::prelude::*;
 
-use super::maps::{MapOptions, smooth};
+use super::maps::{MapKind, MapOptions, smooth};
+use crate::Choice;
 use crate::data::ImageShape;
 use crate::data::input::Input;
 use crate::model::Autoencoder;
-use crate::trained::{Error, Run};
+use crate::model::draem::Draem;
+use crate::trained::{Error, Model, Run};
+use crate::training::{DraemTrainingConfig, Experiment, RunConfig};
 
 /// Where tiles of `tile` pixels start along a side of `len` pixels, `stride` apart, the last
 /// flush with the end so that every pixel is covered.
@@ -78,9 +81,22 @@ impl Stitch {
     }
 }
 
-/// Each image's anomaly map (`[H, W]`, see [`MapOptions`]) against its reconstruction.
-/// Images larger than the model takes (a run trained on patches) are scored in tiles of
-/// its size, `options.stride` apart, a batch of tiles at a time.
+/// The map settings a run scores with unless told otherwise: the inspector's segmentation
+/// map, or an autoencoder's squared error.
+pub fn default_options(run: &Run) -> MapOptions {
+    MapOptions {
+        map: match run.model() {
+            Model::Draem(_) => MapKind::Segmentation,
+            _ => MapKind::L2,
+        },
+        ..MapOptions::default()
+    }
+}
+
+/// Each image's anomaly map (`[H, W]`, see [`MapOptions`]): an inspector's own
+/// ([`inspector_maps`]), or against an autoencoder's reconstruction. Images larger than the
+/// autoencoder takes (a run trained on patches) are scored in tiles of its size,
+/// `options.stride` apart, a batch of tiles at a time.
 pub fn anomaly_maps<'a>(
     run: &Run,
     images: impl Into<Input<'a>>,
@@ -88,6 +104,18 @@ pub fn anomaly_maps<'a>(
 ) -> Result<Vec<Vec<f32>>, Error> {
     options.validate().map_err(Error::Invalid)?;
     let images = images.into();
+    if let Model::Draem(model) = run.model() {
+        return inspector_maps(run, model, images, options);
+    }
+    if !options.map.from_reconstruction() {
+        return Err(Error::Invalid(format!(
+            "--map {}: the run {} is an autoencoder, whose maps compare an image with its \
+             reconstruction (l2, ssim); the segmentation map is an inspector's (train-ae \
+             --model draem)",
+            options.map.name(),
+            run.path().display()
+        )));
+    }
     let model = run.autoencoder("anomaly maps")?;
     let (tile, full) = (run.image_shape(), images.shape());
     let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().expect("f32 pixels");
@@ -142,6 +170,50 @@ pub fn anomaly_maps<'a>(
         }
         maps.push(stitch.finish(options));
     }
+    Ok(maps)
+}
+
+/// An inspector's maps: its networks are fully convolutional, so each image is scored whole
+/// (any size whose sides are multiples of `2^depth`), a few at a time; the segmentation map
+/// is its own, an `l2` or `ssim` map compares the image with its reconstructive network's
+/// output.
+fn inspector_maps(
+    run: &Run,
+    model: &Draem,
+    images: Input<'_>,
+    options: &MapOptions,
+) -> Result<Vec<Vec<f32>>, Error> {
+    let (model_shape, shape) = (run.image_shape(), images.shape());
+    let RunConfig::Draem(config) = run.config() else {
+        return Err(run.kind_error("inspector maps", DraemTrainingConfig::KIND));
+    };
+    if shape.channels != model_shape.channels {
+        return Err(Error::Invalid(format!(
+            "the run {} takes images of {} channel(s) (it was trained on {model_shape}); these \
+             are {shape}",
+            run.path().display(),
+            model_shape.channels
+        )));
+    }
+    config
+        .model
+        .check_side(shape.height, shape.width)
+        .map_err(|e| Error::Invalid(format!("the images are {e}")))?;
+    let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap_or_default();
+    let mut maps = Vec::with_capacity(images.len());
+    images.for_each_batch(run.device(), |x| {
+        if options.map.from_reconstruction() {
+            let r = model.reconstruct(x.clone());
+            maps.extend(options.maps(&values(x), &values(r), shape));
+        } else {
+            let map = values(model.anomaly_map(x));
+            let plane = shape.height * shape.width;
+            maps.extend(
+                map.chunks(plane)
+                    .map(|m| smooth(m, shape.height, shape.width, options.smooth)),
+            );
+        }
+    });
     Ok(maps)
 }
 

@@ -19,16 +19,18 @@ use crate::anomaly::maps::{MapKind, MapOptions, ScoreKind};
 use crate::anomaly::metrics::DefectMetrics;
 use crate::anomaly::one_class::{one_class_benchmark, one_class_table};
 use crate::anomaly::overlay::write_maps;
+use crate::anomaly::tiles::default_options;
 use crate::data::input::Images;
 use crate::data::{DatasetKind, NUM_CLASSES};
 use crate::loss::ReconstructionLoss;
-use crate::trained::Run;
+use crate::trained::{Run, RunKind};
 use crate::training::options::Options;
 use crate::training::{AutoencoderTrainingConfig, Experiment, FitOptions, LoopConfig};
 
 #[derive(Debug, Args)]
 pub struct AnomalyArgs {
-    /// An autoencoder run (best trained on one class: train-ae --normal-class K)
+    /// An autoencoder run (best trained on one class: train-ae --normal-class K), or an
+    /// inspector (train-ae --model draem)
     pub run_dir: PathBuf,
     #[command(flatten)]
     pub input: super::latent::InputArgs,
@@ -54,11 +56,31 @@ pub struct AnomalyArgs {
 /// calibrated run, by anomaly maps.
 pub fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
     let run = super::open(&args.run_dir, &args.weights, &args.data)?;
-    run.autoencoder("cae anomaly")?;
+    let inspector = run.kind() == RunKind::Inspector;
+    if !inspector {
+        run.autoencoder("cae anomaly")?;
+    }
     if let Some(dir) = &args.images {
         return category(&run, dir, &args);
     }
     if let Some(calibration) = calibration(&run, &args)? {
+        return files(&run, &calibration, &args);
+    }
+    if inspector {
+        if args.input.files.is_empty() && args.input.folder.is_none() {
+            bail!(
+                "an inspector scores image files (cae anomaly RUN FILE…) or a category \
+                 (--images CATEGORY)"
+            );
+        }
+        // Uncalibrated, an inspector's threshold is the --quantile of its training images'
+        // scores, as an autoencoder's is.
+        let options = args.maps.options(default_options(&run));
+        let train = run.training_images()?;
+        let (_, scores) = crate::anomaly::tiles::maps_and_scores(&run, &train, &options)?;
+        let good = vec![false; scores.len()];
+        let calibration =
+            Calibration::fit(&scores, &good, options, args.quantile).map_err(anyhow::Error::msg)?;
         return files(&run, &calibration, &args);
     }
     args.maps.refuse_without_maps()?;
@@ -106,7 +128,8 @@ pub fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
 
 #[derive(Debug, Args)]
 pub struct MapArgs {
-    /// The anomaly map [default: l2, or the run's calibration's]
+    /// The anomaly map [default: segmentation for an inspector, else l2; or the run's
+    /// calibration's]
     #[arg(long, value_enum)]
     pub map: Option<MapKind>,
     /// Smooth each map with a Gaussian of SIGMA pixels; 0: not at all [default: 4]
@@ -199,7 +222,7 @@ fn print_metrics(m: &DefectMetrics) {
 
 /// `cae anomaly RUN --images CATEGORY`.
 pub fn category(run: &Run, dir: &Path, args: &AnomalyArgs) -> anyhow::Result<()> {
-    let options = args.maps.options(MapOptions::default());
+    let options = args.maps.options(default_options(run));
     let crate::anomaly::category::Inspection {
         category,
         images,
@@ -358,9 +381,16 @@ pub struct DefectsBenchArgs {
     #[arg(long, default_value = "runs/defects")]
     pub out: PathBuf,
     /// Categories to make [default: all]: weave (colour texture), grid (grey texture), disc
-    /// (colour object)
+    /// (colour object), and the fine textures with subtle defects: grass, gravel, fibre (grey),
+    /// sand (colour)
     #[arg(long, value_delimiter = ',')]
     pub categories: Vec<String>,
+    /// Models to train and inspect each category with [default: all]
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub models: Vec<crate::anomaly::benchmark::BenchModel>,
+    /// Epochs of the inspector (draem)
+    #[arg(long, default_value_t = crate::training::draem::DEFAULT_EPOCHS)]
+    pub inspector_epochs: usize,
     /// Side of the square images, in pixels
     #[arg(long, default_value_t = 128)]
     pub side: usize,
@@ -370,7 +400,8 @@ pub struct DefectsBenchArgs {
     /// Defect-free test images per category
     #[arg(long, default_value_t = 20)]
     pub test_good: usize,
-    /// Test images per defect kind (scratch, hole, stain, colour spot)
+    /// Test images per defect kind (scratch, hole, stain, colour spot; the fine textures'
+    /// hole, patch, scratch and sand's colour shift)
     #[arg(long, default_value_t = 10)]
     pub test_defect: usize,
     /// Seed of the images and of training
@@ -410,7 +441,11 @@ pub fn benchmark(args: DefectsBenchArgs) -> anyhow::Result<()> {
                     .into_iter()
                     .find(|k| k.name() == name)
                     .with_context(|| {
-                        format!("--categories {name}: the categories are weave, grid and disc")
+                        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+                        format!(
+                            "--categories {name}: the categories are {}",
+                            names.join(", ")
+                        )
                     })
             })
             .collect::<anyhow::Result<_>>()?
@@ -430,6 +465,12 @@ pub fn benchmark(args: DefectsBenchArgs) -> anyhow::Result<()> {
         batch_size: args.batch_size,
         patch: args.patch,
         patches_per_image: args.patches_per_image,
+        models: if args.models.is_empty() {
+            <crate::anomaly::benchmark::BenchModel as Choice>::ALL.to_vec()
+        } else {
+            args.models.clone()
+        },
+        inspector_epochs: args.inspector_epochs,
     };
     let dirs = bench.generate()?;
     for dir in &dirs {

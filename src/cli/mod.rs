@@ -115,8 +115,8 @@ pub enum Command {
 pub enum BenchmarkCommand {
     /// The one-class protocol (Ruff et al. 2018): per class, train on it alone, score the test set
     OneClass(anomaly::OneClassArgs),
-    /// Generated inspection categories (MVTec AD layout): AE-L2 against AE-SSIM per category,
-    /// whole and on patches
+    /// Generated inspection categories (MVTec AD layout): AE-L2 and AE-SSIM, whole and on
+    /// patches, against the DRAEM inspector, per category
     Defects(anomaly::DefectsBenchArgs),
 }
 
@@ -152,7 +152,8 @@ value_enum!(
     crate::weights::onnx::Part,
     crate::weights::ImportModel,
     crate::anomaly::maps::MapKind,
-    crate::anomaly::maps::ScoreKind
+    crate::anomaly::maps::ScoreKind,
+    crate::anomaly::benchmark::BenchModel
 );
 
 #[derive(Debug, Args)]

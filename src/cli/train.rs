@@ -22,24 +22,27 @@ use crate::run::{EpochRecord, RunDir};
 use crate::trained::{Run, Trainable};
 use crate::training::options::{
     AutoencoderKind, AutoencoderOptions, BiasInit, ClassifierOptions, DEFAULT_ENCODER, ImageSize,
-    OptionValue, Options, plan,
+    OptionValue, Options, TrainAeOptions, plan,
 };
 use crate::training::{
-    AutoencoderTrainingConfig, ClassifierTrainingConfig, FitOptions, LrSchedule, RunMode,
+    AutoencoderTrainingConfig, ClassifierTrainingConfig, DraemTrainingConfig, FitOptions,
+    LrSchedule, RunMode,
 };
 
 /// Flags of the epoch loop shared by the training commands.
 #[derive(Debug, Args)]
 pub struct LoopArgs {
-    /// Epochs in all [default: 5; with --resume, the run's own, which a larger value extends]
+    /// Epochs in all [default: 5, 25 for train-ae --model draem; with --resume, the run's
+    /// own, which a larger value extends]
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Examples per optimisation step [default: 64 for train-ae, 50 for train-classifier]
+    /// Examples per optimisation step [default: 64 for train-ae, 8 for its --model draem,
+    /// 50 for train-classifier]
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Adam's learning rate
-    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
-    pub lr: f64,
+    /// Adam's learning rate [default: 0.001; 0.0005 for train-ae --model draem]
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: Option<f64>,
     /// How the learning rate moves over the run
     #[arg(long, value_enum, default_value_t = LrSchedule::Constant)]
     pub lr_schedule: LrSchedule,
@@ -128,15 +131,25 @@ fn parse<T: OptionValue>(text: &str) -> Result<T, String> {
 /// Flags that shape the autoencoder.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// Convolutional (the lecture's) or stacked fully connected layers
+    /// Convolutional (the lecture's), stacked fully connected layers, or the DRAEM defect
+    /// inspector
     #[arg(long, value_enum, default_value_t = AutoencoderKind::Conv)]
     pub model: AutoencoderKind,
     /// Hidden layer sizes of the stacked model, image side first
     #[arg(long, value_delimiter = ',', default_value = "256,64")]
     pub hidden: Vec<usize>,
-    /// Channels of the first convolution (k); the others have 2k and 4k
+    /// Channels of the first convolution (k); the others have 2k and 4k (the inspector's
+    /// first level; each level below doubles them)
     #[arg(long, default_value_t = 16)]
     pub width: usize,
+    /// The inspector's poolings per network (--model draem): image sides must be multiples
+    /// of 2^DEPTH
+    #[arg(long, default_value_t = crate::model::draem::DraemConfig::new(1).depth)]
+    pub depth: usize,
+    /// A folder of texture images to fill the inspector's synthetic anomalies with (--model
+    /// draem) [default: generated textures and the good images, made foreign]
+    #[arg(long, value_name = "DIR")]
+    pub anomaly_source: Option<PathBuf>,
     /// Channels of each convolution, three or more (each but the last halves the image):
     /// sets the conv model's depth and widths [default: k,2k,4k]
     #[arg(
@@ -182,7 +195,8 @@ pub struct TrainAeArgs {
     #[arg(long, value_name = "W", default_value_t = crate::loss::DEFAULT_SSIM_WEIGHT)]
     pub ssim_weight: f64,
     /// Learn from random P×P squares of the images (large images); the model takes P×P, and
-    /// `cae anomaly` scores whole images in tiles of it
+    /// `cae anomaly` scores whole images in tiles of it (the inspector, --model draem, trains
+    /// on P×P crops and scores images whole) [default: none; 128 for the inspector]
     #[arg(long, value_name = "P")]
     pub patch: Option<usize>,
     /// Squares drawn from each training image per epoch, with --patch
@@ -286,7 +300,16 @@ pub fn options<O: Default>(
     names: &[&str],
     set: impl Fn(&mut O, &str, &str) -> Result<(), String>,
 ) -> anyhow::Result<O> {
-    let mut options = O::default();
+    options_into(O::default(), given, names, set)
+}
+
+/// [`options`] set into `options`.
+fn options_into<O>(
+    mut options: O,
+    given: &Given,
+    names: &[&str],
+    set: impl Fn(&mut O, &str, &str) -> Result<(), String>,
+) -> anyhow::Result<O> {
     for (id, text) in given.iter().filter(|(id, _)| names.contains(&id.as_str())) {
         set(&mut options, id, text)
             .map_err(|e| anyhow::anyhow!("--{} {text}: {e}", id.replace('_', "-")))?;
@@ -387,17 +410,48 @@ pub fn model_options(given: &Given) -> anyhow::Result<AutoencoderOptions> {
 }
 
 pub fn train_ae(args: TrainAeArgs, given: &Given) -> anyhow::Result<()> {
-    let options: AutoencoderOptions =
-        options(given, AutoencoderOptions::NAMES, AutoencoderOptions::set)?;
     let (out, resume, force) = args.training.target(&args.out);
-    let (config, path, mode) = plan(&options, out, resume, force)?;
-    autoencoder(
-        &config,
-        &args.data.root(),
-        &path,
-        mode,
-        fit_options(&args.training.console()),
-    )
+    let model = given
+        .iter()
+        .find(|(id, _)| id == "model")
+        .map(|(_, v)| v.as_str());
+    let start = TrainAeOptions::new(model, resume.then_some(out));
+    let options = options_into(start, given, &TrainAeOptions::names(), TrainAeOptions::set)?;
+    let console = args.training.console();
+    let fit = fit_options(&console);
+    match options {
+        TrainAeOptions::Autoencoder(options) => {
+            let (config, path, mode) = plan(&options, out, resume, force)?;
+            autoencoder(&config, &args.data.root(), &path, mode, fit)
+        }
+        TrainAeOptions::Inspector(options) => {
+            let (config, path, mode) = plan(&options, out, resume, force)?;
+            inspector(&config, &args.data.root(), &path, mode, fit)
+        }
+    }
+}
+
+/// Train the inspector and say how it did on its synthetic test anomalies.
+fn inspector(
+    config: &DraemTrainingConfig,
+    root: &Path,
+    path: &Path,
+    mode: RunMode,
+    options: FitOptions<'_>,
+) -> anyhow::Result<()> {
+    let (run, last) = train_and_report(config, root, path, mode, options)?;
+    let m = &last.test;
+    println!(
+        "{}: on synthetic anomalies of test images, focal loss {:.4}, reconstruction L2 {:.4}, \
+         1 − SSIM {:.4} after {} epochs; score a category with `cae anomaly {} --images DIR`",
+        run.path().display(),
+        m.test_focal,
+        m.test_l2,
+        m.test_ssim,
+        last.epoch,
+        run.path().display(),
+    );
+    Ok(())
 }
 
 pub fn train_classifier(args: TrainClassifierArgs, given: &Given) -> anyhow::Result<()> {

@@ -18,6 +18,7 @@ pub mod input;
 pub mod mvtec;
 pub mod noise;
 pub mod preprocess;
+pub mod synthetic;
 
 use std::path::{Path, PathBuf};
 

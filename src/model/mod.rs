@@ -32,6 +32,7 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 pub mod classifier;
 pub mod cost;
+pub mod draem;
 pub mod int8;
 pub mod names;
 pub mod stacked;

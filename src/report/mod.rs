@@ -254,6 +254,66 @@ pub fn write_pictures(opened: &Run) -> Result<Vec<Picture>> {
                 );
             }
         }
+        Model::Draem(model) => {
+            let records = opened.inspector_records()?;
+            let curves = Curves {
+                train_loss: series(&records, |r| r.train_loss),
+                test: ("test_loss", series(&records, |r| r.test.test_loss)),
+                accuracy: Vec::new(),
+            };
+            save_rgb(
+                run,
+                "training_curves.png",
+                &pictures::training_curves(&curves)?,
+            )?;
+            add(
+                "training_curves.png",
+                "Train loss and test loss (on synthetic anomalies of test images) per epoch."
+                    .into(),
+            );
+            let crate::training::RunConfig::Draem(config) = opened.config() else {
+                unreachable!("an inspector's model comes with an inspector's config")
+            };
+            let train = opened.training_images()?;
+            let (examples, shape) = crate::training::draem::synthetic_examples(config, &train, 6)
+                .map_err(crate::trained::Error::from)?;
+            let images: Vec<f32> = examples
+                .iter()
+                .flat_map(|(_, s)| s.image.iter().copied())
+                .collect();
+            let x = crate::data::pixels_tensor(images, shape, device);
+            let out = model.forward(x);
+            let recon = crate::data::tensor_images(out.reconstruction);
+            let maps =
+                crate::data::tensor_images(burn::tensor::activation::sigmoid(out.segmentation));
+            // A one-channel plane shown in every channel of the image.
+            let planes = |p: &[f32]| -> Vec<f32> {
+                (0..shape.channels)
+                    .flat_map(|_| p.iter().copied())
+                    .collect()
+            };
+            let rows: Vec<Vec<Vec<f32>>> = examples
+                .iter()
+                .zip(recon.into_iter().zip(maps))
+                .map(|((clean, s), (r, m))| {
+                    vec![
+                        clean.clone(),
+                        s.image.clone(),
+                        planes(&s.mask),
+                        r,
+                        planes(&m),
+                    ]
+                })
+                .collect();
+            save_grid(run, "synthetic.png", &pictures::tile_grid(&rows, shape, 1))?;
+            add(
+                "synthetic.png",
+                "What the inspector learns from and makes of it: a clean training crop, the \
+                 crop with a synthetic anomaly, the anomaly's mask, the reconstruction, and the \
+                 segmentation map."
+                    .into(),
+            );
+        }
         Model::Int8(_) => {
             return Err(crate::trained::Error::Run(crate::run::RunError::Int8(
                 run.path().to_path_buf(),
@@ -308,6 +368,7 @@ pub fn write_report(opened: &Run) -> Result<PathBuf> {
     let table = match opened.kind() {
         RunKind::Autoencoder => metrics_table(&opened.autoencoder_records()?),
         RunKind::Classifier => metrics_table(&opened.classifier_records()?),
+        RunKind::Inspector => metrics_table(&opened.inspector_records()?),
     };
     let mut html = String::new();
     let title = format!("cae run {}", run.path().display());

@@ -195,9 +195,14 @@ impl Models {
         let inspector = match &config.anomaly {
             Some(path) => {
                 let run = open(path)?;
-                run.autoencoder("cae serve --anomaly")?;
+                if run.kind() != crate::trained::RunKind::Inspector {
+                    run.autoencoder("cae serve --anomaly")?;
+                }
                 let calibration = Calibration::read(path).map_err(ServeError::Invalid)?;
-                let options = calibration.map(|c| c.options).unwrap_or_default();
+                let options = calibration.map_or_else(
+                    || crate::anomaly::tiles::default_options(&run),
+                    |c| c.options,
+                );
                 Some(Inspector {
                     run,
                     options,

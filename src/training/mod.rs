@@ -10,12 +10,14 @@
 pub mod adam;
 pub mod autoencoder;
 pub mod classifier;
+pub mod draem;
 pub mod options;
 pub mod schedule;
 pub mod step;
 
 pub use autoencoder::{AutoencoderTask, AutoencoderTrainingConfig, Patches, ReconstructionMetrics};
 pub use classifier::{ClassificationMetrics, ClassifierTask, ClassifierTrainingConfig};
+pub use draem::{DraemTrainingConfig, InspectorMetrics};
 pub use schedule::{Extension, LrSchedule};
 pub use step::{CHUNK, default_threads, train_step};
 
@@ -200,6 +202,12 @@ pub trait Task<M: Module + Clone> {
 
     /// Number of training examples.
     fn train_len(&self) -> usize;
+
+    /// Most examples per chunk of a training step ([`step`]): fixed by the task, never by
+    /// the machine, so that any thread count trains the same weights.
+    fn chunk(&self) -> usize {
+        CHUNK
+    }
 
     /// The loss of `model` (on the autodiff device) on training examples `batch`.
     fn batch_loss(
@@ -390,6 +398,7 @@ pub enum RunMode {
 pub enum RunConfig {
     Autoencoder(AutoencoderTrainingConfig),
     Classifier(ClassifierTrainingConfig),
+    Draem(DraemTrainingConfig),
 }
 
 impl RunConfig {
@@ -440,6 +449,11 @@ impl RunConfig {
                 c.augment.check()?;
                 loop_check(&c.training)
             }
+            RunConfig::Draem(c) => {
+                pixels(c.input)?;
+                c.check(c.input)?;
+                loop_check(&c.training)
+            }
         }
     }
 
@@ -448,6 +462,7 @@ impl RunConfig {
         match self {
             RunConfig::Autoencoder(c) => c.data(),
             RunConfig::Classifier(c) => c.data(),
+            RunConfig::Draem(c) => c.data(),
         }
     }
 
@@ -455,6 +470,7 @@ impl RunConfig {
         match self {
             RunConfig::Autoencoder(c) => c.looping(),
             RunConfig::Classifier(c) => c.looping(),
+            RunConfig::Draem(c) => c.looping(),
         }
     }
 
@@ -464,6 +480,7 @@ impl RunConfig {
         match self {
             RunConfig::Autoencoder(c) => c.learned_from(train),
             RunConfig::Classifier(c) => c.learned_from(train),
+            RunConfig::Draem(c) => c.learned_from(train),
         }
     }
 }
@@ -541,6 +558,7 @@ pub trait Experiment: Clone + PartialEq + Sized {
         let found = match &config {
             RunConfig::Autoencoder(_) => AutoencoderTrainingConfig::KIND,
             RunConfig::Classifier(_) => ClassifierTrainingConfig::KIND,
+            RunConfig::Draem(_) => DraemTrainingConfig::KIND,
         };
         Self::from_run_config(config).ok_or_else(|| RunError::WrongKind {
             path: run.path().to_path_buf(),

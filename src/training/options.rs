@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    AutoencoderTrainingConfig, ClassifierTrainingConfig, Experiment, LoopConfig, LrSchedule,
-    Patches, RunMode, TrainError,
+    AutoencoderTrainingConfig, ClassifierTrainingConfig, DraemTrainingConfig, Experiment,
+    LoopConfig, LrSchedule, Patches, RunMode, TrainError, draem,
 };
 use crate::Choice;
 use crate::data::augment::Augment;
@@ -202,11 +202,13 @@ impl std::fmt::Display for BiasInit {
 pub enum AutoencoderKind {
     Conv,
     Stacked,
+    Draem,
 }
 
 crate::choice!(AutoencoderKind {
     Conv => ("conv", "The lecture's convolutional autoencoder"),
     Stacked => ("stacked", "Fully connected layers (--hidden)"),
+    Draem => ("draem", "A defect inspector (DRAEM): a reconstructive network and a segmentation U-Net trained on synthetic anomalies (--patch, --depth, --anomaly-source)"),
 });
 
 /// An options struct: every field an `Option` of its value, named as the option is; the
@@ -361,6 +363,119 @@ options! {
 }
 
 options! {
+    /// The options of `cae train-ae --model draem`.
+    DraemOptions {
+        model: AutoencoderKind,
+        width: usize,
+        depth: usize,
+        patch: Option<usize>,
+        patches_per_image: usize,
+        anomaly_source: Option<PathBuf>,
+    }
+}
+
+/// What `train-ae` trains: an autoencoder, or the inspector for `--model draem` (on
+/// `--resume`, what the run is). Each kind takes its own options; one of the other kind is
+/// refused by name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainAeOptions {
+    Autoencoder(AutoencoderOptions),
+    Inspector(DraemOptions),
+}
+
+impl TrainAeOptions {
+    /// The options of the kind that `model` (the `model` option as typed) names, or on
+    /// `resume` the run's kind.
+    pub fn new(model: Option<&str>, resume: Option<&Path>) -> Self {
+        let inspector = match resume {
+            Some(dir) => RunDir::open(dir)
+                .and_then(|run| super::RunConfig::read(&run))
+                .is_ok_and(|c| matches!(c, super::RunConfig::Draem(_))),
+            None => model.is_some_and(|m| AutoencoderKind::parse(m) == Ok(AutoencoderKind::Draem)),
+        };
+        if inspector {
+            TrainAeOptions::Inspector(DraemOptions::default())
+        } else {
+            TrainAeOptions::Autoencoder(AutoencoderOptions::default())
+        }
+    }
+
+    /// Every option of either kind.
+    pub fn names() -> Vec<&'static str> {
+        let mut names = AutoencoderOptions::NAMES.to_vec();
+        names.extend(
+            DraemOptions::NAMES
+                .iter()
+                .filter(|n| !AutoencoderOptions::NAMES.contains(n)),
+        );
+        names
+    }
+
+    /// Set the option `name`; one of the other kind is refused, naming the kind it is for.
+    pub fn set(&mut self, name: &str, text: &str) -> Result<(), String> {
+        match self {
+            TrainAeOptions::Autoencoder(_)
+                if DraemOptions::NAMES.contains(&name)
+                    && !AutoencoderOptions::NAMES.contains(&name) =>
+            {
+                Err(format!(
+                    "{} is an option of the inspector (--model draem)",
+                    flag(name)
+                ))
+            }
+            TrainAeOptions::Autoencoder(o) => o.set(name, text),
+            TrainAeOptions::Inspector(_)
+                if AutoencoderOptions::NAMES.contains(&name)
+                    && !DraemOptions::NAMES.contains(&name) =>
+            {
+                Err(format!(
+                    "{} does not apply to the inspector (--model draem): it has no latent \
+                     vector, stacked layers or reconstruction loss to set",
+                    flag(name)
+                ))
+            }
+            TrainAeOptions::Inspector(o) => o.set(name, text),
+        }
+    }
+}
+
+impl Options for DraemOptions {
+    type Config = DraemTrainingConfig;
+
+    fn config(&self) -> Result<DraemTrainingConfig, TrainError> {
+        if self.model != Some(AutoencoderKind::Draem) {
+            return Err(invalid(
+                "the inspector's options go with --model draem".into(),
+            ));
+        }
+        let shared = self.shared();
+        let mut c = DraemTrainingConfig::new(shared.data()?);
+        c.training = shared.looping(draem::DEFAULT_BATCH);
+        c.training.epochs = self.epochs.unwrap_or(draem::DEFAULT_EPOCHS);
+        c.training.learning_rate = self.lr.unwrap_or(draem::DEFAULT_LR);
+        c.model.width = self.width.unwrap_or(c.model.width);
+        c.model.depth = self.depth.unwrap_or(c.model.depth);
+        c.crop = self.patch.flatten().unwrap_or(c.crop);
+        c.crops_per_image = self.patches_per_image.unwrap_or(c.crops_per_image);
+        c.anomaly_source = self.anomaly_source.clone().flatten();
+        Ok(c)
+    }
+
+    fn of(config: &DraemTrainingConfig) -> Self {
+        DraemOptions {
+            model: Some(AutoencoderKind::Draem),
+            width: Some(config.model.width),
+            depth: Some(config.model.depth),
+            patch: Some(Some(config.crop)),
+            patches_per_image: Some(config.crops_per_image),
+            anomaly_source: Some(config.anomaly_source.clone()),
+            ..Self::default()
+        }
+        .with_shared(Shared::of(&config.data, &config.training))
+    }
+}
+
+options! {
     /// The options of `cae train-classifier`.
     ClassifierOptions {
         model: ClassifierKind,
@@ -510,6 +625,11 @@ impl Options for AutoencoderOptions {
                         .with_variational(variational)
                         .with_conv_channels(self.conv_channels.clone()),
                 )
+            }
+            AutoencoderKind::Draem => {
+                return Err(invalid(
+                    "--model draem trains the inspector, whose options are DraemOptions".into(),
+                ));
             }
             AutoencoderKind::Stacked => {
                 if self.variational == Some(true) {

@@ -19,14 +19,15 @@ use rand::{Rng, SeedableRng};
 use super::Task;
 use crate::support::parallel::{on_each_pool, worker_pools};
 
-/// Most examples per chunk of a training step. A batch is cut into `⌈len / CHUNK⌉` chunks of
+/// Most examples per chunk of a training step, unless the task says otherwise
+/// ([`Task::chunk`](super::Task::chunk)). A batch is cut into `⌈len / CHUNK⌉` chunks of
 /// equal size (±1): batch 64 into 32 + 32, batch 50 into 25 + 25. Fewer, larger chunks keep
 /// each convolution's matrices big enough to multiply efficiently.
 pub const CHUNK: usize = 32;
 
-/// `batch` cut into equal chunks of at most [`CHUNK`], the first ones one longer.
-fn chunks(batch: &[usize]) -> Vec<&[usize]> {
-    let n = batch.len().div_ceil(CHUNK).max(1);
+/// `batch` cut into equal chunks of at most `most` examples, the first ones one longer.
+fn chunks(batch: &[usize], most: usize) -> Vec<&[usize]> {
+    let n = batch.len().div_ceil(most.max(1)).max(1);
     let (size, longer) = (batch.len() / n, batch.len() % n);
     let mut rest = batch;
     (0..n)
@@ -109,7 +110,7 @@ where
     M: Module + Clone + Sync,
     T: Task<M> + Sync,
 {
-    let chunks: Vec<(&[usize], u64)> = chunks(batch)
+    let chunks: Vec<(&[usize], u64)> = chunks(batch, task.chunk())
         .into_iter()
         .map(|c| (c, rng.random()))
         .collect();
@@ -160,7 +161,7 @@ mod tests {
     fn chunks_are_equal_and_cover_the_batch_in_order() {
         let sizes = |len: usize| {
             let batch: Vec<usize> = (0..len).collect();
-            let chunks = super::chunks(&batch);
+            let chunks = super::chunks(&batch, super::CHUNK);
             assert_eq!(chunks.concat(), batch);
             chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
         };

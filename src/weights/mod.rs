@@ -8,6 +8,7 @@ pub mod quantize;
 
 use std::path::Path;
 
+use crate::anomaly::calibration::Calibration;
 use crate::data::DataConfig;
 use crate::model::names::{autoencoder_names, classifier_names};
 use crate::run::Weights;
@@ -45,7 +46,11 @@ pub fn state_dict(run: &Run) -> Result<Vec<pytorch::StateTensor>, WeightsError> 
     Ok(match run.model() {
         Model::Autoencoder(m) => state_dict(m, &autoencoder_names(m))?,
         Model::Classifier(m) => state_dict(m, &classifier_names(m))?,
-        Model::Int8(_) => return Err(run.kind_error("state_dict", "a float").into()),
+        Model::Int8(_) | Model::Draem(_) => {
+            return Err(run
+                .kind_error("state_dict", "an autoencoder or a float classifier")
+                .into());
+        }
     })
 }
 
@@ -64,7 +69,7 @@ pub fn export(
 ) -> Result<(), WeightsError> {
     use onnx::Part;
     if anomaly_outputs
-        && !(matches!(run.model(), Model::Autoencoder(_))
+        && !(matches!(run.model(), Model::Autoencoder(_) | Model::Draem(_))
             && format == ExportFormat::Onnx
             && part == Part::Autoencoder)
     {
@@ -81,12 +86,30 @@ pub fn export(
         (Model::Int8(_), _) => {
             return Err(run.kind_error("cae export", "a float").into());
         }
+        (Model::Draem(m), ExportFormat::Onnx) => {
+            let (calibration, options) = inspection_settings(run)?;
+            let onnx = onnx::draem(m, input, &options, calibration.as_ref(), anomaly_outputs)
+                .map_err(Error::Invalid)?;
+            export_onnx(out, onnx)?
+        }
+        (Model::Draem(_), _) => {
+            return Err(Error::Invalid(
+                "an inspector's weights are exported as ONNX (--format onnx); the lecture's \
+                 PyTorch names are for its autoencoder and classifiers"
+                    .into(),
+            )
+            .into());
+        }
         (Model::Autoencoder(m), ExportFormat::Onnx) if part == Part::Autoencoder => {
-            let calibration = crate::anomaly::calibration::Calibration::read(run.path())
-                .map_err(Error::Invalid)?;
-            let options = calibration.map(|c| c.options).unwrap_or_default();
-            let onnx = onnx::inspector(m, input, &options, calibration.as_ref(), anomaly_outputs)
-                .map_err(Error::Invalid)?;
+            let (calibration, options) = inspection_settings(run)?;
+            let onnx = onnx::autoencoder_inspector(
+                m,
+                input,
+                &options,
+                calibration.as_ref(),
+                anomaly_outputs,
+            )
+            .map_err(Error::Invalid)?;
             export_onnx(out, onnx)?
         }
         (Model::Autoencoder(m), ExportFormat::Onnx) => {
@@ -111,6 +134,19 @@ pub fn export(
         }
     }
     Ok(())
+}
+
+/// The run's calibration, and the map settings an exported inspection computes: the
+/// calibration's, else the run's defaults.
+fn inspection_settings(
+    run: &Run,
+) -> Result<(Option<Calibration>, crate::anomaly::maps::MapOptions), Error> {
+    let calibration = Calibration::read(run.path()).map_err(Error::Invalid)?;
+    let options = calibration.as_ref().map_or_else(
+        || crate::anomaly::tiles::default_options(run),
+        |c| c.options,
+    );
+    Ok((calibration, options))
 }
 
 /// Which of the lecture's models a weights file holds (`cae import --model`).

@@ -16,6 +16,7 @@ use prost::Message;
 use crate::model::AnyAutoencoder;
 use crate::model::classifier::AnyClassifier;
 use crate::model::cost::explicit_padding;
+use crate::model::draem::{self, Draem};
 use crate::model::walk::Walk;
 
 /// The subset of `onnx.proto` (IR version 8) an exporter writes.
@@ -484,7 +485,7 @@ pub fn autoencoder(
 fn anomaly_outputs(
     g: &mut Graph,
     options: &MapOptions,
-    [_, h, w]: [usize; 3],
+    image: [usize; 3],
 ) -> Result<(String, String), String> {
     if options.map != MapKind::L2 {
         return Err(format!(
@@ -495,10 +496,22 @@ fn anomaly_outputs(
     let reconstruction = g.x.clone();
     let diff = g.apply("Sub", vec![g.input.0.clone(), reconstruction], vec![]);
     let square = g.apply("Mul", vec![diff.clone(), diff], vec![]);
-    let reduce = |g: &mut Graph, op: &str, x: String, axes: &[usize], keep: i64| {
-        g.apply(op, vec![x], vec![ints("axes", axes), int("keepdims", keep)])
-    };
-    let mut map = reduce(g, "ReduceMean", square, &[1], 1);
+    let map = reduce(g, "ReduceMean", square, &[1], 1);
+    smoothed_and_scored(g, map, options, image)
+}
+
+fn reduce(g: &mut Graph, op: &str, x: String, axes: &[usize], keep: i64) -> String {
+    g.apply(op, vec![x], vec![ints("axes", axes), int("keepdims", keep)])
+}
+
+/// A raw `map` (`[N, 1, H, W]`) smoothed as `options` say (edges reflected as cae's maps),
+/// and its `score` (`[N]`, max or mean); returns the two values' names.
+fn smoothed_and_scored(
+    g: &mut Graph,
+    mut map: String,
+    options: &MapOptions,
+    [_, h, w]: [usize; 3],
+) -> Result<(String, String), String> {
     if options.smooth > 0.0 {
         let radius = (4.0 * options.smooth).ceil() as usize;
         if radius >= h.min(w) {
@@ -550,7 +563,7 @@ fn anomaly_outputs(
 /// `outputs` the anomaly `map` and `score` of `options`; the calibration, when the run has
 /// one, in the model's metadata (`cae.threshold`, and all of it as JSON in
 /// `cae.calibration`): a score above the threshold is a defect.
-pub fn inspector(
+pub fn autoencoder_inspector(
     model: &AnyAutoencoder,
     image: [usize; 3],
     options: &MapOptions,
@@ -567,7 +580,103 @@ pub fn inspector(
         more.push((map, "map".to_string(), vec![1, image[1], image[2]]));
         more.push((score, "score".to_string(), vec![]));
     }
-    let metadata = match calibration {
+    Ok(g.finish_with(
+        "autoencoder",
+        &image,
+        more,
+        calibration_metadata(calibration)?,
+    ))
+}
+
+/// The DRAEM inspector as an ONNX file for an image of `[C, H, W]` `image` (its networks are
+/// fully convolutional: the graph takes the image whole): the reconstruction (`output`), and
+/// with `outputs` the segmentation `map` (smoothed as `options` say) and `score`; the
+/// calibration in the metadata as [`autoencoder_inspector`] has it.
+pub fn draem(
+    model: &Draem,
+    image: [usize; 3],
+    options: &MapOptions,
+    calibration: Option<&Calibration>,
+    outputs: bool,
+) -> Result<Vec<u8>, String> {
+    if options.map != MapKind::Segmentation {
+        return Err(format!(
+            "the {} map of an inspector is not exported to ONNX; its segmentation map is \
+             (calibrate with --map segmentation)",
+            options.map.name()
+        ));
+    }
+    let mut g = Graph::new(&image);
+    let input = g.x.clone();
+    let logits = draem_net(&mut g, &model.reconstructive, input.clone(), false);
+    let reconstruction = g.apply("Sigmoid", vec![logits], vec![]);
+    let both = g.apply(
+        "Concat",
+        vec![input, reconstruction.clone()],
+        vec![int("axis", 1)],
+    );
+    let segmentation = draem_net(&mut g, &model.discriminative, both, true);
+    let map = g.apply("Sigmoid", vec![segmentation], vec![]);
+    g.x = reconstruction;
+    let mut more = Vec::new();
+    if outputs {
+        let (map, score) = smoothed_and_scored(&mut g, map, options, image)?;
+        more.push((map, "map".to_string(), vec![1, image[1], image[2]]));
+        more.push((score, "score".to_string(), vec![]));
+    }
+    Ok(g.finish_with("draem", &image, more, calibration_metadata(calibration)?))
+}
+
+/// One of the inspector's networks from `x` (see [`crate::model::draem`]): the padding of
+/// its 3×3 convolutions is the Conv node's own.
+fn draem_net(g: &mut Graph, net: &draem::Net, x: String, skips: bool) -> String {
+    let conv = |g: &mut Graph, layer: &Conv2d, x: String| {
+        let mut inputs = vec![x, g.weight("conv_w", layer.weight.val())];
+        inputs.extend(layer.bias.as_ref().map(|b| g.weight("conv_b", b.val())));
+        let k = layer.kernel_size[0];
+        let pad = k / 2;
+        let attrs = vec![
+            ints("kernel_shape", &layer.kernel_size),
+            ints("pads", &[pad, pad, pad, pad]),
+        ];
+        g.apply("Conv", inputs, attrs)
+    };
+    let block = |g: &mut Graph, b: &draem::DoubleConv, x: String| {
+        let a = conv(g, &b.a, x);
+        let a = g.apply("Relu", vec![a], vec![]);
+        let b = conv(g, &b.b, a);
+        g.apply("Relu", vec![b], vec![])
+    };
+    let mut levels = Vec::new();
+    let mut x = x;
+    for (i, b) in net.encoder.iter().enumerate() {
+        if i > 0 {
+            let attrs = vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])];
+            x = g.apply("MaxPool", vec![x], attrs);
+        }
+        x = block(g, b, x);
+        levels.push(x.clone());
+    }
+    levels.pop();
+    for up in &net.decoder {
+        let mut inputs = vec![x, g.weight("deconv_w", up.up.weight.val())];
+        inputs.extend(up.up.bias.as_ref().map(|b| g.weight("deconv_b", b.val())));
+        let attrs = vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])];
+        let upsampled = g.apply("ConvTranspose", inputs, attrs);
+        x = g.apply("Relu", vec![upsampled], vec![]);
+        if let (true, Some(skip)) = (skips, levels.pop()) {
+            x = g.apply("Concat", vec![x, skip], vec![int("axis", 1)]);
+        }
+        x = block(g, &up.block, x);
+    }
+    conv(g, &net.out, x)
+}
+
+/// The run's calibration as the ONNX metadata `cae.threshold` and `cae.calibration` (JSON).
+fn calibration_metadata(
+    calibration: Option<&Calibration>,
+) -> Result<Vec<(String, String)>, String> {
+    Ok(match calibration {
         Some(c) => vec![
             ("cae.threshold".to_string(), c.threshold.to_string()),
             (
@@ -576,8 +685,7 @@ pub fn inspector(
             ),
         ],
         None => Vec::new(),
-    };
-    Ok(g.finish_with("autoencoder", &image, more, metadata))
+    })
 }
 
 /// A classifier as an ONNX file: image (`[C, H, W]` `image`) → logits `[N, classes]`.

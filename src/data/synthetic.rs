@@ -1,0 +1,409 @@
+//! Synthetic anomalies for training the DRAEM inspector, made here from the run's seed: a
+//! Perlin-noise mask (random scales and rotation, thresholded) filled with a foreign texture
+//! and blended into a clean image with opacity β ∈ [0, 0.8]; half of the samples stay clean
+//! (the recipe of Zavrtanik et al. 2021).
+//!
+//! The paper fills its masks with photographs of textures (DTD); its ablation finds that any
+//! varied texture set serves. cae ships no photographs: by default half of the fills are
+//! generated (fractal noise at random scales, gratings, blobs, strokes, each warped and
+//! re-toned) and half are the good training images themselves made foreign (zoomed in or out,
+//! rotated, re-toned, shuffled in blocks as CutPaste does), which teaches "a different texture"
+//! where procedural fills teach only "a different pattern". A user's folder of textures
+//! (`--anomaly-source`) replaces both.
+//!
+//! Images are `[C, S, S]` values in [0, 1], channels first; masks `[S, S]` of 0 and 1.
+
+use std::f32::consts::PI;
+
+use rand::Rng;
+
+/// Where the fills of the masks come from.
+pub enum Sources<'a> {
+    /// Generated textures and the good training images (`[C, H, W]` each, any side ≥ 8).
+    Generated {
+        good: &'a [Vec<f32>],
+        side: [usize; 2],
+    },
+    /// A user's textures (`[C, H, W]` each, at least as large as the crop).
+    Folder {
+        textures: &'a [Vec<f32>],
+        side: [usize; 2],
+    },
+}
+
+/// One training example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// `[C, S, S]`: the clean crop with the anomaly blended in.
+    pub image: Vec<f32>,
+    /// `[S, S]`: 1 where the anomaly is.
+    pub mask: Vec<f32>,
+    /// The opacity the clean image kept under the mask; `None` for a clean sample.
+    pub beta: Option<f32>,
+}
+
+/// The largest β: at least a fifth of the fill shows.
+pub const MAX_BETA: f32 = 0.8;
+
+/// `clean` (`[C, S, S]`) with a synthetic anomaly, or clean (half the time).
+pub fn synthesize(
+    clean: &[f32],
+    channels: usize,
+    side: usize,
+    sources: &Sources<'_>,
+    rng: &mut impl Rng,
+) -> Sample {
+    let plane = side * side;
+    let unchanged = |clean: &[f32]| Sample {
+        image: clean.to_vec(),
+        mask: vec![0.0; plane],
+        beta: None,
+    };
+    if rng.random::<bool>() {
+        return unchanged(clean);
+    }
+    let mask = perlin_mask(side, rng);
+    if mask.iter().all(|&m| m == 0.0) {
+        return unchanged(clean);
+    }
+    let fill = texture(channels, side, sources, rng);
+    let beta = rng.random_range(0.0..=MAX_BETA);
+    let mut image = clean.to_vec();
+    for c in 0..channels {
+        for (i, &m) in mask.iter().enumerate() {
+            if m > 0.0 {
+                let k = c * plane + i;
+                image[k] = beta * clean[k] + (1.0 - beta) * fill[k];
+            }
+        }
+    }
+    Sample {
+        image,
+        mask,
+        beta: Some(beta),
+    }
+}
+
+/// A Perlin-noise mask: lattice scales `2^a × 2^b` (a, b from 0 to 5) across the square,
+/// rotated by up to 90° either way, 1 where the noise exceeds half its range.
+pub fn perlin_mask(side: usize, rng: &mut impl Rng) -> Vec<f32> {
+    let cells = [
+        (1u32 << rng.random_range(0..6)) as f32,
+        (1u32 << rng.random_range(0..6)) as f32,
+    ];
+    let angle = rng.random_range(-PI / 2.0..PI / 2.0);
+    let noise = Perlin::new(rng.random());
+    let (sin, cos) = angle.sin_cos();
+    let centre = side as f32 / 2.0;
+    let mut mask = Vec::with_capacity(side * side);
+    for r in 0..side {
+        for c in 0..side {
+            let (x, y) = (c as f32 - centre, r as f32 - centre);
+            let (u, v) = (cos * x - sin * y, sin * x + cos * y);
+            let value = noise.at(
+                (u / side as f32 + 0.5) * cells[0],
+                (v / side as f32 + 0.5) * cells[1],
+            );
+            // Perlin noise of two dimensions lies within ±√½: 0.5 of that range.
+            mask.push(f32::from(value * std::f32::consts::SQRT_2 > 0.5));
+        }
+    }
+    mask
+}
+
+/// A fill for one mask: `[C, S, S]` values in [0, 1].
+fn texture(channels: usize, side: usize, sources: &Sources<'_>, rng: &mut impl Rng) -> Vec<f32> {
+    let mut fill = match *sources {
+        Sources::Folder {
+            textures,
+            side: src,
+        } => {
+            let t = &textures[rng.random_range(0..textures.len())];
+            resample(t, channels, src, side, rng)
+        }
+        Sources::Generated { good, side: src } => {
+            if !good.is_empty() && rng.random::<bool>() {
+                let image = &good[rng.random_range(0..good.len())];
+                let mut fill = resample(image, channels, src, side, rng);
+                if rng.random::<f32>() < 0.5 {
+                    shuffle_blocks(&mut fill, channels, side, rng);
+                }
+                fill
+            } else {
+                generated(channels, side, rng)
+            }
+        }
+    };
+    retone(&mut fill, channels, rng);
+    fill
+}
+
+/// A `side`-square view of `image` (`[C, H, W]`, `src` = `[H, W]`): zoomed by 0.5–2×, rotated,
+/// shifted, wrapping at the edges.
+fn resample(
+    image: &[f32],
+    channels: usize,
+    src: [usize; 2],
+    side: usize,
+    rng: &mut impl Rng,
+) -> Vec<f32> {
+    let image_channels = image.len() / (src[0] * src[1]);
+    let zoom = 2f32.powf(rng.random_range(-1.0..1.0));
+    let (sin, cos) = rng.random_range(-PI..PI).sin_cos();
+    let (oy, ox) = (
+        rng.random_range(0..src[0]) as f32,
+        rng.random_range(0..src[1]) as f32,
+    );
+    let mut out = vec![0.0; channels * side * side];
+    for r in 0..side {
+        for c in 0..side {
+            let (x, y) = (c as f32 / zoom, r as f32 / zoom);
+            let sy = (sin * x + cos * y + oy).rem_euclid(src[0] as f32) as usize % src[0];
+            let sx = (cos * x - sin * y + ox).rem_euclid(src[1] as f32) as usize % src[1];
+            for ch in 0..channels {
+                let from = ch.min(image_channels - 1);
+                out[(ch * side + r) * side + c] = image[(from * src[0] + sy) * src[1] + sx];
+            }
+        }
+    }
+    out
+}
+
+/// Cut the square into 2–4 blocks a side and put them back in a random order.
+fn shuffle_blocks(fill: &mut [f32], channels: usize, side: usize, rng: &mut impl Rng) {
+    let n = rng.random_range(2..=4usize);
+    let block = side / n;
+    if block == 0 {
+        return;
+    }
+    let mut order: Vec<usize> = (0..n * n).collect();
+    rand::seq::SliceRandom::shuffle(order.as_mut_slice(), rng);
+    let from = fill.to_vec();
+    for (to, &src) in order.iter().enumerate() {
+        let (ty, tx, sy, sx) = (to / n, to % n, src / n, src % n);
+        for ch in 0..channels {
+            for r in 0..block {
+                for c in 0..block {
+                    let get = (ch * side + sy * block + r) * side + sx * block + c;
+                    let put = (ch * side + ty * block + r) * side + tx * block + c;
+                    fill[put] = from[get];
+                }
+            }
+        }
+    }
+}
+
+/// Random brightness, contrast and gamma per channel, sometimes inverted; clamped to [0, 1].
+fn retone(fill: &mut [f32], channels: usize, rng: &mut impl Rng) {
+    let plane = fill.len() / channels.max(1);
+    let invert = rng.random::<f32>() < 0.25;
+    for plane in fill.chunks_mut(plane) {
+        let gamma = 2f32.powf(rng.random_range(-1.0..1.0));
+        let contrast = rng.random_range(0.5..1.5);
+        let brightness = rng.random_range(-0.3..0.3);
+        for v in plane.iter_mut() {
+            let t = if invert { 1.0 - *v } else { *v };
+            *v = ((t.clamp(0.0, 1.0).powf(gamma) - 0.5) * contrast + 0.5 + brightness)
+                .clamp(0.0, 1.0);
+        }
+    }
+}
+
+/// A generated texture: fractal noise, a grating, blobs or strokes, warped by noise.
+fn generated(channels: usize, side: usize, rng: &mut impl Rng) -> Vec<f32> {
+    let kind = rng.random_range(0..4);
+    let warp = Perlin::new(rng.random());
+    let warp_amount = rng.random_range(0.0..0.1) * side as f32;
+    let warp_cells = rng.random_range(1.0..6.0) / side as f32;
+    let noise = Perlin::new(rng.random());
+    let octaves = rng.random_range(1..=5);
+    let base = 2f32.powf(rng.random_range(1.0..6.0)) / side as f32;
+    let (freq, (sin, cos)) = (
+        rng.random_range(2.0..40.0) / side as f32,
+        rng.random_range(0.0..PI).sin_cos(),
+    );
+    let shapes: Vec<(f32, f32, f32, f32, f32)> = (0..rng.random_range(3..30))
+        .map(|_| {
+            (
+                rng.random_range(0.0..side as f32),
+                rng.random_range(0.0..side as f32),
+                rng.random_range(1.0..side as f32 / 6.0),
+                rng.random_range(-PI..PI),
+                rng.random(),
+            )
+        })
+        .collect();
+    let plane: Vec<f32> = (0..side * side)
+        .map(|i| {
+            let (r, c) = ((i / side) as f32, (i % side) as f32);
+            let x = c + warp_amount * warp.at(c * warp_cells, r * warp_cells);
+            let y = r + warp_amount * warp.at(c * warp_cells + 17.0, r * warp_cells + 31.0);
+            match kind {
+                0 => {
+                    let mut total = 0.0;
+                    let mut amplitude = 1.0;
+                    for o in 0..octaves {
+                        let f = base * (1 << o) as f32;
+                        total += amplitude * noise.at(x * f, y * f);
+                        amplitude *= 0.5;
+                    }
+                    0.5 + total
+                }
+                1 => 0.5 + 0.5 * (2.0 * PI * freq * (cos * x + sin * y)).sin(),
+                2 => shapes
+                    .iter()
+                    .filter(|(cx, cy, rad, _, _)| (x - cx).powi(2) + (y - cy).powi(2) < rad * rad)
+                    .map(|s| s.4)
+                    .last()
+                    .unwrap_or(0.5),
+                _ => shapes
+                    .iter()
+                    .filter(|(cx, cy, len, a, _)| {
+                        // A stroke: a segment through (cx, cy) at angle a, 1.5 px either side.
+                        let (dx, dy) = (x - cx, y - cy);
+                        let along = dx * a.cos() + dy * a.sin();
+                        let across = -dx * a.sin() + dy * a.cos();
+                        along.abs() < *len && across.abs() < 1.5
+                    })
+                    .map(|s| s.4)
+                    .last()
+                    .unwrap_or(0.5),
+            }
+        })
+        .collect();
+    // Colour: each channel the plane under its own tone (see `retone`).
+    (0..channels).flat_map(|_| plane.iter().copied()).collect()
+}
+
+/// Gradient noise (Perlin 1985, with the quintic fade of 2002) on an unbounded lattice whose
+/// gradients come from hashing the lattice point with a seed.
+pub struct Perlin {
+    seed: u64,
+}
+
+impl Perlin {
+    pub fn new(seed: u64) -> Self {
+        Self { seed }
+    }
+
+    fn gradient(&self, x: i64, y: i64) -> (f32, f32) {
+        let mut h = self.seed ^ (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^= (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        h ^= h >> 29;
+        h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        h ^= h >> 32;
+        let angle = (h >> 40) as f32 / (1u64 << 24) as f32 * 2.0 * PI;
+        (angle.cos(), angle.sin())
+    }
+
+    /// The noise at `(x, y)` in lattice units: within ±√½.
+    pub fn at(&self, x: f32, y: f32) -> f32 {
+        let (x0, y0) = (x.floor(), y.floor());
+        let (fx, fy) = (x - x0, y - y0);
+        let (ix, iy) = (x0 as i64, y0 as i64);
+        let dot = |gx: i64, gy: i64, dx: f32, dy: f32| {
+            let (a, b) = self.gradient(gx, gy);
+            a * dx + b * dy
+        };
+        let fade = |t: f32| t * t * t * (t * (t * 6.0 - 15.0) + 10.0);
+        let (u, v) = (fade(fx), fade(fy));
+        let top = dot(ix, iy, fx, fy) * (1.0 - u) + dot(ix + 1, iy, fx - 1.0, fy) * u;
+        let bottom =
+            dot(ix, iy + 1, fx, fy - 1.0) * (1.0 - u) + dot(ix + 1, iy + 1, fx - 1.0, fy - 1.0) * u;
+        top * (1.0 - v) + bottom * v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn clean(side: usize) -> Vec<f32> {
+        (0..side * side)
+            .map(|i| ((i * 7) % 13) as f32 / 12.0)
+            .collect()
+    }
+
+    fn samples(seed: u64, n: usize) -> Vec<Sample> {
+        let side = 32;
+        let good = vec![clean(40)];
+        let sources = Sources::Generated {
+            good: &good,
+            side: [40, 40],
+        };
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..n)
+            .map(|_| synthesize(&clean(side), 1, side, &sources, &mut rng))
+            .collect()
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_bytes_and_another_seed_others() {
+        assert_eq!(samples(7, 20), samples(7, 20));
+        assert_ne!(samples(7, 20), samples(8, 20));
+    }
+
+    #[test]
+    fn masks_cover_exactly_what_changed_and_beta_stays_in_range() {
+        let image = clean(32);
+        let all = samples(3, 200);
+        let anomalous: Vec<&Sample> = all.iter().filter(|s| s.beta.is_some()).collect();
+        // Half are left clean: 200 fair coins, and a few more clean where a mask came out empty.
+        assert!((60..=110).contains(&anomalous.len()), "{}", anomalous.len());
+        for s in &all {
+            for (i, (&m, (&a, &b))) in s.mask.iter().zip(s.image.iter().zip(&image)).enumerate() {
+                assert!(m == 0.0 || m == 1.0);
+                if m == 0.0 {
+                    assert_eq!(a, b, "pixel {i} changed outside the mask");
+                }
+                assert!((0.0..=1.0).contains(&a));
+            }
+            match s.beta {
+                None => assert!(s.mask.iter().all(|&m| m == 0.0)),
+                Some(beta) => {
+                    assert!((0.0..=MAX_BETA).contains(&beta));
+                    assert!(s.mask.iter().any(|&m| m == 1.0));
+                }
+            }
+        }
+        // Under the masks the images differ from the clean one (not everywhere: a fill may
+        // match a pixel), and the masks vary in size.
+        let changed: usize = anomalous
+            .iter()
+            .map(|s| {
+                s.mask
+                    .iter()
+                    .zip(s.image.iter().zip(&image))
+                    .filter(|(m, (a, b))| **m == 1.0 && (*a - *b).abs() > 1e-3)
+                    .count()
+            })
+            .sum();
+        let covered: f32 = anomalous.iter().map(|s| s.mask.iter().sum::<f32>()).sum();
+        assert!(changed as f32 > 0.8 * covered, "{changed} of {covered}");
+        let sizes: Vec<f32> = anomalous.iter().map(|s| s.mask.iter().sum()).collect();
+        let (lo, hi) = sizes
+            .iter()
+            .fold((f32::MAX, 0f32), |(l, h), &s| (l.min(s), h.max(s)));
+        assert!(hi > 4.0 * lo, "mask areas from {lo} to {hi}");
+    }
+
+    #[test]
+    fn perlin_noise_is_smooth_and_within_its_range() {
+        let noise = Perlin::new(11);
+        let mut peak = 0f32;
+        for i in 0..4000 {
+            let (x, y) = (i as f32 * 0.0137, i as f32 * 0.0291);
+            let v = noise.at(x, y);
+            peak = peak.max(v.abs());
+            // Zero on the lattice points; a step of 0.001 moves it little.
+            assert!((noise.at(x + 0.001, y) - v).abs() < 0.01);
+        }
+        assert!(noise.at(3.0, 5.0).abs() < 1e-6);
+        assert!(
+            peak <= std::f32::consts::FRAC_1_SQRT_2 + 1e-4 && peak > 0.2,
+            "{peak}"
+        );
+    }
+}

@@ -1,0 +1,483 @@
+//! The DRAEM inspector's training (`cae train-ae --model draem`): random crops of the good
+//! images get synthetic anomalies ([`crate::data::synthetic`]); the reconstructive network
+//! learns to give back the clean crop (L2 + 1 − SSIM), the discriminative one to mark the
+//! anomaly's mask (focal loss, γ = 2), both in one step.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use burn::prelude::*;
+use burn::tensor::activation::{log_sigmoid, sigmoid};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use super::{Experiment, LoopConfig, Metrics, RunConfig, Score, Task, TrainError};
+use crate::data::synthetic::{Sample, Sources, synthesize};
+use crate::data::{DataConfig, Dataset, ImageShape, Source, push_channels_first};
+use crate::loss::{l2, ssim};
+use crate::model::draem::{Draem, DraemConfig};
+
+/// Everything that defines an inspector run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DraemTrainingConfig {
+    pub model: DraemConfig,
+    /// The images' shape: the inspector scores them whole.
+    pub input: ImageShape,
+    #[serde(flatten)]
+    pub data: DataConfig,
+    /// Side of the square crops it trains on.
+    pub crop: usize,
+    /// Crops drawn from each training image per epoch.
+    pub crops_per_image: usize,
+    /// A folder of texture images to fill the synthetic anomalies with, instead of the
+    /// generated ones and the good images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly_source: Option<PathBuf>,
+    #[serde(flatten)]
+    pub training: LoopConfig,
+    /// The textures of `anomaly_source`, read when the config is validated.
+    #[serde(skip)]
+    textures: Textures,
+}
+
+/// Texture images read once, shared by the config's clones.
+#[derive(Debug, Clone, Default)]
+struct Textures(Arc<OnceLock<(Vec<Vec<f32>>, [usize; 2])>>);
+
+impl PartialEq for Textures {
+    /// What was read follows from the config's other fields.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// The defaults, chosen by measurement (docs/BENCHMARKS.md §20).
+pub const DEFAULT_CROP: usize = 128;
+pub const DEFAULT_CROPS_PER_IMAGE: usize = 4;
+pub const DEFAULT_BATCH: usize = 8;
+pub const DEFAULT_EPOCHS: usize = 25;
+pub const DEFAULT_LR: f64 = 5e-4;
+
+/// Test crops the epoch metrics are measured on (the first test images').
+const TEST_CROPS: usize = 16;
+
+impl DraemTrainingConfig {
+    /// The defaults for images of `data`.
+    pub fn new(data: DataConfig) -> Self {
+        let mut training = LoopConfig::new(DEFAULT_EPOCHS, DEFAULT_BATCH);
+        training.learning_rate = DEFAULT_LR;
+        Self {
+            model: DraemConfig::new(1),
+            input: ImageShape::new(1, DEFAULT_CROP, DEFAULT_CROP),
+            data,
+            crop: DEFAULT_CROP,
+            crops_per_image: DEFAULT_CROPS_PER_IMAGE,
+            anomaly_source: None,
+            training,
+            textures: Textures::default(),
+        }
+    }
+
+    /// Why the config cannot train on images of `shape`, if it cannot.
+    pub fn check(&self, shape: ImageShape) -> Result<(), String> {
+        self.model.check()?;
+        if self.model.channels != shape.channels {
+            return Err(format!(
+                "the networks take {} channel(s); the images have {}",
+                self.model.channels, shape.channels
+            ));
+        }
+        self.model
+            .check_side(shape.height, shape.width)
+            .map_err(|e| format!("the images are {e}; resize them with --image-size"))?;
+        let side = shape.height.min(shape.width);
+        if self.crop > side || self.crop < crate::loss::SSIM_WINDOW {
+            return Err(format!(
+                "--patch {}: a crop side from {} (the SSIM window) to the images' smaller side, {side}",
+                self.crop,
+                crate::loss::SSIM_WINDOW
+            ));
+        }
+        self.model
+            .check_side(self.crop, self.crop)
+            .map_err(|e| format!("--patch {e}"))?;
+        if self.crops_per_image == 0 {
+            return Err("--patches-per-image 0: at least one".into());
+        }
+        Ok(())
+    }
+
+    /// The textures of `--anomaly-source`, read and checked once.
+    fn textures(&self) -> Result<Option<&(Vec<Vec<f32>>, [usize; 2])>, TrainError> {
+        let Some(dir) = &self.anomaly_source else {
+            return Ok(None);
+        };
+        if let Some(t) = self.textures.0.get() {
+            return Ok(Some(t));
+        }
+        let read = read_textures(dir, self.model.channels, self.crop)?;
+        Ok(Some(self.textures.0.get_or_init(|| read)))
+    }
+}
+
+/// Every image of `dir` (PNG or JPEG, any depth, at least `crop` a side), as `[C, H, W]`
+/// values, cut to the smallest one's size so that all share one.
+fn read_textures(
+    dir: &Path,
+    channels: usize,
+    crop: usize,
+) -> Result<(Vec<Vec<f32>>, [usize; 2]), TrainError> {
+    let bad =
+        |what: String| TrainError::Invalid(format!("--anomaly-source {}: {what}", dir.display()));
+    let entries = std::fs::read_dir(dir).map_err(|e| bad(e.to_string()))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(bad(
+            "the folder is empty: it needs texture images (PNG or JPEG)".into(),
+        ));
+    }
+    let mut images = Vec::new();
+    for path in &paths {
+        let Ok(img) = crate::data::image_file::decode_file(path) else {
+            continue; // not an image: other files may sit beside them
+        };
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        if w < crop || h < crop {
+            return Err(bad(format!(
+                "{} is {w}x{h}, smaller than the {crop}x{crop} crops",
+                path.display()
+            )));
+        }
+        let pixels: Vec<u8> = if channels == 1 {
+            img.to_luma8().into_raw()
+        } else {
+            img.to_rgb8().into_raw()
+        };
+        images.push((pixels, h, w));
+    }
+    if images.is_empty() {
+        return Err(bad(format!(
+            "none of its {} files is an image cae can read (PNG or JPEG)",
+            paths.len()
+        )));
+    }
+    let h = images.iter().map(|i| i.1).min().unwrap_or(crop);
+    let w = images.iter().map(|i| i.2).min().unwrap_or(crop);
+    let textures = images
+        .iter()
+        .map(|(pixels, _, iw)| {
+            let mut cut = Vec::with_capacity(h * w * channels);
+            for r in 0..h {
+                cut.extend_from_slice(&pixels[r * iw * channels..][..w * channels]);
+            }
+            let mut values = Vec::with_capacity(cut.len());
+            push_channels_first(&mut values, &cut, channels);
+            values
+        })
+        .collect();
+    Ok((textures, [h, w]))
+}
+
+/// The epoch metrics: the training losses on synthetic anomalies of the first test images'
+/// centred crops, the same anomalies every epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InspectorMetrics {
+    pub test_loss: f64,
+    pub test_l2: f64,
+    /// 1 − SSIM of the reconstruction.
+    pub test_ssim: f64,
+    pub test_focal: f64,
+}
+
+impl Metrics for InspectorMetrics {
+    fn fields(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("test_loss", self.test_loss),
+            ("test_l2", self.test_l2),
+            ("test_ssim", self.test_ssim),
+            ("test_focal", self.test_focal),
+        ]
+    }
+}
+
+/// The focal loss (Lin et al. 2017, γ = 2) of anomaly `logits` against a 0/1 `mask`,
+/// averaged over the pixels: `−(1 − p_t)² log p_t`, `p_t` the probability of the true label,
+/// from the logits (`log p_t = log σ(±z)`) so that no log of 0 is taken.
+///
+/// # Shapes
+/// - logits, mask: `[N, 1, H, W]` → `[1]`
+pub fn focal_loss(logits: Tensor<4>, mask: Tensor<4>) -> Tensor<1> {
+    let signed = logits * mask.mul_scalar(2.0).sub_scalar(1.0); // z for 1, −z for 0
+    let weight = sigmoid(signed.clone()).neg().add_scalar(1.0).powi_scalar(2);
+    (weight * log_sigmoid(signed)).neg().mean()
+}
+
+/// The three losses of a batch: L2 and 1 − SSIM of the reconstruction, focal of the map.
+fn losses(model: &Draem, batch: &Batch, device: &Device) -> [Tensor<1>; 3] {
+    let [c, s] = [batch.channels, batch.side];
+    let n = batch.mask.len() / (s * s);
+    let tensor = |values: Vec<f32>, channels: usize| {
+        Tensor::<4>::from_data(TensorData::new(values, [n, channels, s, s]), device)
+    };
+    let input = tensor(batch.image.clone(), c);
+    let clean = tensor(batch.clean.clone(), c);
+    let mask = tensor(batch.mask.clone(), 1);
+    let out = model.forward(input);
+    [
+        l2(out.reconstruction.clone(), clean.clone()),
+        ssim(out.reconstruction, clean).neg().add_scalar(1.0),
+        focal_loss(out.segmentation, mask),
+    ]
+}
+
+/// Synthetic samples of a batch, side by side: `[N, C, S, S]` images and clean crops,
+/// `[N, 1, S, S]` masks.
+struct Batch {
+    channels: usize,
+    side: usize,
+    image: Vec<f32>,
+    clean: Vec<f32>,
+    mask: Vec<f32>,
+}
+
+impl Batch {
+    fn new(channels: usize, side: usize) -> Self {
+        Self {
+            channels,
+            side,
+            image: Vec::new(),
+            clean: Vec::new(),
+            mask: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, clean: Vec<f32>, sample: Sample) {
+        self.image.extend(sample.image);
+        self.mask.extend(sample.mask);
+        self.clean.extend(clean);
+    }
+}
+
+/// The inspector's task.
+pub struct DraemTask<'a> {
+    train: &'a Dataset,
+    crop: usize,
+    crops_per_image: usize,
+    /// The fills' sources: the good training images, or a user's textures.
+    good: Vec<Vec<f32>>,
+    textures: Option<&'a (Vec<Vec<f32>>, [usize; 2])>,
+    /// The fixed synthetic test batch.
+    test: Batch,
+}
+
+impl DraemTask<'_> {
+    fn sources(&self) -> Sources<'_> {
+        match self.textures {
+            Some((textures, side)) => Sources::Folder {
+                textures,
+                side: *side,
+            },
+            None => Sources::Generated {
+                good: &self.good,
+                side: [self.train.shape.height, self.train.shape.width],
+            },
+        }
+    }
+}
+
+impl Task<Draem> for DraemTask<'_> {
+    type Metrics = InspectorMetrics;
+
+    fn train_len(&self) -> usize {
+        self.train.len() * self.crops_per_image
+    }
+
+    /// One example per chunk: an image of the inspector's size is work enough for a core, and
+    /// a batch of 8 spreads over 8 threads.
+    fn chunk(&self) -> usize {
+        1
+    }
+
+    fn batch_loss(
+        &self,
+        model: &Draem,
+        batch: &[usize],
+        rng: &mut StdRng,
+        device: &Device,
+    ) -> Tensor<1> {
+        let shape = self.train.shape;
+        let sources = self.sources();
+        let mut samples = Batch::new(shape.channels, self.crop);
+        for &k in batch {
+            // Example k is a crop of image k mod N, somewhere drawn from this step's RNG.
+            let y = rng.random_range(0..=shape.height - self.crop);
+            let x = rng.random_range(0..=shape.width - self.crop);
+            let mut clean = Vec::with_capacity(shape.channels * self.crop * self.crop);
+            let square = self.train.crop(k % self.train.len(), y, x, self.crop);
+            push_channels_first(&mut clean, &square, shape.channels);
+            let sample = synthesize(&clean, shape.channels, self.crop, &sources, rng);
+            samples.push(clean, sample);
+        }
+        let [l2, ssim, focal] = losses(model, &samples, device);
+        l2 + ssim + focal
+    }
+
+    fn evaluate(&self, model: &Draem, device: &Device) -> InspectorMetrics {
+        let [l2, ssim, focal] =
+            losses(model, &self.test, device).map(|t| f64::from(t.into_scalar::<f32>()));
+        InspectorMetrics {
+            test_loss: l2 + ssim + focal,
+            test_l2: l2,
+            test_ssim: ssim,
+            test_focal: focal,
+        }
+    }
+
+    fn headline(&self, m: &InspectorMetrics) -> Score {
+        Score {
+            name: "test_loss",
+            value: m.test_loss,
+            larger_is_better: false,
+        }
+    }
+}
+
+impl Experiment for DraemTrainingConfig {
+    type Model = Draem;
+    type Metrics = InspectorMetrics;
+    type Task<'a> = DraemTask<'a>;
+
+    const KIND: &'static str = "a defect inspector (cae train-ae --model draem)";
+
+    fn into_run_config(self) -> RunConfig {
+        RunConfig::Draem(self)
+    }
+
+    fn from_run_config(config: RunConfig) -> Option<Self> {
+        match config {
+            RunConfig::Draem(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn looping(&self) -> &LoopConfig {
+        &self.training
+    }
+
+    fn looping_mut(&mut self) -> &mut LoopConfig {
+        &mut self.training
+    }
+
+    fn data(&self) -> &DataConfig {
+        &self.data
+    }
+
+    fn settle(&mut self, source: &Source) -> Result<(), TrainError> {
+        self.data = source.settled(&self.data);
+        self.input = source.shape();
+        self.model.channels = self.input.channels;
+        Ok(())
+    }
+
+    fn validate(&self, source: &Source) -> Result<(), TrainError> {
+        self.training.validate()?;
+        if source.shape() != self.input {
+            return Err(TrainError::Invalid(format!(
+                "the inspector takes {} images but {} holds {}",
+                self.input,
+                self.data.name(),
+                source.shape()
+            )));
+        }
+        self.check(self.input).map_err(TrainError::Invalid)?;
+        self.textures().map(|_| ())
+    }
+
+    /// A category's training images are all good; its test split keeps only the good ones
+    /// too (the defect images are for `cae anomaly`, not for a loss on synthetic anomalies).
+    fn select(&self, data: Dataset) -> Dataset {
+        match data.classes.iter().position(|c| c == "good") {
+            Some(good) => data.of_class(good as u8),
+            None => data,
+        }
+    }
+
+    fn init(&self, device: &Device) -> Draem {
+        self.model.init(device)
+    }
+
+    fn task<'a>(&'a self, train: &'a Dataset, test: &'a Dataset) -> DraemTask<'a> {
+        let shape = train.shape;
+        let all: Vec<usize> = (0..train.len()).collect();
+        let good: Vec<Vec<f32>> = train
+            .images_values(&all)
+            .chunks(shape.len())
+            .map(<[f32]>::to_vec)
+            .collect();
+        let textures = self.textures().ok().flatten();
+        let mut task = DraemTask {
+            train,
+            crop: self.crop,
+            crops_per_image: self.crops_per_image,
+            good,
+            textures,
+            test: Batch::new(shape.channels, self.crop),
+        };
+        // The test batch: the centred crops of the first test images, with anomalies drawn
+        // from a generator of their own, so that every epoch (and a resumed run) sees the same.
+        let crops = test.clone().take(TEST_CROPS).centre_crops(self.crop);
+        let mut rng = StdRng::seed_from_u64(self.training.seed ^ 0x7E57_0F_DEFEC7);
+        let mut batch = Batch::new(shape.channels, self.crop);
+        let sources = task.sources();
+        for i in 0..crops.len() {
+            let clean = crops.images_values(&[i]);
+            let sample = synthesize(&clean, shape.channels, self.crop, &sources, &mut rng);
+            batch.push(clean, sample);
+        }
+        task.test = batch;
+        task
+    }
+}
+
+/// What the inspector learns from, for a picture: `n` crops of the training images with
+/// synthetic anomalies, drawn as training draws them (from a generator of their own).
+/// Returns each clean crop, its sample, and the crops' shape.
+pub fn synthetic_examples(
+    config: &DraemTrainingConfig,
+    train: &Dataset,
+    n: usize,
+) -> Result<(Vec<(Vec<f32>, Sample)>, ImageShape), TrainError> {
+    if train.is_empty() {
+        return Err(TrainError::Invalid("no training images".into()));
+    }
+    let task = config.task(train, train);
+    let shape = ImageShape::new(train.shape.channels, config.crop, config.crop);
+    let sources = task.sources();
+    let mut rng = StdRng::seed_from_u64(config.training.seed ^ 0x5A3B_1E5);
+    let examples = (0..n)
+        .map(|k| {
+            let y = rng.random_range(0..=train.shape.height - config.crop);
+            let x = rng.random_range(0..=train.shape.width - config.crop);
+            let mut clean = Vec::with_capacity(shape.len());
+            push_channels_first(
+                &mut clean,
+                &train.crop(k % train.len(), y, x, config.crop),
+                shape.channels,
+            );
+            // Show anomalies: draw until the sample has one (half are clean).
+            let sample = loop {
+                let s = synthesize(&clean, shape.channels, config.crop, &sources, &mut rng);
+                if s.beta.is_some() {
+                    break s;
+                }
+            };
+            (clean, sample)
+        })
+        .collect();
+    Ok((examples, shape))
+}

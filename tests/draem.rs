@@ -1,0 +1,259 @@
+//! The DRAEM inspector (`cae train-ae --model draem`) from the command line: trained, resumed
+//! and seeded like every run, scored on a category as an autoencoder is, and bad input refused
+//! by name with nothing written.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{cae, generated_category, succeed};
+
+/// A tiny inspector's flags: 32-px grass, 16-px crops, two poolings, four channels.
+const TINY: &[&str] = &[
+    "--model",
+    "draem",
+    "--patch",
+    "16",
+    "--patches-per-image",
+    "2",
+    "--depth",
+    "2",
+    "--width",
+    "4",
+    "--batch-size",
+    "4",
+    "--quiet",
+];
+
+fn fail(cmd: &mut std::process::Command) -> String {
+    let out: Output = cmd.output().unwrap();
+    assert!(!out.status.success(), "expected a failure");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn train(category: &Path, out: &Path, epochs: &str, extra: &[&str]) -> Output {
+    succeed(
+        cae()
+            .arg("train-ae")
+            .args(TINY)
+            .args(["--epochs", epochs, "--images"])
+            .arg(category)
+            .arg("--out")
+            .arg(out)
+            .args(extra),
+    )
+}
+
+/// Everything but the seconds of each epoch.
+fn records(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let o = v.as_object_mut().unwrap();
+            o.remove("seconds");
+            o.remove("samples_per_sec");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn an_inspector_trains_resumes_and_scores_a_category_as_an_autoencoder_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let category = generated_category(&dir.path().join("bench"), "grass", 32, 6, 2, 1);
+    let run = dir.path().join("inspector");
+    train(&category, &run, "1", &[]);
+    for file in [
+        "config.json",
+        "model.bpk",
+        "synthetic.png",
+        "training_curves.png",
+    ] {
+        assert!(run.join(file).is_file(), "{file}");
+    }
+    let config = std::fs::read_to_string(run.join("config.json")).unwrap();
+    assert!(config.contains("\"task\": \"draem\""), "{config}");
+
+    // Seeded: the same run on one thread and on two, and a resumed run, are one run.
+    let one = dir.path().join("one-thread");
+    succeed(
+        cae()
+            .args(["--threads", "1", "train-ae"])
+            .args(TINY)
+            .args(["--epochs", "2", "--images"])
+            .arg(&category)
+            .arg("--out")
+            .arg(&one),
+    );
+    succeed(
+        cae()
+            .args(["train-ae", "--quiet", "--epochs", "2", "--resume"])
+            .arg(&run),
+    );
+    assert_eq!(records(&run), records(&one));
+    let file = category.join("test/good/000.png");
+    let scores = |run: &Path| succeed(cae().arg("anomaly").arg(run).arg(&file)).stdout;
+    assert_eq!(scores(&run), scores(&one));
+    // A resume that would change the run is refused by name.
+    let err = fail(
+        cae()
+            .args(["train-ae", "--epochs", "3", "--depth", "3", "--resume"])
+            .arg(&run),
+    );
+    assert!(err.contains("--depth 3 (the run has 2)"), "{err}");
+
+    // Inspection: the segmentation map by default, the same keys as an autoencoder's.
+    let maps = dir.path().join("maps");
+    succeed(
+        cae()
+            .arg("anomaly")
+            .arg(&run)
+            .arg("--images")
+            .arg(&category)
+            .arg("--calibrate")
+            .arg("--maps")
+            .arg(&maps),
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(maps.join("anomaly.json")).unwrap()).unwrap();
+    for key in [
+        "image_roc_auc",
+        "pixel_roc_auc",
+        "pro_auc",
+        "per_kind",
+        "threshold",
+    ] {
+        assert!(json.get(key).is_some(), "{key} in {json}");
+    }
+    let calibration = std::fs::read_to_string(run.join("calibration.json")).unwrap();
+    assert!(calibration.contains("segmentation"), "{calibration}");
+    // Files, by the calibrated threshold; and exported with the map and score as outputs.
+    let out = succeed(cae().arg("anomaly").arg(&run).arg(&file));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("000.png") && (text.contains("good") || text.contains("defect")));
+    let onnx = dir.path().join("inspector.onnx");
+    succeed(
+        cae()
+            .arg("export")
+            .arg(&run)
+            .args(["--format", "onnx", "--anomaly-outputs", "--out"])
+            .arg(&onnx),
+    );
+    assert!(std::fs::metadata(&onnx).unwrap().len() > 1000);
+
+    // What needs another kind of run says which.
+    let err = fail(cae().arg("predict").arg(&run).arg(&file));
+    assert!(
+        err.contains("defect inspector") && err.contains("classifier"),
+        "{err}"
+    );
+    let err = fail(cae().arg("encode").arg(&run).arg(&file));
+    assert!(err.contains("defect inspector"), "{err}");
+    let err = fail(
+        cae()
+            .arg("export")
+            .arg(&run)
+            .args(["--format", "pytorch", "--out"])
+            .arg(dir.path().join("w.pt")),
+    );
+    assert!(err.contains("exported as ONNX"), "{err}");
+}
+
+/// Flags of the other kind, and anomaly sources it cannot use, are refused by name before
+/// anything is written.
+#[test]
+fn bad_flags_and_anomaly_sources_are_refused_with_nothing_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let category = generated_category(&dir.path().join("bench"), "gravel", 32, 4, 1, 1);
+    let out = dir.path().join("run");
+    let attempt = |extra: &[&str]| -> String {
+        let err = fail(
+            cae()
+                .arg("train-ae")
+                .args(TINY)
+                .args(["--epochs", "1", "--images"])
+                .arg(&category)
+                .arg("--out")
+                .arg(&out)
+                .args(extra),
+        );
+        assert!(!out.exists(), "{out:?} was written for {extra:?}");
+        err
+    };
+    let err = attempt(&["--latent-activation", "none"]);
+    assert!(
+        err.contains("--latent-activation does not apply to the inspector"),
+        "{err}"
+    );
+    let err = attempt(&["--loss", "ssim"]);
+    assert!(err.contains("--loss does not apply"), "{err}");
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let err = attempt(&["--anomaly-source", empty.to_str().unwrap()]);
+    assert!(err.contains("the folder is empty"), "{err}");
+
+    let notes = dir.path().join("notes");
+    std::fs::create_dir(&notes).unwrap();
+    std::fs::write(notes.join("readme.txt"), "not an image").unwrap();
+    let err = attempt(&["--anomaly-source", notes.to_str().unwrap()]);
+    assert!(err.contains("none of its 1 files is an image"), "{err}");
+
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    image::GrayImage::new(8, 8)
+        .save(small.join("tiny.png"))
+        .unwrap();
+    let err = attempt(&["--anomaly-source", small.to_str().unwrap()]);
+    assert!(err.contains("8x8, smaller than the 16x16 crops"), "{err}");
+
+    // Sides the networks cannot halve twice, and crops larger than the images.
+    let err = attempt(&["--image-size", "30x30"]);
+    assert!(err.contains("multiples of 4"), "{err}");
+    let err = attempt(&["--image-size", "12x12"]);
+    assert!(err.contains("--patch 16: a crop side"), "{err}");
+
+    // And the inspector's own flags, given to an autoencoder.
+    let err = fail(
+        cae()
+            .args(["train-ae", "--depth", "2", "--images"])
+            .arg(&category)
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(
+        err.contains("--depth is an option of the inspector"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+/// A user's folder of textures fills the anomalies instead of the generated ones.
+#[test]
+fn a_folder_of_textures_is_an_anomaly_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let category = generated_category(&dir.path().join("bench"), "fibre", 32, 4, 1, 1);
+    let textures: PathBuf = dir.path().join("textures");
+    std::fs::create_dir(&textures).unwrap();
+    for i in 0..3u32 {
+        image::RgbImage::from_fn(40, 36, |x, y| {
+            image::Rgb([(x * 6 + i * 40) as u8, (y * 7) as u8, ((x ^ y) * 5) as u8])
+        })
+        .save(textures.join(format!("t{i}.png")))
+        .unwrap();
+    }
+    let run = dir.path().join("run");
+    train(
+        &category,
+        &run,
+        "1",
+        &["--anomaly-source", textures.to_str().unwrap()],
+    );
+    let config = std::fs::read_to_string(run.join("config.json")).unwrap();
+    assert!(config.contains("anomaly_source"), "{config}");
+}
