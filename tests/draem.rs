@@ -257,3 +257,90 @@ fn a_folder_of_textures_is_an_anomaly_source() {
     let config = std::fs::read_to_string(run.join("config.json")).unwrap();
     assert!(config.contains("anomaly_source"), "{config}");
 }
+
+/// 32 clients upload 4000×3000 photographs to `/api/inspect` at once with an inspector loaded:
+/// every one is answered (200, or 503 with Retry-After), `/api/health` answers meanwhile, and
+/// the server's peak memory stays bounded (docs/RELIABILITY.md has the figure).
+#[test]
+fn thirty_two_phone_photos_at_once_are_all_answered_with_the_inspector_loaded() {
+    use std::sync::{Arc, Barrier};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let category = generated_category(&dir.path().join("bench"), "sand", 32, 4, 1, 1);
+    let run = dir.path().join("inspector");
+    train(&category, &run, "1", &[]);
+    let server = Arc::new(common::server::Server::start(
+        dir.path(),
+        &["--anomaly", run.to_str().unwrap()],
+    ));
+    // A phone photograph's size: 4000×3000, a JPEG of a lit, grainy surface.
+    let photo = image::RgbImage::from_fn(4000, 3000, |x, y| {
+        let v = ((x / 7 + y / 5) % 64) as u8 + ((x * 31 + y * 17) % 23) as u8;
+        image::Rgb([120 + v, 100 + v / 2, 60 + v / 3])
+    });
+    let mut jpeg = Vec::new();
+    image::DynamicImage::ImageRgb8(photo)
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    assert!(
+        jpeg.len() < 2 << 20,
+        "{} bytes: over the body limit",
+        jpeg.len()
+    );
+    let jpeg = Arc::new(jpeg);
+    let clients = 32;
+    let barrier = Arc::new(Barrier::new(clients + 1));
+    let posts: Vec<_> = (0..clients)
+        .map(|_| {
+            let (server, barrier, jpeg) =
+                (Arc::clone(&server), Arc::clone(&barrier), Arc::clone(&jpeg));
+            std::thread::spawn(move || {
+                barrier.wait();
+                let (status, retry, body) =
+                    server.request("POST", "/api/inspect", "image/jpeg", &jpeg);
+                (status, retry, body)
+            })
+        })
+        .collect();
+    barrier.wait();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let started = Instant::now();
+        assert_eq!(server.get("/api/health").0, 200);
+        slowest = slowest.max(started.elapsed());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let answers: Vec<(u16, Option<String>, String)> =
+        posts.into_iter().map(|p| p.join().unwrap()).collect();
+    for (status, retry, body) in &answers {
+        match status {
+            200 => assert!(body.contains("\"score\""), "{body}"),
+            503 => assert_eq!(retry.as_deref(), Some("1"), "503 without Retry-After"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(
+        answers.iter().any(|a| a.0 == 200),
+        "no upload was inspected"
+    );
+    assert!(slowest < Duration::from_secs(5), "health took {slowest:?}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let ok = answers.iter().filter(|a| a.0 == 200).count();
+    eprintln!(
+        "32 uploads: {ok} answered 200, peak resident memory {} MB",
+        peak_kb / 1024
+    );
+    assert!(
+        peak_kb < 1 << 20,
+        "peak resident memory {} MB",
+        peak_kb / 1024
+    );
+}

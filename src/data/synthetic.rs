@@ -11,6 +11,9 @@
 //! where procedural fills teach only "a different pattern". A user's folder of textures
 //! (`--anomaly-source`) replaces both.
 //!
+//! A quarter of the masks are thin strokes instead ([`STROKE_SHARE`]): blobs alone do not teach
+//! a one-pixel scratch.
+//!
 //! Images are `[C, S, S]` values in [0, 1], channels first; masks `[S, S]` of 0 and 1.
 
 use std::f32::consts::PI;
@@ -45,6 +48,11 @@ pub struct Sample {
 /// The largest β: at least a fifth of the fill shows.
 pub const MAX_BETA: f32 = 0.8;
 
+/// The share of anomalies whose mask is a thin stroke rather than Perlin blobs: Perlin masks
+/// are blobs, and an inspector taught only blobs sees a one-pixel scratch poorly (measured in
+/// docs/BENCHMARKS.md §20).
+pub const STROKE_SHARE: f32 = 0.25;
+
 /// `clean` (`[C, S, S]`) with a synthetic anomaly, or clean (half the time).
 pub fn synthesize(
     clean: &[f32],
@@ -62,7 +70,11 @@ pub fn synthesize(
     if rng.random::<bool>() {
         return unchanged(clean);
     }
-    let mask = perlin_mask(side, rng);
+    let mask = if rng.random::<f32>() < STROKE_SHARE {
+        stroke_mask(side, rng)
+    } else {
+        perlin_mask(side, rng)
+    };
     if mask.iter().all(|&m| m == 0.0) {
         return unchanged(clean);
     }
@@ -107,6 +119,33 @@ pub fn perlin_mask(side: usize, rng: &mut impl Rng) -> Vec<f32> {
             // Perlin noise of two dimensions lies within ±√½: 0.5 of that range.
             mask.push(f32::from(value * std::f32::consts::SQRT_2 > 0.5));
         }
+    }
+    mask
+}
+
+/// A thin stroke: a gently bending line 1 to 3 pixels wide, a tenth to half the square long.
+pub fn stroke_mask(side: usize, rng: &mut impl Rng) -> Vec<f32> {
+    let s = side as f32;
+    let mut mask = vec![0.0; side * side];
+    let (mut x, mut y) = (rng.random_range(0.0..s), rng.random_range(0.0..s));
+    let mut angle = rng.random_range(-PI..PI);
+    let bend = rng.random_range(-0.05f32..0.05);
+    let half = rng.random_range(0.5f32..1.5);
+    let steps = (s * rng.random_range(0.1f32..0.5)) as usize;
+    let r = half.ceil() as isize;
+    for _ in 0..steps {
+        for dy in -r..=r {
+            for dx in -r..=r {
+                let (px, py) = (x as isize + dx, y as isize + dy);
+                let inside = (dx * dx + dy * dy) as f32 <= half * half + 0.25;
+                if inside && (0..side as isize).contains(&px) && (0..side as isize).contains(&py) {
+                    mask[py as usize * side + px as usize] = 1.0;
+                }
+            }
+        }
+        angle += bend;
+        x += angle.cos();
+        y += angle.sin();
     }
     mask
 }
