@@ -20,18 +20,21 @@ use std::f32::consts::PI;
 
 use rand::Rng;
 
+/// Images of one size, `[C, H, W]` values each.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Textures {
+    pub images: Vec<Vec<f32>>,
+    /// `[H, W]`.
+    pub side: [usize; 2],
+}
+
 /// Where the fills of the masks come from.
+#[derive(Debug, Clone, Copy)]
 pub enum Sources<'a> {
-    /// Generated textures and the good training images (`[C, H, W]` each, any side ≥ 8).
-    Generated {
-        good: &'a [Vec<f32>],
-        side: [usize; 2],
-    },
-    /// A user's textures (`[C, H, W]` each, at least as large as the crop).
-    Folder {
-        textures: &'a [Vec<f32>],
-        side: [usize; 2],
-    },
+    /// Generated textures, and the good training images made foreign.
+    Generated(&'a Textures),
+    /// A user's textures (at least as large as the crop).
+    Folder(&'a Textures),
 }
 
 /// One training example.
@@ -153,17 +156,14 @@ pub fn stroke_mask(side: usize, rng: &mut impl Rng) -> Vec<f32> {
 /// A fill for one mask: `[C, S, S]` values in [0, 1].
 fn texture(channels: usize, side: usize, sources: &Sources<'_>, rng: &mut impl Rng) -> Vec<f32> {
     let mut fill = match *sources {
-        Sources::Folder {
-            textures,
-            side: src,
-        } => {
-            let t = &textures[rng.random_range(0..textures.len())];
-            resample(t, channels, src, side, rng)
+        Sources::Folder(t) => {
+            let image = &t.images[rng.random_range(0..t.images.len())];
+            resample(image, channels, t.side, side, rng)
         }
-        Sources::Generated { good, side: src } => {
-            if !good.is_empty() && rng.random::<bool>() {
-                let image = &good[rng.random_range(0..good.len())];
-                let mut fill = resample(image, channels, src, side, rng);
+        Sources::Generated(good) => {
+            if !good.images.is_empty() && rng.random::<bool>() {
+                let image = &good.images[rng.random_range(0..good.images.len())];
+                let mut fill = resample(image, channels, good.side, side, rng);
                 if rng.random::<f32>() < 0.5 {
                     shuffle_blocks(&mut fill, channels, side, rng);
                 }
@@ -289,24 +289,23 @@ fn generated(channels: usize, side: usize, rng: &mut impl Rng) -> Vec<f32> {
                     0.5 + total
                 }
                 1 => 0.5 + 0.5 * (2.0 * PI * freq * (cos * x + sin * y)).sin(),
+                // The last shape drawn over a pixel is the one seen.
                 2 => shapes
                     .iter()
-                    .filter(|(cx, cy, rad, _, _)| (x - cx).powi(2) + (y - cy).powi(2) < rad * rad)
-                    .map(|s| s.4)
-                    .last()
-                    .unwrap_or(0.5),
+                    .rev()
+                    .find(|(cx, cy, rad, _, _)| (x - cx).powi(2) + (y - cy).powi(2) < rad * rad)
+                    .map_or(0.5, |s| s.4),
                 _ => shapes
                     .iter()
-                    .filter(|(cx, cy, len, a, _)| {
+                    .rev()
+                    .find(|(cx, cy, len, a, _)| {
                         // A stroke: a segment through (cx, cy) at angle a, 1.5 px either side.
                         let (dx, dy) = (x - cx, y - cy);
                         let along = dx * a.cos() + dy * a.sin();
                         let across = -dx * a.sin() + dy * a.cos();
                         along.abs() < *len && across.abs() < 1.5
                     })
-                    .map(|s| s.4)
-                    .last()
-                    .unwrap_or(0.5),
+                    .map_or(0.5, |s| s.4),
             }
         })
         .collect();
@@ -367,11 +366,11 @@ mod tests {
 
     fn samples(seed: u64, n: usize) -> Vec<Sample> {
         let side = 32;
-        let good = vec![clean(40)];
-        let sources = Sources::Generated {
-            good: &good,
+        let good = Textures {
+            images: vec![clean(40)],
             side: [40, 40],
         };
+        let sources = Sources::Generated(&good);
         let mut rng = StdRng::seed_from_u64(seed);
         (0..n)
             .map(|_| synthesize(&clean(side), 1, side, &sources, &mut rng))
@@ -403,7 +402,7 @@ mod tests {
                 None => assert!(s.mask.iter().all(|&m| m == 0.0)),
                 Some(beta) => {
                     assert!((0.0..=MAX_BETA).contains(&beta));
-                    assert!(s.mask.iter().any(|&m| m == 1.0));
+                    assert!(s.mask.contains(&1.0));
                 }
             }
         }

@@ -279,7 +279,7 @@ pub fn write_pictures(opened: &Run) -> Result<Vec<Picture>> {
                 .map_err(crate::trained::Error::from)?;
             let images: Vec<f32> = examples
                 .iter()
-                .flat_map(|(_, s)| s.image.iter().copied())
+                .flat_map(|e| e.sample.image.iter().copied())
                 .collect();
             let x = crate::data::pixels_tensor(images, shape, device);
             let out = model.forward(x);
@@ -295,9 +295,10 @@ pub fn write_pictures(opened: &Run) -> Result<Vec<Picture>> {
             let rows: Vec<Vec<Vec<f32>>> = examples
                 .iter()
                 .zip(recon.into_iter().zip(maps))
-                .map(|((clean, s), (r, m))| {
+                .map(|(e, (r, m))| {
+                    let s = &e.sample;
                     vec![
-                        clean.clone(),
+                        e.clean.clone(),
                         s.image.clone(),
                         planes(&s.mask),
                         r,

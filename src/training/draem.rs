@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::{Experiment, LoopConfig, Metrics, RunConfig, Score, Task, TrainError};
-use crate::data::synthetic::{Sample, Sources, synthesize};
+use crate::data::synthetic::{Sample, Sources, Textures, synthesize};
 use crate::data::{DataConfig, Dataset, ImageShape, Source, push_channels_first};
 use crate::loss::{l2, ssim};
 use crate::model::draem::{Draem, DraemConfig};
@@ -38,14 +38,14 @@ pub struct DraemTrainingConfig {
     pub training: LoopConfig,
     /// The textures of `anomaly_source`, read when the config is validated.
     #[serde(skip)]
-    textures: Textures,
+    textures: SourceFolder,
 }
 
 /// Texture images read once, shared by the config's clones.
 #[derive(Debug, Clone, Default)]
-struct Textures(Arc<OnceLock<(Vec<Vec<f32>>, [usize; 2])>>);
+struct SourceFolder(Arc<OnceLock<Textures>>);
 
-impl PartialEq for Textures {
+impl PartialEq for SourceFolder {
     /// What was read follows from the config's other fields.
     fn eq(&self, _: &Self) -> bool {
         true
@@ -75,7 +75,7 @@ impl DraemTrainingConfig {
             crops_per_image: DEFAULT_CROPS_PER_IMAGE,
             anomaly_source: None,
             training,
-            textures: Textures::default(),
+            textures: SourceFolder::default(),
         }
     }
 
@@ -109,7 +109,7 @@ impl DraemTrainingConfig {
     }
 
     /// The textures of `--anomaly-source`, read and checked once.
-    fn textures(&self) -> Result<Option<&(Vec<Vec<f32>>, [usize; 2])>, TrainError> {
+    fn textures(&self) -> Result<Option<&Textures>, TrainError> {
         let Some(dir) = &self.anomaly_source else {
             return Ok(None);
         };
@@ -123,11 +123,7 @@ impl DraemTrainingConfig {
 
 /// Every image of `dir` (PNG or JPEG, any depth, at least `crop` a side), as `[C, H, W]`
 /// values, cut to the smallest one's size so that all share one.
-fn read_textures(
-    dir: &Path,
-    channels: usize,
-    crop: usize,
-) -> Result<(Vec<Vec<f32>>, [usize; 2]), TrainError> {
+fn read_textures(dir: &Path, channels: usize, crop: usize) -> Result<Textures, TrainError> {
     let bad =
         |what: String| TrainError::Invalid(format!("--anomaly-source {}: {what}", dir.display()));
     let entries = std::fs::read_dir(dir).map_err(|e| bad(e.to_string()))?;
@@ -180,7 +176,10 @@ fn read_textures(
             values
         })
         .collect();
-    Ok((textures, [h, w]))
+    Ok(Textures {
+        images: textures,
+        side: [h, w],
+    })
 }
 
 /// The epoch metrics: the training losses on synthetic anomalies of the first test images'
@@ -269,8 +268,8 @@ pub struct DraemTask<'a> {
     crop: usize,
     crops_per_image: usize,
     /// The fills' sources: the good training images, or a user's textures.
-    good: Vec<Vec<f32>>,
-    textures: Option<&'a (Vec<Vec<f32>>, [usize; 2])>,
+    good: Textures,
+    textures: Option<&'a Textures>,
     /// The fixed synthetic test batch.
     test: Batch,
 }
@@ -278,14 +277,8 @@ pub struct DraemTask<'a> {
 impl DraemTask<'_> {
     fn sources(&self) -> Sources<'_> {
         match self.textures {
-            Some((textures, side)) => Sources::Folder {
-                textures,
-                side: *side,
-            },
-            None => Sources::Generated {
-                good: &self.good,
-                side: [self.train.shape.height, self.train.shape.width],
-            },
+            Some(textures) => Sources::Folder(textures),
+            None => Sources::Generated(&self.good),
         }
     }
 }
@@ -414,11 +407,14 @@ impl Experiment for DraemTrainingConfig {
     fn task<'a>(&'a self, train: &'a Dataset, test: &'a Dataset) -> DraemTask<'a> {
         let shape = train.shape;
         let all: Vec<usize> = (0..train.len()).collect();
-        let good: Vec<Vec<f32>> = train
-            .images_values(&all)
-            .chunks(shape.len())
-            .map(<[f32]>::to_vec)
-            .collect();
+        let good = Textures {
+            images: train
+                .images_values(&all)
+                .chunks(shape.len())
+                .map(<[f32]>::to_vec)
+                .collect(),
+            side: [shape.height, shape.width],
+        };
         let textures = self.textures().ok().flatten();
         let mut task = DraemTask {
             train,
@@ -431,7 +427,7 @@ impl Experiment for DraemTrainingConfig {
         // The test batch: the centred crops of the first test images, with anomalies drawn
         // from a generator of their own, so that every epoch (and a resumed run) sees the same.
         let crops = test.clone().take(TEST_CROPS).centre_crops(self.crop);
-        let mut rng = StdRng::seed_from_u64(self.training.seed ^ 0x7E57_0F_DEFEC7);
+        let mut rng = StdRng::seed_from_u64(self.training.seed ^ 0x7E57_0FDE_FEC7);
         let mut batch = Batch::new(shape.channels, self.crop);
         let sources = task.sources();
         for i in 0..crops.len() {
@@ -444,21 +440,27 @@ impl Experiment for DraemTrainingConfig {
     }
 }
 
+/// A clean training crop and the sample training made of it.
+pub struct Example {
+    pub clean: Vec<f32>,
+    pub sample: Sample,
+}
+
 /// What the inspector learns from, for a picture: `n` crops of the training images with
-/// synthetic anomalies, drawn as training draws them (from a generator of their own).
-/// Returns each clean crop, its sample, and the crops' shape.
+/// synthetic anomalies, drawn as training draws them (from a generator of their own), and the
+/// crops' shape.
 pub fn synthetic_examples(
     config: &DraemTrainingConfig,
     train: &Dataset,
     n: usize,
-) -> Result<(Vec<(Vec<f32>, Sample)>, ImageShape), TrainError> {
+) -> Result<(Vec<Example>, ImageShape), TrainError> {
     if train.is_empty() {
         return Err(TrainError::Invalid("no training images".into()));
     }
     let task = config.task(train, train);
     let shape = ImageShape::new(train.shape.channels, config.crop, config.crop);
     let sources = task.sources();
-    let mut rng = StdRng::seed_from_u64(config.training.seed ^ 0x5A3B_1E5);
+    let mut rng = StdRng::seed_from_u64(config.training.seed ^ 0x05A3_B1E5);
     let examples = (0..n)
         .map(|k| {
             let y = rng.random_range(0..=train.shape.height - config.crop);
@@ -476,7 +478,7 @@ pub fn synthetic_examples(
                     break s;
                 }
             };
-            (clean, sample)
+            Example { clean, sample }
         })
         .collect();
     Ok((examples, shape))
