@@ -335,7 +335,8 @@ fn thirty_two_phone_photos_at_once_are_all_answered_with_the_inspector_loaded() 
         .unwrap();
     let ok = answers.iter().filter(|a| a.0 == 200).count();
     eprintln!(
-        "32 uploads: {ok} answered 200, peak resident memory {} MB",
+        "32 uploads of {} kB: {ok} answered 200, peak resident memory {} MB",
+        jpeg.len() / 1024,
         peak_kb / 1024
     );
     assert!(

@@ -18,6 +18,7 @@ fn small(config: &RunConfig) -> bool {
     let shape = match config {
         RunConfig::Autoencoder(c) => c.model.input(),
         RunConfig::Classifier(c) => c.encoder.input(),
+        RunConfig::Draem(c) => c.input,
     };
     let json = serde_json::to_value(config).unwrap_or_default();
     let sizes_small = |v: &serde_json::Value| -> bool {
@@ -50,11 +51,13 @@ fuzz_target!(|data: &[u8]| {
         let [c, h, w] = match &config {
             RunConfig::Autoencoder(a) => a.model.input().dims(),
             RunConfig::Classifier(k) => k.encoder.input().dims(),
+            RunConfig::Draem(d) => d.input.dims(),
         };
         let x = Tensor::<4>::zeros([1, c, h, w], &device);
         match &config {
             RunConfig::Autoencoder(a) => drop(a.init(&device).forward_logits(x)),
             RunConfig::Classifier(k) => drop(k.init(&device).logits(x)),
+            RunConfig::Draem(d) => drop(d.init(&device).forward(x)),
         }
     }
     let _ = serde_json::from_slice::<Vec<String>>(classes);
