@@ -130,6 +130,31 @@ fn an_inspector_trains_resumes_and_scores_a_category_as_an_autoencoder_does() {
     ] {
         assert!(json.get(key).is_some(), "{key} in {json}");
     }
+    // The figures are those of the maps written: pixel ROC-AUC from the .npy maps and the masks.
+    let (mut values, mut truth) = (Vec::new(), Vec::new());
+    for kind in ["good", "hole", "patch", "scratch"] {
+        for entry in std::fs::read_dir(maps.join(kind)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "npy") {
+                let file = npyz::NpyFile::new(std::fs::File::open(&path).unwrap()).unwrap();
+                let map: Vec<f32> = file.into_vec().unwrap();
+                let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+                let mask = category
+                    .join("ground_truth")
+                    .join(kind)
+                    .join(format!("{stem}_mask.png"));
+                let mask: Vec<bool> = match image::open(&mask) {
+                    Ok(m) => m.to_luma8().pixels().map(|p| p.0[0] > 127).collect(),
+                    Err(_) => vec![false; map.len()],
+                };
+                values.extend(map);
+                truth.extend(mask);
+            }
+        }
+    }
+    let pixel = cae::evaluation::roc_auc(&values, &truth).unwrap();
+    let recorded = json["pixel_roc_auc"].as_f64().unwrap();
+    assert!((pixel - recorded).abs() < 1e-6, "{pixel} from the maps, {recorded} recorded");
     let calibration = std::fs::read_to_string(run.join("calibration.json")).unwrap();
     assert!(calibration.contains("segmentation"), "{calibration}");
     // Files, by the calibrated threshold; and exported with the map and score as outputs.
