@@ -154,7 +154,10 @@ fn an_inspector_trains_resumes_and_scores_a_category_as_an_autoencoder_does() {
     }
     let pixel = cae::evaluation::roc_auc(&values, &truth).unwrap();
     let recorded = json["pixel_roc_auc"].as_f64().unwrap();
-    assert!((pixel - recorded).abs() < 1e-6, "{pixel} from the maps, {recorded} recorded");
+    assert!(
+        (pixel - recorded).abs() < 1e-6,
+        "{pixel} from the maps, {recorded} recorded"
+    );
     let calibration = std::fs::read_to_string(run.join("calibration.json")).unwrap();
     assert!(calibration.contains("segmentation"), "{calibration}");
     // Files, by the calibrated threshold; and exported with the map and score as outputs.

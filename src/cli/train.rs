@@ -537,8 +537,9 @@ mod tests {
     fn every_training_flag_is_an_option_or_listed_as_free() {
         const FREE: &[&str] = &["resume", "quiet", "data", "threads", "device", "help"];
         let command = crate::cli::Cli::command();
+        let ae = TrainAeOptions::names();
         let commands: [(&str, &[&str]); 2] = [
-            ("train-ae", AutoencoderOptions::NAMES),
+            ("train-ae", &ae),
             ("train-classifier", ClassifierOptions::NAMES),
         ];
         let mut unaccounted = Vec::new();
@@ -634,6 +635,29 @@ mod tests {
                         ("patches_per_image", &flag("patches_per_image"))
                     ]),
                     with(&[("patch", "16")])
+                );
+                // The inspector's: its flags' shown defaults are its options' defaults too.
+                let inspector = |pairs: &[(&str, &str)]| {
+                    let given: Given = pairs
+                        .iter()
+                        .map(|(a, b)| (a.to_string(), b.to_string()))
+                        .collect();
+                    let start = TrainAeOptions::new(Some("draem"), None);
+                    match options_into(start, &given, &TrainAeOptions::names(), TrainAeOptions::set)
+                        .unwrap()
+                    {
+                        TrainAeOptions::Inspector(o) => o.config().unwrap(),
+                        other => panic!("{other:?}"),
+                    }
+                };
+                assert_eq!(
+                    inspector(&[
+                        ("model", "draem"),
+                        ("width", &flag("width")),
+                        ("depth", &flag("depth")),
+                        ("lr", "0.0005"),
+                    ]),
+                    inspector(&[("model", "draem")])
                 );
             } else {
                 let set: ClassifierOptions =
