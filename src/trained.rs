@@ -341,6 +341,14 @@ impl Run {
         }
     }
 
+    /// The inspector config, for a run of that kind.
+    pub fn inspector_config(&self) -> Result<&DraemTrainingConfig, Error> {
+        match &self.config {
+            RunConfig::Draem(c) => Ok(c),
+            _ => Err(self.kind_error("this", DraemTrainingConfig::KIND)),
+        }
+    }
+
     /// The error for a run of the wrong kind: `what` needs `needs`.
     pub fn kind_error(&self, what: &'static str, needs: &'static str) -> Error {
         Error::Kind {

@@ -10,7 +10,6 @@ use crate::data::input::Input;
 use crate::model::Autoencoder;
 use crate::model::draem::Draem;
 use crate::trained::{Error, Model, Run};
-use crate::training::{DraemTrainingConfig, Experiment, RunConfig};
 
 /// Where tiles of `tile` pixels start along a side of `len` pixels, `stride` apart, the last
 /// flush with the end so that every pixel is covered.
@@ -184,9 +183,7 @@ fn inspector_maps(
     options: &MapOptions,
 ) -> Result<Vec<Vec<f32>>, Error> {
     let (model_shape, shape) = (run.image_shape(), images.shape());
-    let RunConfig::Draem(config) = run.config() else {
-        return Err(run.kind_error("inspector maps", DraemTrainingConfig::KIND));
-    };
+    let config = run.inspector_config()?;
     if shape.channels != model_shape.channels {
         return Err(Error::Invalid(format!(
             "the run {} takes images of {} channel(s) (it was trained on {model_shape}); these \

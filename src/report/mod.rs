@@ -271,9 +271,7 @@ pub fn write_pictures(opened: &Run) -> Result<Vec<Picture>> {
                 "Train loss and test loss (on synthetic anomalies of test images) per epoch."
                     .into(),
             );
-            let crate::training::RunConfig::Draem(config) = opened.config() else {
-                unreachable!("an inspector's model comes with an inspector's config")
-            };
+            let config = opened.inspector_config()?;
             let train = opened.training_images()?;
             let (examples, shape) = crate::training::draem::synthetic_examples(config, &train, 6)
                 .map_err(crate::trained::Error::from)?;
