@@ -373,3 +373,105 @@ fn thirty_two_phone_photos_at_once_are_all_answered_with_the_inspector_loaded() 
         peak_kb / 1024
     );
 }
+
+/// The inspector's segmentation map finds holes of the mean grey in a fine generated texture
+/// where AE-SSIM, trained as the README's recipe, does not (64-px grass, 20 good images, a
+/// few seconds of training each; measured 0.83 against 0.58 pixel ROC-AUC on the holes).
+#[test]
+fn the_segmentation_map_finds_holes_in_grass_that_ae_ssim_misses() {
+    let dir = tempfile::tempdir().unwrap();
+    let category = generated_category(&dir.path().join("bench"), "grass", 64, 20, 4, 4);
+    let hole_pixel_auc = |run: &Path, map: &[&str]| -> f64 {
+        let out = dir.path().join(format!(
+            "{}-json",
+            run.file_name().unwrap().to_string_lossy()
+        ));
+        succeed(
+            cae()
+                .arg("anomaly")
+                .arg(run)
+                .arg("--images")
+                .arg(&category)
+                .args(map)
+                .arg("--maps")
+                .arg(&out),
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("anomaly.json")).unwrap()).unwrap();
+        json["per_kind"]["hole"]["pixel_roc_auc"].as_f64().unwrap()
+    };
+    let inspector = dir.path().join("draem");
+    succeed(
+        cae()
+            .args([
+                "train-ae", "--model", "draem", "--patch", "32", "--depth", "2",
+            ])
+            .args(["--width", "8", "--epochs", "30", "--quiet", "--images"])
+            .arg(&category)
+            .arg("--out")
+            .arg(&inspector),
+    );
+    let ae = dir.path().join("ae-ssim");
+    succeed(
+        cae()
+            .args([
+                "train-ae",
+                "--loss",
+                "ssim",
+                "--patch",
+                "32",
+                "--patches-per-image",
+                "16",
+            ])
+            .args(["--latent", "100", "--epochs", "15", "--quiet", "--images"])
+            .arg(&category)
+            .arg("--out")
+            .arg(&ae),
+    );
+    let (draem, ssim) = (
+        hole_pixel_auc(&inspector, &[]),
+        hole_pixel_auc(&ae, &["--map", "ssim", "--stride", "16"]),
+    );
+    assert!(draem > 0.75, "the inspector's hole pixel ROC-AUC {draem}");
+    assert!(draem > ssim + 0.1, "inspector {draem}, AE-SSIM {ssim}");
+}
+
+/// `cae benchmark defects` trains and inspects the inspector beside the autoencoders.
+#[test]
+fn the_defects_benchmark_has_a_row_for_the_inspector() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = succeed(
+        cae()
+            .args([
+                "benchmark",
+                "defects",
+                "--categories",
+                "fibre",
+                "--side",
+                "32",
+            ])
+            .args([
+                "--train",
+                "4",
+                "--test-good",
+                "1",
+                "--test-defect",
+                "1",
+                "--epochs",
+                "1",
+            ])
+            .args([
+                "--inspector-epochs",
+                "1",
+                "--models",
+                "ae-l2,draem",
+                "--out",
+            ])
+            .arg(dir.path()),
+    );
+    let table = std::fs::read_to_string(dir.path().join("defects.md")).unwrap();
+    assert!(table.contains("| fibre | AE-L2 |"), "{table}");
+    assert!(table.contains("| fibre | DRAEM |"), "{table}");
+    assert_eq!(table.lines().count(), 4, "{table}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DRAEM"));
+}
