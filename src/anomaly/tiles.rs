@@ -1,5 +1,6 @@
 //! Images larger than the model, scored in tiles of its size: where the tiles start, the
-//! crops, and their maps stitched back together (averaged where they overlap).
+//! crops, and their reconstructions stitched back together (averaged where they overlap)
+//! into one whole image's, whose map is then taken.
 
 use burn::prelude::*;
 
@@ -39,8 +40,9 @@ pub fn crop_values(
     out
 }
 
-/// Sums of tile maps over a whole image, to be averaged where tiles overlap.
+/// Sums of tiles over a whole image (`[C, H, W]`), to be averaged where tiles overlap.
 pub struct Stitch {
+    channels: usize,
     height: usize,
     width: usize,
     sum: Vec<f32>,
@@ -48,35 +50,42 @@ pub struct Stitch {
 }
 
 impl Stitch {
-    pub fn new(height: usize, width: usize) -> Self {
+    pub fn new(channels: usize, height: usize, width: usize) -> Self {
         Self {
+            channels,
             height,
             width,
-            sum: vec![0.0; height * width],
+            sum: vec![0.0; channels * height * width],
             count: vec![0; height * width],
         }
     }
 
-    /// Add the `[th, tw]` map of the tile at row `y`, column `x`.
-    pub fn add(&mut self, map: &[f32], (y, x): (usize, usize), (th, tw): (usize, usize)) {
+    /// Add the `[C, th, tw]` tile at row `y`, column `x`.
+    pub fn add(&mut self, tile: &[f32], (y, x): (usize, usize), (th, tw): (usize, usize)) {
+        let plane = self.height * self.width;
+        for c in 0..self.channels {
+            for r in 0..th {
+                let row = (y + r) * self.width + x;
+                let from = &tile[(c * th + r) * tw..][..tw];
+                for (s, v) in self.sum[c * plane + row..][..tw].iter_mut().zip(from) {
+                    *s += v;
+                }
+            }
+        }
         for r in 0..th {
             let row = (y + r) * self.width + x;
-            for c in 0..tw {
-                self.sum[row + c] += map[r * tw + c];
-                self.count[row + c] += 1;
-            }
+            self.count[row..row + tw].iter_mut().for_each(|n| *n += 1);
         }
     }
 
-    /// The averaged map, smoothed as `options` say.
-    pub fn finish(self, options: &MapOptions) -> Vec<f32> {
-        let map: Vec<f32> = self
-            .sum
+    /// The average of the tiles at each pixel.
+    pub fn finish(self) -> Vec<f32> {
+        let plane = self.height * self.width;
+        self.sum
             .iter()
-            .zip(&self.count)
-            .map(|(s, &n)| s / f32::from(n.max(1)))
-            .collect();
-        smooth(&map, self.height, self.width, options.smooth)
+            .enumerate()
+            .map(|(i, s)| s / f32::from(self.count[i % plane].max(1)))
+            .collect()
     }
 }
 
@@ -152,22 +161,21 @@ pub fn anomaly_maps<'a>(
     let mut maps = Vec::with_capacity(images.len());
     for i in 0..images.len() {
         let image = images.image_values(i);
-        let mut stitch = Stitch::new(full.height, full.width);
+        // The tiles' reconstructions are averaged into one of the whole image, whose map is
+        // then taken whole: a map per tile would see each tile's edges as edges (SSIM's
+        // windows mirrored there), a seam every stride (docs/BENCHMARKS.md §20).
+        let mut stitch = Stitch::new(full.channels, full.height, full.width);
         for group in corners.chunks(batch) {
             let tiles: Vec<f32> = group
                 .iter()
                 .flat_map(|&at| crop_values(&image, full, at, size))
                 .collect();
-            let (x, r) = reconstruct(crate::data::pixels_tensor(tiles, tile, run.device()));
-            for ((at, x), r) in group
-                .iter()
-                .zip(x.chunks(tile.len()))
-                .zip(r.chunks(tile.len()))
-            {
-                stitch.add(&options.raw_map(x, r, tile), *at, size);
+            let (_, r) = reconstruct(crate::data::pixels_tensor(tiles, tile, run.device()));
+            for (at, r) in group.iter().zip(r.chunks(tile.len())) {
+                stitch.add(r, *at, size);
             }
         }
-        maps.push(stitch.finish(options));
+        maps.push(options.map(&image, &stitch.finish(), full));
     }
     Ok(maps)
 }
@@ -223,4 +231,50 @@ pub fn maps_and_scores<'a>(
     let maps = anomaly_maps(run, images, options)?;
     let scores = maps.iter().map(|m| options.score(m)).collect();
     Ok((maps, scores))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anomaly::maps::ssim_map;
+
+    /// Tiles cut from an image and stitched back give the image; the SSIM map of such a
+    /// stitched reconstruction is the whole image's, where maps taken tile by tile and averaged
+    /// differ along every tile's edge (the seams the stitching of reconstructions removes).
+    #[test]
+    fn stitched_tiles_give_the_whole_image_and_its_map_has_no_seams() {
+        let shape = ImageShape::new(2, 40, 48);
+        let image: Vec<f32> = (0..shape.len())
+            .map(|i| ((i * 37) % 101) as f32 / 100.0)
+            .collect();
+        let other: Vec<f32> = (0..shape.len())
+            .map(|i| ((i * 53) % 97) as f32 / 96.0)
+            .collect();
+        let (tile, stride) = (16, 8);
+        let mut stitch = Stitch::new(2, 40, 48);
+        let mut maps = Stitch::new(1, 40, 48);
+        for y in tile_starts(40, tile, stride) {
+            for x in tile_starts(48, tile, stride) {
+                let crop = crop_values(&other, shape, (y, x), (tile, tile));
+                stitch.add(&crop, (y, x), (tile, tile));
+                let mine = crop_values(&image, shape, (y, x), (tile, tile));
+                maps.add(&ssim_map(&mine, &crop, 2, tile, tile), (y, x), (tile, tile));
+            }
+        }
+        let stitched = stitch.finish();
+        assert_eq!(stitched, other);
+        let whole = ssim_map(&image, &stitched, 2, 40, 48);
+        let per_tile = maps.finish();
+        let seam = (0..40 * 48)
+            .map(|i| (whole[i] - per_tile[i]).abs())
+            .fold(0.0f32, f32::max);
+        assert!(seam > 0.05, "tile by tile and whole agree to {seam}");
+    }
+
+    #[test]
+    fn tiles_start_a_stride_apart_and_the_last_is_flush() {
+        assert_eq!(tile_starts(40, 16, 8), vec![0, 8, 16, 24]);
+        assert_eq!(tile_starts(45, 16, 8), vec![0, 8, 16, 24, 29]);
+        assert_eq!(tile_starts(16, 16, 8), vec![0]);
+    }
 }
