@@ -785,9 +785,11 @@ fn patch_runs_score_whole_images_in_tiles_that_agree_with_untiled_maps() {
     assert_eq!((images.shape.height, images.shape.width), (48, 48));
     let tile = run.image_shape();
     for map in [MapKind::L2, MapKind::Ssim] {
-        // Tiles 24 apart do not overlap: each quarter of the stitched map is the map of
-        // that quarter scored alone. Tiles 12 apart overlap, but the corner square
-        // [0, 12)² lies in one tile only, the first.
+        // Tiles 24 apart do not overlap: each quarter of the stitched reconstruction is that
+        // quarter's alone, so its map is too — for SSIM, whose 11×11 windows reach 5 pixels,
+        // away from the other quarters (the whole image's map has no seam at the tiles'
+        // edges). Tiles 12 apart overlap, but the corner square [0, 12)² lies in one tile
+        // only, the first.
         for (stride, region) in [(24, 24), (12, 12)] {
             let options = MapOptions {
                 map,
@@ -814,8 +816,15 @@ fn patch_runs_score_whole_images_in_tiles_that_agree_with_untiled_maps() {
                         &options,
                     )
                     .unwrap();
-                    for r in 0..region {
-                        for c in 0..region {
+                    // Where the SSIM windows of the whole image see only this tile.
+                    let inside = |v: usize| match (map, stride, y) {
+                        (MapKind::L2, _, _) => v < region,
+                        (_, 24, 0) => v < 24 - 5,
+                        (_, 24, _) => v >= 5,
+                        _ => v < 12 - 5,
+                    };
+                    for r in (0..24).filter(|&r| inside(r)) {
+                        for c in (0..24).filter(|&c| inside(c)) {
                             let (a, b) = (whole[(y + r) * 48 + x + c], alone[0][r * 24 + c]);
                             // Equal but for float rounding: a batch of four tiles and a batch
                             // of one sum in other orders, and SSIM divides by small variances.
