@@ -12,7 +12,8 @@
 //! (`--anomaly-source`) replaces both.
 //!
 //! A quarter of the masks are thin strokes instead ([`STROKE_SHARE`]): blobs alone do not teach
-//! a one-pixel scratch.
+//! a one-pixel scratch. A fifth of the fills are the crop itself blurred flat
+//! ([`SMOOTH_SHARE`]): foreign textures alone do not teach a worn-smooth spot or a filled hole.
 //!
 //! Images are `[C, S, S]` values in [0, 1], channels first; masks `[S, S]` of 0 and 1.
 
@@ -81,7 +82,11 @@ pub fn synthesize(
     if mask.iter().all(|&m| m == 0.0) {
         return unchanged(clean);
     }
-    let fill = texture(channels, side, sources, rng);
+    let fill = if rng.random::<f32>() < SMOOTH_SHARE {
+        smoothed(clean, channels, side, rng)
+    } else {
+        texture(channels, side, sources, rng)
+    };
     let beta = rng.random_range(0.0..=MAX_BETA);
     let mut image = clean.to_vec();
     for c in 0..channels {
@@ -124,6 +129,48 @@ pub fn perlin_mask(side: usize, rng: &mut impl Rng) -> Vec<f32> {
         }
     }
     mask
+}
+
+/// The share of anomalies filled with the crop itself blurred flat: the texture gone, its mean
+/// kept, as where a surface is worn smooth or a hole is filled. Fills of foreign textures alone
+/// teach "another pattern" but not "no pattern" (measured in docs/BENCHMARKS.md §20).
+pub const SMOOTH_SHARE: f32 = 0.2;
+
+/// `clean` (`[C, S, S]`) under a box blur a sixth to a third of the square wide, each channel
+/// shifted by up to ±0.05.
+fn smoothed(clean: &[f32], channels: usize, side: usize, rng: &mut impl Rng) -> Vec<f32> {
+    let radius = (side / rng.random_range(3..=6)).max(1) / 2;
+    let shift = rng.random_range(-0.05f32..0.05);
+    let blur = |plane: &[f32]| -> Vec<f32> {
+        // Along rows, then columns; a window cut at the edges averages what it covers.
+        let pass = |x: &[f32], along_rows: bool| -> Vec<f32> {
+            let mut out = vec![0.0; x.len()];
+            for line in 0..side {
+                let at = |i: usize| {
+                    if along_rows {
+                        line * side + i
+                    } else {
+                        i * side + line
+                    }
+                };
+                let mut prefix = vec![0.0f32; side + 1];
+                for i in 0..side {
+                    prefix[i + 1] = prefix[i] + x[at(i)];
+                }
+                for i in 0..side {
+                    let (a, b) = (i.saturating_sub(radius), (i + radius + 1).min(side));
+                    out[at(i)] = (prefix[b] - prefix[a]) / (b - a) as f32;
+                }
+            }
+            out
+        };
+        pass(&pass(plane, true), false)
+    };
+    clean
+        .chunks(side * side)
+        .take(channels)
+        .flat_map(|plane| blur(plane).into_iter().map(|v| (v + shift).clamp(0.0, 1.0)))
+        .collect()
 }
 
 /// A thin stroke: a gently bending line 1 to 3 pixels wide, a tenth to half the square long.
@@ -425,6 +472,21 @@ mod tests {
             .iter()
             .fold((f32::MAX, 0f32), |(l, h), &s| (l.min(s), h.max(s)));
         assert!(hi > 4.0 * lo, "mask areas from {lo} to {hi}");
+    }
+
+    #[test]
+    fn a_smoothed_fill_keeps_the_mean_and_loses_the_texture() {
+        let side = 32;
+        let image = clean(side);
+        let mut rng = StdRng::seed_from_u64(1);
+        let fill = smoothed(&image, 1, side, &mut rng);
+        let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+        let var = |v: &[f32]| {
+            let m = mean(v);
+            v.iter().map(|x| (x - m).powi(2)).sum::<f32>() / v.len() as f32
+        };
+        assert!((mean(&fill) - mean(&image)).abs() < 0.06, "{} {}", mean(&fill), mean(&image));
+        assert!(var(&fill) < 0.1 * var(&image), "{} {}", var(&fill), var(&image));
     }
 
     #[test]
