@@ -47,13 +47,19 @@ class Run:
     def reconstruct(self, x: Images) -> npt.NDArray[np.float32]:
         """Reconstructions, float32 [N, C, H, W] in [0, 1]."""
     def anomaly_scores(self, x: Images) -> npt.NDArray[np.float32]:
-        """Each image's score (mean squared reconstruction error), float32 [N]."""
+        """Each image's score, float32 [N]: an autoencoder's mean squared reconstruction error;
+        an inspector's (``model="draem"``) its segmentation map's maximum."""
     def anomaly_maps(
-        self, x: Images, map: str = "l2", smooth: float = 4.0, stride: Optional[int] = None
+        self,
+        x: Images,
+        map: Optional[str] = None,
+        smooth: float = 4.0,
+        stride: Optional[int] = None,
     ) -> npt.NDArray[np.float32]:
         """Each image's anomaly map, float32 [N, H, W], as ``cae anomaly --images`` makes it:
-        ``map`` "l2" or "ssim", smoothed with a Gaussian of ``smooth`` pixels; images larger
-        than a patch-trained model are scored in tiles ``stride`` apart."""
+        ``map`` "segmentation" (an inspector's, its default), "l2" (an autoencoder's default)
+        or "ssim", smoothed with a Gaussian of ``smooth`` pixels; images larger than a
+        patch-trained model are scored in tiles ``stride`` apart."""
     def predict(self, x: Images) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Labels int64 [N] and probabilities float32 [N, K]."""
     def evaluate(self) -> Dict[str, Any]:

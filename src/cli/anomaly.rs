@@ -2,7 +2,7 @@
 //! category's test images with anomaly maps and measures them against the masks (`--maps`
 //! writes the pictures, `--calibrate` stores the threshold in the run); a calibrated run's
 //! `cae anomaly RUN FILE…` says good or defect per file; `cae benchmark defects` generates
-//! categories and compares AE-L2 with AE-SSIM on them.
+//! categories and compares AE-L2, AE-SSIM and the DRAEM inspector on them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
