@@ -375,9 +375,11 @@ def test_a_dask_cluster_encodes_a_folder_as_cae_encode_does(ae, pngs, tmp_path, 
     assert np.array_equal(scores, np.load(tmp_path / "z.errors.npy"))
 
 
-def test_a_killed_worker_loses_nothing(ae, digits, tmp_path):
+@pytest.mark.parametrize("helper", ["encode_folder", "score_folder"])
+def test_a_killed_worker_loses_nothing(ae, digits, tmp_path, helper):
     """A worker SIGKILLed while it holds partitions: Dask reschedules them on the others (and
-    the nanny's new worker), and the codes come back whole, in order, equal to one process's."""
+    the nanny's new worker), and the codes (or, for score_folder, the scores) come back whole,
+    in order, equal to one process's."""
     import signal
     import threading
 
@@ -392,7 +394,7 @@ def test_a_killed_worker_loses_nothing(ae, digits, tmp_path):
     for i in range(1500):
         Image.fromarray(images[i]).save(folder / f"{i:04}.png")
     files = cae.dask.image_files(folder)
-    expected = ae.encode(files)
+    expected = ae.encode(files) if helper == "encode_folder" else ae.anomaly_scores(files)
     cluster = distributed.LocalCluster(
         n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
     )
@@ -401,7 +403,7 @@ def test_a_killed_worker_loses_nothing(ae, digits, tmp_path):
         out = {}
 
         def encode():
-            out["result"] = cae.dask.encode_folder(ae, folder, client=client, partitions=30)
+            out["result"] = getattr(cae.dask, helper)(ae, folder, client=client, partitions=30)
 
         worker = threading.Thread(target=encode)
         worker.start()
@@ -415,7 +417,7 @@ def test_a_killed_worker_loses_nothing(ae, digits, tmp_path):
         assert victim is not None, "no worker took a partition"
         os.kill(pids[victim], signal.SIGKILL)
         worker.join(300)
-        assert not worker.is_alive(), "encode_folder did not finish after the kill"
+        assert not worker.is_alive(), f"{helper} did not finish after the kill"
         survivors = client.run(os.getpid)
     assert pids[victim] not in survivors.values(), "the worker was not killed"
     codes, listed = out["result"]
