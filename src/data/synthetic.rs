@@ -485,8 +485,18 @@ mod tests {
             let m = mean(v);
             v.iter().map(|x| (x - m).powi(2)).sum::<f32>() / v.len() as f32
         };
-        assert!((mean(&fill) - mean(&image)).abs() < 0.06, "{} {}", mean(&fill), mean(&image));
-        assert!(var(&fill) < 0.1 * var(&image), "{} {}", var(&fill), var(&image));
+        assert!(
+            (mean(&fill) - mean(&image)).abs() < 0.06,
+            "{} {}",
+            mean(&fill),
+            mean(&image)
+        );
+        assert!(
+            var(&fill) < 0.1 * var(&image),
+            "{} {}",
+            var(&fill),
+            var(&image)
+        );
     }
 
     #[test]
