@@ -127,15 +127,13 @@ pub fn anomaly_maps<'a>(
     let model = run.autoencoder("anomaly maps")?;
     let (tile, full) = (run.image_shape(), images.shape());
     let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().expect("f32 pixels");
-    let reconstruct = |x: Tensor<4>| {
-        let r = burn::tensor::activation::sigmoid(model.forward_logits(x.clone()));
-        (values(x), values(r))
-    };
+    let reconstruct =
+        |x: Tensor<4>| values(burn::tensor::activation::sigmoid(model.forward_logits(x)));
     if full == tile {
         let mut maps = Vec::with_capacity(images.len());
         images.for_each_batch(run.device(), |x| {
-            let (x, r) = reconstruct(x);
-            maps.extend(options.maps(&x, &r, tile));
+            let r = reconstruct(x.clone());
+            maps.extend(options.maps(&values(x), &r, tile));
         });
         return Ok(maps);
     }
@@ -170,7 +168,7 @@ pub fn anomaly_maps<'a>(
                 .iter()
                 .flat_map(|&at| crop_values(&image, full, at, size))
                 .collect();
-            let (_, r) = reconstruct(crate::data::pixels_tensor(tiles, tile, run.device()));
+            let r = reconstruct(crate::data::pixels_tensor(tiles, tile, run.device()));
             for (at, r) in group.iter().zip(r.chunks(tile.len())) {
                 stitch.add(r, *at, size);
             }

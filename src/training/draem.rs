@@ -217,25 +217,30 @@ pub fn focal_loss(logits: Tensor<4>, mask: Tensor<4>) -> Tensor<1> {
 }
 
 /// The three losses of a batch: L2 and 1 − SSIM of the reconstruction, focal of the map.
-fn losses(model: &Draem, batch: &Batch, device: &Device) -> [Tensor<1>; 3] {
-    let [c, s] = [batch.channels, batch.side];
-    let n = batch.mask.len() / (s * s);
+fn losses(model: &Draem, batch: Batch, device: &Device) -> [Tensor<1>; 3] {
+    let Batch {
+        channels,
+        side,
+        image,
+        clean,
+        mask,
+    } = batch;
+    let n = mask.len() / (side * side);
     let tensor = |values: Vec<f32>, channels: usize| {
-        Tensor::<4>::from_data(TensorData::new(values, [n, channels, s, s]), device)
+        Tensor::<4>::from_data(TensorData::new(values, [n, channels, side, side]), device)
     };
-    let input = tensor(batch.image.clone(), c);
-    let clean = tensor(batch.clean.clone(), c);
-    let mask = tensor(batch.mask.clone(), 1);
-    let out = model.forward(input);
+    let clean = tensor(clean, channels);
+    let out = model.forward(tensor(image, channels));
     [
         l2(out.reconstruction.clone(), clean.clone()),
         ssim(out.reconstruction, clean).neg().add_scalar(1.0),
-        focal_loss(out.segmentation, mask),
+        focal_loss(out.segmentation, tensor(mask, 1)),
     ]
 }
 
 /// Synthetic samples of a batch, side by side: `[N, C, S, S]` images and clean crops,
 /// `[N, 1, S, S]` masks.
+#[derive(Clone)]
 struct Batch {
     channels: usize,
     side: usize,
@@ -316,13 +321,13 @@ impl Task<Draem> for DraemTask<'_> {
             let sample = synthesize(&clean, shape.channels, self.crop, &sources, rng);
             samples.push(clean, sample);
         }
-        let [l2, ssim, focal] = losses(model, &samples, device);
+        let [l2, ssim, focal] = losses(model, samples, device);
         l2 + ssim + focal
     }
 
     fn evaluate(&self, model: &Draem, device: &Device) -> InspectorMetrics {
         let [l2, ssim, focal] =
-            losses(model, &self.test, device).map(|t| f64::from(t.into_scalar::<f32>()));
+            losses(model, self.test.clone(), device).map(|t| f64::from(t.into_scalar::<f32>()));
         InspectorMetrics {
             test_loss: l2 + ssim + focal,
             test_l2: l2,
