@@ -381,6 +381,15 @@ impl Run {
         }
     }
 
+    /// Whether the run scores anomalies with maps (an autoencoder or an inspector); the error
+    /// names what `what` needs otherwise.
+    pub fn check_scores_anomalies(&self, what: &'static str) -> Result<(), Error> {
+        match &self.model {
+            Model::Autoencoder(_) | Model::Draem(_) => Ok(()),
+            _ => Err(self.kind_error(what, "an autoencoder (cae train-ae) or an inspector")),
+        }
+    }
+
     /// The inspector, for what needs one.
     pub fn inspector(&self, what: &'static str) -> Result<&Draem, Error> {
         match &self.model {

@@ -56,10 +56,8 @@ pub struct AnomalyArgs {
 /// calibrated run, by anomaly maps.
 pub fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
     let run = super::open(&args.run_dir, &args.weights, &args.data)?;
+    run.check_scores_anomalies("cae anomaly")?;
     let inspector = run.kind() == RunKind::Inspector;
-    if !inspector {
-        run.autoencoder("cae anomaly")?;
-    }
     if let Some(dir) = &args.images {
         return category(&run, dir, &args);
     }

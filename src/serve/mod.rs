@@ -195,9 +195,7 @@ impl Models {
         let inspector = match &config.anomaly {
             Some(path) => {
                 let run = open(path)?;
-                if run.kind() != crate::trained::RunKind::Inspector {
-                    run.autoencoder("cae serve --anomaly")?;
-                }
+                run.check_scores_anomalies("cae serve --anomaly")?;
                 let calibration = Calibration::read(path).map_err(ServeError::Invalid)?;
                 let options = calibration.map_or_else(
                     || crate::anomaly::tiles::default_options(&run),
