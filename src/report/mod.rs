@@ -62,6 +62,15 @@ fn save_grid(run: &RunDir, name: &str, img: &image::DynamicImage) -> Result<()> 
     crate::data::image_file::save_png(img, &path).map_err(io(&path))
 }
 
+/// `training_curves.png`, every kind's first picture.
+fn save_curves(run: &RunDir, curves: Curves) -> Result<()> {
+    save_rgb(
+        run,
+        "training_curves.png",
+        &pictures::training_curves(&curves)?,
+    )
+}
+
 fn save_rgb(run: &RunDir, name: &str, img: &image::RgbImage) -> Result<()> {
     let path = run.file(name);
     crate::data::image_file::save_rgb_png(img, &path).map_err(io(&path))
@@ -131,15 +140,13 @@ pub fn write_pictures(opened: &Run) -> Result<Vec<Picture>> {
             let config = opened.autoencoder_config()?;
             let records = opened.autoencoder_records()?;
             let metric = ReconstructionMetrics::key(config.loss);
-            let curves = Curves {
-                train_loss: series(&records, |r| r.train_loss),
-                test: (metric, series(&records, |r| r.test.matching(config.loss))),
-                accuracy: Vec::new(),
-            };
-            save_rgb(
+            save_curves(
                 run,
-                "training_curves.png",
-                &pictures::training_curves(&curves)?,
+                Curves {
+                    train_loss: series(&records, |r| r.train_loss),
+                    test: (metric, series(&records, |r| r.test.matching(config.loss))),
+                    accuracy: Vec::new(),
+                },
             )?;
             add(
                 "training_curves.png",
@@ -221,15 +228,13 @@ pub fn write_pictures(opened: &Run) -> Result<Vec<Picture>> {
         }
         Model::Classifier(model) => {
             let records = opened.classifier_records()?;
-            let curves = Curves {
-                train_loss: series(&records, |r| r.train_loss),
-                test: ("test_loss", series(&records, |r| r.test.test_loss)),
-                accuracy: series(&records, |r| r.test.test_accuracy),
-            };
-            save_rgb(
+            save_curves(
                 run,
-                "training_curves.png",
-                &pictures::training_curves(&curves)?,
+                Curves {
+                    train_loss: series(&records, |r| r.train_loss),
+                    test: ("test_loss", series(&records, |r| r.test.test_loss)),
+                    accuracy: series(&records, |r| r.test.test_accuracy),
+                },
             )?;
             add(
                 "training_curves.png",
@@ -256,15 +261,13 @@ pub fn write_pictures(opened: &Run) -> Result<Vec<Picture>> {
         }
         Model::Draem(model) => {
             let records = opened.inspector_records()?;
-            let curves = Curves {
-                train_loss: series(&records, |r| r.train_loss),
-                test: ("test_loss", series(&records, |r| r.test.test_loss)),
-                accuracy: Vec::new(),
-            };
-            save_rgb(
+            save_curves(
                 run,
-                "training_curves.png",
-                &pictures::training_curves(&curves)?,
+                Curves {
+                    train_loss: series(&records, |r| r.train_loss),
+                    test: ("test_loss", series(&records, |r| r.test.test_loss)),
+                    accuracy: Vec::new(),
+                },
             )?;
             add(
                 "training_curves.png",
