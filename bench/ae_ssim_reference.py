@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from draem_reference import gaussian, load_category, roc_auc, smooth, ssim  # noqa: E402
+from draem_reference import load_category, roc_auc, smooth, ssim, ssim_windows  # noqa: E402
 
 
 class AE(nn.Module):
@@ -60,18 +60,7 @@ class AE(nn.Module):
 
 def ssim_map(x, y):
     """1 - SSIM per pixel, 11x11 Gaussian windows, edges reflected ([N, C, H, W] -> [N, 1, H, W])."""
-    c = x.shape[1]
-    g = gaussian(1.5, 5)
-    planes = torch.cat([x, y, x * x, y * y, x * y], 1)
-    planes = F.pad(planes, (5, 5, 5, 5), mode="reflect")
-    k = 5 * c
-    planes = F.conv2d(planes, g.view(1, 1, 11, 1).repeat(k, 1, 1, 1), groups=k)
-    planes = F.conv2d(planes, g.view(1, 1, 1, 11).repeat(k, 1, 1, 1), groups=k)
-    mx, my, xx, yy, xy = planes.chunk(5, 1)
-    vx, vy, cov = xx - mx * mx, yy - my * my, xy - mx * my
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return (1 - s).mean(1, keepdim=True)
+    return (1 - ssim_windows(x, y, pad=True)).mean(1, keepdim=True)
 
 
 def starts(n, tile, stride):

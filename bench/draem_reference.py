@@ -117,17 +117,25 @@ def gaussian(sigma, radius):
     return g / g.sum()
 
 
-def ssim(x, y):
+def ssim_windows(x, y, pad=False):
+    """SSIM of each 11x11 Gaussian window (sigma 1.5), per channel: inside the images, or with
+    the edges reflected (`pad`) so that every pixel has one ([N, C, H, W] both)."""
     c = x.shape[1]
     g = gaussian(1.5, 5)
     planes = torch.cat([x, y, x * x, y * y, x * y], 1)
+    if pad:
+        planes = F.pad(planes, (5, 5, 5, 5), mode="reflect")
     k = 5 * c
     planes = F.conv2d(planes, g.view(1, 1, 11, 1).repeat(k, 1, 1, 1), groups=k)
     planes = F.conv2d(planes, g.view(1, 1, 1, 11).repeat(k, 1, 1, 1), groups=k)
     mx, my, xx, yy, xy = planes.chunk(5, 1)
     vx, vy, cov = xx - mx * mx, yy - my * my, xy - mx * my
     c1, c2 = 0.01 ** 2, 0.03 ** 2
-    return (((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))).mean()
+    return ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+
+
+def ssim(x, y):
+    return ssim_windows(x, y).mean()
 
 
 def focal(logits, mask):
