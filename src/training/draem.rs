@@ -399,7 +399,11 @@ impl Experiment for DraemTrainingConfig {
     /// A category's training images are all good; its test split keeps only the good ones
     /// too (the defect images are for `cae anomaly`, not for a loss on synthetic anomalies).
     fn select(&self, data: Dataset) -> Dataset {
-        match data.classes.iter().position(|c| c == "good") {
+        match data
+            .classes
+            .iter()
+            .position(|c| c == crate::data::folder::GOOD)
+        {
             Some(good) => data.of_class(good as u8),
             None => data,
         }
