@@ -60,6 +60,17 @@ class Run:
         ``map`` "segmentation" (an inspector's, its default), "l2" (an autoencoder's default)
         or "ssim", smoothed with a Gaussian of ``smooth`` pixels; images larger than a
         patch-trained model are scored in tiles ``stride`` apart."""
+    def inspect(
+        self,
+        category: Union[str, "os.PathLike[str]"],
+        map: Optional[str] = None,
+        smooth: float = 4.0,
+        stride: Optional[int] = None,
+    ) -> Tuple[Dict[str, Any], npt.NDArray[np.float32]]:
+        """An MVTec AD category's test images scored against its masks, as ``cae anomaly RUN
+        --images CATEGORY`` does: the metrics ``anomaly.json`` holds (image and pixel ROC-AUC,
+        PRO, the F1-optimal threshold, per defect kind) and each test image's score, float32
+        [N] (by kind, then by file). Memory does not grow with the number of images."""
     def predict(self, x: Images) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Labels int64 [N] and probabilities float32 [N, K]."""
     def evaluate(self) -> Dict[str, Any]:

@@ -222,6 +222,25 @@ impl PyRun {
         Ok((out, n))
     }
 
+    /// The map settings of `cae anomaly`: the run's default map unless `map` names one.
+    fn map_options(
+        &self,
+        map: Option<&str>,
+        smooth: f32,
+        stride: Option<usize>,
+    ) -> PyResult<cae::anomaly::maps::MapOptions> {
+        let defaults = cae::anomaly::tiles::default_options(&self.run);
+        Ok(cae::anomaly::maps::MapOptions {
+            map: match map {
+                Some(m) => choice("map", m)?,
+                None => defaults.map,
+            },
+            smooth,
+            stride,
+            ..defaults
+        })
+    }
+
     fn image_dims(&self, n: usize) -> [usize; 4] {
         let [c, h, w] = self.run.image_shape().dims();
         [n, c, h, w]
@@ -386,20 +405,45 @@ impl PyRun {
         stride: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
         guarded(|| {
-            let defaults = cae::anomaly::tiles::default_options(&self.run);
-            let options = cae::anomaly::maps::MapOptions {
-                map: match map {
-                    Some(m) => choice("map", m)?,
-                    None => defaults.map,
-                },
-                smooth,
-                stride,
-                ..defaults
-            };
+            let options = self.map_options(map, smooth, stride)?;
             let ((maps, shape), n) = self.compute(py, x, |run, input| {
                 cae::anomaly::tiles::anomaly_maps(run, input, &options).map(|m| (m, input.shape()))
             })?;
             array(py, maps.concat(), &[n, shape.height, shape.width])
+        })
+    }
+
+    /// Score the test images of an MVTec AD category folder (`test/<kind>/`,
+    /// `ground_truth/<kind>/`) against its masks, as `cae anomaly RUN --images CATEGORY` does:
+    /// `(metrics, scores)`, the dict `anomaly.json` holds (image and pixel ROC-AUC, PRO, the
+    /// F1-optimal threshold, per defect kind) and each test image's score (float32 [N], the
+    /// category's order: by kind, then by file). The maps are counted as they are made and
+    /// dropped, so memory does not grow with the number of images.
+    #[pyo3(signature = (category, map = None, smooth = 4.0, stride = None))]
+    fn inspect<'py>(
+        &self,
+        py: Python<'py>,
+        category: PathBuf,
+        map: Option<&str>,
+        smooth: f32,
+        stride: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        guarded(|| {
+            let options = self.map_options(map, smooth, stride)?;
+            let inspection = py
+                .detach(|| {
+                    cae::anomaly::category::inspect(&self.run, &category, options, |_| {
+                        Ok::<_, cae::trained::Error>(())
+                    })
+                })
+                .map_err(py_err)?;
+            let metrics = serde_json::to_string(&inspection.metrics)
+                .map_err(|e| CaeError::new_err(e.to_string()))?;
+            let n = inspection.scores().len();
+            Ok((
+                json(py, &metrics)?,
+                array(py, inspection.scores().to_vec(), &[n])?,
+            ))
         })
     }
 

@@ -1,6 +1,7 @@
 """The Python package against the command line: the same results bit for bit, every function,
 each error class, pickling, Ctrl-C, and a Dask cluster."""
 
+import json
 import os
 import pathlib
 import pickle
@@ -457,6 +458,14 @@ def test_an_inspector_trains_and_scores_as_the_cli_does_in_one_process_and_on_da
     out = cae_cli("anomaly", run.path, *files).stdout.splitlines()[1:]
     cli_scores = np.array([float(line.split("\t")[1]) for line in out])
     assert np.allclose(cli_scores, scores, atol=1e-6)
+    # The category's figures, as `cae anomaly RUN --images CATEGORY` writes them.
+    metrics, category_scores = run.inspect(category)
+    assert np.array_equal(category_scores, scores)
+    cae_cli("anomaly", run.path, "--images", category)
+    assert metrics == json.loads((run.path / "anomaly.json").read_text())
+    assert metrics["images"] == len(files) and 0 <= metrics["pixel_roc_auc"] <= 1
+    with pytest.raises(cae.CaeError, match="not an MVTec AD category"):
+        run.inspect(tmp_path / "bench")
     cluster = distributed.LocalCluster(
         n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
     )

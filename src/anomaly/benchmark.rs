@@ -240,7 +240,7 @@ impl DefectsBenchmark {
             map,
             ..MapOptions::default()
         };
-        let m = inspect(&run, dir, options)?.metrics;
+        let m = inspect(&run, dir, options, |_| Ok::<_, Error>(()))?.metrics;
         let scoring_seconds = start.elapsed().as_secs_f64();
         Ok(BenchRow {
             category: kind.name(),

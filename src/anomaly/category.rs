@@ -1,52 +1,94 @@
 //! Defect inspection of a category in the MVTec AD layout: every test image scored with its
 //! anomaly map, measured against the masks (`cae anomaly RUN --images CATEGORY`).
+//!
+//! The images are read, scored and counted a few at a time and their maps handed on and
+//! dropped ([`DefectTally`]), so that memory and the time an image takes do not grow with the
+//! number of images (docs/BENCHMARKS.md §21).
 
 use std::path::Path;
 
 use super::maps::MapOptions;
-use super::metrics::{DefectMetrics, metrics};
+use super::metrics::{DefectMetrics, DefectTally};
 use super::tiles::maps_and_scores;
 use crate::data::mvtec::Category;
-use crate::data::{DataError, Dataset};
+use crate::data::{Dataset, ImageShape};
 use crate::trained::{Error, Run};
 
 /// A category's test images scored against their masks.
 pub struct Inspection {
     pub category: Category,
-    pub images: Dataset,
-    pub maps: Vec<Vec<f32>>,
-    pub scores: Vec<f32>,
+    /// The images' shape as scored (the run's image size).
+    pub shape: ImageShape,
+    pub tally: DefectTally,
     pub metrics: DefectMetrics,
 }
 
-/// Score the test images of the category `dir` with `run`; every mask is checked before
-/// anything is computed.
-pub fn inspect(run: &Run, dir: &Path, options: MapOptions) -> Result<Inspection, Error> {
+impl Inspection {
+    /// Each test image's score, in the category's order.
+    pub fn scores(&self) -> &[f32] {
+        self.tally.scores()
+    }
+}
+
+/// One scored test image, as it goes by.
+pub struct Scored<'a> {
+    /// Its place among the category's test images, and its file.
+    pub index: usize,
+    pub path: &'a Path,
+    /// The images' shape as scored.
+    pub shape: ImageShape,
+    /// Its map, `[H, W]`.
+    pub map: &'a [f32],
+    pub score: f32,
+}
+
+/// How many images are read and scored at once: about 4 M pixels (16 at 512², 4 at 1024²).
+pub fn chunk_len(shape: ImageShape) -> usize {
+    ((1 << 22) / (shape.height * shape.width).max(1)).max(1)
+}
+
+/// Score the test images of the category `dir` with `run`, each handed to `each` as it is
+/// scored (its error stops the inspection); every image and mask is checked before anything
+/// is computed.
+pub fn inspect<E: From<Error>>(
+    run: &Run,
+    dir: &Path,
+    options: MapOptions,
+    mut each: impl FnMut(Scored<'_>) -> Result<(), E>,
+) -> Result<Inspection, E> {
     options.validate().map_err(Error::Invalid)?;
-    let category = Category::open(dir).map_err(DataError::from)?;
+    let category = Category::open(dir).map_err(|e| Error::Data(e.into()))?;
+    let paths = category.paths();
     // The run's image size (larger than the model's for a run trained on patches).
-    let images = run.read_files(&category.paths())?;
-    let shape = images.shape;
-    let masks = category
-        .masks(shape.height, shape.width)
-        .map_err(DataError::from)?;
-    let (maps, scores) = maps_and_scores(run, &images, &options)?;
-    let kinds: Vec<u8> = category.files.iter().map(|(_, k)| *k).collect();
-    let metrics = metrics(
-        &scores,
-        &maps,
-        &masks,
-        &kinds,
-        &category.kinds,
-        category.good,
-        (shape.height, shape.width),
-        options,
-    );
+    let shape = run.read_files(&[])?.shape;
+    let (h, w) = (shape.height, shape.width);
+    category.check(h, w).map_err(|e| Error::Data(e.into()))?;
+    let mut tally = DefectTally::new(&category.kinds, category.good, (h, w));
+    let step = chunk_len(shape);
+    for start in (0..paths.len()).step_by(step) {
+        let end = (start + step).min(paths.len());
+        let images: Dataset = run.read_files(&paths[start..end])?;
+        let masks = category
+            .masks(start..end, h, w)
+            .map_err(|e| Error::Data(e.into()))?;
+        let (maps, scores) = maps_and_scores(run, &images, &options)?;
+        for (i, (map, score)) in maps.iter().zip(scores).enumerate() {
+            let index = start + i;
+            tally.add(category.files[index].1, score, map, masks[i].as_deref());
+            each(Scored {
+                index,
+                path: &category.files[index].0,
+                shape,
+                map,
+                score,
+            })?;
+        }
+    }
+    let metrics = tally.metrics(options);
     Ok(Inspection {
         category,
-        images,
-        maps,
-        scores,
+        shape,
+        tally,
         metrics,
     })
 }

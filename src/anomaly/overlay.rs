@@ -8,7 +8,7 @@ use image::{Rgb, RgbImage};
 use npyz::WriterBuilder;
 use plotters::style::colors::colormaps::{ColorMap, ViridisRGB};
 
-use crate::data::{Dataset, ImageShape};
+use crate::data::ImageShape;
 
 /// `image` (`[C, H, W]` in [0, 1]) with `map` over it in a perceptual colour map (viridis):
 /// `range` is the map value shown yellow (0 is dark blue), the same for every image of a set
@@ -30,12 +30,9 @@ pub fn overlay(image: &[f32], map: &[f32], shape: ImageShape, range: f32) -> Rgb
     })
 }
 
-/// The map value a set's overlays show yellow: the 99.9th percentile of all its maps'
-/// pixels, so that one large defect does not wash out the small ones.
-pub fn overlay_range(maps: &[Vec<f32>]) -> f32 {
-    let all: Vec<f32> = maps.iter().flatten().copied().collect();
-    crate::evaluation::quantile(&all, 0.999).max(f32::MIN_POSITIVE)
-}
+/// The share of a set's map pixels below the value its overlays show yellow when there is no
+/// threshold: the 99.9th percentile, so that one large defect does not wash out the small ones.
+pub const OVERLAY_QUANTILE: f64 = 0.999;
 
 /// An `[H, W]` map as a 2-d `float32` `.npy` file, written atomically.
 pub fn write_map_npy(path: &Path, map: &[f32], height: usize, width: usize) -> std::io::Result<()> {
@@ -84,41 +81,61 @@ pub fn map_files(out: &Path, name: &str) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Overlays and `.npy` maps of `images` under `out` (one per name, `kind/stem`), and
-/// `grid.png`: the eight worst-scored images above the eight best. One colour scale for the
-/// whole set, so that the overlays compare: twice the `threshold` (at the threshold a map is
-/// half-way up the colours), else [`overlay_range`].
-pub fn write_maps(
+/// Overlays of images whose maps are already written as `.npy` under `out` (one per name,
+/// `kind/stem`, [`map_files`]), and `grid.png`: the eight worst-scored images above the eight
+/// best. `range` is the map value shown yellow, one for the whole set so that the overlays
+/// compare (twice the threshold: at the threshold a map is half-way up the colours).
+/// `images(range)` gives the pixels of those images (`[n, C, H, W]`), read a `chunk` at a
+/// time, and each map is read back from its file: nothing of the set is held but the grid's.
+pub fn write_overlays(
     out: &Path,
     names: &[String],
-    images: &Dataset,
-    (maps, scores): (&[Vec<f32>], &[f32]),
-    threshold: Option<f32>,
+    scores: &[f32],
+    (shape, range, chunk): (ImageShape, f32, usize),
+    mut images: impl FnMut(std::ops::Range<usize>) -> std::io::Result<Vec<f32>>,
 ) -> std::io::Result<()> {
-    let shape = images.shape;
-    let range = threshold.map_or_else(|| overlay_range(maps), |t| 2.0 * t);
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let n = order.len().min(8);
     let (worst, best) = (&order[..n], &order[order.len() - n..]);
-    // Each overlay is written and dropped; only the grid's sixteen are kept.
     let mut kept = std::collections::BTreeMap::new();
-    for (i, name) in names.iter().enumerate() {
-        let picture = overlay(&images.images_values(&[i]), &maps[i], shape, range);
-        let (png, npy) = map_files(out, name);
-        if let Some(dir) = png.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
-        }
-        save_png(&picture, &png)?;
-        write_map_npy(&npy, &maps[i], shape.height, shape.width).map_err(|e| at(&npy, e))?;
-        if worst.contains(&i) || best.contains(&i) {
-            kept.insert(i, picture);
+    for start in (0..names.len()).step_by(chunk.max(1)) {
+        let end = (start + chunk.max(1)).min(names.len());
+        let pixels = images(start..end)?;
+        for (i, image) in (start..end).zip(pixels.chunks(shape.len())) {
+            let (png, npy) = map_files(out, &names[i]);
+            let map = read_map_npy(&npy).map_err(|e| at(&npy, e))?;
+            let picture = overlay(image, &map, shape, range);
+            save_png(&picture, &png)?;
+            if worst.contains(&i) || best.contains(&i) {
+                kept.insert(i, picture);
+            }
         }
     }
     let worst = worst.iter().map(|i| kept[i].clone()).collect();
     let best = best.iter().rev().map(|i| kept[i].clone()).collect();
     let grid = out.join("grid.png");
     save_png(&overlay_grid(&[worst, best]), &grid)
+}
+
+/// Write one image's map as `OUT/<name>.npy`, making its folder.
+pub fn write_named_map(
+    out: &Path,
+    name: &str,
+    map: &[f32],
+    shape: ImageShape,
+) -> std::io::Result<()> {
+    let (_, npy) = map_files(out, name);
+    if let Some(dir) = npy.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
+    }
+    write_map_npy(&npy, map, shape.height, shape.width).map_err(|e| at(&npy, e))
+}
+
+/// A map `.npy` as [`write_map_npy`] writes it.
+fn read_map_npy(path: &Path) -> std::io::Result<Vec<f32>> {
+    let file = std::io::BufReader::new(std::fs::File::open(path)?);
+    npyz::NpyFile::new(file)?.into_vec::<f32>()
 }
 
 /// An I/O error that names its file.

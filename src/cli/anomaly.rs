@@ -15,10 +15,11 @@ use super::{DataArgs, WeightsArgs};
 use crate::Choice;
 use crate::anomaly::benchmark::figure;
 use crate::anomaly::calibration::{Calibration, ThresholdSource};
+use crate::anomaly::category::{chunk_len, inspect};
 use crate::anomaly::maps::{MapKind, MapOptions, ScoreKind};
 use crate::anomaly::metrics::DefectMetrics;
 use crate::anomaly::one_class::{one_class_benchmark, one_class_table};
-use crate::anomaly::overlay::write_maps;
+use crate::anomaly::overlay::{OVERLAY_QUANTILE, write_named_map, write_overlays};
 use crate::anomaly::tiles::default_options;
 use crate::data::input::Images;
 use crate::data::{DatasetKind, NUM_CLASSES};
@@ -218,38 +219,53 @@ fn print_metrics(m: &DefectMetrics) {
     }
 }
 
+/// A test image's name under `--maps`: its path below `test/`, without extension.
+fn test_name(test: &Path, path: &Path) -> String {
+    path.strip_prefix(test)
+        .unwrap_or(path)
+        .with_extension("")
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// `cae anomaly RUN --images CATEGORY`.
 pub fn category(run: &Run, dir: &Path, args: &AnomalyArgs) -> anyhow::Result<()> {
     let options = args.maps.options(default_options(run));
-    let crate::anomaly::category::Inspection {
-        category,
-        images,
-        maps,
-        scores,
-        metrics: m,
-    } = crate::anomaly::category::inspect(run, dir, options)?;
+    let test = dir.join("test");
+    let maps_out = args.maps.maps.as_deref();
+    // Each map is written as it is scored, then dropped; the overlays need the whole set's
+    // colour scale, so they are drawn from the written maps afterwards.
+    let inspection = inspect(run, dir, options, |scored| {
+        if let Some(out) = maps_out {
+            write_named_map(
+                out,
+                &test_name(&test, scored.path),
+                scored.map,
+                scored.shape,
+            )?;
+        }
+        anyhow::Ok(())
+    })?;
+    let (category, m, scores) = (
+        &inspection.category,
+        &inspection.metrics,
+        inspection.scores(),
+    );
     if !m.unmasked.is_empty() {
         eprintln!(
             "no masks for {} (no ground_truth/<kind>/ folder): image-level figures only for them",
             m.unmasked.join(", ")
         );
     }
-    let test = dir.join("test");
     let names: Vec<String> = category
         .files
         .iter()
-        .map(|(p, _)| {
-            p.strip_prefix(&test)
-                .unwrap_or(p)
-                .with_extension("")
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|(p, _)| test_name(&test, p))
         .collect();
     let calibration = if args.maps.calibrate {
         let defective = category.defective();
         Some(
-            Calibration::fit(&scores, &defective, options, args.quantile)
+            Calibration::fit(scores, &defective, options, args.quantile)
                 .map_err(anyhow::Error::msg)?,
         )
     } else {
@@ -264,16 +280,35 @@ pub fn category(run: &Run, dir: &Path, args: &AnomalyArgs) -> anyhow::Result<()>
         let _ = writeln!(out, "{name}\t{kind}\t{:.6}\t{flagged}", scores[i]);
     }
     let _ = out.flush();
-    print_metrics(&m);
-    let json_dir = args.maps.maps.clone().unwrap_or_else(|| run.path().into());
-    if let Some(out) = &args.maps.maps {
-        write_maps(out, &names, &images, (&maps, &scores), threshold)?;
+    print_metrics(m);
+    let json_dir = maps_out.map_or_else(|| run.path().to_path_buf(), Path::to_path_buf);
+    if let Some(out) = maps_out {
+        let range = threshold.map_or_else(
+            || {
+                let q = inspection.tally.all_pixels().quantile(OVERLAY_QUANTILE);
+                q.unwrap_or(1.0).max(f32::MIN_POSITIVE)
+            },
+            |t| 2.0 * t,
+        );
+        let paths = category.paths();
+        let shape = inspection.shape;
+        write_overlays(
+            out,
+            &names,
+            scores,
+            (shape, range, chunk_len(shape)),
+            |range| {
+                run.read_files(&paths[range])
+                    .map(|d| d.images_values(&(0..d.len()).collect::<Vec<_>>()))
+                    .map_err(std::io::Error::other)
+            },
+        )?;
         eprintln!("maps, overlays and grid.png in {}", out.display());
     }
     std::fs::create_dir_all(&json_dir)
         .with_context(|| format!("creating {}", json_dir.display()))?;
     let json = json_dir.join("anomaly.json");
-    crate::support::atomic::write(&json, &serde_json::to_vec_pretty(&m)?)
+    crate::support::atomic::write(&json, &serde_json::to_vec_pretty(m)?)
         .with_context(|| format!("writing {}", json.display()))?;
     println!("{}", json.display());
     if let Some(c) = calibration {
@@ -325,24 +360,46 @@ pub fn files(run: &Run, calibration: &Calibration, args: &AnomalyArgs) -> anyhow
     let Images::Files(paths) = args.input.images()? else {
         unreachable!("files or a folder of them");
     };
-    let images = run.read_files(&paths)?;
-    let (maps, scores) = crate::anomaly::tiles::maps_and_scores(run, &images, &options)?;
+    let names: Vec<String> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let stem = p.file_stem().unwrap_or_default().to_string_lossy();
+            format!("{i:04}_{stem}")
+        })
+        .collect();
+    let maps_out = args.maps.maps.as_deref();
+    let shape = run.read_files(&[])?.shape;
+    let step = chunk_len(shape);
+    // A few files at a time, each line printed as its file is scored: a folder of any size
+    // in bounded memory.
+    let mut scores = Vec::with_capacity(paths.len());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let _ = writeln!(out, "image\tscore\tnormalised\tverdict");
-    for (path, s) in paths.iter().zip(&scores) {
-        let verdict = if *s > calibration.threshold {
-            "defect"
-        } else {
-            "good"
-        };
-        let _ = writeln!(
-            out,
-            "{}\t{s:.6}\t{:.3}\t{verdict}",
-            path.display(),
-            calibration.normalise(*s)
-        );
+    for start in (0..paths.len()).step_by(step) {
+        let end = (start + step).min(paths.len());
+        let images = run.read_files(&paths[start..end])?;
+        let (maps, chunk) = crate::anomaly::tiles::maps_and_scores(run, &images, &options)?;
+        for (i, (map, s)) in (start..end).zip(maps.iter().zip(chunk)) {
+            if let Some(dir) = maps_out {
+                write_named_map(dir, &names[i], map, shape)?;
+            }
+            let verdict = if s > calibration.threshold {
+                "defect"
+            } else {
+                "good"
+            };
+            let _ = writeln!(
+                out,
+                "{}\t{s:.6}\t{:.3}\t{verdict}",
+                paths[i].display(),
+                calibration.normalise(s)
+            );
+            scores.push(s);
+        }
+        let _ = out.flush();
     }
-    let _ = out.flush();
+    drop(out);
     let flagged = scores
         .iter()
         .filter(|&&s| s > calibration.threshold)
@@ -352,21 +409,17 @@ pub fn files(run: &Run, calibration: &Calibration, args: &AnomalyArgs) -> anyhow
         scores.len(),
         describe(calibration)
     );
-    if let Some(out) = &args.maps.maps {
-        let names: Vec<String> = paths
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let stem = p.file_stem().unwrap_or_default().to_string_lossy();
-                format!("{i:04}_{stem}")
-            })
-            .collect();
-        write_maps(
+    if let Some(out) = maps_out {
+        write_overlays(
             out,
             &names,
-            &images,
-            (&maps, &scores),
-            Some(calibration.threshold),
+            &scores,
+            (shape, 2.0 * calibration.threshold, step),
+            |range| {
+                run.read_files(&paths[range])
+                    .map(|d| d.images_values(&(0..d.len()).collect::<Vec<_>>()))
+                    .map_err(std::io::Error::other)
+            },
         )?;
         eprintln!("maps, overlays and grid.png in {}", out.display());
     }

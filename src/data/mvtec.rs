@@ -82,23 +82,43 @@ impl Category {
         self.files.iter().map(|(_, k)| *k != self.good).collect()
     }
 
-    /// Each test image's mask at `[height, width]` (true on defects; all false for good
-    /// images), or `None` for an image whose kind has no masks. A mask must be as large as
-    /// its image and hold two values only (black and white).
+    /// The masks of the test images `range` at `[height, width]` (true on defects; all false
+    /// for good images), or `None` for an image whose kind has no masks. A mask must be as
+    /// large as its image and hold two values only (black and white).
     pub fn masks(
         &self,
+        range: std::ops::Range<usize>,
         height: usize,
         width: usize,
     ) -> Result<Vec<Option<Vec<bool>>>, FolderError> {
-        self.files
+        self.files[range.clone()]
             .par_iter()
-            .zip(&self.masks)
+            .zip(&self.masks[range])
             .map(|((image, kind), mask)| match mask {
                 Some(mask) => read_mask(mask, image, height, width).map(Some),
                 None if *kind == self.good => Ok(Some(vec![false; height * width])),
                 None => Ok(None),
             })
             .collect()
+    }
+
+    /// Check every test image's header and every mask ([`Category::masks`]) without keeping
+    /// them, so that a bad file is named before anything is computed.
+    pub fn check(&self, height: usize, width: usize) -> Result<(), FolderError> {
+        self.files.par_iter().try_for_each(|(path, _)| {
+            super::image_file::probe(path)
+                .map(drop)
+                .map_err(|message| FolderError::Unreadable {
+                    path: path.clone(),
+                    message,
+                })
+        })?;
+        // A few at a time: a mask is a byte a pixel.
+        let step = (1 << 24) / (height * width).max(1) + 1;
+        (0..self.files.len()).step_by(step).try_for_each(|start| {
+            let end = (start + step).min(self.files.len());
+            self.masks(start..end, height, width).map(drop)
+        })
     }
 }
 
