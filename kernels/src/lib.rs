@@ -149,6 +149,49 @@ impl Geometry {
         self.batch.div_ceil(self.batch.div_ceil(most).max(1)).max(1)
     }
 
+    /// Narrow rows per band when one image's patches are larger than a block (the inspector's
+    /// 128² crops and 1024² photographs, not the lecture's digits): equal bands that each fit
+    /// [`BLOCK_FLOATS`], computed apart, in parallel, so that one large image uses every core
+    /// and its patches stay in cache. `None` when whole images fit.
+    fn band_rows(&self) -> Option<usize> {
+        let [_, oh, ow] = self.narrow;
+        let per_row = (self.patch_len() * ow).max(1);
+        if self.batch == 0 || per_row * oh <= BLOCK_FLOATS {
+            return None;
+        }
+        let most = (BLOCK_FLOATS / per_row).max(1);
+        let rows = oh.div_ceil(oh.div_ceil(most));
+        (rows < oh).then_some(rows)
+    }
+
+    /// The narrow rows `rows` of one image as a problem of its own, with the wide rows it
+    /// covers: from `rows.start·s` to the end of its last patch for a convolution (the bands'
+    /// wide rows overlap: they are only read), to the next band's first row for a transposed
+    /// convolution with `k ≤ s` (so that the bands' wide rows tile the image; the last band
+    /// takes the rest, output padding included).
+    fn band(
+        &self,
+        rows: std::ops::Range<usize>,
+        tiles_wide: bool,
+    ) -> (Geometry, std::ops::Range<usize>) {
+        let [c, h, w] = self.wide;
+        let (k, s) = (self.kernel, self.stride);
+        let start = rows.start * s;
+        let end = match (tiles_wide, rows.end == self.narrow[1]) {
+            (false, _) => (rows.end - 1) * s + k,
+            (true, false) => rows.end * s,
+            (true, true) => h,
+        };
+        let band = Geometry {
+            batch: 1,
+            wide: [c, end - start, w],
+            narrow: [self.narrow[0], rows.len(), self.narrow[2]],
+            kernel: k,
+            stride: s,
+        };
+        (band, start..end)
+    }
+
     fn check(&self, wide: usize, weight: usize, narrow: usize, bias: Option<(usize, usize)>) {
         assert_eq!(
             wide,
@@ -218,7 +261,43 @@ pub fn correlate_fused(
         narrow.len(),
         bias.map(|b| (b.len(), g.narrow[0])),
     );
-    let weight = patch_major(g, weight);
+    let weight = weight_columns(g, weight);
+    if let Some(rows) = g.band_rows() {
+        let bands = in_bands(g, rows, false, |band, n, _, wide_rows| {
+            let image = &wide[n * g.wide_len()..][..g.wide_len()];
+            let src = if fused.wide_channels_last {
+                image[wide_rows.start * g.wide[2] * g.wide[0]..][..band.wide_len()].to_vec()
+            } else {
+                plane_rows(
+                    image,
+                    g.wide[0],
+                    g.wide[1] * g.wide[2],
+                    g.wide[2],
+                    wide_rows,
+                )
+            };
+            let mut out = vec![0.0; band.narrow_len()];
+            with_block_scratch(band, 1, |b| {
+                b.load_patches(band, &src, fused.wide_channels_last);
+                if fused.narrow_channels_last {
+                    b.multiply_patches_channels_last(band, &weight, bias, fused.relu, &mut out);
+                } else {
+                    b.multiply_patches(band, &weight, bias, fused.relu, &mut out);
+                }
+            });
+            out
+        });
+        let [o, oh, ow] = g.narrow;
+        for ((n, narrow_rows, _), part) in bands {
+            let image = &mut narrow[n * g.narrow_len()..][..g.narrow_len()];
+            if fused.narrow_channels_last {
+                image[narrow_rows.start * ow * o..][..part.len()].copy_from_slice(&part);
+            } else {
+                put_plane_rows(&part, image, o, oh * ow, ow, narrow_rows);
+            }
+        }
+        return;
+    }
     for_blocks(g, Some((narrow, g.narrow_len())), 0, |images, out, _| {
         with_block_scratch(g, images.len(), |b| {
             let src = &wide[images.start * g.wide_len()..];
@@ -251,6 +330,27 @@ pub fn scatter(
         bias.map(|b| (b.len(), g.wide[0])),
     );
     let weight = patch_major(g, weight);
+    // Bands tile the wide side only where patches do not overlap across rows (k ≤ s, as the
+    // inspector's 2×2 stride-2 upsampling).
+    if let Some(rows) = g.band_rows().filter(|_| g.kernel <= g.stride) {
+        let bands = in_bands(g, rows, true, |band, n, narrow_rows, _| {
+            let image = &narrow[n * g.narrow_len()..][..g.narrow_len()];
+            let (o, plane, ow) = (g.narrow[0], g.narrow_plane(), g.narrow[2]);
+            let src = plane_rows(image, o, plane, ow, narrow_rows);
+            let mut out = vec![0.0; band.wide_len()];
+            with_block_scratch(band, 1, |b| {
+                b.load_narrow(band, &src);
+                b.spread(band, &weight, bias, &mut out);
+            });
+            out
+        });
+        let [c, h, w] = g.wide;
+        for ((n, _, wide_rows), part) in bands {
+            let image = &mut wide[n * g.wide_len()..][..g.wide_len()];
+            put_plane_rows(&part, image, c, h * w, w, wide_rows);
+        }
+        return;
+    }
     for_blocks(g, Some((wide, g.wide_len())), 0, |images, out, _| {
         with_block_scratch(g, images.len(), |b| {
             b.load_narrow(g, &narrow[images.start * g.narrow_len()..]);
@@ -322,10 +422,19 @@ fn backward(
                 Input::Narrow => (narrow.len(), g.narrow_len()),
             };
             assert_eq!(dx.len(), len, "input gradient length");
-            (Some(side), patch_major(g, weight), Some((dx, per_image)))
+            // A transposed convolution's input gradient is a correlation
+            // (`multiply_patches`), a convolution's a spread.
+            let weight = match side {
+                Input::Wide => patch_major(g, weight),
+                Input::Narrow => weight_columns(g, weight),
+            };
+            (Some(side), weight, Some((dx, per_image)))
         }
         None => (None, Vec::new(), None),
     };
+    if let Some(rows) = g.band_rows() {
+        return backward_in_bands(g, rows, (wide, narrow), weight_grad, (side, &weight, out));
+    }
     let sum = for_blocks(g, out, g.weight_len(), |images, dx, acc| {
         with_block_scratch(g, images.len(), |b| {
             b.load_patches(g, &wide[images.start * g.wide_len()..], false);
@@ -338,6 +447,67 @@ fn backward(
             }
         });
     });
+    from_patch_major(g, &sum, weight_grad);
+}
+
+/// [`backward`] of images larger than a block, in bands of narrow rows: each band's weight
+/// gradient is added in band order, and its input gradient written (a transposed
+/// convolution's narrow side) or added where neighbouring bands' patches overlap (a
+/// convolution's wide side), in band order too, so that nothing depends on the thread count.
+#[allow(clippy::type_complexity)]
+fn backward_in_bands(
+    g: &Geometry,
+    rows: usize,
+    (wide, narrow): (&[f32], &[f32]),
+    weight_grad: &mut [f32],
+    (side, weight, out): (Option<Input>, &[f32], Option<(&mut [f32], usize)>),
+) {
+    let ([c, h, w], [o, oh, ow]) = (g.wide, g.narrow);
+    let bands = in_bands(g, rows, false, |band, n, narrow_rows, wide_rows| {
+        let src = plane_rows(&wide[n * g.wide_len()..], c, h * w, w, wide_rows);
+        let grad = plane_rows(&narrow[n * g.narrow_len()..], o, oh * ow, ow, narrow_rows);
+        let mut acc = vec![0.0f32; g.weight_len()];
+        let mut dx = vec![
+            0.0;
+            match side {
+                Some(Input::Wide) => band.wide_len(),
+                Some(Input::Narrow) => band.narrow_len(),
+                None => 0,
+            }
+        ];
+        with_block_scratch(band, 1, |b| {
+            b.load_patches(band, &src, false);
+            b.load_narrow(band, &grad);
+            b.accumulate_weight_grad(band, &mut acc);
+            match side {
+                Some(Input::Wide) => b.spread(band, weight, None, &mut dx),
+                Some(Input::Narrow) => b.multiply_patches(band, weight, None, false, &mut dx),
+                None => {}
+            }
+        });
+        acc.extend(dx);
+        acc
+    });
+    let mut sum = vec![0.0f32; g.weight_len()];
+    let mut out = out.map(|(dx, _)| {
+        dx.fill(0.0);
+        dx
+    });
+    for ((n, narrow_rows, wide_rows), part) in bands {
+        let (acc, dx) = part.split_at(g.weight_len());
+        sum.iter_mut().zip(acc).for_each(|(s, a)| *s += a);
+        match (side, out.as_deref_mut()) {
+            (Some(Input::Wide), Some(image)) => {
+                let image = &mut image[n * g.wide_len()..][..g.wide_len()];
+                add_plane_rows(dx, image, c, h * w, w, wide_rows);
+            }
+            (Some(Input::Narrow), Some(image)) => {
+                let image = &mut image[n * g.narrow_len()..][..g.narrow_len()];
+                add_plane_rows(dx, image, o, oh * ow, ow, narrow_rows);
+            }
+            _ => {}
+        }
+    }
     from_patch_major(g, &sum, weight_grad);
 }
 
@@ -370,6 +540,98 @@ fn lane_sum(values: &[f32]) -> f32 {
         }
     }
     lanes.iter().sum::<f32>() + tail
+}
+
+/// Runs `body(band, image, narrow rows, wide rows)` on every band of `rows` narrow rows of every image
+/// ([`Geometry::band`]), in parallel; returns each band's `(image, narrow rows, wide rows)`
+/// with its output, in order.
+#[allow(clippy::type_complexity)]
+fn in_bands<F>(
+    g: &Geometry,
+    rows: usize,
+    tiles_wide: bool,
+    body: F,
+) -> Vec<(
+    (usize, std::ops::Range<usize>, std::ops::Range<usize>),
+    Vec<f32>,
+)>
+where
+    F: Fn(&Geometry, usize, std::ops::Range<usize>, std::ops::Range<usize>) -> Vec<f32> + Sync,
+{
+    let oh = g.narrow[1];
+    let bands: Vec<_> = (0..g.batch)
+        .flat_map(|n| {
+            (0..oh)
+                .step_by(rows)
+                .map(move |r| (n, r..(r + rows).min(oh)))
+        })
+        .map(|(n, narrow_rows)| {
+            let (band, wide_rows) = g.band(narrow_rows.clone(), tiles_wide);
+            (band, (n, narrow_rows, wide_rows))
+        })
+        .collect();
+    bands
+        .into_par_iter()
+        .map(|(band, (n, narrow_rows, wide_rows))| {
+            let out = body(&band, n, narrow_rows.clone(), wide_rows.clone());
+            ((n, narrow_rows, wide_rows), out)
+        })
+        .collect()
+}
+
+/// Rows `rows` of each of the `planes` planes of `image` (`plane` floats each, rows of `width`),
+/// gathered into `[planes, rows, width]`.
+fn plane_rows(
+    image: &[f32],
+    planes: usize,
+    plane: usize,
+    width: usize,
+    rows: std::ops::Range<usize>,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(planes * rows.len() * width);
+    for p in image.chunks_exact(plane).take(planes) {
+        out.extend_from_slice(&p[rows.start * width..rows.end * width]);
+    }
+    out
+}
+
+/// The inverse of [`plane_rows`]: `part` (`[planes, rows, width]`) written into those rows.
+fn put_plane_rows(
+    part: &[f32],
+    image: &mut [f32],
+    planes: usize,
+    plane: usize,
+    width: usize,
+    rows: std::ops::Range<usize>,
+) {
+    let len = rows.len() * width;
+    for (p, src) in image
+        .chunks_exact_mut(plane)
+        .take(planes)
+        .zip(part.chunks_exact(len))
+    {
+        p[rows.start * width..rows.end * width].copy_from_slice(src);
+    }
+}
+
+/// [`put_plane_rows`], adding to what those rows hold.
+fn add_plane_rows(
+    part: &[f32],
+    image: &mut [f32],
+    planes: usize,
+    plane: usize,
+    width: usize,
+    rows: std::ops::Range<usize>,
+) {
+    let len = rows.len() * width;
+    for (p, src) in image
+        .chunks_exact_mut(plane)
+        .take(planes)
+        .zip(part.chunks_exact(len))
+    {
+        let dst = &mut p[rows.start * width..rows.end * width];
+        dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+    }
 }
 
 /// Runs `body` on each block of images, in parallel: `body(images, out, acc)` gets the block's
@@ -500,50 +762,53 @@ impl Block<'_> {
         }
     }
 
-    /// `out [n, O, OH, OW] = bias + weight · patchesᵀ` (then the ReLU if `relu`), through
-    /// `narrow` (overwritten).
+    /// `out [n, O, OH, OW] = bias + (patches · weight_t)ᵀ` per image (then the ReLU if
+    /// `relu`), through `narrow` (overwritten). `weight_t` is `[K, O]` ([`weight_columns`]):
+    /// the multiply takes the many patches as its rows and a plain row-major right side, which
+    /// runs two to four times faster than the few output channels as rows against the
+    /// patches transposed (docs/BENCHMARKS.md §21); the transpose back is cheap.
     fn multiply_patches(
         &mut self,
         g: &Geometry,
-        weight: &[f32],
+        weight_t: &[f32],
         bias: Option<&[f32]>,
         relu: bool,
         out: &mut [f32],
     ) {
         let (o_len, plane, k_len) = (g.narrow[0], g.narrow_plane(), g.patch_len());
         let cols = self.n * plane;
-        // narrow [O, n·P] = weight [O, K] · patchesᵀ [K, n·P]
-        let (weight, patches) = (View::rows(weight, k_len), View::cols(self.patches, k_len));
-        matmul(self.narrow, o_len, cols, k_len, weight, patches, false);
-        for (i, image) in out.chunks_exact_mut(o_len * plane).enumerate() {
-            for (o, dst) in image.chunks_exact_mut(plane).enumerate() {
-                let b = bias.map_or(0.0, |b| b[o]);
-                let src = &self.narrow[o * cols + i * plane..];
-                if relu {
-                    dst.iter_mut()
-                        .zip(src)
-                        .for_each(|(d, v)| *d = relu_f32(v + b));
-                } else {
-                    dst.iter_mut().zip(src).for_each(|(d, v)| *d = v + b);
-                }
+        // narrow as [n·P, O] = patches [n·P, K] · weight_t [K, O]
+        let (patches, weight) = (View::rows(self.patches, k_len), View::rows(weight_t, o_len));
+        matmul(self.narrow, cols, o_len, k_len, patches, weight, false);
+        let out = &mut out[..self.n * g.narrow_len()];
+        transpose_planes(&self.narrow[..cols * o_len], plane, o_len, out);
+        if bias.is_none() && !relu {
+            return;
+        }
+        for (dst, o) in out.chunks_exact_mut(plane).zip((0..o_len).cycle()) {
+            let b = bias.map_or(0.0, |b| b[o]);
+            if relu {
+                dst.iter_mut().for_each(|d| *d = relu_f32(*d + b));
+            } else {
+                dst.iter_mut().for_each(|d| *d += b);
             }
         }
     }
 
-    /// `out [n, OH, OW, O] = bias + patches · weightᵀ` (then the ReLU if `relu`), written in
+    /// `out [n, OH, OW, O] = bias + patches · weight_t` (then the ReLU if `relu`), written in
     /// place: channels-last is the multiply's own output order.
     fn multiply_patches_channels_last(
         &mut self,
         g: &Geometry,
-        weight: &[f32],
+        weight_t: &[f32],
         bias: Option<&[f32]>,
         relu: bool,
         out: &mut [f32],
     ) {
         let (o_len, k_len) = (g.narrow[0], g.patch_len());
         let cols = self.n * g.narrow_plane();
-        // out [n·P, O] = patches [n·P, K] · weightᵀ [K, O]
-        let (patches, weight) = (View::rows(self.patches, k_len), View::cols(weight, k_len));
+        // out [n·P, O] = patches [n·P, K] · weight_t [K, O]
+        let (patches, weight) = (View::rows(self.patches, k_len), View::rows(weight_t, o_len));
         matmul(out, cols, o_len, k_len, patches, weight, false);
         for row in out[..cols * o_len].chunks_exact_mut(o_len) {
             match (bias, relu) {
@@ -724,6 +989,15 @@ fn patch_major(g: &Geometry, weight: &[f32]) -> Vec<f32> {
     let (c_len, kk) = (g.wide[0], g.kernel * g.kernel);
     let mut out = vec![0.0; weight.len()];
     transpose_planes(weight, c_len, kk, &mut out);
+    out
+}
+
+/// The weight `[O, C, k, k]` as `[k, k, C, O]`: [`patch_major`] transposed, the right side of
+/// [`Block::multiply_patches`].
+fn weight_columns(g: &Geometry, weight: &[f32]) -> Vec<f32> {
+    let rows = patch_major(g, weight);
+    let mut out = vec![0.0; rows.len()];
+    transpose_planes(&rows, g.narrow[0], g.patch_len(), &mut out);
     out
 }
 

@@ -60,8 +60,11 @@ fn assert_close(got: &[f32], want: &[f32], tol: f32) {
     }
 }
 
-/// The lecture's six layers, at a batch large enough for several blocks, and a few odd shapes
-/// (1×1 layers take a shortcut past the patches).
+/// The lecture's six layers, at a batch large enough for several blocks, a few odd shapes
+/// (1×1 layers take a shortcut past the patches), and images whose patches are larger than a
+/// block, computed in bands of rows (a stride of 1 and of 2; transposed with k = s, whose bands
+/// tile the output, and k < s, whose rows between patches get the bias only, both with output
+/// padding in the last band).
 fn geometries() -> Vec<Geometry> {
     vec![
         Geometry::conv(70, [1, 28, 28], 16, 3, 2),
@@ -74,6 +77,10 @@ fn geometries() -> Vec<Geometry> {
         Geometry::conv(4, [64, 4, 4], 128, 1, 1),
         Geometry::conv_transpose(3, [6, 3, 5], 4, 1, 1, 0),
         Geometry::conv_transpose(2, [3, 5, 4], 2, 4, 3, 2),
+        Geometry::conv(2, [3, 70, 90], 4, 3, 1),
+        Geometry::conv(1, [2, 200, 150], 3, 3, 2),
+        Geometry::conv_transpose(2, [8, 100, 120], 8, 2, 2, 1),
+        Geometry::conv_transpose(1, [4, 200, 200], 4, 1, 2, 1),
     ]
 }
 
