@@ -265,20 +265,15 @@ pub fn correlate_fused(
     if let Some(rows) = g.band_rows() {
         let bands = in_bands(g, rows, false, |band, n, _, wide_rows| {
             let image = &wide[n * g.wide_len()..][..g.wide_len()];
-            let src = if fused.wide_channels_last {
-                image[wide_rows.start * g.wide[2] * g.wide[0]..][..band.wide_len()].to_vec()
-            } else {
-                plane_rows(
-                    image,
-                    g.wide[0],
-                    g.wide[1] * g.wide[2],
-                    g.wide[2],
-                    wide_rows,
-                )
-            };
             let mut out = vec![0.0; band.narrow_len()];
             with_block_scratch(band, 1, |b| {
-                b.load_patches(band, &src, fused.wide_channels_last);
+                if fused.wide_channels_last {
+                    let first = wide_rows.start * g.wide[2] * g.wide[0];
+                    b.load_patches(band, &image[first..], true);
+                } else {
+                    let plane = g.wide[1] * g.wide[2];
+                    b.load_band_patches(band, &image[wide_rows.start * g.wide[2]..], plane);
+                }
                 if fused.narrow_channels_last {
                     b.multiply_patches_channels_last(band, &weight, bias, fused.relu, &mut out);
                 } else {
@@ -335,11 +330,10 @@ pub fn scatter(
     if let Some(rows) = g.band_rows().filter(|_| g.kernel <= g.stride) {
         let bands = in_bands(g, rows, true, |band, n, narrow_rows, _| {
             let image = &narrow[n * g.narrow_len()..][..g.narrow_len()];
-            let (o, plane, ow) = (g.narrow[0], g.narrow_plane(), g.narrow[2]);
-            let src = plane_rows(image, o, plane, ow, narrow_rows);
+            let first = narrow_rows.start * g.narrow[2];
             let mut out = vec![0.0; band.wide_len()];
             with_block_scratch(band, 1, |b| {
-                b.load_narrow(band, &src);
+                b.load_narrow_strided(band, &image[first..], g.narrow_plane());
                 b.spread(band, &weight, bias, &mut out);
             });
             out
@@ -464,8 +458,8 @@ fn backward_in_bands(
 ) {
     let ([c, h, w], [o, oh, ow]) = (g.wide, g.narrow);
     let bands = in_bands(g, rows, false, |band, n, narrow_rows, wide_rows| {
-        let src = plane_rows(&wide[n * g.wide_len()..], c, h * w, w, wide_rows);
-        let grad = plane_rows(&narrow[n * g.narrow_len()..], o, oh * ow, ow, narrow_rows);
+        let src = &wide[n * g.wide_len() + wide_rows.start * w..];
+        let grad = &narrow[n * g.narrow_len() + narrow_rows.start * ow..];
         let mut acc = vec![0.0f32; g.weight_len()];
         let mut dx = vec![
             0.0;
@@ -476,8 +470,8 @@ fn backward_in_bands(
             }
         ];
         with_block_scratch(band, 1, |b| {
-            b.load_patches(band, &src, false);
-            b.load_narrow(band, &grad);
+            b.load_band_patches(band, src, h * w);
+            b.load_narrow_strided(band, grad, oh * ow);
             b.accumulate_weight_grad(band, &mut acc);
             match side {
                 Some(Input::Wide) => b.spread(band, weight, None, &mut dx),
@@ -579,23 +573,8 @@ where
         .collect()
 }
 
-/// Rows `rows` of each of the `planes` planes of `image` (`plane` floats each, rows of `width`),
-/// gathered into `[planes, rows, width]`.
-fn plane_rows(
-    image: &[f32],
-    planes: usize,
-    plane: usize,
-    width: usize,
-    rows: std::ops::Range<usize>,
-) -> Vec<f32> {
-    let mut out = Vec::with_capacity(planes * rows.len() * width);
-    for p in image.chunks_exact(plane).take(planes) {
-        out.extend_from_slice(&p[rows.start * width..rows.end * width]);
-    }
-    out
-}
-
-/// The inverse of [`plane_rows`]: `part` (`[planes, rows, width]`) written into those rows.
+/// `part` (`[planes, rows, width]`) written into rows `rows` of each of the `planes` planes of
+/// `image` (`plane` floats each, rows of `width`).
 fn put_plane_rows(
     part: &[f32],
     image: &mut [f32],
@@ -716,48 +695,38 @@ impl Block<'_> {
     /// `[n, H, W, C]` when `channels_last` (no transpose then).
     fn load_patches(&mut self, g: &Geometry, src: &[f32], channels_last: bool) {
         let [c_len, h, w] = g.wide;
-        let [_, oh, ow] = g.narrow;
-        let (k, s) = (g.kernel, g.stride);
         let src = &src[..self.n * g.wide_len()];
-        if k == 1 && s == 1 {
-            // A 1×1 patch is one pixel's channels: the patches are the images channels-last.
-            if channels_last {
-                self.patches.copy_from_slice(src);
-            } else {
-                transpose_planes(src, c_len, h * w, self.patches);
-            }
-            return;
-        }
-        let images = if channels_last {
-            src
+        if channels_last {
+            build_patches(g, src, self.patches);
         } else {
             transpose_planes(src, c_len, h * w, self.wide);
-            &*self.wide
-        };
-        let run = k * c_len;
-        let mut rows = self.patches.chunks_exact_mut(g.patch_len());
-        for image in images.chunks_exact(h * w * c_len) {
-            for i in 0..oh {
-                for j in 0..ow {
-                    let row = rows.next().expect("one patch per narrow pixel");
-                    for (a, dst) in row.chunks_exact_mut(run).enumerate() {
-                        dst.copy_from_slice(&image[((i * s + a) * w + j * s) * c_len..][..run]);
-                    }
-                }
-            }
+            build_patches(g, self.wide, self.patches);
         }
+    }
+
+    /// Fill `patches` from one channels-first image whose planes start `plane_stride` floats
+    /// apart in `src` (a band's rows, read in place from the whole image).
+    fn load_band_patches(&mut self, band: &Geometry, src: &[f32], plane_stride: usize) {
+        let [c_len, h, w] = band.wide;
+        transpose_strided(src, c_len, h * w, plane_stride, self.wide);
+        build_patches(band, self.wide, self.patches);
     }
 
     /// Fill `narrow` from `n` narrow images `[n, O, OH, OW]` (taken from the start of `src`).
     fn load_narrow(&mut self, g: &Geometry, src: &[f32]) {
+        self.load_narrow_strided(g, src, g.narrow_plane());
+    }
+
+    /// [`Block::load_narrow`] from images whose planes start `plane_stride` floats apart (a
+    /// band's rows, read in place from the whole image: one image then).
+    fn load_narrow_strided(&mut self, g: &Geometry, src: &[f32], plane_stride: usize) {
         let (o_len, plane) = (g.narrow[0], g.narrow_plane());
         let cols = self.n * plane;
-        for (i, image) in src[..self.n * g.narrow_len()]
-            .chunks_exact(o_len * plane)
-            .enumerate()
-        {
-            for (o, row) in image.chunks_exact(plane).enumerate() {
-                self.narrow[o * cols + i * plane..][..plane].copy_from_slice(row);
+        for i in 0..self.n {
+            let image = &src[i * o_len * plane_stride..];
+            for o in 0..o_len {
+                self.narrow[o * cols + i * plane..][..plane]
+                    .copy_from_slice(&image[o * plane_stride..][..plane]);
             }
         }
     }
@@ -872,6 +841,30 @@ impl Block<'_> {
     }
 }
 
+/// The patches (im2col) of images channels-last, `[n, H, W, C]`, one row per narrow pixel.
+fn build_patches(g: &Geometry, images: &[f32], patches: &mut [f32]) {
+    let [c_len, h, w] = g.wide;
+    let [_, oh, ow] = g.narrow;
+    let (k, s) = (g.kernel, g.stride);
+    if k == 1 && s == 1 {
+        // A 1×1 patch is one pixel's channels: the patches are the images channels-last.
+        patches.copy_from_slice(&images[..patches.len()]);
+        return;
+    }
+    let run = k * c_len;
+    let mut rows = patches.chunks_exact_mut(g.patch_len());
+    for image in images.chunks_exact(h * w * c_len) {
+        for i in 0..oh {
+            for j in 0..ow {
+                let Some(row) = rows.next() else { return };
+                for (a, dst) in row.chunks_exact_mut(run).enumerate() {
+                    dst.copy_from_slice(&image[((i * s + a) * w + j * s) * c_len..][..run]);
+                }
+            }
+        }
+    }
+}
+
 /// `max(0, x)`, a NaN staying a NaN (as burn's and PyTorch's ReLU).
 #[inline(always)]
 fn relu_f32(x: f32) -> f32 {
@@ -898,6 +891,15 @@ fn transpose_planes(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
 /// One `rows × cols` matrix transposed, in 8 × 8 tiles with AVX where the CPU has it (element
 /// by element, the transposes were half of building the patches).
 fn transpose(s: &[f32], rows: usize, cols: usize, d: &mut [f32]) {
+    transpose_strided(s, rows, cols, cols, d);
+}
+
+/// [`transpose`] of a matrix whose rows start `stride` floats apart in `s`.
+fn transpose_strided(s: &[f32], rows: usize, cols: usize, stride: usize, d: &mut [f32]) {
+    if rows == 1 {
+        d[..cols].copy_from_slice(&s[..cols]);
+        return;
+    }
     const T: usize = 8;
     let (full_rows, full_cols) = (rows / T * T, cols / T * T);
     #[cfg(target_arch = "x86_64")]
@@ -911,15 +913,15 @@ fn transpose(s: &[f32], rows: usize, cols: usize, d: &mut [f32]) {
     };
     for r0 in (0..tile_rows).step_by(T) {
         for c0 in (0..tile_cols).step_by(T) {
-            assert!((r0 + T - 1) * cols + c0 + T <= s.len());
+            assert!((r0 + T - 1) * stride + c0 + T <= s.len());
             assert!((c0 + T - 1) * rows + r0 + T <= d.len());
             // SAFETY: AVX is present (checked above); the assertions keep the tile's eight
             // 8-float reads and writes inside `s` and `d`.
             #[cfg(target_arch = "x86_64")]
             unsafe {
                 transpose_tile_avx(
-                    s.as_ptr().add(r0 * cols + c0),
-                    cols,
+                    s.as_ptr().add(r0 * stride + c0),
+                    stride,
                     d.as_mut_ptr().add(c0 * rows + r0),
                     rows,
                 );
@@ -929,12 +931,12 @@ fn transpose(s: &[f32], rows: usize, cols: usize, d: &mut [f32]) {
     // Whatever the tiles left: the columns past them, then the rows past them.
     for r in 0..tile_rows {
         for c in tile_cols..cols {
-            d[c * rows + r] = s[r * cols + c];
+            d[c * rows + r] = s[r * stride + c];
         }
     }
     for r in tile_rows..rows {
         for c in 0..cols {
-            d[c * rows + r] = s[r * cols + c];
+            d[c * rows + r] = s[r * stride + c];
         }
     }
 }
