@@ -244,9 +244,13 @@ pub struct Fused {
     pub narrow_channels_last: bool,
     /// `narrow = max(0, ·)` (a NaN stays a NaN).
     pub relu: bool,
+    /// `wide` is the image before a zero pad of this many pixels on every side; the geometry
+    /// is the padded image's. The pad is written as the patches are built, not as a copy of
+    /// the image (a "same" 3×3 convolution: `pad` 1).
+    pub pad: usize,
 }
 
-/// [`correlate`] with the layouts and the ReLU of `fused`.
+/// [`correlate`] with the layouts, ReLU and padding of `fused`.
 pub fn correlate_fused(
     g: &Geometry,
     wide: &[f32],
@@ -255,13 +259,27 @@ pub fn correlate_fused(
     narrow: &mut [f32],
     fused: Fused,
 ) {
-    g.check(
+    let [c, h, w] = g.wide;
+    let p = fused.pad;
+    assert!(
+        h > 2 * p && w > 2 * p,
+        "a pad of {p} leaves no image in {g:?}"
+    );
+    assert_eq!(
         wide.len(),
+        g.batch * c * (h - 2 * p) * (w - 2 * p),
+        "wide tensor length before a pad of {p} for {g:?}"
+    );
+    g.check(
+        g.batch * g.wide_len(),
         weight.len(),
         narrow.len(),
         bias.map(|b| (b.len(), g.narrow[0])),
     );
     let weight = weight_columns(g, weight);
+    if p > 0 {
+        return correlate_padded(g, wide, &weight, bias, narrow, fused);
+    }
     if let Some(rows) = g.band_rows() {
         let bands = in_bands(g, rows, false, |band, n, _, wide_rows| {
             let image = &wide[n * g.wide_len()..][..g.wide_len()];
@@ -305,6 +323,58 @@ pub fn correlate_fused(
             }
         });
     });
+}
+
+/// [`correlate_fused`] of an image padded as it is read: each image (or band of its rows) is
+/// laid out channels-last with its zero border in the block's memory, then correlated.
+fn correlate_padded(
+    g: &Geometry,
+    wide: &[f32],
+    weight_t: &[f32],
+    bias: Option<&[f32]>,
+    narrow: &mut [f32],
+    fused: Fused,
+) {
+    let [c, h, w] = g.wide;
+    let p = fused.pad;
+    let (ih, iw) = (h - 2 * p, w - 2 * p);
+    let rows = g.band_rows().unwrap_or(g.narrow[1]);
+    let bands = in_bands(g, rows, false, |band, n, _, wide_rows| {
+        let image = &wide[n * c * ih * iw..][..c * ih * iw];
+        let mut out = vec![0.0; band.narrow_len()];
+        with_block_scratch(band, 1, |b| {
+            for (r, dst) in wide_rows.zip(b.wide.chunks_exact_mut(w * c)) {
+                let Some(y) = r.checked_sub(p).filter(|&y| y < ih) else {
+                    dst.fill(0.0);
+                    continue;
+                };
+                dst[..p * c].fill(0.0);
+                dst[(p + iw) * c..].fill(0.0);
+                let inner = &mut dst[p * c..(p + iw) * c];
+                if fused.wide_channels_last {
+                    inner.copy_from_slice(&image[y * iw * c..][..iw * c]);
+                } else {
+                    transpose_strided(&image[y * iw..], c, iw, ih * iw, inner);
+                }
+            }
+            build_patches(band, b.wide, b.patches);
+            if fused.narrow_channels_last {
+                b.multiply_patches_channels_last(band, weight_t, bias, fused.relu, &mut out);
+            } else {
+                b.multiply_patches(band, weight_t, bias, fused.relu, &mut out);
+            }
+        });
+        out
+    });
+    let [o, oh, ow] = g.narrow;
+    for ((n, narrow_rows, _), part) in bands {
+        let image = &mut narrow[n * g.narrow_len()..][..g.narrow_len()];
+        if fused.narrow_channels_last {
+            image[narrow_rows.start * ow * o..][..part.len()].copy_from_slice(&part);
+        } else {
+            put_plane_rows(&part, image, o, oh * ow, ow, narrow_rows);
+        }
+    }
 }
 
 /// `wide = bias + adjoint of the correlation applied to narrow` (a transposed convolution's

@@ -288,6 +288,7 @@ fn fused_correlate_matches_plain_in_every_layout() {
                         wide_channels_last,
                         narrow_channels_last,
                         relu,
+                        pad: 0,
                     };
                     let input = if wide_channels_last {
                         channels_last(&wide, c_len, h * w)
@@ -304,6 +305,55 @@ fn fused_correlate_matches_plain_in_every_layout() {
                     if relu {
                         want.iter_mut().for_each(|v| *v = v.max(0.0));
                     }
+                    assert_close(&got, &want, 1e-5);
+                }
+            }
+        }
+    }
+}
+
+/// A pad given to the fused convolution gives the plain convolution of the zero-padded image,
+/// in every layout, whole images and bands of rows alike.
+#[test]
+fn a_fused_pad_is_the_convolution_of_the_padded_image() {
+    for (index, g) in geometries().iter().enumerate() {
+        let ([c_len, h, w], [o_len, oh, ow]) = (g.wide, g.narrow);
+        for pad in [1, 2] {
+            if h <= 2 * pad || w <= 2 * pad {
+                continue;
+            }
+            let (ih, iw) = (h - 2 * pad, w - 2 * pad);
+            let image = values(g.batch * c_len * ih * iw, 70 + index as u64);
+            let weight = values(g.weight_len(), 80 + index as u64);
+            let bias = values(o_len, 90 + index as u64);
+            let mut padded = vec![0.0; g.batch * g.wide_len()];
+            for (i, v) in image.iter().enumerate() {
+                let (plane, y, x) = (i / (ih * iw), (i / iw) % ih, i % iw);
+                padded[plane * h * w + (y + pad) * w + x + pad] = *v;
+            }
+            let mut plain = vec![0.0; g.batch * g.narrow_len()];
+            correlate(g, &padded, &weight, Some(&bias), &mut plain);
+            for wide_channels_last in [false, true] {
+                for narrow_channels_last in [false, true] {
+                    let fused = Fused {
+                        wide_channels_last,
+                        narrow_channels_last,
+                        relu: true,
+                        pad,
+                    };
+                    let input = if wide_channels_last {
+                        channels_last(&image, c_len, ih * iw)
+                    } else {
+                        image.clone()
+                    };
+                    let mut got = vec![f32::NAN; plain.len()];
+                    correlate_fused(g, &input, &weight, Some(&bias), &mut got, fused);
+                    let mut want = if narrow_channels_last {
+                        channels_last(&plain, o_len, oh * ow)
+                    } else {
+                        plain.clone()
+                    };
+                    want.iter_mut().for_each(|v| *v = v.max(0.0));
                     assert_close(&got, &want, 1e-5);
                 }
             }

@@ -17,16 +17,16 @@
 //!
 //! The reconstructive decoder has no skip connections (they would carry the anomaly past the
 //! bottleneck); the discriminative one concatenates each encoder level before its two
-//! convolutions (`[N, 2·b·2^i, …]` in), as a U-Net does. Padding is an explicit zero pad
-//! followed by an unpadded convolution, so that cae's convolution kernels compute every layer.
+//! convolutions (`[N, 2·b·2^i, …]` in), as a U-Net does. cae's convolution kernels compute
+//! every layer: in training a zero pad, then an unpadded convolution; in inference the pad is
+//! written as the kernel reads the image and the ReLU as it writes ([`chain`]).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::MaxPool2dConfig;
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
-use burn::tensor::ops::PadMode;
 
-use crate::ops::conv::{conv_transpose2d, conv2d, max_pool2d};
+use crate::ops::conv::{Step, chain, conv_transpose2d, max_pool2d, same_conv2d};
 
 /// Sizes of the two networks.
 #[derive(Config, Debug, PartialEq)]
@@ -126,15 +126,6 @@ fn conv(c_in: usize, c_out: usize, k: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([c_in, c_out], [k, k]).init(device)
 }
 
-/// `conv(x)` with the output the size of the input: a 3×3 kernel after a zero pad of 1.
-fn same(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let pad = layer.kernel_size[0] / 2;
-    if pad == 0 {
-        return conv2d(layer, x);
-    }
-    conv2d(layer, x.pad((pad, pad, pad, pad), PadMode::Constant(0.0)))
-}
-
 /// Two padded 3×3 convolutions, each followed by ReLU.
 #[derive(Module, Debug)]
 pub struct DoubleConv {
@@ -153,7 +144,12 @@ impl DoubleConv {
     /// # Shapes
     /// - `[N, c_in, H, W]` → `[N, c_out, H, W]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(same(&self.b, relu(same(&self.a, x))))
+        // One call: for inference the pads are written as the kernels read (no padded copy)
+        // and the ReLUs applied as they write; with gradients, the ops one by one.
+        chain(
+            [Step::SameConvRelu(&self.a), Step::SameConvRelu(&self.b)],
+            x,
+        )
     }
 }
 
@@ -198,7 +194,7 @@ impl Net {
             }
             x = up.block.forward(x);
         }
-        same(&self.out, x)
+        same_conv2d(&self.out, x)
     }
 }
 

@@ -81,8 +81,41 @@ fn plain_stride(layer: &Conv2d) -> Option<usize> {
 pub enum Step<'a> {
     /// `relu(conv2d(layer, x))`.
     ConvRelu(&'a Conv2d),
+    /// `relu(conv2d(layer, x))` after a zero pad of `k / 2` on every side: a "same"
+    /// convolution, whose output is the input's size at stride 1 (the inspector's).
+    SameConvRelu(&'a Conv2d),
     /// `max_pool2d(layer, x)`.
     Pool(&'a MaxPool2d),
+}
+
+impl Step<'_> {
+    /// The zero pad before the step's convolution.
+    fn pad(&self) -> usize {
+        match self {
+            Step::SameConvRelu(layer) => layer.kernel_size[0] / 2,
+            _ => 0,
+        }
+    }
+}
+
+/// `conv2d(layer, x)` after a zero pad of `k / 2` on every side (a "same" convolution: the
+/// output is the input's size at stride 1). With gradients recorded the pad is a tensor of
+/// its own; [`chain`]'s [`Step::SameConvRelu`] pads as the kernel reads.
+///
+/// # Shapes
+/// - `[B, C, H, W]` → `[B, O, (H + 2p - k)/s + 1, (W + 2p - k)/s + 1]`, `p = k / 2`
+pub fn same_conv2d(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let pad = layer.kernel_size[0] / 2;
+    if pad == 0 {
+        return conv2d(layer, x);
+    }
+    conv2d(
+        layer,
+        x.pad(
+            (pad, pad, pad, pad),
+            burn::tensor::ops::PadMode::Constant(0.0),
+        ),
+    )
 }
 
 /// The steps applied in turn.
@@ -101,6 +134,7 @@ pub fn chain<'a>(steps: impl IntoIterator<Item = Step<'a>>, x: Tensor<4>) -> Ten
     let one_by_one = |x: Tensor<4>| {
         steps.iter().fold(x, |x, step| match step {
             Step::ConvRelu(layer) => relu(conv2d(layer, x)),
+            Step::SameConvRelu(layer) => relu(same_conv2d(layer, x)),
             Step::Pool(layer) => max_pool2d(layer, x),
         })
     };
@@ -108,11 +142,12 @@ pub fn chain<'a>(steps: impl IntoIterator<Item = Step<'a>>, x: Tensor<4>) -> Ten
     let [batch, channels, height, width] = x.dims();
     let (mut h, mut w) = (height, width);
     let fits = steps.iter().all(|step| match step {
-        Step::ConvRelu(l) => {
-            let k = l.kernel_size[0];
-            let fits = plain_stride(l).is_some() && l.bias.is_some() && h >= k && w >= k;
+        Step::ConvRelu(l) | Step::SameConvRelu(l) => {
+            let (k, p) = (l.kernel_size[0], step.pad());
+            let (ph, pw) = (h + 2 * p, w + 2 * p);
+            let fits = plain_stride(l).is_some() && l.bias.is_some() && ph >= k && pw >= k;
             if fits {
-                (h, w) = ((h - k) / l.stride[0] + 1, (w - k) / l.stride[1] + 1);
+                (h, w) = ((ph - k) / l.stride[0] + 1, (pw - k) / l.stride[1] + 1);
             }
             fits
         }
@@ -127,7 +162,7 @@ pub fn chain<'a>(steps: impl IntoIterator<Item = Step<'a>>, x: Tensor<4>) -> Ten
     }
     // Channels-last pays off from one convolution to the next; the last one writes
     // channels-first, so the chain ends channels-first. A one-channel image is both.
-    let last_conv = steps.iter().rposition(|s| matches!(s, Step::ConvRelu(_)));
+    let last_conv = steps.iter().rposition(|s| !matches!(s, Step::Pool(_)));
     let (mut x, mut channels_last) = if channels == 1 {
         (x.reshape([batch, height, width, 1]), true)
     } else {
@@ -135,12 +170,13 @@ pub fn chain<'a>(steps: impl IntoIterator<Item = Step<'a>>, x: Tensor<4>) -> Ten
     };
     for (i, step) in steps.iter().enumerate() {
         let out = match step {
-            Step::ConvRelu(layer) => {
+            Step::ConvRelu(layer) | Step::SameConvRelu(layer) => {
                 let bias = layer.bias.as_ref().expect("checked above");
                 let fused = Fused {
                     wide_channels_last: channels_last,
                     narrow_channels_last: Some(i) != last_conv,
                     relu: true,
+                    pad: step.pad(),
                 };
                 channels_last = fused.narrow_channels_last;
                 <burn::backend::Dispatch as ConvKernels>::cae_conv2d_fused(
@@ -373,7 +409,8 @@ fn composed_conv2d_fused<B: Backend>(
     } else {
         x
     };
-    let mut y = B::conv2d(x, weight, Some(bias), conv_options(stride));
+    let options = ConvOptions::new([stride; 2], [fused.pad; 2], [1; 2], 1);
+    let mut y = B::conv2d(x, weight, Some(bias), options);
     if fused.relu {
         y = B::relu(y);
     }
@@ -597,7 +634,8 @@ impl ConvKernels for Flex {
             (false, dims) => dims,
         };
         let [o, _, k, _] = dims4(&weight);
-        let g = Geometry::conv(batch, [c, h, w], o, k, stride);
+        let p = fused.pad;
+        let g = Geometry::conv(batch, [c, h + 2 * p, w + 2 * p], o, k, stride);
         let [_, o, oh, ow] = narrow_shape(&g);
         let shape = if fused.narrow_channels_last {
             [batch, oh, ow, o]
