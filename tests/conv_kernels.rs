@@ -159,8 +159,9 @@ fn max_pool_matches_burns_pooling() {
 /// The inference chain (bias and ReLU inside the kernels, channels-last between convolutions,
 /// through pooling) gives the steps one by one through burn's own layers, for the lecture's
 /// encoder (one-channel and three-channel images, one image and a batch split into blocks),
-/// the AutoCNN head's conv-pool-conv and LeNet's conv-pool-conv-pool; a gradient-recording
-/// input takes the step-by-step path, so gradients flow.
+/// the AutoCNN head's conv-pool-conv, LeNet's conv-pool-conv-pool and the inspector's "same"
+/// convolutions (padded as the kernel reads; whole images and, 130×120, bands of rows); a
+/// gradient-recording input takes the step-by-step path, so gradients flow.
 #[test]
 fn chains_match_the_steps_one_by_one() {
     use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -194,6 +195,17 @@ fn chains_match_the_steps_one_by_one() {
         Conv2dConfig::new([1, 6], [3, 3]),
         Conv2dConfig::new([6, 16], [3, 3]),
     ]);
+    let inspector = convs(vec![
+        Conv2dConfig::new([2, 16], [3, 3]),
+        Conv2dConfig::new([16, 16], [3, 3]),
+        Conv2dConfig::new([16, 32], [3, 3]),
+    ]);
+    let same = vec![
+        Step::SameConvRelu(&inspector[0]),
+        Step::SameConvRelu(&inspector[1]),
+        Step::Pool(&pool),
+        Step::SameConvRelu(&inspector[2]),
+    ];
     fn all_convs(layers: &[Conv2d]) -> Vec<Step<'_>> {
         layers.iter().map(Step::ConvRelu).collect()
     }
@@ -231,6 +243,8 @@ fn chains_match_the_steps_one_by_one() {
             ],
             [9, 1, 30, 30],
         ),
+        ("inspector, whole images", same.clone(), [3, 2, 24, 20]),
+        ("inspector, bands of rows", same, [1, 2, 130, 120]),
         (
             "pool of a one-channel image",
             vec![Step::Pool(&pool)],
@@ -242,6 +256,10 @@ fn chains_match_the_steps_one_by_one() {
         let chained = chain(steps.iter().copied(), x.clone());
         let burns = steps.iter().fold(x, |x, step| match step {
             Step::ConvRelu(l) => relu(l.forward(x)),
+            Step::SameConvRelu(l) => {
+                let padded = x.pad((1, 1, 1, 1), burn::tensor::ops::PadMode::Constant(0.0));
+                relu(l.forward(padded))
+            }
             Step::Pool(l) => l.forward(x),
         });
         assert_eq!(chained.dims(), burns.dims(), "{name}");
