@@ -71,6 +71,22 @@ class Run:
         --images CATEGORY`` does: the metrics ``anomaly.json`` holds (image and pixel ROC-AUC,
         PRO, the F1-optimal threshold, per defect kind) and each test image's score, float32
         [N] (by kind, then by file). Memory does not grow with the number of images."""
+    def _inspect_part(
+        self,
+        category: Union[str, "os.PathLike[str]"],
+        index: int,
+        count: int,
+        map: Optional[str] = None,
+        smooth: float = 4.0,
+        stride: Optional[int] = None,
+    ) -> str: ...
+    def _merge_inspections(
+        self,
+        parts: Sequence[str],
+        map: Optional[str] = None,
+        smooth: float = 4.0,
+        stride: Optional[int] = None,
+    ) -> Tuple[Dict[str, Any], npt.NDArray[np.float32]]: ...
     def predict(self, x: Images) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Labels int64 [N] and probabilities float32 [N, K]."""
     def evaluate(self) -> Dict[str, Any]:

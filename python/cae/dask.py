@@ -1,23 +1,27 @@
-"""A folder's codes or anomaly scores computed on a Dask cluster (``dask.distributed``).
+"""A folder's codes or anomaly scores, or a category's inspection, computed on a Dask cluster
+(``dask.distributed``).
 
     from dask.distributed import Client, LocalCluster
     import cae, cae.dask
     client = Client(LocalCluster(n_workers=2, processes=True))
     codes, files = cae.dask.encode_folder(cae.open("runs/ae"), "images/", client=client)
     scores, files = cae.dask.score_folder(cae.open("runs/inspector"), "parts/", client=client)
+    metrics, scores = cae.dask.inspect_category(cae.open("runs/inspector"), "bottle/", client=client)
 
 The folder's image files (``.png``, ``.jpg``, ``.jpeg`` below it, hidden ones left out; the
 files of ``cae encode RUN --folder DIR``) are taken in sorted order and cut into one partition per worker; each partition is a task that
 opens the run on its worker (once per worker process) and encodes its files as
 ``cae encode RUN FILE…`` does (or scores them as ``Run.anomaly_scores`` does). The results
-come back in the files' order; a partition lost with its worker is run again by Dask.
+come back in the files' order; a partition lost with its worker is run again by Dask. A
+category's inspection sends back each part's tally (scores and counts of map values), not its
+maps, so the client's memory does not grow with the number of images either.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -108,4 +112,41 @@ def score_folder(
     return np.concatenate(results), files
 
 
-__all__ = ["encode_folder", "image_files", "score_folder"]
+def _inspect_part(path: str, weights: str, category: str, index: int, count: int, options: dict) -> str:
+    return _opened(path, weights)._inspect_part(category, index, count, **options)
+
+
+def inspect_category(
+    run: Run,
+    category: Union[str, "os.PathLike[str]"],
+    client: Any = None,
+    *,
+    partitions: Optional[int] = None,
+    map: Optional[str] = None,
+    smooth: float = 4.0,
+    stride: Optional[int] = None,
+) -> Tuple[Dict[str, Any], np.ndarray]:
+    """``run.inspect(category)`` computed on the cluster of ``client`` (the current client when
+    None): each of ``partitions`` (one per worker unless given) equal, ordered parts of the
+    category's test images is scored on a worker, which sends back only its tally (scores and
+    per-value pixel counts, never the maps); merged in order they give ``(metrics, scores)``
+    equal to one process's."""
+    from dask.distributed import get_client
+
+    if client is None:
+        client = get_client()
+    if partitions is None:
+        partitions = max(1, len(client.scheduler_info()["workers"]))
+    if partitions < 1:
+        raise ValueError(f"partitions={partitions}: at least one part is needed")
+    options = {"map": map, "smooth": smooth, "stride": stride}
+    path = os.path.abspath(os.fspath(run.path))
+    where = os.path.abspath(os.fspath(category))
+    futures = [
+        client.submit(_inspect_part, path, run.weights, where, i, partitions, options, pure=False)
+        for i in range(partitions)
+    ]
+    return run._merge_inspections(client.gather(futures), **options)
+
+
+__all__ = ["encode_folder", "image_files", "inspect_category", "score_folder"]

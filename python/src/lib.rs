@@ -247,6 +247,19 @@ impl PyRun {
     }
 }
 
+/// A category's figures as the dict `anomaly.json` holds, and its scores as float32 [N].
+fn metrics_and_scores<'py>(
+    py: Python<'py>,
+    metrics: &cae::anomaly::metrics::DefectMetrics,
+    scores: &[f32],
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let text = serde_json::to_string(metrics).map_err(|e| CaeError::new_err(e.to_string()))?;
+    Ok((
+        json(py, &text)?,
+        array(py, scores.to_vec(), &[scores.len()])?,
+    ))
+}
+
 /// `values` (row-major) as a float32 array of `dims`.
 fn array<'py>(py: Python<'py>, values: Vec<f32>, dims: &[usize]) -> PyResult<Bound<'py, PyAny>> {
     Ok(PyArray1::from_vec(py, values).reshape(dims)?.into_any())
@@ -433,17 +446,68 @@ impl PyRun {
             let inspection = py
                 .detach(|| {
                     cae::anomaly::category::inspect(&self.run, &category, options, |_| {
-                        Ok::<_, cae::trained::Error>(())
+                        Ok::<_, Error>(())
                     })
                 })
                 .map_err(py_err)?;
-            let metrics = serde_json::to_string(&inspection.metrics)
-                .map_err(|e| CaeError::new_err(e.to_string()))?;
-            let n = inspection.scores().len();
-            Ok((
-                json(py, &metrics)?,
-                array(py, inspection.scores().to_vec(), &[n])?,
-            ))
+            metrics_and_scores(py, &inspection.metrics, inspection.scores())
+        })
+    }
+
+    /// Part `index` of `count` of [`inspect`]: the tally of its images, as JSON, for
+    /// `_merge_inspections` (`cae.dask.inspect_category`).
+    #[pyo3(signature = (category, index, count, map = None, smooth = 4.0, stride = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn _inspect_part(
+        &self,
+        py: Python<'_>,
+        category: PathBuf,
+        index: usize,
+        count: usize,
+        map: Option<&str>,
+        smooth: f32,
+        stride: Option<usize>,
+    ) -> PyResult<String> {
+        guarded(|| {
+            let options = self.map_options(map, smooth, stride)?;
+            let inspection = py
+                .detach(|| {
+                    cae::anomaly::category::inspect_part(
+                        &self.run,
+                        &category,
+                        options,
+                        (index, count),
+                        |_| Ok::<_, Error>(()),
+                    )
+                })
+                .map_err(py_err)?;
+            serde_json::to_string(&inspection.tally).map_err(|e| CaeError::new_err(e.to_string()))
+        })
+    }
+
+    /// The parts' tallies merged in order: `(metrics, scores)` as [`inspect`] gives them.
+    #[pyo3(signature = (parts, map = None, smooth = 4.0, stride = None))]
+    fn _merge_inspections<'py>(
+        &self,
+        py: Python<'py>,
+        parts: Vec<String>,
+        map: Option<&str>,
+        smooth: f32,
+        stride: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        guarded(|| {
+            let options = self.map_options(map, smooth, stride)?;
+            let mut whole: Option<cae::anomaly::metrics::DefectTally> = None;
+            for part in &parts {
+                let tally: cae::anomaly::metrics::DefectTally = serde_json::from_str(part)
+                    .map_err(|e| CaeError::new_err(format!("a part's tally: {e}")))?;
+                match &mut whole {
+                    Some(w) => w.merge(&tally).map_err(CaeError::new_err)?,
+                    None => whole = Some(tally),
+                }
+            }
+            let whole = whole.ok_or_else(|| PyValueError::new_err("no parts to merge"))?;
+            metrics_and_scores(py, &whole.metrics(options), whole.scores())
         })
     }
 

@@ -471,8 +471,16 @@ def test_an_inspector_trains_and_scores_as_the_cli_does_in_one_process_and_on_da
     )
     with cluster, distributed.Client(cluster) as client:
         dask_scores, listed = cae.dask.score_folder(run, category / "test", client=client, partitions=4)
+        dask_metrics, dask_category_scores = cae.dask.inspect_category(run, category, client=client, partitions=3)
     assert listed == files
     assert np.array_equal(dask_scores, scores)
+    # The parts' tallies merged give one process's figures (PRO's sums in another order).
+    assert np.array_equal(dask_category_scores, category_scores)
+    assert dask_metrics.keys() == metrics.keys() and dask_metrics["images"] == metrics["images"]
+    for key in ("image_roc_auc", "pixel_roc_auc", "pro_auc", "threshold", "f1"):
+        assert dask_metrics[key] == pytest.approx(metrics[key], rel=1e-9, abs=1e-12), key
+    with pytest.raises(cae.CaeError, match="does not hold together|a part's tally"):
+        run._merge_inspections(['{"kinds": []}'])
     # The other kind's options are refused by name.
     with pytest.raises(ValueError, match="latent_activation.*does not apply to the inspector"):
         cae.train_autoencoder(tmp_path / "no", model="draem", images=category, latent_activation="none")

@@ -54,19 +54,38 @@ pub fn inspect<E: From<Error>>(
     run: &Run,
     dir: &Path,
     options: MapOptions,
+    each: impl FnMut(Scored<'_>) -> Result<(), E>,
+) -> Result<Inspection, E> {
+    inspect_part(run, dir, options, (0, 1), each)
+}
+
+/// [`inspect`] of part `index` of `count` equal parts of the category's test images, in order
+/// (the images of each part checked before it is computed): the parts' tallies, merged in
+/// order ([`DefectTally::merge`]), give the whole category's figures.
+pub fn inspect_part<E: From<Error>>(
+    run: &Run,
+    dir: &Path,
+    options: MapOptions,
+    (index, count): (usize, usize),
     mut each: impl FnMut(Scored<'_>) -> Result<(), E>,
 ) -> Result<Inspection, E> {
     options.validate().map_err(Error::Invalid)?;
+    if index >= count {
+        return Err(Error::Invalid(format!("part {index} of {count}: no such part")).into());
+    }
     let category = Category::open(dir).map_err(|e| Error::Data(e.into()))?;
     let paths = category.paths();
+    let part = paths.len() * index / count..paths.len() * (index + 1) / count;
     // The run's image size (larger than the model's for a run trained on patches).
     let shape = run.read_files(&[])?.shape;
     let (h, w) = (shape.height, shape.width);
-    category.check(h, w).map_err(|e| Error::Data(e.into()))?;
+    category
+        .check(part.clone(), h, w)
+        .map_err(|e| Error::Data(e.into()))?;
     let mut tally = DefectTally::new(&category.kinds, category.good, (h, w));
     let step = chunk_len(shape);
-    for start in (0..paths.len()).step_by(step) {
-        let end = (start + step).min(paths.len());
+    for start in part.clone().step_by(step) {
+        let end = (start + step).min(part.end);
         let images: Dataset = run.read_files(&paths[start..end])?;
         let masks = category
             .masks(start..end, h, w)

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::maps::MapOptions;
 use crate::evaluation::roc_auc;
@@ -121,13 +121,67 @@ pub const MAX_BINS: usize = 1 << 17;
 /// exact ones for a small set; past that, neighbouring values share a bin (a key's low bits
 /// dropped, one more at a time), so that memory stays bounded however many images are added.
 /// Sets merge (per defect kind into the whole, or parts of a set scored apart).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(into = "CountsRecord", from = "CountsRecord")]
 pub struct PixelCounts {
     /// The low bits dropped from each value's key.
     shift: u32,
     bins: HashMap<u32, Bin>,
     regions: u64,
     max_bins: usize,
+}
+
+/// [`PixelCounts`] as it travels (between the workers of a cluster): its bins as a list.
+#[derive(Serialize, Deserialize)]
+struct CountsRecord {
+    shift: u32,
+    max_bins: usize,
+    regions: u64,
+    /// `(key, good, defect, overlap)`.
+    bins: Vec<(u32, u64, u64, f64)>,
+}
+
+impl From<PixelCounts> for CountsRecord {
+    fn from(c: PixelCounts) -> Self {
+        let mut bins: Vec<_> = c
+            .bins
+            .into_iter()
+            .map(|(k, b)| (k, b.good, b.defect, b.overlap))
+            .collect();
+        bins.sort_unstable_by_key(|b| b.0);
+        Self {
+            shift: c.shift,
+            max_bins: c.max_bins,
+            regions: c.regions,
+            bins,
+        }
+    }
+}
+
+impl From<CountsRecord> for PixelCounts {
+    fn from(r: CountsRecord) -> Self {
+        let bins =
+            r.bins
+                .into_iter()
+                .fold(HashMap::new(), |mut bins, (k, good, defect, overlap)| {
+                    let bin: &mut Bin = bins.entry(k).or_default();
+                    bin.add(&Bin {
+                        good,
+                        defect,
+                        overlap,
+                    });
+                    bins
+                });
+        let mut counts = Self {
+            // A key has 32 bits: a larger shift is no record of ours.
+            shift: r.shift.min(31),
+            bins,
+            regions: r.regions,
+            max_bins: r.max_bins.max(2),
+        };
+        counts.bound();
+        counts
+    }
 }
 
 impl Default for PixelCounts {
@@ -313,7 +367,7 @@ pub const PRO_MAX_FPR: f64 = 0.3;
 /// kind are kept (a few bytes an image, so the image figures and the F1 threshold are exact),
 /// its map only as [`PixelCounts`] per defect kind, so that memory does not grow with the
 /// number of images.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DefectTally {
     kinds: Vec<String>,
     good: u8,
@@ -349,6 +403,38 @@ impl DefectTally {
             Some(mask) => self.pixels[k].add(map, mask, self.shape.0, self.shape.1),
             None => self.unmasked[k] = true,
         }
+    }
+
+    /// Add the images of another tally of the same kinds and map size after this one's (the
+    /// parts of a set scored apart, in order).
+    pub fn merge(&mut self, other: &DefectTally) -> Result<(), String> {
+        self.check()?;
+        other.check()?;
+        if other.kinds != self.kinds || other.good != self.good || other.shape != self.shape {
+            return Err(format!(
+                "the parts do not match: kinds {:?} and {:?}, maps {:?} and {:?}",
+                self.kinds, other.kinds, self.shape, other.shape
+            ));
+        }
+        self.scores.extend(&other.scores);
+        self.kind.extend(&other.kind);
+        for (k, pixels) in other.pixels.iter().enumerate() {
+            self.pixels[k].merge(pixels);
+            self.unmasked[k] |= other.unmasked[k];
+        }
+        Ok(())
+    }
+
+    /// That a tally read back (from another process) holds together.
+    fn check(&self) -> Result<(), String> {
+        let kinds = self.kinds.len();
+        let fits = self.pixels.len() == kinds
+            && self.unmasked.len() == kinds
+            && self.scores.len() == self.kind.len()
+            && usize::from(self.good) < kinds
+            && self.kind.iter().all(|&k| usize::from(k) < kinds);
+        fits.then_some(())
+            .ok_or_else(|| "a part's tally does not hold together (not one of cae's)".into())
     }
 
     /// Each image's score, in the order added.
@@ -625,5 +711,38 @@ mod tests {
         let defective: Vec<bool> = kind.iter().map(|&k| k != 1).collect();
         assert_eq!(m.image_roc_auc, roc_auc(&scores, &defective));
         assert_eq!(m.defects, defective.iter().filter(|&&d| d).count());
+    }
+
+    /// Parts of a set tallied apart, sent as JSON (between a cluster's workers) and merged in
+    /// order, give the whole set's tally; a part that does not hold together is refused.
+    #[test]
+    fn tallies_travel_and_merge_into_the_whole() {
+        let (h, w) = (24, 20);
+        let (maps, masks) = maps_and_masks(30, h, w);
+        let kinds = ["crack".to_string(), "good".to_string()];
+        let kind: Vec<u8> = masks.iter().map(|m| u8::from(!m.contains(&true))).collect();
+        let tally = |range: std::ops::Range<usize>| {
+            let mut t = DefectTally::new(&kinds, 1, (h, w));
+            for i in range {
+                t.add(kind[i], i as f32, &maps[i], Some(&masks[i]));
+            }
+            t
+        };
+        let whole = tally(0..30).metrics(MapOptions::default());
+        let sent = |t: DefectTally| -> DefectTally {
+            serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap()
+        };
+        let mut merged = sent(tally(0..11));
+        merged.merge(&sent(tally(11..30))).unwrap();
+        let m = merged.metrics(MapOptions::default());
+        assert_eq!(merged.scores(), tally(0..30).scores());
+        assert_eq!(m.pixel_roc_auc, whole.pixel_roc_auc);
+        assert_eq!(m.image_roc_auc, whole.image_roc_auc);
+        assert!((m.pro_auc.unwrap() - whole.pro_auc.unwrap()).abs() < 1e-12);
+        let mut broken = tally(0..3);
+        broken.pixels.pop();
+        assert!(merged.merge(&broken).is_err());
+        let other = DefectTally::new(&["a".into(), "good".into()], 1, (h, w));
+        assert!(merged.merge(&other).unwrap_err().contains("do not match"));
     }
 }

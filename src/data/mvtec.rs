@@ -102,21 +102,28 @@ impl Category {
             .collect()
     }
 
-    /// Check every test image's header and every mask ([`Category::masks`]) without keeping
-    /// them, so that a bad file is named before anything is computed.
-    pub fn check(&self, height: usize, width: usize) -> Result<(), FolderError> {
-        self.files.par_iter().try_for_each(|(path, _)| {
-            super::image_file::probe(path)
-                .map(drop)
-                .map_err(|message| FolderError::Unreadable {
-                    path: path.clone(),
-                    message,
+    /// Check the headers of the test images `range` and their masks ([`Category::masks`])
+    /// without keeping them, so that a bad file is named before anything is computed.
+    pub fn check(
+        &self,
+        range: std::ops::Range<usize>,
+        height: usize,
+        width: usize,
+    ) -> Result<(), FolderError> {
+        self.files[range.clone()]
+            .par_iter()
+            .try_for_each(|(path, _)| {
+                super::image_file::probe(path).map(drop).map_err(|message| {
+                    FolderError::Unreadable {
+                        path: path.clone(),
+                        message,
+                    }
                 })
-        })?;
+            })?;
         // A few at a time: a mask is a byte a pixel.
         let step = (1 << 24) / (height * width).max(1) + 1;
-        (0..self.files.len()).step_by(step).try_for_each(|start| {
-            let end = (start + step).min(self.files.len());
+        range.clone().step_by(step).try_for_each(|start| {
+            let end = (start + step).min(range.end);
             self.masks(start..end, height, width).map(drop)
         })
     }
