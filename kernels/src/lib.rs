@@ -276,7 +276,7 @@ pub fn correlate_fused(
         narrow.len(),
         bias.map(|b| (b.len(), g.narrow[0])),
     );
-    let weight = weight_columns(g, weight);
+    let weight = Laid::new(g, weight, true);
     if p > 0 {
         return correlate_padded(g, wide, &weight, bias, narrow, fused);
     }
@@ -330,7 +330,7 @@ pub fn correlate_fused(
 fn correlate_padded(
     g: &Geometry,
     wide: &[f32],
-    weight_t: &[f32],
+    weight: &Laid,
     bias: Option<&[f32]>,
     narrow: &mut [f32],
     fused: Fused,
@@ -359,9 +359,9 @@ fn correlate_padded(
             }
             build_patches(band, b.wide, b.patches);
             if fused.narrow_channels_last {
-                b.multiply_patches_channels_last(band, weight_t, bias, fused.relu, &mut out);
+                b.multiply_patches_channels_last(band, &weight, bias, fused.relu, &mut out);
             } else {
-                b.multiply_patches(band, weight_t, bias, fused.relu, &mut out);
+                b.multiply_patches(band, &weight, bias, fused.relu, &mut out);
             }
         });
         out
@@ -488,13 +488,17 @@ fn backward(
             assert_eq!(dx.len(), len, "input gradient length");
             // A transposed convolution's input gradient is a correlation
             // (`multiply_patches`), a convolution's a spread.
-            let weight = match side {
-                Input::Wide => patch_major(g, weight),
-                Input::Narrow => weight_columns(g, weight),
-            };
+            let weight = Laid::new(g, weight, matches!(side, Input::Narrow));
             (Some(side), weight, Some((dx, per_image)))
         }
-        None => (None, Vec::new(), None),
+        None => (
+            None,
+            Laid {
+                data: Vec::new(),
+                columns: false,
+            },
+            None,
+        ),
     };
     if let Some(rows) = g.band_rows() {
         return backward_in_bands(g, rows, (wide, narrow), weight_grad, (side, &weight, out));
@@ -505,7 +509,7 @@ fn backward(
             b.load_narrow(g, &narrow[images.start * g.narrow_len()..]);
             b.accumulate_weight_grad(g, acc);
             match (side, dx) {
-                (Some(Input::Wide), Some(dx)) => b.spread(g, &weight, None, dx),
+                (Some(Input::Wide), Some(dx)) => b.spread(g, &weight.data, None, dx),
                 (Some(Input::Narrow), Some(dx)) => b.multiply_patches(g, &weight, None, false, dx),
                 _ => {}
             }
@@ -524,7 +528,7 @@ fn backward_in_bands(
     rows: usize,
     (wide, narrow): (&[f32], &[f32]),
     weight_grad: &mut [f32],
-    (side, weight, out): (Option<Input>, &[f32], Option<(&mut [f32], usize)>),
+    (side, weight, out): (Option<Input>, &Laid, Option<(&mut [f32], usize)>),
 ) {
     let ([c, h, w], [o, oh, ow]) = (g.wide, g.narrow);
     let bands = in_bands(g, rows, false, |band, n, narrow_rows, wide_rows| {
@@ -544,8 +548,8 @@ fn backward_in_bands(
             b.load_narrow_strided(band, grad, oh * ow);
             b.accumulate_weight_grad(band, &mut acc);
             match side {
-                Some(Input::Wide) => b.spread(band, weight, None, &mut dx),
-                Some(Input::Narrow) => b.multiply_patches(band, weight, None, false, &mut dx),
+                Some(Input::Wide) => b.spread(band, &weight.data, None, &mut dx),
+                Some(Input::Narrow) => b.multiply_patches(band, &weight, None, false, &mut dx),
                 None => {}
             }
         });
@@ -801,25 +805,58 @@ impl Block<'_> {
         }
     }
 
-    /// `out [n, O, OH, OW] = bias + (patches · weight_t)ᵀ` per image (then the ReLU if
-    /// `relu`), through `narrow` (overwritten). `weight_t` is `[K, O]` ([`weight_columns`]):
-    /// the multiply takes the many patches as its rows and a plain row-major right side, which
-    /// runs two to four times faster than the few output channels as rows against the
-    /// patches transposed (docs/BENCHMARKS.md §21); the transpose back is cheap.
+    /// `out [n, O, OH, OW] = bias + weight · patchesᵀ` (then the ReLU if `relu`), through
+    /// `narrow` (overwritten). With the weight laid out as columns ([`Laid`]) the multiply
+    /// takes the many patches as its rows against a row-major right side — two to four times
+    /// faster than the few output channels as rows against the patches transposed
+    /// (docs/BENCHMARKS.md §21) — and the result is transposed back; a call with few patches
+    /// (one small image) keeps the channels as rows, where the transposes would cost more.
     fn multiply_patches(
         &mut self,
         g: &Geometry,
-        weight_t: &[f32],
+        weight: &Laid,
         bias: Option<&[f32]>,
         relu: bool,
         out: &mut [f32],
     ) {
         let (o_len, plane, k_len) = (g.narrow[0], g.narrow_plane(), g.patch_len());
         let cols = self.n * plane;
-        // narrow as [n·P, O] = patches [n·P, K] · weight_t [K, O]
-        let (patches, weight) = (View::rows(self.patches, k_len), View::rows(weight_t, o_len));
-        matmul(self.narrow, cols, o_len, k_len, patches, weight, false);
         let out = &mut out[..self.n * g.narrow_len()];
+        let add = |dst: &mut [f32], src: &[f32], b: f32| {
+            if relu {
+                dst.iter_mut()
+                    .zip(src)
+                    .for_each(|(d, v)| *d = relu_f32(v + b));
+            } else {
+                dst.iter_mut().zip(src).for_each(|(d, v)| *d = v + b);
+            }
+        };
+        if !weight.columns {
+            // narrow [O, n·P] = weight [O, K] · patchesᵀ [K, n·P]
+            let (w, patches) = (
+                View::rows(&weight.data, k_len),
+                View::cols(self.patches, k_len),
+            );
+            matmul(self.narrow, o_len, cols, k_len, w, patches, false);
+            for (i, image) in out.chunks_exact_mut(o_len * plane).enumerate() {
+                for (o, dst) in image.chunks_exact_mut(plane).enumerate() {
+                    let src = &self.narrow[o * cols + i * plane..][..plane];
+                    add(dst, src, bias.map_or(0.0, |b| b[o]));
+                }
+            }
+            return;
+        }
+        // narrow as [n·P, O] = patches [n·P, K] · weight [K, O]
+        let patches = View::rows(self.patches, k_len);
+        matmul(
+            self.narrow,
+            cols,
+            o_len,
+            k_len,
+            patches,
+            weight.right(g),
+            false,
+        );
         transpose_planes(&self.narrow[..cols * o_len], plane, o_len, out);
         if bias.is_none() && !relu {
             return;
@@ -834,21 +871,21 @@ impl Block<'_> {
         }
     }
 
-    /// `out [n, OH, OW, O] = bias + patches · weight_t` (then the ReLU if `relu`), written in
+    /// `out [n, OH, OW, O] = bias + patches · weight` (then the ReLU if `relu`), written in
     /// place: channels-last is the multiply's own output order.
     fn multiply_patches_channels_last(
         &mut self,
         g: &Geometry,
-        weight_t: &[f32],
+        weight: &Laid,
         bias: Option<&[f32]>,
         relu: bool,
         out: &mut [f32],
     ) {
         let (o_len, k_len) = (g.narrow[0], g.patch_len());
         let cols = self.n * g.narrow_plane();
-        // out [n·P, O] = patches [n·P, K] · weight_t [K, O]
-        let (patches, weight) = (View::rows(self.patches, k_len), View::rows(weight_t, o_len));
-        matmul(out, cols, o_len, k_len, patches, weight, false);
+        // out [n·P, O] = patches [n·P, K] · weight [K, O]
+        let patches = View::rows(self.patches, k_len);
+        matmul(out, cols, o_len, k_len, patches, weight.right(g), false);
         for row in out[..cols * o_len].chunks_exact_mut(o_len) {
             match (bias, relu) {
                 (Some(b), true) => row
@@ -1064,13 +1101,41 @@ fn patch_major(g: &Geometry, weight: &[f32]) -> Vec<f32> {
     out
 }
 
-/// The weight `[O, C, k, k]` as `[k, k, C, O]`: [`patch_major`] transposed, the right side of
-/// [`Block::multiply_patches`].
-fn weight_columns(g: &Geometry, weight: &[f32]) -> Vec<f32> {
-    let rows = patch_major(g, weight);
-    let mut out = vec![0.0; rows.len()];
-    transpose_planes(&rows, g.narrow[0], g.patch_len(), &mut out);
-    out
+/// A weight laid out for the multiplies: patch-major `[O, K]` ([`patch_major`]), or its
+/// transpose `[K, O]` (`columns`), the forward multiply's right side read row by row.
+struct Laid {
+    data: Vec<f32>,
+    columns: bool,
+}
+
+impl Laid {
+    /// `weight` `[O, C, k, k]` patch-major, and transposed when the forward multiply of `g`
+    /// has patches enough (64 rows) to pay for the transpose: one image's 2×2 head
+    /// convolution would spend more on re-laying 32 768 weights than on multiplying them.
+    fn new(g: &Geometry, weight: &[f32], forward: bool) -> Self {
+        let rows = patch_major(g, weight);
+        if !forward || g.batch * g.narrow_plane() < 64 {
+            return Self {
+                data: rows,
+                columns: false,
+            };
+        }
+        let mut data = vec![0.0; rows.len()];
+        transpose_planes(&rows, g.narrow[0], g.patch_len(), &mut data);
+        Self {
+            data,
+            columns: true,
+        }
+    }
+
+    /// The forward multiply's right side `[K, O]`.
+    fn right(&self, g: &Geometry) -> View<'_> {
+        if self.columns {
+            View::rows(&self.data, g.narrow[0])
+        } else {
+            View::cols(&self.data, g.patch_len())
+        }
+    }
 }
 
 /// The inverse of [`patch_major`].
