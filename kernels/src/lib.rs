@@ -359,9 +359,9 @@ fn correlate_padded(
             }
             build_patches(band, b.wide, b.patches);
             if fused.narrow_channels_last {
-                b.multiply_patches_channels_last(band, &weight, bias, fused.relu, &mut out);
+                b.multiply_patches_channels_last(band, weight, bias, fused.relu, &mut out);
             } else {
-                b.multiply_patches(band, &weight, bias, fused.relu, &mut out);
+                b.multiply_patches(band, weight, bias, fused.relu, &mut out);
             }
         });
         out
@@ -549,7 +549,7 @@ fn backward_in_bands(
             b.accumulate_weight_grad(band, &mut acc);
             match side {
                 Some(Input::Wide) => b.spread(band, &weight.data, None, &mut dx),
-                Some(Input::Narrow) => b.multiply_patches(band, &weight, None, false, &mut dx),
+                Some(Input::Narrow) => b.multiply_patches(band, weight, None, false, &mut dx),
                 None => {}
             }
         });
