@@ -306,7 +306,7 @@ pub fn correlate_fused(
             if fused.narrow_channels_last {
                 image[narrow_rows.start * ow * o..][..part.len()].copy_from_slice(&part);
             } else {
-                put_plane_rows(&part, image, o, oh * ow, ow, narrow_rows);
+                put_plane_rows(&part, image, (o, oh * ow, ow), narrow_rows, false);
             }
         }
         return;
@@ -372,7 +372,7 @@ fn correlate_padded(
         if fused.narrow_channels_last {
             image[narrow_rows.start * ow * o..][..part.len()].copy_from_slice(&part);
         } else {
-            put_plane_rows(&part, image, o, oh * ow, ow, narrow_rows);
+            put_plane_rows(&part, image, (o, oh * ow, ow), narrow_rows, false);
         }
     }
 }
@@ -411,7 +411,7 @@ pub fn scatter(
         let [c, h, w] = g.wide;
         for ((n, _, wide_rows), part) in bands {
             let image = &mut wide[n * g.wide_len()..][..g.wide_len()];
-            put_plane_rows(&part, image, c, h * w, w, wide_rows);
+            put_plane_rows(&part, image, (c, h * w, w), wide_rows, false);
         }
         return;
     }
@@ -567,11 +567,11 @@ fn backward_in_bands(
         match (side, out.as_deref_mut()) {
             (Some(Input::Wide), Some(image)) => {
                 let image = &mut image[n * g.wide_len()..][..g.wide_len()];
-                add_plane_rows(dx, image, c, h * w, w, wide_rows);
+                put_plane_rows(dx, image, (c, h * w, w), wide_rows, true);
             }
             (Some(Input::Narrow), Some(image)) => {
                 let image = &mut image[n * g.narrow_len()..][..g.narrow_len()];
-                add_plane_rows(dx, image, o, oh * ow, ow, narrow_rows);
+                put_plane_rows(dx, image, (o, oh * ow, ow), narrow_rows, true);
             }
             _ => {}
         }
@@ -648,33 +648,13 @@ where
 }
 
 /// `part` (`[planes, rows, width]`) written into rows `rows` of each of the `planes` planes of
-/// `image` (`plane` floats each, rows of `width`).
+/// `image` (`plane` floats each, rows of `width`), or added to what they hold (`add`).
 fn put_plane_rows(
     part: &[f32],
     image: &mut [f32],
-    planes: usize,
-    plane: usize,
-    width: usize,
+    (planes, plane, width): (usize, usize, usize),
     rows: std::ops::Range<usize>,
-) {
-    let len = rows.len() * width;
-    for (p, src) in image
-        .chunks_exact_mut(plane)
-        .take(planes)
-        .zip(part.chunks_exact(len))
-    {
-        p[rows.start * width..rows.end * width].copy_from_slice(src);
-    }
-}
-
-/// [`put_plane_rows`], adding to what those rows hold.
-fn add_plane_rows(
-    part: &[f32],
-    image: &mut [f32],
-    planes: usize,
-    plane: usize,
-    width: usize,
-    rows: std::ops::Range<usize>,
+    add: bool,
 ) {
     let len = rows.len() * width;
     for (p, src) in image
@@ -683,7 +663,11 @@ fn add_plane_rows(
         .zip(part.chunks_exact(len))
     {
         let dst = &mut p[rows.start * width..rows.end * width];
-        dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+        if add {
+            dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+        } else {
+            dst.copy_from_slice(src);
+        }
     }
 }
 

@@ -222,6 +222,23 @@ impl PyRun {
         Ok((out, n))
     }
 
+    /// Part `index` of `count` of a category inspected, with the GIL released.
+    fn inspection(
+        &self,
+        py: Python<'_>,
+        category: &Path,
+        part: (usize, usize),
+        (map, smooth, stride): (Option<&str>, f32, Option<usize>),
+    ) -> PyResult<cae::anomaly::category::Inspection> {
+        let options = self.map_options(map, smooth, stride)?;
+        py.detach(|| {
+            cae::anomaly::category::inspect_part(&self.run, category, options, part, |_| {
+                Ok::<_, Error>(())
+            })
+        })
+        .map_err(py_err)
+    }
+
     /// The map settings of `cae anomaly`: the run's default map unless `map` names one.
     fn map_options(
         &self,
@@ -442,14 +459,7 @@ impl PyRun {
         stride: Option<usize>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         guarded(|| {
-            let options = self.map_options(map, smooth, stride)?;
-            let inspection = py
-                .detach(|| {
-                    cae::anomaly::category::inspect(&self.run, &category, options, |_| {
-                        Ok::<_, Error>(())
-                    })
-                })
-                .map_err(py_err)?;
+            let inspection = self.inspection(py, &category, (0, 1), (map, smooth, stride))?;
             metrics_and_scores(py, &inspection.metrics, inspection.scores())
         })
     }
@@ -469,18 +479,8 @@ impl PyRun {
         stride: Option<usize>,
     ) -> PyResult<String> {
         guarded(|| {
-            let options = self.map_options(map, smooth, stride)?;
-            let inspection = py
-                .detach(|| {
-                    cae::anomaly::category::inspect_part(
-                        &self.run,
-                        &category,
-                        options,
-                        (index, count),
-                        |_| Ok::<_, Error>(()),
-                    )
-                })
-                .map_err(py_err)?;
+            let inspection =
+                self.inspection(py, &category, (index, count), (map, smooth, stride))?;
             serde_json::to_string(&inspection.tally).map_err(|e| CaeError::new_err(e.to_string()))
         })
     }
