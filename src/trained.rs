@@ -506,6 +506,18 @@ impl Run {
         Ok(crate::data::input::read_files(paths, self.data())?)
     }
 
+    /// The shape [`Run::read_files`] gives images: the run's image size (larger than the
+    /// model's for a run trained on patches), known before any file is read.
+    pub fn files_shape(&self) -> Result<ImageShape, Error> {
+        Ok(self.read_files(&[])?.shape)
+    }
+
+    /// The pixels of image files prepared as [`Run::read_files`] prepares them, `[N, C, H, W]`.
+    pub fn read_file_values(&self, paths: &[PathBuf]) -> Result<Vec<f32>, Error> {
+        let images = self.read_files(paths)?;
+        Ok(images.images_values(&(0..images.len()).collect::<Vec<_>>()))
+    }
+
     /// The images of another folder, `dir`, prepared as this run's were: its `test/` split,
     /// or all of it when it has no `train/` and `test/`. Its classes must be the run's.
     /// Decoded into `cache/eval` in the run directory.

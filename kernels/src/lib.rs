@@ -791,8 +791,8 @@ impl Block<'_> {
 
     /// `out [n, O, OH, OW] = bias + weight · patchesᵀ` (then the ReLU if `relu`), through
     /// `narrow` (overwritten). With the weight laid out as columns ([`Laid`]) the multiply
-    /// takes the many patches as its rows against a row-major right side — two to four times
-    /// faster than the few output channels as rows against the patches transposed
+    /// takes the many patches as its rows against a row-major right side — up to twice as
+    /// fast as the few output channels as rows against the patches transposed
     /// (docs/BENCHMARKS.md §21) — and the result is transposed back; a call with few patches
     /// (one small image) keeps the channels as rows, where the transposes would cost more.
     fn multiply_patches(

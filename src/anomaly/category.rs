@@ -76,8 +76,7 @@ pub fn inspect_part<E: From<Error>>(
     let category = Category::open(dir).map_err(|e| Error::Data(e.into()))?;
     let paths = category.paths();
     let part = paths.len() * index / count..paths.len() * (index + 1) / count;
-    // The run's image size (larger than the model's for a run trained on patches).
-    let shape = run.read_files(&[])?.shape;
+    let shape = run.files_shape()?;
     let (h, w) = (shape.height, shape.width);
     category
         .check(part.clone(), h, w)

@@ -298,8 +298,7 @@ pub fn category(run: &Run, dir: &Path, args: &AnomalyArgs) -> anyhow::Result<()>
             scores,
             (shape, range, chunk_len(shape)),
             |range| {
-                run.read_files(&paths[range])
-                    .map(|d| d.images_values(&(0..d.len()).collect::<Vec<_>>()))
+                run.read_file_values(&paths[range])
                     .map_err(std::io::Error::other)
             },
         )?;
@@ -369,7 +368,7 @@ pub fn files(run: &Run, calibration: &Calibration, args: &AnomalyArgs) -> anyhow
         })
         .collect();
     let maps_out = args.maps.maps.as_deref();
-    let shape = run.read_files(&[])?.shape;
+    let shape = run.files_shape()?;
     let step = chunk_len(shape);
     // A few files at a time, each line printed as its file is scored: a folder of any size
     // in bounded memory.
@@ -416,8 +415,7 @@ pub fn files(run: &Run, calibration: &Calibration, args: &AnomalyArgs) -> anyhow
             &scores,
             (shape, 2.0 * calibration.threshold, step),
             |range| {
-                run.read_files(&paths[range])
-                    .map(|d| d.images_values(&(0..d.len()).collect::<Vec<_>>()))
+                run.read_file_values(&paths[range])
                     .map_err(std::io::Error::other)
             },
         )?;
