@@ -475,3 +475,55 @@ fn the_defects_benchmark_has_a_row_for_the_inspector() {
     assert_eq!(table.lines().count(), 4, "{table}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("DRAEM"));
 }
+
+/// `cae bench --breakdown --inspector SIDE` times a training step's passes and every layer of
+/// both networks, each of them named; a side the networks cannot take is refused by name.
+#[test]
+fn the_breakdown_times_every_layer_of_the_inspector() {
+    let out = cae()
+        .args([
+            "--threads",
+            "2",
+            "bench",
+            "--breakdown",
+            "--inspector",
+            "16",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in ["forward + losses", "backward", "Adam step"] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    // Depth 3: four levels of convolutions down, three up, three pools and three upsamplings,
+    // an output convolution: 14 layers a network, each with its two times.
+    let layers: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("reconstructive") || l.contains("discriminative"))
+        .filter(|l| l.matches(" ms ").count() == 2)
+        .collect();
+    assert_eq!(layers.len(), 28, "{text}");
+    for net in ["reconstructive", "discriminative"] {
+        assert!(
+            text.contains(&format!("{net} level 3 convolutions")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("{net} up to level 0")), "{text}");
+        assert!(
+            text.contains(&format!("{net} output convolution")),
+            "{text}"
+        );
+    }
+    let refused = fail(cae().args(["bench", "--breakdown", "--inspector", "12"]));
+    assert!(
+        refused.contains("--inspector 12") && refused.contains("multiple"),
+        "{refused}"
+    );
+    let refused = fail(cae().args(["bench", "--inspector", "16"]));
+    assert!(refused.contains("--breakdown"), "{refused}");
+}

@@ -44,6 +44,11 @@ pub struct BenchArgs {
     /// Instead: time forward, backward and Adam separately, and each layer's forward
     #[arg(long)]
     pub breakdown: bool,
+    /// With --breakdown: the DRAEM inspector's (default widths, grey; a training step of 8
+    /// crops of 128² (of SIDE² if smaller), each layer on its own, inference on one SIDE²
+    /// image), not the lecture's
+    #[arg(long, value_name = "SIDE", requires = "breakdown")]
+    pub inspector: Option<usize>,
     /// Compute convolutions with burn's own operations instead of cae's kernels (to compare)
     #[arg(long)]
     pub burn_conv: bool,
@@ -74,6 +79,9 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     crate::ops::conv::set_kernels_enabled(!args.burn_conv);
+    if let Some(side) = args.inspector {
+        return inspector_breakdown(side);
+    }
     if args.breakdown {
         let b = crate::measure::bench::breakdown(&args.data.root(), args.steps)?;
         let step = b.forward_ms + b.backward_ms + b.optimizer_ms;
@@ -104,5 +112,39 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     };
     let result = crate::measure::bench::run(&args.data.root(), settings)?;
     println!("{}", serde_json::to_string(&result)?);
+    Ok(())
+}
+
+/// `cae bench --breakdown --inspector SIDE`.
+fn inspector_breakdown(side: usize) -> anyhow::Result<()> {
+    let config = crate::model::draem::DraemConfig::new(1);
+    config
+        .check_side(side, side)
+        .map_err(|e| anyhow::anyhow!("--inspector {side}: {e}"))?;
+    let rounds = 5;
+    let crop = side.min(crate::training::draem::DEFAULT_CROP);
+    let batch = crate::training::draem::DEFAULT_BATCH;
+    let b = crate::measure::bench::inspector_breakdown(&config, (crop, batch, side), rounds);
+    let step: f64 = b.step_ms.iter().map(|s| s.1).sum();
+    println!("training step, {:?} (median of {rounds} steps):", b.train);
+    for (name, ms) in &b.step_ms {
+        println!("  {name:<16} {ms:8.1} ms  {:5.1} %", 100.0 * ms / step);
+    }
+    let (infer, train): (f64, f64) = b
+        .layers
+        .iter()
+        .fold((0.0, 0.0), |(i, t), l| (i + l.1, t + l.2));
+    println!(
+        "per layer (median of {rounds}): inference on {:?}, forward + backward on {:?}:",
+        b.infer, b.train
+    );
+    for (name, i, t) in &b.layers {
+        println!(
+            "  {name:<48} {i:8.1} ms {:5.1} %  {t:8.1} ms {:5.1} %",
+            100.0 * i / infer,
+            100.0 * t / train
+        );
+    }
+    println!("threads: {}", default_threads());
     Ok(())
 }

@@ -346,3 +346,160 @@ mod tests {
         assert_eq!(super::median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
     }
 }
+
+/// Where the inspector's time goes ([`inspector_breakdown`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct InspectorBreakdown {
+    /// `[N, C, side, side]` of the training step and of the inference pass.
+    pub train: [usize; 4],
+    pub infer: [usize; 4],
+    /// Median milliseconds of a training step's passes: forward and losses, backward, Adam.
+    pub step_ms: Vec<(String, f64)>,
+    /// Per layer: its name, the median milliseconds of its inference forward pass on the
+    /// inference image, and of its forward + backward pass on the training batch.
+    pub layers: Vec<(String, f64, f64)>,
+}
+
+/// Median milliseconds of `rounds` calls of `f`, after one untimed call.
+fn median_ms(rounds: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..rounds.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    median(&mut times)
+}
+
+/// Time the DRAEM inspector of `config`: a training step on a batch of `batch` crops of
+/// `crop`² (forward and its three losses, backward, Adam; the anomalies are made outside, so
+/// random images stand for them), and each layer — both networks' convolution pairs, pools,
+/// upsamplings and output convolutions — on its own, inference on one `side`² image and
+/// training on the batch, each layer fed a random input of the shape it sees there.
+pub fn inspector_breakdown(
+    config: &crate::model::draem::DraemConfig,
+    (crop, batch, side): (usize, usize, usize),
+    rounds: usize,
+) -> InspectorBreakdown {
+    use burn::optim::GradientsParams;
+    use burn::tensor::Distribution;
+
+    use crate::model::draem::Net;
+    use crate::ops::conv::max_pool2d;
+
+    let device = crate::default_device();
+    let ad = device.clone().autodiff();
+    ad.seed(0);
+    let c = config.channels;
+    let mut model = config.init(&ad);
+    let mut optimizer = LoopConfig::new(1, batch).optimizer();
+    let random = |shape: [usize; 4], device: &Device| {
+        Tensor::<4>::random(shape, Distribution::Uniform(0.0, 1.0), device)
+    };
+    let (images, clean) = (
+        random([batch, c, crop, crop], &ad),
+        random([batch, c, crop, crop], &ad),
+    );
+    let mask = random([batch, 1, crop, crop], &ad)
+        .greater_elem(0.9)
+        .float();
+    let (mut fwd, mut bwd, mut opt) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..=rounds.max(1) {
+        let t = Instant::now();
+        let [a, b, f] = crate::training::draem::step_losses(
+            &model,
+            images.clone(),
+            clean.clone(),
+            mask.clone(),
+        );
+        let loss = a + b + f;
+        let _: f32 = loss.clone().into_scalar();
+        let t_fwd = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let t_bwd = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        model = optimizer.step(5e-4, model, grads);
+        let _ = model.discriminative.out.weight.val().into_data();
+        let t_opt = t.elapsed().as_secs_f64() * 1e3;
+        if i > 0 {
+            fwd.push(t_fwd);
+            bwd.push(t_bwd);
+            opt.push(t_opt);
+        }
+    }
+    let step_ms = vec![
+        ("forward + losses".into(), median(&mut fwd)),
+        ("backward".into(), median(&mut bwd)),
+        ("Adam step".into(), median(&mut opt)),
+    ];
+
+    let pool = burn::nn::pool::MaxPool2dConfig::new([2, 2])
+        .with_strides([2, 2])
+        .init();
+    let valid = model.valid();
+    let mut layers = Vec::new();
+    // One layer: inference on its input at the image's level, training on the batch's.
+    let mut time = |name: String, c_in: usize, level: usize, f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+        let x = random([1, c_in, side >> level, side >> level], &device);
+        let infer = median_ms(rounds, || drop(f(x.clone()).into_data()));
+        let x = random([batch, c_in, crop >> level, crop >> level], &ad).require_grad();
+        let train = median_ms(rounds, || drop(f(x.clone()).sum().backward()));
+        layers.push((name, infer, train));
+    };
+    let nets: [(&str, &Net, &Net); 2] = [
+        (
+            "reconstructive",
+            &model.reconstructive,
+            &valid.reconstructive,
+        ),
+        (
+            "discriminative",
+            &model.discriminative,
+            &valid.discriminative,
+        ),
+    ];
+    for (net, trained, inference) in nets {
+        let pick = |x: &Tensor<4>| if x.is_autodiff() { trained } else { inference };
+        for (i, block) in trained.encoder.iter().enumerate() {
+            let c_in = block.a.weight.dims()[1];
+            if i > 0 {
+                time(format!("{net} pool {i}"), c_in, i - 1, &|x| {
+                    max_pool2d(&pool, x)
+                });
+            }
+            time(format!("{net} level {i} convolutions"), c_in, i, &|x| {
+                pick(&x).encoder[i].forward(x)
+            });
+        }
+        for (j, up) in trained.decoder.iter().enumerate() {
+            let level = trained.encoder.len() - 2 - j;
+            let c_up = up.up.weight.dims()[0];
+            time(
+                format!("{net} up to level {level}"),
+                c_up,
+                level + 1,
+                &|x| conv_transpose2d(&pick(&x).decoder[j].up, x),
+            );
+            let c_in = up.block.a.weight.dims()[1];
+            time(
+                format!("{net} level {level} convolutions (up)"),
+                c_in,
+                level,
+                &|x| pick(&x).decoder[j].block.forward(x),
+            );
+        }
+        let c_out = trained.out.weight.dims()[1];
+        time(format!("{net} output convolution"), c_out, 0, &|x| {
+            crate::ops::conv::same_conv2d(&pick(&x).out, x)
+        });
+    }
+    InspectorBreakdown {
+        train: [batch, c, crop, crop],
+        infer: [1, c, side, side],
+        step_ms,
+        layers,
+    }
+}

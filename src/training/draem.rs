@@ -229,12 +229,30 @@ fn losses(model: &Draem, batch: Batch, device: &Device) -> [Tensor<1>; 3] {
     let tensor = |values: Vec<f32>, channels: usize| {
         Tensor::<4>::from_data(TensorData::new(values, [n, channels, side, side]), device)
     };
-    let clean = tensor(clean, channels);
-    let out = model.forward(tensor(image, channels));
+    let (image, clean, mask) = (
+        tensor(image, channels),
+        tensor(clean, channels),
+        tensor(mask, 1),
+    );
+    step_losses(model, image, clean, mask)
+}
+
+/// The inspector's losses on `images` with synthetic anomalies, against the `clean` images
+/// and the anomalies' `mask`: L2 and 1 − SSIM of the reconstruction, focal of the map.
+///
+/// # Shapes
+/// - images, clean: `[N, C, H, W]`; mask: `[N, 1, H, W]` → three `[1]`
+pub fn step_losses(
+    model: &Draem,
+    images: Tensor<4>,
+    clean: Tensor<4>,
+    mask: Tensor<4>,
+) -> [Tensor<1>; 3] {
+    let out = model.forward(images);
     [
         l2(out.reconstruction.clone(), clean.clone()),
         ssim(out.reconstruction, clean).neg().add_scalar(1.0),
-        focal_loss(out.segmentation, tensor(mask, 1)),
+        focal_loss(out.segmentation, mask),
     ]
 }
 
