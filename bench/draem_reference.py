@@ -268,6 +268,7 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--crop", type=int, default=128, help="crop side (at most the images')")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -275,7 +276,7 @@ def main():
     train, test, masks, labels = load_category(a.category)
     model = Draem(train.shape[1])
     opt = torch.optim.Adam(model.parameters(), lr=5e-4, eps=1e-8)
-    crop, size = min(128, train.shape[2]), 8
+    crop, size = min(a.crop, train.shape[2]), 8
     if a.command == "steps":
         step(model, opt, batch(train, crop, size, rng))  # warm-up
         t = time.perf_counter()
