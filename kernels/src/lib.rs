@@ -277,39 +277,8 @@ pub fn correlate_fused(
         bias.map(|b| (b.len(), g.narrow[0])),
     );
     let weight = Laid::new(g, weight, true);
-    if p > 0 {
-        return correlate_padded(g, wide, &weight, bias, narrow, fused);
-    }
-    if let Some(rows) = g.band_rows() {
-        let bands = in_bands(g, rows, false, |band, n, _, wide_rows| {
-            let image = &wide[n * g.wide_len()..][..g.wide_len()];
-            let mut out = vec![0.0; band.narrow_len()];
-            with_block_scratch(band, 1, |b| {
-                if fused.wide_channels_last {
-                    let first = wide_rows.start * g.wide[2] * g.wide[0];
-                    b.load_patches(band, &image[first..], true);
-                } else {
-                    let plane = g.wide[1] * g.wide[2];
-                    b.load_band_patches(band, &image[wide_rows.start * g.wide[2]..], plane);
-                }
-                if fused.narrow_channels_last {
-                    b.multiply_patches_channels_last(band, &weight, bias, fused.relu, &mut out);
-                } else {
-                    b.multiply_patches(band, &weight, bias, fused.relu, &mut out);
-                }
-            });
-            out
-        });
-        let [o, oh, ow] = g.narrow;
-        for ((n, narrow_rows, _), part) in bands {
-            let image = &mut narrow[n * g.narrow_len()..][..g.narrow_len()];
-            if fused.narrow_channels_last {
-                image[narrow_rows.start * ow * o..][..part.len()].copy_from_slice(&part);
-            } else {
-                put_plane_rows(&part, image, (o, oh * ow, ow), narrow_rows, false);
-            }
-        }
-        return;
+    if p > 0 || g.band_rows().is_some() {
+        return correlate_rows(g, wide, &weight, bias, narrow, fused);
     }
     for_blocks(g, Some((narrow, g.narrow_len())), 0, |images, out, _| {
         with_block_scratch(g, images.len(), |b| {
@@ -325,9 +294,10 @@ pub fn correlate_fused(
     });
 }
 
-/// [`correlate_fused`] of an image padded as it is read: each image (or band of its rows) is
-/// laid out channels-last with its zero border in the block's memory, then correlated.
-fn correlate_padded(
+/// [`correlate_fused`] an image at a time, or a band of its rows at a time where its patches
+/// are larger than a block ([`Geometry::band_rows`]): the rows are laid out channels-last in
+/// the block's memory, with the zero border of a pad written as they are, then correlated.
+fn correlate_rows(
     g: &Geometry,
     wide: &[f32],
     weight: &Laid,
