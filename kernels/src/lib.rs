@@ -776,17 +776,14 @@ impl Block<'_> {
         let (o_len, plane, k_len) = (g.narrow[0], g.narrow_plane(), g.patch_len());
         let cols = self.n * plane;
         let out = &mut out[..self.n * g.narrow_len()];
-        let add = |dst: &mut [f32], src: &[f32], b: f32| {
-            if relu {
-                dst.iter_mut()
-                    .zip(src)
-                    .for_each(|(d, v)| *d = relu_f32(v + b));
-            } else {
-                dst.iter_mut().zip(src).for_each(|(d, v)| *d = v + b);
-            }
-        };
-        if !weight.columns {
-            // narrow [O, n·P] = weight [O, K] · patchesᵀ [K, n·P]
+        if weight.columns {
+            // narrow as [n·P, O] = patches [n·P, K] · weight [K, O], then transposed
+            let patches = View::rows(self.patches, k_len);
+            let right = weight.right(g);
+            matmul(self.narrow, cols, o_len, k_len, patches, right, false);
+            transpose_planes(&self.narrow[..cols * o_len], plane, o_len, out);
+        } else {
+            // narrow [O, n·P] = weight [O, K] · patchesᵀ [K, n·P], then per image
             let (w, patches) = (
                 View::rows(&weight.data, k_len),
                 View::cols(self.patches, k_len),
@@ -794,24 +791,10 @@ impl Block<'_> {
             matmul(self.narrow, o_len, cols, k_len, w, patches, false);
             for (i, image) in out.chunks_exact_mut(o_len * plane).enumerate() {
                 for (o, dst) in image.chunks_exact_mut(plane).enumerate() {
-                    let src = &self.narrow[o * cols + i * plane..][..plane];
-                    add(dst, src, bias.map_or(0.0, |b| b[o]));
+                    dst.copy_from_slice(&self.narrow[o * cols + i * plane..][..plane]);
                 }
             }
-            return;
         }
-        // narrow as [n·P, O] = patches [n·P, K] · weight [K, O]
-        let patches = View::rows(self.patches, k_len);
-        matmul(
-            self.narrow,
-            cols,
-            o_len,
-            k_len,
-            patches,
-            weight.right(g),
-            false,
-        );
-        transpose_planes(&self.narrow[..cols * o_len], plane, o_len, out);
         if bias.is_none() && !relu {
             return;
         }
