@@ -497,16 +497,13 @@ impl PyRun {
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         guarded(|| {
             let options = self.map_options(map, smooth, stride)?;
-            let mut whole: Option<cae::anomaly::metrics::DefectTally> = None;
-            for part in &parts {
-                let tally: cae::anomaly::metrics::DefectTally = serde_json::from_str(part)
-                    .map_err(|e| CaeError::new_err(format!("a part's tally: {e}")))?;
-                match &mut whole {
-                    Some(w) => w.merge(&tally).map_err(CaeError::new_err)?,
-                    None => whole = Some(tally),
-                }
-            }
-            let whole = whole.ok_or_else(|| PyValueError::new_err("no parts to merge"))?;
+            let tallies = parts
+                .iter()
+                .map(|part| serde_json::from_str(part))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| CaeError::new_err(format!("a part's tally: {e}")))?;
+            let whole =
+                cae::anomaly::metrics::DefectTally::merged(tallies).map_err(CaeError::new_err)?;
             metrics_and_scores(py, &whole.metrics(options), whole.scores())
         })
     }

@@ -425,6 +425,18 @@ impl DefectTally {
         Ok(())
     }
 
+    /// The tallies of the parts of a set scored apart (read back from other processes), merged
+    /// in order; each is checked first, so a part that does not hold together is an error.
+    pub fn merged(parts: impl IntoIterator<Item = DefectTally>) -> Result<Self, String> {
+        let mut parts = parts.into_iter();
+        let mut whole = parts.next().ok_or("no parts to merge")?;
+        whole.check()?;
+        for part in parts {
+            whole.merge(&part)?;
+        }
+        Ok(whole)
+    }
+
     /// That a tally read back (from another process) holds together.
     fn check(&self) -> Result<(), String> {
         let kinds = self.kinds.len();
@@ -732,8 +744,7 @@ mod tests {
         let sent = |t: DefectTally| -> DefectTally {
             serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap()
         };
-        let mut merged = sent(tally(0..11));
-        merged.merge(&sent(tally(11..30))).unwrap();
+        let mut merged = DefectTally::merged([sent(tally(0..11)), sent(tally(11..30))]).unwrap();
         let m = merged.metrics(MapOptions::default());
         assert_eq!(merged.scores(), tally(0..30).scores());
         assert_eq!(m.pixel_roc_auc, whole.pixel_roc_auc);
@@ -742,6 +753,8 @@ mod tests {
         let mut broken = tally(0..3);
         broken.pixels.pop();
         assert!(merged.merge(&broken).is_err());
+        assert!(DefectTally::merged([broken]).is_err());
+        assert!(DefectTally::merged([]).is_err());
         let other = DefectTally::new(&["a".into(), "good".into()], 1, (h, w));
         assert!(merged.merge(&other).unwrap_err().contains("do not match"));
     }
