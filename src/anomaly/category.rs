@@ -9,9 +9,9 @@ use std::path::Path;
 
 use super::maps::MapOptions;
 use super::metrics::{DefectMetrics, DefectTally};
-use super::tiles::maps_and_scores;
+use super::tiles::score_files;
+use crate::data::ImageShape;
 use crate::data::mvtec::Category;
-use crate::data::{Dataset, ImageShape};
 use crate::trained::{Error, Run};
 
 /// A category's test images scored against their masks.
@@ -40,11 +40,6 @@ pub struct Scored<'a> {
     /// Its map, `[H, W]`.
     pub map: &'a [f32],
     pub score: f32,
-}
-
-/// How many images are read and scored at once: about 4 M pixels (16 at 512², 4 at 1024²).
-pub fn chunk_len(shape: ImageShape) -> usize {
-    ((1 << 22) / (shape.height * shape.width).max(1)).max(1)
 }
 
 /// Score the test images of the category `dir` with `run`, each handed to `each` as it is
@@ -82,26 +77,29 @@ pub fn inspect_part<E: From<Error>>(
         .check(part.clone(), h, w)
         .map_err(|e| Error::Data(e.into()))?;
     let mut tally = DefectTally::new(&category.kinds, category.good, (h, w));
-    let step = chunk_len(shape);
-    for start in part.clone().step_by(step) {
-        let end = (start + step).min(part.end);
-        let images: Dataset = run.read_files(&paths[start..end])?;
-        let masks = category
-            .masks(start..end, h, w)
-            .map_err(|e| Error::Data(e.into()))?;
-        let (maps, scores) = maps_and_scores(run, &images, &options)?;
-        for (i, (map, score)) in maps.iter().zip(scores).enumerate() {
-            let index = start + i;
-            tally.add(category.files[index].1, score, map, masks[i].as_deref());
-            each(Scored {
-                index,
-                path: &category.files[index].0,
-                shape,
-                map,
-                score,
-            })?;
-        }
-    }
+    score_files(
+        run,
+        &paths[part.clone()],
+        &options,
+        |first, maps, scores| {
+            let start = part.start + first;
+            let masks = category
+                .masks(start..start + maps.len(), h, w)
+                .map_err(|e| E::from(Error::Data(e.into())))?;
+            for (i, (map, &score)) in maps.iter().zip(scores).enumerate() {
+                let index = start + i;
+                tally.add(category.files[index].1, score, map, masks[i].as_deref());
+                each(Scored {
+                    index,
+                    path: &category.files[index].0,
+                    shape,
+                    map,
+                    score,
+                })?;
+            }
+            Ok::<_, E>(())
+        },
+    )?;
     let metrics = tally.metrics(options);
     Ok(Inspection {
         category,

@@ -231,6 +231,30 @@ pub fn maps_and_scores<'a>(
     Ok((maps, scores))
 }
 
+/// How many images are read and scored at once: about 4 M pixels (16 at 512², 4 at 1024²).
+pub fn chunk_len(shape: ImageShape) -> usize {
+    ((1 << 22) / (shape.height * shape.width).max(1)).max(1)
+}
+
+/// The maps and scores of image `paths` ([`maps_and_scores`]), read and scored
+/// [`chunk_len`] at a time, so that a set of any size is scored in bounded memory:
+/// `each(first, maps, scores)` gets each chunk's, `first` the index of its first file in
+/// `paths`; its error stops the scoring.
+pub fn score_files<E: From<Error>>(
+    run: &Run,
+    paths: &[std::path::PathBuf],
+    options: &MapOptions,
+    mut each: impl FnMut(usize, &[Vec<f32>], &[f32]) -> Result<(), E>,
+) -> Result<(), E> {
+    let step = chunk_len(run.files_shape()?);
+    for first in (0..paths.len()).step_by(step) {
+        let images = run.read_files(&paths[first..(first + step).min(paths.len())])?;
+        let (maps, scores) = maps_and_scores(run, &images, options)?;
+        each(first, &maps, &scores)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

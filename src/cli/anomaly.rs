@@ -15,12 +15,12 @@ use super::{DataArgs, WeightsArgs};
 use crate::Choice;
 use crate::anomaly::benchmark::figure;
 use crate::anomaly::calibration::{Calibration, ThresholdSource};
-use crate::anomaly::category::{chunk_len, inspect};
+use crate::anomaly::category::inspect;
 use crate::anomaly::maps::{MapKind, MapOptions, ScoreKind};
 use crate::anomaly::metrics::DefectMetrics;
 use crate::anomaly::one_class::{one_class_benchmark, one_class_table};
 use crate::anomaly::overlay::{OVERLAY_QUANTILE, write_named_map, write_overlays};
-use crate::anomaly::tiles::default_options;
+use crate::anomaly::tiles::{chunk_len, default_options, score_files};
 use crate::data::input::Images;
 use crate::data::{DatasetKind, NUM_CLASSES};
 use crate::loss::ReconstructionLoss;
@@ -369,17 +369,12 @@ pub fn files(run: &Run, calibration: &Calibration, args: &AnomalyArgs) -> anyhow
         .collect();
     let maps_out = args.maps.maps.as_deref();
     let shape = run.files_shape()?;
-    let step = chunk_len(shape);
-    // A few files at a time, each line printed as its file is scored: a folder of any size
-    // in bounded memory.
+    // Each line printed as its file is scored: a folder of any size in bounded memory.
     let mut scores = Vec::with_capacity(paths.len());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let _ = writeln!(out, "image\tscore\tnormalised\tverdict");
-    for start in (0..paths.len()).step_by(step) {
-        let end = (start + step).min(paths.len());
-        let images = run.read_files(&paths[start..end])?;
-        let (maps, chunk) = crate::anomaly::tiles::maps_and_scores(run, &images, &options)?;
-        for (i, (map, s)) in (start..end).zip(maps.iter().zip(chunk)) {
+    score_files(run, &paths, &options, |first, maps, chunk| {
+        for (i, (map, &s)) in (first..).zip(maps.iter().zip(chunk)) {
             if let Some(dir) = maps_out {
                 write_named_map(dir, &names[i], map, shape)?;
             }
@@ -397,7 +392,8 @@ pub fn files(run: &Run, calibration: &Calibration, args: &AnomalyArgs) -> anyhow
             scores.push(s);
         }
         let _ = out.flush();
-    }
+        anyhow::Ok(())
+    })?;
     drop(out);
     let flagged = scores
         .iter()
@@ -413,7 +409,7 @@ pub fn files(run: &Run, calibration: &Calibration, args: &AnomalyArgs) -> anyhow
             out,
             &names,
             &scores,
-            (shape, 2.0 * calibration.threshold, step),
+            (shape, 2.0 * calibration.threshold, chunk_len(shape)),
             |range| {
                 run.read_file_values(&paths[range])
                     .map_err(std::io::Error::other)
