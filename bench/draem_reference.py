@@ -3,13 +3,14 @@
 speed comparisons on the same CPU.
 
 The same two networks (see src/model/draem.rs: width 16, depth 3, padded 3x3 convolutions,
-2x2 max pooling, 2x2 stride-2 transposed convolutions, a U-Net's skips in the discriminative
-one), the same recipe (random crops of 128, batch 8, Adam 5e-4 with eps 1e-8, L2 + 1 - SSIM
-on the reconstruction, focal loss with gamma 2 on the map, half the samples left clean) and
-anomalies made the same way in NumPy (Perlin masks of lattice scales 2^0..2^5 rotated up to
+He's initialisation, 2x2 max pooling, 2x2 stride-2 transposed convolutions, a U-Net's skips
+in the discriminative one), the same recipe (random crops of 128, batch 8, Adam 5e-4 with
+eps 1e-8, L2 + 1 - SSIM on the reconstruction, focal loss with gamma 2 on the map, half the
+samples left clean) and anomalies made the same way in NumPy (Perlin masks of lattice scales 2^0..2^5 rotated up to
 90 degrees, thresholded at 0.5 of their range; fills of fractal noise or of a good image
 zoomed, turned and re-toned; beta uniform in [0, 0.8]). The generator is NumPy's, not cae's:
-the samples differ, the distribution is the same.
+the samples differ. cae also draws thin strokes and flat fills among its anomalies and turns
+and zooms half of its clean crops (src/data/synthetic.rs); the reference does not.
 
   python3 bench/draem_reference.py train --category DIR [--minutes 8] [--threads 2]
   python3 bench/draem_reference.py steps --category DIR [--steps 20] [--threads 2]
@@ -65,9 +66,19 @@ def load_category(root):
 # --- the networks -------------------------------------------------------------------------
 
 
+def he(layer, fan_in):
+    # cae's draw (src/model/draem.rs): He's normal for a layer a ReLU follows, zero biases.
+    nn.init.normal_(layer.weight, 0.0, (2.0 / fan_in) ** 0.5)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
 class Double(nn.Sequential):
     def __init__(self, i, o):
-        super().__init__(nn.Conv2d(i, o, 3, padding=1), nn.ReLU(), nn.Conv2d(o, o, 3, padding=1), nn.ReLU())
+        super().__init__(
+            he(nn.Conv2d(i, o, 3, padding=1), 9 * i), nn.ReLU(),
+            he(nn.Conv2d(o, o, 3, padding=1), 9 * o), nn.ReLU(),
+        )
 
 
 class Net(nn.Module):
@@ -75,7 +86,8 @@ class Net(nn.Module):
         super().__init__()
         lv = [width << i for i in range(depth + 1)]
         self.encoder = nn.ModuleList([Double(c_in if i == 0 else lv[i - 1], lv[i]) for i in range(depth + 1)])
-        self.ups = nn.ModuleList([nn.ConvTranspose2d(lv[i + 1], lv[i], 2, stride=2) for i in reversed(range(depth))])
+        self.ups = nn.ModuleList([he(nn.ConvTranspose2d(lv[i + 1], lv[i], 2, stride=2), lv[i + 1])
+                                  for i in reversed(range(depth))])
         self.blocks = nn.ModuleList([Double(2 * lv[i] if skips else lv[i], lv[i]) for i in reversed(range(depth))])
         self.out = nn.Conv2d(width, c_out, out_kernel, padding=out_kernel // 2)
         self.skips = skips

@@ -245,6 +245,11 @@ fn bad_flags_and_anomaly_sources_are_refused_with_nothing_written() {
     assert!(err.contains("multiples of 4"), "{err}");
     let err = attempt(&["--image-size", "12x12"]);
     assert!(err.contains("--patch 16: a crop side"), "{err}");
+    // Turns and zooms it cannot make.
+    let err = attempt(&["--augment-scale", "1.5"]);
+    assert!(err.contains("--augment-scale must be below 1"), "{err}");
+    let err = attempt(&["--augment-rotate", "NaN"]);
+    assert!(err.contains("numbers of at least 0"), "{err}");
 
     // And the inspector's own flags, given to an autoencoder.
     let err = fail(
@@ -256,6 +261,17 @@ fn bad_flags_and_anomaly_sources_are_refused_with_nothing_written() {
     );
     assert!(
         err.contains("--depth is an option of the inspector"),
+        "{err}"
+    );
+    let err = fail(
+        cae()
+            .args(["train-ae", "--augment-rotate", "30", "--images"])
+            .arg(&category)
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(
+        err.contains("--augment-rotate is an option of the inspector"),
         "{err}"
     );
     assert!(!out.exists());

@@ -137,7 +137,7 @@ def train_autoencoder(
     ``noise="gaussian:0.3"``, ``variational=True``, ``normal_class=1``, ``epochs=5``,
     ``batch_size=64``, ``lr=1e-3``, ``seed=0``, ``train_limit=…``, ``test_limit=…``, …
     ``model="draem"`` trains the defect inspector instead (``patch=128``, ``depth=3``,
-    ``width=16``, ``anomaly_source="DIR"``; its run's ``anomaly_maps`` and ``anomaly_scores``
+    ``width=16``, ``anomaly_source="DIR"``, ``augment_rotate=0``, ``augment_scale=0``; its run's ``anomaly_maps`` and ``anomaly_scores``
     are its segmentation map's). ``resume=True`` continues the run in ``out`` (only ``epochs`` may change); ``force=True``
     replaces an existing one. ``progress``: True shows a bar (tqdm, when installed) and a line
     per epoch; a callable receives each epoch's metrics as a dict; False is silent. ``data`` is

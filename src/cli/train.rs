@@ -150,6 +150,14 @@ pub struct ModelArgs {
     /// draem) [default: generated textures and the good images, made foreign]
     #[arg(long, value_name = "DIR")]
     pub anomaly_source: Option<PathBuf>,
+    /// Turn half of the inspector's training crops by up to DEG degrees either way, for parts
+    /// photographed turned (--model draem) [default: 0, off]
+    #[arg(long, value_name = "DEG")]
+    pub augment_rotate: Option<f32>,
+    /// Zoom half of the inspector's training crops by a factor in [1 - F, 1 + F], for parts
+    /// photographed nearer or farther (--model draem) [default: 0, off]
+    #[arg(long, value_name = "F")]
+    pub augment_scale: Option<f32>,
     /// Channels of each convolution, three or more (each but the last halves the image):
     /// sets the conv model's depth and widths [default: k,2k,4k]
     #[arg(

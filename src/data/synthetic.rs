@@ -12,14 +12,21 @@
 //! (`--anomaly-source`) replaces both.
 //!
 //! A quarter of the masks are thin strokes instead ([`STROKE_SHARE`]): blobs alone do not teach
-//! a one-pixel scratch. A fifth of the fills are the crop itself blurred flat
-//! ([`SMOOTH_SHARE`]): foreign textures alone do not teach a worn-smooth spot or a filled hole.
+//! a one-pixel scratch; half of the strokes are one tone from the dark or bright end of the
+//! crop's own values, as a groove or a scratch looks. A fifth of the other fills are the crop
+//! itself blurred flat ([`SMOOTH_SHARE`]): foreign textures alone do not teach a worn-smooth
+//! spot or a filled hole.
+//!
+//! Where a run asks, the clean crops themselves are cut turned and zoomed half of the time
+//! ([`view`]).
 //!
 //! Images are `[C, S, S]` values in [0, 1], channels first; masks `[S, S]` of 0 and 1.
 
 use std::f32::consts::PI;
 
 use rand::Rng;
+
+use super::augment::Augment;
 
 /// Images of one size, `[C, H, W]` values each.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -74,7 +81,8 @@ pub fn synthesize(
     if rng.random::<bool>() {
         return unchanged(clean);
     }
-    let mask = if rng.random::<f32>() < STROKE_SHARE {
+    let stroke = rng.random::<f32>() < STROKE_SHARE;
+    let mask = if stroke {
         stroke_mask(side, rng)
     } else {
         perlin_mask(side, rng)
@@ -82,7 +90,9 @@ pub fn synthesize(
     if mask.iter().all(|&m| m == 0.0) {
         return unchanged(clean);
     }
-    let fill = if rng.random::<f32>() < SMOOTH_SHARE {
+    let fill = if stroke && rng.random::<bool>() {
+        tone(clean, channels, side, rng)
+    } else if rng.random::<f32>() < SMOOTH_SHARE {
         smoothed(clean, channels, side, rng)
     } else {
         texture(channels, side, sources, rng)
@@ -173,6 +183,25 @@ fn smoothed(clean: &[f32], channels: usize, side: usize, rng: &mut impl Rng) -> 
         .collect()
 }
 
+/// One tone a channel, from the dark or the bright end of `clean`'s (`[C, S, S]`) own values
+/// (a quantile within 10 % of either end): a groove catches shadow, a scratch catches light,
+/// and a thin line of a foreign texture, blended, is hardly a line at all.
+fn tone(clean: &[f32], channels: usize, side: usize, rng: &mut impl Rng) -> Vec<f32> {
+    let q = rng.random_range(0.0f32..0.1);
+    let q = if rng.random::<bool>() { q } else { 1.0 - q };
+    let plane = side * side;
+    clean
+        .chunks(plane)
+        .take(channels)
+        .flat_map(|values| {
+            let mut sorted = values.to_vec();
+            sorted.sort_unstable_by(f32::total_cmp);
+            let v = sorted[((plane - 1) as f32 * q).round() as usize];
+            std::iter::repeat_n(v, plane)
+        })
+        .collect()
+}
+
 /// A thin stroke: a gently bending line 1 to 3 pixels wide, a tenth to half the square long.
 pub fn stroke_mask(side: usize, rng: &mut impl Rng) -> Vec<f32> {
     let s = side as f32;
@@ -249,6 +278,82 @@ fn resample(
             for ch in 0..channels {
                 let from = ch.min(image_channels - 1);
                 out[(ch * side + r) * side + c] = image[(from * src[0] + sy) * src[1] + sx];
+            }
+        }
+    }
+    out
+}
+
+/// The share of training crops that `--augment-rotate` and `--augment-scale` turn and zoom;
+/// the others are cut as they are (DRAEM turns 30 % of its training images by up to 90°).
+pub const VARIED_SHARE: f32 = 0.5;
+
+/// A `side`-square crop of `image` (`[C, H, W]`, `shape` = `[H, W]`) at a random place: as
+/// it is, or ([`VARIED_SHARE`] of the time, where `augment` turns or zooms) turned by up to
+/// `augment.rotate` degrees and zoomed by a factor in `1 ± augment.scale` about its centre,
+/// read with bilinear interpolation and mirrored where it passes the image's edge.
+///
+/// A part photographed turned, nearer or farther than its training images is not a defect:
+/// an inspector that saw one pose marks the others. But where the pose is fixed, a patch of
+/// the texture turned or at another scale is one, and turned training crops teach it away
+/// (both measured in docs/BENCHMARKS.md §22): runs ask for it, it is not the default.
+pub fn view(
+    image: &[f32],
+    shape: [usize; 2],
+    side: usize,
+    augment: &Augment,
+    rng: &mut impl Rng,
+) -> Vec<f32> {
+    let [h, w] = shape;
+    let channels = image.len() / (h * w);
+    let turns = augment.rotate > 0.0 || augment.scale > 0.0;
+    if !(turns && rng.random::<f32>() < VARIED_SHARE) {
+        let y = rng.random_range(0..=h - side);
+        let x = rng.random_range(0..=w - side);
+        let mut out = Vec::with_capacity(channels * side * side);
+        for plane in image.chunks(h * w) {
+            for r in y..y + side {
+                out.extend_from_slice(&plane[r * w + x..][..side]);
+            }
+        }
+        return out;
+    }
+    let angle = rng
+        .random_range(-augment.rotate..=augment.rotate)
+        .to_radians();
+    let zoom = rng.random_range(1.0 - augment.scale..=1.0 + augment.scale);
+    let (sin, cos) = angle.sin_cos();
+    // Half the turned square's extent: centres that keep it inside the image where they can.
+    let half = side as f32 / 2.0 * zoom * (sin.abs() + cos.abs());
+    let mut centre = |len: usize| {
+        let len = len as f32;
+        if len >= 2.0 * half {
+            rng.random_range(half..=len - half)
+        } else {
+            len / 2.0
+        }
+    };
+    let (cy, cx) = (centre(h), centre(w));
+    let mirror = |v: f32, len: usize| -> usize {
+        let period = 2 * len as i64;
+        let i = (v.floor() as i64).rem_euclid(period);
+        (if i < len as i64 { i } else { period - 1 - i }) as usize
+    };
+    let mut out = vec![0.0; channels * side * side];
+    let middle = side as f32 / 2.0;
+    for r in 0..side {
+        for c in 0..side {
+            let (dx, dy) = (c as f32 + 0.5 - middle, r as f32 + 0.5 - middle);
+            let sx = cx + zoom * (cos * dx - sin * dy) - 0.5;
+            let sy = cy + zoom * (sin * dx + cos * dy) - 0.5;
+            let (fx, fy) = (sx - sx.floor(), sy - sy.floor());
+            let (x0, x1) = (mirror(sx, w), mirror(sx + 1.0, w));
+            let (y0, y1) = (mirror(sy, h), mirror(sy + 1.0, h));
+            for (ch, plane) in image.chunks(h * w).enumerate() {
+                let at = |y: usize, x: usize| plane[y * w + x];
+                let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
+                let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
+                out[(ch * side + r) * side + c] = top * (1.0 - fy) + bottom * fy;
             }
         }
     }
@@ -497,6 +602,86 @@ mod tests {
             var(&fill),
             var(&image)
         );
+    }
+
+    /// An image whose pixel at row r, column c is `r·W + c` scaled: a crop's top-left value
+    /// says where it was cut, and a straight crop steps by 1 along a row and W down a column.
+    fn ramp(h: usize, w: usize) -> Vec<f32> {
+        (0..h * w).map(|i| i as f32 / (h * w) as f32).collect()
+    }
+
+    #[test]
+    fn a_view_without_turns_is_a_crop_and_with_them_half_are_turned_and_zoomed() {
+        let (h, w, side) = (48, 40, 16);
+        let image = ramp(h, w);
+        let unit = 1.0 / (h * w) as f32;
+        let straight = |v: &[f32]| {
+            (0..side).all(|r| {
+                (0..side).all(|c| {
+                    let expect = v[0] + (r * w + c) as f32 * unit;
+                    (v[r * side + c] - expect).abs() < 1e-4
+                })
+            })
+        };
+        let mut rng = StdRng::seed_from_u64(5);
+        for _ in 0..50 {
+            let v = view(&image, [h, w], side, &Augment::default(), &mut rng);
+            assert!(straight(&v), "an unturned view is a crop of the image");
+        }
+        let turns = Augment {
+            rotate: 90.0,
+            scale: 0.2,
+            ..Augment::default()
+        };
+        let draw = |seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            (0..200)
+                .map(|_| view(&image, [h, w], side, &turns, &mut rng))
+                .collect::<Vec<_>>()
+        };
+        let views = draw(9);
+        assert_eq!(views, draw(9), "the same seed, the same views");
+        let turned = views.iter().filter(|v| !straight(v)).count();
+        // VARIED_SHARE of 200: a binomial's ±4 standard deviations.
+        assert!((72..=128).contains(&turned), "{turned} of 200 turned");
+        // The ramp rises by |(1, W)| units a pixel in the direction of its gradient, and
+        // bilinear reads of it are exact: a view zoomed by z, turned or not, rises by z times
+        // that (every view fits inside the image here: 16·1.2·√2 < 40).
+        let rise = ((1 + w * w) as f32).sqrt() * unit;
+        let mut zooms = Vec::new();
+        for v in &views {
+            assert!(v.iter().all(|&x| (0.0..1.0).contains(&x)));
+            let (dx, dy) = (v[1] - v[0], v[side] - v[0]);
+            let zoom = (dx * dx + dy * dy).sqrt() / rise;
+            assert!((0.8 - 1e-3..=1.2 + 1e-3).contains(&zoom), "zoomed {zoom}");
+            zooms.push(zoom);
+        }
+        let spread = zooms
+            .iter()
+            .fold((2f32, 0f32), |(l, h), &z| (l.min(z), h.max(z)));
+        assert!(spread.0 < 0.85 && spread.1 > 1.15, "zooms from {spread:?}");
+    }
+
+    #[test]
+    fn a_tone_fill_is_one_value_from_either_end_of_the_crop() {
+        let side = 20;
+        // The values 0, 1/399, …, 1 shuffled over the square.
+        let image: Vec<f32> = (0..side * side)
+            .map(|i| ((i * 263) % (side * side)) as f32 / (side * side - 1) as f32)
+            .collect();
+        let mut rng = StdRng::seed_from_u64(2);
+        let (mut dark, mut bright) = (0, 0);
+        for _ in 0..100 {
+            let fill = tone(&image, 1, side, &mut rng);
+            assert!(fill.iter().all(|&v| v == fill[0]));
+            // Within a tenth of either end: below the 40th of 400 values or above the 360th.
+            match fill[0] {
+                v if v <= 0.1 => dark += 1,
+                v if v >= 0.9 => bright += 1,
+                v => panic!("a tone of {v}, from the middle"),
+            }
+        }
+        assert!(dark > 25 && bright > 25, "{dark} dark, {bright} bright");
     }
 
     #[test]

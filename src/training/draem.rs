@@ -8,12 +8,13 @@ use std::sync::{Arc, OnceLock};
 
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, sigmoid};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::{Experiment, LoopConfig, Metrics, RunConfig, Score, Task, TrainError};
-use crate::data::synthetic::{Sample, Sources, Textures, synthesize};
+use crate::data::augment::Augment;
+use crate::data::synthetic::{Sample, Sources, Textures, synthesize, view};
 use crate::data::{DataConfig, Dataset, ImageShape, Source, push_channels_first};
 use crate::loss::{l2, ssim};
 use crate::model::draem::{Draem, DraemConfig};
@@ -34,6 +35,11 @@ pub struct DraemTrainingConfig {
     /// generated ones and the good images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anomaly_source: Option<PathBuf>,
+    /// How far the good crops are turned and zoomed (`rotate` and `scale` only). Off unless
+    /// asked: a texture turned or at another scale is a defect on a part photographed in one
+    /// pose (docs/BENCHMARKS.md §22).
+    #[serde(flatten)]
+    pub augment: Augment,
     #[serde(flatten)]
     pub training: LoopConfig,
     /// The textures of `anomaly_source`, read when the config is validated.
@@ -74,6 +80,7 @@ impl DraemTrainingConfig {
             crop: DEFAULT_CROP,
             crops_per_image: DEFAULT_CROPS_PER_IMAGE,
             anomaly_source: None,
+            augment: Augment::default(),
             training,
             textures: SourceFolder::default(),
         }
@@ -104,6 +111,15 @@ impl DraemTrainingConfig {
             .map_err(|e| format!("--patch {e}"))?;
         if self.crops_per_image == 0 {
             return Err("--patches-per-image 0: at least one".into());
+        }
+        self.augment.check()?;
+        let a = &self.augment;
+        if a.shift != 0 || a.stroke != 0 || a.blur != 0.0 {
+            return Err(
+                "the inspector turns and zooms its crops (--augment-rotate, --augment-scale); \
+                 shifts, strokes and blur are the classifier's"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -289,8 +305,10 @@ impl Batch {
 pub struct DraemTask<'a> {
     train: &'a Dataset,
     crop: usize,
+    augment: Augment,
     crops_per_image: usize,
-    /// The fills' sources: the good training images, or a user's textures.
+    /// The good training images: where the clean crops are cut, and half of the fills unless
+    /// a user's textures replace them.
     good: Textures,
     textures: Option<&'a Textures>,
     /// The fixed synthetic test batch.
@@ -298,6 +316,12 @@ pub struct DraemTask<'a> {
 }
 
 impl DraemTask<'_> {
+    /// A clean crop of training image `k mod N`, placed (and turned) by `rng`: `[C, S, S]`.
+    fn crop(&self, k: usize, rng: &mut StdRng) -> Vec<f32> {
+        let image = &self.good.images[k % self.good.images.len()];
+        view(image, self.good.side, self.crop, &self.augment, rng)
+    }
+
     fn sources(&self) -> Sources<'_> {
         match self.textures {
             Some(textures) => Sources::Folder(textures),
@@ -326,17 +350,12 @@ impl Task<Draem> for DraemTask<'_> {
         rng: &mut StdRng,
         device: &Device,
     ) -> Tensor<1> {
-        let shape = self.train.shape;
+        let channels = self.train.shape.channels;
         let sources = self.sources();
-        let mut samples = Batch::new(shape.channels, self.crop);
+        let mut samples = Batch::new(channels, self.crop);
         for &k in batch {
-            // Example k is a crop of image k mod N, somewhere drawn from this step's RNG.
-            let y = rng.random_range(0..=shape.height - self.crop);
-            let x = rng.random_range(0..=shape.width - self.crop);
-            let mut clean = Vec::with_capacity(shape.channels * self.crop * self.crop);
-            let square = self.train.crop(k % self.train.len(), y, x, self.crop);
-            push_channels_first(&mut clean, &square, shape.channels);
-            let sample = synthesize(&clean, shape.channels, self.crop, &sources, rng);
+            let clean = self.crop(k, rng);
+            let sample = synthesize(&clean, channels, self.crop, &sources, rng);
             samples.push(clean, sample);
         }
         let [l2, ssim, focal] = losses(model, samples, device);
@@ -446,6 +465,7 @@ impl Experiment for DraemTrainingConfig {
         let mut task = DraemTask {
             train,
             crop: self.crop,
+            augment: self.augment,
             crops_per_image: self.crops_per_image,
             good,
             textures,
@@ -490,14 +510,7 @@ pub fn synthetic_examples(
     let mut rng = StdRng::seed_from_u64(config.training.seed ^ 0x05A3_B1E5);
     let examples = (0..n)
         .map(|k| {
-            let y = rng.random_range(0..=train.shape.height - config.crop);
-            let x = rng.random_range(0..=train.shape.width - config.crop);
-            let mut clean = Vec::with_capacity(shape.len());
-            push_channels_first(
-                &mut clean,
-                &train.crop(k % train.len(), y, x, config.crop),
-                shape.channels,
-            );
+            let clean = task.crop(k, &mut rng);
             // Show anomalies: draw until the sample has one (half are clean).
             let sample = loop {
                 let s = synthesize(&clean, shape.channels, config.crop, &sources, &mut rng);

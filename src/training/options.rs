@@ -371,6 +371,8 @@ options! {
         patch: Option<usize>,
         patches_per_image: usize,
         anomaly_source: Option<PathBuf>,
+        augment_rotate: f32,
+        augment_scale: f32,
     }
 }
 
@@ -458,6 +460,8 @@ impl Options for DraemOptions {
         c.crop = self.patch.flatten().unwrap_or(c.crop);
         c.crops_per_image = self.patches_per_image.unwrap_or(c.crops_per_image);
         c.anomaly_source = self.anomaly_source.clone().flatten();
+        c.augment.rotate = self.augment_rotate.unwrap_or(c.augment.rotate);
+        c.augment.scale = self.augment_scale.unwrap_or(c.augment.scale);
         Ok(c)
     }
 
@@ -469,6 +473,8 @@ impl Options for DraemOptions {
             patch: Some(Some(config.crop)),
             patches_per_image: Some(config.crops_per_image),
             anomaly_source: Some(config.anomaly_source.clone()),
+            augment_rotate: Some(config.augment.rotate),
+            augment_scale: Some(config.augment.scale),
             ..Self::default()
         }
         .with_shared(Shared::of(&config.data, &config.training))
