@@ -312,11 +312,12 @@ mod tests {
     fn at_initialisation_the_reconstruction_follows_its_input() {
         // The default depth and width: 17 ReLU layers between the image and the output. With
         // burn's default draw (variance 1/(3·fan_in), a sixth of what a ReLU layer needs to keep
-        // a signal's size) the output logits of two unlike images differ by about 1e-4 of
+        // a signal's size) the output logits of two unlike images differ by about 1e-8 of
         // their inputs' spread: the network starts flat. He's draw keeps them apart.
         use rand::{Rng, SeedableRng};
         let device = Device::flex();
-        let model = crate::training::seeded(&device, 3, |d| DraemConfig::new(1).init(d));
+        device.seed(3); // any draw shows it: another test drawing meanwhile only changes which
+        let model = DraemConfig::new(1).init(&device);
         let noise = |seed: u64| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             let values: Vec<f32> = (0..32 * 32).map(|_| rng.random()).collect();
@@ -335,7 +336,7 @@ mod tests {
             .into_scalar::<f32>()
             .sqrt();
         assert!(
-            output > 0.05 * input,
+            output > 0.01 * input, // 0.05 to 0.2 over 30 seeds; 1e-8 with burn's draw
             "output {output} against input {input}"
         );
     }
