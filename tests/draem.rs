@@ -252,28 +252,17 @@ fn bad_flags_and_anomaly_sources_are_refused_with_nothing_written() {
     assert!(err.contains("numbers of at least 0"), "{err}");
 
     // And the inspector's own flags, given to an autoencoder.
-    let err = fail(
-        cae()
-            .args(["train-ae", "--depth", "2", "--images"])
-            .arg(&category)
-            .arg("--out")
-            .arg(&out),
-    );
-    assert!(
-        err.contains("--depth is an option of the inspector"),
-        "{err}"
-    );
-    let err = fail(
-        cae()
-            .args(["train-ae", "--augment-rotate", "30", "--images"])
-            .arg(&category)
-            .arg("--out")
-            .arg(&out),
-    );
-    assert!(
-        err.contains("--augment-rotate is an option of the inspector"),
-        "{err}"
-    );
+    for (flag, value) in [("--depth", "2"), ("--augment-rotate", "30")] {
+        let err = fail(
+            cae()
+                .args(["train-ae", flag, value, "--images"])
+                .arg(&category)
+                .arg("--out")
+                .arg(&out),
+        );
+        let expected = format!("{flag} is an option of the inspector");
+        assert!(err.contains(&expected), "{err}");
+    }
     assert!(!out.exists());
 }
 
