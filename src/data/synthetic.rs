@@ -194,9 +194,9 @@ fn tone(clean: &[f32], channels: usize, side: usize, rng: &mut impl Rng) -> Vec<
         .chunks(plane)
         .take(channels)
         .flat_map(|values| {
-            let mut sorted = values.to_vec();
-            sorted.sort_unstable_by(f32::total_cmp);
-            let v = sorted[((plane - 1) as f32 * q).round() as usize];
+            let mut values = values.to_vec();
+            let rank = ((plane - 1) as f32 * q).round() as usize;
+            let (_, &mut v, _) = values.select_nth_unstable_by(rank, f32::total_cmp);
             std::iter::repeat_n(v, plane)
         })
         .collect()

@@ -336,7 +336,7 @@ mod tests {
             .into_scalar::<f32>()
             .sqrt();
         assert!(
-            output > 0.01 * input, // ≥ 0.048 over 30 seeds; 1e-8 with burn's draw
+            output > 0.01 * input, // 0.049–0.21 over seeds 0–29; 1e-8 with burn's draw
             "output {output} against input {input}"
         );
     }
