@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""A texture-statistics anomaly map, fitted from scratch on a category's good images: the
+prototype of what docs/BENCHMARKS.md §23 measures beside cae's DRAEM inspector.
+
+Every pixel is described by statistics of its neighbourhood at three scales (box windows of 5,
+11 and 21 pixels): the local mean, and the logarithms of the local spread, of the energy of the
+horizontal and vertical differences, and of the energy of 8 fixed random 5x5 filters (drawn from --seed, 0 by default).
+Logarithms, because a flat hole has almost no energy and the log puts it far from every
+textured neighbourhood, where a plain distance would find it close to the calmest parts of the
+texture. Descriptors are taken at half resolution; 40 000 of the good training images' ones,
+drawn at random, are the memory; a test pixel's score is its descriptor's distance to the
+nearest one in the memory (upsampled, smoothed by a Gaussian of sigma 4; the image's score its
+maximum, as cae scores its maps).
+
+  bench/.venv/bin/python bench/texture_map.py --category DIR [--seed 0] [--sweep] [--lines] [--threads 2]
+
+Prints image and pixel ROC-AUC, per defect kind too (image, pixel), as JSON lines; --sweep
+adds the image scores of other smoothings and of the mean of the 200 largest values.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+SCALES = (5, 11, 21)
+MEMORY = 40_000
+
+
+def read(path):
+    return torch.from_numpy(np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0)[None, None]
+
+
+def load(root):
+    train = torch.cat([read(p) for p in sorted(glob.glob(f"{root}/train/good/*.png"))])
+    tests = []
+    for kind in sorted(os.listdir(f"{root}/test")):
+        for path in sorted(glob.glob(f"{root}/test/{kind}/*.png")):
+            name = os.path.basename(path)[:-4]
+            image = read(path)
+            if kind == "good":
+                mask = np.zeros(image.shape[2:], bool)
+            else:
+                mask = np.asarray(Image.open(f"{root}/ground_truth/{kind}/{name}_mask.png")) > 0
+            tests.append((kind, name, image, mask))
+    return train, tests
+
+
+def descriptors(x, mean, spread, filters):
+    """[N, 1, H, W] -> [N, D, H/2, W/2]."""
+    x = (x - mean) / spread
+    gx = F.pad(x[..., :, 1:] - x[..., :, :-1], (0, 1, 0, 0))
+    gy = F.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 0, 1))
+    responses = F.conv2d(x, filters, padding=2)
+    box = lambda t, k: F.avg_pool2d(t, k, 1, k // 2, count_include_pad=False)
+    log_energy = lambda t, k: 0.5 * torch.log(box(t * t, k) + 1e-3)
+    parts = []
+    for k in SCALES:
+        m = box(x, k)
+        parts += [m, 0.5 * torch.log((box(x * x, k) - m * m).clamp_min(0) + 1e-3)]
+        parts += [log_energy(gx, k), log_energy(gy, k), log_energy(responses, k)]
+    if LINES:
+        for k in (15, 31):
+            m = box(x, k)
+            spread = (box(x * x, k) - m * m).clamp_min(0).sqrt()
+            strongest = (F.conv2d(x, line_kernels(k), padding=k // 2) - m).abs().amax(1, keepdim=True)
+            parts += [torch.log(strongest / (spread + 0.05) + 1e-3)]
+    return F.avg_pool2d(torch.cat(parts, 1), 2)
+
+
+def line_kernels(k, angles=12):
+    """[angles, 1, k, k]: the mean along a straight line of k pixels through the centre."""
+    out = torch.zeros(angles, 1, k, k)
+    c = k // 2
+    for a in range(angles):
+        t = math.pi * a / angles
+        for s in np.linspace(-c, c, 4 * k):
+            y, x = c + s * math.sin(t), c + s * math.cos(t)
+            y0, x0 = int(math.floor(y)), int(math.floor(x))
+            for yy, wy in ((y0, 1 - (y - y0)), (y0 + 1, y - y0)):
+                for xx, wx in ((x0, 1 - (x - x0)), (x0 + 1, x - x0)):
+                    if 0 <= yy < k and 0 <= xx < k:
+                        out[a, 0, yy, xx] += wy * wx
+        out[a] /= out[a].sum()
+    return out
+
+
+LINES = False
+
+
+def gaussian_smooth(m, sigma=4.0):
+    r = int(math.ceil(3 * sigma))
+    t = torch.arange(-r, r + 1, dtype=torch.float32)
+    g = torch.exp(-t * t / (2 * sigma * sigma))
+    g = g / g.sum()
+    m = F.conv2d(F.pad(m, (r, r, 0, 0), mode="reflect"), g.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(m, (0, 0, r, r), mode="reflect"), g.view(1, 1, -1, 1))
+
+
+class TextureMap:
+    def __init__(self, train, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.mean, self.spread = train.mean(), train.std()
+        self.filters = torch.randn(8, 1, 5, 5, generator=g) / 5.0
+        d = self.describe(train)
+        flat = d.permute(0, 2, 3, 1).reshape(-1, d.shape[1])
+        self.memory = flat[torch.randperm(flat.shape[0], generator=g)[:MEMORY]]
+
+    def describe(self, x):
+        return descriptors(x, self.mean, self.spread, self.filters)
+
+    def distances(self, image, sigma=4.0):
+        """[1, 1, H, W] -> [H, W] distances to the memory, upsampled and smoothed."""
+        d = self.describe(image)[0]
+        c, h, w = d.shape
+        nearest = torch.cdist(d.reshape(c, -1).T, self.memory).min(1).values.view(1, 1, h, w)
+        up = F.interpolate(nearest, size=image.shape[2:], mode="bilinear", align_corners=False)
+        return (gaussian_smooth(up, sigma) if sigma > 0 else up)[0, 0].numpy()
+
+
+def roc_auc(scores, truth):
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(truth, scores))
+
+
+def figures(name, maps, tests, top=1):
+    y = np.array([k != "good" for k, *_ in tests])
+    s = np.array([np.sort(m.ravel())[-top:].mean() for m in maps])
+    out = {"map": name, "image_roc_auc": roc_auc(s, y),
+           "pixel_roc_auc": roc_auc(np.concatenate([m.ravel() for m in maps]),
+                                    np.concatenate([t[3].ravel() for t in tests]))}
+    for kind in sorted({k for k, *_ in tests} - {"good"}):
+        sel = [i for i, t in enumerate(tests) if t[0] in ("good", kind)]
+        out[kind] = [round(roc_auc(s[sel], y[sel]), 4),
+                     round(roc_auc(np.concatenate([maps[i].ravel() for i in sel]),
+                                   np.concatenate([tests[i][3].ravel() for i in sel])), 4)]
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--category", required=True)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0, help="draws the filters and the memory")
+    p.add_argument("--sweep", action="store_true",
+                   help="also the image scores of sigma 0, 2, 4 and the maximum or the top 200's mean")
+    p.add_argument("--lines", action="store_true", help="add straight-line statistics")
+    a = p.parse_args()
+    global LINES
+    LINES = a.lines
+    torch.set_num_threads(a.threads)
+    train, tests = load(a.category)
+    category = os.path.basename(os.path.normpath(a.category))
+    with torch.no_grad():
+        start = time.perf_counter()
+        texture = TextureMap(train, a.seed)
+        fitted = time.perf_counter()
+        raw = [texture.distances(t[2], 0) for t in tests]
+        smooth = lambda m, sigma: gaussian_smooth(torch.from_numpy(m)[None, None], sigma)[0, 0].numpy()
+        maps = [smooth(m, 4) for m in raw]
+        scored = time.perf_counter()
+        print(json.dumps({"category": category, "seed": a.seed, **figures("texture", maps, tests),
+                          "fit_seconds": round(fitted - start, 2),
+                          "seconds_an_image": round((scored - fitted) / len(tests), 3)}))
+        if a.sweep:
+            for sigma in (0, 2, 4):
+                smoothed = [smooth(m, sigma) if sigma else m for m in raw]
+                for top in (1, 200):
+                    f = figures(f"texture, sigma {sigma}, top {top}", smoothed, tests, top)
+                    print(json.dumps({"category": category, "seed": a.seed, **f}))
+
+
+if __name__ == "__main__":
+    main()
