@@ -12,7 +12,7 @@ drawn at random, are the memory; a test pixel's score is its descriptor's distan
 nearest one in the memory (upsampled, smoothed by a Gaussian of sigma 4; the image's score its
 maximum, as cae scores its maps).
 
-  bench/.venv/bin/python bench/texture_map.py --category DIR [--seed 0] [--sweep] [--lines] [--threads 2]
+  bench/.venv/bin/python bench/texture_map.py --category DIR [--seed 0] [--scales 5,11,21] [--memory 40000] [--sweep] [--lines] [--threads 2]
 
 Prints image and pixel ROC-AUC, per defect kind too (image, pixel), as JSON lines; --sweep
 adds the image scores of other smoothings and of the mean of the 200 largest values.
@@ -104,13 +104,13 @@ def gaussian_smooth(m, sigma=4.0):
 
 
 class TextureMap:
-    def __init__(self, train, seed=0):
+    def __init__(self, train, seed=0, memory=MEMORY):
         g = torch.Generator().manual_seed(seed)
         self.mean, self.spread = train.mean(), train.std()
         self.filters = torch.randn(8, 1, 5, 5, generator=g) / 5.0
         d = self.describe(train)
         flat = d.permute(0, 2, 3, 1).reshape(-1, d.shape[1])
-        self.memory = flat[torch.randperm(flat.shape[0], generator=g)[:MEMORY]]
+        self.memory = flat[torch.randperm(flat.shape[0], generator=g)[:memory]]
 
     def describe(self, x):
         return descriptors(x, self.mean, self.spread, self.filters)
@@ -149,24 +149,28 @@ def main():
     p.add_argument("--category", required=True)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="draws the filters and the memory")
+    p.add_argument("--scales", default="5,11,21", help="box windows' sides")
+    p.add_argument("--memory", type=int, default=MEMORY, help="descriptors kept")
     p.add_argument("--sweep", action="store_true",
                    help="also the image scores of sigma 0, 2, 4 and the maximum or the top 200's mean")
     p.add_argument("--lines", action="store_true", help="add straight-line statistics")
     a = p.parse_args()
-    global LINES
+    global LINES, SCALES
     LINES = a.lines
+    SCALES = tuple(int(k) for k in a.scales.split(","))
     torch.set_num_threads(a.threads)
     train, tests = load(a.category)
     category = os.path.basename(os.path.normpath(a.category))
     with torch.no_grad():
         start = time.perf_counter()
-        texture = TextureMap(train, a.seed)
+        texture = TextureMap(train, a.seed, a.memory)
         fitted = time.perf_counter()
         raw = [texture.distances(t[2], 0) for t in tests]
         smooth = lambda m, sigma: gaussian_smooth(torch.from_numpy(m)[None, None], sigma)[0, 0].numpy()
         maps = [smooth(m, 4) for m in raw]
         scored = time.perf_counter()
-        print(json.dumps({"category": category, "seed": a.seed, **figures("texture", maps, tests),
+        print(json.dumps({"category": category, "seed": a.seed, "memory": a.memory,
+                          **figures("texture", maps, tests),
                           "fit_seconds": round(fitted - start, 2),
                           "seconds_an_image": round((scored - fitted) / len(tests), 3)}))
         if a.sweep:
