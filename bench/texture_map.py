@@ -15,7 +15,8 @@ maximum, as cae scores its maps).
   bench/.venv/bin/python bench/texture_map.py --category DIR [--seed 0] [--scales 5,11,21] [--memory 40000] [--sweep] [--lines] [--threads 2]
 
 Prints image and pixel ROC-AUC, per defect kind too (image, pixel), as JSON lines; --sweep
-adds the image scores of other smoothings and of the mean of the 200 largest values.
+adds the image scores of other smoothings, of the mean of the 200 largest values, and of
+either less the map's median.
 """
 import argparse
 import glob
@@ -130,9 +131,9 @@ def roc_auc(scores, truth):
     return float(roc_auc_score(truth, scores))
 
 
-def figures(name, maps, tests, top=1):
+def figures(name, maps, tests, top=1, centred=False):
     y = np.array([k != "good" for k, *_ in tests])
-    s = np.array([np.sort(m.ravel())[-top:].mean() for m in maps])
+    s = np.array([np.sort(m.ravel())[-top:].mean() - (np.median(m) if centred else 0) for m in maps])
     out = {"map": name, "image_roc_auc": roc_auc(s, y),
            "pixel_roc_auc": roc_auc(np.concatenate([m.ravel() for m in maps]),
                                     np.concatenate([t[3].ravel() for t in tests]))}
@@ -177,8 +178,10 @@ def main():
             for sigma in (0, 2, 4):
                 smoothed = [smooth(m, sigma) if sigma else m for m in raw]
                 for top in (1, 200):
-                    f = figures(f"texture, sigma {sigma}, top {top}", smoothed, tests, top)
-                    print(json.dumps({"category": category, "seed": a.seed, **f}))
+                    for centred in (False, True):
+                        name = f"texture, sigma {sigma}, top {top}" + (" less the median" if centred else "")
+                        f = figures(name, smoothed, tests, top, centred)
+                        print(json.dumps({"category": category, "seed": a.seed, **f}))
 
 
 if __name__ == "__main__":
