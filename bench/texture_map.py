@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-SCALES = (5, 11, 21)
 MEMORY = 40_000
 
 
@@ -53,8 +52,8 @@ def load(root):
     return train, tests
 
 
-def descriptors(x, mean, spread, filters):
-    """[N, 1, H, W] -> [N, D, H/2, W/2]."""
+def descriptors(x, mean, spread, filters, scales, lines):
+    """[N, 1, H, W] -> [N, D, H/2, W/2]; `lines`: {k: line_kernels(k)}, empty for none."""
     x = (x - mean) / spread
     gx = F.pad(x[..., :, 1:] - x[..., :, :-1], (0, 1, 0, 0))
     gy = F.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 0, 1))
@@ -62,16 +61,15 @@ def descriptors(x, mean, spread, filters):
     box = lambda t, k: F.avg_pool2d(t, k, 1, k // 2, count_include_pad=False)
     log_energy = lambda t, k: 0.5 * torch.log(box(t * t, k) + 1e-3)
     parts = []
-    for k in SCALES:
+    for k in scales:
         m = box(x, k)
         parts += [m, 0.5 * torch.log((box(x * x, k) - m * m).clamp_min(0) + 1e-3)]
         parts += [log_energy(gx, k), log_energy(gy, k), log_energy(responses, k)]
-    if LINES:
-        for k in (15, 31):
-            m = box(x, k)
-            spread = (box(x * x, k) - m * m).clamp_min(0).sqrt()
-            strongest = (F.conv2d(x, line_kernels(k), padding=k // 2) - m).abs().amax(1, keepdim=True)
-            parts += [torch.log(strongest / (spread + 0.05) + 1e-3)]
+    for k, kernels in lines.items():
+        m = box(x, k)
+        spread = (box(x * x, k) - m * m).clamp_min(0).sqrt()
+        strongest = (F.conv2d(x, kernels, padding=k // 2) - m).abs().amax(1, keepdim=True)
+        parts += [torch.log(strongest / (spread + 0.05) + 1e-3)]
     return F.avg_pool2d(torch.cat(parts, 1), 2)
 
 
@@ -92,8 +90,6 @@ def line_kernels(k, angles=12):
     return out
 
 
-LINES = False
-
 
 def gaussian_smooth(m, sigma=4.0):
     r = int(math.ceil(3 * sigma))
@@ -105,8 +101,10 @@ def gaussian_smooth(m, sigma=4.0):
 
 
 class TextureMap:
-    def __init__(self, train, seed=0, memory=MEMORY):
+    def __init__(self, train, seed=0, memory=MEMORY, scales=(5, 11, 21), lines=False):
         g = torch.Generator().manual_seed(seed)
+        self.scales = scales
+        self.lines = {k: line_kernels(k) for k in (15, 31)} if lines else {}
         self.mean, self.spread = train.mean(), train.std()
         self.filters = torch.randn(8, 1, 5, 5, generator=g) / 5.0
         d = self.describe(train)
@@ -114,15 +112,15 @@ class TextureMap:
         self.memory = flat[torch.randperm(flat.shape[0], generator=g)[:memory]]
 
     def describe(self, x):
-        return descriptors(x, self.mean, self.spread, self.filters)
+        return descriptors(x, self.mean, self.spread, self.filters, self.scales, self.lines)
 
-    def distances(self, image, sigma=4.0):
-        """[1, 1, H, W] -> [H, W] distances to the memory, upsampled and smoothed."""
+    def distances(self, image):
+        """[1, 1, H, W] -> [H, W] distances to the memory, upsampled."""
         d = self.describe(image)[0]
         c, h, w = d.shape
         nearest = torch.cdist(d.reshape(c, -1).T, self.memory).min(1).values.view(1, 1, h, w)
         up = F.interpolate(nearest, size=image.shape[2:], mode="bilinear", align_corners=False)
-        return (gaussian_smooth(up, sigma) if sigma > 0 else up)[0, 0].numpy()
+        return up[0, 0].numpy()
 
 
 def roc_auc(scores, truth):
@@ -156,17 +154,15 @@ def main():
                    help="also the image scores of sigma 0, 2, 4 and the maximum or the top 200's mean")
     p.add_argument("--lines", action="store_true", help="add straight-line statistics")
     a = p.parse_args()
-    global LINES, SCALES
-    LINES = a.lines
-    SCALES = tuple(int(k) for k in a.scales.split(","))
     torch.set_num_threads(a.threads)
     train, tests = load(a.category)
     category = os.path.basename(os.path.normpath(a.category))
     with torch.no_grad():
         start = time.perf_counter()
-        texture = TextureMap(train, a.seed, a.memory)
+        scales = tuple(int(k) for k in a.scales.split(","))
+        texture = TextureMap(train, a.seed, a.memory, scales, a.lines)
         fitted = time.perf_counter()
-        raw = [texture.distances(t[2], 0) for t in tests]
+        raw = [texture.distances(t[2]) for t in tests]
         smooth = lambda m, sigma: gaussian_smooth(torch.from_numpy(m)[None, None], sigma)[0, 0].numpy()
         maps = [smooth(m, 4) for m in raw]
         scored = time.perf_counter()
