@@ -16,6 +16,7 @@ use crate::evaluation::{ClassifierEval, LatentStats, evaluate_classifier, recons
 use crate::model::classifier::{AnyClassifier, Classifier};
 use crate::model::draem::Draem;
 use crate::model::int8::{Int8Model, deserialize, float_layers};
+use crate::model::texture::TextureMap;
 use crate::model::{AnyAutoencoder, Autoencoder};
 use crate::run::{EpochRecord, INT8_FILE, RunDir, RunError, Weights};
 use crate::support::observe::{Observer, Silent};
@@ -45,6 +46,20 @@ pub enum Error {
     /// An argument that does not fit the run (a shape, a size, a value out of range).
     #[error("{0}")]
     Invalid(String),
+}
+
+/// The texture statistics a run directory holds (an inspector's).
+fn texture_map(run: &RunDir) -> Result<Option<TextureMap>, Error> {
+    let Some(stats) = crate::training::draem::load_texture(run)? else {
+        return Ok(None);
+    };
+    TextureMap::new(stats).map(Some).map_err(|message| {
+        RunError::Corrupt {
+            path: run.file(crate::training::draem::TEXTURE_FILE),
+            message,
+        }
+        .into()
+    })
 }
 
 const INT8: &str = "an int8 classifier (cae quantize)";
@@ -131,6 +146,8 @@ pub struct Run {
     config: RunConfig,
     classes: Vec<String>,
     model: Model,
+    /// An inspector's texture statistics, when it has them.
+    texture: Option<TextureMap>,
     origin: Origin,
     root: PathBuf,
     device: Device,
@@ -194,12 +211,14 @@ impl Run {
             }
             .into());
         }
+        let texture = texture_map(&run)?;
         Ok(Self {
             dir: run,
             weights,
             config,
             classes,
             model,
+            texture,
             origin,
             root: crate::data::data_root(None),
             device: device.clone(),
@@ -231,12 +250,14 @@ impl Run {
             RunConfig::Autoencoder(c) => c.patches,
             _ => None,
         };
+        let texture = texture_map(&run)?;
         Ok(Self {
             dir: run,
             weights: Weights::Last,
             config,
             classes,
             model: E::model(model.valid()),
+            texture,
             origin: Origin::Trained,
             root: root.to_path_buf(),
             device: device.clone(),
@@ -388,6 +409,12 @@ impl Run {
             Model::Autoencoder(_) | Model::Draem(_) => Ok(()),
             _ => Err(self.kind_error(what, "an autoencoder (cae train-ae) or an inspector")),
         }
+    }
+
+    /// The inspector's texture statistics, ready to map images; `None` for other runs and
+    /// inspectors trained without them.
+    pub fn texture(&self) -> Option<&TextureMap> {
+        self.texture.as_ref()
     }
 
     /// The inspector, for what needs one.

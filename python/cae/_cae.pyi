@@ -48,23 +48,25 @@ class Run:
         """Reconstructions, float32 [N, C, H, W] in [0, 1]."""
     def anomaly_scores(self, x: Images) -> npt.NDArray[np.float32]:
         """Each image's score, float32 [N]: an autoencoder's mean squared reconstruction error;
-        an inspector's (``model="draem"``) its segmentation map's maximum."""
+        an inspector's (``model="draem"``) its default map's score (the texture map's mean of
+        its 200 largest values)."""
     def anomaly_maps(
         self,
         x: Images,
         map: Optional[str] = None,
-        smooth: float = 4.0,
+        smooth: Optional[float] = None,
         stride: Optional[int] = None,
     ) -> npt.NDArray[np.float32]:
         """Each image's anomaly map, float32 [N, H, W], as ``cae anomaly --images`` makes it:
-        ``map`` "segmentation" (an inspector's, its default), "l2" (an autoencoder's default)
-        or "ssim", smoothed with a Gaussian of ``smooth`` pixels; images larger than a
+        ``map`` "texture" or "segmentation" (an inspector's, texture its default), "l2" (an
+        autoencoder's default) or "ssim", smoothed with a Gaussian of ``smooth`` pixels (2 for
+        the texture map, else 4); images larger than a
         patch-trained model are scored in tiles ``stride`` apart."""
     def inspect(
         self,
         category: Union[str, "os.PathLike[str]"],
         map: Optional[str] = None,
-        smooth: float = 4.0,
+        smooth: Optional[float] = None,
         stride: Optional[int] = None,
     ) -> Tuple[Dict[str, Any], npt.NDArray[np.float32]]:
         """An MVTec AD category's test images scored against its masks, as ``cae anomaly RUN
@@ -77,14 +79,14 @@ class Run:
         index: int,
         count: int,
         map: Optional[str] = None,
-        smooth: float = 4.0,
+        smooth: Optional[float] = None,
         stride: Optional[int] = None,
     ) -> str: ...
     def _merge_inspections(
         self,
         parts: Sequence[str],
         map: Optional[str] = None,
-        smooth: float = 4.0,
+        smooth: Optional[float] = None,
         stride: Optional[int] = None,
     ) -> Tuple[Dict[str, Any], npt.NDArray[np.float32]]: ...
     def predict(self, x: Images) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:

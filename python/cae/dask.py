@@ -123,7 +123,7 @@ def inspect_category(
     *,
     partitions: Optional[int] = None,
     map: Optional[str] = None,
-    smooth: float = 4.0,
+    smooth: Optional[float] = None,
     stride: Optional[int] = None,
 ) -> Tuple[Dict[str, Any], np.ndarray]:
     """``run.inspect(category)`` computed on the cluster of ``client`` (the current client when

@@ -228,7 +228,7 @@ impl PyRun {
         py: Python<'_>,
         category: &Path,
         part: (usize, usize),
-        (map, smooth, stride): (Option<&str>, f32, Option<usize>),
+        (map, smooth, stride): (Option<&str>, Option<f32>, Option<usize>),
     ) -> PyResult<cae::anomaly::category::Inspection> {
         let options = self.map_options(map, smooth, stride)?;
         py.detach(|| {
@@ -239,20 +239,20 @@ impl PyRun {
         .map_err(py_err)
     }
 
-    /// The map settings of `cae anomaly`: the run's default map unless `map` names one.
+    /// The map settings of `cae anomaly`: the run's default map unless `map` names one, with
+    /// that map's smoothing and score unless `smooth` is given.
     fn map_options(
         &self,
         map: Option<&str>,
-        smooth: f32,
+        smooth: Option<f32>,
         stride: Option<usize>,
     ) -> PyResult<cae::anomaly::maps::MapOptions> {
-        let defaults = cae::anomaly::tiles::default_options(&self.run);
+        let defaults = match map {
+            Some(m) => cae::anomaly::maps::MapOptions::for_map(choice("map", m)?),
+            None => cae::anomaly::tiles::default_options(&self.run),
+        };
         Ok(cae::anomaly::maps::MapOptions {
-            map: match map {
-                Some(m) => choice("map", m)?,
-                None => defaults.map,
-            },
-            smooth,
+            smooth: smooth.unwrap_or(defaults.smooth),
             stride,
             ..defaults
         })
@@ -421,17 +421,18 @@ impl PyRun {
     }
 
     /// Each image's anomaly map, float32 [N, H, W], as `cae anomaly --images` makes it:
-    /// `map` "segmentation" (an inspector's own, its default), "l2" (squared error, an
-    /// autoencoder's default) or "ssim" (1 − SSIM, 11×11 Gaussian windows), smoothed with a
-    /// Gaussian of `smooth` pixels; images larger than a patch-trained model are scored in
+    /// `map` "texture" or "segmentation" (an inspector's own, texture its default), "l2"
+    /// (squared error, an autoencoder's default) or "ssim" (1 − SSIM, 11×11 Gaussian windows),
+    /// smoothed with a Gaussian of `smooth` pixels (default 2 for the texture map, else 4);
+    /// images larger than a patch-trained model are scored in
     /// tiles `stride` apart (default half a tile).
-    #[pyo3(signature = (x, map = None, smooth = 4.0, stride = None))]
+    #[pyo3(signature = (x, map = None, smooth = None, stride = None))]
     fn anomaly_maps<'py>(
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         map: Option<&str>,
-        smooth: f32,
+        smooth: Option<f32>,
         stride: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
         guarded(|| {
@@ -449,13 +450,13 @@ impl PyRun {
     /// F1-optimal threshold, per defect kind) and each test image's score (float32 [N], the
     /// category's order: by kind, then by file). The maps are counted as they are made and
     /// dropped, so memory does not grow with the number of images.
-    #[pyo3(signature = (category, map = None, smooth = 4.0, stride = None))]
+    #[pyo3(signature = (category, map = None, smooth = None, stride = None))]
     fn inspect<'py>(
         &self,
         py: Python<'py>,
         category: PathBuf,
         map: Option<&str>,
-        smooth: f32,
+        smooth: Option<f32>,
         stride: Option<usize>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         guarded(|| {
@@ -466,7 +467,7 @@ impl PyRun {
 
     /// Part `index` of `count` of [`inspect`]: the tally of its images, as JSON, for
     /// `_merge_inspections` (`cae.dask.inspect_category`).
-    #[pyo3(signature = (category, index, count, map = None, smooth = 4.0, stride = None))]
+    #[pyo3(signature = (category, index, count, map = None, smooth = None, stride = None))]
     #[allow(clippy::too_many_arguments)]
     fn _inspect_part(
         &self,
@@ -475,7 +476,7 @@ impl PyRun {
         index: usize,
         count: usize,
         map: Option<&str>,
-        smooth: f32,
+        smooth: Option<f32>,
         stride: Option<usize>,
     ) -> PyResult<String> {
         guarded(|| {
@@ -486,13 +487,13 @@ impl PyRun {
     }
 
     /// The parts' tallies merged in order: `(metrics, scores)` as [`inspect`] gives them.
-    #[pyo3(signature = (parts, map = None, smooth = 4.0, stride = None))]
+    #[pyo3(signature = (parts, map = None, smooth = None, stride = None))]
     fn _merge_inspections<'py>(
         &self,
         py: Python<'py>,
         parts: Vec<String>,
         map: Option<&str>,
-        smooth: f32,
+        smooth: Option<f32>,
         stride: Option<usize>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         guarded(|| {

@@ -170,19 +170,21 @@ pub enum MapKind {
     L2,
     Ssim,
     Segmentation,
+    Texture,
 }
 
 crate::choice!(MapKind {
     L2 => ("l2", "The squared error per pixel, channels averaged"),
     Ssim => ("ssim", "1 − SSIM in an 11×11 Gaussian window (Bergmann et al. 2019)"),
-    Segmentation => ("segmentation", "The inspector's own map: each pixel's probability of a defect (runs of train-ae --model draem, their default)"),
+    Segmentation => ("segmentation", "The inspector's segmentation network: each pixel's probability of a defect (train-ae --model draem)"),
+    Texture => ("texture", "Where the local statistics are unlike any of the good images' (train-ae --model draem, its default)"),
 });
 
 impl MapKind {
     /// Whether the map compares an image with its reconstruction (any autoencoder's), rather
     /// than being the inspector's own.
     pub fn from_reconstruction(self) -> bool {
-        self != MapKind::Segmentation
+        matches!(self, MapKind::L2 | MapKind::Ssim)
     }
 }
 
@@ -229,10 +231,33 @@ impl Default for MapOptions {
     }
 }
 
+/// The texture map's own smoothing and image score, chosen on generated categories
+/// (docs/BENCHMARKS.md §24): a thin scratch is a few pixels of the map, which a maximum
+/// after a wide blur loses.
+pub const TEXTURE_SMOOTH: f32 = 2.0;
+pub const TEXTURE_TOP_K: usize = 200;
+
 /// The widest smoothing taken: past it a map is one blur.
 pub const MAX_SMOOTH: f32 = 64.0;
 
 impl MapOptions {
+    /// The defaults of `map`.
+    pub fn for_map(map: MapKind) -> Self {
+        match map {
+            MapKind::Texture => Self {
+                map,
+                smooth: TEXTURE_SMOOTH,
+                score: ScoreKind::TopK,
+                top_k: TEXTURE_TOP_K,
+                stride: None,
+            },
+            _ => Self {
+                map,
+                ..Self::default()
+            },
+        }
+    }
+
     /// Why these settings make no maps, if they do not.
     pub fn validate(&self) -> Result<(), String> {
         if !(self.smooth.is_finite() && (0.0..=MAX_SMOOTH).contains(&self.smooth)) {
@@ -257,13 +282,15 @@ impl MapOptions {
     }
 
     /// [`MapOptions::map`] before smoothing: the SSIM map for [`MapKind::Ssim`], else the
-    /// squared error (the segmentation map is no comparison: [`super::tiles::anomaly_maps`]
-    /// takes it from the inspector).
+    /// squared error (the segmentation and texture maps are no comparison:
+    /// [`super::tiles::anomaly_maps`] takes them from the inspector).
     pub fn raw_map(&self, image: &[f32], reconstruction: &[f32], shape: ImageShape) -> Vec<f32> {
         let (c, h, w) = (shape.channels, shape.height, shape.width);
         match self.map {
             MapKind::Ssim => ssim_map(image, reconstruction, c, h, w),
-            MapKind::L2 | MapKind::Segmentation => l2_map(image, reconstruction, c),
+            MapKind::L2 | MapKind::Segmentation | MapKind::Texture => {
+                l2_map(image, reconstruction, c)
+            }
         }
     }
 

@@ -89,16 +89,14 @@ impl Stitch {
     }
 }
 
-/// The map settings a run scores with unless told otherwise: the inspector's segmentation
-/// map, or an autoencoder's squared error.
+/// The map settings a run scores with unless told otherwise: the inspector's texture map
+/// (its segmentation map if it was trained without one), or an autoencoder's squared error.
 pub fn default_options(run: &Run) -> MapOptions {
-    MapOptions {
-        map: match run.model() {
-            Model::Draem(_) => MapKind::Segmentation,
-            _ => MapKind::L2,
-        },
-        ..MapOptions::default()
-    }
+    MapOptions::for_map(match run.model() {
+        Model::Draem(_) if run.texture().is_some() => MapKind::Texture,
+        Model::Draem(_) => MapKind::Segmentation,
+        _ => MapKind::L2,
+    })
 }
 
 /// Each image's anomaly map (`[H, W]`, see [`MapOptions`]): an inspector's own
@@ -118,8 +116,8 @@ pub fn anomaly_maps<'a>(
     if !options.map.from_reconstruction() {
         return Err(Error::Invalid(format!(
             "--map {}: the run {} is an autoencoder, whose maps compare an image with its \
-             reconstruction (l2, ssim); the segmentation map is an inspector's (train-ae \
-             --model draem)",
+             reconstruction (l2, ssim); the segmentation and texture maps are an inspector's \
+             (train-ae --model draem)",
             options.map.name(),
             run.path().display()
         )));
@@ -181,7 +179,7 @@ pub fn anomaly_maps<'a>(
 /// An inspector's maps: its networks are fully convolutional, so each image is scored whole
 /// (any size whose sides are multiples of `2^depth`), a few at a time; the segmentation map
 /// is its own, an `l2` or `ssim` map compares the image with its reconstructive network's
-/// output.
+/// output. The texture map takes images of any size.
 fn inspector_maps(
     run: &Run,
     model: &Draem,
@@ -197,6 +195,20 @@ fn inspector_maps(
             run.path().display(),
             model_shape.channels
         )));
+    }
+    if options.map == MapKind::Texture {
+        let texture = run.texture().ok_or_else(|| {
+            Error::Invalid(format!(
+                "--map texture: the run {} has no texture statistics (trained before them, or \
+                 with --texture-memory 0); its maps are segmentation, l2 and ssim",
+                run.path().display()
+            ))
+        })?;
+        texture.check_shape(shape).map_err(Error::Invalid)?;
+        return Ok((0..images.len())
+            .flat_map(|i| texture.maps(&images.image_values(i), shape))
+            .map(|m| smooth(&m, shape.height, shape.width, options.smooth))
+            .collect());
     }
     config
         .model

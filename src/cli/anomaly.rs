@@ -127,17 +127,19 @@ pub fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
 
 #[derive(Debug, Args)]
 pub struct MapArgs {
-    /// The anomaly map [default: segmentation for an inspector, else l2; or the run's
+    /// The anomaly map [default: texture for an inspector, else l2; or the run's
     /// calibration's]
     #[arg(long, value_enum)]
     pub map: Option<MapKind>,
-    /// Smooth each map with a Gaussian of SIGMA pixels; 0: not at all [default: 4]
+    /// Smooth each map with a Gaussian of SIGMA pixels; 0: not at all [default: 2 for the
+    /// texture map, else 4]
     #[arg(long, value_name = "SIGMA")]
     pub smooth: Option<f32>,
-    /// How an image's score comes from its map [default: max]
+    /// How an image's score comes from its map [default: top-k for the texture map, else
+    /// max]
     #[arg(long, value_enum)]
     pub score: Option<ScoreKind>,
-    /// k of --score top-k, in pixels [default: 100]
+    /// k of --score top-k, in pixels [default: 200 for the texture map, else 100]
     #[arg(long, value_name = "K")]
     pub top_k: Option<usize>,
     /// Images larger than the model (trained with --patch) are scored in tiles of its size,
@@ -156,8 +158,16 @@ pub struct MapArgs {
 }
 
 impl MapArgs {
-    /// `base` with the flags given put in.
+    /// `base` with the flags given put in; another `--map` than `base`'s starts from that
+    /// map's defaults.
     fn options(&self, base: MapOptions) -> MapOptions {
+        let base = match self.map {
+            Some(map) if map != base.map => MapOptions {
+                stride: base.stride,
+                ..MapOptions::for_map(map)
+            },
+            _ => base,
+        };
         MapOptions {
             map: self.map.unwrap_or(base.map),
             smooth: self.smooth.unwrap_or(base.smooth),

@@ -158,6 +158,10 @@ pub struct ModelArgs {
     /// photographed nearer or farther (--model draem) [default: 0, off]
     #[arg(long, value_name = "F")]
     pub augment_scale: Option<f32>,
+    /// Descriptors of the good images the inspector's texture map keeps (--model draem); 0:
+    /// no texture map [default: 40000]
+    #[arg(long, value_name = "N")]
+    pub texture_memory: Option<usize>,
     /// Channels of each convolution, three or more (each but the last halves the image):
     /// sets the conv model's depth and widths [default: k,2k,4k]
     #[arg(

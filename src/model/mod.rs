@@ -36,6 +36,7 @@ pub mod draem;
 pub mod int8;
 pub mod names;
 pub mod stacked;
+pub mod texture;
 pub mod walk;
 
 use burn::module::Param;

@@ -18,6 +18,63 @@ use crate::data::synthetic::{Sample, Sources, Textures, synthesize, view};
 use crate::data::{DataConfig, Dataset, ImageShape, Source, push_channels_first};
 use crate::loss::{l2, ssim};
 use crate::model::draem::{Draem, DraemConfig};
+use crate::model::texture::{TextureConfig, TextureStats};
+use crate::run::{RunDir, RunError};
+use npyz::WriterBuilder;
+
+/// The texture statistics of a run ([`TextureStats`]): the memory of descriptors as
+/// `float32 [M, D]` `.npy`, the rest as JSON.
+pub const TEXTURE_FILE: &str = "texture.json";
+pub const TEXTURE_MEMORY_FILE: &str = "texture.npy";
+
+/// Write `stats` into `run`, the memory first: a run is read through its JSON, which names a
+/// memory already whole.
+pub fn save_texture(run: &RunDir, stats: &TextureStats) -> Result<(), RunError> {
+    let mut bytes = Vec::new();
+    let corrupt = |e: std::io::Error| RunError::Corrupt {
+        path: run.file(TEXTURE_MEMORY_FILE),
+        message: e.to_string(),
+    };
+    let mut w = npyz::WriteOptions::<f32>::new()
+        .default_dtype()
+        .shape(&[stats.kept as u64, stats.dim() as u64])
+        .writer(&mut bytes)
+        .begin_nd()
+        .map_err(corrupt)?;
+    w.extend(stats.memory.iter().copied()).map_err(corrupt)?;
+    w.finish().map_err(corrupt)?;
+    run.write_bytes(TEXTURE_MEMORY_FILE, &bytes)?;
+    run.write_json(TEXTURE_FILE, stats)
+}
+
+/// The texture statistics of `run`, checked whole; `None` if it has none.
+pub fn load_texture(run: &RunDir) -> Result<Option<TextureStats>, RunError> {
+    if !run.file(TEXTURE_FILE).is_file() {
+        return Ok(None);
+    }
+    let mut stats: TextureStats = run.read_json(TEXTURE_FILE)?;
+    let path = run.file(TEXTURE_MEMORY_FILE);
+    let corrupt = |message: String| RunError::Corrupt {
+        path: path.clone(),
+        message,
+    };
+    let bytes = std::fs::read(&path).map_err(|e| corrupt(e.to_string()))?;
+    let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| corrupt(e.to_string()))?;
+    if npy.shape() != [stats.kept as u64, stats.dim() as u64] {
+        return Err(corrupt(format!(
+            "a memory of shape {:?}; {TEXTURE_FILE} says [{}, {}]",
+            npy.shape(),
+            stats.kept,
+            stats.dim()
+        )));
+    }
+    stats.memory = npy.into_vec::<f32>().map_err(|e| corrupt(e.to_string()))?;
+    stats.check().map_err(|message| RunError::Corrupt {
+        path: run.file(TEXTURE_FILE),
+        message,
+    })?;
+    Ok(Some(stats))
+}
 
 /// Everything that defines an inspector run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +97,10 @@ pub struct DraemTrainingConfig {
     /// pose (docs/BENCHMARKS.md §22).
     #[serde(flatten)]
     pub augment: Augment,
+    /// The texture statistics fitted beside the networks, the inspector's default map
+    /// (docs/BENCHMARKS.md §24); `None` in runs made before them, or without them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub texture: Option<TextureConfig>,
     #[serde(flatten)]
     pub training: LoopConfig,
     /// The textures of `anomaly_source`, read when the config is validated.
@@ -81,6 +142,7 @@ impl DraemTrainingConfig {
             crops_per_image: DEFAULT_CROPS_PER_IMAGE,
             anomaly_source: None,
             augment: Augment::default(),
+            texture: Some(TextureConfig::default()),
             training,
             textures: SourceFolder::default(),
         }
@@ -111,6 +173,9 @@ impl DraemTrainingConfig {
             .map_err(|e| format!("--patch {e}"))?;
         if self.crops_per_image == 0 {
             return Err("--patches-per-image 0: at least one".into());
+        }
+        if let Some(t) = &self.texture {
+            t.check()?;
         }
         self.augment.check()?;
         let a = &self.augment;
@@ -448,6 +513,18 @@ impl Experiment for DraemTrainingConfig {
 
     fn init(&self, device: &Device) -> Draem {
         self.model.init(device)
+    }
+
+    /// The texture statistics of the good training images, fitted from the run's seed.
+    fn finish(&self, run: &RunDir, train: &Dataset) -> Result<(), TrainError> {
+        let Some(texture) = &self.texture else {
+            return Ok(());
+        };
+        let all: Vec<usize> = (0..train.len()).collect();
+        let stats = texture
+            .fit(&train.images_values(&all), train.shape, self.training.seed)
+            .map_err(TrainError::Invalid)?;
+        Ok(save_texture(run, &stats)?)
     }
 
     fn task<'a>(&'a self, train: &'a Dataset, test: &'a Dataset) -> DraemTask<'a> {

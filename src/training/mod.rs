@@ -552,6 +552,12 @@ pub trait Experiment: Clone + PartialEq + Sized {
 
     fn task<'a>(&'a self, train: &'a Dataset, test: &'a Dataset) -> Self::Task<'a>;
 
+    /// Record in `run`, once its epochs are done, what else it keeps of its training images
+    /// `train` (the inspector: its texture statistics).
+    fn finish(&self, _run: &RunDir, _train: &Dataset) -> Result<(), TrainError> {
+        Ok(())
+    }
+
     /// The config of the run in `run`, refused if the run is of another kind.
     fn read(run: &RunDir) -> Result<Self, RunError> {
         let config = RunConfig::read(run)?;
@@ -669,6 +675,7 @@ pub fn train<E: Experiment>(
         let task = config.task(&train, &test);
         fit(&task, start, config.looping(), &run, &device, options)?
     };
+    config.finish(&run, &train)?;
     Ok(Trained {
         model,
         run,

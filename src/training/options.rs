@@ -22,6 +22,7 @@ use crate::data::{DataConfig, DatasetKind};
 use crate::loss::ReconstructionLoss;
 use crate::model::classifier::ClassifierKind;
 use crate::model::stacked::StackedAutoencoderConfig;
+use crate::model::texture::TextureConfig;
 use crate::model::{AutoencoderModelConfig, ConvAutoencoderConfig, LatentActivation};
 use crate::run::RunDir;
 
@@ -373,6 +374,7 @@ options! {
         anomaly_source: Option<PathBuf>,
         augment_rotate: f32,
         augment_scale: f32,
+        texture_memory: usize,
     }
 }
 
@@ -462,6 +464,11 @@ impl Options for DraemOptions {
         c.anomaly_source = self.anomaly_source.clone().flatten();
         c.augment.rotate = self.augment_rotate.unwrap_or(c.augment.rotate);
         c.augment.scale = self.augment_scale.unwrap_or(c.augment.scale);
+        c.texture = match self.texture_memory {
+            Some(0) => None,
+            Some(memory) => c.texture.map(|t| TextureConfig { memory, ..t }),
+            None => c.texture,
+        };
         Ok(c)
     }
 
@@ -475,6 +482,7 @@ impl Options for DraemOptions {
             anomaly_source: Some(config.anomaly_source.clone()),
             augment_rotate: Some(config.augment.rotate),
             augment_scale: Some(config.augment.scale),
+            texture_memory: Some(config.texture.as_ref().map_or(0, |t| t.memory)),
             ..Self::default()
         }
         .with_shared(Shared::of(&config.data, &config.training))
