@@ -281,7 +281,7 @@ fn the_inspectors_onnx_file_computes_caes_maps_and_scores() {
         smooth: 2.0,
         ..MapOptions::default()
     };
-    let bytes = cae::weights::onnx::draem(&model, [c, h, w], &options, None, true).unwrap();
+    let bytes = cae::weights::onnx::draem(&model, None, [c, h, w], &options, None, true).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("draem.onnx");
     std::fs::write(&path, bytes).unwrap();
@@ -298,6 +298,56 @@ fn the_inspectors_onnx_file_computes_caes_maps_and_scores() {
     }
     // Its maps are its own: an l2 map of an inspector is refused by name.
     let l2 = MapOptions::default();
-    let err = cae::weights::onnx::draem(&model, [c, h, w], &l2, None, true).unwrap_err();
+    let err = cae::weights::onnx::draem(&model, None, [c, h, w], &l2, None, true).unwrap_err();
     assert!(err.contains("l2 map of an inspector"), "{err}");
+}
+
+/// The inspector's texture map in ONNX (its features as pooling and grouped convolutions, the
+/// search in parts of the memory) gives cae's map and top-k score, within 1e-4.
+#[test]
+fn the_texture_map_in_onnx_is_caes() {
+    use cae::anomaly::maps::{MapKind, MapOptions, smooth};
+    use cae::data::ImageShape;
+    use cae::model::draem::DraemConfig;
+    use cae::model::texture::{TextureConfig, TextureMap};
+    let (c, h, w) = (2, 32, 24);
+    let shape = ImageShape::new(c, h, w);
+    let pixels = |n: usize, salt: usize| -> Vec<f32> {
+        (0..n * shape.len())
+            .map(|i| (((i + salt) * 7919 + (i / 5) * 104_729) % 251) as f32 / 250.0)
+            .collect()
+    };
+    // 3 000 descriptors of 16 images: two parts of the ONNX search, merged by Min.
+    let config = TextureConfig {
+        memory: 3_000,
+        ..TextureConfig::default()
+    };
+    let stats = config.fit(&pixels(16, 0), shape, 7).unwrap();
+    let texture = TextureMap::new(stats.clone()).unwrap();
+    let device = Device::flex();
+    let model = cae::training::seeded(&device, 5, |d| {
+        DraemConfig::new(c).with_width(4).with_depth(2).init(d)
+    });
+    let n = 2;
+    let input = pixels(n, 12_345);
+    let options = MapOptions::for_map(MapKind::Texture);
+    let bytes =
+        cae::weights::onnx::draem(&model, Some(&stats), [c, h, w], &options, None, true).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("texture.onnx");
+    std::fs::write(&path, bytes).unwrap();
+    let outputs = tract_outputs(&path, input.clone(), &[n, c, h, w]);
+    assert_eq!(outputs.len(), 3);
+    let maps = texture.maps(&input, shape);
+    for (i, raw) in maps.iter().enumerate() {
+        let map = smooth(raw, h, w, options.smooth);
+        let (_, abs) = max_diff(&outputs[1][i * h * w..][..h * w], &map);
+        assert!(abs < 1e-4, "map {abs}");
+        let (s, expected) = (outputs[2][i], options.score(&map));
+        assert!((s - expected).abs() < 1e-4, "score {s} vs {expected}");
+    }
+    // Odd sides are refused by name.
+    let err = cae::weights::onnx::draem(&model, Some(&stats), [c, h, 25], &options, None, true)
+        .unwrap_err();
+    assert!(err.contains("even sides"), "{err}");
 }

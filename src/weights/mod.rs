@@ -88,8 +88,16 @@ pub fn export(
         }
         (Model::Draem(m), ExportFormat::Onnx) => {
             let (calibration, options) = inspection_settings(run)?;
-            let onnx = onnx::draem(m, input, &options, calibration.as_ref(), anomaly_outputs)
-                .map_err(Error::Invalid)?;
+            let texture = run.texture().map(|t| t.stats());
+            let onnx = onnx::draem(
+                m,
+                texture,
+                input,
+                &options,
+                calibration.as_ref(),
+                anomaly_outputs,
+            )
+            .map_err(Error::Invalid)?;
             export_onnx(out, onnx)?
         }
         (Model::Draem(_), _) => {

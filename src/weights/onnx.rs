@@ -17,6 +17,7 @@ use crate::model::AnyAutoencoder;
 use crate::model::classifier::AnyClassifier;
 use crate::model::cost::explicit_padding;
 use crate::model::draem::{self, Draem};
+use crate::model::texture::TextureStats;
 use crate::model::walk::Walk;
 
 /// The subset of `onnx.proto` (IR version 8) an exporter writes.
@@ -195,6 +196,15 @@ fn float(name: &str, f: f32) -> AttributeProto {
     }
 }
 
+fn string(name: &str, s: &str) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        s: s.as_bytes().to_vec(),
+        r#type: 3,
+        ..Default::default()
+    }
+}
+
 fn value_info(name: &str, shape: &[usize]) -> ValueInfoProto {
     let mut dim = vec![Dimension {
         dim_value: None,
@@ -238,6 +248,30 @@ impl Graph {
         self.initializers.push(TensorProto {
             dims,
             data_type: FLOAT,
+            name: name.clone(),
+            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        });
+        name
+    }
+
+    /// A float initializer of any `dims` from `values`.
+    fn floats(&mut self, name: &str, dims: &[usize], values: &[f32]) -> String {
+        let name = format!("{name}_{}", self.initializers.len());
+        self.initializers.push(TensorProto {
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: FLOAT,
+            name: name.clone(),
+            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        });
+        name
+    }
+
+    /// A 1-D int64 initializer (a shape, axes, pads).
+    fn int64s(&mut self, name: &str, values: &[i64]) -> String {
+        let name = format!("{name}_{}", self.initializers.len());
+        self.initializers.push(TensorProto {
+            dims: vec![values.len() as i64],
+            data_type: INT64,
             name: name.clone(),
             raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
         });
@@ -505,7 +539,8 @@ fn reduce(g: &mut Graph, op: &str, x: String, axes: &[usize], keep: i64) -> Stri
 }
 
 /// A raw `map` (`[N, 1, H, W]`) smoothed as `options` say (edges reflected as cae's maps),
-/// and its `score` (`[N]`, max or mean); returns the two values' names.
+/// and its `score` (`[N]`, max, mean or the mean of the top k); returns the two values'
+/// names.
 fn smoothed_and_scored(
     g: &mut Graph,
     mut map: String,
@@ -553,7 +588,15 @@ fn smoothed_and_scored(
         ScoreKind::Max => reduce(g, "ReduceMax", map.clone(), &[1, 2, 3], 0),
         ScoreKind::Mean => reduce(g, "ReduceMean", map.clone(), &[1, 2, 3], 0),
         ScoreKind::TopK => {
-            return Err("--score top-k is not exported to ONNX; max and mean are".into());
+            let shape = g.int64s("shape", &[0, -1]);
+            let flat = g.apply("Reshape", vec![map.clone(), shape], vec![]);
+            let k = g.int64s("k", &[options.top_k.clamp(1, h * w) as i64]);
+            let top = g.apply("TopK", vec![flat, k], vec![int("axis", 1)]);
+            // TopK's second output, the indices, is not optional.
+            if let Some(node) = g.nodes.last_mut() {
+                node.output.push(format!("{top}_indices"));
+            }
+            reduce(g, "ReduceMean", top, &[1], 0)
         }
     };
     Ok((map, score))
@@ -590,19 +633,21 @@ pub fn autoencoder_inspector(
 
 /// The DRAEM inspector as an ONNX file for an image of `[C, H, W]` `image` (its networks are
 /// fully convolutional: the graph takes the image whole): the reconstruction (`output`), and
-/// with `outputs` the segmentation `map` (smoothed as `options` say) and `score`; the
-/// calibration in the metadata as [`autoencoder_inspector`] has it.
+/// with `outputs` the `map` of `options` (the segmentation network's, or the texture map of
+/// `texture`, smoothed as `options` say) and `score`; the calibration in the metadata as
+/// [`autoencoder_inspector`] has it.
 pub fn draem(
     model: &Draem,
+    texture: Option<&TextureStats>,
     image: [usize; 3],
     options: &MapOptions,
     calibration: Option<&Calibration>,
     outputs: bool,
 ) -> Result<Vec<u8>, String> {
-    if options.map != MapKind::Segmentation {
+    if options.map.from_reconstruction() {
         return Err(format!(
-            "the {} map of an inspector is not exported to ONNX; its segmentation map is \
-             (calibrate with --map segmentation)",
+            "the {} map of an inspector is not exported to ONNX; its segmentation and texture \
+             maps are (calibrate with --map texture or --map segmentation)",
             options.map.name()
         ));
     }
@@ -610,21 +655,199 @@ pub fn draem(
     let input = g.x.clone();
     let logits = draem_net(&mut g, &model.reconstructive, input.clone(), false);
     let reconstruction = g.apply("Sigmoid", vec![logits], vec![]);
-    let both = g.apply(
-        "Concat",
-        vec![input, reconstruction.clone()],
-        vec![int("axis", 1)],
-    );
-    let segmentation = draem_net(&mut g, &model.discriminative, both, true);
-    let map = g.apply("Sigmoid", vec![segmentation], vec![]);
-    g.x = reconstruction;
     let mut more = Vec::new();
     if outputs {
+        let map = match options.map {
+            MapKind::Texture => {
+                let stats = texture.ok_or(
+                    "the run has no texture statistics to export (trained before them, or with \
+                     --texture-memory 0)",
+                )?;
+                texture_map(&mut g, stats, input, image)?
+            }
+            _ => {
+                let both = g.apply(
+                    "Concat",
+                    vec![input, reconstruction.clone()],
+                    vec![int("axis", 1)],
+                );
+                let segmentation = draem_net(&mut g, &model.discriminative, both, true);
+                g.apply("Sigmoid", vec![segmentation], vec![])
+            }
+        };
         let (map, score) = smoothed_and_scored(&mut g, map, options, image)?;
         more.push((map, "map".to_string(), vec![1, image[1], image[2]]));
         more.push((score, "score".to_string(), vec![]));
     }
+    g.x = reconstruction;
     Ok(g.finish_with("draem", &image, more, calibration_metadata(calibration)?))
+}
+
+/// Memory rows a MatMul of the texture map's search: its `[N, Q, rows]` distances are what a
+/// runtime holds at once (128 MB for a 256² image), not `[N, Q, M]`.
+const SEARCH_ROWS: usize = 2048;
+
+/// The texture map of [`crate::model::texture`] (unsmoothed, `[N, 1, H, W]`) of `input`
+/// (`[N, C, H, W]`, sides even): the same features as ONNX nodes — box means as
+/// `AveragePool` with `count_include_pad` 0, the differences and filters as grouped `Conv`s —
+/// in the order they come here, the memory's columns permuted to match; the search as
+/// `MatMul`s over parts of the memory whose minima are merged by `Min`; `Resize` back.
+fn texture_map(
+    g: &mut Graph,
+    stats: &TextureStats,
+    input: String,
+    [c, h, w]: [usize; 3],
+) -> Result<String, String> {
+    use crate::model::texture::{EPS, FEATURES, FILTER_SIDE, FILTERS};
+    if c != stats.channels || h % 2 != 0 || w % 2 != 0 {
+        return Err(format!(
+            "the texture map is exported for images of {} channel(s) with even sides; these \
+             are {c}x{h}x{w}",
+            stats.channels
+        ));
+    }
+    let mean = g.floats("texture_mean", &[1, c, 1, 1], &stats.mean);
+    let spread = g.floats("texture_spread", &[1, c, 1, 1], &stats.spread);
+    let centred = g.apply("Sub", vec![input, mean], vec![]);
+    let x = g.apply("Div", vec![centred, spread], vec![]);
+    let grouped =
+        |g: &mut Graph, x: String, weight: String, kernel: [usize; 2], pads: [usize; 4]| {
+            let attrs = vec![
+                ints("kernel_shape", &kernel),
+                ints("pads", &pads),
+                int("group", c as i64),
+            ];
+            g.apply("Conv", vec![x, weight], attrs)
+        };
+    // The differences, 0 in the last column (row): the padded difference there is not.
+    let edge = |last_col: bool| -> Vec<f32> {
+        (0..h * w)
+            .map(|i| {
+                let last = if last_col {
+                    i % w == w - 1
+                } else {
+                    i / w == h - 1
+                };
+                if last { 0.0 } else { 1.0 }
+            })
+            .collect()
+    };
+    let dx_w = g.floats("texture_dx", &[c, 1, 1, 2], &[-1.0, 1.0].repeat(c));
+    let dx = grouped(g, x.clone(), dx_w, [1, 2], [0, 0, 0, 1]);
+    let dx_mask = g.floats("texture_dx_mask", &[1, 1, h, w], &edge(true));
+    let gx = g.apply("Mul", vec![dx, dx_mask], vec![]);
+    let dy_w = g.floats("texture_dy", &[c, 1, 2, 1], &[-1.0, 1.0].repeat(c));
+    let dy = grouped(g, x.clone(), dy_w, [2, 1], [0, 0, 1, 0]);
+    let dy_mask = g.floats("texture_dy_mask", &[1, 1, h, w], &edge(false));
+    let gy = g.apply("Mul", vec![dy, dy_mask], vec![]);
+    let f = FILTER_SIDE;
+    let filters = g.floats(
+        "texture_filters",
+        &[c * FILTERS, 1, f, f],
+        &stats.filters.repeat(c),
+    );
+    let r = f / 2;
+    let responses = grouped(g, x.clone(), filters, [f, f], [r, r, r, r]);
+    let square = |g: &mut Graph, v: &String| g.apply("Mul", vec![v.clone(), v.clone()], vec![]);
+    let squares = [
+        square(g, &x),
+        square(g, &gx),
+        square(g, &gy),
+        square(g, &responses),
+    ];
+    let (eps, half) = (
+        g.floats("texture_eps", &[], &[EPS]),
+        g.floats("half", &[], &[0.5]),
+    );
+    let half_log = |g: &mut Graph, v: String| {
+        let shifted = g.apply("Add", vec![v, eps.clone()], vec![]);
+        let log = g.apply("Log", vec![shifted], vec![]);
+        g.apply("Mul", vec![log, half.clone()], vec![])
+    };
+    let scales = stats.config.scales.len();
+    let mut parts = Vec::new();
+    // Each part's features, as cae numbers them: (c·|scales| + s)·12 + f.
+    let mut order = Vec::new();
+    for (s, &k) in stats.config.scales.iter().enumerate() {
+        let pool = |g: &mut Graph, v: String| {
+            let attrs = vec![
+                ints("kernel_shape", &[k, k]),
+                ints("strides", &[1, 1]),
+                ints("pads", &[k / 2; 4]),
+                int("count_include_pad", 0),
+            ];
+            g.apply("AveragePool", vec![v], attrs)
+        };
+        let m = pool(g, x.clone());
+        let m2 = square(g, &m);
+        let xx = pool(g, squares[0].clone());
+        let variance = g.apply("Sub", vec![xx, m2], vec![]);
+        let variance = g.apply("Relu", vec![variance], vec![]);
+        let spread = half_log(g, variance);
+        parts.push(m);
+        order.extend((0..c).map(|ch| (ch * scales + s) * FEATURES));
+        parts.push(spread);
+        order.extend((0..c).map(|ch| (ch * scales + s) * FEATURES + 1));
+        for (q, sq) in squares[1..].iter().enumerate() {
+            let pooled = pool(g, sq.clone());
+            parts.push(half_log(g, pooled));
+            if q < 2 {
+                order.extend((0..c).map(|ch| (ch * scales + s) * FEATURES + 2 + q));
+            } else {
+                // The responses' channel `ch·8 + i`: filter i of channel ch.
+                order.extend(
+                    (0..c * FILTERS)
+                        .map(|j| (j / FILTERS * scales + s) * FEATURES + 4 + j % FILTERS),
+                );
+            }
+        }
+    }
+    let d = stats.dim();
+    debug_assert_eq!(order.len(), d);
+    let features = g.apply("Concat", parts, vec![int("axis", 1)]);
+    let attrs = vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])];
+    let halved = g.apply("AveragePool", vec![features], attrs);
+    let (hh, wh) = (h / 2, w / 2);
+    let shape = g.int64s("shape", &[0, d as i64, -1]);
+    let flat = g.apply("Reshape", vec![halved, shape], vec![]);
+    let queries = g.apply("Transpose", vec![flat], vec![ints("perm", &[0, 2, 1])]);
+    let own = reduce(g, "ReduceSumSquare", queries.clone(), &[2], 0);
+    let rows: Vec<&[f32]> = stats.memory.chunks(d).collect();
+    let mut minima = Vec::new();
+    for block in rows.chunks(SEARCH_ROWS) {
+        // −2·mᵀ in the graph's feature order, and |m|².
+        let mut weight = vec![0f32; d * block.len()];
+        for (j, row) in block.iter().enumerate() {
+            for (i, &feature) in order.iter().enumerate() {
+                weight[i * block.len() + j] = -2.0 * row[feature];
+            }
+        }
+        let norms: Vec<f32> = block
+            .iter()
+            .map(|r| r.iter().map(|v| v * v).sum())
+            .collect();
+        let weight = g.floats("texture_memory", &[d, block.len()], &weight);
+        let norms = g.floats("texture_norms", &[block.len()], &norms);
+        let dots = g.apply("MatMul", vec![queries.clone(), weight], vec![]);
+        let d2 = g.apply("Add", vec![dots, norms], vec![]);
+        minima.push(reduce(g, "ReduceMin", d2, &[2], 0));
+    }
+    let least = if minima.len() == 1 {
+        minima.remove(0)
+    } else {
+        g.apply("Min", minima, vec![])
+    };
+    let d2 = g.apply("Add", vec![least, own], vec![]);
+    let d2 = g.apply("Relu", vec![d2], vec![]);
+    let distance = g.apply("Sqrt", vec![d2], vec![]);
+    let shape = g.int64s("shape", &[0, 1, hh as i64, wh as i64]);
+    let half = g.apply("Reshape", vec![distance, shape], vec![]);
+    let scales = g.floats("texture_scales", &[4], &[1.0, 1.0, 2.0, 2.0]);
+    let attrs = vec![
+        string("mode", "linear"),
+        string("coordinate_transformation_mode", "half_pixel"),
+    ];
+    Ok(g.apply("Resize", vec![half, String::new(), scales], attrs))
 }
 
 /// One of the inspector's networks from `x` (see [`crate::model::draem`]): the padding of
