@@ -137,45 +137,46 @@ impl DefectsBenchmark {
                         (ReconstructionLoss::Ssim, MapKind::Ssim, Some(patches))
                     }
                     BenchModel::Draem => {
-                        let row = self.inspector(*kind, dir, &device, options)?;
-                        on_row(&row);
-                        rows.push(row);
+                        for row in self.inspector(*kind, dir, &device, options)? {
+                            on_row(&row);
+                            rows.push(row);
+                        }
                         continue;
                     }
                 };
-                let row = self.one(*kind, dir, variant, &device, options)?;
-                on_row(&row);
-                rows.push(row);
+                for row in self.one(*kind, dir, variant, &device, options)? {
+                    on_row(&row);
+                    rows.push(row);
+                }
             }
         }
         Ok(rows)
     }
 
     /// The inspector with its defaults on one category: crops of 128 pixels (or the images'
-    /// side, a multiple of 8), `inspector_epochs` epochs.
+    /// side, a multiple of 8), `inspector_epochs` epochs; a row for its texture map (its
+    /// default) and one for its segmentation network's.
     fn inspector(
         &self,
         kind: Kind,
         dir: &Path,
         device: &burn::tensor::Device,
         options: FitOptions<'_>,
-    ) -> Result<BenchRow, Error> {
+    ) -> Result<Vec<BenchRow>, Error> {
         let mut config =
             DraemTrainingConfig::new(DataConfig::Folder(FolderConfig::new(dir.to_path_buf())));
         config.crop = DEFAULT_CROP.min(self.sizes.side / 8 * 8);
         config.training.epochs = self.inspector_epochs;
         config.training.seed = self.seed;
         let path = self.out.join("runs").join(format!("{}-draem", kind.name()));
-        self.measure(
-            kind,
-            dir,
-            "DRAEM".into(),
-            path,
-            &config,
-            MapKind::Segmentation,
-            device,
-            options,
-        )
+        let maps = [
+            ("inspector, texture map (default)".into(), MapKind::Texture),
+            (
+                "inspector, DRAEM segmentation map".into(),
+                MapKind::Segmentation,
+            ),
+        ];
+        self.measure(kind, dir, path, &config, &maps, device, options)
     }
 
     fn one(
@@ -185,7 +186,7 @@ impl DefectsBenchmark {
         (loss, map, patches): (ReconstructionLoss, MapKind, Option<Patches>),
         device: &burn::tensor::Device,
         options: FitOptions<'_>,
-    ) -> Result<BenchRow, Error> {
+    ) -> Result<Vec<BenchRow>, Error> {
         let config = AutoencoderTrainingConfig {
             model: AutoencoderModelConfig::Conv(
                 ConvAutoencoderConfig::new().with_latent(self.latent),
@@ -214,44 +215,44 @@ impl DefectsBenchmark {
                 MapOptions::default().stride_for(p.size)
             ),
         };
-        self.measure(kind, dir, name, path, &config, map, device, options)
+        self.measure(kind, dir, path, &config, &[(name, map)], device, options)
     }
 
-    /// Train `config` into `path`, inspect the category with `map`, and time both.
+    /// Train `config` into `path`, inspect the category with each of `maps` (a row's name and
+    /// its map, with the map's defaults), and time both.
     #[allow(clippy::too_many_arguments)]
     fn measure<E: Trainable>(
         &self,
         kind: Kind,
         dir: &Path,
-        model: String,
         path: PathBuf,
         config: &E,
-        map: MapKind,
+        maps: &[(String, MapKind)],
         device: &burn::tensor::Device,
         options: FitOptions<'_>,
-    ) -> Result<BenchRow, Error> {
+    ) -> Result<Vec<BenchRow>, Error> {
         reset_peak_memory();
         let start = std::time::Instant::now();
         let data = self.data_dir();
         let run = Run::train(config, &data, &path, RunMode::Overwrite, device, options)?;
         let training_seconds = start.elapsed().as_secs_f64();
-        let start = std::time::Instant::now();
-        let options = MapOptions {
-            map,
-            ..MapOptions::default()
-        };
-        let m = inspect(&run, dir, options, |_| Ok::<_, Error>(()))?.metrics;
-        let scoring_seconds = start.elapsed().as_secs_f64();
-        Ok(BenchRow {
-            category: kind.name(),
-            model,
-            image_roc_auc: m.image_roc_auc,
-            pixel_roc_auc: m.pixel_roc_auc,
-            pro_auc: m.pro_auc,
-            training_seconds,
-            scoring_seconds,
-            peak_mb: peak_memory_mb(),
-        })
+        maps.iter()
+            .map(|(model, map)| {
+                let start = std::time::Instant::now();
+                let m =
+                    inspect(&run, dir, MapOptions::for_map(*map), |_| Ok::<_, Error>(()))?.metrics;
+                Ok(BenchRow {
+                    category: kind.name(),
+                    model: model.clone(),
+                    image_roc_auc: m.image_roc_auc,
+                    pixel_roc_auc: m.pixel_roc_auc,
+                    pro_auc: m.pro_auc,
+                    training_seconds,
+                    scoring_seconds: start.elapsed().as_secs_f64(),
+                    peak_mb: peak_memory_mb(),
+                })
+            })
+            .collect()
     }
 }
 
