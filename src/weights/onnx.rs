@@ -514,7 +514,7 @@ pub fn autoencoder(
 
 /// The anomaly outputs an autoencoder's ONNX file can add beside its reconstruction: `map`
 /// (`[N, 1, H, W]`, the squared error averaged over the channels, smoothed as `options` say,
-/// edges reflected as cae's maps) and `score` (`[N]`, its max or mean). From the graph so far,
+/// edges reflected as cae's maps) and `score` (`[N]`, as `options` say). From the graph so far,
 /// whose value is the reconstruction of `input`; returns the two values' names.
 fn anomaly_outputs(
     g: &mut Graph,
