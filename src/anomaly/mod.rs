@@ -4,7 +4,7 @@
 //! | module | what |
 //! | --- | --- |
 //! | [`one_class`] | an image's score (its reconstruction error), a threshold from the training images, the one-class benchmark |
-//! | [`maps`] | per-pixel maps (squared error, `1 − SSIM`), smoothing, an image's score from its map |
+//! | [`maps`] | per-pixel maps (squared error, `1 − SSIM`; the inspector's segmentation and texture maps, [`crate::model::texture`]), smoothing, an image's score from its map |
 //! | [`tiles`] | images larger than the model, scored in tiles and stitched back |
 //! | [`metrics`] | image and pixel ROC-AUC, PRO and the F1 threshold per defect kind, counted as maps come |
 //! | [`category`] | inspection: a category's test images scored a few at a time and measured against their masks |

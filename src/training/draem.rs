@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, sigmoid};
+use npyz::WriterBuilder;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,6 @@ use crate::loss::{l2, ssim};
 use crate::model::draem::{Draem, DraemConfig};
 use crate::model::texture::{TextureConfig, TextureStats};
 use crate::run::{RunDir, RunError};
-use npyz::WriterBuilder;
 
 /// The texture statistics of a run ([`TextureStats`]): the memory of descriptors as
 /// `float32 [M, D]` `.npy`, the rest as JSON.

@@ -557,23 +557,9 @@ fn smoothed_and_scored(
             ));
         }
         let taps = crate::loss::gaussian_taps(options.smooth, radius);
-        let pads = format!("pads_{}", g.initializers.len());
         let r = radius as i64;
-        g.initializers.push(TensorProto {
-            dims: vec![8],
-            data_type: INT64,
-            name: pads.clone(),
-            raw_data: [0, 0, r, r, 0, 0, r, r]
-                .iter()
-                .flat_map(|v: &i64| v.to_le_bytes())
-                .collect(),
-        });
-        let mode = AttributeProto {
-            name: "mode".into(),
-            s: b"reflect".to_vec(),
-            r#type: 3,
-            ..Default::default()
-        };
+        let pads = g.int64s("pads", &[0, 0, r, r, 0, 0, r, r]);
+        let mode = string("mode", "reflect");
         let padded = g.apply("Pad", vec![map, pads], vec![mode]);
         let k = taps.len();
         let rows = g.constant("smooth_rows", &[1, 1, k, 1], taps.clone());
