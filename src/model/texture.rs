@@ -71,7 +71,7 @@ impl TextureConfig {
     pub fn check(&self) -> Result<(), String> {
         if self.scales.is_empty() || self.scales.iter().any(|&k| k == 0 || k % 2 == 0) {
             return Err(format!(
-                "--texture-scales {:?}: odd window sides, at least one",
+                "texture window sides {:?}: odd, at least one",
                 self.scales
             ));
         }

@@ -278,13 +278,6 @@ impl Graph {
         name
     }
 
-    /// A constant initializer of `dims` from `values`.
-    fn constant(&mut self, name: &str, dims: &[usize], values: Vec<f32>) -> String {
-        let t = Tensor::<1>::from_floats(values.as_slice(), &burn::tensor::Device::flex());
-        let t: Tensor<4> = t.reshape([dims[0], dims[1], dims[2], dims[3]]);
-        self.weight(name, t)
-    }
-
     /// A node of `op` on named `inputs`; returns its output's name.
     fn apply(&mut self, op: &str, inputs: Vec<String>, attribute: Vec<AttributeProto>) -> String {
         self.count += 1;
@@ -562,8 +555,8 @@ fn smoothed_and_scored(
         let mode = string("mode", "reflect");
         let padded = g.apply("Pad", vec![map, pads], vec![mode]);
         let k = taps.len();
-        let rows = g.constant("smooth_rows", &[1, 1, k, 1], taps.clone());
-        let cols = g.constant("smooth_cols", &[1, 1, 1, k], taps);
+        let rows = g.floats("smooth_rows", &[1, 1, k, 1], &taps);
+        let cols = g.floats("smooth_cols", &[1, 1, 1, k], &taps);
         let conv = |g: &mut Graph, x: String, weight: String, kernel: [usize; 2]| {
             g.apply("Conv", vec![x, weight], vec![ints("kernel_shape", &kernel)])
         };
