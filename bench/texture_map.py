@@ -13,6 +13,12 @@ nearest one in the memory (upsampled, smoothed by a Gaussian of sigma 4; the ima
 maximum, as cae scores its maps).
 
   bench/.venv/bin/python bench/texture_map.py --category DIR [--seed 0] [--scales 5,11,21] [--memory 40000] [--sweep] [--lines] [--threads 2]
+      [--uniform avg|min2 --line-length 15 --line-angles 24 --line-weight 3] [--scratch-noise S]
+
+--uniform adds the line uniformity that cae keeps (docs/BENCHMARKS.md §25): the log of the least
+variance along straight lines through the pixel, halved by the 2x2 blocks' mean (avg) or least
+(min2, cae's). --scratch-noise adds Gaussian noise of that deviation to the test images' scratch
+pixels (a scratch that is not one grey).
 
 Prints image and pixel ROC-AUC, per defect kind too (image, pixel), as JSON lines; --sweep
 adds the image scores of other smoothings, of the mean of the 200 largest values, and of
@@ -52,8 +58,9 @@ def load(root):
     return train, tests
 
 
-def descriptors(x, mean, spread, filters, scales, lines):
-    """[N, 1, H, W] -> [N, D, H/2, W/2]; `lines`: {k: line_kernels(k)}, empty for none."""
+def descriptors(x, mean, spread, filters, scales, lines, uniform=None):
+    """[N, 1, H, W] -> [N, D, H/2, W/2]; `lines`: {k: line_kernels(k)}, empty for none;
+    `uniform`: (mode, kernels, weight) or None."""
     x = (x - mean) / spread
     gx = F.pad(x[..., :, 1:] - x[..., :, :-1], (0, 1, 0, 0))
     gy = F.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 0, 1))
@@ -70,7 +77,28 @@ def descriptors(x, mean, spread, filters, scales, lines):
         spread = (box(x * x, k) - m * m).clamp_min(0).sqrt()
         strongest = (F.conv2d(x, kernels, padding=k // 2) - m).abs().amax(1, keepdim=True)
         parts += [torch.log(strongest / (spread + 0.05) + 1e-3)]
-    return F.avg_pool2d(torch.cat(parts, 1), 2)
+    halved = F.avg_pool2d(torch.cat(parts, 1), 2)
+    if uniform is None:
+        return halved
+    mode, kernels, weight = uniform
+    r = kernels.shape[-1] // 2
+    m, q = F.conv2d(x, kernels, padding=r), F.conv2d(x * x, kernels, padding=r)
+    u = weight * 0.5 * torch.log((q - m * m).clamp_min(0).amin(1, keepdim=True) + 1e-3)
+    u = -F.max_pool2d(-u, 2) if mode == "min2" else F.avg_pool2d(u, 2)
+    return torch.cat([halved, u], 1)
+
+
+def uniform_kernels(length, angles):
+    """[angles, 1, length, length]: the mean over the pixels nearest to a straight line of
+    `length` through the centre (each once), as cae's `line_taps`."""
+    h = length // 2
+    out = torch.zeros(angles, 1, length, length)
+    for a in range(angles):
+        t = math.pi * a / angles
+        for s in range(-h, h + 1):
+            out[a, 0, h + round(s * math.sin(t)), h + round(s * math.cos(t))] = 1.0
+        out[a] /= out[a].sum()
+    return out
 
 
 def line_kernels(k, angles=12):
@@ -101,9 +129,10 @@ def gaussian_smooth(m, sigma=4.0):
 
 
 class TextureMap:
-    def __init__(self, train, seed=0, memory=MEMORY, scales=(5, 11, 21), lines=False):
+    def __init__(self, train, seed=0, memory=MEMORY, scales=(5, 11, 21), lines=False, uniform=None):
         g = torch.Generator().manual_seed(seed)
         self.scales = scales
+        self.uniform = uniform
         self.lines = {k: line_kernels(k) for k in (15, 31)} if lines else {}
         self.mean, self.spread = train.mean(), train.std()
         self.filters = torch.randn(8, 1, 5, 5, generator=g) / 5.0
@@ -112,7 +141,7 @@ class TextureMap:
         self.memory = flat[torch.randperm(flat.shape[0], generator=g)[:memory]]
 
     def describe(self, x):
-        return descriptors(x, self.mean, self.spread, self.filters, self.scales, self.lines)
+        return descriptors(x, self.mean, self.spread, self.filters, self.scales, self.lines, self.uniform)
 
     def distances(self, image):
         """[1, 1, H, W] -> [H, W] distances to the memory, upsampled."""
@@ -153,14 +182,27 @@ def main():
     p.add_argument("--sweep", action="store_true",
                    help="also the image scores of sigma 0, 2, 4 and the maximum or the top 200's mean")
     p.add_argument("--lines", action="store_true", help="add straight-line statistics")
+    p.add_argument("--uniform", choices=["avg", "min2"], help="add the line uniformity, halved so")
+    p.add_argument("--line-length", type=int, default=15)
+    p.add_argument("--line-angles", type=int, default=24)
+    p.add_argument("--line-weight", type=float, default=3.0)
+    p.add_argument("--scratch-noise", type=float, default=0.0,
+                   help="Gaussian noise of this deviation on the test scratches' pixels")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     train, tests = load(a.category)
+    if a.scratch_noise:
+        g = torch.Generator().manual_seed(7)
+        tests = [(k, n, (x + a.scratch_noise * torch.randn(x.shape, generator=g) * torch.from_numpy(m)).clamp(0, 1)
+                  if k == "scratch" else x, m) for k, n, x, m in tests]
+    uniform = None
+    if a.uniform:
+        uniform = (a.uniform, uniform_kernels(a.line_length, a.line_angles), a.line_weight)
     category = os.path.basename(os.path.normpath(a.category))
     with torch.no_grad():
         start = time.perf_counter()
         scales = tuple(int(k) for k in a.scales.split(","))
-        texture = TextureMap(train, a.seed, a.memory, scales, a.lines)
+        texture = TextureMap(train, a.seed, a.memory, scales, a.lines, uniform)
         fitted = time.perf_counter()
         raw = [texture.distances(t[2]) for t in tests]
         smooth = lambda m, sigma: gaussian_smooth(torch.from_numpy(m)[None, None], sigma)[0, 0].numpy()

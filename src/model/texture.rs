@@ -18,8 +18,16 @@
 //!
 //! Logarithms, because a flat hole has almost no energy and the log puts it far from every
 //! textured neighbourhood. `ε` = 10⁻³; `gx` is `x[r, c+1] − x[r, c]`, 0 in the last column
-//! (`gy` likewise); the filters' responses are zero-padded. That is `D = C·|scales|·12`
-//! features, averaged over 2×2 blocks (half resolution, `[D, H/2, W/2]`, sides rounded down).
+//! (`gy` likewise); the filters' responses are zero-padded. Those `|scales|·12` features a
+//! channel are averaged over 2×2 blocks (half resolution, `[D, H/2, W/2]`, sides rounded down).
+//!
+//! With `lines` (the default) each channel has one more: how uniform the pixel's straightest
+//! line is, `LINE_WEIGHT·½·ln(minₐ varₐ + ε)`, where `varₐ` is the variance of the pixels
+//! nearest to a straight line of [`LINE_LENGTH`] through it in direction `a` (one of
+//! [`LINE_ANGLES`] over 180°; zero-padded), taken as the least over each 2×2 block, not the
+//! mean, so that a one-pixel line survives the halving. A scratch or a groove is a long line
+//! more uniform along its length than the texture ever is; box statistics average it away
+//! (docs/BENCHMARKS.md §25). That is `D = C·(|scales|·12 + 1)`.
 //!
 //! [`TextureConfig::fit`] keeps `memory` of the good images' descriptors, drawn at random;
 //! a pixel's map value ([`TextureMap::maps`]) is its descriptor's Euclidean distance to the
@@ -47,6 +55,11 @@ pub const FEATURES: usize = 4 + FILTERS;
 pub const EPS: f32 = 1e-3;
 /// The largest memory: its search costs `2·D·memory` operations a half-resolution pixel.
 pub const MAX_MEMORY: usize = 1 << 20;
+/// The line uniformity's lines: their length in pixels, their directions over 180°, and the
+/// feature's weight against the others (chosen on generated categories, docs/BENCHMARKS.md §25).
+pub const LINE_LENGTH: usize = 15;
+pub const LINE_ANGLES: usize = 24;
+pub const LINE_WEIGHT: f32 = 3.0;
 
 /// How the texture statistics are fitted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +68,9 @@ pub struct TextureConfig {
     pub scales: Vec<usize>,
     /// Descriptors kept of the good images.
     pub memory: usize,
+    /// Whether each channel has the line uniformity feature (runs fitted before it have not).
+    #[serde(default)]
+    pub lines: bool,
 }
 
 impl Default for TextureConfig {
@@ -62,8 +78,35 @@ impl Default for TextureConfig {
         Self {
             scales: DEFAULT_SCALES.to_vec(),
             memory: DEFAULT_MEMORY,
+            lines: true,
         }
     }
+}
+
+impl TextureConfig {
+    /// Features a channel: `|scales|·12`, and the line uniformity.
+    pub fn per_channel(&self) -> usize {
+        self.scales.len() * FEATURES + usize::from(self.lines)
+    }
+}
+
+/// The taps of a straight line of [`LINE_LENGTH`] through the centre in direction `a` of
+/// [`LINE_ANGLES`]: `(dy, dx)`, the pixels nearest to it, each once (a diagonal passes nearest
+/// to fewer).
+pub fn line_taps(a: usize) -> Vec<(isize, isize)> {
+    let angle = std::f64::consts::PI * a as f64 / LINE_ANGLES as f64;
+    let half = (LINE_LENGTH / 2) as isize;
+    let mut taps: Vec<(isize, isize)> = (-half..=half)
+        .map(|s| {
+            let s = s as f64;
+            (
+                (s * angle.sin()).round() as isize,
+                (s * angle.cos()).round() as isize,
+            )
+        })
+        .collect();
+    taps.dedup();
+    taps
 }
 
 impl TextureConfig {
@@ -182,9 +225,9 @@ pub struct TextureStats {
 }
 
 impl TextureStats {
-    /// Features a pixel: `C·|scales|·12`.
+    /// Features a pixel: `C·(|scales|·12 + 1)` with lines, `C·|scales|·12` without.
     pub fn dim(&self) -> usize {
-        self.channels * self.config.scales.len() * FEATURES
+        self.channels * self.config.per_channel()
     }
 
     /// Why these statistics are not whole (as read from files), if they are not.
@@ -216,7 +259,8 @@ impl TextureStats {
     ///
     /// # Shapes
     /// - image: `[C, H, W]`
-    /// - output: `[C·|scales|·12, ⌊H/2⌋, ⌊W/2⌋]`, feature `(c·|scales| + s)·12 + f`
+    /// - output: `[D, ⌊H/2⌋, ⌊W/2⌋]`, feature `c·P + s·12 + f`, the line uniformity
+    ///   `c·P + |scales|·12` (`P` = [`TextureConfig::per_channel`])
     pub fn descriptors(&self, image: &[f32], shape: ImageShape) -> Vec<f32> {
         let (h, w) = (shape.height, shape.width);
         let plane = h * w;
@@ -244,7 +288,19 @@ impl TextureStats {
             }
             let mut squares = vec![square(&x), square(&gx), square(&gy)];
             for f in self.filters.chunks(FILTER_SIDE * FILTER_SIDE) {
-                squares.push(square(&correlate(&x, h, w, f)));
+                let r = (FILTER_SIDE / 2) as isize;
+                let taps: Vec<(isize, isize, f32)> = f
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &k)| {
+                        (
+                            (i / FILTER_SIDE) as isize - r,
+                            (i % FILTER_SIDE) as isize - r,
+                            k,
+                        )
+                    })
+                    .collect();
+                squares.push(square(&correlate(&x, h, w, &taps)));
             }
             for &k in &self.config.scales {
                 let mean = box_mean(&x, h, w, k);
@@ -266,27 +322,46 @@ impl TextureStats {
                     halve(&energy(sq), h, w, &mut out);
                 }
             }
+            if self.config.lines {
+                least_of_blocks(&line_uniformity(&x, &squares[0], h, w), h, w, &mut out);
+            }
         }
         out
     }
 }
 
-/// `x` (`[H, W]`) cross-correlated with a 5×5 `kernel`, zero-padded to keep its size.
-fn correlate(x: &[f32], h: usize, w: usize, kernel: &[f32]) -> Vec<f32> {
-    let r = FILTER_SIDE / 2;
+/// `LINE_WEIGHT·½·ln(minₐ varₐ + ε)` of `x` (`[H, W]`, `xx` its squares): the variance along
+/// the most uniform of the [`LINE_ANGLES`] lines through each pixel.
+fn line_uniformity(x: &[f32], xx: &[f32], h: usize, w: usize) -> Vec<f32> {
+    let mut least = vec![f32::INFINITY; h * w];
+    for a in 0..LINE_ANGLES {
+        let line = line_taps(a);
+        let k = 1.0 / line.len() as f32;
+        let taps: Vec<(isize, isize, f32)> = line.iter().map(|&(dy, dx)| (dy, dx, k)).collect();
+        let (m, q) = (correlate(x, h, w, &taps), correlate(xx, h, w, &taps));
+        for ((l, m), q) in least.iter_mut().zip(&m).zip(&q) {
+            *l = l.min((q - m * m).max(0.0));
+        }
+    }
+    least
+        .iter()
+        .map(|v| LINE_WEIGHT * 0.5 * (v + EPS).ln())
+        .collect()
+}
+
+/// `x` (`[H, W]`) cross-correlated with `taps` (`(dy, dx, weight)`: `out[y, x] = Σ weight ·
+/// x[y + dy, x + dx]`), zero-padded to keep its size.
+fn correlate(x: &[f32], h: usize, w: usize, taps: &[(isize, isize, f32)]) -> Vec<f32> {
     let mut out = vec![0f32; h * w];
-    for (ky, row) in kernel.chunks(FILTER_SIDE).enumerate() {
-        for (kx, &k) in row.iter().enumerate() {
-            // The output rows and columns whose tap (ky, kx) falls inside the image.
-            let (dy, dx) = (ky as isize - r as isize, kx as isize - r as isize);
-            let rows = (0.max(-dy) as usize)..(h as isize - 0.max(dy)).max(0) as usize;
-            let cols = (0.max(-dx) as usize)..(w as isize - 0.max(dx)).max(0) as usize;
-            for y in rows {
-                let src = ((y as isize + dy) as usize) * w;
-                let o = &mut out[y * w..][..w];
-                for col in cols.clone() {
-                    o[col] += k * x[src + (col as isize + dx) as usize];
-                }
+    for &(dy, dx, k) in taps {
+        // The output rows and columns whose tap falls inside the image.
+        let rows = (0.max(-dy) as usize)..(h as isize - 0.max(dy)).max(0) as usize;
+        let cols = (0.max(-dx) as usize)..(w as isize - 0.max(dx)).max(0) as usize;
+        for y in rows {
+            let src = ((y as isize + dy) as usize) * w;
+            let o = &mut out[y * w..][..w];
+            for col in cols.clone() {
+                o[col] += k * x[src + (col as isize + dx) as usize];
             }
         }
     }
@@ -335,6 +410,15 @@ fn halve(x: &[f32], h: usize, w: usize, out: &mut Vec<f32>) {
     for y in 0..h / 2 {
         let (a, b) = (&x[2 * y * w..][..w], &x[(2 * y + 1) * w..][..w]);
         out.extend((0..w / 2).map(|c| 0.25 * (a[2 * c] + a[2 * c + 1] + b[2 * c] + b[2 * c + 1])));
+    }
+}
+
+/// `x` (`[H, W]`): the least of each 2×2 block (a last odd row or column dropped), appended
+/// to `out`.
+fn least_of_blocks(x: &[f32], h: usize, w: usize, out: &mut Vec<f32>) {
+    for y in 0..h / 2 {
+        let (a, b) = (&x[2 * y * w..][..w], &x[(2 * y + 1) * w..][..w]);
+        out.extend((0..w / 2).map(|c| a[2 * c].min(a[2 * c + 1]).min(b[2 * c]).min(b[2 * c + 1])));
     }
 }
 
@@ -456,15 +540,51 @@ mod tests {
         assert_eq!(&up[..8], &[0.0, 0.25, 0.75, 1.0, 0.5, 0.75, 1.25, 1.5]);
     }
 
-    /// A 5×5 kernel with one tap at its centre-right (row 2, column 3) shifts the image left
-    /// by one, zero at the right edge.
+    /// One tap to the right (dx 1) shifts the image left by one, zero at the right edge.
     #[test]
     fn correlation_shifts_by_the_taps_offset() {
         let x: Vec<f32> = (0..12).map(|v| v as f32).collect();
-        let mut k = vec![0f32; 25];
-        k[2 * 5 + 3] = 1.0;
-        let y = correlate(&x, 3, 4, &k);
+        let y = correlate(&x, 3, 4, &[(0, 1, 1.0)]);
         assert_eq!(&y[..4], &[1.0, 2.0, 3.0, 0.0]);
+    }
+
+    /// Direction 0 is the row through the centre, 15 pixels; direction 6 (45°) passes nearest
+    /// to the diagonal's pixels at s·0.707 rounded: s = 1, 2 both (1, 1), so 11 of them.
+    #[test]
+    fn line_taps_follow_the_direction() {
+        let row = line_taps(0);
+        assert_eq!(row.len(), LINE_LENGTH);
+        assert!(row.iter().all(|&(dy, _)| dy == 0));
+        assert_eq!(row[0], (0, -7));
+        let diagonal = line_taps(LINE_ANGLES / 4);
+        assert_eq!(diagonal.len(), 11);
+        assert!(diagonal.iter().all(|&(dy, dx)| dy == dx));
+        assert_eq!(
+            line_taps(LINE_ANGLES / 2).iter().map(|t| t.1).max(),
+            Some(0)
+        );
+    }
+
+    /// A constant line through noise: its pixels' least line variance is 0 (the feature
+    /// `3·½·ln ε` = −10.36), a noisy pixel's is far from it.
+    #[test]
+    fn a_uniform_line_is_the_most_uniform_thing() {
+        let side = 32;
+        let mut x = texture(side, 5);
+        for c in 0..side {
+            x[16 * side + c] = 0.9;
+        }
+        let xx: Vec<f32> = x.iter().map(|v| v * v).collect();
+        let u = line_uniformity(&x, &xx, side, side);
+        let floor = LINE_WEIGHT * 0.5 * EPS.ln();
+        assert!(
+            (u[16 * side + 16] - floor).abs() < 1e-4,
+            "{}",
+            u[16 * side + 16]
+        );
+        // Uniform in (0.3, 0.7): variance 0.4²/12 = 0.0133; the least of 24 lines' is still
+        // above 0.005 (`3·½·ln(0.006)` = −7.67, 2.7 above the floor).
+        assert!(u[5 * side + 16] > floor + 2.0, "{}", u[5 * side + 16]);
     }
 
     fn texture(side: usize, seed: u64) -> Vec<f32> {
@@ -472,6 +592,39 @@ mod tests {
         (0..side * side)
             .map(|_| rand::Rng::random_range(&mut rng, 0.3f32..0.7))
             .collect()
+    }
+
+    /// A one-pixel line of the texture's own mean grey through new noise: with the line
+    /// uniformity its pixels stand out from the rest of the map, without it they do not (the
+    /// ratio of the line's mean value to the mean away from it: 2.16 with, 0.99 without,
+    /// measured with this test's message).
+    #[test]
+    fn the_line_uniformity_finds_a_scratch_that_box_statistics_miss() {
+        let side = 48;
+        let shape = ImageShape::new(1, side, side);
+        let good: Vec<f32> = (0..8).flat_map(|s| texture(side, s)).collect();
+        let mut test = texture(side, 77);
+        for c in 8..40 {
+            test[24 * side + c] = 0.5;
+        }
+        let ratio = |lines: bool| {
+            let config = TextureConfig {
+                memory: 2_000,
+                lines,
+                ..TextureConfig::default()
+            };
+            let map = TextureMap::new(config.fit(&good, shape, 1).unwrap()).unwrap();
+            let m = &map.maps(&test, shape)[0];
+            let line = (12..36).map(|c| m[24 * side + c]).sum::<f32>() / 24.0;
+            let away: Vec<f32> = (0..side * side)
+                .filter(|i| (i / side).abs_diff(24) > 6)
+                .map(|i| m[i])
+                .collect();
+            line / (away.iter().sum::<f32>() / away.len() as f32)
+        };
+        let (with, without) = (ratio(true), ratio(false));
+        let both = format!("line / elsewhere: {with} with the line uniformity, {without} without");
+        assert!(with > 1.5 && without < 1.2, "{both}");
     }
 
     /// The same images and seed give the same statistics; a good image's own pixels lie near
@@ -488,7 +641,7 @@ mod tests {
         assert_eq!(stats, config.fit(&good, shape, 3).unwrap());
         assert_ne!(stats, config.fit(&good, shape, 4).unwrap());
         assert_eq!(stats.kept, 1_000);
-        assert_eq!(stats.dim(), 36);
+        assert_eq!(stats.dim(), 37);
         let mut test = texture(32, 99);
         for y in 12..20 {
             for x in 12..20 {

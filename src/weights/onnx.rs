@@ -677,7 +677,9 @@ fn texture_map(
     input: String,
     [c, h, w]: [usize; 3],
 ) -> Result<String, String> {
-    use crate::model::texture::{EPS, FEATURES, FILTER_SIDE, FILTERS};
+    use crate::model::texture::{
+        EPS, FEATURES, FILTER_SIDE, FILTERS, LINE_ANGLES, LINE_LENGTH, LINE_WEIGHT, line_taps,
+    };
     if c != stats.channels || h % 2 != 0 || w % 2 != 0 {
         return Err(format!(
             "the texture map is exported for images of {} channel(s) with even sides; these \
@@ -743,9 +745,9 @@ fn texture_map(
         let log = g.apply("Log", vec![shifted], vec![]);
         g.apply("Mul", vec![log, half.clone()], vec![])
     };
-    let scales = stats.config.scales.len();
+    let p = stats.config.per_channel();
     let mut parts = Vec::new();
-    // Each part's features, as cae numbers them: (c·|scales| + s)·12 + f.
+    // Each part's features, as cae numbers them: c·P + s·12 + f.
     let mut order = Vec::new();
     for (s, &k) in stats.config.scales.iter().enumerate() {
         let pool = |g: &mut Graph, v: String| {
@@ -764,28 +766,68 @@ fn texture_map(
         let variance = g.apply("Relu", vec![variance], vec![]);
         let spread = half_log(g, variance);
         parts.push(m);
-        order.extend((0..c).map(|ch| (ch * scales + s) * FEATURES));
+        order.extend((0..c).map(|ch| ch * p + s * FEATURES));
         parts.push(spread);
-        order.extend((0..c).map(|ch| (ch * scales + s) * FEATURES + 1));
+        order.extend((0..c).map(|ch| ch * p + s * FEATURES + 1));
         for (q, sq) in squares[1..].iter().enumerate() {
             let pooled = pool(g, sq.clone());
             parts.push(half_log(g, pooled));
             if q < 2 {
-                order.extend((0..c).map(|ch| (ch * scales + s) * FEATURES + 2 + q));
+                order.extend((0..c).map(|ch| ch * p + s * FEATURES + 2 + q));
             } else {
                 // The responses' channel `ch·8 + i`: filter i of channel ch.
                 order.extend(
-                    (0..c * FILTERS)
-                        .map(|j| (j / FILTERS * scales + s) * FEATURES + 4 + j % FILTERS),
+                    (0..c * FILTERS).map(|j| j / FILTERS * p + s * FEATURES + 4 + j % FILTERS),
                 );
             }
         }
     }
+    let features = g.apply("Concat", parts, vec![int("axis", 1)]);
+    let blocks = || vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])];
+    let mut halved = g.apply("AveragePool", vec![features], blocks());
+    if stats.config.lines {
+        // Each direction's line mean, of x and of x², as a grouped Conv: channel ch·A + a.
+        let l = LINE_LENGTH;
+        let mut kernels = vec![0f32; LINE_ANGLES * l * l];
+        for (a, kernel) in kernels.chunks_mut(l * l).enumerate() {
+            let taps = line_taps(a);
+            for (dy, dx) in &taps {
+                let (y, x) = (
+                    (dy + (l / 2) as isize) as usize,
+                    (dx + (l / 2) as isize) as usize,
+                );
+                kernel[y * l + x] = 1.0 / taps.len() as f32;
+            }
+        }
+        let weight = g.floats(
+            "texture_lines",
+            &[c * LINE_ANGLES, 1, l, l],
+            &kernels.repeat(c),
+        );
+        let r = l / 2;
+        let m = grouped(g, x.clone(), weight.clone(), [l, l], [r, r, r, r]);
+        let q = grouped(g, squares[0].clone(), weight, [l, l], [r, r, r, r]);
+        let m2 = square(g, &m);
+        let variance = g.apply("Sub", vec![q, m2], vec![]);
+        let variance = g.apply("Relu", vec![variance], vec![]);
+        let shape = g.int64s(
+            "shape",
+            &[0, c as i64, LINE_ANGLES as i64, h as i64, w as i64],
+        );
+        let per_channel = g.apply("Reshape", vec![variance, shape], vec![]);
+        let least = reduce(g, "ReduceMin", per_channel, &[2], 0);
+        let uniformity = half_log(g, least);
+        let weight = g.floats("texture_line_weight", &[], &[LINE_WEIGHT]);
+        let uniformity = g.apply("Mul", vec![uniformity, weight], vec![]);
+        // The least of each 2×2 block: −MaxPool(−u).
+        let negated = g.apply("Neg", vec![uniformity], vec![]);
+        let pooled = g.apply("MaxPool", vec![negated], blocks());
+        let least = g.apply("Neg", vec![pooled], vec![]);
+        halved = g.apply("Concat", vec![halved, least], vec![int("axis", 1)]);
+        order.extend((0..c).map(|ch| ch * p + p - 1));
+    }
     let d = stats.dim();
     debug_assert_eq!(order.len(), d);
-    let features = g.apply("Concat", parts, vec![int("axis", 1)]);
-    let attrs = vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])];
-    let halved = g.apply("AveragePool", vec![features], attrs);
     let (hh, wh) = (h / 2, w / 2);
     let shape = g.int64s("shape", &[0, d as i64, -1]);
     let flat = g.apply("Reshape", vec![halved, shape], vec![]);
