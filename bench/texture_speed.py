@@ -14,20 +14,16 @@ values). The images are grey noise of the run's size: the map's cost does not de
 Prints one JSON line per round (images/s) and the medians, with the largest differences of
 the three's scores.
 """
-import argparse
 import json
-import math
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
-import onnxruntime as ort
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from speed_rounds import arguments, interleaved, onnx_session  # noqa: E402
 from texture_map import descriptors, uniform_kernels  # noqa: E402
 
 import cae  # noqa: E402
@@ -72,21 +68,13 @@ class TorchTexture:
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--run", required=True)
-    p.add_argument("--onnx", required=True)
-    p.add_argument("--images", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--threads", type=int, default=2)
+    p = arguments(images=2)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     run = cae.open(a.run)
     c, h, w = run.image_shape
     x = np.random.default_rng(0).random((a.images, c, h, w), dtype=np.float32)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = a.threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(a.onnx, options, providers=["CPUExecutionProvider"])
+    session = onnx_session(a.onnx, a.threads)
     texture = TorchTexture(a.run)
 
     def with_cae():
@@ -101,26 +89,12 @@ def main():
             return np.array([float(texture.score(torch.from_numpy(x[i : i + 1]))) for i in range(a.images)])
 
     scores = {"cae": with_cae(), "onnxruntime": with_ort(), "pytorch": with_torch()}
-    rates = {k: [] for k in scores}
-    for r in range(a.rounds):
-        for name, f in (("cae", with_cae), ("onnxruntime", with_ort), ("pytorch", with_torch)):
-            t = time.perf_counter()
-            f()
-            rates[name].append(a.images / (time.perf_counter() - t))
-        print(json.dumps({"round": r + 1, **{k: v[-1] for k, v in rates.items()}}), flush=True)
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    print(json.dumps({
-        "image": [c, h, w],
-        "images": a.images,
-        "threads": a.threads,
-        "rounds": a.rounds,
-        "median_images_per_sec": med,
-        "cae_over_onnxruntime": med["cae"] / med["onnxruntime"],
-        "cae_over_pytorch": med["cae"] / med["pytorch"],
-        "max_score_difference_cae_onnx": float(np.abs(scores["cae"] - scores["onnxruntime"]).max()),
-        "max_score_difference_cae_pytorch": float(np.abs(scores["cae"] - scores["pytorch"]).max()),
-    }))
-
+    interleaved(
+        {"cae": with_cae, "onnxruntime": with_ort, "pytorch": with_torch}, a.images, a.rounds,
+        image=[c, h, w], threads=a.threads,
+        max_score_difference_cae_onnx=float(np.abs(scores["cae"] - scores["onnxruntime"]).max()),
+        max_score_difference_cae_pytorch=float(np.abs(scores["cae"] - scores["pytorch"]).max()),
+    )
 
 if __name__ == "__main__":
     main()

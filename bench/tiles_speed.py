@@ -12,20 +12,16 @@ which does not change its speed), in interleaved rounds, the same threads.
 
 Prints one JSON line per round and the medians (images/s).
 """
-import argparse
-import json
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ae_ssim_reference import AE, starts  # noqa: E402
 from draem_reference import smooth  # noqa: E402
+from speed_rounds import arguments, interleaved, onnx_session  # noqa: E402
 
 import cae  # noqa: E402
 
@@ -49,24 +45,16 @@ def score(image, tile, stride, reconstruct):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--run", required=True)
-    p.add_argument("--onnx", required=True)
+    p = arguments(images=2)
     p.add_argument("--side", type=int, default=1024)
     p.add_argument("--stride", type=int, default=32)
-    p.add_argument("--images", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     run = cae.open(a.run)
     c, tile, _ = run.image_shape
     config = run.config
     x = np.random.default_rng(0).random((a.images, c, a.side, a.side), dtype=np.float32)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = a.threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(a.onnx, options, providers=["CPUExecutionProvider"])
+    session = onnx_session(a.onnx, a.threads)
     torch_model = AE(c, side=tile, latent=config["model"]["latent"]).eval()
 
     def with_cae():
@@ -84,27 +72,11 @@ def main():
         return np.array([score(im, tile, a.stride, f) for im in x])
 
     diff = float(np.abs(with_cae() - with_ort()).max())
-    rates = {"cae": [], "onnxruntime": [], "pytorch": []}
-    for r in range(a.rounds):
-        for name, f in (("cae", with_cae), ("onnxruntime", with_ort), ("pytorch", with_torch)):
-            t = time.perf_counter()
-            f()
-            rates[name].append(a.images / (time.perf_counter() - t))
-        print(json.dumps({"round": r + 1, **{k: v[-1] for k, v in rates.items()}}), flush=True)
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    print(json.dumps({
-        "image": [c, a.side, a.side],
-        "tile": tile,
-        "stride": a.stride,
-        "images": a.images,
-        "threads": a.threads,
-        "rounds": a.rounds,
-        "median_images_per_sec": med,
-        "cae_over_onnxruntime": med["cae"] / med["onnxruntime"],
-        "cae_over_pytorch": med["cae"] / med["pytorch"],
-        "max_score_difference_cae_onnx": diff,
-    }))
-
+    interleaved(
+        {"cae": with_cae, "onnxruntime": with_ort, "pytorch": with_torch}, a.images, a.rounds,
+        image=[c, a.side, a.side], tile=tile, stride=a.stride, threads=a.threads,
+        max_score_difference_cae_onnx=diff,
+    )
 
 if __name__ == "__main__":
     main()
