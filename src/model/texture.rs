@@ -90,13 +90,13 @@ impl TextureConfig {
     }
 }
 
-/// The taps of a straight line of [`LINE_LENGTH`] through the centre in direction `a` of
-/// [`LINE_ANGLES`]: `(dy, dx)`, the pixels nearest to it, each once (a diagonal passes nearest
-/// to fewer).
-pub fn line_taps(a: usize) -> Vec<(isize, isize)> {
+/// The mean along a straight line of [`LINE_LENGTH`] through the centre in direction `a` of
+/// [`LINE_ANGLES`], as taps `(dy, dx, weight)`: the pixels nearest to the line, each once (a
+/// diagonal passes nearest to fewer), weighted equally.
+pub fn line_taps(a: usize) -> Vec<Tap> {
     let angle = std::f64::consts::PI * a as f64 / LINE_ANGLES as f64;
     let half = (LINE_LENGTH / 2) as isize;
-    let mut taps: Vec<(isize, isize)> = (-half..=half)
+    let mut pixels: Vec<(isize, isize)> = (-half..=half)
         .map(|s| {
             let s = s as f64;
             (
@@ -105,9 +105,16 @@ pub fn line_taps(a: usize) -> Vec<(isize, isize)> {
             )
         })
         .collect();
-    taps.dedup();
-    taps
+    pixels.dedup();
+    let weight = 1.0 / pixels.len() as f32;
+    pixels
+        .into_iter()
+        .map(|(dy, dx)| (dy, dx, weight))
+        .collect()
 }
+
+/// A filter's tap: `(dy, dx, weight)`, see [`correlate`].
+pub type Tap = (isize, isize, f32);
 
 impl TextureConfig {
     /// Why the config fits nothing, if it does not.
@@ -266,6 +273,27 @@ impl TextureStats {
         let plane = h * w;
         let (hh, wh) = (h / 2, w / 2);
         let mut out = Vec::with_capacity(self.dim() * hh * wh);
+        let r = (FILTER_SIDE / 2) as isize;
+        let filters: Vec<Vec<Tap>> = self
+            .filters
+            .chunks(FILTER_SIDE * FILTER_SIDE)
+            .map(|f| {
+                let at = |i: usize| {
+                    (
+                        (i / FILTER_SIDE) as isize - r,
+                        (i % FILTER_SIDE) as isize - r,
+                    )
+                };
+                f.iter()
+                    .enumerate()
+                    .map(|(i, &k)| (at(i).0, at(i).1, k))
+                    .collect()
+            })
+            .collect();
+        let lines: Vec<Vec<Tap>> = match self.config.lines {
+            true => (0..LINE_ANGLES).map(line_taps).collect(),
+            false => Vec::new(),
+        };
         for c in 0..shape.channels {
             let (m, s) = (self.mean[c], self.spread[c]);
             let x: Vec<f32> = image[c * plane..][..plane]
@@ -287,20 +315,8 @@ impl TextureStats {
                 }
             }
             let mut squares = vec![square(&x), square(&gx), square(&gy)];
-            for f in self.filters.chunks(FILTER_SIDE * FILTER_SIDE) {
-                let r = (FILTER_SIDE / 2) as isize;
-                let taps: Vec<(isize, isize, f32)> = f
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &k)| {
-                        (
-                            (i / FILTER_SIDE) as isize - r,
-                            (i % FILTER_SIDE) as isize - r,
-                            k,
-                        )
-                    })
-                    .collect();
-                squares.push(square(&correlate(&x, h, w, &taps)));
+            for taps in &filters {
+                squares.push(square(&correlate(&x, h, w, taps)));
             }
             for &k in &self.config.scales {
                 let mean = box_mean(&x, h, w, k);
@@ -316,14 +332,17 @@ impl TextureStats {
                     .zip(&mean)
                     .map(|(q, m)| 0.5 * ((q - m * m).max(0.0) + EPS).ln())
                     .collect();
-                halve(&mean, h, w, &mut out);
-                halve(&spread, h, w, &mut out);
+                let mean_of = |a: f32, b: f32, c: f32, d: f32| 0.25 * (a + b + c + d);
+                halve(&mean, h, w, mean_of, &mut out);
+                halve(&spread, h, w, mean_of, &mut out);
                 for sq in &squares[1..] {
-                    halve(&energy(sq), h, w, &mut out);
+                    halve(&energy(sq), h, w, mean_of, &mut out);
                 }
             }
-            if self.config.lines {
-                least_of_blocks(&line_uniformity(&x, &squares[0], h, w), h, w, &mut out);
+            if !lines.is_empty() {
+                let least_of = |a: f32, b: f32, c: f32, d: f32| a.min(b).min(c).min(d);
+                let u = line_uniformity(&x, &squares[0], h, w, &lines);
+                halve(&u, h, w, least_of, &mut out);
             }
         }
         out
@@ -331,14 +350,11 @@ impl TextureStats {
 }
 
 /// `LINE_WEIGHT·½·ln(minₐ varₐ + ε)` of `x` (`[H, W]`, `xx` its squares): the variance along
-/// the most uniform of the [`LINE_ANGLES`] lines through each pixel.
-fn line_uniformity(x: &[f32], xx: &[f32], h: usize, w: usize) -> Vec<f32> {
+/// the most uniform of the `lines` ([`line_taps`]) through each pixel.
+fn line_uniformity(x: &[f32], xx: &[f32], h: usize, w: usize, lines: &[Vec<Tap>]) -> Vec<f32> {
     let mut least = vec![f32::INFINITY; h * w];
-    for a in 0..LINE_ANGLES {
-        let line = line_taps(a);
-        let k = 1.0 / line.len() as f32;
-        let taps: Vec<(isize, isize, f32)> = line.iter().map(|&(dy, dx)| (dy, dx, k)).collect();
-        let (m, q) = (correlate(x, h, w, &taps), correlate(xx, h, w, &taps));
+    for taps in lines {
+        let (m, q) = (correlate(x, h, w, taps), correlate(xx, h, w, taps));
         for ((l, m), q) in least.iter_mut().zip(&m).zip(&q) {
             *l = l.min((q - m * m).max(0.0));
         }
@@ -351,7 +367,7 @@ fn line_uniformity(x: &[f32], xx: &[f32], h: usize, w: usize) -> Vec<f32> {
 
 /// `x` (`[H, W]`) cross-correlated with `taps` (`(dy, dx, weight)`: `out[y, x] = Σ weight ·
 /// x[y + dy, x + dx]`), zero-padded to keep its size.
-fn correlate(x: &[f32], h: usize, w: usize, taps: &[(isize, isize, f32)]) -> Vec<f32> {
+fn correlate(x: &[f32], h: usize, w: usize, taps: &[Tap]) -> Vec<f32> {
     let mut out = vec![0f32; h * w];
     for &(dy, dx, k) in taps {
         // The output rows and columns whose tap falls inside the image.
@@ -404,21 +420,18 @@ fn transpose(x: &[f64], h: usize, w: usize) -> Vec<f64> {
     out
 }
 
-/// `x` (`[H, W]`) averaged over 2×2 blocks (a last odd row or column dropped), appended to
-/// `out`.
-fn halve(x: &[f32], h: usize, w: usize, out: &mut Vec<f32>) {
+/// `x` (`[H, W]`) at half resolution, each 2×2 block's four values `combine`d (their mean,
+/// or their least), a last odd row or column dropped; appended to `out`.
+fn halve(
+    x: &[f32],
+    h: usize,
+    w: usize,
+    combine: impl Fn(f32, f32, f32, f32) -> f32,
+    out: &mut Vec<f32>,
+) {
     for y in 0..h / 2 {
         let (a, b) = (&x[2 * y * w..][..w], &x[(2 * y + 1) * w..][..w]);
-        out.extend((0..w / 2).map(|c| 0.25 * (a[2 * c] + a[2 * c + 1] + b[2 * c] + b[2 * c + 1])));
-    }
-}
-
-/// `x` (`[H, W]`): the least of each 2×2 block (a last odd row or column dropped), appended
-/// to `out`.
-fn least_of_blocks(x: &[f32], h: usize, w: usize, out: &mut Vec<f32>) {
-    for y in 0..h / 2 {
-        let (a, b) = (&x[2 * y * w..][..w], &x[(2 * y + 1) * w..][..w]);
-        out.extend((0..w / 2).map(|c| a[2 * c].min(a[2 * c + 1]).min(b[2 * c]).min(b[2 * c + 1])));
+        out.extend((0..w / 2).map(|c| combine(a[2 * c], a[2 * c + 1], b[2 * c], b[2 * c + 1])));
     }
 }
 
@@ -554,11 +567,15 @@ mod tests {
     fn line_taps_follow_the_direction() {
         let row = line_taps(0);
         assert_eq!(row.len(), LINE_LENGTH);
-        assert!(row.iter().all(|&(dy, _)| dy == 0));
-        assert_eq!(row[0], (0, -7));
+        assert!(row.iter().all(|&(dy, _, _)| dy == 0));
+        assert_eq!(row[0], (0, -7, 1.0 / 15.0));
         let diagonal = line_taps(LINE_ANGLES / 4);
         assert_eq!(diagonal.len(), 11);
-        assert!(diagonal.iter().all(|&(dy, dx)| dy == dx));
+        assert!(
+            diagonal
+                .iter()
+                .all(|&(dy, dx, k)| dy == dx && k == 1.0 / 11.0)
+        );
         assert_eq!(
             line_taps(LINE_ANGLES / 2).iter().map(|t| t.1).max(),
             Some(0)
@@ -575,7 +592,8 @@ mod tests {
             x[16 * side + c] = 0.9;
         }
         let xx: Vec<f32> = x.iter().map(|v| v * v).collect();
-        let u = line_uniformity(&x, &xx, side, side);
+        let lines: Vec<Vec<Tap>> = (0..LINE_ANGLES).map(line_taps).collect();
+        let u = line_uniformity(&x, &xx, side, side, &lines);
         let floor = LINE_WEIGHT * 0.5 * EPS.ln();
         assert!(
             (u[16 * side + 16] - floor).abs() < 1e-4,

@@ -789,14 +789,10 @@ fn texture_map(
         // Each direction's line mean, of x and of x², as a grouped Conv: channel ch·A + a.
         let l = LINE_LENGTH;
         let mut kernels = vec![0f32; LINE_ANGLES * l * l];
+        let centre = (l / 2) as isize;
         for (a, kernel) in kernels.chunks_mut(l * l).enumerate() {
-            let taps = line_taps(a);
-            for (dy, dx) in &taps {
-                let (y, x) = (
-                    (dy + (l / 2) as isize) as usize,
-                    (dx + (l / 2) as isize) as usize,
-                );
-                kernel[y * l + x] = 1.0 / taps.len() as f32;
+            for (dy, dx, k) in line_taps(a) {
+                kernel[(dy + centre) as usize * l + (dx + centre) as usize] = k;
             }
         }
         let weight = g.floats(
