@@ -206,22 +206,20 @@ fn texture_statistics_are_optional_and_checked() {
     let without = dir.path().join("without");
     train(&category, &without, "1", &["--texture-memory", "0"]);
     assert!(!without.join("texture.json").exists());
-    let err = fail(
-        cae()
+    // `cae anomaly RUN --images CATEGORY`, with its extra flags.
+    let inspect = |run: &std::path::Path, flags: &[&str]| {
+        let mut command = cae();
+        command
             .arg("anomaly")
-            .arg(&without)
+            .arg(run)
             .arg("--images")
             .arg(&category)
-            .args(["--map", "texture"]),
-    );
+            .args(flags);
+        command
+    };
+    let err = fail(&mut inspect(&without, &["--map", "texture"]));
     assert!(err.contains("no texture statistics"), "{err}");
-    succeed(
-        cae()
-            .arg("anomaly")
-            .arg(&without)
-            .arg("--images")
-            .arg(&category),
-    );
+    succeed(&mut inspect(&without, &[]));
 
     let with = dir.path().join("with");
     train(&category, &with, "1", &[]);
@@ -239,14 +237,7 @@ fn texture_statistics_are_optional_and_checked() {
             .arg("--out")
             .arg(&ae),
     );
-    let err = fail(
-        cae()
-            .arg("anomaly")
-            .arg(&ae)
-            .arg("--images")
-            .arg(&category)
-            .args(["--map", "texture"]),
-    );
+    let err = fail(&mut inspect(&ae, &["--map", "texture"]));
     assert!(err.contains("an inspector's"), "{err}");
 }
 
