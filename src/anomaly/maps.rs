@@ -97,6 +97,9 @@ pub fn smooth(map: &[f32], height: usize, width: usize, sigma: f32) -> Vec<f32> 
 /// A separable Gaussian filter of `sigma` with `radius` taps each side, its weights summing to
 /// one; edges mirrored (`dcb|abcd|cba`, SciPy's `mirror`).
 fn gaussian_filter(x: &[f32], height: usize, width: usize, sigma: f32, radius: usize) -> Vec<f32> {
+    if x.is_empty() {
+        return Vec::new();
+    }
     let taps = crate::loss::gaussian_taps(sigma, radius);
     let reflect = |i: isize, n: usize| -> usize {
         let n = n as isize;
@@ -110,30 +113,30 @@ fn gaussian_filter(x: &[f32], height: usize, width: usize, sigma: f32, radius: u
         }
         i as usize
     };
+    // Each pixel's taps are summed in order whatever the rows' sharing among threads; the
+    // passes run along whole rows (vectorised), each image row mirrored out once.
     let mut rows = vec![0.0f32; x.len()];
-    for r in 0..height {
-        for c in 0..width {
-            rows[r * width + c] = taps
-                .iter()
-                .enumerate()
-                .map(|(k, t)| {
-                    t * x[r * width + reflect(c as isize + k as isize - radius as isize, width)]
-                })
-                .sum();
-        }
-    }
+    rows.par_chunks_mut(width)
+        .zip(x.par_chunks(width))
+        .for_each(|(out, src)| {
+            let line: Vec<f32> = (0..width + 2 * radius)
+                .map(|i| src[reflect(i as isize - radius as isize, width)])
+                .collect();
+            out.fill(0.0);
+            for (k, t) in taps.iter().enumerate() {
+                let shifted = &line[k..k + width];
+                out.iter_mut().zip(shifted).for_each(|(o, v)| *o += t * v);
+            }
+        });
     let mut out = vec![0.0f32; x.len()];
-    for r in 0..height {
-        for c in 0..width {
-            out[r * width + c] = taps
-                .iter()
-                .enumerate()
-                .map(|(k, t)| {
-                    t * rows[reflect(r as isize + k as isize - radius as isize, height) * width + c]
-                })
-                .sum();
+    out.par_chunks_mut(width).enumerate().for_each(|(r, out)| {
+        out.fill(0.0);
+        for (k, t) in taps.iter().enumerate() {
+            let y = reflect(r as isize + k as isize - radius as isize, height);
+            let src = &rows[y * width..][..width];
+            out.iter_mut().zip(src).for_each(|(o, v)| *o += t * v);
         }
-    }
+    });
     out
 }
 
@@ -423,6 +426,50 @@ mod tests {
         let norm: f32 = (-8..=8).map(|d: i32| (-(d * d) as f32 / 8.0).exp()).sum();
         assert!((s[10 * w + 10] - 1.0 / (norm * norm)).abs() < 1e-6);
         assert_eq!(smooth(&map, h, w, 0.0), map);
+    }
+
+    #[test]
+    fn the_filter_sums_each_pixels_taps_as_the_definition_does() {
+        // The definition: each pass a pixel at a time, each tap's index mirrored as it is read.
+        let naive = |x: &[f32], h: usize, w: usize, sigma: f32, radius: usize| {
+            let taps = crate::loss::gaussian_taps(sigma, radius);
+            let mirror = |i: isize, n: usize| {
+                let period = 2 * (n as isize - 1);
+                let i = i.rem_euclid(period.max(1));
+                (if i >= n as isize { period - i } else { i }) as usize
+            };
+            let pass = |x: &[f32], along_rows: bool| {
+                let mut out = vec![0.0f32; x.len()];
+                for r in 0..h {
+                    for c in 0..w {
+                        let mut acc = 0.0f32;
+                        for (k, t) in taps.iter().enumerate() {
+                            let d = k as isize - radius as isize;
+                            acc += t * if along_rows {
+                                x[r * w + mirror(c as isize + d, w)]
+                            } else {
+                                x[mirror(r as isize + d, h) * w + c]
+                            };
+                        }
+                        out[r * w + c] = acc;
+                    }
+                }
+                out
+            };
+            pass(&pass(x, true), false)
+        };
+        // Sides shorter than the radius mirror more than once.
+        for (h, w, sigma) in [(37, 53, 4.0), (5, 3, 2.0), (16, 1, 1.5)] {
+            let x: Vec<f32> = (0..h * w)
+                .map(|i| ((i * 7919) % 101) as f32 / 101.0)
+                .collect();
+            let radius = (4.0f32 * sigma).ceil() as usize;
+            assert_eq!(
+                smooth(&x, h, w, sigma),
+                naive(&x, h, w, sigma, radius),
+                "{h}×{w}"
+            );
+        }
     }
 
     #[test]
