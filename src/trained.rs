@@ -5,7 +5,7 @@
 //! read nothing twice.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,7 @@ use crate::data::input::{ImageSet, Images, Input};
 use crate::data::{DataConfig, DataError, Dataset, ImageShape, Source, Split};
 use crate::evaluation::{ClassifierEval, LatentStats, evaluate_classifier, reconstruction_metrics};
 use crate::model::classifier::{AnyClassifier, Classifier};
-use crate::model::draem::Draem;
+use crate::model::draem::{Draem, InspectorBuffers};
 use crate::model::int8::{Int8Model, deserialize, float_layers};
 use crate::model::texture::TextureMap;
 use crate::model::{AnyAutoencoder, Autoencoder};
@@ -153,6 +153,8 @@ pub struct Run {
     device: Device,
     /// The training and test splits as read (before a task's selection and limits).
     images: [OnceLock<Dataset>; 2],
+    /// An inspector's layer buffers between scorings ([`Run::inspector_buffers`]).
+    buffers: Mutex<InspectorBuffers>,
 }
 
 impl Run {
@@ -223,6 +225,7 @@ impl Run {
             root: crate::data::data_root(None),
             device: device.clone(),
             images: Default::default(),
+            buffers: Default::default(),
         })
     }
 
@@ -262,6 +265,7 @@ impl Run {
             root: root.to_path_buf(),
             device: device.clone(),
             images: [train, test].map(|d| OnceLock::from(Patches::centre(patches, d))),
+            buffers: Default::default(),
         })
     }
 
@@ -415,6 +419,20 @@ impl Run {
     /// inspectors trained without them.
     pub fn texture(&self) -> Option<&TextureMap> {
         self.texture.as_ref()
+    }
+
+    /// The inspector's layer buffers the last scoring gave back ([`Run::keep_inspector_buffers`]),
+    /// empty at first or while another scoring holds them: a scoring that starts with them
+    /// writes its layers into memory already mapped (a 1024² image's first pass through fresh
+    /// buffers took 0.2 s more of its 0.8 s, docs/BENCHMARKS.md §27). They stay with the run:
+    /// what one batch of the largest images scored needed (about 0.4 GB at 1024²).
+    pub fn inspector_buffers(&self) -> InspectorBuffers {
+        std::mem::take(&mut *self.buffers.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Keep a scoring's buffers for the next one.
+    pub fn keep_inspector_buffers(&self, buffers: InspectorBuffers) {
+        *self.buffers.lock().unwrap_or_else(|e| e.into_inner()) = buffers;
     }
 
     /// The inspector, for what needs one.

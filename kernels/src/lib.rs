@@ -1,7 +1,8 @@
 //! CPU kernels for cae's models: the 2-D convolutions of small images, batched, the
 //! binary cross entropy loss ([`bce`]), 2×2 max pooling ([`pool`]), Adam in one pass per
-//! parameter ([`adam`]), int8 inference ([`int8`]) and the nearest of a memory of vectors
-//! ([`nearest`]).
+//! parameter ([`adam`]), int8 inference ([`int8`]), the nearest of a memory of vectors
+//! ([`nearest`]) and channels-last inference of fully convolutional networks on large
+//! images ([`nhwc`]).
 //!
 //! A convolution relates a *wide* tensor `[N, C, H, W]` (a convolution's input, a transposed
 //! convolution's output) and a *narrow* one `[N, O, OH, OW]` through a weight `[O, C, k, k]`
@@ -36,6 +37,7 @@ pub mod adam;
 pub mod bce;
 pub mod int8;
 pub mod nearest;
+pub mod nhwc;
 pub mod pool;
 
 /// Floats of im2col matrix per block at most: 512 KiB, inside a core's L2. (Training throughput

@@ -216,12 +216,15 @@ fn inspector_maps(
         .map_err(|e| Error::Invalid(format!("the images are {e}")))?;
     let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap_or_default();
     let mut maps = Vec::with_capacity(images.len());
+    // One inference, its buffers the run's: every batch, and the next scoring, writes its
+    // layers into them.
+    let mut inference = model.inference_with(run.inspector_buffers());
     images.for_each_batch(run.device(), |x| {
         if options.map.from_reconstruction() {
-            let r = model.reconstruct(x.clone());
+            let r = inference.reconstruct(x.clone());
             maps.extend(options.maps(&values(x), &values(r), shape));
         } else {
-            let map = values(model.anomaly_map(x));
+            let map = values(inference.anomaly_map(x));
             let plane = shape.height * shape.width;
             maps.extend(
                 map.chunks(plane)
@@ -229,6 +232,7 @@ fn inspector_maps(
             );
         }
     });
+    run.keep_inspector_buffers(inference.into_buffers());
     Ok(maps)
 }
 

@@ -27,6 +27,8 @@ use burn::nn::pool::MaxPool2dConfig;
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 
+use cae_kernels::nhwc::{self, Activation, ConvWeight, UpWeight};
+
 use crate::ops::conv::{Step, chain, conv_transpose2d, max_pool2d, same_conv2d};
 
 /// Sizes of the two networks.
@@ -258,7 +260,7 @@ impl Draem {
     /// # Shapes
     /// - input: `[N, C, H, W]` → `[N, C, H, W]` pixels in (0, 1)
     pub fn reconstruct(&self, images: Tensor<4>) -> Tensor<4> {
-        sigmoid(self.reconstructive.forward(images, false))
+        self.inference().reconstruct(images)
     }
 
     /// Each pixel's probability of being anomalous.
@@ -266,8 +268,292 @@ impl Draem {
     /// # Shapes
     /// - input: `[N, C, H, W]` → `[N, 1, H, W]` in (0, 1)
     pub fn anomaly_map(&self, images: Tensor<4>) -> Tensor<4> {
-        sigmoid(self.forward(images).segmentation)
+        self.inference().anomaly_map(images)
     }
+
+    /// The networks for inference, batch after batch: see [`DraemInference`].
+    pub fn inference(&self) -> DraemInference<'_> {
+        self.inference_with(InspectorBuffers::default())
+    }
+
+    /// [`Draem::inference`] writing its layers into `buffers` an earlier one gave back
+    /// ([`DraemInference::into_buffers`]).
+    pub fn inference_with(&self, buffers: InspectorBuffers) -> DraemInference<'_> {
+        DraemInference {
+            model: self,
+            laid: None,
+            buffers,
+        }
+    }
+}
+
+/// The inspector's networks for inference. Where cae's kernels compute (f32 on the CPU, no
+/// gradients) they are laid out for `cae_kernels::nhwc` at the first batch: channels-last from
+/// the image to the map, every pad written as a convolution reads, every bias and activation
+/// as it writes, the U-Net's concatenations read from their two parts in place, and each
+/// layer's output written into a buffer an earlier layer (or batch) gave back. Burn's tensors,
+/// layer by layer, were transposed and each layer's output allocated afresh: a quarter of a
+/// 1024² image's time went to page faults and copies (docs/BENCHMARKS.md §21, §27). The same
+/// sums as [`Draem::forward`], in another order (tested); elsewhere, that forward pass.
+pub struct DraemInference<'a> {
+    model: &'a Draem,
+    /// Both networks laid out, once the first batch has said whether they can be.
+    laid: Option<Option<[LaidNet; 2]>>,
+    buffers: InspectorBuffers,
+}
+
+impl DraemInference<'_> {
+    /// [`Draem::anomaly_map`].
+    ///
+    /// # Shapes
+    /// - input: `[N, C, H, W]` → `[N, 1, H, W]` in (0, 1)
+    pub fn anomaly_map(&mut self, images: Tensor<4>) -> Tensor<4> {
+        let Some([reconstructive, discriminative]) = lay(&mut self.laid, self.model, &images)
+        else {
+            return sigmoid(self.model.forward(images).segmentation);
+        };
+        let device = images.device();
+        let bufs = &mut self.buffers;
+        let (x, [n, _, h, w]) = bufs.images(images);
+        let dims = [n, h, w];
+        let r = reconstructive.run(bufs, &[&x], dims, Activation::Sigmoid);
+        let map = discriminative.run(bufs, &[&x, &r], dims, Activation::Sigmoid); // [images, reconstruction]
+        let mut values = vec![0.0; n * h * w];
+        nhwc::remove_border(&map, dims, 1, &mut values);
+        bufs.give_all([x, r, map]);
+        Tensor::from_data(TensorData::new(values, [n, 1, h, w]), &device)
+    }
+
+    /// [`Draem::reconstruct`].
+    ///
+    /// # Shapes
+    /// - input: `[N, C, H, W]` → `[N, C, H, W]` pixels in (0, 1)
+    pub fn reconstruct(&mut self, images: Tensor<4>) -> Tensor<4> {
+        let Some([reconstructive, _]) = lay(&mut self.laid, self.model, &images) else {
+            return sigmoid(self.model.reconstructive.forward(images, false));
+        };
+        let device = images.device();
+        let bufs = &mut self.buffers;
+        let (x, [n, c, h, w]) = bufs.images(images);
+        let dims = [n, h, w];
+        let r = reconstructive.run(bufs, &[&x], dims, Activation::Sigmoid);
+        let mut values = vec![0.0; n * h * w * c];
+        nhwc::remove_border(&r, dims, c, &mut values);
+        bufs.give_all([x, r]);
+        let r = Tensor::<4>::from_data(TensorData::new(values, [n, h, w, c]), &device);
+        r.permute([0, 3, 1, 2])
+    }
+
+    /// Its buffers, for a later inference to write into.
+    pub fn into_buffers(self) -> InspectorBuffers {
+        self.buffers
+    }
+
+    /// Whether the last batch ran on the laid-out networks.
+    pub fn laid_out(&self) -> bool {
+        matches!(self.laid, Some(Some(_)))
+    }
+}
+
+/// `model`'s networks laid out in `laid` (once) if cae's kernels compute on `images`.
+fn lay<'a>(
+    laid: &'a mut Option<Option<[LaidNet; 2]>>,
+    model: &Draem,
+    images: &Tensor<4>,
+) -> Option<&'a [LaidNet; 2]> {
+    if images.is_autodiff() || !crate::ops::conv::kernels_apply(images) {
+        return None;
+    }
+    laid.get_or_insert_with(|| {
+        Some([
+            LaidNet::new(&model.reconstructive, 1, false)?,
+            LaidNet::new(&model.discriminative, 2, true)?,
+        ])
+    })
+    .as_ref()
+}
+
+/// Buffers given back by the layers that are done with them, for the next layers to write
+/// into: after a network's first image no layer allocates.
+#[derive(Default)]
+pub struct InspectorBuffers(Vec<Vec<f32>>);
+
+impl InspectorBuffers {
+    /// `len` floats of the smallest free buffer that holds them (their values left over).
+    fn take(&mut self, len: usize) -> Vec<f32> {
+        let best = (self.0.iter().enumerate())
+            .filter(|(_, b)| b.capacity() >= len)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i);
+        let Some(i) = best else {
+            return vec![0.0; len];
+        };
+        let mut buffer = self.0.swap_remove(i);
+        buffer.resize(len, 0.0);
+        buffer
+    }
+
+    fn give(&mut self, buffer: Vec<f32>) {
+        self.0.push(buffer);
+    }
+
+    fn give_all<const K: usize>(&mut self, buffers: [Vec<f32>; K]) {
+        self.0.extend(buffers);
+    }
+
+    /// `images` `[N, C, H, W]` channels-last and bordered (`nhwc`), with their dims.
+    fn images(&mut self, images: Tensor<4>) -> (Vec<f32>, [usize; 4]) {
+        let [n, c, h, w] = images.dims();
+        let images = if c == 1 {
+            images
+        } else {
+            images.permute([0, 2, 3, 1])
+        };
+        let values = images.into_data().convert::<f32>().try_into_vec::<f32>();
+        let mut out = self.take(nhwc::bordered_len([n, h, w], c));
+        nhwc::add_border(
+            &values.expect("f32 values, converted"),
+            [n, h, w],
+            c,
+            &mut out,
+        );
+        (out, [n, c, h, w])
+    }
+}
+
+/// One network's layers laid out channels-last ([`Net`]).
+struct LaidNet {
+    encoder: Vec<[ConvWeight; 2]>,
+    decoder: Vec<(UpWeight, [ConvWeight; 2])>,
+    out: ConvWeight,
+    /// Whether each decoder level takes its encoder level too (the discriminative U-Net).
+    skips: bool,
+}
+
+impl LaidNet {
+    /// The network whose input is `inputs` equal parts concatenated (the image, or the image
+    /// and its reconstruction); `None` when a layer has no bias or its values are not f32.
+    fn new(net: &Net, inputs: usize, skips: bool) -> Option<Self> {
+        let double = |d: &DoubleConv, parts| Some([laid_conv(&d.a, parts)?, laid_conv(&d.b, 1)?]);
+        Some(Self {
+            encoder: (net.encoder.iter().enumerate())
+                .map(|(i, d)| double(d, if i == 0 { inputs } else { 1 }))
+                .collect::<Option<_>>()?,
+            decoder: (net.decoder.iter())
+                .map(|u| Some((laid_up(&u.up)?, double(&u.block, 1 + skips as usize)?)))
+                .collect::<Option<_>>()?,
+            out: laid_conv(&net.out, 1)?,
+            skips,
+        })
+    }
+
+    /// [`Net::forward`] of `inputs` (bordered `[N, H + 2, W + 2, Cᵢ]`, their channels
+    /// concatenated), then `last`; bordered.
+    ///
+    /// # Shapes
+    /// - inputs: `[N, H, W, ΣCᵢ]` → `[N, H, W, C_out]`
+    fn run(
+        &self,
+        bufs: &mut InspectorBuffers,
+        inputs: &[&[f32]],
+        [n, h, w]: [usize; 3],
+        last: Activation,
+    ) -> Vec<f32> {
+        let mut dims = [n, h, w];
+        let mut x = double(bufs, &self.encoder[0], inputs, dims);
+        let mut kept = Vec::new();
+        for convs in &self.encoder[1..] {
+            let ([_, h, w], c) = (dims, x.1);
+            dims = [n, h / 2, w / 2];
+            let mut pooled = bufs.take(nhwc::bordered_len(dims, c));
+            nhwc::max_pool2x2(&x.0, [n, h, w], c, &mut pooled);
+            if self.skips {
+                kept.push(x.0);
+            } else {
+                bufs.give(x.0);
+            }
+            x = double(bufs, convs, &[&pooled], dims);
+            bufs.give(pooled);
+        }
+        for (up, convs) in &self.decoder {
+            let [_, h, w] = dims;
+            dims = [n, 2 * h, 2 * w];
+            let mut y = bufs.take(nhwc::bordered_len(dims, up.out_channels()));
+            nhwc::up2x2(&x.0, [n, h, w], up, Activation::Relu, &mut y);
+            bufs.give(x.0);
+            x = match kept.pop() {
+                Some(skip) => {
+                    let x = double(bufs, convs, &[&y, &skip], dims);
+                    bufs.give(skip);
+                    x
+                }
+                None => double(bufs, convs, &[&y], dims),
+            };
+            bufs.give(y);
+        }
+        let mut out = bufs.take(nhwc::bordered_len(dims, self.out.out_channels()));
+        nhwc::conv_same(&[&x.0], dims, &self.out, last, &mut out);
+        bufs.give(x.0);
+        out
+    }
+}
+
+/// A [`DoubleConv`] of `inputs` (bordered): its output (bordered) and channels.
+fn double(
+    bufs: &mut InspectorBuffers,
+    [a, b]: &[ConvWeight; 2],
+    inputs: &[&[f32]],
+    dims: [usize; 3],
+) -> (Vec<f32>, usize) {
+    let (ca, cb) = (a.out_channels(), b.out_channels());
+    let mut t = bufs.take(nhwc::bordered_len(dims, ca));
+    nhwc::conv_same(inputs, dims, a, Activation::Relu, &mut t);
+    let mut y = bufs.take(nhwc::bordered_len(dims, cb));
+    nhwc::conv_same(&[&t], dims, b, Activation::Relu, &mut y);
+    bufs.give(t);
+    (y, cb)
+}
+
+/// A convolution laid out for inputs of `parts` equal parts concatenated.
+fn laid_conv(layer: &Conv2d, parts: usize) -> Option<ConvWeight> {
+    let weight = layer.weight.val();
+    let dims = weight.dims();
+    let bias = layer
+        .bias
+        .as_ref()?
+        .val()
+        .into_data()
+        .try_into_vec::<f32>()
+        .ok()?;
+    let weight = weight.into_data().try_into_vec::<f32>().ok()?;
+    let k = dims[2];
+    if dims[3] != k || !(k == 1 || k == 3) || !dims[1].is_multiple_of(parts) {
+        return None;
+    }
+    Some(ConvWeight::new(
+        &weight,
+        &bias,
+        dims,
+        &vec![dims[1] / parts; parts],
+    ))
+}
+
+/// A 2×2, stride-2 transposed convolution laid out for [`nhwc::up2x2`].
+fn laid_up(layer: &ConvTranspose2d) -> Option<UpWeight> {
+    let weight = layer.weight.val();
+    let [c, o, k, k2] = weight.dims();
+    if [k, k2] != [2, 2] || layer.stride != [2, 2] || layer.padding != [0, 0] {
+        return None;
+    }
+    let bias = layer
+        .bias
+        .as_ref()?
+        .val()
+        .into_data()
+        .try_into_vec::<f32>()
+        .ok()?;
+    let weight = weight.into_data().try_into_vec::<f32>().ok()?;
+    Some(UpWeight::new(&weight, &bias, [c, o]))
 }
 
 #[cfg(test)]
@@ -291,6 +577,48 @@ mod tests {
                 .contains("multiples of 4")
         );
         assert!(DraemConfig::new(2).check().is_err());
+    }
+
+    #[test]
+    fn the_channels_last_inference_gives_the_layers_own_maps_and_reconstructions() {
+        // Grey and colour, two images, the default depth and a width that runs every kind of
+        // band; trained-looking weights are not needed: the same sums in another order.
+        use rand::{Rng, SeedableRng};
+        let device = Device::flex();
+        for (channels, side) in [(1, [40, 24]), (3, [16, 32])] {
+            let model = DraemConfig::new(channels).with_width(8).init(&device);
+            let mut rng = rand::rngs::StdRng::seed_from_u64(channels as u64);
+            let shape = [2, channels, side[0], side[1]];
+            let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random()).collect();
+            let x = Tensor::<4>::from_data(TensorData::new(values, shape), &device);
+            let mut inference = model.inference();
+            let pairs = [
+                (
+                    inference.anomaly_map(x.clone()),
+                    sigmoid(model.forward(x.clone()).segmentation),
+                ),
+                (
+                    inference.reconstruct(x.clone()),
+                    sigmoid(model.reconstructive.forward(x.clone(), false)),
+                ),
+            ];
+            assert!(inference.laid_out());
+            for (got, want) in pairs {
+                assert_eq!(got.dims(), want.dims());
+                let diff = (got - want.clone()).abs().max().into_scalar::<f32>();
+                let spread = (want.clone().max() - want.min()).into_scalar::<f32>();
+                assert!(
+                    diff < 1e-5 && spread > 1e-3,
+                    "{channels} channels: {diff}, {spread}"
+                );
+            }
+        }
+        // Training's autodiff device keeps the layers.
+        let device = device.autodiff();
+        let model = DraemConfig::new(1).init(&device);
+        let mut inference = model.inference();
+        inference.anomaly_map(Tensor::zeros([1, 1, 8, 8], &device));
+        assert!(!inference.laid_out());
     }
 
     #[test]

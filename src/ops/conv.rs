@@ -269,7 +269,9 @@ fn plain_pool(layer: &MaxPool2d, h: usize, w: usize) -> bool {
         && h > 0
 }
 
-fn kernels_apply(x: &Tensor<4>) -> bool {
+/// Whether cae's kernels compute on `x`: an f32 tensor on Flex, the kernels not turned off
+/// ([`set_kernels_enabled`]).
+pub fn kernels_apply(x: &Tensor<4>) -> bool {
     ENABLED.load(Ordering::Relaxed) && super::cpu_kernels_apply(x)
 }
 
