@@ -2,8 +2,9 @@
 //! inspector_speed -- SIDE` times the segmentation map of one SIDE² image with cae's
 //! kernels and with burn's own convolutions, alternately; `-- SIDE fwd layers` cae's
 //! channels-last inference against the same kernels layer by layer (the forward pass
-//! training takes, and the inference before §27); `-- SIDE fwd cae` the inference alone, ten
-//! times (for a profiler); `-- SIDE step` a training crop's forward and backward pass (losses
+//! training takes, and the inference before §27); `-- SIDE fwd fresh` the inference with its
+//! buffers kept from image to image (as scoring does) against a new one each image; `-- SIDE
+//! fwd cae` the inference alone, ten times (for a profiler); `-- SIDE step` a training crop's forward and backward pass (losses
 //! as training takes them). One thread, or `THREADS`.
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
@@ -12,6 +13,7 @@ use cae::model::draem::DraemConfig;
 #[derive(Clone, Copy)]
 enum Way {
     Inference,
+    Fresh,
     Layers,
     Burn,
 }
@@ -23,6 +25,7 @@ fn main() {
     let rounds: Vec<Way> = match args.next().as_deref() {
         Some("cae") => vec![Way::Inference; 10],
         Some("layers") => [Way::Inference, Way::Layers].repeat(3),
+        Some("fresh") => [Way::Inference, Way::Fresh].repeat(3),
         _ => [Way::Inference, Way::Burn].repeat(3),
     };
     let threads = std::env::var("THREADS").ok().and_then(|t| t.parse().ok());
@@ -54,6 +57,8 @@ fn main() {
                 let _ = loss.backward();
             } else if let Way::Layers = way {
                 let _ = sigmoid(model.forward(x.clone()).segmentation).into_data();
+            } else if let Way::Fresh = way {
+                let _ = model.inference().anomaly_map(x.clone()).into_data();
             } else {
                 let _ = inference.anomaly_map(x.clone()).into_data();
             }
@@ -63,6 +68,7 @@ fn main() {
                 match way {
                     Way::Inference if step => "cae's convolutions",
                     Way::Inference => "cae's channels-last inference",
+                    Way::Fresh => "the same, new buffers",
                     Way::Layers => "cae's kernels layer by layer",
                     Way::Burn => "burn's convolutions",
                 },

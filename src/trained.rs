@@ -423,9 +423,10 @@ impl Run {
 
     /// The inspector's layer buffers the last scoring gave back ([`Run::keep_inspector_buffers`]),
     /// empty at first or while another scoring holds them: a scoring that starts with them
-    /// writes its layers into memory already mapped (a 1024² image's first pass through fresh
-    /// buffers took 0.2 s more of its 0.8 s, docs/BENCHMARKS.md §27). They stay with the run:
-    /// what one batch of the largest images scored needed (about 0.4 GB at 1024²).
+    /// writes its layers into memory already mapped (a 1024² image through new buffers took
+    /// 0.90–0.93 s, through kept ones 0.77–0.88 s, docs/BENCHMARKS.md §27). They stay with the
+    /// run: what one batch of its largest images needed (a process scoring 1024² images peaked
+    /// at 481 MB).
     pub fn inspector_buffers(&self) -> InspectorBuffers {
         std::mem::take(&mut *self.buffers.lock().unwrap_or_else(|e| e.into_inner()))
     }

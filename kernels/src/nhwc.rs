@@ -20,13 +20,13 @@ use rayon::prelude::*;
 use crate::{View, matmul, relu_f32, with_scratch};
 
 /// Floats of output a band writes at most (its rows `W + 2` wide): 1 MiB. (A 1024² image's
-/// forward pass took 1.65 s on one core with bands of 512 KiB and 1.45–1.50 s with 1 or 2 MiB,
-/// when each band copied its input rows with two rows more.)
+/// forward pass took 1.64–1.77 s on one core with bands of 512 KiB, 1.44–1.65 s with 1 MiB,
+/// when each band copied its input rows with two rows more: docs/BENCHMARKS.md §27.)
 const BAND_FLOATS: usize = 1 << 18;
 
 /// Below this many values a window row (`k·C`) lays its windows out: a multiply over 3 or 6
 /// values at a time (the first layers' one or two channels) would be all overhead. (Sixteen
-/// channels, 48 values, run 10 % faster shifted than laid out.)
+/// channels, 48 values, ran about 10 % faster shifted than laid out: §27.)
 const SHIFTED_MIN_RUN: usize = 24;
 
 /// Floats of `n` images of `h × w` pixels of `c` channels with their one-pixel border.
