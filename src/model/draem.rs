@@ -21,9 +21,10 @@
 //! every layer: in training a zero pad, then an unpadded convolution; in inference the pad is
 //! written as the kernel reads the image and the ReLU as it writes ([`chain`]).
 
-use burn::nn::Initializer;
+use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::MaxPool2dConfig;
+use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 
@@ -361,7 +362,11 @@ fn lay<'a>(
     model: &Draem,
     images: &Tensor<4>,
 ) -> Option<&'a [LaidNet; 2]> {
-    if images.is_autodiff() || !crate::ops::conv::kernels_apply(images) {
+    // Sides the poolings do not halve whole are the layers' to refuse.
+    let [_, _, h, w] = images.dims();
+    let m = 1 << (model.reconstructive.encoder.len() - 1);
+    let sides = h >= m && w >= m && h.is_multiple_of(m) && w.is_multiple_of(m);
+    if !sides || images.is_autodiff() || !crate::ops::conv::kernels_apply(images) {
         return None;
     }
     laid.get_or_insert_with(|| {
@@ -514,22 +519,22 @@ fn double(
     (y, cb)
 }
 
-/// A convolution laid out for inputs of `parts` equal parts concatenated.
+/// A "same" convolution (1×1 or 3×3, stride 1, no padding of its own: [`same_conv2d`] pads)
+/// laid out for inputs of `parts` equal parts concatenated.
 fn laid_conv(layer: &Conv2d, parts: usize) -> Option<ConvWeight> {
-    let weight = layer.weight.val();
-    let dims = weight.dims();
-    let bias = layer
-        .bias
-        .as_ref()?
-        .val()
-        .into_data()
-        .try_into_vec::<f32>()
-        .ok()?;
-    let weight = weight.into_data().try_into_vec::<f32>().ok()?;
+    let dims = layer.weight.dims();
     let k = dims[2];
-    if dims[3] != k || !(k == 1 || k == 3) || !dims[1].is_multiple_of(parts) {
+    let plain = layer.stride == [1, 1]
+        && layer.dilation == [1, 1]
+        && layer.groups == 1
+        && matches!(
+            layer.padding,
+            PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+        );
+    if !plain || dims[3] != k || !(k == 1 || k == 3) || !dims[1].is_multiple_of(parts) {
         return None;
     }
+    let (weight, bias) = (f32s(&layer.weight)?, f32s(layer.bias.as_ref()?)?);
     Some(ConvWeight::new(
         &weight,
         &bias,
@@ -540,20 +545,17 @@ fn laid_conv(layer: &Conv2d, parts: usize) -> Option<ConvWeight> {
 
 /// A 2×2, stride-2 transposed convolution laid out for [`nhwc::up2x2`].
 fn laid_up(layer: &ConvTranspose2d) -> Option<UpWeight> {
-    let weight = layer.weight.val();
-    let [c, o, k, k2] = weight.dims();
+    let [c, o, k, k2] = layer.weight.dims();
     if [k, k2] != [2, 2] || layer.stride != [2, 2] || layer.padding != [0, 0] {
         return None;
     }
-    let bias = layer
-        .bias
-        .as_ref()?
-        .val()
-        .into_data()
-        .try_into_vec::<f32>()
-        .ok()?;
-    let weight = weight.into_data().try_into_vec::<f32>().ok()?;
+    let (weight, bias) = (f32s(&layer.weight)?, f32s(layer.bias.as_ref()?)?);
     Some(UpWeight::new(&weight, &bias, [c, o]))
+}
+
+/// A parameter's values, if they are f32.
+fn f32s<const D: usize>(param: &Param<Tensor<D>>) -> Option<Vec<f32>> {
+    param.val().into_data().try_into_vec::<f32>().ok()
 }
 
 #[cfg(test)]
@@ -612,6 +614,11 @@ mod tests {
                     "{channels} channels: {diff}, {spread}"
                 );
             }
+            // Buffers larger images left their values in: the same map, to the bit, as new
+            // buffers give.
+            let small = x.clone().slice([0..1, 0..channels, 0..16, 0..8]);
+            let kept = inference.anomaly_map(small.clone()).into_data();
+            assert_eq!(kept, model.inference().anomaly_map(small).into_data());
         }
         // Training's autodiff device keeps the layers.
         let device = device.autodiff();
