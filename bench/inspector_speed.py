@@ -20,20 +20,13 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from draem_reference import Draem, smooth  # noqa: E402
-from speed_rounds import arguments, interleaved, onnx_session  # noqa: E402
-
-import cae  # noqa: E402
+from speed_rounds import arguments, interleaved, random_images, start  # noqa: E402
 
 
 def main():
-    p = arguments(images=4)
-    a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    run = cae.open(a.run)
+    a, run, session = start(arguments(images=4))
     c, h, w = run.image_shape
-    rng = np.random.default_rng(0)
-    x = rng.random((a.images, c, h, w), dtype=np.float32)
-    session = onnx_session(a.onnx, a.threads)
+    x = random_images(a.images, (c, h, w))
     torch_model = Draem(c).eval()
 
     def with_cae():

@@ -1,11 +1,16 @@
-"""What the side-by-side speed scripts share: an ONNX Runtime session on a fixed number of
-threads, and interleaved rounds of cae, ONNX Runtime and PyTorch with their medians."""
+"""What the side-by-side speed scripts share: their arguments, the run and its ONNX Runtime
+session on a fixed number of threads, the random images they score, and interleaved rounds of
+cae, ONNX Runtime and PyTorch with their medians."""
 import argparse
 import json
 import statistics
 import time
 
+import numpy as np
 import onnxruntime as ort
+import torch
+
+import cae
 
 
 def arguments(images):
@@ -17,6 +22,18 @@ def arguments(images):
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     return p
+
+
+def start(parser):
+    """Parsed arguments; PyTorch on their threads; the run; its ONNX Runtime session."""
+    a = parser.parse_args()
+    torch.set_num_threads(a.threads)
+    return a, cae.open(a.run), onnx_session(a.onnx, a.threads)
+
+
+def random_images(count, shape):
+    """`count` images of `shape` ([C, H, W]), uniform in [0, 1), the same every run."""
+    return np.random.default_rng(0).random((count, *shape), dtype=np.float32)
 
 
 def onnx_session(path, threads):

@@ -23,10 +23,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from speed_rounds import arguments, interleaved, onnx_session  # noqa: E402
+from speed_rounds import arguments, interleaved, random_images, start  # noqa: E402
 from texture_map import descriptors, uniform_kernels  # noqa: E402
-
-import cae  # noqa: E402
 
 TOP = 200
 
@@ -68,13 +66,9 @@ class TorchTexture:
 
 
 def main():
-    p = arguments(images=2)
-    a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    run = cae.open(a.run)
+    a, run, session = start(arguments(images=2))
     c, h, w = run.image_shape
-    x = np.random.default_rng(0).random((a.images, c, h, w), dtype=np.float32)
-    session = onnx_session(a.onnx, a.threads)
+    x = random_images(a.images, (c, h, w))
     texture = TorchTexture(a.run)
 
     def with_cae():

@@ -21,9 +21,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ae_ssim_reference import AE, starts  # noqa: E402
 from draem_reference import smooth  # noqa: E402
-from speed_rounds import arguments, interleaved, onnx_session  # noqa: E402
-
-import cae  # noqa: E402
+from speed_rounds import arguments, interleaved, random_images, start  # noqa: E402
 
 BATCH = 256
 
@@ -48,13 +46,10 @@ def main():
     p = arguments(images=2)
     p.add_argument("--side", type=int, default=1024)
     p.add_argument("--stride", type=int, default=32)
-    a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    run = cae.open(a.run)
+    a, run, session = start(p)
     c, tile, _ = run.image_shape
     config = run.config
-    x = np.random.default_rng(0).random((a.images, c, a.side, a.side), dtype=np.float32)
-    session = onnx_session(a.onnx, a.threads)
+    x = random_images(a.images, (c, a.side, a.side))
     torch_model = AE(c, side=tile, latent=config["model"]["latent"]).eval()
 
     def with_cae():

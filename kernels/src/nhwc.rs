@@ -220,10 +220,6 @@ pub fn conv_same(
         return;
     }
     let row = wp * o;
-    for image in out.chunks_exact_mut((h + 2) * row) {
-        image[..row].fill(0.0);
-        image[(h + 1) * row..].fill(0.0);
-    }
     let rows = band_rows(BAND_FLOATS / row, h);
     for_bands(out, [n, h, w], o, rows, |image, rows, out| {
         // Window q of the band (its top-left input pixel q after the band's first input row)
@@ -263,7 +259,8 @@ fn band_rows(fit: usize, h: usize) -> usize {
 }
 
 /// `body(image, rows, out rows)` for bands of `rows` of the inside rows of each bordered image
-/// of `out` (`[n, h + 2, w + 2, c]`), in parallel when there is more than one band.
+/// of `out` (`[n, h + 2, w + 2, c]`), in parallel when there is more than one band; each
+/// image's top and bottom border rows are zeroed here, the border columns are `body`'s.
 fn for_bands<F>(out: &mut [f32], [n, h, w]: [usize; 3], c: usize, rows: usize, body: F)
 where
     F: Fn(usize, std::ops::Range<usize>, &mut [f32]) + Sync,
@@ -271,7 +268,10 @@ where
     let row = (w + 2) * c;
     let mut bands: Vec<(usize, std::ops::Range<usize>, &mut [f32])> = Vec::new();
     for (image, out) in out.chunks_exact_mut((h + 2) * row).enumerate().take(n) {
-        let inside = &mut out[row..(h + 1) * row];
+        let (top, rest) = out.split_at_mut(row);
+        let (inside, bottom) = rest.split_at_mut(h * row);
+        top.fill(0.0);
+        bottom.fill(0.0);
         for (b, out) in inside.chunks_mut(rows * row).enumerate() {
             let start = b * rows;
             bands.push((image, start..(start + rows).min(h), out));
@@ -348,10 +348,6 @@ pub fn up2x2(x: &[f32], [n, h, w]: [usize; 3], weight: &UpWeight, f: Activation,
         return;
     }
     let row = (2 * w + 2) * o;
-    for image in out.chunks_exact_mut((2 * h + 2) * row) {
-        image[..row].fill(0.0);
-        image[(2 * h + 1) * row..].fill(0.0);
-    }
     // Bands of output rows in pairs, each pair one input row.
     let rows = 2 * band_rows(BAND_FLOATS / (2 * row), h);
     for_bands(out, big, o, rows, |image, rows, out| {
@@ -380,10 +376,6 @@ pub fn max_pool2x2(x: &[f32], [n, h, w]: [usize; 3], c: usize, out: &mut [f32]) 
         return;
     }
     let (row, in_row) = ((w / 2 + 2) * c, (w + 2) * c);
-    for image in out.chunks_exact_mut((h / 2 + 2) * row) {
-        image[..row].fill(0.0);
-        image[(h / 2 + 1) * row..].fill(0.0);
-    }
     let rows = band_rows(BAND_FLOATS / (3 * row), h / 2);
     for_bands(out, half, c, rows, |image, rows, out| {
         for (r, dst) in rows.zip(out.chunks_exact_mut(row)) {

@@ -5,6 +5,9 @@ use cae_kernels::{
     correlate_fused, scatter, weight_grad,
 };
 
+mod common;
+use common::values;
+
 /// The definition, `narrow[n,o,i,j] = Σ weight[o,c,a,b] · wide[n,c,i·s+a,j·s+b]`, as loops.
 fn naive_correlate(g: &Geometry, wide: &[f32], weight: &[f32]) -> Vec<f32> {
     let ([c_len, h, w], [o_len, oh, ow], k, s) = (g.wide, g.narrow, g.kernel, g.stride);
@@ -29,21 +32,6 @@ fn naive_correlate(g: &Geometry, wide: &[f32], weight: &[f32]) -> Vec<f32> {
         }
     }
     out
-}
-
-/// Deterministic values in [-1, 1) (a 64-bit LCG), so failures reproduce.
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {

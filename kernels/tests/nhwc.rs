@@ -8,6 +8,9 @@ use cae_kernels::nhwc::{
     remove_border, up2x2,
 };
 
+mod common;
+use common::values;
+
 /// `x [N, H, W, C]` bordered.
 fn bordered(x: &[f32], dims: [usize; 3], c: usize) -> Vec<f32> {
     let mut out = vec![f32::NAN; bordered_len(dims, c)];
@@ -27,21 +30,6 @@ fn inside(x: &[f32], [n, h, w]: [usize; 3], c: usize) -> Vec<f32> {
     let mut out = vec![f32::NAN; n * h * w * c];
     remove_border(x, [n, h, w], c, &mut out);
     out
-}
-
-/// A reproducible spread of values in [-1, 1).
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
 }
 
 /// `out[n, i, j, o] = bias[o] + Σ weight[o, c, a, b] · x[n, i + a - p, j + b - p, c]`, zero
