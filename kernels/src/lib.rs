@@ -35,6 +35,7 @@ use rayon::prelude::*;
 
 pub mod adam;
 pub mod bce;
+pub mod few;
 pub mod int8;
 pub mod nearest;
 pub mod nhwc;
@@ -280,6 +281,9 @@ pub fn correlate_fused(
         narrow.len(),
         bias.map(|b| (b.len(), g.narrow[0])),
     );
+    if p == 0 && g.batch * g.narrow_plane() < few::FEW_PATCHES {
+        return few::correlate(g, wide, weight, bias, narrow, fused);
+    }
     let weight = Laid::new(g, weight, true);
     if p > 0 || g.band_rows().is_some() {
         return correlate_rows(g, wide, &weight, bias, narrow, fused);

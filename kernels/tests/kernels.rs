@@ -348,3 +348,86 @@ fn a_fused_pad_is_the_convolution_of_the_padded_image() {
         }
     }
 }
+
+/// A forward call over fewer than 64 patches (one small image: the lecture's one-image
+/// latency) multiplies without `gemm`, in vectors of the CPU's width; each value is to the bit
+/// a chain of fused multiply-adds over `(c, a, b)` in order from zero, then the bias and ReLU,
+/// whatever the width (so one image gives the same logits on any CPU). Shapes: the lecture's
+/// at one image (2, 1 and 3 vectors of patches), several images, and output channels that are
+/// no multiple of the rows taken at a time.
+#[test]
+fn a_few_patches_are_the_same_fused_sums_on_any_cpu() {
+    let shapes = [
+        Geometry::conv(1, [16, 13, 13], 32, 3, 2),
+        Geometry::conv(1, [32, 6, 6], 64, 3, 1),
+        Geometry::conv(1, [64, 4, 4], 128, 1, 1),
+        Geometry::conv(1, [128, 2, 2], 256, 1, 1),
+        Geometry::conv(3, [128, 2, 2], 256, 1, 1),
+        Geometry::conv(1, [5, 11, 11], 7, 3, 2),
+        Geometry::conv(1, [3, 9, 9], 5, 3, 1),
+    ];
+    for (index, g) in shapes.iter().enumerate() {
+        let ([c_len, h, w], [o_len, oh, ow], k, s) = (g.wide, g.narrow, g.kernel, g.stride);
+        assert!(g.batch * oh * ow < 64, "{g:?} is a few patches");
+        let wide = values(g.batch * g.wide_len(), 100 + index as u64);
+        let weight = values(g.weight_len(), 110 + index as u64);
+        let bias = values(o_len, 120 + index as u64);
+        // [n, O, OH, OW], before the ReLU
+        let mut want = vec![0.0f32; g.batch * g.narrow_len()];
+        for n in 0..g.batch {
+            for o in 0..o_len {
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let mut acc = 0.0f32;
+                        for c in 0..c_len {
+                            for a in 0..k {
+                                for b in 0..k {
+                                    let x = wide[((n * c_len + c) * h + i * s + a) * w + j * s + b];
+                                    acc = weight[((o * c_len + c) * k + a) * k + b].mul_add(x, acc);
+                                }
+                            }
+                        }
+                        want[((n * o_len + o) * oh + i) * ow + j] = acc + bias[o];
+                    }
+                }
+            }
+        }
+        // The chains are the definition's sums, rounded otherwise.
+        let plane = oh * ow;
+        let definition: Vec<f32> = naive_correlate(g, &wide, &weight)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + bias[i / plane % o_len])
+            .collect();
+        assert_close(&want, &definition, 1e-5);
+        for wide_channels_last in [false, true] {
+            for narrow_channels_last in [false, true] {
+                for relu in [false, true] {
+                    let fused = Fused {
+                        wide_channels_last,
+                        narrow_channels_last,
+                        relu,
+                        pad: 0,
+                    };
+                    let input = if wide_channels_last {
+                        channels_last(&wide, c_len, h * w)
+                    } else {
+                        wide.clone()
+                    };
+                    let mut got = vec![f32::NAN; want.len()];
+                    correlate_fused(g, &input, &weight, Some(&bias), &mut got, fused);
+                    let mut expected = if narrow_channels_last {
+                        channels_last(&want, o_len, oh * ow)
+                    } else {
+                        want.clone()
+                    };
+                    if relu {
+                        expected.iter_mut().for_each(|v| *v = v.max(0.0));
+                    }
+                    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&expected), "{g:?}, {fused:?}");
+                }
+            }
+        }
+    }
+}

@@ -23,14 +23,13 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use super::cost::Cost;
 use super::walk::Walk;
 use super::{ConvAutoencoderConfig, Encoder};
 use crate::data::{ImageShape, NUM_CLASSES};
-use crate::ops::conv::{Step, chain};
+use crate::ops::conv::{Step, chain, linear};
 use crate::support::parallel::by_parts;
 
 /// Channels and side of the head's reshaped latent, as in the lecture: `[64, 4, 4]`.
@@ -77,7 +76,7 @@ impl CnnHead {
     /// - output: `[B, 10]` logits
     pub fn forward(&self, latent: Tensor<2>) -> Tensor<2> {
         let [batch, _] = latent.dims();
-        let x = relu(self.fc1.forward(latent)); // [B, 1024]
+        let x = linear(&self.fc1, latent, true); // [B, 1024]
         let x: Tensor<4> = x.reshape([batch, HEAD_CHANNELS, HEAD_SIDE, HEAD_SIDE]);
         // [B, 128, 4, 4], pooled to [B, 128, 2, 2], then [B, 256, 2, 2]
         let steps = [
@@ -86,7 +85,7 @@ impl CnnHead {
             Step::ConvRelu(&self.conv2),
         ];
         let x = chain(steps, x);
-        self.fc2.forward(x.flatten(1, 3)) // [B, 10]
+        linear(&self.fc2, x.flatten(1, 3), false) // [B, 10]
     }
 
     /// MACs and output shape of one latent vector through [`forward`](Self::forward).
@@ -202,9 +201,9 @@ impl Classifier for PlainCnn {
                 Step::Pool(&self.pool),
             ];
             let x = chain(steps, x);
-            let x = relu(self.fc1.forward(x.flatten(1, 3))); // [B, 120]
-            let x = relu(self.fc2.forward(x)); // [B, 84]
-            self.fc3.forward(x) // [B, 10]
+            let x = linear(&self.fc1, x.flatten(1, 3), true); // [B, 120]
+            let x = linear(&self.fc2, x, true); // [B, 84]
+            linear(&self.fc3, x, false) // [B, 10]
         })
     }
 

@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use self::cost::Cost;
 use crate::data::ImageShape;
-use crate::ops::conv::{Step, chain, conv_transpose2d};
+use crate::ops::conv::{Step, chain, conv_transpose2d, linear};
 
 /// cae's default start for the latent biases, see [`ConvAutoencoderConfig::latent_bias_init`].
 pub const DEFAULT_LATENT_BIAS: f64 = 0.5;
@@ -311,7 +311,11 @@ impl Encoder {
         match &self.fc_logvar {
             // A Gaussian's mean is linear: no latent activation.
             Some(head) => (self.fc.forward(x.clone()), Some(head.forward(x))), // [B, latent] ×2
-            None => (self.latent_activation.apply(self.fc.forward(x)), None),  // [B, latent]
+            // [B, latent]
+            None => match self.latent_activation {
+                LatentActivation::Relu => (linear(&self.fc, x, true), None),
+                other => (other.apply(linear(&self.fc, x, false)), None),
+            },
         }
     }
 
@@ -350,7 +354,7 @@ impl Decoder {
     pub fn forward_logits(&self, latent: Tensor<2>) -> Tensor<4> {
         let [batch, _] = latent.dims();
         let [c, h, w] = self.feature;
-        let x = relu(self.fc.forward(latent)); // [B, 64k]
+        let x = linear(&self.fc, latent, true); // [B, 64k]
         let mut x: Tensor<4> = x.reshape([batch, c, h, w]); // [B, 4k, 4, 4]
         // The lecture's: [B, 2k, 6, 6], [B, k, 13, 13], then [B, 1, 28, 28] without ReLU.
         let last = self.more.len() + 2;

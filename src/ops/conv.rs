@@ -20,9 +20,9 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::ops::{ConvOptions, ConvTransposeOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::pool::MaxPool2d;
+use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::{Bytes, DType, IntDType};
@@ -254,6 +254,31 @@ pub fn max_pool2d(layer: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     ))
 }
 
+/// `relu(layer.forward(x))` if `relu`, else `layer.forward(x)`. In inference on a few rows
+/// (one image: fewer than `cae_kernels::few::FEW_ROWS`) on the CPU, one kernel call with the
+/// bias and ReLU inside (`cae_kernels::few::linear`); anything else is burn's layer.
+///
+/// # Shapes
+/// - input: `[B, d_input]` → `[B, d_output]`
+pub fn linear(layer: &Linear, x: Tensor<2>, relu: bool) -> Tensor<2> {
+    let few = x.dims()[0] < cae_kernels::few::FEW_ROWS
+        && !x.is_autodiff()
+        && ENABLED.load(Ordering::Relaxed)
+        && super::cpu_kernels_apply(&x);
+    match &layer.bias {
+        Some(bias) if few => {
+            Tensor::from_dispatch(<burn::backend::Dispatch as ConvKernels>::cae_linear(
+                x.into_dispatch(),
+                layer.weight.val().into_dispatch(),
+                bias.val().into_dispatch(),
+                relu,
+            ))
+        }
+        _ if relu => burn::tensor::activation::relu(layer.forward(x)),
+        _ => layer.forward(x),
+    }
+}
+
 /// Whether the kernels take this pooling of an `h × w` image: 2×2, stride 2, no padding or
 /// dilation, even sides.
 fn plain_pool(layer: &MaxPool2d, h: usize, w: usize) -> bool {
@@ -376,6 +401,17 @@ pub trait ConvKernels: Backend {
         composed_conv2d_fused::<Self>(x, weight, bias, stride, fused)
     }
 
+    /// A linear layer's forward pass, `x [n, K] · weight [K, O] + bias`, then the ReLU if
+    /// `relu` (inference on a few rows).
+    fn cae_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        composed_linear::<Self>(x, weight, bias, relu)
+    }
+
     /// 2×2, stride-2 max pooling of even sides.
     fn cae_max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false)
@@ -421,6 +457,20 @@ fn composed_conv2d_fused<B: Backend>(
     } else {
         y
     }
+}
+
+/// [`ConvKernels::cae_linear`] from burn's operations.
+fn composed_linear<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: FloatTensor<B>,
+    relu: bool,
+) -> FloatTensor<B> {
+    let [n, _] = x.shape().dims();
+    let [_, o] = weight.shape().dims();
+    let y = B::float_matmul(x, weight);
+    let y = B::float_add(y, B::float_expand(bias, [n, o].into()));
+    if relu { B::relu(y) } else { y }
 }
 
 /// [`ConvKernels::cae_max_pool2x2_channels_last`] from burn's operations.
@@ -659,6 +709,28 @@ impl ConvKernels for Flex {
             fused,
         );
         flex_f32(out, &shape)
+    }
+
+    fn cae_linear(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, relu: bool) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &bias]) {
+            return composed_linear::<Flex>(x, weight, bias, relu);
+        }
+        let ([n, k], [_, o]) = (x.shape().dims(), weight.shape().dims());
+        let (x, weight, bias) = (
+            x.to_contiguous(),
+            weight.to_contiguous(),
+            bias.to_contiguous(),
+        );
+        let mut out = vec![0.0; n * o];
+        cae_kernels::few::linear(
+            x.storage(),
+            k,
+            weight.storage(),
+            Some(bias.storage()),
+            relu,
+            &mut out,
+        );
+        flex_f32(out, &[n, o])
     }
 
     fn cae_max_pool2x2(x: FlexTensor) -> FlexTensor {
