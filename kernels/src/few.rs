@@ -137,12 +137,13 @@ impl Job<'_> {
 }
 
 /// The multiply in one width of vectors: weight rows `R` at a time against `G` vectors of
-/// patches, `G·R` vectors of accumulators (eight or nine: enough independent sums to keep two
+/// patches, `G·R` vectors of accumulators (six to nine: enough independent sums to keep two
 /// multiply-adds a cycle going through their latency, few enough weight rows that their
 /// addresses stay in registers), each `weight[o, κ]` broadcast once.
 macro_rules! simd_multiply {
-    ($name:ident, $feature:literal, $vector:ident, $lanes:literal, $zero:ident, $load:ident,
-     $splat:ident, $fma:ident, $store:ident) => {
+    ($name:ident, $feature:literal, $vector:ident, $lanes:literal, [$r1:literal, $r2:literal,
+     $r3:literal, $r4:literal], $zero:ident, $load:ident, $splat:ident, $fma:ident,
+     $store:ident) => {
         #[cfg(target_arch = "x86_64")]
         mod $name {
             use super::{Job, LANES};
@@ -162,10 +163,10 @@ macro_rules! simd_multiply {
                 // SAFETY: as this function's (the caller's) contract.
                 unsafe {
                     match job.cols.div_ceil(LANES) {
-                        1 => rows::<{ LANES / V }, 8>(weight, columns, job, out),
-                        2 => rows::<{ 2 * LANES / V }, 4>(weight, columns, job, out),
-                        3 => rows::<{ 3 * LANES / V }, 3>(weight, columns, job, out),
-                        _ => rows::<{ 4 * LANES / V }, 2>(weight, columns, job, out),
+                        1 => rows::<{ LANES / V }, $r1>(weight, columns, job, out),
+                        2 => rows::<{ 2 * LANES / V }, $r2>(weight, columns, job, out),
+                        3 => rows::<{ 3 * LANES / V }, $r3>(weight, columns, job, out),
+                        _ => rows::<{ 4 * LANES / V }, $r4>(weight, columns, job, out),
                     }
                 }
             }
@@ -243,6 +244,7 @@ simd_multiply!(
     "avx512f",
     __m512,
     16,
+    [8, 4, 3, 2],
     _mm512_setzero_ps,
     _mm512_loadu_ps,
     _mm512_set1_ps,
@@ -254,6 +256,7 @@ simd_multiply!(
     "avx2,fma",
     __m256,
     8,
+    [4, 2, 1, 1],
     _mm256_setzero_ps,
     _mm256_loadu_ps,
     _mm256_set1_ps,
