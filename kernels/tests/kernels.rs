@@ -258,45 +258,61 @@ fn channels_last(x: &[f32], c_len: usize, plane: usize) -> Vec<f32> {
     out
 }
 
+/// `check(got, want, fused)` for [`correlate_fused`] without a pad in every layout and ReLU
+/// choice, `want` being `plain` (`[n, O, OH, OW]`, before the ReLU) rearranged and rectified.
+fn for_every_layout(
+    g: &Geometry,
+    wide: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    plain: &[f32],
+    check: impl Fn(&[f32], &[f32], Fused),
+) {
+    let ([c_len, h, w], [o_len, oh, ow]) = (g.wide, g.narrow);
+    for wide_channels_last in [false, true] {
+        for narrow_channels_last in [false, true] {
+            for relu in [false, true] {
+                let fused = Fused {
+                    wide_channels_last,
+                    narrow_channels_last,
+                    relu,
+                    pad: 0,
+                };
+                let input = if wide_channels_last {
+                    channels_last(wide, c_len, h * w)
+                } else {
+                    wide.to_vec()
+                };
+                let mut got = vec![f32::NAN; plain.len()];
+                correlate_fused(g, &input, weight, Some(bias), &mut got, fused);
+                let mut want = if narrow_channels_last {
+                    channels_last(plain, o_len, oh * ow)
+                } else {
+                    plain.to_vec()
+                };
+                if relu {
+                    want.iter_mut().for_each(|v| *v = v.max(0.0));
+                }
+                check(&got, &want, fused);
+            }
+        }
+    }
+}
+
 /// Every layout and ReLU choice of the inference convolution gives the plain convolution's
 /// values (and its ReLU), rearranged.
 #[test]
 fn fused_correlate_matches_plain_in_every_layout() {
     for (index, g) in geometries().iter().enumerate() {
-        let ([c_len, h, w], [o_len, oh, ow]) = (g.wide, g.narrow);
+        let o_len = g.narrow[0];
         let wide = values(g.batch * g.wide_len(), 40 + index as u64);
         let weight = values(g.weight_len(), 50 + index as u64);
         let bias = values(o_len, 60 + index as u64);
         let mut plain = vec![0.0; g.batch * g.narrow_len()];
         correlate(g, &wide, &weight, Some(&bias), &mut plain);
-        for wide_channels_last in [false, true] {
-            for narrow_channels_last in [false, true] {
-                for relu in [false, true] {
-                    let fused = Fused {
-                        wide_channels_last,
-                        narrow_channels_last,
-                        relu,
-                        pad: 0,
-                    };
-                    let input = if wide_channels_last {
-                        channels_last(&wide, c_len, h * w)
-                    } else {
-                        wide.clone()
-                    };
-                    let mut got = vec![f32::NAN; plain.len()];
-                    correlate_fused(g, &input, &weight, Some(&bias), &mut got, fused);
-                    let mut want = if narrow_channels_last {
-                        channels_last(&plain, o_len, oh * ow)
-                    } else {
-                        plain.clone()
-                    };
-                    if relu {
-                        want.iter_mut().for_each(|v| *v = v.max(0.0));
-                    }
-                    assert_close(&got, &want, 1e-5);
-                }
-            }
-        }
+        for_every_layout(g, &wide, &weight, &bias, &plain, |got, want, _| {
+            assert_close(got, want, 1e-5)
+        });
     }
 }
 
@@ -400,34 +416,9 @@ fn a_few_patches_are_the_same_fused_sums_on_any_cpu() {
             .map(|(i, v)| v + bias[i / plane % o_len])
             .collect();
         assert_close(&want, &definition, 1e-5);
-        for wide_channels_last in [false, true] {
-            for narrow_channels_last in [false, true] {
-                for relu in [false, true] {
-                    let fused = Fused {
-                        wide_channels_last,
-                        narrow_channels_last,
-                        relu,
-                        pad: 0,
-                    };
-                    let input = if wide_channels_last {
-                        channels_last(&wide, c_len, h * w)
-                    } else {
-                        wide.clone()
-                    };
-                    let mut got = vec![f32::NAN; want.len()];
-                    correlate_fused(g, &input, &weight, Some(&bias), &mut got, fused);
-                    let mut expected = if narrow_channels_last {
-                        channels_last(&want, o_len, oh * ow)
-                    } else {
-                        want.clone()
-                    };
-                    if relu {
-                        expected.iter_mut().for_each(|v| *v = v.max(0.0));
-                    }
-                    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(bits(&got), bits(&expected), "{g:?}, {fused:?}");
-                }
-            }
-        }
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for_every_layout(g, &wide, &weight, &bias, &want, |got, want, fused| {
+            assert_eq!(bits(got), bits(want), "{g:?}, {fused:?}")
+        });
     }
 }
