@@ -17,6 +17,11 @@ pub const FEW_PATCHES: usize = 64;
 /// §28).
 pub const FEW_ROWS: usize = 2;
 
+/// Linear layers with fewer outputs than this take [`linear`]: the head's 10 → 1024 layer, 64
+/// groups of outputs each closed on its own, was slower this way than through `gemm` (3.6
+/// against 1.8 µs for one image, docs/BENCHMARKS.md §28).
+pub const FEW_OUTPUTS: usize = 64;
+
 /// Patches are taken this many at a time (one AVX-512 vector).
 const LANES: usize = 16;
 

@@ -255,13 +255,15 @@ pub fn max_pool2d(layer: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
 }
 
 /// `relu(layer.forward(x))` if `relu`, else `layer.forward(x)`. In inference on a few rows
-/// (one image: fewer than `cae_kernels::few::FEW_ROWS`) on the CPU, one kernel call with the
-/// bias and ReLU inside (`cae_kernels::few::linear`); anything else is burn's layer.
+/// (one image: fewer than `cae_kernels::few::FEW_ROWS`) into a few outputs (`FEW_OUTPUTS`)
+/// on the CPU, one kernel call with the bias and ReLU inside (`cae_kernels::few::linear`);
+/// anything else is burn's layer.
 ///
 /// # Shapes
 /// - input: `[B, d_input]` → `[B, d_output]`
 pub fn linear(layer: &Linear, x: Tensor<2>, relu: bool) -> Tensor<2> {
     let few = x.dims()[0] < cae_kernels::few::FEW_ROWS
+        && layer.weight.dims()[1] < cae_kernels::few::FEW_OUTPUTS
         && !x.is_autodiff()
         && ENABLED.load(Ordering::Relaxed)
         && super::cpu_kernels_apply(&x);
