@@ -1,5 +1,6 @@
-//! The forward pass of a convolution over a few patches (one small image: the lecture's
-//! one-image latency), without `gemm`.
+//! The forward pass of a convolution over a few patches, and of a linear layer over one row
+//! into a few outputs ([`linear`]) — one small image: the lecture's one-image latency —
+//! without `gemm`.
 //!
 //! For a few patches `gemm` packs the whole weight to fill a few rows of its tiles, and the
 //! weight is laid out patch-major first ([`super::Laid`]): one image's 2×2 head convolution

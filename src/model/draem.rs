@@ -22,15 +22,17 @@
 //! written as the kernel reads the image and the ReLU as it writes ([`chain`]).
 
 use burn::module::Param;
+use burn::nn::Initializer;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::pool::MaxPool2dConfig;
-use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 
 use cae_kernels::nhwc::{self, Activation, ConvWeight, UpWeight};
 
-use crate::ops::conv::{Step, chain, conv_transpose2d, max_pool2d, same_conv2d};
+use crate::ops::conv::{
+    Step, chain, conv_transpose2d, max_pool2d, plain_stride, plain_transpose, same_conv2d,
+};
 
 /// Sizes of the two networks.
 #[derive(Config, Debug, PartialEq)]
@@ -524,14 +526,7 @@ fn double(
 fn laid_conv(layer: &Conv2d, parts: usize) -> Option<ConvWeight> {
     let dims = layer.weight.dims();
     let k = dims[2];
-    let plain = layer.stride == [1, 1]
-        && layer.dilation == [1, 1]
-        && layer.groups == 1
-        && matches!(
-            layer.padding,
-            PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
-        );
-    if !plain || dims[3] != k || !(k == 1 || k == 3) || !dims[1].is_multiple_of(parts) {
+    if plain_stride(layer) != Some(1) || !(k == 1 || k == 3) || !dims[1].is_multiple_of(parts) {
         return None;
     }
     let (weight, bias) = (f32s(&layer.weight)?, f32s(layer.bias.as_ref()?)?);
@@ -545,8 +540,8 @@ fn laid_conv(layer: &Conv2d, parts: usize) -> Option<ConvWeight> {
 
 /// A 2×2, stride-2 transposed convolution laid out for [`nhwc::up2x2`].
 fn laid_up(layer: &ConvTranspose2d) -> Option<UpWeight> {
-    let [c, o, k, k2] = layer.weight.dims();
-    if [k, k2] != [2, 2] || layer.stride != [2, 2] || layer.padding != [0, 0] {
+    let [c, o, k, _] = layer.weight.dims();
+    if k != 2 || plain_transpose(layer) != Some((2, 0)) {
         return None;
     }
     let (weight, bias) = (f32s(&layer.weight)?, f32s(layer.bias.as_ref()?)?);

@@ -62,7 +62,7 @@ pub fn conv2d(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 
 /// The stride of a convolution the kernels take (square kernel and stride, no padding,
 /// dilation or groups), or `None`.
-fn plain_stride(layer: &Conv2d) -> Option<usize> {
+pub(crate) fn plain_stride(layer: &Conv2d) -> Option<usize> {
     let [k, k2] = layer.kernel_size;
     let [s, s2] = layer.stride;
     let plain = k == k2
@@ -212,17 +212,8 @@ pub fn chain<'a>(steps: impl IntoIterator<Item = Step<'a>>, x: Tensor<4>) -> Ten
 /// - input: `[B, C, H, W]`
 /// - output: `[B, O, (H - 1)·s + k + output_padding, (W - 1)·s + k + output_padding]`
 pub fn conv_transpose2d(layer: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
-    let [k, k2] = layer.kernel_size;
-    let [s, s2] = layer.stride;
-    let [op, op2] = layer.padding_out;
-    let plain = k == k2
-        && s == s2
-        && op == op2
-        && layer.dilation == [1, 1]
-        && layer.groups == 1
-        && layer.padding == [0, 0];
-    match &layer.bias {
-        Some(bias) if plain && kernels_apply(&x) && x.dims()[2] > 0 && x.dims()[3] > 0 => {
+    match (&layer.bias, plain_transpose(layer)) {
+        (Some(bias), Some((s, op))) if kernels_apply(&x) && x.dims()[2] > 0 && x.dims()[3] > 0 => {
             Tensor::from_dispatch(
                 <burn::backend::Dispatch as ConvKernels>::cae_conv_transpose2d(
                     x.into_dispatch(),
@@ -235,6 +226,21 @@ pub fn conv_transpose2d(layer: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
         }
         _ => layer.forward(x),
     }
+}
+
+/// The stride and output padding of a transposed convolution the kernels take (square
+/// kernel, stride and output padding, no padding, dilation or groups), or `None`.
+pub(crate) fn plain_transpose(layer: &ConvTranspose2d) -> Option<(usize, usize)> {
+    let [k, k2] = layer.kernel_size;
+    let [s, s2] = layer.stride;
+    let [op, op2] = layer.padding_out;
+    let plain = k == k2
+        && s == s2
+        && op == op2
+        && layer.dilation == [1, 1]
+        && layer.groups == 1
+        && layer.padding == [0, 0];
+    plain.then_some((s, op))
 }
 
 /// `layer.forward(x)`; a 2×2, stride-2 pooling of even sides is `cae_kernels::pool`, the same
@@ -265,8 +271,7 @@ pub fn linear(layer: &Linear, x: Tensor<2>, relu: bool) -> Tensor<2> {
     let few = x.dims()[0] < cae_kernels::few::FEW_ROWS
         && layer.weight.dims()[1] < cae_kernels::few::FEW_OUTPUTS
         && !x.is_autodiff()
-        && ENABLED.load(Ordering::Relaxed)
-        && super::cpu_kernels_apply(&x);
+        && kernels_apply(&x);
     match &layer.bias {
         Some(bias) if few => {
             Tensor::from_dispatch(<burn::backend::Dispatch as ConvKernels>::cae_linear(
@@ -298,7 +303,7 @@ fn plain_pool(layer: &MaxPool2d, h: usize, w: usize) -> bool {
 
 /// Whether cae's kernels compute on `x`: an f32 tensor on Flex, the kernels not turned off
 /// ([`set_kernels_enabled`]).
-pub fn kernels_apply(x: &Tensor<4>) -> bool {
+pub fn kernels_apply<const D: usize>(x: &Tensor<D>) -> bool {
     ENABLED.load(Ordering::Relaxed) && super::cpu_kernels_apply(x)
 }
 
